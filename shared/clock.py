@@ -1,0 +1,26 @@
+"""Time from an injectable clock: always aware UTC; tests move it."""
+from datetime import datetime, timezone
+
+
+
+def to_millis(moment):
+    """MongoDB keeps milliseconds; cutting here keeps stored and computed times equal."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+class Clock:
+    def now(self):
+        return to_millis(datetime.now(timezone.utc))
+
+
+class FrozenClock(Clock):
+    """A clock that stands still until a test moves it."""
+
+    def __init__(self, at):
+        self.at = to_millis(at.astimezone(timezone.utc))
+
+    def now(self):
+        return self.at
+
+    def advance(self, delta):
+        self.at += delta

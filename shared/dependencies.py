@@ -1,0 +1,100 @@
+"""The nameko dependency providers every service uses: its store and its clock.
+
+``Store`` builds the MongoDB client, the event publisher and the service's
+repository once per container (``MONGO_URI`` selects a server; without it the
+embedded mongomock store is used and the service says, once, that data will
+not survive a restart), declares the broker topology before anything can
+publish, and runs the outbox relay.
+"""
+import logging
+import time
+
+import eventlet
+import mongomock
+import pymongo
+from kombu import Connection
+from nameko.constants import AMQP_URI_CONFIG_KEY
+from nameko.extensions import DependencyProvider
+
+from shared import topology
+from shared.clock import Clock
+from shared.messaging import EventPublisher
+
+log = logging.getLogger(__name__)
+_warned_embedded = False
+
+
+class ClockProvider(DependencyProvider):
+    """Gives workers the service's clock (the system clock unless a test swaps it)."""
+
+    def __init__(self, clock=None):
+        self.clock = clock or Clock()
+
+    def get_dependency(self, worker_ctx):
+        return self.clock
+
+
+class Store(DependencyProvider):
+    """Builds the client, the publisher and the repository once per service."""
+
+    def __init__(self, repository_class):
+        self.repository_class = repository_class
+
+    def setup(self):
+        config = self.container.config
+        service = self.container.service_name
+        uri = config.get("MONGO_URI") or ""
+        if uri:
+            self.client = pymongo.MongoClient(uri, tz_aware=True)
+        else:
+            self.client = mongomock.MongoClient(tz_aware=True)
+            _warn_embedded(service)
+        database = f"{config.get('MONGO_DB_PREFIX') or 'huifang'}_{service}"
+        self.repository = self.repository_class(self.client[database], EventPublisher(config))
+        self.repository.create_indexes()
+
+    def start(self):
+        config = self.container.config
+        declare_topology(config)
+        interval = float(config.get("OUTBOX_RELAY_INTERVAL") or 5)
+        self.container.spawn_managed_thread(lambda: self._relay_forever(interval))
+
+    def _relay_forever(self, interval):
+        while True:
+            eventlet.sleep(interval)
+            try:
+                sent = self.repository.relay_outbox()
+                if sent:
+                    log.warning("outbox relay re-sent %d event(s)", sent)
+            except Exception:
+                log.exception("outbox relay failed; will try again")
+
+    def stop(self):
+        self.client.close()
+
+    def get_dependency(self, worker_ctx):
+        return self.repository
+
+
+def declare_topology(config, attempts=30):
+    """Declare every exchange and queue; wait for the broker rather than start without them."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with Connection(config[AMQP_URI_CONFIG_KEY]) as connection:
+                topology.declare_all(connection, config)
+            return
+        except OSError as exc:
+            if attempt == attempts:
+                raise
+            log.warning("RabbitMQ not reachable (%s); retrying", exc)
+            time.sleep(1)
+
+
+def _warn_embedded(service):
+    global _warned_embedded
+    if not _warned_embedded:
+        _warned_embedded = True
+        log.warning(
+            "%s: MONGO_URI is not set - using the embedded in-memory store; "
+            "data will NOT survive a restart", service,
+        )

@@ -1,0 +1,33 @@
+"""Errors that cross RPC with their details.
+
+nameko sends ``exc_type`` (the class name) and ``value`` (``str(exc)``) to the
+caller, so the message of each error is what a client reads: for
+``InvalidInput`` it is the field errors as JSON, ``{"field": ["message"]}``.
+Entrypoints list ``EXPECTED_ERRORS`` so nameko logs them as warnings, not crashes.
+"""
+import json
+
+
+class HuifangError(Exception):
+    """Base of the errors a caller is meant to handle."""
+
+
+class InvalidInput(HuifangError):
+    def __init__(self, errors):
+        self.errors = errors
+        super().__init__(json.dumps(errors, ensure_ascii=False, sort_keys=True, default=str))
+
+
+class NotFound(HuifangError):
+    def __init__(self, kind, ident):
+        self.kind, self.ident = kind, ident
+        super().__init__(f"{kind} {ident!r} not found")
+
+
+class InvalidTransition(HuifangError):
+    def __init__(self, kind, ident, current, action):
+        self.current = current
+        super().__init__(f"cannot {action} {kind} {ident!r}: it is {current}")
+
+
+EXPECTED_ERRORS = (InvalidInput, NotFound, InvalidTransition)

@@ -1,0 +1,29 @@
+"""The closed vocabularies of the contract (../shared/CONTRACT.md), named once."""
+
+SERVICES = ("intake", "revisit", "survey", "notify")
+
+CHANNELS = ("hotline", "visit", "online", "wechat", "mailbox", "letter")
+SEVERITIES = ("normal", "major", "emergency")
+OWNER_SIGNOFFS = ("satisfied", "unsatisfied", "none")
+REOPEN_SOURCES = ("owner", "revisit", "review")
+WORK_ORDER_KINDS = (
+    "repair", "special_service", "assistance", "community_activity", "other_service",
+)
+# Category taxonomy: the nine survey categories plus what complaints add.
+SURVEY_CATEGORIES = (
+    "power_supply", "water_supply", "fire_security", "order", "cleaning",
+    "greening", "public_facilities", "repair_service", "service_attitude",
+)
+COMPLAINT_CATEGORIES = SURVEY_CATEGORIES + ("parking", "noise", "neighbours", "fees", "other")
+
+REVISIT_KINDS = ("complaint",) + WORK_ORDER_KINDS + ("routine",)
+REVISIT_STATUSES = ("scheduled", "booked", "done", "overdue", "cancelled")
+REVISIT_METHODS = ("phone", "sms", "email", "wechat", "onsite")
+ROLES = ("staff", "supervisor", "manager")
+SATISFACTION_LEVELS = (
+    "very_satisfied", "satisfied", "neutral", "unsatisfied", "very_unsatisfied",
+)
+UNSATISFIED_LEVELS = ("unsatisfied", "very_unsatisfied")
+
+ROUND_KINDS = ("half_yearly", "quarterly", "event")
+DELIVERY_STATUSES = ("queued", "sent", "failed", "suppressed")

@@ -1,0 +1,88 @@
+"""Who listens to what: every queue, binding, retry and dead-letter queue.
+
+Every service declares the whole topology when it starts, before it can
+publish, so an event sent before its consumer has ever run waits in the
+consumer's durable queue instead of being dropped by an exchange with no
+queue bound. A handler may only consume a subscription listed here.
+"""
+from kombu import Exchange, Queue
+from nameko.standalone.events import get_event_exchange
+
+# consumer service -> the (publishing service, event type) pairs it handles
+SUBSCRIPTIONS = {
+    "intake": [
+        ("revisit", "revisit_unsatisfied"),
+    ],
+    "revisit": [
+        ("intake", "complaint_closed"),
+    ],
+    "notify": [
+        ("intake", "complaint_registered"),
+        ("revisit", "revisit_scheduled"),
+    ],
+    "survey": [],
+}
+
+DEFAULT_RETRY_DELAYS_MS = (1_000, 10_000, 60_000)
+
+
+def queue_name(consumer, source, event_type):
+    return f"{consumer}.{source}.{event_type}"
+
+
+def dead_letter_queue_name(service):
+    return f"{service}.dead-letter"
+
+
+def retry_exchange_name(service, delay_ms):
+    return f"{service}.retry.{delay_ms}ms"
+
+
+def event_queue(consumer, source, event_type, config):
+    return Queue(
+        queue_name(consumer, source, event_type),
+        exchange=get_event_exchange(source, config),
+        routing_key=event_type,
+        durable=True,
+    )
+
+
+def dead_letter_queue(service):
+    return Queue(dead_letter_queue_name(service), durable=True)
+
+
+def retry_exchange(service, delay_ms):
+    return Exchange(retry_exchange_name(service, delay_ms), type="fanout", durable=True)
+
+
+def retry_queue(service, delay_ms):
+    """Holds a failed message for ``delay_ms``, then dead-letters it through the
+    default exchange with its routing key — the name of the queue it came from."""
+    return Queue(
+        retry_exchange_name(service, delay_ms),
+        exchange=retry_exchange(service, delay_ms),
+        durable=True,
+        queue_arguments={"x-message-ttl": int(delay_ms), "x-dead-letter-exchange": ""},
+    )
+
+
+def retry_delays(config):
+    return tuple(int(ms) for ms in config.get("EVENT_RETRY_DELAYS_MS") or DEFAULT_RETRY_DELAYS_MS)
+
+
+def declarations(config):
+    """Everything to declare, for every service (exchanges first)."""
+    entities = [get_event_exchange(service, config) for service in SUBSCRIPTIONS]
+    for consumer, subscriptions in SUBSCRIPTIONS.items():
+        entities.extend(event_queue(consumer, *pair, config) for pair in subscriptions)
+        entities.append(dead_letter_queue(consumer))
+        for delay in retry_delays(config):
+            entities.extend([retry_exchange(consumer, delay), retry_queue(consumer, delay)])
+    return entities
+
+
+def declare_all(connection, config):
+    channel = connection.default_channel
+    for entity in declarations(config):
+        entity.maybe_bind(channel)
+        entity.declare()

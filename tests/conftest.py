@@ -1,0 +1,11 @@
+# eventlet must patch the standard library before anything else imports it
+# (plain pytest hangs on nameko without it).
+import warnings
+
+warnings.filterwarnings("ignore", message="Eventlet is deprecated")
+
+import eventlet  # noqa: E402
+
+eventlet.monkey_patch()
+
+pytest_plugins = ["tests.fixtures"]
