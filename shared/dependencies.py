@@ -50,7 +50,10 @@ class Store(DependencyProvider):
             self.client = mongomock.MongoClient(tz_aware=True)
             _warn_embedded(service)
         database = f"{config.get('MONGO_DB_PREFIX') or 'huifang'}_{service}"
-        self.repository = self.repository_class(self.client[database], EventPublisher(config))
+        self.repository = self.repository_class(
+            self.client[database], EventPublisher(config),
+            outbox_grace_seconds=float(config.get("OUTBOX_GRACE_SECONDS") or 10),
+        )
         self.repository.create_indexes()
 
     def start(self):

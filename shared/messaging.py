@@ -69,7 +69,13 @@ class ReliableEventHandler(Consumer):
         config = self.container.config
         self.queue = topology.event_queue(service, *subscription, config)
         self.retry_delays = topology.retry_delays(config)
-        self.publisher = Publisher(config[AMQP_URI_CONFIG_KEY], use_confirms=True, serializer="json")
+        # Where failed events go is declared with every hand-over, so it exists
+        # even if this service started before anything declared the topology.
+        declare = [topology.dead_letter_queue(service)]
+        for delay in self.retry_delays:
+            declare += [topology.retry_exchange(service, delay), topology.retry_queue(service, delay)]
+        self.publisher = Publisher(config[AMQP_URI_CONFIG_KEY], use_confirms=True,
+                                   serializer="json", declare=declare)
         super().setup()
 
     def handle_message(self, body, message):

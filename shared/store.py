@@ -32,11 +32,12 @@ class Repository:
 
     indexes = {}
     outbox_collections = ()
-    outbox_grace = timedelta(seconds=10)
 
-    def __init__(self, db, publisher=None):
+    def __init__(self, db, publisher=None, outbox_grace_seconds=10):
         self.db = db
         self.publisher = publisher
+        # How long a fresh outbox entry is left to its writer before the relay takes it.
+        self.outbox_grace = timedelta(seconds=outbox_grace_seconds)
 
     def create_indexes(self):
         for name, models in self.indexes.items():
@@ -53,6 +54,7 @@ class Repository:
     def insert_with_events(self, collection, document, events):
         """Insert ``document`` with its pending ``events`` in the same write, then publish."""
         document = dict(document, **self._outbox_fields(events), **{OUTBOX: list(events)})
+        document.setdefault(VERSION, 0)
         self.db[collection].insert_one(document)
         self.flush(collection, document["_id"], events)
         return document

@@ -15,3 +15,12 @@ def service_config(rabbit_config):
         EVENT_RETRY_DELAYS_MS=[100, 200],
         OUTBOX_RELAY_INTERVAL=0.2,
     )
+
+
+@pytest.fixture
+def listener(service_config):
+    from tests.helpers import EventListener
+
+    events = EventListener(service_config["AMQP_URI"])
+    yield events
+    events.close()

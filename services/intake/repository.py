@@ -1,5 +1,5 @@
 """intake's data: estates, households with contacts, complaints."""
-from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
+from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from shared.errors import NotFound
 from shared.store import Repository
@@ -25,16 +25,14 @@ class IntakeRepository(Repository):
         existing = {doc["_id"] for doc in self.db.households.find({"_id": {"$in": ids}}, {"_id": 1})}
         self.db.estates.update_one(
             {"_id": estate_id}, {"$setOnInsert": {"created_at": now}}, upsert=True)
-        if rows:
-            self.db.households.bulk_write([
-                UpdateOne(
-                    {"_id": row["household_id"]},
-                    {"$set": {"estate_id": estate_id, "updated_at": now,
-                              **{key: row[key] for key in HOUSEHOLD_FIELDS}}},
-                    upsert=True,
-                )
-                for row in rows
-            ])
+        # One upsert per row: mongomock 4.3 cannot take pymongo 4.15's bulk UpdateOne.
+        for row in rows:
+            self.db.households.update_one(
+                {"_id": row["household_id"]},
+                {"$set": {"estate_id": estate_id, "updated_at": now,
+                          **{key: row[key] for key in HOUSEHOLD_FIELDS}}},
+                upsert=True,
+            )
         updated = len(existing)
         return {"imported": len(set(ids)) - updated, "updated": updated}
 

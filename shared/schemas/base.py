@@ -37,6 +37,15 @@ class Phone(fields.String):
         return text
 
 
+class Flag(fields.Boolean):
+    """true or false, nothing that merely looks like one ("yes", 1)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 class UtcDateTime(fields.AwareDateTime):
     """ISO 8601 with an explicit offset; stored and compared in UTC."""
 

@@ -1,7 +1,7 @@
 """Inputs of intake's RPCs (CONTRACT.md, intake)."""
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from shared.schemas.base import Id, OneOf, Phone, Schema, Text, UtcDateTime
+from shared.schemas.base import Flag, Id, OneOf, Phone, Schema, Text, UtcDateTime
 from shared.schemas.vocabulary import (
     CHANNELS, COMPLAINT_CATEGORIES, OWNER_SIGNOFFS, REOPEN_SOURCES, SEVERITIES,
 )
@@ -22,12 +22,12 @@ class HouseholdRow(Schema):
     building = Text(max_length=50, required=True)
     unit = Text(max_length=50, required=True)
     room = Text(max_length=50, required=True)
-    occupied = fields.Boolean(required=True, strict=True)
+    occupied = Flag(required=True)
     contacts = fields.List(fields.Nested(Contact), load_default=list)
 
 
 class HouseholdFilters(Schema):
-    occupied = fields.Boolean(strict=True)
+    occupied = Flag()
     building = fields.String()
 
 

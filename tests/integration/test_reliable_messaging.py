@@ -1,0 +1,161 @@
+"""The reliability rules of DESIGN.md §4, against the real broker."""
+from datetime import datetime, timezone
+from unittest import mock
+
+import pytest
+from nameko.standalone.rpc import ServiceRpcProxy
+from nameko.testing.services import entrypoint_waiter
+
+from services.intake.service import IntakeService
+from services.revisit.service import RevisitService
+from shared import topology
+from shared.dependencies import Store
+from shared.dlq import list_dead_letters, replay
+from shared.envelope import new_event
+from shared.messaging import EventPublisher, handles
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.broker
+
+CLOSED_AT = datetime(2026, 11, 20, 8, 0, tzinfo=timezone.utc)
+
+
+def closed_event(complaint_id="cmp-1", closing_no=1):
+    return new_event("complaint_closed", "intake", "estate-1", {
+        "complaint_id": complaint_id, "household_id": "h-1", "category": "cleaning",
+        "severity": "normal", "closed_at": CLOSED_AT, "owner_signoff": "satisfied",
+        "closing_no": closing_no,
+    }, CLOSED_AT)
+
+
+class Probe:
+    """A consumer that fails while told to, counting every call."""
+
+    name = "probe"
+    calls = []
+    failing = True
+
+    @handles("intake", "complaint_closed")
+    def on_closed(self, event):
+        Probe.calls.append(event["id"])
+        if Probe.failing:
+            raise RuntimeError("department system is down")
+
+
+@pytest.fixture
+def probe(monkeypatch, service_config, container_factory):
+    monkeypatch.setitem(topology.SUBSCRIPTIONS, "probe", [("intake", "complaint_closed")])
+    Probe.calls, Probe.failing = [], True
+    container = container_factory(Probe, service_config)
+    container.start()
+    return container
+
+
+def test_failing_handler_is_retried_with_back_off_then_dead_lettered_and_replayed(
+        probe, service_config):
+    event = closed_event()
+    EventPublisher(service_config).publish(event)
+
+    # first try + one retry per configured delay (100 ms, 200 ms), then the dead-letter queue
+    letters = wait_until(lambda: list_dead_letters(service_config, "probe"), timeout=10,
+                         message="event in probe.dead-letter")
+    assert Probe.calls == [event["id"]] * 3
+    assert len(letters) == 1
+    letter = letters[0]
+    assert letter["event_id"] == event["id"]
+    assert letter["queue"] == "probe.intake.complaint_closed"
+    assert letter["attempts"] == 3
+    assert "department system is down" in letter["error"]
+    # listing does not consume: still there, and no further (hot) retries happen
+    eventlet_sleep(0.5)
+    assert len(list_dead_letters(service_config, "probe")) == 1
+    assert len(Probe.calls) == 3
+
+    Probe.failing = False
+    with entrypoint_waiter(probe, "on_closed"):
+        assert replay(service_config, "probe", {event["id"]}) == 1
+    assert Probe.calls == [event["id"]] * 4
+    assert list_dead_letters(service_config, "probe") == []
+
+
+def test_malformed_event_goes_straight_to_the_dead_letter_queue(probe, service_config):
+    bad = dict(closed_event(), time="yesterday")
+    EventPublisher(service_config).publish(bad)
+    letters = wait_until(lambda: list_dead_letters(service_config, "probe"), timeout=10,
+                         message="malformed event dead-lettered")
+    assert Probe.calls == []           # never reached the handler
+    assert "time" in letters[0]["error"]
+
+
+def test_duplicate_delivery_schedules_one_revisit(service_config, container_factory, listener):
+    container = container_factory(RevisitService, service_config)
+    container.start()
+    event = closed_event("cmp-dup")
+    publisher = EventPublisher(service_config)
+    for _ in range(2):
+        with entrypoint_waiter(container, "schedule_complaint_revisit"):
+            publisher.publish(event)
+
+    with ServiceRpcProxy("revisit", service_config) as revisit:
+        revisits = revisit.list_revisits({"source_id": "cmp-dup"})
+    assert [r["id"] for r in revisits] == ["rv-cmp-dup-1"]
+    listener.wait_for("revisit_scheduled", revisit_id="rv-cmp-dup-1")
+    eventlet_sleep(0.3)
+    assert len(listener.of_type("revisit_scheduled")) == 1
+
+
+def test_event_sent_before_the_consumer_ever_started_still_arrives(
+        service_config, container_factory):
+    # Only intake runs: it declares the whole topology on start, then publishes.
+    intake = container_factory(IntakeService, service_config)
+    intake.start()
+    with ServiceRpcProxy("intake", service_config) as rpc:
+        complaint_id = close_a_complaint(rpc)
+    intake.stop()
+
+    revisit = container_factory(RevisitService, service_config)
+    with entrypoint_waiter(revisit, "schedule_complaint_revisit", timeout=10):
+        revisit.start()
+    with ServiceRpcProxy("revisit", service_config) as rpc:
+        assert [r["source_id"] for r in rpc.list_revisits({})] == [complaint_id]
+
+
+def test_outbox_event_left_by_a_crash_is_sent_by_the_relay(
+        service_config, container_factory, listener):
+    service_config["OUTBOX_GRACE_SECONDS"] = 0.5
+    intake = container_factory(IntakeService, service_config)
+    intake.start()
+    repository = next(ext for ext in intake.dependencies if isinstance(ext, Store)).repository
+
+    with ServiceRpcProxy("intake", service_config) as rpc:
+        # The process "dies" between the database write and the publish.
+        with mock.patch.object(type(repository), "flush", autospec=True):
+            complaint_id = close_a_complaint(rpc)
+        stored = repository.db.complaints.find_one({"_id": complaint_id})
+        assert [e["type"] for e in stored["outbox"]][-1] == "complaint_closed"
+
+        closed = listener.wait_for("complaint_closed", complaint_id=complaint_id, timeout=10)
+        assert closed["id"] == stored["outbox"][-1]["id"]
+        wait_until(lambda: not repository.db.complaints.find_one({"_id": complaint_id})["outbox"],
+                   message="outbox emptied after relay")
+
+
+def close_a_complaint(rpc):
+    rpc.import_households("estate-1", [{
+        "household_id": "h-1", "building": "1", "unit": "2", "room": "301", "occupied": True,
+        "contacts": [{"name": "王芳", "phone": "13812345678"}],
+    }])
+    complaint = rpc.register_complaint({
+        "estate_id": "estate-1", "household_id": "h-1", "channel": "hotline",
+        "category": "cleaning", "content": "楼道垃圾三天没人清理",
+    })
+    rpc.acknowledge_complaint(complaint["id"], {"staff_id": "s-1", "note": "已致歉"})
+    rpc.assign_complaint(complaint["id"], {"department": "环境部"})
+    rpc.resolve_complaint(complaint["id"], {"staff_id": "s-2", "resolution": "已清理"})
+    rpc.close_complaint(complaint["id"], {"closed_by": "s-1", "owner_signoff": "satisfied"})
+    return complaint["id"]
+
+
+def eventlet_sleep(seconds):
+    import eventlet
+    eventlet.sleep(seconds)
