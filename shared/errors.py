@@ -14,8 +14,9 @@ class HuifangError(Exception):
 
 class InvalidInput(HuifangError):
     def __init__(self, errors):
-        self.errors = errors
-        super().__init__(json.dumps(errors, ensure_ascii=False, sort_keys=True, default=str))
+        message = json.dumps(errors, ensure_ascii=False, sort_keys=True, default=str)
+        self.errors = json.loads(message)  # what the caller will read: keys as strings
+        super().__init__(message)
 
 
 class NotFound(HuifangError):

@@ -33,7 +33,7 @@ class IntakeService:
         require_id(estate_id, "estate_id")
         if not isinstance(rows, list):
             raise InvalidInput({"rows": ["expected a list of households"]})
-        rows = load(schemas.HouseholdRow(many=True), rows, many=True)
+        rows = load(schemas.HouseholdRow(many=True), rows, field="rows", many=True)
         return self.store.import_households(estate_id, rows, self.clock.now())
 
     @rpc

@@ -76,19 +76,25 @@ def _operator_keys(value, path=""):
             yield from _operator_keys(item, f"{path}.{index}" if path else str(index))
 
 
-def load(schema, data, **kwargs):
-    """Validate outside input: the loaded data, or ``InvalidInput`` naming each bad field."""
+def load(schema, data, field=None, **kwargs):
+    """Validate outside input: the loaded data, or ``InvalidInput`` naming each bad field.
+
+    ``field`` names the argument when it is not the whole input (``rows.1.occupied``).
+    """
     if data is None:
         data = {}
     if not isinstance(data, dict) and not kwargs.get("many"):
         raise InvalidInput({"_schema": ["expected an object"]})
     bad_keys = list(_operator_keys(data))
     if bad_keys:
-        raise InvalidInput({key: ["keys starting with '$' are not allowed"] for key in bad_keys})
+        raise InvalidInput({
+            f"{field}.{key}" if field else key: ["keys starting with '$' are not allowed"]
+            for key in bad_keys
+        })
     try:
         return schema.load(data, **kwargs)
     except ValidationError as exc:
-        raise InvalidInput(exc.messages) from None
+        raise InvalidInput({field: exc.messages} if field else exc.messages) from None
 
 
 def require_id(value, field="id"):

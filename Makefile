@@ -1,0 +1,56 @@
+# Huifang — `make run` starts the services, `make test` runs the whole suite.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SERVICE ?= revisit
+
+.PHONY: install run demo test bench rabbitmq rabbitmq-management dlq replay contract lint up down clean
+
+install: $(STAMP)
+
+# Exact versions: pyproject.toml pins our dependencies, requirements.lock the whole tree.
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
+	touch $(STAMP)
+
+rabbitmq:
+	@scripts/ensure-rabbitmq.sh
+
+rabbitmq-management:
+	@scripts/ensure-rabbitmq.sh --management
+
+run: install rabbitmq
+	@scripts/run-services.sh
+
+demo: install
+	$(BIN)/python -m scripts.demo
+
+test: install rabbitmq-management
+	$(BIN)/python -m pytest
+
+bench: install rabbitmq-management
+	$(BIN)/python -m bench.run
+
+# Dead letters: `make dlq SERVICE=revisit`, `make replay SERVICE=revisit ID=<event id>|ALL=1`
+dlq: install
+	$(BIN)/huifang-dlq list $(SERVICE)
+
+replay: install
+	$(BIN)/huifang-dlq replay $(SERVICE) $(if $(ALL),--all,--id $(ID))
+
+contract: install
+	$(BIN)/python -m scripts.asyncapi > docs/asyncapi.yaml
+
+lint: install
+	$(BIN)/ruff check .
+
+up:
+	docker compose up -d --build
+
+down:
+	docker compose down
+
+clean:
+	rm -rf $(VENV) .run *.egg-info

@@ -1,0 +1,72 @@
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from hypothesis import given, strategies as st
+
+from shared.workdays import WorkingCalendar
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+calendar = WorkingCalendar()
+
+
+def local(text):
+    return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI)
+
+
+def test_weekend_is_skipped():
+    friday = local("2026-11-20T15:00")
+    assert calendar.add_working_days(friday, 1) == local("2026-11-23T15:00")
+
+
+def test_national_day_golden_week_and_its_make_up_saturday():
+    # 2026: 1-7 October off; Saturday 10 October is a make-up working day.
+    assert not calendar.is_working_day(date(2026, 10, 5))
+    assert calendar.is_working_day(date(2026, 10, 10))
+    assert calendar.add_working_days(local("2026-09-30T10:00"), 1) == local("2026-10-08T10:00")
+    assert calendar.add_working_days(local("2026-10-09T10:00"), 1) == local("2026-10-10T10:00")
+
+
+def test_spring_festival_2026_and_its_make_up_days():
+    assert not calendar.is_working_day(date(2026, 2, 17))       # 初一
+    assert calendar.is_working_day(date(2026, 2, 14))           # make-up Saturday
+    assert calendar.is_working_day(date(2026, 2, 28))
+    assert calendar.add_working_days(local("2026-02-13T09:00"), 1) == local("2026-02-14T09:00")
+
+
+def test_rest_day_receipt_is_due_at_the_end_of_the_next_working_day():
+    saturday = local("2026-11-21T11:00")
+    assert calendar.add_working_days(saturday, 1) == local("2026-11-24T00:00")
+
+
+def test_deadline_across_the_new_year_does_not_fail():
+    due = calendar.add_working_days(local("2026-12-30T16:00"), 3)
+    assert due == local("2027-01-05T16:00")     # 1 January 2027 is a holiday
+    assert due.tzinfo == timezone.utc
+
+
+def test_a_groups_announced_table_overrides_the_library():
+    announced = WorkingCalendar(overrides={"2027-01-04": False, "2027-01-09": True})
+    assert not announced.is_working_day(date(2027, 1, 4))
+    assert announced.is_working_day(date(2027, 1, 9))
+    assert announced.add_working_days(local("2026-12-31T10:00"), 1) == local("2027-01-05T10:00")
+
+
+@given(st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31)),
+       st.integers(min_value=1, max_value=5))
+def test_deadline_lands_on_a_working_day_and_spans_exactly_n_of_them(naive, days):
+    start = naive.replace(tzinfo=SHANGHAI)
+    due = calendar.add_working_days(start, days).astimezone(SHANGHAI)
+    assert due > start
+    if calendar.is_working_day(start.date()):
+        assert due.time() == start.time()           # same local time, n working days on
+        due_day = due.date()
+    else:
+        assert due.time() == time(0)                # the end of the n-th working day
+        due_day = due.date() - timedelta(days=1)
+    assert calendar.is_working_day(due_day)
+    counted = sum(
+        calendar.is_working_day(start.date() + timedelta(days=offset))
+        for offset in range(0, (due_day - start.date()).days + 1)
+    )
+    # a working start day itself does not count; a rest day never counts anyway
+    assert counted - calendar.is_working_day(start.date()) == days
