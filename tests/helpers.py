@@ -1,13 +1,20 @@
 """Test helpers: listen on the public event exchanges like an outside consumer."""
+import os
 import socket
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import eventlet
 from kombu import Connection, Consumer, Queue, binding
 from nameko.standalone.events import get_event_exchange
 
+from scripts.healthcheck import is_serving
 from shared.schemas.vocabulary import SERVICES
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class EventListener:
@@ -66,3 +73,48 @@ def wait_until(condition, timeout=15, interval=0.05, message="condition"):
             return value
         eventlet.sleep(interval)
     raise AssertionError(f"{message} not met within {timeout}s")
+
+
+class ServiceProcesses:
+    """The four services as separate ``nameko run`` processes, as ``make run`` starts them."""
+
+    def __init__(self, config, log_dir, services=SERVICES, **environment):
+        self.config = config
+        self.log_dir = Path(log_dir)
+        self.services = services
+        self.environment = {
+            **os.environ,
+            "AMQP_URI": config["AMQP_URI"],
+            "MONGO_DB_PREFIX": config.get("MONGO_DB_PREFIX", "huifang"),
+            "OUTBOX_RELAY_INTERVAL": "1",
+            "LOG_LEVEL": "INFO",
+            **environment,
+        }
+        self.processes = {}
+
+    def start(self, timeout=60):
+        nameko = Path(sys.executable).parent / "nameko"
+        for service in self.services:
+            log = open(self.log_dir / f"{service}.log", "wb")
+            self.processes[service] = subprocess.Popen(
+                [str(nameko), "run", "--config", "config.yaml", f"services.{service}.service"],
+                cwd=ROOT, env=self.environment, stdout=log, stderr=subprocess.STDOUT)
+        for service in self.services:
+            wait_until(lambda: is_serving(self.config, service) or self._died(service),
+                       timeout=timeout, interval=0.2, message=f"{service} serving")
+            assert not self._died(service), f"{service} died:\n{self.log(service)}"
+
+    def _died(self, service):
+        return self.processes[service].poll() is not None
+
+    def log(self, service):
+        return (self.log_dir / f"{service}.log").read_text(encoding="utf-8", errors="replace")
+
+    def stop(self):
+        for process in self.processes.values():
+            process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()

@@ -4,7 +4,7 @@ import re
 from marshmallow import ValidationError, fields, post_load, validate, validates_schema
 
 from shared.errors import InvalidInput
-from shared.schemas.base import Id, OneOf, Schema, Text, UtcDateTime
+from shared.schemas.base import Flag, Id, OneOf, Schema, Text, UtcDateTime
 from shared.schemas.vocabulary import ROUND_KINDS, SURVEY_CATEGORIES
 
 GENERAL_COMMENT = "general"           # the free-text box not tied to a category
@@ -12,15 +12,6 @@ COMMENT_MAX_LENGTH = 2000
 ANSWER_SCALE = range(1, 6)            # 5 very satisfied ... 1 very unsatisfied
 # secrets.token_urlsafe(16) gives 22 characters; allow some room, nothing query-like.
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{16,64}$")
-
-
-class StrictBoolean(fields.Boolean):
-    """true or false only: marshmallow's Boolean also takes 1, "yes", "on"..."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if not isinstance(value, bool):
-            raise ValidationError("must be true or false")
-        return value
 
 
 def _unique(name):
@@ -45,7 +36,7 @@ class CreateRound(Schema):
                   _unique("category")],
         load_default=lambda: list(SURVEY_CATEGORIES),
     )
-    anonymous = StrictBoolean(load_default=True)
+    anonymous = Flag(load_default=True)
 
     @validates_schema
     def closes_after_it_opens(self, data, **kwargs):

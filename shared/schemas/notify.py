@@ -1,0 +1,143 @@
+"""Inputs of notify's RPCs (CONTRACT.md, notify).
+
+Which channels and templates exist is known only at run time (installed
+plug-ins, template files), so the schemas that check them are given those
+when built: ``SendNotification(known_channels=..., templates=...)``.
+"""
+import re
+
+from marshmallow import ValidationError, fields, validate, validates, validates_schema
+
+from shared.schemas.base import (
+    ID_PATTERN,
+    LANDLINE_PATTERN,
+    MOBILE_PATTERN,
+    Flag,
+    Id,
+    OneOf,
+    Schema,
+    Text,
+)
+from shared.schemas.vocabulary import DELIVERY_STATUSES
+
+PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# "22:00-08:00"; the en dash and "~" people type are accepted and normalised.
+QUIET_HOURS_PATTERN = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)\s*[-–~]\s*([01]\d|2[0-3]):([0-5]\d)$")
+_EMAIL = validate.Email(error="not a valid e-mail address")
+
+
+def address_kind(value):
+    """'phone' or 'email' when ``value`` is an address, None when it is an id."""
+    text = (value or "").strip()
+    if MOBILE_PATTERN.match(text) or LANDLINE_PATTERN.match(text):
+        return "phone"
+    if "@" in text:
+        return "email"
+    return None
+
+
+class Recipient(fields.String):
+    """A household, complaint or staff id, or a phone number / e-mail address."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        kind = address_kind(text)
+        if kind == "email":
+            _EMAIL(text)
+        elif kind is None and not ID_PATTERN.match(text):
+            raise ValidationError("neither an id nor a phone number or e-mail address")
+        return text
+
+
+class ParamValue(fields.Field):
+    """A template parameter: text or a number, never blank (an SMS never shows a gap)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise ValidationError("must be text or a number")
+        if isinstance(value, str):
+            value = value.strip()
+            if not value:
+                raise ValidationError("must not be blank")
+            if len(value) > 500:
+                raise ValidationError("longer than 500 characters")
+        return value
+
+
+class QuietHours(fields.String):
+    def _deserialize(self, value, attr, data, **kwargs):
+        match = QUIET_HOURS_PATTERN.match(super()._deserialize(value, attr, data, **kwargs).strip())
+        if not match:
+            raise ValidationError('expected "HH:MM-HH:MM", e.g. "22:00-08:00"')
+        start, end = f"{match[1]}:{match[2]}", f"{match[3]}:{match[4]}"
+        if start == end:
+            raise ValidationError("start and end must differ")
+        return f"{start}-{end}"
+
+
+def _known(value, known, what):
+    if value not in known:
+        raise ValidationError(f"unknown {what}; known: {', '.join(known) or 'none'}")
+
+
+class SendNotification(Schema):
+    channel = Text(max_length=50, required=True)
+    to = Recipient(validate=validate.Length(min=1, max=254), required=True)
+    template = Id(required=True)
+    params = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(PARAM_NAME, error="not a parameter name")),
+        values=ParamValue(), load_default=dict,
+    )
+    ref = Id(allow_none=True, load_default=None)
+    # Needed only when ``to`` is an address: an id tells intake's contact the estate.
+    estate_id = Id(allow_none=True, load_default=None)
+
+    def __init__(self, known_channels=(), templates=None, **kwargs):
+        """``templates``: template id -> the parameter names its text uses."""
+        super().__init__(**kwargs)
+        self.known_channels = tuple(known_channels)
+        self.templates = dict(templates or {})
+
+    @validates("channel")
+    def known_channel(self, value, **kwargs):
+        _known(value, self.known_channels, "channel")
+
+    @validates("template")
+    def known_template(self, value, **kwargs):
+        _known(value, sorted(self.templates), "template")
+
+    @validates_schema(skip_on_field_errors=True)
+    def complete(self, data, **kwargs):
+        missing = sorted(set(self.templates[data["template"]]) - set(data["params"]))
+        if missing:
+            raise ValidationError(
+                {name: [f"required by template {data['template']}"] for name in missing}, "params")
+        if address_kind(data["to"]) and not data["estate_id"]:
+            raise ValidationError("required when 'to' is an address", "estate_id")
+
+
+class DeliveryFilters(Schema):
+    ref = Id()
+    channel = Text(max_length=50)
+    status = OneOf(DELIVERY_STATUSES)
+    recipient = Text(max_length=254)
+    template = Id()
+
+
+class Preferences(Schema):
+    """Only the fields given change; the others keep their stored (or default) value."""
+
+    channels = fields.List(Text(max_length=50))   # ordered: the first is tried first
+    quiet_hours = QuietHours(allow_none=True)
+    opt_out = Flag()
+
+    def __init__(self, known_channels=(), **kwargs):
+        super().__init__(**kwargs)
+        self.known_channels = tuple(known_channels)
+
+    @validates("channels")
+    def known_and_distinct(self, value, **kwargs):
+        for name in value:
+            _known(name, self.known_channels, "channel")
+        if len(set(value)) != len(value):
+            raise ValidationError("a channel is listed twice")
