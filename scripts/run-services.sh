@@ -2,6 +2,8 @@
 # Start the four services as separate `nameko run` processes; Ctrl-C stops them all.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# eventlet announces its own deprecation at every start; nothing to act on here.
+export PYTHONWARNINGS=${PYTHONWARNINGS:-ignore::DeprecationWarning}
 pids=()
 stop() {
   trap - INT TERM
