@@ -14,30 +14,30 @@ import warnings
 
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
-import eventlet  # noqa: E402
+import eventlet
 
 eventlet.monkey_patch()
 
-import argparse  # noqa: E402
-import logging  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-from datetime import datetime, timezone  # noqa: E402
-from urllib.parse import urlsplit  # noqa: E402
+import argparse
+import logging
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
-from nameko.events import event_handler  # noqa: E402
-from nameko.runners import ServiceRunner  # noqa: E402
-from nameko.standalone.events import event_dispatcher  # noqa: E402
-from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
-from nameko.testing.rabbit import Client  # noqa: E402
+from nameko.events import event_handler
+from nameko.runners import ServiceRunner
+from nameko.standalone.events import event_dispatcher
+from nameko.standalone.rpc import ClusterRpcProxy
+from nameko.testing.rabbit import Client
 
-from shared import topology  # noqa: E402
-from shared.config import load_config  # noqa: E402
-from shared.envelope import new_event  # noqa: E402
-from shared.messaging import EventPublisher, handles  # noqa: E402
-from tests.helpers import EventListener, ServiceProcesses, wait_until  # noqa: E402
+from shared import topology
+from shared.config import load_config
+from shared.envelope import new_event
+from shared.messaging import EventPublisher, handles
+from tests.helpers import EventListener, ServiceProcesses, wait_until
 
 received = []
 
@@ -82,7 +82,7 @@ def bare_hop(config, count):
 def reliable_hop(config, count):
     topology.SUBSCRIPTIONS["bench_reliable"] = [("intake", "complaint_closed")]
     publisher = EventPublisher(config)
-    at = datetime.now(timezone.utc)
+    at = datetime.now(UTC)
     event = new_event("complaint_closed", "intake", "estate-b", {
         "complaint_id": "cmp-b", "household_id": "h-b", "category": "cleaning",
         "severity": "normal", "closed_at": at, "owner_signoff": "none", "closing_no": 1}, at)

@@ -4,22 +4,22 @@ import warnings
 
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
-import eventlet  # noqa: E402
+import eventlet
 
 eventlet.monkey_patch()
 
-import sys  # noqa: E402
-import uuid  # noqa: E402
-from datetime import datetime, timedelta, timezone  # noqa: E402
-from zoneinfo import ZoneInfo  # noqa: E402
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from nameko.exceptions import UnknownService  # noqa: E402
-from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
+from nameko.exceptions import UnknownService
+from nameko.standalone.rpc import ClusterRpcProxy
 
-from scripts.events import EventListener, wait_until  # noqa: E402
-from scripts.healthcheck import is_serving  # noqa: E402
-from shared.config import load_config  # noqa: E402
-from shared.schemas.vocabulary import SERVICES  # noqa: E402
+from scripts.events import EventListener, wait_until
+from scripts.healthcheck import is_serving
+from shared.config import load_config
+from shared.schemas.vocabulary import SERVICES
 
 LOCAL = ZoneInfo("Asia/Shanghai")
 
@@ -84,7 +84,7 @@ def run(rpc, listener, estate):
     say("notify", f"Owner told about the visit: {notice['text']}")
 
     rpc.revisit.book_appointment(revisit["id"], {
-        "at": (datetime.now(timezone.utc) + timedelta(days=1)).isoformat(),
+        "at": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
         "owner_consent": True})
     rpc.revisit.record_revisit(revisit["id"], {
         "visitor_id": "sup-1", "method": "onsite", "reached": True,

@@ -1,6 +1,5 @@
 """Listen on the public event exchanges like an outside consumer would
 (used by `make demo`, the benchmark and the tests)."""
-import socket
 import time
 import uuid
 
@@ -36,7 +35,7 @@ class EventListener:
         while self.running:
             try:
                 self.connection.drain_events(timeout=0.1)
-            except socket.timeout:
+            except TimeoutError:
                 pass
 
     def of_type(self, event_type, **data):

@@ -4,9 +4,9 @@
 """
 import sys
 
+from amqp.exceptions import NotFound
 from kombu import Connection
 from kombu.exceptions import OperationalError
-from amqp.exceptions import NotFound
 
 from shared.config import load_config
 

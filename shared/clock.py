@@ -1,6 +1,5 @@
 """Time from an injectable clock: always aware UTC; tests move it."""
-from datetime import datetime, timezone
-
+from datetime import UTC, datetime
 
 
 def to_millis(moment):
@@ -10,14 +9,14 @@ def to_millis(moment):
 
 class Clock:
     def now(self):
-        return to_millis(datetime.now(timezone.utc))
+        return to_millis(datetime.now(UTC))
 
 
 class FrozenClock(Clock):
     """A clock that stands still until a test moves it."""
 
     def __init__(self, at):
-        self.at = to_millis(at.astimezone(timezone.utc))
+        self.at = to_millis(at.astimezone(UTC))
 
     def now(self):
         return self.at

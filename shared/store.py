@@ -7,7 +7,8 @@ in every instance republishes what a crash left behind; each document is
 claimed atomically through a lease so two instances do not both send it.
 """
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 from pymongo import ReturnDocument
 
@@ -20,7 +21,7 @@ VERSION = "version"
 
 
 def _utcnow():
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Repository:
@@ -30,7 +31,7 @@ class Repository:
     ``outbox_collections`` (collections whose documents carry events).
     """
 
-    indexes = {}
+    indexes: ClassVar[dict] = {}
     outbox_collections = ()
 
     def __init__(self, db, publisher=None, outbox_grace_seconds=10):

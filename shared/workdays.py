@@ -5,7 +5,7 @@ weekends, 调休) comes from the ``holidays`` package's China calendar, which
 covers future years. A group can load the announced table of a new year as
 data (``overrides``: date -> working or not), which wins over the library.
 """
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -38,10 +38,10 @@ class WorkingCalendar:
             for _ in range(days - 1):
                 day = self._next_working_day(day + timedelta(days=1))
             end_of_day = datetime.combine(day + timedelta(days=1), time(), self.zone)
-            return end_of_day.astimezone(timezone.utc)
+            return end_of_day.astimezone(UTC)
         for _ in range(days):
             day = self._next_working_day(day + timedelta(days=1))
-        return datetime.combine(day, local.time(), self.zone).astimezone(timezone.utc)
+        return datetime.combine(day, local.time(), self.zone).astimezone(UTC)
 
     def _next_working_day(self, day):
         """``day`` itself if it is a working day, else the first one after it."""

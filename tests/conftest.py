@@ -4,7 +4,7 @@ import warnings
 
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
-import eventlet  # noqa: E402
+import eventlet
 
 eventlet.monkey_patch()
 

@@ -4,7 +4,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from scripts.events import EventListener, wait_until  # noqa: F401 (the tests use both)
 from scripts.healthcheck import is_serving
 from shared.schemas.vocabulary import SERVICES
@@ -32,12 +31,12 @@ class ServiceProcesses:
     def start(self, timeout=60):
         nameko = Path(sys.executable).parent / "nameko"
         for service in self.services:
-            log = open(self.log_dir / f"{service}.log", "wb")
-            self.processes[service] = subprocess.Popen(
-                [str(nameko), "run", "--config", "config.yaml", f"services.{service}.service"],
-                cwd=ROOT, env=self.environment, stdout=log, stderr=subprocess.STDOUT)
+            with open(self.log_dir / f"{service}.log", "wb") as log:
+                self.processes[service] = subprocess.Popen(
+                    [str(nameko), "run", "--config", "config.yaml", f"services.{service}.service"],
+                    cwd=ROOT, env=self.environment, stdout=log, stderr=subprocess.STDOUT)
         for service in self.services:
-            wait_until(lambda: is_serving(self.config, service) or self._died(service),
+            wait_until(lambda name=service: is_serving(self.config, name) or self._died(name),
                        timeout=timeout, interval=0.2, message=f"{service} serving")
             assert not self._died(service), f"{service} died:\n{self.log(service)}"
 

@@ -1,4 +1,6 @@
 """intake's data: estates, households with contacts, complaints."""
+from typing import ClassVar
+
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from shared.errors import NotFound
@@ -8,7 +10,7 @@ HOUSEHOLD_FIELDS = ("building", "unit", "room", "occupied", "contacts")
 
 
 class IntakeRepository(Repository):
-    indexes = {
+    indexes: ClassVar[dict] = {
         "households": [IndexModel([("estate_id", ASCENDING), ("building", ASCENDING)])],
         "complaints": [
             IndexModel([("estate_id", ASCENDING), ("status", ASCENDING)]),

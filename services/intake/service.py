@@ -1,5 +1,5 @@
 """intake: households, complaints and work orders. Entrypoints only."""
-from functools import lru_cache
+from functools import cache
 
 from nameko.dependency_providers import Config
 
@@ -14,7 +14,7 @@ from shared.schemas.base import load, require_id
 from shared.workdays import WorkingCalendar
 
 
-@lru_cache(maxsize=None)
+@cache
 def calendar_for(timezone_name):
     return WorkingCalendar(timezone_name)
 

@@ -1,4 +1,6 @@
 """revisit's data: the revisits themselves."""
+from typing import ClassVar
+
 from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
@@ -7,7 +9,7 @@ from shared.store import Repository
 
 
 class RevisitRepository(Repository):
-    indexes = {
+    indexes: ClassVar[dict] = {
         "revisits": [
             IndexModel([("estate_id", ASCENDING), ("kind", ASCENDING), ("due_at", ASCENDING)]),
             IndexModel([("source_id", ASCENDING)]),

@@ -1,4 +1,6 @@
 """survey's data: rounds, invitations, responses and the per-estate tallies."""
+from typing import ClassVar
+
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 
 from shared.errors import NotFound
@@ -6,7 +8,7 @@ from shared.store import OUTBOX, Repository
 
 
 class SurveyRepository(Repository):
-    indexes = {
+    indexes: ClassVar[dict] = {
         "rounds": [IndexModel([("status", ASCENDING), ("closes_at", ASCENDING)])],
         "invitations": [
             IndexModel([("token", ASCENDING)], unique=True),

@@ -4,9 +4,10 @@ Marshmallow 4 raises on unknown fields by default, so a misspelt or injected
 field is refused, never ignored.
 """
 import re
-from datetime import timezone
+from datetime import UTC
 
-from marshmallow import Schema as _Schema, ValidationError, fields, validate
+from marshmallow import Schema as _Schema
+from marshmallow import ValidationError, fields, validate
 
 from shared.clock import to_millis
 from shared.errors import InvalidInput
@@ -50,7 +51,7 @@ class UtcDateTime(fields.AwareDateTime):
     """ISO 8601 with an explicit offset; stored and compared in UTC."""
 
     def _deserialize(self, value, attr, data, **kwargs):
-        moment = super()._deserialize(value, attr, data, **kwargs).astimezone(timezone.utc)
+        moment = super()._deserialize(value, attr, data, **kwargs).astimezone(UTC)
         return to_millis(moment)
 
 

@@ -8,10 +8,16 @@ from marshmallow import fields
 
 from shared.schemas.base import Id, OneOf, Schema, UtcDateTime
 from shared.schemas.vocabulary import (
-    CHANNELS, OWNER_SIGNOFFS, REOPEN_SOURCES, REVISIT_KINDS, REVISIT_METHODS, ROLES,
-    SATISFACTION_LEVELS, SEVERITIES, WORK_ORDER_KINDS,
+    CHANNELS,
+    OWNER_SIGNOFFS,
+    REOPEN_SOURCES,
+    REVISIT_KINDS,
+    REVISIT_METHODS,
+    ROLES,
+    SATISFACTION_LEVELS,
+    SEVERITIES,
+    WORK_ORDER_KINDS,
 )
-
 
 # intake ---------------------------------------------------------------------
 

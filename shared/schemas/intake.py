@@ -3,7 +3,11 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from shared.schemas.base import Flag, Id, OneOf, Phone, Schema, Text, UtcDateTime
 from shared.schemas.vocabulary import (
-    CHANNELS, COMPLAINT_CATEGORIES, OWNER_SIGNOFFS, REOPEN_SOURCES, SEVERITIES,
+    CHANNELS,
+    COMPLAINT_CATEGORIES,
+    OWNER_SIGNOFFS,
+    REOPEN_SOURCES,
+    SEVERITIES,
 )
 
 CONTACT_CHANNELS = ("sms", "email", "phone", "wechat")

@@ -3,7 +3,10 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from shared.schemas.base import Flag, Id, OneOf, Schema, UtcDateTime
 from shared.schemas.vocabulary import (
-    REVISIT_KINDS, REVISIT_METHODS, REVISIT_STATUSES, SATISFACTION_LEVELS,
+    REVISIT_KINDS,
+    REVISIT_METHODS,
+    REVISIT_STATUSES,
+    SATISFACTION_LEVELS,
 )
 
 

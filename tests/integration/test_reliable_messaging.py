@@ -1,5 +1,6 @@
 """The reliability rules of DESIGN.md §4, against the real broker."""
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import ClassVar
 from unittest import mock
 
 import pytest
@@ -17,7 +18,7 @@ from tests.helpers import wait_until
 
 pytestmark = pytest.mark.broker
 
-CLOSED_AT = datetime(2026, 11, 20, 8, 0, tzinfo=timezone.utc)
+CLOSED_AT = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
 
 def closed_event(complaint_id="cmp-1", closing_no=1):
@@ -32,7 +33,7 @@ class Probe:
     """A consumer that fails while told to, counting every call."""
 
     name = "probe"
-    calls = []
+    calls: ClassVar[list] = []
     failing = True
 
     @handles("intake", "complaint_closed")

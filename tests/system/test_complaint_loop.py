@@ -1,6 +1,6 @@
 """The whole first flow with the four services running as separate processes,
 driven only through their public RPC and by listening on the event exchanges."""
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from nameko.exceptions import RemoteError
@@ -71,7 +71,7 @@ def test_a_complaint_goes_round_the_whole_loop(running, service_config, listener
 
         # the supervisor visits; the owner is not satisfied -> the complaint reopens
         rpc.revisit.book_appointment(revisit["id"], {
-            "at": (datetime.now(timezone.utc) + timedelta(days=1)).isoformat(),
+            "at": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
             "owner_consent": True})
         done = rpc.revisit.record_revisit(revisit["id"], {
             "visitor_id": "sup-1", "method": "onsite", "reached": True,
@@ -95,7 +95,7 @@ def test_a_complaint_goes_round_the_whole_loop(running, service_config, listener
         assert len(rpc.revisit.list_revisits({"source_id": cid})) == 2
 
         # survey answers for the same estate
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         round_ = rpc.survey.create_round({
             "title": "2026年下半年满意度调查", "estate_ids": ["estate-7"],
             "opens_at": (now - timedelta(minutes=1)).isoformat(),

@@ -1,11 +1,11 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from shared.envelope import new_event, parse_event
 from shared.errors import InvalidInput
 
-NOW = datetime(2026, 10, 9, 2, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 10, 9, 2, 30, tzinfo=UTC)
 CLOSED = {
     "complaint_id": "cmp-1", "household_id": "h-1", "category": "cleaning",
     "severity": "major", "closed_at": NOW, "owner_signoff": "satisfied", "closing_no": 1,

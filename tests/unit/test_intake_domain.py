@@ -1,4 +1,4 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import product
 
 import pytest
@@ -7,7 +7,7 @@ from services.intake import domain
 from shared.errors import InvalidTransition
 from shared.workdays import WorkingCalendar
 
-NOW = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)   # Monday 10:00 in Shanghai
+NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)   # Monday 10:00 in Shanghai
 CALENDAR = WorkingCalendar()
 POLICY = domain.ComplaintPolicy()
 # what each action's RPC supplies besides actor and note
@@ -31,8 +31,8 @@ def in_state(state):
 def test_registration_sets_deadlines_from_working_days_and_announces_it():
     complaint, [event] = registered()
     assert complaint["status"] == "registered"
-    assert complaint["first_response_due"] == datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc)
-    assert complaint["reply_due"] == datetime(2026, 11, 26, 2, 0, tzinfo=timezone.utc)
+    assert complaint["first_response_due"] == datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+    assert complaint["reply_due"] == datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
     assert event["type"] == "complaint_registered"
     assert event["data"]["reply_due"] == "2026-11-26T02:00:00+00:00"
     assert complaint["history"][0]["action"] == "register"
@@ -68,10 +68,10 @@ def test_closing_counts_closings_and_carries_what_revisit_needs():
 
 
 def test_reopened_complaint_gets_fresh_deadlines():
-    later = datetime(2026, 12, 7, 2, 0, tzinfo=timezone.utc)
+    later = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
     reopened, [event] = domain.apply(in_state("closed"), "reopen", "revisit", later,
                                      "业主不满意", {"reopen_source": "revisit"}, POLICY, CALENDAR)
-    assert reopened["first_response_due"] == datetime(2026, 12, 8, 2, 0, tzinfo=timezone.utc)
+    assert reopened["first_response_due"] == datetime(2026, 12, 8, 2, 0, tzinfo=UTC)
     assert event["data"]["source"] == "revisit"
     assert event["data"]["reopen_no"] == 1
 

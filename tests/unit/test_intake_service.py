@@ -1,5 +1,5 @@
 """intake's entrypoints with the embedded store (no broker)."""
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import mongomock
 import pytest
@@ -11,7 +11,7 @@ from shared.clock import FrozenClock
 from shared.config import load_config
 from shared.errors import InvalidInput, InvalidTransition, NotFound
 
-NOW = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 HOUSEHOLD = {"household_id": "h-1", "building": "3", "unit": "1", "room": "502",
              "occupied": True,
              "contacts": [{"name": "王芳", "phone": "13812345678", "email": "wf@example.com"}]}

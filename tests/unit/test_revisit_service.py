@@ -1,5 +1,5 @@
 """revisit's entrypoints with the embedded store (no broker)."""
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import mongomock
 import pytest
@@ -11,7 +11,7 @@ from shared.clock import FrozenClock
 from shared.envelope import new_event, parse_event
 from shared.errors import InvalidInput, InvalidTransition, NotFound
 
-NOW = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 
 
 @pytest.fixture

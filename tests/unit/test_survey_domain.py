@@ -1,5 +1,5 @@
 """survey's pure rules: formulas against hand-computed figures, templates, tokens."""
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -12,7 +12,7 @@ from shared.schemas.base import ID_PATTERN, load
 from shared.schemas.survey import CreateRound, SubmitResponse
 from shared.schemas.vocabulary import SURVEY_CATEGORIES
 
-NOW = datetime(2026, 6, 1, 2, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 OPENS = NOW
 CLOSES = NOW + timedelta(days=14)
 TEMPLATE = ["cleaning", "order", "greening"]
@@ -179,7 +179,7 @@ def test_a_round_defaults_to_the_nine_categories_half_yearly_and_anonymous():
     })
     assert data["categories"] == list(SURVEY_CATEGORIES)
     assert (data["kind"], data["anonymous"]) == ("half_yearly", True)
-    assert data["opens_at"] == datetime(2026, 6, 1, 0, 0, tzinfo=timezone.utc)
+    assert data["opens_at"] == datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("change, field", [

@@ -1,6 +1,6 @@
 """survey's RPCs on the embedded store: worker_factory, a frozen clock, intake mocked."""
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from unittest.mock import Mock
 
 import mongomock
@@ -15,7 +15,7 @@ from shared.envelope import parse_event
 from shared.errors import InvalidInput, InvalidTransition, NotFound
 from shared.schemas.vocabulary import SURVEY_CATEGORIES
 
-NOW = datetime(2026, 6, 1, 2, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 HOUSEHOLDS = {"e1": ["h1", "h2", "h3", "h4"], "e2": ["h5", "h6"]}
 TEMPLATE = ["cleaning", "order", "greening"]
 

@@ -1,7 +1,8 @@
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shared.workdays import WorkingCalendar
 
@@ -41,7 +42,7 @@ def test_rest_day_receipt_is_due_at_the_end_of_the_next_working_day():
 def test_deadline_across_the_new_year_does_not_fail():
     due = calendar.add_working_days(local("2026-12-30T16:00"), 3)
     assert due == local("2027-01-05T16:00")     # 1 January 2027 is a holiday
-    assert due.tzinfo == timezone.utc
+    assert due.tzinfo == UTC
 
 
 def test_a_groups_announced_table_overrides_the_library():
@@ -66,7 +67,7 @@ def test_deadline_lands_on_a_working_day_and_spans_exactly_n_of_them(naive, days
     assert calendar.is_working_day(due_day)
     counted = sum(
         calendar.is_working_day(start.date() + timedelta(days=offset))
-        for offset in range(0, (due_day - start.date()).days + 1)
+        for offset in range((due_day - start.date()).days + 1)
     )
     # a working start day itself does not count; a rest day never counts anyway
     assert counted - calendar.is_working_day(start.date()) == days
