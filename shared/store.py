@@ -12,6 +12,8 @@ from typing import ClassVar
 
 from pymongo import ReturnDocument
 
+from shared.errors import NotFound
+
 log = logging.getLogger(__name__)
 
 OUTBOX = "outbox"
@@ -46,6 +48,13 @@ class Repository:
                 self.db[name].create_indexes(models)
         for name in self.outbox_collections:
             self.db[name].create_index([(OUTBOX_LEASE, 1)], sparse=True)
+
+    def fetch(self, collection, document_id, kind):
+        """The document with this id, or ``NotFound`` naming what was asked for."""
+        document = self.db[collection].find_one({"_id": document_id})
+        if document is None:
+            raise NotFound(kind, document_id)
+        return document
 
     # -- writes that carry events -------------------------------------------
 

@@ -4,11 +4,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mongomock
+
 from scripts.events import EventListener, wait_until  # noqa: F401 (the tests use both)
 from scripts.healthcheck import is_serving
 from shared.schemas.vocabulary import SERVICES
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def embedded(repository_class):
+    """A service's repository on a fresh embedded store, indexes made, publishing nothing."""
+    repository = repository_class(mongomock.MongoClient(tz_aware=True)["test"])
+    repository.create_indexes()
+    return repository
 
 
 class ServiceProcesses:

@@ -3,7 +3,6 @@ from typing import ClassVar
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
-from shared.errors import NotFound
 from shared.store import Repository
 
 HOUSEHOLD_FIELDS = ("building", "unit", "room", "occupied", "contacts")
@@ -54,10 +53,7 @@ class IntakeRepository(Repository):
         return self.insert_with_events("complaints", complaint, events)
 
     def get_complaint(self, complaint_id):
-        complaint = self.db.complaints.find_one({"_id": complaint_id})
-        if complaint is None:
-            raise NotFound("complaint", complaint_id)
-        return complaint
+        return self.fetch("complaints", complaint_id, "complaint")
 
     def find_complaint(self, complaint_id):
         return self.db.complaints.find_one({"_id": complaint_id})

@@ -4,7 +4,6 @@ from typing import ClassVar
 from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
-from shared.errors import NotFound
 from shared.store import Repository
 
 
@@ -27,10 +26,7 @@ class RevisitRepository(Repository):
         return True
 
     def get(self, revisit_id):
-        revisit = self.db.revisits.find_one({"_id": revisit_id})
-        if revisit is None:
-            raise NotFound("revisit", revisit_id)
-        return revisit
+        return self.fetch("revisits", revisit_id, "revisit")
 
     def save(self, revisit, events):
         return self.save_versioned("revisits", revisit, events)

@@ -3,7 +3,6 @@ from typing import ClassVar
 
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 
-from shared.errors import NotFound
 from shared.store import OUTBOX, Repository
 
 
@@ -29,10 +28,7 @@ class SurveyRepository(Repository):
         return saved
 
     def get_round(self, round_id):
-        round_ = self.db.rounds.find_one({"_id": round_id})
-        if round_ is None:
-            raise NotFound("survey round", round_id)
-        return round_
+        return self.fetch("rounds", round_id, "survey round")
 
     def save_round(self, round_, events):
         return self.save_versioned("rounds", round_, events)

@@ -1,7 +1,6 @@
 """intake's entrypoints with the embedded store (no broker)."""
 from datetime import UTC, datetime
 
-import mongomock
 import pytest
 from nameko.testing.services import worker_factory
 
@@ -10,6 +9,7 @@ from services.intake.service import IntakeService
 from shared.clock import FrozenClock
 from shared.config import load_config
 from shared.errors import InvalidInput, InvalidTransition, NotFound
+from tests.helpers import embedded
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 HOUSEHOLD = {"household_id": "h-1", "building": "3", "unit": "1", "room": "502",
@@ -21,8 +21,7 @@ COMPLAINT = {"estate_id": "e-1", "household_id": "h-1", "channel": "wechat",
 
 @pytest.fixture
 def service():
-    repository = IntakeRepository(mongomock.MongoClient(tz_aware=True)["intake"])
-    repository.create_indexes()
+    repository = embedded(IntakeRepository)
     service = worker_factory(IntakeService, store=repository, clock=FrozenClock(NOW),
                              config=load_config())
     service.import_households("e-1", [HOUSEHOLD])

@@ -3,7 +3,6 @@ from datetime import UTC, datetime, timedelta
 from importlib.metadata import EntryPoint
 from unittest.mock import Mock
 
-import mongomock
 import pytest
 from nameko.exceptions import RemoteError
 from nameko.testing.services import worker_factory
@@ -15,6 +14,7 @@ from services.notify.service import NotifyService
 from shared.clock import FrozenClock
 from shared.envelope import new_event, parse_event
 from shared.errors import InvalidInput
+from tests.helpers import embedded
 
 NOW = datetime(2026, 10, 9, 2, 30, tzinfo=UTC)   # 10:30 in Shanghai
 PHONE = "13812345678"
@@ -31,9 +31,7 @@ class BrokenChannel(Channel):
 
 @pytest.fixture
 def repository():
-    repository = NotifyRepository(mongomock.MongoClient(tz_aware=True)["t"], publisher=None)
-    repository.create_indexes()
-    return repository
+    return embedded(NotifyRepository)
 
 
 @pytest.fixture

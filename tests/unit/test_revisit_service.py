@@ -1,7 +1,6 @@
 """revisit's entrypoints with the embedded store (no broker)."""
 from datetime import UTC, datetime, timedelta
 
-import mongomock
 import pytest
 from nameko.testing.services import worker_factory
 
@@ -10,14 +9,14 @@ from services.revisit.service import RevisitService
 from shared.clock import FrozenClock
 from shared.envelope import new_event, parse_event
 from shared.errors import InvalidInput, InvalidTransition, NotFound
+from tests.helpers import embedded
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def service():
-    repository = RevisitRepository(mongomock.MongoClient(tz_aware=True)["revisit"])
-    repository.create_indexes()
+    repository = embedded(RevisitRepository)
     return worker_factory(RevisitService, store=repository, clock=FrozenClock(NOW),
                           config={"REVISIT_POLICY": {"complaint_revisit_days": 3}})
 

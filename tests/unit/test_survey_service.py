@@ -3,7 +3,6 @@ import json
 from datetime import UTC, datetime, timedelta
 from unittest.mock import Mock
 
-import mongomock
 import pytest
 from nameko.testing.services import worker_factory
 
@@ -14,6 +13,7 @@ from shared.clock import FrozenClock
 from shared.envelope import parse_event
 from shared.errors import InvalidInput, InvalidTransition, NotFound
 from shared.schemas.vocabulary import SURVEY_CATEGORIES
+from tests.helpers import embedded
 
 NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 HOUSEHOLDS = {"e1": ["h1", "h2", "h3", "h4"], "e2": ["h5", "h6"]}
@@ -29,9 +29,7 @@ def list_households(estate_id, filters):
 
 @pytest.fixture
 def store():
-    repository = SurveyRepository(mongomock.MongoClient(tz_aware=True)["t"], publisher=None)
-    repository.create_indexes()
-    return repository
+    return embedded(SurveyRepository)
 
 
 @pytest.fixture
