@@ -2,9 +2,11 @@
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import mongomock
+import pymongo
 
 from scripts.events import EventListener, wait_until  # noqa: F401 (the tests use both)
 from scripts.healthcheck import is_serving
@@ -14,8 +16,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def embedded(repository_class):
-    """A service's repository on a fresh embedded store, indexes made, publishing nothing."""
-    repository = repository_class(mongomock.MongoClient(tz_aware=True)["test"])
+    """A service's repository on a fresh store, indexes made, publishing nothing.
+
+    The embedded store (mongomock) unless MONGO_URI names a real server, so the
+    same suite runs against MongoDB too (a throw-away database per test).
+    """
+    uri = os.environ.get("MONGO_URI")
+    if uri:
+        client = pymongo.MongoClient(uri, tz_aware=True)
+        database = client[f"test_{uuid.uuid4().hex[:12]}"]
+    else:
+        database = mongomock.MongoClient(tz_aware=True)["test"]
+    repository = repository_class(database)
     repository.create_indexes()
     return repository
 
