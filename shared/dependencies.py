@@ -21,7 +21,20 @@ from shared.clock import Clock
 from shared.messaging import EventPublisher
 
 log = logging.getLogger(__name__)
-_warned_embedded = False
+_embedded_client = None
+
+
+def embedded_client(service):
+    """The process's one embedded store, shared like a server would be: two
+    instances of a service in one process see the same data."""
+    global _embedded_client
+    if _embedded_client is None:
+        _embedded_client = mongomock.MongoClient(tz_aware=True)
+        log.warning(
+            "%s: MONGO_URI is not set - using the embedded in-memory store; "
+            "data will NOT survive a restart", service,
+        )
+    return _embedded_client
 
 
 class ClockProvider(DependencyProvider):
@@ -44,11 +57,7 @@ class Store(DependencyProvider):
         config = self.container.config
         service = self.container.service_name
         uri = config.get("MONGO_URI") or ""
-        if uri:
-            self.client = pymongo.MongoClient(uri, tz_aware=True)
-        else:
-            self.client = mongomock.MongoClient(tz_aware=True)
-            _warn_embedded(service)
+        self.client = pymongo.MongoClient(uri, tz_aware=True) if uri else embedded_client(service)
         database = f"{config.get('MONGO_DB_PREFIX') or 'huifang'}_{service}"
         self.repository = self.repository_class(
             self.client[database], EventPublisher(config),
@@ -73,7 +82,8 @@ class Store(DependencyProvider):
                 log.exception("outbox relay failed; will try again")
 
     def stop(self):
-        self.client.close()
+        if self.client is not _embedded_client:
+            self.client.close()
 
     def get_dependency(self, worker_ctx):
         return self.repository
@@ -91,13 +101,3 @@ def declare_topology(config, attempts=30):
                 raise
             log.warning("RabbitMQ not reachable (%s); retrying", exc)
             time.sleep(1)
-
-
-def _warn_embedded(service):
-    global _warned_embedded
-    if not _warned_embedded:
-        _warned_embedded = True
-        log.warning(
-            "%s: MONGO_URI is not set - using the embedded in-memory store; "
-            "data will NOT survive a restart", service,
-        )
