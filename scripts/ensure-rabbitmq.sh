@@ -10,7 +10,14 @@ wait_for() {  # what, command...
   for _ in $(seq 1 90); do "$@" && return 0; sleep 1; done
   echo "RabbitMQ: $what did not come up within 90 s" >&2; return 1
 }
-api_up() { curl -fsS -o /dev/null -u guest:guest "http://$host:15672/api/overview" 2>/dev/null; }
+api_up() {
+  python3 - "$host" <<'PY' 2>/dev/null
+import base64, sys, urllib.request
+request = urllib.request.Request(f"http://{sys.argv[1]}:15672/api/overview")
+request.add_header("Authorization", "Basic " + base64.b64encode(b"guest:guest").decode())
+urllib.request.urlopen(request, timeout=5)
+PY
+}
 
 if ! port_open 5672; then
   if command -v rabbitmq-server >/dev/null 2>&1; then
