@@ -1,26 +1,27 @@
-"""Complaints: registration, deadlines and the state machine. Pure Python.
+"""Complaints: registration, deadlines, the state machine, overdue alerts and
+escalation, repeats, reviews, outside units and flags. Pure Python.
 
-Policy texts (../shared/seed): 「所有投诉无论解决与否均须在一个工作日内做出第一次回复」
-and 「一般投诉应在3日内回复业主、住户」.
+Policy values (deadlines, routing, the escalation ladder) live in
+``services/intake/policy.py``; the rules that use them live here.
+
+Every change goes into the complaint's ``history`` (who, what, when, note):
+「有处理记录,做到事事有着落,件件有回音」.
+
+Deadlines are records in ``deadlines``: each has a ``kind``, the handling
+``round`` it belongs to, ``due_at``, and ``met_at`` / ``superseded_at`` /
+``alerted_at``. A reopen or a review starts a new round: the open deadlines of
+the old one are superseded, so nothing stale is ever alerted, and the round
+climbs its own escalation ladder.
 """
+import copy
 import uuid
-from dataclasses import dataclass
 
+from services.intake import work_orders
 from shared.envelope import new_event
-from shared.errors import InvalidTransition
+from shared.errors import InvalidInput, InvalidTransition
 from shared.masking import mask_email, mask_phone
 
 SOURCE = "intake"
-
-
-@dataclass(frozen=True)
-class ComplaintPolicy:
-    """Per-estate deadlines; defaults from the policy texts quoted above."""
-
-    first_response_working_days: int = 1
-    reply_working_days: int = 3
-    timezone: str = "Asia/Shanghai"
-
 
 # action -> (states it may start from, state it leads to)
 TRANSITIONS = {
@@ -29,95 +30,261 @@ TRANSITIONS = {
     "resolve": ({"assigned"}, "resolved"),
     "close": ({"resolved"}, "closed"),
     "reopen": ({"resolved", "closed"}, "reopened"),
+    # 「如果业主对投诉处理结果不满意,可以向物业公司申请复核」
+    "request_review": ({"closed"}, "under_review"),
+    "uphold_review": ({"under_review"}, "closed"),
+    "overturn_review": ({"under_review"}, "reopened"),
 }
-
-# action -> the event it announces and the timestamp field it sets
-ANNOUNCED = {
-    "acknowledge": ("complaint_acknowledged", "acknowledged_at"),
-    "assign": ("complaint_assigned", "assigned_at"),
-    "resolve": ("complaint_resolved", "resolved_at"),
-    "close": ("complaint_closed", "closed_at"),
-    "reopen": ("complaint_reopened", "reopened_at"),
-}
+STATES = ("registered", "acknowledged", "assigned", "resolved", "closed", "reopened",
+          "under_review")
+# Still being handled: someone above can be told.
+ESCALATABLE = {"registered", "acknowledged", "assigned", "reopened", "under_review"}
+# What a new round (reopen, review) starts afresh; special measures stay owed.
+RESTARTING = ("first_response", "reply", "promised_reply", "review")
 
 
 def new_complaint_id():
     return f"cmp-{uuid.uuid4().hex[:16]}"
 
 
-def deadlines(received_at, policy, calendar):
-    return {
-        "first_response_due": calendar.add_working_days(
-            received_at, policy.first_response_working_days),
-        "reply_due": calendar.add_working_days(received_at, policy.reply_working_days),
-    }
+# registration ---------------------------------------------------------------------
 
-
-def register(complaint_id, data, policy, calendar, now):
-    """A new complaint and its ``complaint_registered`` event."""
+def register(complaint_id, data, earlier, policy, now):
+    """A new complaint and its events: ``complaint_registered``, and
+    ``complaint_repeated`` when it repeats one of ``earlier`` (the household's or
+    reporter's complaints in the same category)."""
     received_at = data.get("received_at") or now
+    _not_in_the_future(received_at, now, "received_at")
     complaint = {
         "_id": complaint_id,
         "estate_id": data["estate_id"],
         "household_id": data.get("household_id"),
         "reporter": data.get("reporter"),
+        # who to match a walk-in's next complaint by; never shown (a full number)
+        "reporter_key": reporter_key(data.get("reporter")),
         "channel": data["channel"],
         "category": data["category"],
         "severity": data["severity"],
         "content": data["content"],
         "status": "registered",
         "received_at": received_at,
-        **deadlines(received_at, policy, calendar),
+        "registered_at": now,
+        "routed_department": policy.department_for(data["category"]),
+        "department": None,
+        "assignee_id": None,
+        "external": None,
+        "reply_promised_at": None,
         "repeat_of": None,
+        "special_measures_due": None,
+        "special_measures": [],
+        "work_order_id": None,
+        "malicious": False,
+        "malicious_flag": None,
+        "reviews": [],
+        "round": 0,
         "closing_no": 0,
         "reopen_no": 0,
-        "history": [_entry(now, "reporter", "register", None, "registered", data["channel"])],
+        "deadlines": [],
+        "escalations": [],
+        "history": [_entry(now, data.get("staff_id") or "reporter", "register", None,
+                           "registered", data["channel"])],
     }
-    event = _event(complaint, "complaint_registered", now, {
+    _owe_answers(complaint, received_at, policy)
+    events = []
+    repeat_of = find_repeat(complaint, earlier, policy)
+    if repeat_of:
+        due = received_at + policy.special_measures_within
+        complaint.update(repeat_of=repeat_of, special_measures_due=due)
+        complaint["deadlines"].append(_deadline("special_measures", due, 0))
+    if work_orders.is_emergency_repair(complaint, policy):
+        # The order itself is written right after the complaint; the flag lets the
+        # deadline sweep finish the job if the process dies in between.
+        complaint.update(work_order_id=work_orders.emergency_work_order_id(complaint_id),
+                         work_order_pending=True)
+    events.append(_event(complaint, "complaint_registered", now, {
         key: complaint[key] for key in (
             "household_id", "category", "severity", "channel", "received_at",
-            "first_response_due", "reply_due", "repeat_of",
-        )
-    })
-    return complaint, [event]
+            "first_response_due", "reply_due", "repeat_of", "routed_department",
+            "special_measures_due", "work_order_id")
+    }))
+    if repeat_of:
+        events.append(_event(complaint, "complaint_repeated", now, {
+            key: complaint[key] for key in (
+                "repeat_of", "household_id", "category", "special_measures_due")
+        }))
+    return _rescheduled(complaint, policy), events
 
 
-def apply(complaint, action, actor, now, note="", changes=None, policy=None, calendar=None):
-    """Move ``complaint`` through ``action``; the changed complaint and its event.
+def find_repeat(complaint, earlier, policy):
+    """The earlier complaint this one repeats, or None.
 
-    Raises ``InvalidTransition`` naming the current state if the action is not
-    allowed from it.
+    「收到客户对服务仍存在缺陷的再次投诉时,服务中心应在24小时内安排特殊措施」: the
+    same household (or, without one, the same reporter's phone) about the same
+    category, while the earlier complaint is still open or within the estate's
+    window after it was closed. The most recent such complaint wins.
+    """
+    window_start = complaint["received_at"] - policy.repeat_window
+
+    def same_matter(other):
+        return (other["_id"] != complaint["_id"]
+                and other["estate_id"] == complaint["estate_id"]
+                and other["category"] == complaint["category"]
+                and other["received_at"] <= complaint["received_at"]
+                and _same_reporter(other, complaint))
+
+    def still_live(other):
+        return other["status"] != "closed" or other["closed_at"] >= window_start
+
+    matches = [other for other in earlier if same_matter(other) and still_live(other)]
+    return max(matches, key=lambda other: other["received_at"])["_id"] if matches else None
+
+
+def _same_reporter(one, other):
+    if one.get("household_id") or other.get("household_id"):
+        return one.get("household_id") == other.get("household_id")
+    keys = [reporter_key(complaint.get("reporter")) for complaint in (one, other)]
+    return keys[0] is not None and keys[0] == keys[1]
+
+
+def reporter_key(reporter):
+    """A reporter's phone as digits only, without +86: the same person however typed."""
+    digits = "".join(ch for ch in (reporter or {}).get("phone") or "" if ch.isdigit())
+    if digits.startswith("86") and len(digits) == 13:
+        digits = digits[2:]
+    return digits or None
+
+
+# the state machine ---------------------------------------------------------------------
+
+def apply(complaint, action, by, now, policy, **details):
+    """Move ``complaint`` through ``action``: the changed complaint and its events.
+
+    Raises ``InvalidTransition`` naming the current state if ``TRANSITIONS``
+    does not allow the action from it. ``details`` are the action's inputs.
     """
     allowed_from, target = TRANSITIONS[action]
     current = complaint["status"]
     if current not in allowed_from:
         raise InvalidTransition("complaint", complaint["_id"], current, action)
-    event_type, stamp = ANNOUNCED[action]
-    at = (changes or {}).pop("at", None) or now
-    complaint = dict(complaint, **(changes or {}), status=target, **{stamp: at})
-    complaint["history"] = complaint["history"] + [
-        _entry(now, actor, action, current, target, note)
-    ]
-    payload = {"complaint_id": complaint["_id"]}
-    if action == "close":
-        complaint["closing_no"] += 1
-        payload.update({key: complaint[key] for key in (
-            "household_id", "category", "severity", "closed_at", "owner_signoff", "closing_no")})
-    elif action == "reopen":
-        # A reopened complaint starts over: fresh deadlines, counted from now.
-        complaint["reopen_no"] += 1
-        complaint.update(deadlines(at, policy or ComplaintPolicy(), calendar))
-        payload.update(reason=note, source=complaint["reopen_source"], reopened_at=at,
-                       reopen_no=complaint["reopen_no"])
-    elif action == "acknowledge":
-        payload.update(staff_id=actor, acknowledged_at=at)
-    elif action == "assign":
-        payload.update({key: complaint.get(key) for key in (
-            "department", "assignee_id", "external_unit", "reply_promised_at")},
-            assigned_at=at)
-    elif action == "resolve":
-        payload.update(staff_id=actor, resolved_at=at)
-    return complaint, [_event(complaint, event_type, now, payload)]
+    complaint = copy.deepcopy(complaint)
+    complaint["status"] = target
+    note, events = STEPS[action](complaint, by, now, policy, **details)
+    complaint["history"].append(_entry(now, by, action, current, target, note))
+    return _rescheduled(complaint, policy), events
+
+
+def _acknowledge(complaint, by, now, policy, note=""):
+    """「接到客户投诉后,应首先向业主表示歉意」: the first reply to the owner."""
+    complaint.update(acknowledged_at=now, acknowledged_by=by)
+    _meet(complaint, ("first_response",), now)
+    return note, [_event(complaint, "complaint_acknowledged", now,
+                         {"staff_id": by, "acknowledged_at": now})]
+
+
+def _assign(complaint, by, now, policy, department=None, assignee_id=None, external_unit=None,
+            reply_promised_at=None):
+    """To the responsible department (the routing table's unless named); outside units
+    are referred and followed, not dropped; a promised reply time is a firm reply."""
+    department = department or policy.department_for(complaint["category"])
+    complaint.update(department=department, assignee_id=assignee_id, assigned_at=now)
+    note = f"to {department}" + (f" ({assignee_id})" if assignee_id else "")
+    if external_unit and (complaint["external"] or {}).get("unit") != external_unit:
+        # 「属于外单位责任范围的,积极协调相关部门帮助业主解决问题」
+        complaint["external"] = {"unit": external_unit, "status": "referred", "reference": None,
+                                 "referred_at": now, "updated_at": now}
+        note += f"; referred to {external_unit}"
+    if reply_promised_at:
+        # 「对业主反映的问题,不能立即答复的,应确定具体答复时间」
+        if reply_promised_at <= now:
+            raise InvalidInput({"reply_promised_at": ["must be in the future"]})
+        _meet(complaint, ("reply",), now)
+        _supersede(complaint, ("promised_reply",), now)
+        complaint["deadlines"].append(
+            _deadline("promised_reply", reply_promised_at, complaint["round"]))
+        complaint["reply_promised_at"] = reply_promised_at
+        note += f"; reply promised by {reply_promised_at.isoformat()}"
+    external = complaint["external"] or {}
+    return note, [_event(complaint, "complaint_assigned", now, {
+        "department": department, "assignee_id": assignee_id,
+        "external_unit": external.get("unit"), "reply_promised_at": reply_promised_at,
+        "assigned_at": now,
+    })]
+
+
+def _resolve(complaint, by, now, policy, resolution):
+    complaint.update(resolution=resolution, resolved_at=now, resolved_by=by)
+    _meet(complaint, ("reply", "promised_reply"), now)
+    return resolution, [_event(complaint, "complaint_resolved", now,
+                               {"staff_id": by, "resolved_at": now})]
+
+
+def _close(complaint, by, now, policy, owner_signoff, closed_at=None):
+    closed_at = closed_at or now
+    _not_in_the_future(closed_at, now, "closed_at")
+    if closed_at < complaint["received_at"]:
+        raise InvalidInput({"closed_at": ["before the complaint was received"]})
+    complaint.update(closed_at=closed_at, closed_by=by, owner_signoff=owner_signoff)
+    complaint["closing_no"] += 1
+    return f"owner sign-off: {owner_signoff}", [_event(complaint, "complaint_closed", now, {
+        key: complaint[key] for key in ("household_id", "category", "severity", "closed_at",
+                                        "owner_signoff", "closing_no", "malicious")
+    })]
+
+
+def _reopen(complaint, by, now, policy, reason, source):
+    """A reopened complaint starts over: fresh deadlines from now, a fresh ladder."""
+    complaint["reopen_no"] += 1
+    complaint.update(reopen_source=source, reopened_at=now, reply_promised_at=None)
+    _new_round(complaint, now)
+    _owe_answers(complaint, now, policy)
+    return reason, [_event(complaint, "complaint_reopened", now, {
+        "reason": reason, "source": source, "reopened_at": now,
+        "reopen_no": complaint["reopen_no"]})]
+
+
+def _request_review(complaint, by, now, policy, reason, requested_by=None):
+    _new_round(complaint, now)
+    due = policy.calendar.add_working_days(now, policy.review_working_days)
+    review = {"no": len(complaint["reviews"]) + 1, "reason": reason,
+              "requested_by": requested_by, "recorded_by": by, "requested_at": now,
+              "due_at": due, "outcome": None, "finding": None, "decided_by": None,
+              "decided_at": None}
+    complaint["reviews"].append(review)
+    complaint["deadlines"].append(_deadline("review", due, complaint["round"]))
+    return reason, [_event(complaint, "complaint_review_requested", now, {
+        "review_no": review["no"], "requested_at": now, "due_at": due})]
+
+
+def _uphold_review(complaint, by, now, policy, finding):
+    """The review confirms the outcome: the complaint is closed again, as it was."""
+    return finding, [_decide_review(complaint, by, now, "upheld", finding)]
+
+
+def _overturn_review(complaint, by, now, policy, finding):
+    """The review finds the outcome wrong: the complaint is worked again."""
+    decided = _decide_review(complaint, by, now, "overturned", finding)
+    _, reopened = _reopen(complaint, by, now, policy, finding, "review")
+    return finding, [decided, *reopened]
+
+
+def _decide_review(complaint, by, now, outcome, finding):
+    review = complaint["reviews"][-1]
+    review.update(outcome=outcome, finding=finding, decided_by=by, decided_at=now)
+    _meet(complaint, ("review",), now)
+    return _event(complaint, "complaint_reviewed", now, {
+        "review_no": review["no"], "outcome": outcome, "reviewer_id": by, "decided_at": now})
+
+
+STEPS = {
+    "acknowledge": _acknowledge,
+    "assign": _assign,
+    "resolve": _resolve,
+    "close": _close,
+    "reopen": _reopen,
+    "request_review": _request_review,
+    "uphold_review": _uphold_review,
+    "overturn_review": _overturn_review,
+}
 
 
 def can_reopen_after_revisit(complaint):
@@ -125,9 +292,209 @@ def can_reopen_after_revisit(complaint):
     return complaint["status"] in TRANSITIONS["reopen"][0]
 
 
+# alongside the state machine ----------------------------------------------------------
+
+def take_special_measures(complaint, by, measures, now, policy):
+    """What the service centre did about a repeat complaint, within the 24 hours owed."""
+    if not complaint.get("repeat_of"):
+        raise InvalidTransition("complaint", complaint["_id"], "not a repeat complaint",
+                                "take special measures for")
+    complaint = copy.deepcopy(complaint)
+    on_time = now <= complaint["special_measures_due"]
+    complaint["special_measures"].append({"at": now, "by": by, "measures": measures})
+    _meet(complaint, ("special_measures",), now)
+    _note(complaint, now, by, "special_measures", measures)
+    return _rescheduled(complaint, policy), [_event(complaint, "complaint_special_measures_taken",
+                                                    now, {"repeat_of": complaint["repeat_of"],
+                                                          "staff_id": by, "taken_at": now,
+                                                          "on_time": on_time})]
+
+
+def update_external_status(complaint, by, data, now, policy):
+    """Where the outside unit stands: the matter keeps its own status, followed up."""
+    if not complaint.get("external"):
+        raise InvalidTransition("complaint", complaint["_id"], "not referred to an outside unit",
+                                "update the outside unit of")
+    complaint = copy.deepcopy(complaint)
+    external = complaint["external"]
+    external.update(status=data["status"], updated_at=now)
+    if data.get("reference"):
+        external["reference"] = data["reference"]
+    _note(complaint, now, by, "external_update", f"{external['unit']}: {data['status']}; "
+          f"{data['note']}")
+    return _rescheduled(complaint, policy), [_event(complaint, "complaint_referral_updated", now, {
+        "external_unit": external["unit"], "status": external["status"], "updated_at": now})]
+
+
+def flag_malicious(complaint, data, now, policy):
+    """「对业主的恶意投诉,做到坚持原则并耐心解释」: flagged by a supervisor with a reason,
+    left out of the statistics, never deleted. ``malicious`` false lifts the flag."""
+    if complaint["malicious"] == data["malicious"]:
+        state = "already flagged malicious" if data["malicious"] else "not flagged malicious"
+        raise InvalidTransition("complaint", complaint["_id"], state,
+                                "flag" if data["malicious"] else "unflag")
+    complaint = copy.deepcopy(complaint)
+    complaint["malicious"] = data["malicious"]
+    complaint["malicious_flag"] = {"by": data["flagged_by"], "role": data["role"],
+                                   "reason": data["reason"], "at": now,
+                                   "malicious": data["malicious"]}
+    action = "flag_malicious" if data["malicious"] else "unflag_malicious"
+    _note(complaint, now, data["flagged_by"], action, data["reason"])
+    return _rescheduled(complaint, policy), [_event(complaint, "complaint_flagged_malicious", now, {
+        "malicious": data["malicious"], "flagged_by": data["flagged_by"], "role": data["role"],
+        "flagged_at": now})]
+
+
+# deadlines, overdue alerts and escalation ------------------------------------------------
+
+def open_deadlines(complaint):
+    return [deadline for deadline in complaint["deadlines"]
+            if deadline["met_at"] is None and deadline["superseded_at"] is None]
+
+
+def is_overdue(complaint, now):
+    return complaint.get("next_due_at") is not None and complaint["next_due_at"] <= now
+
+
+def check_deadlines(complaint, now, policy):
+    """The alerts due by ``now``: ``complaint_overdue`` once for each missed deadline,
+    then ``complaint_escalated`` up the estate's ladder, each rung once a round.
+
+    The ladder is climbed while a deadline of the current round stays missed,
+    each rung ``after`` the first miss. Major and emergency complaints start
+    higher (the estate manager). A timer calls this; the caller saves the result
+    only if nobody changed the complaint meanwhile, so each alert goes out once.
+    """
+    complaint = copy.deepcopy(complaint)
+    events = []
+    for deadline in sorted(open_deadlines(complaint), key=lambda item: item["due_at"]):
+        if deadline["due_at"] <= now and deadline["alerted_at"] is None:
+            deadline["alerted_at"] = now
+            _note(complaint, now, "system", "overdue",
+                  f"{deadline['kind']} was due {deadline['due_at'].isoformat()}")
+            events.append(_event(complaint, "complaint_overdue", now, {
+                "deadline": deadline["kind"], "due_at": deadline["due_at"],
+                "reopen_no": complaint["reopen_no"], **_handlers(complaint)}))
+    missed = _missed_this_round(complaint, now)
+    if missed:
+        first = min(missed, key=lambda item: item["due_at"])
+        for level in _levels_ahead(complaint, policy):
+            if _rung_due(complaint, level, first["due_at"], policy) > now:
+                break
+            events.append(_climb(complaint, level, now, "system",
+                                 f"{first['kind']} overdue since {first['due_at'].isoformat()}",
+                                 first))
+    return _rescheduled(complaint, policy), events
+
+
+def escalate(complaint, by, reason, now, policy):
+    """A member of staff takes the complaint one rung up by hand: beyond their authority
+    (「对于超越自己权限的投诉事件应及时向公司经理汇报」). Counts as that rung for the round."""
+    if complaint["status"] not in ESCALATABLE:
+        raise InvalidTransition("complaint", complaint["_id"], complaint["status"], "escalate")
+    ahead = _levels_ahead(complaint, policy)
+    if not ahead:
+        top = policy.escalation_levels[-1].role
+        raise InvalidTransition("complaint", complaint["_id"], f"already escalated to {top}",
+                                "escalate")
+    complaint = copy.deepcopy(complaint)
+    event = _climb(complaint, ahead[0], now, by, reason, None)
+    return _rescheduled(complaint, policy), [event]
+
+
+def _levels_ahead(complaint, policy):
+    reached = max((step["level"] for step in complaint["escalations"]
+                   if step["round"] == complaint["round"]), default=0)
+    start = max(reached + 1, policy.escalation_start(complaint["severity"]))
+    return policy.escalation_levels[start - 1:]
+
+
+def _climb(complaint, level, now, by, reason, deadline):
+    complaint["escalations"].append({
+        "level": level.level, "role": level.role, "round": complaint["round"], "at": now,
+        "by": by, "reason": reason, "manual": deadline is None})
+    _note(complaint, now, by, "escalate", f"level {level.level} ({level.role}): {reason}")
+    return _event(complaint, "complaint_escalated", now, {
+        "level": level.level, "role": level.role, "reason": reason, "manual": deadline is None,
+        "deadline": deadline and deadline["kind"], "due_at": deadline and deadline["due_at"],
+        "reopen_no": complaint["reopen_no"], **_handlers(complaint)})
+
+
+def _rung_due(complaint, level, missed_at, policy):
+    """When ``level`` is due after the first miss. A ladder that starts higher (major
+    complaints) reaches its first rung when the first rung would have been reached."""
+    start = policy.level(policy.escalation_start(complaint["severity"]))
+    skipped = start.after - policy.level(1).after
+    return missed_at + level.after - skipped
+
+
+def _missed_this_round(complaint, now):
+    return [deadline for deadline in open_deadlines(complaint)
+            if deadline["due_at"] <= now and deadline["round"] == complaint["round"]]
+
+
+def _rescheduled(complaint, policy):
+    """Keep the fields the store queries by in step with the deadlines:
+    ``next_due_at`` (overdue when past) and ``alert_due_at`` (when the timer looks next)."""
+    pending = open_deadlines(complaint)
+    earliest = min(pending, key=lambda item: item["due_at"], default=None)
+    complaint["next_due_at"] = earliest and earliest["due_at"]
+    complaint["next_due"] = earliest and earliest["kind"]
+    moments = [deadline["due_at"] for deadline in pending if deadline["alerted_at"] is None]
+    alerted = [deadline["due_at"] for deadline in pending
+               if deadline["alerted_at"] is not None and deadline["round"] == complaint["round"]]
+    ahead = _levels_ahead(complaint, policy)
+    if alerted and ahead:
+        moments.append(_rung_due(complaint, ahead[0], min(alerted), policy))
+    complaint["alert_due_at"] = min(moments, default=None)
+    return complaint
+
+
+def _owe_answers(complaint, start, policy):
+    """The first reply and the answer owed from ``start``, on the estate's working days."""
+    calendar = policy.calendar
+    first = calendar.add_working_days(start, policy.first_response_working_days)
+    reply = calendar.add_working_days(start, policy.reply_working_days)
+    complaint.update(first_response_due=first, reply_due=reply)
+    complaint["deadlines"] += [_deadline("first_response", first, complaint["round"]),
+                               _deadline("reply", reply, complaint["round"])]
+
+
+def _new_round(complaint, now):
+    complaint["round"] += 1
+    _supersede(complaint, RESTARTING, now)
+
+
+def _deadline(kind, due_at, round_no):
+    return {"kind": kind, "round": round_no, "due_at": due_at, "met_at": None,
+            "superseded_at": None, "alerted_at": None}
+
+
+def _meet(complaint, kinds, at):
+    for deadline in open_deadlines(complaint):
+        if deadline["kind"] in kinds:
+            deadline["met_at"] = at
+
+
+def _supersede(complaint, kinds, at):
+    for deadline in open_deadlines(complaint):
+        if deadline["kind"] in kinds:
+            deadline["superseded_at"] = at
+
+
+def _handlers(complaint):
+    return {"department": complaint.get("department") or complaint.get("routed_department"),
+            "assignee_id": complaint.get("assignee_id")}
+
+
+# views ------------------------------------------------------------------------------------
+
+HIDDEN = ("alert_due_at", "work_order_pending", "reporter_key")
+
+
 def public_view(document):
     """A complaint or household as staff and other services may see it: contacts masked."""
-    view = dict(document)
+    view = {key: value for key, value in document.items() if key not in HIDDEN}
     if view.get("reporter"):
         view["reporter"] = dict(view["reporter"], phone=mask_phone(view["reporter"]["phone"]))
     if "contacts" in view:
@@ -139,7 +506,37 @@ def public_view(document):
 
 
 def preferred_contact(contacts):
-    return contacts[0] if contacts else None
+    """The contact marked primary, else the first listed."""
+    return next((contact for contact in contacts if contact.get("primary")),
+                contacts[0] if contacts else None)
+
+
+def household_conflicts(estate_id, rows, existing):
+    """Field errors for rows that cannot be imported into ``estate_id``: a household id
+    listed twice, or one that already belongs to another estate (``existing``: id -> estate)."""
+    errors, seen = {}, {}
+    for index, row in enumerate(rows):
+        household_id = row["household_id"]
+        if household_id in seen:
+            errors[f"rows.{index}.household_id"] = [
+                f"listed twice (also row {seen[household_id]})"]
+        seen.setdefault(household_id, index)
+        other = existing.get(household_id)
+        if other is not None and other != estate_id:
+            errors[f"rows.{index}.household_id"] = [f"belongs to estate {other}"]
+    return errors
+
+
+# helpers ------------------------------------------------------------------------------------
+
+def _not_in_the_future(moment, now, field):
+    if moment > now + work_orders.CLOCK_SKEW:
+        raise InvalidInput({field: ["must not be in the future"]})
+
+
+def _note(complaint, at, by, action, note):
+    status = complaint["status"]
+    complaint["history"].append(_entry(at, by, action, status, status, note))
 
 
 def _entry(at, by, action, from_state, to_state, note):

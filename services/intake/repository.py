@@ -1,11 +1,19 @@
-"""intake's data: estates, households with contacts, complaints."""
+"""intake's data: estates, households with contacts, complaints, work orders."""
 from typing import ClassVar
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.errors import DuplicateKeyError
 
 from shared.store import Repository
 
 HOUSEHOLD_FIELDS = ("building", "unit", "room", "occupied", "contacts")
+# Query filters that are plain equality on a stored field.
+COMPLAINT_EQUALITY = ("estate_id", "status", "category", "channel", "severity", "household_id",
+                      "department", "malicious")
+WORK_ORDER_EQUALITY = ("estate_id", "kind", "status", "household_id", "complaint_id",
+                       "important")
+# How many due complaints one pass of the deadline timer takes at a time.
+ALERT_BATCH = 200
 
 
 class IntakeRepository(Repository):
@@ -13,11 +21,23 @@ class IntakeRepository(Repository):
         "households": [IndexModel([("estate_id", ASCENDING), ("building", ASCENDING)])],
         "complaints": [
             IndexModel([("estate_id", ASCENDING), ("status", ASCENDING)]),
+            IndexModel([("estate_id", ASCENDING), ("received_at", ASCENDING)]),
             IndexModel([("household_id", ASCENDING), ("category", ASCENDING)]),
+            IndexModel([("reporter_key", ASCENDING), ("category", ASCENDING)], sparse=True),
+            IndexModel([("received_at", DESCENDING)]),
+            IndexModel([("alert_due_at", ASCENDING)]),
+            IndexModel([("next_due_at", ASCENDING)]),
+            IndexModel([("work_order_pending", ASCENDING)], sparse=True),
+        ],
+        "work_orders": [
+            IndexModel([("estate_id", ASCENDING), ("kind", ASCENDING),
+                        ("completed_at", ASCENDING)]),
+            IndexModel([("household_id", ASCENDING)]),
+            IndexModel([("complaint_id", ASCENDING)], sparse=True),
             IndexModel([("received_at", DESCENDING)]),
         ],
     }
-    outbox_collections = ("complaints",)
+    outbox_collections = ("complaints", "work_orders")
 
     # estates and households --------------------------------------------------
 
@@ -31,14 +51,23 @@ class IntakeRepository(Repository):
             self.db.households.update_one(
                 {"_id": row["household_id"]},
                 {"$set": {"estate_id": estate_id, "updated_at": now,
-                          **{key: row[key] for key in HOUSEHOLD_FIELDS}}},
+                          **{key: row[key] for key in HOUSEHOLD_FIELDS}},
+                 "$setOnInsert": {"imported_at": now}},
                 upsert=True,
             )
         updated = len(existing)
         return {"imported": len(set(ids)) - updated, "updated": updated}
 
+    def household_estates(self, household_ids):
+        """household id -> its estate, for those that exist."""
+        found = self.db.households.find({"_id": {"$in": list(household_ids)}}, {"estate_id": 1})
+        return {doc["_id"]: doc["estate_id"] for doc in found}
+
     def estate_exists(self, estate_id):
         return self.db.estates.count_documents({"_id": estate_id}, limit=1) > 0
+
+    def estate_ids(self):
+        return [doc["_id"] for doc in self.db.estates.find({}, {"_id": 1}).sort("_id", ASCENDING)]
 
     def list_households(self, estate_id, filters):
         query = {"estate_id": estate_id, **filters}
@@ -61,8 +90,8 @@ class IntakeRepository(Repository):
     def save_complaint(self, complaint, events, handled_event=None):
         return self.save_versioned("complaints", complaint, events, handled_event)
 
-    def list_complaints(self, filters, limit=500):
-        query = {key: value for key, value in filters.items() if key not in ("since", "until")}
+    def list_complaints(self, filters, now):
+        query = {key: filters[key] for key in COMPLAINT_EQUALITY if key in filters}
         received = {}
         if "since" in filters:
             received["$gte"] = filters["since"]
@@ -70,4 +99,80 @@ class IntakeRepository(Repository):
             received["$lt"] = filters["until"]
         if received:
             query["received_at"] = received
-        return list(self.db.complaints.find(query).sort("received_at", DESCENDING).limit(limit))
+        if "external_status" in filters:
+            query["external.status"] = filters["external_status"]
+        if "repeat" in filters:
+            query["repeat_of"] = {"$ne": None} if filters["repeat"] else None
+        if filters.get("overdue") is True:
+            query["next_due_at"] = {"$lte": now}
+        elif filters.get("overdue") is False:
+            query["$or"] = [{"next_due_at": None}, {"next_due_at": {"$gt": now}}]
+        cursor = self.db.complaints.find(query).sort("received_at", DESCENDING)
+        return list(cursor.limit(filters.get("limit", 500)))
+
+    def earlier_complaints(self, estate_id, category, household_id, reporter_key):
+        """The same household's (or, without one, the same reporter's) complaints in a
+        category: what a new complaint may repeat."""
+        if household_id:
+            query = {"household_id": household_id}
+        elif reporter_key:
+            query = {"reporter_key": reporter_key}
+        else:
+            return []
+        query.update(estate_id=estate_id, category=category)
+        fields = ("estate_id", "household_id", "reporter", "category", "status", "received_at",
+                  "closed_at")
+        return list(self.db.complaints.find(query, {key: 1 for key in fields})
+                    .sort("received_at", DESCENDING).limit(50))
+
+    def complaints_due_for_alerts(self, now, limit=ALERT_BATCH):
+        return list(self.db.complaints.find({"alert_due_at": {"$lte": now}})
+                    .sort("alert_due_at", ASCENDING).limit(limit))
+
+    def complaints_awaiting_work_order(self, registered_before):
+        return list(self.db.complaints.find(
+            {"work_order_pending": True, "registered_at": {"$lte": registered_before}}))
+
+    def work_order_opened(self, complaint_id):
+        # Not versioned: a stale save may set the flag again, and opening the same
+        # order again is a no-op (its id derives from the complaint).
+        self.db.complaints.update_one({"_id": complaint_id},
+                                      {"$unset": {"work_order_pending": ""}})
+
+    def complaints_received(self, estate_id, start, end, fields):
+        query = {"estate_id": estate_id, "received_at": {"$gte": start, "$lt": end}}
+        return list(self.db.complaints.find(query, {key: 1 for key in fields}))
+
+    # work orders -----------------------------------------------------------------
+
+    def add_work_order(self, order, events):
+        return self.insert_with_events("work_orders", order, events)
+
+    def add_work_order_once(self, order, events):
+        """Insert an order whose id derives from its cause; False if it already exists."""
+        try:
+            self.insert_with_events("work_orders", order, events)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    def get_work_order(self, order_id):
+        return self.fetch("work_orders", order_id, "work order")
+
+    def find_work_order(self, order_id):
+        return self.db.work_orders.find_one({"_id": order_id})
+
+    def save_work_order(self, order, events):
+        return self.save_versioned("work_orders", order, events)
+
+    def list_work_orders(self, filters):
+        query = {key: filters[key] for key in WORK_ORDER_EQUALITY if key in filters}
+        completed = {}
+        if "completed_since" in filters:
+            completed["$gte"] = filters["completed_since"]
+        if "completed_until" in filters:
+            completed["$lt"] = filters["completed_until"]
+        if completed:
+            query["completed_at"] = completed
+        cursor = self.db.work_orders.find(query).sort("received_at", DESCENDING)
+        return list(cursor.limit(filters.get("limit", 500)))

@@ -1,22 +1,29 @@
 """intake: households, complaints and work orders. Entrypoints only."""
-from functools import cache
+import logging
+from datetime import timedelta
 
 from nameko.dependency_providers import Config
 
-from services.intake import domain
-from services.intake.repository import IntakeRepository
+from services.intake import domain, stats, work_orders
+from services.intake.dependencies import EstatePolicies
+from services.intake.repository import ALERT_BATCH, IntakeRepository
 from shared.dependencies import ClockProvider, Store
 from shared.errors import InvalidInput, NotFound
 from shared.messaging import handles
 from shared.rpc import rpc, to_json
 from shared.schemas import intake as schemas
 from shared.schemas.base import load, require_id
-from shared.workdays import WorkingCalendar
+from shared.schemas.vocabulary import COMPLAINT_CATEGORIES, SURVEY_CATEGORIES
+from shared.store import ConcurrentUpdate
+from shared.timers import timer_from_config
 
+log = logging.getLogger(__name__)
 
-@cache
-def calendar_for(timezone_name):
-    return WorkingCalendar(timezone_name)
+# A write that lost the race with another worker is read again and redone this often.
+WRITE_ATTEMPTS = 3
+# An emergency order not yet written this long after its complaint was (a crash in
+# between) is written by the deadline timer.
+WORK_ORDER_GRACE = timedelta(seconds=10)
 
 
 class IntakeService:
@@ -25,6 +32,7 @@ class IntakeService:
     store = Store(IntakeRepository)
     clock = ClockProvider()
     config = Config()
+    policies = EstatePolicies()
 
     # households ---------------------------------------------------------------
 
@@ -34,6 +42,10 @@ class IntakeService:
         if not isinstance(rows, list):
             raise InvalidInput({"rows": ["expected a list of households"]})
         rows = load(schemas.HouseholdRow(many=True), rows, field="rows", many=True)
+        existing = self.store.household_estates(row["household_id"] for row in rows)
+        conflicts = domain.household_conflicts(estate_id, rows, existing)
+        if conflicts:
+            raise InvalidInput(conflicts)
         return self.store.import_households(estate_id, rows, self.clock.now())
 
     @rpc
@@ -45,60 +57,114 @@ class IntakeService:
 
     @rpc
     def get_contact(self, ref):
-        """The full contact of a household or a complaint's reporter (for ``notify``)."""
+        """The full contact behind a household, complaint or work order (for ``notify``)."""
         require_id(ref, "ref")
-        complaint = self.store.find_complaint(ref)
-        household_id = complaint["household_id"] if complaint else ref
+        source = self.store.find_complaint(ref) or self.store.find_work_order(ref)
+        household_id = source["household_id"] if source else ref
         household = self.store.find_household(household_id) if household_id else None
         if household is not None:
             contact = domain.preferred_contact(household.get("contacts", []))
             return {"household_id": household["_id"], "estate_id": household["estate_id"],
                     **(contact or {})}
-        if complaint is not None and complaint.get("reporter"):
-            return {"household_id": None, "estate_id": complaint["estate_id"],
-                    "preferred_channel": "sms", **complaint["reporter"]}
-        raise NotFound("household or complaint", ref)
+        if source is not None and source.get("reporter"):
+            return {"household_id": None, "estate_id": source["estate_id"],
+                    "preferred_channel": "sms", **source["reporter"]}
+        raise NotFound("household, complaint or work order", ref)
 
     # complaints ---------------------------------------------------------------
+
+    @rpc
+    def list_categories(self, estate_id=None):
+        """The complaint taxonomy and where the estate routes each category."""
+        if estate_id is not None:
+            self._check_estate(require_id(estate_id, "estate_id"))
+        policy = self.policies.for_estate(estate_id)
+        return [{"category": category, "department": policy.department_for(category),
+                 "survey_category": category in SURVEY_CATEGORIES}
+                for category in COMPLAINT_CATEGORIES]
 
     @rpc
     def register_complaint(self, data):
         data = load(schemas.RegisterComplaint(), data)
         self._check_references(data)
+        policy = self.policies.for_estate(data["estate_id"])
+        earlier = self.store.earlier_complaints(
+            data["estate_id"], data["category"], data["household_id"],
+            domain.reporter_key(data["reporter"]))
         complaint, events = domain.register(
-            domain.new_complaint_id(), data, *self._policy(data["estate_id"]), self.clock.now())
-        return self._view(self.store.add_complaint(complaint, events))
+            domain.new_complaint_id(), data, earlier, policy, self.clock.now())
+        complaint = self.store.add_complaint(complaint, events)
+        if complaint.get("work_order_pending"):
+            self._open_emergency_work_order(complaint)
+        return self._view(complaint)
 
     @rpc
     def acknowledge_complaint(self, complaint_id, data):
         data = load(schemas.AcknowledgeComplaint(), data)
-        return self._move(complaint_id, "acknowledge", data["staff_id"], data["note"])
+        return self._move(complaint_id, "acknowledge", data["staff_id"], note=data["note"])
 
     @rpc
     def assign_complaint(self, complaint_id, data):
         data = load(schemas.AssignComplaint(), data)
-        actor = data["assignee_id"] or data["department"]
-        return self._move(complaint_id, "assign", actor, f"to {data['department']}", data)
+        actor = data.pop("staff_id") or data["assignee_id"] or "desk"
+        return self._move(complaint_id, "assign", actor, **data)
 
     @rpc
     def resolve_complaint(self, complaint_id, data):
         data = load(schemas.ResolveComplaint(), data)
-        return self._move(complaint_id, "resolve", data["staff_id"], data["resolution"],
-                          {"resolution": data["resolution"]})
+        return self._move(complaint_id, "resolve", data["staff_id"],
+                          resolution=data["resolution"])
 
     @rpc
     def close_complaint(self, complaint_id, data):
         data = load(schemas.CloseComplaint(), data)
-        changes = {"closed_by": data["closed_by"], "owner_signoff": data["owner_signoff"],
-                   "at": data["closed_at"]}
         return self._move(complaint_id, "close", data["closed_by"],
-                          f"owner sign-off: {data['owner_signoff']}", changes)
+                          owner_signoff=data["owner_signoff"], closed_at=data["closed_at"])
 
     @rpc
     def reopen_complaint(self, complaint_id, data):
         data = load(schemas.ReopenComplaint(), data)
-        return self._move(complaint_id, "reopen", data["source"], data["reason"],
-                          {"reopen_source": data["source"]})
+        return self._move(complaint_id, "reopen", data["source"], reason=data["reason"],
+                          source=data["source"])
+
+    @rpc
+    def request_review(self, complaint_id, data):
+        data = load(schemas.RequestReview(), data)
+        actor = data["staff_id"] or "owner"
+        return self._move(complaint_id, "request_review", actor, reason=data["reason"],
+                          requested_by=data["requested_by"])
+
+    @rpc
+    def decide_review(self, complaint_id, data):
+        data = load(schemas.DecideReview(), data)
+        action = "uphold_review" if data["outcome"] == "upheld" else "overturn_review"
+        return self._move(complaint_id, action, data["reviewer_id"], finding=data["finding"])
+
+    @rpc
+    def escalate_complaint(self, complaint_id, data):
+        data = load(schemas.EscalateComplaint(), data)
+        return self._change(complaint_id, lambda complaint, policy, now: domain.escalate(
+            complaint, data["staff_id"], data["reason"], now, policy))
+
+    @rpc
+    def record_special_measures(self, complaint_id, data):
+        data = load(schemas.RecordSpecialMeasures(), data)
+        return self._change(complaint_id, lambda complaint, policy, now:
+                            domain.take_special_measures(
+                                complaint, data["staff_id"], data["measures"], now, policy))
+
+    @rpc
+    def update_external_status(self, complaint_id, data):
+        data = load(schemas.UpdateExternalStatus(), data)
+        return self._change(complaint_id, lambda complaint, policy, now:
+                            domain.update_external_status(
+                                complaint, data["staff_id"], data, now, policy))
+
+    @rpc
+    def flag_malicious(self, complaint_id, data):
+        data = load(schemas.FlagMalicious(), data)
+        return self._change(complaint_id, lambda complaint, policy, now:
+                            domain.flag_malicious(complaint, data, now, policy))
 
     @rpc
     def get_complaint(self, complaint_id):
@@ -108,7 +174,26 @@ class IntakeService:
     @rpc
     def list_complaints(self, filters=None):
         filters = load(schemas.ComplaintFilters(), filters or {})
-        return [self._view(complaint) for complaint in self.store.list_complaints(filters)]
+        complaints = self.store.list_complaints(filters, self.clock.now())
+        return [self._view(complaint) for complaint in complaints]
+
+    @rpc
+    def complaint_stats(self, estate_id, period):
+        self._check_estate(require_id(estate_id, "estate_id"))
+        period = load(schemas.StatsQuery(), {"period": period})["period"]
+        return self._estate_figures(estate_id, period, self.clock.now())
+
+    @rpc
+    def group_complaint_stats(self, period):
+        """Headquarters: every estate's figures and the group's, for one period."""
+        period = load(schemas.StatsQuery(), {"period": period})["period"]
+        now = self.clock.now()
+        estates, everything = {}, []
+        for estate_id in self.store.estate_ids():
+            figures = self._estate_figures(estate_id, period, now, everything)
+            estates[estate_id] = figures
+        return {"period": period, "estates": estates,
+                "total": stats.complaint_figures(everything, now)}
 
     @handles("revisit", "revisit_unsatisfied")
     def reopen_after_unsatisfied_revisit(self, event):
@@ -116,41 +201,125 @@ class IntakeService:
         data = event["data"]
         if data["kind"] != "complaint":
             return
-        complaint = self.store.get_complaint(data["source_id"])
-        if not domain.can_reopen_after_revisit(complaint):
-            return  # already reopened by someone else: nothing to do
         reason = data["comments"] or f"follow-up visit {data['revisit_id']}: owner unsatisfied"
-        estate_policy, calendar = self._policy(complaint["estate_id"])
-        complaint, events = domain.apply(
-            complaint, "reopen", "revisit", self.clock.now(), reason,
-            {"reopen_source": "revisit"}, estate_policy, calendar)
-        self.store.save_complaint(complaint, events, handled_event=event["id"])
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            complaint = self.store.get_complaint(data["source_id"])
+            if not domain.can_reopen_after_revisit(complaint):
+                return  # already reopened by someone else: nothing to do
+            complaint, events = domain.apply(
+                complaint, "reopen", "revisit", self.clock.now(),
+                self.policies.for_estate(complaint["estate_id"]), reason=reason, source="revisit")
+            try:
+                self.store.save_complaint(complaint, events, handled_event=event["id"])
+                return
+            except ConcurrentUpdate:
+                if attempt == WRITE_ATTEMPTS:
+                    raise
+
+    # timers -------------------------------------------------------------------
+
+    @timer_from_config("OVERDUE_SCAN_SECONDS", 60)
+    def send_deadline_alerts(self):
+        """Overdue alerts and escalations, in every instance: each complaint is written
+        only if unchanged since it was read, so of two instances one sends, once."""
+        now = self.clock.now()
+        sent = 0
+        for _ in range(10):   # bounded: what is left waits for the next tick
+            due = self.store.complaints_due_for_alerts(now)
+            for complaint in due:
+                policy = self.policies.for_estate(complaint["estate_id"])
+                changed, events = domain.check_deadlines(complaint, now, policy)
+                try:
+                    self.store.save_complaint(changed, events)
+                except ConcurrentUpdate:
+                    continue   # another instance or a member of staff got there first
+                sent += len(events)
+            if len(due) < ALERT_BATCH:
+                break
+        for complaint in self.store.complaints_awaiting_work_order(now - WORK_ORDER_GRACE):
+            self._open_emergency_work_order(complaint)
+        if sent:
+            log.info("deadline alerts: %d event(s)", sent)
+
+    # work orders --------------------------------------------------------------
+
+    @rpc
+    def register_work_order(self, data):
+        data = load(schemas.RegisterWorkOrder(), data)
+        self._check_references(data)
+        if data["complaint_id"]:
+            complaint = self.store.find_complaint(data["complaint_id"])
+            if complaint is None or complaint["estate_id"] != data["estate_id"]:
+                raise InvalidInput({"complaint_id": ["unknown complaint in this estate"]})
+        order, events = work_orders.register(
+            work_orders.new_work_order_id(), data, self.policies.for_estate(data["estate_id"]),
+            self.clock.now())
+        return to_json(self.store.add_work_order(order, events))
+
+    @rpc
+    def complete_work_order(self, work_order_id, data):
+        require_id(work_order_id, "id")
+        data = load(schemas.CompleteWorkOrder(), data)
+        order, events = work_orders.complete(
+            self.store.get_work_order(work_order_id), data, self.clock.now())
+        return to_json(self.store.save_work_order(order, events))
+
+    @rpc
+    def get_work_order(self, work_order_id):
+        require_id(work_order_id, "id")
+        return to_json(self.store.get_work_order(work_order_id))
+
+    @rpc
+    def list_work_orders(self, filters=None):
+        filters = load(schemas.WorkOrderFilters(), filters or {})
+        return [to_json(order) for order in self.store.list_work_orders(filters)]
 
     # helpers ------------------------------------------------------------------
 
-    def _move(self, complaint_id, action, actor, note, changes=None):
+    def _move(self, complaint_id, action, actor, **details):
+        return self._change(complaint_id, lambda complaint, policy, now: domain.apply(
+            complaint, action, actor, now, policy, **details))
+
+    def _change(self, complaint_id, change):
+        """Read, change, write if nobody else wrote meanwhile (else read again)."""
         require_id(complaint_id, "id")
-        complaint = self.store.get_complaint(complaint_id)
-        estate_policy, calendar = self._policy(complaint["estate_id"])
-        complaint, events = domain.apply(
-            complaint, action, actor, self.clock.now(), note, dict(changes or {}),
-            estate_policy, calendar)
-        return self._view(self.store.save_complaint(complaint, events))
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            complaint = self.store.get_complaint(complaint_id)
+            policy = self.policies.for_estate(complaint["estate_id"])
+            complaint, events = change(complaint, policy, self.clock.now())
+            try:
+                return self._view(self.store.save_complaint(complaint, events))
+            except ConcurrentUpdate:
+                if attempt == WRITE_ATTEMPTS:
+                    raise
+
+    def _open_emergency_work_order(self, complaint):
+        """「对业主投诉的紧急维修内容转报处理」: the repair order, at once."""
+        policy = self.policies.for_estate(complaint["estate_id"])
+        order, events = work_orders.for_emergency(complaint, policy, self.clock.now())
+        self.store.add_work_order_once(order, events)
+        self.store.work_order_opened(complaint["_id"])
+
+    def _estate_figures(self, estate_id, period, now, collect=None):
+        policy = self.policies.for_estate(estate_id)
+        start, end = stats.period_bounds(period, policy.timezone)
+        complaints = self.store.complaints_received(estate_id, start, end, stats.FIELDS)
+        if collect is not None:
+            collect.extend(complaints)
+        return {"estate_id": estate_id, "period": period, "from": start.isoformat(),
+                "until": end.isoformat(), **stats.complaint_figures(complaints, now)}
+
+    def _check_estate(self, estate_id):
+        if not self.store.estate_exists(estate_id):
+            raise InvalidInput({"estate_id": ["unknown estate"]})
 
     def _check_references(self, data):
-        if not self.store.estate_exists(data["estate_id"]):
-            raise InvalidInput({"estate_id": ["unknown estate"]})
+        self._check_estate(data["estate_id"])
         household_id = data.get("household_id")
         if household_id:
             household = self.store.find_household(household_id)
             if household is None or household["estate_id"] != data["estate_id"]:
                 raise InvalidInput({"household_id": ["unknown household in this estate"]})
-
-    def _policy(self, estate_id):
-        values = dict(self.config.get("COMPLAINT_POLICY") or {})
-        values.update((self.config.get("ESTATE_POLICIES") or {}).get(estate_id, {}))
-        estate_policy = domain.ComplaintPolicy(**values)
-        return estate_policy, calendar_for(estate_policy.timezone)
 
     @staticmethod
     def _view(complaint):

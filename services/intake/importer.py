@@ -1,0 +1,288 @@
+"""Owner lists from the estates' spreadsheets: ``huifang-import-households``.
+
+    huifang-import-households ESTATE_ID owners.xlsx [--sheet 业主名单] [--dry-run]
+
+Estates hand over their owner lists as Excel or CSV files. One line per
+contact: lines with the same household id are one household with several
+contacts. Headers may be the RPC's field names or the usual Chinese ones
+(户号, 楼栋, 单元, 房号, 入住, 姓名, 电话, 邮箱, 首选渠道, 主联系人); other columns
+(面积, 备注 …) are ignored. The whole file is checked with the service's own
+schema first, errors name the spreadsheet line, and nothing is sent unless
+every line is right. Re-importing a list updates the households in it.
+"""
+import argparse
+import csv
+import sys
+from collections import defaultdict
+from datetime import date, datetime
+from pathlib import Path
+
+from shared.errors import InvalidInput
+from shared.schemas import intake as schemas
+from shared.schemas.base import load
+
+HOUSEHOLD_COLUMNS = ("household_id", "building", "unit", "room", "occupied")
+CONTACT_COLUMNS = ("name", "phone", "email", "preferred_channel", "primary")
+HEADERS = {
+    "household_id": ("household_id", "户号", "房屋编号", "房产编号", "房号编码"),
+    "building": ("building", "楼栋", "楼号", "栋号", "幢"),
+    "unit": ("unit", "单元", "单元号"),
+    "room": ("room", "房号", "房间号", "室号"),
+    "occupied": ("occupied", "入住", "是否入住", "入住状态"),
+    "name": ("name", "姓名", "联系人", "业主姓名", "住户姓名"),
+    "phone": ("phone", "电话", "手机", "手机号", "联系电话", "手机号码"),
+    "email": ("email", "邮箱", "电子邮箱", "电子邮件"),
+    "preferred_channel": ("preferred_channel", "首选渠道", "联系偏好", "通知方式"),
+    "primary": ("primary", "主联系人", "是否主联系人"),
+}
+HEADER_FIELDS = {alias.strip().lower(): name for name, aliases in HEADERS.items()
+                 for alias in aliases}
+YES = {"true", "yes", "y", "1", "是", "已入住", "入住", "√", "✓"}
+NO = {"false", "no", "n", "0", "否", "未入住", "空置", "空置房", "×"}
+CHANNEL_WORDS = {"短信": "sms", "邮件": "email", "电子邮件": "email", "邮箱": "email",
+                 "电话": "phone", "微信": "wechat"}
+
+
+class SheetError(Exception):
+    """The file cannot be read as an owner list at all (format, headers)."""
+
+
+# reading the file -------------------------------------------------------------------
+
+def read_lines(path, sheet=None):
+    """(header cells, [(line number, cells), ...]) of a .csv, .xlsx or .xlsm file."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        table = _read_csv(path)
+    elif suffix in (".xlsx", ".xlsm"):
+        table = _read_xlsx(path, sheet)
+    else:
+        raise SheetError(f"{path.name}: expected a .csv or .xlsx file")
+    numbered = [(number, cells) for number, cells in enumerate(table, start=1)
+                if any(_text(cell) for cell in cells)]
+    if not numbered:
+        raise SheetError(f"{path.name}: the file is empty")
+    (_, header), *lines = numbered
+    return [_text(cell) for cell in header], lines
+
+
+def _read_csv(path):
+    # Excel in China saves CSV as GBK more often than not; try UTF-8 first.
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            with path.open(encoding=encoding, newline="") as handle:
+                return list(csv.reader(handle))
+        except UnicodeDecodeError:
+            continue
+    raise SheetError(f"{path.name}: neither UTF-8 nor GBK text")
+
+
+def _read_xlsx(path, sheet):
+    from openpyxl import load_workbook
+
+    workbook = load_workbook(path, read_only=True, data_only=True)
+    try:
+        if sheet is not None and sheet not in workbook.sheetnames:
+            raise SheetError(f"{path.name}: no sheet {sheet!r} (has {', '.join(workbook.sheetnames)})")
+        worksheet = workbook[sheet] if sheet is not None else workbook.worksheets[0]
+        return [list(row) for row in worksheet.iter_rows(values_only=True)]
+    finally:
+        workbook.close()
+
+
+def _text(cell):
+    """A cell as the text a person sees: 13812345678.0 from Excel is 13812345678."""
+    if cell is None:
+        return ""
+    if isinstance(cell, bool):
+        return "true" if cell else "false"
+    if isinstance(cell, float) and cell.is_integer():
+        return str(int(cell))
+    if isinstance(cell, datetime | date):
+        return cell.isoformat()
+    return str(cell).strip()
+
+
+# lines to households ------------------------------------------------------------------
+
+def households_from_lines(header, lines):
+    """The ``import_households`` rows, the lines each came from, and the line errors.
+
+    Returns ``(rows, origins, errors)``: ``origins[i]`` lists the line numbers of
+    row ``i``'s contacts (the household's first line first); ``errors`` maps a
+    line number to ``{column: [message]}``.
+    """
+    columns = {index: HEADER_FIELDS[name.strip().lower()] for index, name in enumerate(header)
+               if name.strip().lower() in HEADER_FIELDS}
+    missing = [name for name in HOUSEHOLD_COLUMNS if name not in columns.values()]
+    if missing:
+        raise SheetError("missing column(s): " + ", ".join(
+            f"{name} ({HEADERS[name][1]})" for name in missing))
+    rows, origins, errors = [], [], defaultdict(dict)
+    by_id = {}
+    for number, cells in lines:
+        values = {name: _text(cells[index]) if index < len(cells) else ""
+                  for index, name in columns.items()}
+        household = {name: values.get(name, "") for name in HOUSEHOLD_COLUMNS}
+        occupied = _yes_no(household["occupied"])
+        if occupied is None:
+            errors[number]["occupied"] = [f"cannot read {household['occupied']!r} as yes or no"]
+        household["occupied"] = occupied
+        contact = _contact(values, errors[number])
+        known = by_id.get(household["household_id"])
+        if known is None:
+            by_id[household["household_id"]] = len(rows)
+            rows.append(dict(household, contacts=[contact] if contact else []))
+            origins.append([number])
+            continue
+        first = rows[known]
+        for name in HOUSEHOLD_COLUMNS[1:]:
+            if household[name] != first[name] and household[name] is not None:
+                errors[number][name] = [(
+                    f"{household[name]!r} differs from line {origins[known][0]} "
+                    f"({first[name]!r}) for the same household")]
+        if contact:
+            first["contacts"].append(contact)
+            origins[known].append(number)
+    return rows, origins, {number: found for number, found in errors.items() if found}
+
+
+def _contact(values, errors):
+    if not values.get("name") and not values.get("phone"):
+        return None
+    contact = {"name": values.get("name", ""), "phone": values.get("phone", "")}
+    if values.get("email"):
+        contact["email"] = values["email"]
+    channel = values.get("preferred_channel")
+    if channel:
+        contact["preferred_channel"] = CHANNEL_WORDS.get(channel, channel.lower())
+    if values.get("primary"):
+        primary = _yes_no(values["primary"])
+        if primary is None:
+            errors["primary"] = [f"cannot read {values['primary']!r} as yes or no"]
+        contact["primary"] = bool(primary)
+    return contact
+
+
+def _yes_no(text):
+    word = text.strip().lower()
+    return True if word in YES else False if word in NO else None
+
+
+def schema_errors(rows, origins):
+    """The service's own checks, run here first: line number -> {column: [message]}."""
+    try:
+        load(schemas.HouseholdRow(many=True), rows, field="rows", many=True)
+    except InvalidInput as exc:
+        return errors_by_line(exc.errors.get("rows", exc.errors), origins)
+    return {}
+
+
+def errors_by_line(errors, origins):
+    """``{"3": {"contacts": {"1": {"phone": [...]}}}}`` -> ``{line: {"phone": [...]}}``."""
+    found = defaultdict(dict)
+    for index, fields in errors.items():
+        lines = origins[int(index)] if str(index).isdigit() else [0]
+        if not isinstance(fields, dict):
+            found[lines[0]]["_row"] = fields
+            continue
+        for name, messages in fields.items():
+            if name == "contacts" and isinstance(messages, dict):
+                for contact, details in messages.items():
+                    line = lines[int(contact)] if str(contact).isdigit() else lines[0]
+                    for column, text in details.items():
+                        found[line][column] = text
+            else:
+                found[lines[0]][name] = messages
+    return dict(found)
+
+
+def server_errors(errors, origins):
+    """The service's ``InvalidInput`` (``rows.3.household_id`` keys) by line."""
+    nested = {}
+    for key, messages in errors.items():
+        parts = key.split(".")
+        if parts[0] == "rows" and len(parts) == 3 and parts[1].isdigit():
+            nested.setdefault(parts[1], {})[parts[2]] = messages
+        elif key == "rows" and isinstance(messages, dict):
+            nested.update(messages)
+        else:
+            nested.setdefault("_file", {})[key] = messages
+    general = nested.pop("_file", None)
+    found = errors_by_line(nested, origins)
+    if general:
+        found[0] = general
+    return found
+
+
+def prepare(path, sheet=None):
+    """Rows ready for ``import_households`` and the errors that stop the import."""
+    header, lines = read_lines(path, sheet)
+    rows, origins, errors = households_from_lines(header, lines)
+    if not errors:
+        errors = schema_errors(rows, origins)
+    return rows, origins, errors
+
+
+def describe(errors):
+    return [f"{'file' if line == 0 else f'line {line}'}: {column}: {'; '.join(map(str, messages))}"
+            for line, found in sorted(errors.items()) for column, messages in found.items()]
+
+
+# the command ------------------------------------------------------------------------------
+
+def main(argv=None, out=sys.stdout, config=None):
+    parser = argparse.ArgumentParser(
+        prog="huifang-import-households",
+        description="Import an estate's owner list (.xlsx or .csv) into intake.")
+    parser.add_argument("estate_id")
+    parser.add_argument("file")
+    parser.add_argument("--sheet", help="worksheet name (default: the first)")
+    parser.add_argument("--dry-run", action="store_true", help="check the file, send nothing")
+    parser.add_argument("--config", help="config file (default: HUIFANG_CONFIG or config.yaml)")
+    args = parser.parse_args(argv)
+    try:
+        rows, origins, errors = prepare(args.file, args.sheet)
+    except (SheetError, OSError) as exc:
+        print(f"cannot import: {exc}", file=out)
+        return 2
+    if errors:
+        print(f"{args.file}: nothing imported, fix these lines first:", file=out)
+        print("\n".join(describe(errors)), file=out)
+        return 2
+    contacts = sum(len(row["contacts"]) for row in rows)
+    if args.dry_run:
+        print(f"{args.file}: {len(rows)} households, {contacts} contacts, all valid "
+              "(dry run: nothing sent)", file=out)
+        return 0
+    result = _send(args.estate_id, rows, config, args.config)
+    if "errors" in result:
+        print(f"{args.file}: nothing imported, intake refused:", file=out)
+        print("\n".join(describe(server_errors(result["errors"], origins))), file=out)
+        return 2
+    print(f"{args.file}: {result['imported']} households imported, {result['updated']} updated "
+          f"({contacts} contacts) into estate {args.estate_id}", file=out)
+    return 0
+
+
+def _send(estate_id, rows, config=None, config_path=None):
+    import json
+
+    from nameko.exceptions import RemoteError
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    from shared.config import load_config
+
+    config = config or load_config(config_path)
+    with ClusterRpcProxy(config, timeout=300) as rpc:
+        try:
+            return rpc.intake.import_households(estate_id, rows)
+        except RemoteError as exc:
+            if exc.exc_type != "InvalidInput":
+                raise
+            return {"errors": json.loads(exc.value)}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Work orders (派工单): repairs, special services, assistance, community activities. Pure Python.
+
+Their completion is what revisit samples and follows up, so
+``work_order_completed`` carries everything a revisit needs.
+"""
+import uuid
+from datetime import timedelta
+
+from shared.envelope import new_event
+from shared.errors import InvalidInput, InvalidTransition
+
+SOURCE = "intake"
+# A clock a few minutes fast at the desk must not make a fresh record "in the future".
+CLOCK_SKEW = timedelta(minutes=5)
+
+# action -> (states it may start from, state it leads to)
+TRANSITIONS = {
+    "complete": ({"registered"}, "completed"),
+}
+
+
+def new_work_order_id():
+    return f"wo-{uuid.uuid4().hex[:16]}"
+
+
+def emergency_work_order_id(complaint_id):
+    """One repair order per emergency complaint, whoever creates it and however often."""
+    return f"wo-{complaint_id}"
+
+
+def is_important(kind, content, policy):
+    """「对重要服务做针对性回访,如屋面漏水、墙外开裂等维修后,应随时观察效果」"""
+    return kind == "repair" and any(word in content for word in policy.important_repair_keywords)
+
+
+def is_emergency_repair(complaint, policy):
+    """「对业主投诉的紧急维修内容转报处理」: an emergency about something to repair, or
+    content that names an emergency (a burst pipe, someone stuck in a lift)."""
+    if complaint["severity"] == "emergency" and complaint["category"] in policy.repair_categories:
+        return True
+    return any(word in complaint["content"] for word in policy.emergency_repair_keywords)
+
+
+def register(order_id, data, policy, now):
+    """A new work order and its ``work_order_registered`` event."""
+    received_at = data.get("received_at") or now
+    _not_in_the_future(received_at, now, "received_at")
+    important = data.get("important")
+    if important is None:
+        important = is_important(data["kind"], data["content"], policy)
+    order = {
+        "_id": order_id,
+        "estate_id": data["estate_id"],
+        "household_id": data.get("household_id"),
+        "complaint_id": data.get("complaint_id"),
+        "kind": data["kind"],
+        "content": data["content"],
+        "location": data.get("location"),
+        "important": important,
+        "contract_start": data.get("contract_start"),
+        "contract_end": data.get("contract_end"),
+        "status": "registered",
+        "received_at": received_at,
+        "registered_at": now,
+        "completed_at": None,
+        "completed_by": None,
+        "history": [_entry(now, data.get("staff_id") or "desk", "register", None, "registered",
+                           data["kind"])],
+    }
+    return order, [_event("work_order_registered", order, now, {
+        key: order[key] for key in ("household_id", "complaint_id", "kind", "important",
+                                    "received_at", "contract_start", "contract_end")
+    })]
+
+
+def for_emergency(complaint, policy, now):
+    """The repair order an emergency complaint opens at once."""
+    return register(emergency_work_order_id(complaint["_id"]), {
+        "estate_id": complaint["estate_id"],
+        "household_id": complaint["household_id"],
+        "complaint_id": complaint["_id"],
+        "kind": "repair",
+        "content": complaint["content"],
+        "received_at": complaint["received_at"],
+        "staff_id": "intake",
+    }, policy, now)
+
+
+def complete(order, data, now):
+    """Mark the work done. ``completed_at`` may be in the past (paper records typed in
+    later) but not in the future, nor before the order was received."""
+    allowed_from, target = TRANSITIONS["complete"]
+    if order["status"] not in allowed_from:
+        raise InvalidTransition("work order", order["_id"], order["status"], "complete")
+    completed_at = data.get("completed_at") or now
+    _not_in_the_future(completed_at, now, "completed_at")
+    if completed_at < order["received_at"]:
+        raise InvalidInput({"completed_at": [
+            f"before the order was received ({order['received_at'].isoformat()})"]})
+    order = dict(order, status=target, completed_at=completed_at, completed_by=data["staff_id"],
+                 completion_note=data.get("note") or "")
+    order["history"] = order["history"] + [
+        _entry(now, data["staff_id"], "complete", "registered", target, data.get("note"))]
+    return order, [_event("work_order_completed", order, now, {
+        key: order[key] for key in ("household_id", "complaint_id", "kind", "important",
+                                    "completed_at", "contract_start", "contract_end")
+    })]
+
+
+def _not_in_the_future(moment, now, field):
+    if moment > now + CLOCK_SKEW:
+        raise InvalidInput({field: ["must not be in the future"]})
+
+
+def _entry(at, by, action, from_state, to_state, note):
+    return {"at": at, "by": by, "action": action, "from": from_state, "to": to_state,
+            "note": note or ""}
+
+
+def _event(event_type, order, now, payload):
+    return new_event(event_type, SOURCE, order["estate_id"],
+                     dict(payload, work_order_id=order["_id"]), now)

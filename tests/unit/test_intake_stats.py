@@ -1,0 +1,83 @@
+"""Complaint statistics: periods and figures."""
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.intake import domain, stats
+from services.intake.policy import Policies
+
+POLICY = Policies().for_estate("e-1")
+NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)    # Monday 10:00 in Shanghai
+
+
+@pytest.mark.parametrize("period, start, end", [
+    ("2026-11", "2026-10-31T16:00:00+00:00", "2026-11-30T16:00:00+00:00"),
+    ("2026-12", "2026-11-30T16:00:00+00:00", "2026-12-31T16:00:00+00:00"),
+    ("2026-Q1", "2025-12-31T16:00:00+00:00", "2026-03-31T16:00:00+00:00"),
+    ("2026-Q4", "2026-09-30T16:00:00+00:00", "2026-12-31T16:00:00+00:00"),
+    ("2026-H1", "2025-12-31T16:00:00+00:00", "2026-06-30T16:00:00+00:00"),
+    ("2026-H2", "2026-06-30T16:00:00+00:00", "2026-12-31T16:00:00+00:00"),
+])
+def test_periods_are_local_months_quarters_and_halves(period, start, end):
+    assert [moment.isoformat() for moment in stats.period_bounds(period, "Asia/Shanghai")] == [
+        start, end]
+
+
+def complaint(received_at=NOW, **overrides):
+    data = {"estate_id": "e-1", "household_id": "h-1", "reporter": None, "channel": "hotline",
+            "category": "cleaning", "severity": "normal", "content": "垃圾未清理",
+            "received_at": received_at, **overrides}
+    done, _ = domain.register("cmp-x", data, [], POLICY, max(received_at, NOW))
+    return done
+
+
+def through(document, *steps, at):
+    details = {"acknowledge": {}, "assign": {}, "resolve": {"resolution": "ok"},
+               "close": {"owner_signoff": "satisfied"},
+               "reopen": {"reason": "again", "source": "owner"},
+               "request_review": {"reason": "不服"}, "overturn_review": {"finding": "改判"}}
+    for step in steps:
+        document, _ = domain.apply(document, step, "s-1", at, POLICY, **details[step])
+    return document
+
+
+def test_figures():
+    late = NOW + timedelta(days=5)
+    complaints = [
+        # on time all the way and closed
+        through(complaint(), "acknowledge", "assign", "resolve", "close", at=NOW),
+        # first reply on time, answer late, reopened
+        through(through(complaint(channel="wechat"), "acknowledge", at=NOW),
+                "assign", "resolve", "close", "reopen", at=late),
+        # nothing done yet, deadlines past
+        complaint(category="noise", severity="major"),
+        # still within its deadlines (received just now, looked at "now")
+        complaint(received_at=NOW + timedelta(days=9), category="parking"),
+        # a repeat, with a review that was overturned
+        through(dict(complaint(), repeat_of="cmp-0"),
+                "acknowledge", "assign", "resolve", "close", "request_review", "overturn_review",
+                at=NOW),
+        # malicious: counted as received, left out of everything else
+        dict(complaint(category="fees"), malicious=True),
+    ]
+    figures = stats.complaint_figures(complaints, NOW + timedelta(days=9))
+    assert (figures["received"], figures["malicious"], figures["counted"]) == (6, 1, 5)
+    assert (figures["closed"], figures["open"], figures["closed_rate"]) == (1, 4, 0.2)
+    assert figures["by_category"]["cleaning"] == 3 and figures["by_category"]["fees"] == 0
+    assert figures["by_channel"] == {"hotline": 4, "visit": 0, "online": 0, "wechat": 1,
+                                     "mailbox": 0, "letter": 0}
+    assert figures["by_severity"] == {"normal": 4, "major": 1, "emergency": 0}
+    assert figures["by_status"]["reopened"] == 2 and figures["by_status"]["registered"] == 2
+    assert figures["first_reply"] == {"on_time": 3, "late": 1, "pending": 1}
+    assert figures["first_reply_on_time_rate"] == 0.75
+    assert figures["reply"] == {"on_time": 2, "late": 2, "pending": 1}
+    assert figures["reply_on_time_rate"] == 0.5
+    assert (figures["repeats"], figures["repeat_rate"]) == (1, 0.2)
+    assert (figures["reopened"], figures["reopened_rate"]) == (2, 0.4)
+    assert (figures["reviews"], figures["reviews_overturned"]) == (1, 1)
+
+
+def test_no_complaints_no_rates():
+    figures = stats.complaint_figures([], NOW)
+    assert figures["received"] == 0
+    assert figures["first_reply_on_time_rate"] is None and figures["repeat_rate"] is None
