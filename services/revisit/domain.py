@@ -1,26 +1,68 @@
-"""Follow-up visits (回访): scheduling from events and recording outcomes. Pure Python.
+"""Follow-up visits (回访): scheduled from closed complaints, completed work orders and the
+routine plan; booked, recorded, watched for lateness. Pure Python.
 
-「所有投诉应100%进行回访」 — every closing of a complaint gets one revisit.
+「所有投诉应100%进行回访」 — every closing of a complaint gets one revisit. When each visit
+is due and who makes it is the estate's policy (``policies``); which work orders are
+revisited is decided in ``sampling``.
+
+A revisit is announced (``revisit_scheduled``) once its window opens: at once for most,
+at the start of its month for a routine visit, at mid-contract for a special service.
 """
-from dataclasses import dataclass
-from datetime import timedelta
+import re
+from datetime import time
 
+from services.revisit.policies import zone
 from shared.envelope import new_event
-from shared.errors import InvalidTransition
+from shared.errors import InvalidInput, InvalidTransition
 from shared.schemas.vocabulary import UNSATISFIED_LEVELS
 
 SOURCE = "revisit"
-RECORDABLE = {"scheduled", "booked", "overdue"}
-BOOKABLE = {"scheduled", "overdue"}
+OPEN = ("scheduled", "booked", "overdue")
+RECORDABLE = frozenset(OPEN)
+BOOKABLE = frozenset(OPEN)       # a booked visit may be moved to another time
 
 
-@dataclass(frozen=True)
-class RevisitPolicy:
-    # 「投诉事件应在处理完毕后三天内进行回访」 (another text allows 3-5 days)
-    complaint_revisit_days: int = 3
-    # Not reached: try again (other time or channel) before counting as unreachable.
-    max_attempts: int = 3
+def new_revisit(revisit_id, estate_id, kind, source_id, household_id, visit, source_at, now,
+                **details):
+    """A scheduled revisit for ``visit`` (a ``policies.Visit``), not yet announced."""
+    return {
+        "_id": revisit_id,
+        "estate_id": estate_id,
+        "kind": kind,
+        "source_id": source_id,
+        "household_id": household_id,
+        "stage": visit.stage,
+        "source_at": source_at,        # the closing, completion or planned month it follows
+        "not_before": visit.not_before,
+        "due_at": visit.due_at,
+        "status": "scheduled",
+        "assigned_role": visit.assigned_role,
+        "method": visit.method,
+        "announced": False,
+        "attempts": [],
+        "tries": 0,
+        "outcome": None,
+        "appointment_at": None,
+        "overdue_at": None,
+        "promised_reply_at": None,
+        "reply_given_at": None,
+        "reply_overdue_at": None,
+        "created_at": now,
+        "completed_at": None,
+        **details,
+    }
 
+
+def schedule(revisit, now):
+    """The revisit and, if its window has opened, its ``revisit_scheduled`` event
+    (otherwise the timer announces it when the window opens, see ``announce``)."""
+    if revisit["not_before"] > now:
+        return revisit, []
+    revisit = dict(revisit, announced=True)
+    return revisit, [_scheduled_event(revisit, now)]
+
+
+# -- complaints ------------------------------------------------------------------------
 
 def complaint_revisit_id(complaint_id, closing_no):
     """One revisit per closing: redelivered events map to the same revisit."""
@@ -30,56 +72,222 @@ def complaint_revisit_id(complaint_id, closing_no):
 def schedule_complaint_revisit(closed, estate_id, policy, now):
     """The revisit owed for a ``complaint_closed`` payload, and its event.
 
-    「客服组负责人或项目经理对重大投诉进行回访,一般采取上门回访方式」: major
-    complaints go to a supervisor, on site; the rest to staff by phone.
+    「客服组负责人或项目经理对重大投诉进行回访,一般采取上门回访方式」: major complaints
+    go to a supervisor (or the manager, per policy), on site; the rest to staff by phone.
     """
-    major = closed["severity"] == "major"
-    revisit = {
-        "_id": complaint_revisit_id(closed["complaint_id"], closed["closing_no"]),
-        "estate_id": estate_id,
-        "kind": "complaint",
-        "source_id": closed["complaint_id"],
-        "household_id": closed["household_id"],
-        "category": closed["category"],
-        "severity": closed["severity"],
-        "closing_no": closed["closing_no"],
-        "due_at": closed["closed_at"] + timedelta(days=policy.complaint_revisit_days),
-        "status": "scheduled",
-        "assigned_role": "supervisor" if major else "staff",
-        "method": "onsite" if major else "phone",
-        "attempts": [],
-        "outcome": None,
-        "created_at": now,
+    revisit = new_revisit(
+        complaint_revisit_id(closed["complaint_id"], closed["closing_no"]), estate_id,
+        "complaint", closed["complaint_id"], closed["household_id"],
+        policy.complaint_visit(closed), closed["closed_at"], now,
+        category=closed["category"], severity=closed["severity"],
+        closing_no=closed["closing_no"])
+    return schedule(revisit, now)
+
+
+def superseded_by_reopening(revisit, reopened):
+    """An open revisit of a closing the complaint was reopened after: nobody should ask the
+    owner about an answer that is being reworked; the next closing brings its own."""
+    return (revisit["kind"] == "complaint" and revisit["status"] in OPEN
+            and revisit["source_id"] == reopened["complaint_id"]
+            and revisit["closing_no"] <= reopened["reopen_no"])
+
+
+def cancel(revisit, reason, now):
+    if revisit["status"] not in OPEN:
+        raise InvalidTransition("revisit", revisit["_id"], revisit["status"], "cancel")
+    return dict(revisit, status="cancelled", cancelled_at=now, cancel_reason=reason)
+
+
+# -- work orders -----------------------------------------------------------------------
+
+def work_order_revisit_id(work_order_id, stage, number=1):
+    suffix = f"{stage}-{number}" if stage == "observation" else stage
+    return f"rv-{work_order_id}-{suffix}"
+
+
+def schedule_work_order_revisits(order, estate_id, reason, policy, now, decided_at=None):
+    """The revisits (with their events) of a work order selected for follow-up.
+
+    ``order`` is a ``work_order_completed`` payload; ``reason`` why it was selected
+    (``sampling.Decision.reason``, or ``top_up``).
+    """
+    scheduled = []
+    for visit in policy.work_order_visits(order, decided_at):
+        scheduled.append(schedule(new_revisit(
+            work_order_revisit_id(order["work_order_id"], visit.stage), estate_id,
+            order["kind"], order["work_order_id"], order["household_id"], visit,
+            order["completed_at"], now, reason=reason, important=bool(order.get("important")),
+            observation_no=1 if visit.stage == "observation" else None), now))
+    return scheduled
+
+
+def next_observation(revisit, policy, now):
+    """「应随时观察效果,专人定期仔细检查」: an important repair is observed again until an
+    observation confirms it holds (``resolved``); None once confirmed or at the limit."""
+    if revisit.get("stage") != "observation" or revisit["status"] != "done":
+        return None
+    if (revisit["outcome"] or {}).get("resolved") is True:
+        return None
+    number = revisit["observation_no"] + 1
+    visit = policy.observation(number, now)
+    if visit is None:
+        return None
+    follow_up = new_revisit(
+        work_order_revisit_id(revisit["source_id"], "observation", number), revisit["estate_id"],
+        revisit["kind"], revisit["source_id"], revisit["household_id"], visit,
+        revisit["source_at"], now, reason=revisit["reason"], important=True,
+        observation_no=number)
+    return schedule(follow_up, now)
+
+
+# -- routine visits ----------------------------------------------------------------------
+
+def routine_revisit_id(year, household_id, number=1):
+    base = f"rv-routine-{year}-{household_id}"
+    return base if number == 1 else f"{base}-{number}"
+
+
+def plan_routine(estate_id, year, households, planned, policy, now):
+    """Fit every occupied household into one month of ``year`` (DESIGN.md §2).
+
+    ``households`` are the occupied ones (intake's ``list_households``), ``planned`` the
+    routine revisits of that year already made. Households keep their month; new ones go
+    to the open months (this month on) with the fewest visits, neighbours together, so
+    the months stay even and the year reaches every occupied household. Households no
+    longer occupied lose their open visit. Returns (new revisits with their events, ids to
+    cancel, summary).
+    """
+    today = now.astimezone(zone(policy.timezone)).date()
+    if year < today.year:
+        raise InvalidInput({"year": [f"{year} is over"]})
+    first_open = today.month if year == today.year else 1
+    open_months = list(range(first_open, 13))
+    occupied = {household["id"]: household for household in households}
+    active = {revisit["household_id"]: revisit for revisit in planned
+              if revisit["status"] != "cancelled"}
+    to_cancel = [revisit["_id"] for household_id, revisit in active.items()
+                 if household_id not in occupied and revisit["status"] in OPEN]
+    kept = {household_id: revisit for household_id, revisit in active.items()
+            if household_id in occupied or revisit["status"] not in OPEN}
+    newcomers = sorted((household for household_id, household in occupied.items()
+                        if household_id not in kept), key=_address_order)
+
+    load = {month: 0 for month in open_months}
+    for revisit in kept.values():
+        if revisit["month"] in load:
+            load[revisit["month"]] += 1
+    added = {month: 0 for month in open_months}
+    for _ in newcomers:
+        month = min(open_months, key=lambda m: (load[m], m))
+        load[month] += 1
+        added[month] += 1
+
+    earlier = {}
+    for revisit in planned:
+        earlier[revisit["household_id"]] = earlier.get(revisit["household_id"], 0) + 1
+    scheduled, queue = [], iter(newcomers)
+    for month in open_months:
+        visit = policy.routine_visit(year, month)
+        for _ in range(added[month]):
+            household = next(queue)
+            number = earlier.get(household["id"], 0) + 1
+            scheduled.append(schedule(new_revisit(
+                routine_revisit_id(year, household["id"], number), estate_id, "routine",
+                household["id"], household["id"], visit, visit.not_before, now,
+                year=year, month=month, building=household.get("building"),
+                unit=household.get("unit"), room=household.get("room")), now))
+
+    by_month = {f"{year:04d}-{month:02d}": 0 for month in range(1, 13)}
+    for revisit in [*kept.values(), *(revisit for revisit, _ in scheduled)]:
+        if revisit["household_id"] in occupied:
+            by_month[f"{year:04d}-{revisit['month']:02d}"] += 1
+    summary = {
+        "estate_id": estate_id, "year": year,
+        "households": len(occupied),
+        "planned": sum(by_month.values()),
+        "added": len(scheduled),
+        "cancelled": len(to_cancel),
+        "by_month": by_month,
     }
-    return revisit, [_event("revisit_scheduled", revisit, now, {
-        key: revisit[key] for key in ("kind", "source_id", "household_id", "due_at",
-                                      "assigned_role", "method")
-    })]
+    return scheduled, to_cancel, summary
 
 
-def book(revisit, appointment, now):
-    """An on-site appointment the owner agreed to (checked by the input schema)."""
+def _address_order(household):
+    """Building, unit, room in natural order (2 before 10), so a month visits neighbours."""
+    return [_natural(household.get(part) or "") for part in ("building", "unit", "room")] + [
+        household["id"]]
+
+
+def _natural(text):
+    return [(0, int(piece), "") if piece.isdigit() else (1, 0, piece)
+            for piece in re.findall(r"\d+|\D+", str(text))]
+
+
+# -- appointments ------------------------------------------------------------------------
+
+def book(revisit, appointment, policy, now):
+    """An on-site appointment the owner agreed to (consent checked by the input schema).
+
+    「采取上门回访的应提前与业主进行预约,获得同意后方可上门,并不能影响业主的正常生活」:
+    in the future and outside the owner's quiet hours (theirs if they gave them, else the
+    estate's).
+    """
     if revisit["status"] not in BOOKABLE:
         raise InvalidTransition("revisit", revisit["_id"], revisit["status"], "book")
-    revisit = dict(revisit, status="booked", method="onsite", appointment_at=appointment["at"])
+    if revisit["household_id"] is None:
+        raise InvalidInput({"id": ["this revisit has no household to visit"]})
+    at = appointment["at"]
+    if at <= now:
+        raise InvalidInput({"at": ["must be in the future"]})
+    quiet_hours = appointment.get("quiet_hours") or policy.quiet_hours
+    clash = quiet_hours_at(at, quiet_hours, policy.timezone)
+    if clash:
+        local = at.astimezone(zone(policy.timezone)).strftime("%H:%M")
+        raise InvalidInput({"at": [
+            f"{local} ({policy.timezone}) is in the owner's quiet hours {clash}"]})
+    revisit = dict(revisit, status="booked", method="onsite", appointment_at=at,
+                   owner_quiet_hours=list(appointment.get("quiet_hours") or []))
     return revisit, [_event("revisit_booked", revisit, now, {
-        "household_id": revisit["household_id"], "at": appointment["at"], "method": "onsite",
+        "household_id": revisit["household_id"], "at": at, "method": "onsite",
     })]
 
+
+def quiet_hours_at(moment, quiet_hours, zone_name):
+    """The quiet-hours range ("22:00-08:00", local) ``moment`` falls in, or None."""
+    clock = moment.astimezone(zone(zone_name)).time().replace(tzinfo=None)
+    for hours in quiet_hours:
+        start, end = (time.fromisoformat(part) for part in hours.split("-"))
+        inside = start <= clock < end if start < end else (clock >= start or clock < end)
+        if inside:
+            return hours
+    return None
+
+
+# -- outcomes ----------------------------------------------------------------------------
 
 def record(revisit, outcome, policy, now):
     """Record one contact attempt; the changed revisit and its events.
 
-    Not reached: the revisit stays open for another try until ``max_attempts``.
-    Unsatisfied or unresolved after a complaint: ``revisit_unsatisfied``, which
-    reopens the complaint in intake.
+    Not reached: the revisit stays open for another try, at another time or on another
+    channel, until ``max_attempts`` tries. A question left open gets a promised reply
+    time, kept and watched:
+    「回访中对于业主的询问、建议如不能及时答复,应及时上报公司领导并应告知回复时间」
+    Unsatisfied or unresolved: ``revisit_unsatisfied`` (for a complaint, intake reopens it).
     """
     if revisit["status"] not in RECORDABLE:
         raise InvalidTransition("revisit", revisit["_id"], revisit["status"], "record")
+    promised = outcome.get("promised_reply_at")
+    if promised is not None and promised <= now:
+        raise InvalidInput({"promised_reply_at": ["must be in the future"]})
     attempt = dict(outcome, at=now)
-    revisit = dict(revisit, attempts=revisit["attempts"] + [attempt])
+    new_try = is_new_try(revisit["attempts"], attempt, policy.retry_gap())
+    revisit = dict(revisit, attempts=revisit["attempts"] + [attempt],
+                   tries=revisit.get("tries", 0) + (1 if new_try else 0))
+    if promised is not None:
+        revisit["promised_reply_at"] = promised
     if not outcome["reached"]:
-        if len(revisit["attempts"]) < policy.max_attempts:
+        if revisit["tries"] < policy.max_attempts:
+            revisit["next_try_after"] = now + policy.retry_gap()
             return revisit, []
         revisit.update(status="done", outcome=dict(attempt, unreachable=True), completed_at=now)
     else:
@@ -89,7 +297,7 @@ def record(revisit, outcome, policy, now):
         "reached": outcome["reached"], "satisfaction": outcome["satisfaction"],
         "resolved": outcome["resolved"], "completed_at": now,
     })]
-    if revisit["kind"] == "complaint" and is_unsatisfied(outcome):
+    if is_unsatisfied(outcome):
         events.append(_event("revisit_unsatisfied", revisit, now, {
             "kind": revisit["kind"], "source_id": revisit["source_id"],
             "satisfaction": outcome["satisfaction"], "resolved": outcome["resolved"],
@@ -98,12 +306,63 @@ def record(revisit, outcome, policy, now):
     return revisit, events
 
 
+def is_new_try(attempts, attempt, gap):
+    """An unanswered call right after another on the same channel is the same try: the
+    owner is tried again at another time or on another channel."""
+    return not any(
+        not earlier["reached"] and earlier["method"] == attempt["method"]
+        and attempt["at"] - earlier["at"] < gap
+        for earlier in attempts)
+
+
 def is_unsatisfied(outcome):
     return outcome["reached"] and (
         outcome["satisfaction"] in UNSATISFIED_LEVELS or outcome["resolved"] is False
     )
 
 
+def record_reply(revisit, reply, now):
+    """The answer promised during a visit was given."""
+    if revisit.get("promised_reply_at") is None:
+        raise InvalidTransition("revisit", revisit["_id"], "not awaiting a reply", "record a reply")
+    if revisit.get("reply_given_at") is not None:
+        raise InvalidTransition("revisit", revisit["_id"], "already answered", "record a reply")
+    return dict(revisit, reply_given_at=reply.get("replied_at") or now,
+                reply={"staff_id": reply["staff_id"], "text": reply["reply"]})
+
+
+# -- the timer ---------------------------------------------------------------------------
+# Each gives the change and its events; the repository applies them only while the
+# revisit still needs them, so of several instances exactly one does it, once.
+
+def announce(revisit, now):
+    """The window of a revisit planned ahead has opened: tell the owner and the staff."""
+    return {"announced": True}, [_scheduled_event(revisit, now)]
+
+
+def mark_overdue(revisit, now):
+    return {"status": "overdue", "overdue_at": now}, [_event("revisit_overdue", revisit, now, {
+        "kind": revisit["kind"], "source_id": revisit["source_id"],
+        "due_at": revisit["due_at"], "deadline": "revisit"})]
+
+
+def mark_reply_overdue(revisit, now):
+    """The reply promised during the visit was not given in time."""
+    return {"reply_overdue_at": now}, [_event("revisit_overdue", revisit, now, {
+        "kind": revisit["kind"], "source_id": revisit["source_id"],
+        "due_at": revisit["promised_reply_at"], "deadline": "promised_reply"})]
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+def _scheduled_event(revisit, now):
+    return _event("revisit_scheduled", revisit, now, {
+        key: revisit[key] for key in ("kind", "source_id", "household_id", "due_at",
+                                      "assigned_role", "method")
+    })
+
+
 def _event(event_type, revisit, now, payload):
     return new_event(event_type, SOURCE, revisit["estate_id"],
                      dict(payload, revisit_id=revisit["_id"]), now)
+

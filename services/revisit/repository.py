@@ -1,24 +1,43 @@
-"""revisit's data: the revisits themselves."""
+"""revisit's data: the revisits, the work orders sampling decided on, closed months."""
 from typing import ClassVar
 
 from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
+from services.revisit.domain import OPEN
 from shared.store import Repository
+
+# what the statistics read of each revisit
+STATS_FIELDS = ("estate_id", "kind", "status", "source_id", "source_at", "due_at",
+                "completed_at", "outcome", "promised_reply_at", "reply_given_at",
+                "reply_overdue_at", "overdue_at")
 
 
 class RevisitRepository(Repository):
     indexes: ClassVar[dict] = {
         "revisits": [
             IndexModel([("estate_id", ASCENDING), ("kind", ASCENDING), ("due_at", ASCENDING)]),
+            IndexModel([("estate_id", ASCENDING), ("source_at", ASCENDING)]),
             IndexModel([("source_id", ASCENDING)]),
             IndexModel([("status", ASCENDING), ("due_at", ASCENDING)]),
+            IndexModel([("announced", ASCENDING), ("not_before", ASCENDING)]),
+            IndexModel([("promised_reply_at", ASCENDING)], sparse=True),
+            IndexModel([("estate_id", ASCENDING), ("kind", ASCENDING), ("year", ASCENDING)],
+                       sparse=True),
+        ],
+        "work_orders": [
+            IndexModel([("estate_id", ASCENDING), ("kind", ASCENDING), ("month", ASCENDING),
+                        ("in_population", ASCENDING), ("selected", ASCENDING)]),
+            IndexModel([("estate_id", ASCENDING), ("month", ASCENDING)]),
+            IndexModel([("month", ASCENDING)]),
         ],
     }
     outbox_collections = ("revisits",)
 
+    # -- revisits -----------------------------------------------------------------------
+
     def schedule(self, revisit, events):
-        """Insert a revisit whose id derives from its source event; False if it exists."""
+        """Insert a revisit whose id derives from its source; False if it exists already."""
         try:
             self.insert_with_events("revisits", revisit, events)
         except DuplicateKeyError:
@@ -32,7 +51,114 @@ class RevisitRepository(Repository):
         return self.save_versioned("revisits", revisit, events)
 
     def list(self, filters, limit=500):
-        query = {key: value for key, value in filters.items() if key != "due_before"}
+        query = {key: value for key, value in filters.items()
+                 if key not in ("due_before", "limit")}
         if "due_before" in filters:
             query["due_at"] = {"$lt": filters["due_before"]}
-        return list(self.db.revisits.find(query).sort("due_at", ASCENDING).limit(limit))
+        limit = filters.get("limit") or limit
+        return list(self.db.revisits.find(query).sort([("due_at", ASCENDING), ("_id", ASCENDING)])
+                    .limit(limit))
+
+    def open_complaint_revisits(self, complaint_id):
+        return list(self.db.revisits.find(
+            {"source_id": complaint_id, "kind": "complaint", "status": {"$in": list(OPEN)}}))
+
+    def cancel(self, revisit, changes):
+        """Cancel ``revisit`` if it is still open (whoever gets there first does it)."""
+        return self.update_with_events(
+            "revisits", {"_id": revisit["_id"], "status": {"$in": list(OPEN)}},
+            {"$set": changes, "$inc": {"version": 1}}, [])
+
+    def routine_revisits(self, estate_id, year):
+        return list(self.db.revisits.find({"estate_id": estate_id, "kind": "routine",
+                                           "year": year}))
+
+    # -- the timer: claims that only one instance can win ----------------------------
+
+    def to_announce(self, now, limit=200):
+        return list(self.db.revisits.find(
+            {"announced": False, "status": {"$in": list(OPEN)}, "not_before": {"$lte": now}}
+        ).limit(limit))
+
+    def claim_announcement(self, revisit, changes, events):
+        return self._claim(revisit, {"announced": False, "status": {"$in": list(OPEN)}},
+                           changes, events)
+
+    def overdue(self, now, limit=200):
+        return list(self.db.revisits.find(
+            {"status": {"$in": ["scheduled", "booked"]}, "due_at": {"$lt": now},
+             "overdue_at": None}).limit(limit))
+
+    def claim_overdue(self, revisit, changes, events):
+        return self._claim(revisit, {"status": {"$in": ["scheduled", "booked"]},
+                                     "overdue_at": None}, changes, events)
+
+    def replies_overdue(self, now, limit=200):
+        return list(self.db.revisits.find(
+            {"promised_reply_at": {"$ne": None, "$lt": now}, "reply_given_at": None,
+             "reply_overdue_at": None}).limit(limit))
+
+    def claim_reply_overdue(self, revisit, changes, events):
+        return self._claim(revisit, {"reply_given_at": None, "reply_overdue_at": None},
+                           changes, events)
+
+    def _claim(self, revisit, still, changes, events):
+        """Apply ``changes`` and queue ``events`` in one write, only while ``still`` holds."""
+        return self.update_with_events(
+            "revisits", {"_id": revisit["_id"], **still},
+            {"$set": changes, "$inc": {"version": 1}}, events)
+
+    # -- work orders and their months ----------------------------------------------------
+
+    def work_order(self, work_order_id):
+        return self.db.work_orders.find_one({"_id": work_order_id})
+
+    def month_so_far(self, estate_id, kind, month, history_months):
+        """(decided orders, selected, earlier months' populations) for the sampler."""
+        query = {"estate_id": estate_id, "kind": kind, "month": month, "in_population": True}
+        orders = self.db.work_orders.count_documents(query)
+        selected = self.db.work_orders.count_documents(dict(query, selected=True))
+        history = tuple(
+            self.db.work_orders.count_documents(dict(query, month=earlier))
+            for earlier in history_months)
+        return orders, selected, history
+
+    def add_work_order(self, order):
+        """Record a decided order; the decision already stored if it was decided before."""
+        try:
+            self.db.work_orders.insert_one(order)
+        except DuplicateKeyError:
+            return self.work_order(order["_id"])
+        return order
+
+    def month_orders(self, estate_id, month):
+        return list(self.db.work_orders.find({"estate_id": estate_id, "month": month})
+                    .sort("_id", ASCENDING))
+
+    def select_for_top_up(self, work_order_id, now):
+        return self.db.work_orders.find_one_and_update(
+            {"_id": work_order_id, "selected": False},
+            {"$set": {"selected": True, "reason": "top_up", "topped_up_at": now}})
+
+    def record_month_closed(self, estate_id, month, report, now):
+        self.db.sampling_months.update_one(
+            {"_id": f"{estate_id}:{month}"},
+            {"$set": {"estate_id": estate_id, "month": month, "report": report,
+                      "closed_at": now}, "$inc": {"closings": 1}},
+            upsert=True)
+
+    # -- statistics ------------------------------------------------------------------
+
+    def revisits_for_stats(self, estate_id, since, until):
+        query = {"source_at": {"$gte": since, "$lt": until}}
+        if estate_id:
+            query["estate_id"] = estate_id
+        return list(self.db.revisits.find(query, {field: 1 for field in STATS_FIELDS}))
+
+    def work_orders_for_stats(self, estate_id, months):
+        query = {"month": {"$in": list(months)}}
+        if estate_id:
+            query["estate_id"] = estate_id
+        return list(self.db.work_orders.find(
+            query, {"estate_id": 1, "kind": 1, "month": 1, "in_population": 1, "selected": 1,
+                    "reason": 1}))

@@ -1,13 +1,17 @@
-"""revisit: schedules and records follow-up visits. Entrypoints only."""
-from nameko.dependency_providers import Config
+"""revisit: schedules, samples, plans, books, records and measures follow-up visits.
+Entrypoints only."""
+from nameko.rpc import RpcProxy
 
-from services.revisit import domain
+from services.revisit import domain, sampling, stats
+from services.revisit.dependencies import Policies
 from services.revisit.repository import RevisitRepository
 from shared.dependencies import ClockProvider, Store
+from shared.errors import InvalidInput
 from shared.messaging import handles
 from shared.rpc import rpc, to_json
 from shared.schemas import revisit as schemas
 from shared.schemas.base import load, require_id
+from shared.timers import timer_from_config
 
 
 class RevisitService:
@@ -15,13 +19,62 @@ class RevisitService:
 
     store = Store(RevisitRepository)
     clock = ClockProvider()
-    config = Config()
+    policies = Policies()
+    intake = RpcProxy("intake")
+
+    # events ---------------------------------------------------------------------------
 
     @handles("intake", "complaint_closed")
     def schedule_complaint_revisit(self, event):
         revisit, events = domain.schedule_complaint_revisit(
-            event["data"], event["estate_id"], self._policy(), self.clock.now())
+            event["data"], event["estate_id"], self._policy(event["estate_id"]),
+            self.clock.now())
         self.store.schedule(revisit, events)
+
+    @handles("intake", "complaint_reopened")
+    def cancel_superseded_revisits(self, event):
+        reopened, now = event["data"], self.clock.now()
+        for revisit in self.store.open_complaint_revisits(reopened["complaint_id"]):
+            if domain.superseded_by_reopening(revisit, reopened):
+                cancelled = domain.cancel(revisit, f"complaint reopened ({reopened['source']})", now)
+                self.store.cancel(revisit, {key: cancelled[key] for key in (
+                    "status", "cancelled_at", "cancel_reason")})
+
+    @handles("intake", "work_order_completed")
+    def follow_up_work_order(self, event):
+        """Decide now whether the order is revisited (the decision is kept, so a redelivery
+        gets the same answer), then schedule its visits."""
+        order, estate_id, now = event["data"], event["estate_id"], self.clock.now()
+        policy = self._policy(estate_id)
+        decided = self.store.work_order(order["work_order_id"])
+        if decided is None:
+            month = sampling.month_of(order["completed_at"], policy.timezone)
+            so_far = sampling.MonthSoFar(0, 0)
+            if order["kind"] in sampling.SAMPLED_KINDS:
+                so_far = sampling.MonthSoFar(*self.store.month_so_far(
+                    estate_id, order["kind"], month,
+                    sampling.previous_months(month, policy.forecast_months)))
+            decision = sampling.decide(order, estate_id, so_far, policy)
+            decided = self.store.add_work_order(
+                sampling.decided_work_order(order, estate_id, month, decision, now))
+        if decided["selected"]:
+            for revisit, events in domain.schedule_work_order_revisits(
+                    order, estate_id, decided["reason"], policy, now):
+                self.store.schedule(revisit, events)
+
+    @timer_from_config("REVISIT_TIMER_INTERVAL", 60)
+    def watch_deadlines(self):
+        """Announce visits whose window opened; mark late visits and late promised replies.
+        Every instance runs this: each change is claimed, so it happens (and is told) once."""
+        now = self.clock.now()
+        for revisit in self.store.to_announce(now):
+            self.store.claim_announcement(revisit, *domain.announce(revisit, now))
+        for revisit in self.store.overdue(now):
+            self.store.claim_overdue(revisit, *domain.mark_overdue(revisit, now))
+        for revisit in self.store.replies_overdue(now):
+            self.store.claim_reply_overdue(revisit, *domain.mark_reply_overdue(revisit, now))
+
+    # rpc ------------------------------------------------------------------------------
 
     @rpc
     def list_revisits(self, filters=None):
@@ -37,16 +90,99 @@ class RevisitService:
     def book_appointment(self, revisit_id, data):
         require_id(revisit_id, "id")
         appointment = load(schemas.BookAppointment(), data)
-        revisit, events = domain.book(self.store.get(revisit_id), appointment, self.clock.now())
+        revisit = self.store.get(revisit_id)
+        revisit, events = domain.book(
+            revisit, appointment, self._policy(revisit["estate_id"]), self.clock.now())
         return to_json(self.store.save(revisit, events))
 
     @rpc
     def record_revisit(self, revisit_id, data):
         require_id(revisit_id, "id")
         outcome = load(schemas.RecordRevisit(), data)
-        revisit, events = domain.record(
-            self.store.get(revisit_id), outcome, self._policy(), self.clock.now())
+        revisit, now = self.store.get(revisit_id), self.clock.now()
+        policy = self._policy(revisit["estate_id"])
+        revisit, events = domain.record(revisit, outcome, policy, now)
+        # The next observation of an important repair first: if saving the record then
+        # fails, a retry derives the same observation and inserts nothing twice.
+        follow_up = domain.next_observation(revisit, policy, now)
+        if follow_up:
+            self.store.schedule(*follow_up)
         return to_json(self.store.save(revisit, events))
 
-    def _policy(self):
-        return domain.RevisitPolicy(**(self.config.get("REVISIT_POLICY") or {}))
+    @rpc
+    def record_reply(self, revisit_id, data):
+        require_id(revisit_id, "id")
+        reply = load(schemas.RecordReply(), data)
+        revisit = domain.record_reply(self.store.get(revisit_id), reply, self.clock.now())
+        return to_json(self.store.save(revisit, []))
+
+    @rpc
+    def close_sampling_month(self, estate_id, month):
+        query = load(schemas.CloseSamplingMonth(), {"estate_id": estate_id, "month": month})
+        estate_id, month, now = query["estate_id"], query["month"], self.clock.now()
+        policy = self._policy(estate_id)
+        if not sampling.is_month_over(month, now, policy.timezone):
+            raise InvalidInput({"month": [f"{month} is not over yet in {policy.timezone}"]})
+        orders = self.store.month_orders(estate_id, month)
+        chosen, report = sampling.close_month(orders, estate_id, month, policy)
+        for order_id in chosen:
+            self.store.select_for_top_up(order_id, now)
+        # Every top-up's visits, again: a crash after selecting must not lose them.
+        for order in orders:
+            if order["_id"] in chosen or order.get("reason") == "top_up":
+                for revisit, events in domain.schedule_work_order_revisits(
+                        sampling.order_payload(order), estate_id, "top_up", policy, now,
+                        decided_at=now):
+                    self.store.schedule(revisit, events)
+        self.store.record_month_closed(estate_id, month, report, now)
+        return report
+
+    @rpc
+    def plan_routine_revisits(self, estate_id, year):
+        query = load(schemas.PlanRoutineRevisits(), {"estate_id": estate_id, "year": year})
+        estate_id, year, now = query["estate_id"], query["year"], self.clock.now()
+        households = self.intake.list_households(estate_id, {"occupied": True})
+        scheduled, to_cancel, summary = domain.plan_routine(
+            estate_id, year, households, self.store.routine_revisits(estate_id, year),
+            self._policy(estate_id), now)
+        for revisit, events in scheduled:
+            self.store.schedule(revisit, events)
+        for revisit in self.store.routine_revisits(estate_id, year):
+            if revisit["_id"] in to_cancel:
+                cancelled = domain.cancel(revisit, "household no longer occupied", now)
+                self.store.cancel(revisit, {key: cancelled[key] for key in (
+                    "status", "cancelled_at", "cancel_reason")})
+        return summary
+
+    @rpc
+    def revisit_stats(self, estate_id, period):
+        query = load(schemas.RevisitStatsQuery(), {"estate_id": estate_id, "period": period})
+        estate_id, period, now = query["estate_id"], query["period"], self.clock.now()
+        policy = self._policy(estate_id) if estate_id else self.policies.default
+        months = stats.period_months(period)
+        since, until = stats.period_bounds(months, policy.timezone)
+        revisits = self.store.revisits_for_stats(estate_id, since, until)
+        orders = self.store.work_orders_for_stats(estate_id, months)
+
+        def quota_for(estate):
+            return self._policy(estate).quota
+
+        result = {"estate_id": estate_id, "period": period, "from": since, "until": until,
+                  **stats.revisit_stats(revisits, orders, quota_for, now)}
+        if estate_id is None:
+            estates = sorted({r["estate_id"] for r in revisits} | {o["estate_id"] for o in orders})
+            result["estates"] = {estate: stats.revisit_stats(
+                [r for r in revisits if r["estate_id"] == estate],
+                [o for o in orders if o["estate_id"] == estate], quota_for, now)
+                for estate in estates}
+        return to_json(result)
+
+    @rpc
+    def get_policy(self, estate_id):
+        require_id(estate_id, "estate_id")
+        return to_json(self.policies.describe(estate_id))
+
+    # helpers --------------------------------------------------------------------------
+
+    def _policy(self, estate_id):
+        return self.policies.for_estate(estate_id)

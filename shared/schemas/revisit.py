@@ -1,13 +1,20 @@
 """Inputs of revisit's RPCs (CONTRACT.md, revisit)."""
+import re
+
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from shared.schemas.base import Flag, Id, OneOf, Schema, UtcDateTime
+from shared.schemas.base import Flag, Id, OneOf, Schema, Text, UtcDateTime
 from shared.schemas.vocabulary import (
     REVISIT_KINDS,
     REVISIT_METHODS,
     REVISIT_STATUSES,
+    ROLES,
     SATISFACTION_LEVELS,
 )
+
+MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+PERIOD = re.compile(r"^\d{4}(-((0[1-9]|1[0-2])|Q[1-4]|H[12]))?$")
+QUIET_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 
 
 class RevisitFilters(Schema):
@@ -15,16 +22,34 @@ class RevisitFilters(Schema):
     kind = OneOf(REVISIT_KINDS)
     status = OneOf(REVISIT_STATUSES)
     source_id = Id()
+    household_id = Id()
+    assigned_role = OneOf(ROLES)
     due_before = UtcDateTime()
+    limit = fields.Integer(strict=True, validate=validate.Range(min=1, max=2000))
+
+
+class QuietHours(fields.String):
+    """Local hours like "22:00-08:00" (may wrap midnight)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        match = QUIET_HOURS.match(text)
+        if not match or text[:5] == text[6:]:
+            raise ValidationError('expected "HH:MM-HH:MM" with two different times, '
+                                  'e.g. "22:00-08:00"')
+        return text
 
 
 class BookAppointment(Schema):
     at = UtcDateTime(required=True)
     method = OneOf(["onsite"], load_default="onsite")
     owner_consent = Flag(required=True)
+    # The owner's own quiet hours, if they gave them (else the estate's apply).
+    quiet_hours = fields.List(QuietHours(), validate=validate.Length(max=4), load_default=None)
 
     @validates_schema
     def owner_agreed(self, data, **kwargs):
+        # 「采取上门回访的应提前与业主进行预约,获得同意后方可上门」
         if data.get("owner_consent") is not True:
             raise ValidationError("an on-site visit needs the owner's consent", "owner_consent")
 
@@ -38,6 +63,7 @@ class RecordRevisit(Schema):
     comments = fields.String(validate=validate.Length(max=2000), load_default="")
     signed_by = fields.String(validate=validate.Length(min=1, max=50), allow_none=True,
                               load_default=None)
+    # 「回访中对业主/用户询问、意见,不能当即答复,应告知预约时间答复」
     promised_reply_at = UtcDateTime(allow_none=True, load_default=None)
 
     @validates_schema
@@ -47,3 +73,46 @@ class RecordRevisit(Schema):
             raise ValidationError("an on-site visit must be signed by the owner", "signed_by")
         if data.get("reached") and data.get("satisfaction") is None:
             raise ValidationError("required when the owner was reached", "satisfaction")
+        if not data.get("reached") and data.get("satisfaction") is not None:
+            raise ValidationError("the owner was not reached: nobody gave a satisfaction",
+                                  "satisfaction")
+        if data.get("promised_reply_at") is not None and not data.get("reached"):
+            raise ValidationError("a reply can only be promised to an owner who was reached",
+                                  "promised_reply_at")
+
+
+class RecordReply(Schema):
+    staff_id = Id(required=True)
+    reply = Text(required=True)
+    replied_at = UtcDateTime(allow_none=True, load_default=None)
+
+
+class Month(fields.String):
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not MONTH.match(text):
+            raise ValidationError('expected a month "YYYY-MM"')
+        return text
+
+
+class Period(fields.String):
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not PERIOD.match(text):
+            raise ValidationError('expected "YYYY", "YYYY-MM", "YYYY-Qn" or "YYYY-Hn"')
+        return text
+
+
+class CloseSamplingMonth(Schema):
+    estate_id = Id(required=True)
+    month = Month(required=True)
+
+
+class PlanRoutineRevisits(Schema):
+    estate_id = Id(required=True)
+    year = fields.Integer(strict=True, required=True, validate=validate.Range(min=2000, max=2100))
+
+
+class RevisitStatsQuery(Schema):
+    estate_id = Id(allow_none=True, load_default=None)   # none: across all estates
+    period = Period(required=True)
