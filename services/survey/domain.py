@@ -1,16 +1,22 @@
-"""Satisfaction surveys: rounds, invitations, answers and the report. Pure Python.
+"""Satisfaction surveys: templates, rounds, invitations, answers, statistics, ranking and
+rectification. Pure Python.
 
 Policy texts (../shared/seed): 「服务中心每半年进行一次业主/用户意见调查」 and the report
 gives 「调查表的回收份数、总的满意率以及分项满意率、业主/用户对物业服务、管理的意见(共性的意见)」.
 """
 import hashlib
+import math
+import random
 import secrets
 import uuid
-from collections import Counter
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
 
+from services.survey import opinions
 from shared.envelope import new_event
 from shared.errors import InvalidInput, InvalidTransition
-from shared.schemas.survey import ANSWER_SCALE
+from shared.schemas.survey import ANSWER_SCALE, GENERAL_COMMENT
 
 SOURCE = "survey"
 
@@ -26,12 +32,46 @@ CATEGORY_LABELS = {
     "repair_service": ("维修服务", "Repair service"),
     "service_attitude": ("服务态度", "Service attitude"),
 }
+# What estates and rounds commonly add: 「(2) 停车管理和交通情况的评价」, 「物业费调整」,
+# 「社区活动:包括社区组织的活动丰富性、吸引力等」.
+OPTIONAL_CATEGORY_LABELS = {
+    "parking": ("停车管理", "Parking"),
+    "fees": ("物业收费", "Fees"),
+    "community_activities": ("社区文化活动", "Community activities"),
+}
+KNOWN_CATEGORIES = {**CATEGORY_LABELS, **OPTIONAL_CATEGORY_LABELS}
+GENERAL_LABELS = ("总体意见", "General")
+DEFAULT_TEMPLATE_ID = "default"
+DEFAULT_TEMPLATE_TITLE = "物业服务满意度调查（标准九项）"
+
 SATISFIED_ANSWERS = (4, 5)
 DISTRIBUTION_KEYS = tuple(str(answer) for answer in ANSWER_SCALE)
+WILSON_Z = 1.959964          # two-sided 95 %
+TOP_TERMS = 5                # common opinions shown per category
+QUOTES_PER_TERM = 2
 
 UNKNOWN_TOKEN = "unknown invitation"
 USED_TOKEN = "this invitation has already been used"
+EXPIRED_TOKEN = "this invitation has expired"
 CLOSED_ROUND = "this survey has closed"
+
+
+@dataclass(frozen=True)
+class SurveyPolicy:
+    """Defaults a round may override; ``SURVEY_POLICY`` in config.yaml.
+
+    DESIGN.md §2: "reminders go to those who have not answered"; "a small sample must
+    not win a ranking by luck, so rankings use a confidence bound and a minimum sample".
+    """
+
+    reminder_interval_days: float = 3
+    max_reminders: int = 2
+    min_ranked_returns: int = 30
+    # a round still being written after this long was left by a crash: it is abandoned
+    creation_timeout_minutes: float = 10
+    # a response stored but not counted after this long was left by a crash: it is counted
+    response_grace_seconds: float = 60
+    timezone: str = "Asia/Shanghai"
 
 
 # ids and tokens ---------------------------------------------------------------
@@ -40,10 +80,18 @@ def new_round_id():
     return f"rnd-{uuid.uuid4().hex[:16]}"
 
 
+def new_rectification_id():
+    return f"rect-{uuid.uuid4().hex[:16]}"
+
+
 def invitation_id(round_id, household_id):
     """One invitation per household and round, whoever issues it and however often."""
     digest = hashlib.sha256(f"{round_id}\x00{household_id}".encode()).hexdigest()
     return f"inv-{digest[:24]}"
+
+
+def tally_id(round_id, estate_id):
+    return f"{round_id}:{estate_id}"
 
 
 def new_token():
@@ -51,72 +99,289 @@ def new_token():
     return secrets.token_urlsafe(16)
 
 
-# opening a round ------------------------------------------------------------------
+# templates --------------------------------------------------------------------
+
+def template_document(template_id, version, title, categories, now):
+    # "template_version", not "version": that name is the store's optimistic lock
+    return {
+        "_id": f"{template_id}:v{version}",
+        "template_id": template_id,
+        "template_version": version,
+        "title": title,
+        "categories": categories,
+        "created_at": now,
+    }
+
+
+def default_template(now):
+    """Version 1 of the default template: the nine categories of the policy text."""
+    return template_document(DEFAULT_TEMPLATE_ID, 1, DEFAULT_TEMPLATE_TITLE, [
+        _definition(key, *labels) for key, labels in CATEGORY_LABELS.items()], now)
+
+
+def new_template_version(data, latest, now):
+    """The next version of a template (version 1 if it is new); old versions never change."""
+    categories = resolve_categories(data["categories"], latest, "categories")
+    version = latest["template_version"] + 1 if latest else 1
+    return template_document(data["template_id"], version, data["title"], categories, now)
+
+
+def resolve_categories(items, template, field):
+    """Category items (a known key, or a full definition) as definitions.
+
+    A key is known if the template defines it, or it is one of the nine or of the
+    common additions (parking, fees, community activities).
+    """
+    known = {**{key: _definition(key, *labels) for key, labels in KNOWN_CATEGORIES.items()},
+             **{entry["key"]: entry for entry in (template or {}).get("categories", [])}}
+    definitions, errors = [], {}
+    for index, item in enumerate(items):
+        definition = item if isinstance(item, dict) else known.get(item)
+        if definition is None:
+            errors[f"{field}.{index}"] = [(
+                f"{item}: not a category of this template; define it with key, label_zh "
+                "and label_en")]
+        elif any(entry["key"] == definition["key"] for entry in definitions):
+            errors[f"{field}.{index}"] = [f"{definition['key']}: asked twice"]
+        else:
+            definitions.append(dict(definition))
+    if errors:
+        raise InvalidInput(errors)
+    return definitions
+
+
+def _definition(key, label_zh, label_en):
+    return {"key": key, "label_zh": label_zh, "label_en": label_en}
+
+
+# planning a round --------------------------------------------------------------
 
 def check_schedule(data, now):
     if data["closes_at"] <= now:
         raise InvalidInput({"closes_at": ["is already past: nobody could answer"]})
 
 
-def open_round(round_id, data, households, now, token=new_token):
-    """The round, its ``survey_round_opened`` events, and each invitation with its event.
+def plan_round(round_id, data, template, households, policy, now, token=new_token):
+    """The round (status ``creating``), its invitations (``pending``) and its empty tallies.
 
-    ``households`` maps each estate of the round to its occupied households.
+    ``households`` maps each estate of the round to its occupied households. Nothing is
+    announced yet: ``activate`` opens the round once all of it is stored.
     """
     empty = [estate_id for estate_id in data["estate_ids"] if not households.get(estate_id)]
     if empty:
         raise InvalidInput({"estate_ids": [
             f"{estate_id}: no occupied households to invite" for estate_id in empty]})
+    base = resolve_categories(
+        data["categories"] if data["categories"] is not None else template["categories"],
+        template, "categories")
+    added = resolve_categories(data["add_categories"], template, "add_categories")
+    common = _merge(base, added, "add_categories")
+    per_estate = {
+        estate_id: _merge(common, resolve_categories(
+            items, template, f"estate_categories.{estate_id}"),
+            f"estate_categories.{estate_id}")[len(common):]
+        for estate_id, items in data["estate_categories"].items()
+    }
+    sample = dict(data["sample"])
+    if sample["mode"] == "stratified":
+        sample.setdefault("seed", seed_from(round_id))
+    chosen = {estate_id: choose_households(households[estate_id], sample)
+              for estate_id in data["estate_ids"]}
+    reminders = {
+        "interval_days": data["reminders"].get("interval_days", policy.reminder_interval_days),
+        "max": data["reminders"].get("max", policy.max_reminders),
+    }
     round_ = {
         "_id": round_id,
         "title": data["title"],
         "kind": data["kind"],
+        "occasion": data["occasion"],
         "estate_ids": list(data["estate_ids"]),
         "opens_at": data["opens_at"],
         "closes_at": data["closes_at"],
-        "categories": list(data["categories"]),
+        "template": {"template_id": template["template_id"],
+                     "template_version": template["template_version"]},
+        "categories": [entry["key"] for entry in common],
+        "estate_categories": {estate_id: [entry["key"] for entry in extra]
+                              for estate_id, extra in per_estate.items() if extra},
+        # labels kept with the round: it reports the same whatever the template becomes
+        "labels": {entry["key"]: [entry["label_zh"], entry["label_en"]]
+                   for entry in common + [e for extra in per_estate.values() for e in extra]},
         "anonymous": data["anonymous"],
-        "status": "open",
-        "invited": {estate_id: len(households[estate_id]) for estate_id in data["estate_ids"]},
+        "sample": sample,
+        "reminders": reminders,
+        "status": "creating",
+        "households": {estate_id: len(households[estate_id]) for estate_id in chosen},
+        "invited": {estate_id: len(chosen[estate_id]) for estate_id in chosen},
         "created_at": now,
         "closed_at": None,
+        "published": {},
     }
-    issued = [
-        _invite(round_, estate_id, household, token(), now)
-        for estate_id in round_["estate_ids"] for household in households[estate_id]
+    invitations = [
+        _invitation(round_, estate_id, household, token())
+        for estate_id in round_["estate_ids"] for household in chosen[estate_id]
     ]
-    events = [
-        new_event("survey_round_opened", SOURCE, estate_id, {
-            "round_id": round_id, "invited": round_["invited"][estate_id],
-            **{key: round_[key] for key in ("title", "kind", "opens_at", "closes_at")},
-        }, now)
-        for estate_id in round_["estate_ids"]
-    ]
-    return round_, events, issued
+    tallies = [empty_tally(round_, estate_id) for estate_id in round_["estate_ids"]]
+    return round_, invitations, tallies
 
 
-def _invite(round_, estate_id, household, token, now):
-    invitation = {
+def _merge(first, second, field):
+    keys = {entry["key"] for entry in first}
+    twice = [entry["key"] for entry in second if entry["key"] in keys]
+    if twice:
+        raise InvalidInput({field: [f"already asked: {', '.join(twice)}"]})
+    return first + second
+
+
+def _invitation(round_, estate_id, household, token):
+    return {
         "_id": invitation_id(round_["_id"], household["id"]),
         "round_id": round_["_id"],
         "estate_id": estate_id,
         "household_id": household["id"],
-        # where the household lives, for staff and for sampling by building later
+        # where the household lives, for staff
         "building": household.get("building"),
         "unit": household.get("unit"),
         "room": household.get("room"),
         "token": token,
-        "status": "issued",
-        "issued_at": now,
+        "status": "pending",
+        "issued_at": None,
         "expires_at": round_["closes_at"],
         "answered_at": None,
+        "reminders_sent": 0,
+        "next_reminder_at": None,
     }
-    event = new_event("survey_invitation_issued", SOURCE, estate_id, {
+
+
+def questionnaire(round_, estate_id):
+    """The categories asked in ``estate_id``: the round's, then the estate's own."""
+    return round_["categories"] + round_.get("estate_categories", {}).get(estate_id, [])
+
+
+def all_categories(round_):
+    extra = [key for estate_id in round_["estate_ids"]
+             for key in round_.get("estate_categories", {}).get(estate_id, [])]
+    return round_["categories"] + list(dict.fromkeys(extra))
+
+
+def label(round_, key):
+    if key == GENERAL_COMMENT:
+        return GENERAL_LABELS
+    zh, en = round_.get("labels", {}).get(key) or KNOWN_CATEGORIES.get(key, (key, key))
+    return zh, en
+
+
+# sampling -------------------------------------------------------------------------
+
+def seed_from(round_id):
+    """A round's sampling seed unless one is given: stored, so the sample can be redrawn."""
+    return int(hashlib.sha256(round_id.encode()).hexdigest()[:15], 16)
+
+
+def stratum(household, by):
+    building = str(household.get("building") or "")
+    return building if by == "building" else f"{building}/{household.get('unit') or ''}"
+
+
+def allocate(sizes, rate):
+    """Invitations per stratum, proportional to its size: 「要求代表性和广泛性」.
+
+    The total is ⌈rate × N⌉, shared by largest remainder, so each stratum gets its
+    exact quota rounded down or up; a stratum whose quota rounds to nothing still
+    gets one household, so every building is represented.
+    """
+    exact = {name: round(rate * size, 9) for name, size in sizes.items()}
+    quota = {name: math.floor(value) for name, value in exact.items()}
+    total = math.ceil(round(rate * sum(sizes.values()), 9))
+    by_remainder = sorted(exact, key=lambda name: (-(exact[name] - quota[name]), name))
+    for name in by_remainder[:max(0, total - sum(quota.values()))]:
+        quota[name] += 1
+    return {name: max(count, 1) if sizes[name] else 0 for name, count in quota.items()}
+
+
+def choose_households(households, sample):
+    """Everyone, or a stratified random sample; the same seed draws the same sample."""
+    ordered = sorted(households, key=lambda household: household["id"])
+    if sample["mode"] == "all":
+        return ordered
+    strata = defaultdict(list)
+    for household in ordered:
+        strata[stratum(household, sample["by"])].append(household)
+    quota = allocate({name: len(members) for name, members in strata.items()}, sample["rate"])
+    chosen = []
+    for name in sorted(strata):
+        # one generator per stratum: adding a building elsewhere leaves this draw alone
+        draw = random.Random(f"{sample['seed']}:{name}")
+        chosen.extend(draw.sample(strata[name], quota[name]))
+    return sorted(chosen, key=lambda household: household["id"])
+
+
+# opening, issuing, reminding --------------------------------------------------------
+
+def activate(round_, now):
+    """A fully stored round becomes open (announced per estate) or waits for opens_at."""
+    if round_["status"] != "creating":
+        raise InvalidTransition("survey round", round_["_id"], round_["status"], "activate")
+    if now < round_["opens_at"]:
+        return dict(round_, status="scheduled"), []
+    return open_round(dict(round_, status="scheduled"), now)
+
+
+def open_round(round_, now):
+    if round_["status"] != "scheduled":
+        raise InvalidTransition("survey round", round_["_id"], round_["status"], "open")
+    round_ = dict(round_, status="open", opened_at=now)
+    events = [
+        new_event("survey_round_opened", SOURCE, estate_id, {
+            "round_id": round_["_id"], "invited": round_["invited"][estate_id],
+            **{key: round_[key] for key in ("title", "kind", "opens_at", "closes_at")},
+            "categories": questionnaire(round_, estate_id),
+            "anonymous": round_["anonymous"],
+        }, now)
+        for estate_id in round_["estate_ids"]
+    ]
+    return round_, events
+
+
+def abandon(round_, now):
+    """A round whose creation a crash interrupted: never announced, now given up."""
+    if round_["status"] != "creating":
+        raise InvalidTransition("survey round", round_["_id"], round_["status"], "abandon")
+    return dict(round_, status="abandoned", abandoned_at=now)
+
+
+def issue(round_, invitation, now):
+    """The changes that send a pending invitation, and its ``survey_invitation_issued``."""
+    changes = {"status": "issued", "issued_at": now,
+               "next_reminder_at": _next_reminder(round_, invitation, now, 0)}
+    event = new_event("survey_invitation_issued", SOURCE, invitation["estate_id"], {
         "invitation_id": invitation["_id"],
-        **{key: invitation[key] for key in ("round_id", "household_id", "token")},
-        "expires_at": invitation["expires_at"],
+        **{key: invitation[key] for key in ("round_id", "household_id", "token", "expires_at")},
+        "title": round_["title"],
     }, now)
-    return invitation, [event]
+    return changes, [event]
+
+
+def remind(round_, invitation, now):
+    """The changes of the next reminder to a household that has not answered, and its event."""
+    number = invitation.get("reminders_sent", 0) + 1
+    changes = {"reminders_sent": number, "last_reminded_at": now,
+               "next_reminder_at": _next_reminder(round_, invitation, now, number)}
+    event = new_event("survey_reminder_due", SOURCE, invitation["estate_id"], {
+        "invitation_id": invitation["_id"],
+        **{key: invitation[key] for key in ("round_id", "household_id", "token", "expires_at")},
+        "reminder_no": number,
+        "title": round_["title"],
+    }, now)
+    return changes, [event]
+
+
+def _next_reminder(round_, invitation, now, sent):
+    settings = round_["reminders"]
+    if sent >= settings["max"]:
+        return None
+    due = now + timedelta(days=settings["interval_days"])
+    return due if due < invitation["expires_at"] else None
 
 
 def check_estate(round_, estate_id):
@@ -132,36 +397,65 @@ def refuse_token(reason):
 
 def why_not_answerable(round_, invitation, now):
     """The reason ``invitation`` cannot be answered now, or None if it can."""
+    if invitation["status"] == "pending" or round_["status"] in ("creating", "abandoned"):
+        return UNKNOWN_TOKEN     # never sent: its token cannot have reached anyone
     if invitation["status"] == "answered":
         return USED_TOKEN
-    if invitation["status"] != "issued" or round_["status"] != "open" \
-            or now >= round_["closes_at"]:
-        return CLOSED_ROUND
-    if now < round_["opens_at"]:
+    if invitation["status"] == "expired" or now >= invitation["expires_at"]:
+        return EXPIRED_TOKEN
+    if round_["status"] == "scheduled" or now < round_["opens_at"]:
         return f"this survey opens at {round_['opens_at'].isoformat()}"
+    if round_["status"] != "open" or now >= round_["closes_at"]:
+        return CLOSED_ROUND
     return None
 
 
-def response(round_, invitation, data, now):
-    """The stored questionnaire; an anonymous one cannot be traced to its household."""
+def response(round_, invitation, data, now, grace):
+    """The stored questionnaire; an anonymous one cannot be traced to its household.
+
+    ``count_after`` is when the relay may count it if its writer died before doing so;
+    it goes once the response is counted.
+    """
     answer = {
         "_id": uuid.uuid4().hex,
         "round_id": round_["_id"],
         "estate_id": invitation["estate_id"],
         "answers": data["answers"],
         "comments": data["comments"],
+        "terms": opinions.terms_by_topic(data["comments"]),
         # only the day: a to-the-second time would match the invitation's answered_at
         "submitted_on": now.date().isoformat(),
+        "counted": False,
+        "count_after": now + grace,
     }
     if not round_["anonymous"]:
         answer.update(household_id=invitation["household_id"], invitation_id=invitation["_id"])
     return answer
 
 
-def tally_increment(answers):
-    """The ``$inc`` one questionnaire adds to its round × estate tally, per category."""
+def empty_tally(round_, estate_id):
+    return {
+        "_id": tally_id(round_["_id"], estate_id),
+        "round_id": round_["_id"],
+        "estate_id": estate_id,
+        "returned": 0,
+        "categories": {key: empty_counts() for key in questionnaire(round_, estate_id)},
+        "comments": {},
+        "terms": {},
+        "in_flight": [],
+    }
+
+
+def empty_counts():
+    return {"answered": 0, "satisfied": 0, "not_applicable": 0, "score_sum": 0,
+            "distribution": {key: 0 for key in DISTRIBUTION_KEYS}}
+
+
+def tally_increment(response):
+    """The ``$inc`` one questionnaire adds to its round × estate tally: per category the
+    answers, satisfied answers, score sum and distribution; per comment box its words."""
     increment = {"returned": 1}
-    for category, answer in answers.items():
+    for category, answer in response["answers"].items():
         prefix = f"categories.{category}"
         if answer is None:
             increment[f"{prefix}.not_applicable"] = 1
@@ -170,6 +464,11 @@ def tally_increment(answers):
         increment[f"{prefix}.satisfied"] = int(answer in SATISFIED_ANSWERS)
         increment[f"{prefix}.score_sum"] = answer
         increment[f"{prefix}.distribution.{answer}"] = 1
+    for topic in response.get("comments", {}):
+        increment[f"comments.{topic}"] = 1
+    for topic, words in response.get("terms", {}).items():
+        for word in words:
+            increment[f"terms.{topic}.{word}"] = 1
     return increment
 
 
@@ -177,7 +476,7 @@ def tally_increment(answers):
 
 def close(round_, returned_by_estate, now):
     """The closed round and one ``survey_round_closed`` per estate."""
-    if round_["status"] != "open":
+    if round_["status"] not in ("open", "scheduled"):
         raise InvalidTransition("survey round", round_["_id"], round_["status"], "close")
     round_ = dict(round_, status="closed", closed_at=now)
     events = [
@@ -185,13 +484,15 @@ def close(round_, returned_by_estate, now):
             "round_id": round_["_id"],
             "invited": round_["invited"][estate_id],
             "returned": returned_by_estate.get(estate_id, 0),
+            "response_rate": response_rate(returned_by_estate.get(estate_id, 0),
+                                           round_["invited"][estate_id]),
         }, now)
         for estate_id in round_["estate_ids"]
     ]
     return round_, events
 
 
-# the report ---------------------------------------------------------------------
+# formulas ---------------------------------------------------------------------
 
 def response_rate(returned, invited):
     """「调查表的回收份数」 against those issued: returned ÷ invited, None if nobody was invited."""
@@ -213,76 +514,321 @@ def _ratio(part, whole):
     return round(part / whole, 4) if whole else None
 
 
-def report(round_, tallies, comments, estate_id=None):
+def wilson_interval(rate, n, z=WILSON_Z):
+    """The 95 % Wilson score interval of a proportion ``rate`` observed over ``n``.
+
+    Unlike rate ± z·se it stays inside [0, 1] and is wide for small n: 3 of 3
+    satisfied gives (0.44, 1.0), 300 of 300 gives (0.99, 1.0).
+    """
+    if not n:
+        return None, None
+    centre = rate + z * z / (2 * n)
+    spread = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n))
+    denominator = 1 + z * z / n
+    return (round(max(0.0, (centre - spread) / denominator), 4),
+            round(min(1.0, (centre + spread) / denominator), 4))
+
+
+# the report ---------------------------------------------------------------------
+
+def combine(tallies, categories):
+    """The tallies of several estates added up: returned, per category, comments, words."""
+    total = {"returned": 0, "categories": {key: empty_counts() for key in categories},
+             "comments": defaultdict(int), "terms": defaultdict(lambda: defaultdict(int))}
+    for tally in tallies:
+        total["returned"] += tally.get("returned", 0)
+        for key, counts in tally.get("categories", {}).items():
+            into = total["categories"].setdefault(key, empty_counts())
+            for field in ("answered", "satisfied", "not_applicable", "score_sum"):
+                into[field] += counts.get(field, 0)
+            for answer, count in counts.get("distribution", {}).items():
+                into["distribution"][answer] += count
+        for topic, count in tally.get("comments", {}).items():
+            total["comments"][topic] += count
+        for topic, words in tally.get("terms", {}).items():
+            for word, count in words.items():
+                total["terms"][topic][word] += count
+    return total
+
+
+def report(round_, tallies, rectifications=(), estate_id=None, quotes=None):
     """The round's report over all its estates, or over ``estate_id`` alone.
 
-    ``tallies`` are the round × estate counters of those estates, ``comments``
-    each of their questionnaires' comments ({category or "general": text}).
+    ``tallies`` are the round × estate counters of those estates; ``quotes(topic, word)``
+    finds comments to quote for a common opinion.
     """
     estate_ids = [estate_id] if estate_id else round_["estate_ids"]
-    categories = {category: _empty_tally() for category in round_["categories"]}
-    returned = 0
-    for tally in tallies:
-        returned += tally.get("returned", 0)
-        for category, counts in tally.get("categories", {}).items():
-            _add(categories[category], counts)
-    answered = sum(counts["answered"] for counts in categories.values())
-    satisfied = sum(counts["satisfied"] for counts in categories.values())
-    score_sum = sum(counts["score_sum"] for counts in categories.values())
-    invited = sum(round_["invited"][estate_id] for estate_id in estate_ids)
+    categories = questionnaire(round_, estate_id) if estate_id else all_categories(round_)
+    total = combine(tallies, categories)
+    answered = sum(counts["answered"] for counts in total["categories"].values())
+    satisfied = sum(counts["satisfied"] for counts in total["categories"].values())
+    score_sum = sum(counts["score_sum"] for counts in total["categories"].values())
+    invited = sum(round_["invited"][estate] for estate in estate_ids)
     return {
         "round_id": round_["_id"],
         "title": round_["title"],
+        "kind": round_["kind"],
+        "occasion": round_.get("occasion"),
         "status": round_["status"],
+        "opens_at": round_["opens_at"],
+        "closes_at": round_["closes_at"],
+        "template": round_.get("template"),
         "estate_id": estate_id,
+        "estate_ids": estate_ids,
         "invited": invited,
-        "returned": returned,
-        "response_rate": response_rate(returned, invited),
+        "returned": total["returned"],
+        "response_rate": response_rate(total["returned"], invited),
         "answered": answered,
         "satisfied": satisfied,
         "satisfaction_rate": satisfaction_rate(satisfied, answered),
         "score": score(score_sum, answered),
-        "categories": {
-            category: _category_view(category, counts) for category, counts in categories.items()
-        },
-        "opinions": common_opinions(comments),
-        "rectifications": [],
+        "categories": {key: _category_view(round_, key, total["categories"][key])
+                       for key in categories},
+        "estates": [_estate_line(round_, tally) for tally in tallies] if not estate_id else [],
+        "opinions": common_opinions(round_, total, categories, quotes),
+        "rectifications": list(rectifications),
+        "published": {estate: round_.get("published", {}).get(estate)
+                      for estate in estate_ids if round_.get("published", {}).get(estate)},
     }
 
 
-def _empty_tally():
-    return {"answered": 0, "satisfied": 0, "not_applicable": 0, "score_sum": 0,
-            "distribution": {key: 0 for key in DISTRIBUTION_KEYS}}
-
-
-def _add(total, counts):
-    for key in ("answered", "satisfied", "not_applicable", "score_sum"):
-        total[key] += counts.get(key, 0)
-    for key, count in counts.get("distribution", {}).items():
-        total["distribution"][key] += count
-
-
-def _category_view(category, counts):
-    label_zh, label_en = CATEGORY_LABELS.get(category, (category, category))
+def _category_view(round_, key, counts):
+    label_zh, label_en = label(round_, key)
     return {
         "answered": counts["answered"],
         "satisfied": counts["satisfied"],
         "not_applicable": counts["not_applicable"],
         "rate": satisfaction_rate(counts["satisfied"], counts["answered"]),
         "score": score(counts["score_sum"], counts["answered"]),
-        "distribution": counts["distribution"],
+        "distribution": dict(counts["distribution"]),
         "label_zh": label_zh,
         "label_en": label_en,
     }
 
 
-def common_opinions(comments):
-    """「业主/用户对物业服务、管理的意见(共性的意见)」: the same remark counted once per
-    questionnaire, most frequent first. (Grouping remarks into themes comes later.)"""
-    counts = Counter(
-        (topic, " ".join(text.split()))
-        for questionnaire in comments for topic, text in questionnaire.items()
-    )
-    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return [{"category": topic, "text": text, "count": count}
-            for (topic, text), count in ranked]
+def _estate_line(round_, tally):
+    counts = combine([tally], [])["categories"].values()
+    answered = sum(c["answered"] for c in counts)
+    satisfied = sum(c["satisfied"] for c in counts)
+    invited = round_["invited"][tally["estate_id"]]
+    return {
+        "estate_id": tally["estate_id"],
+        "invited": invited,
+        "returned": tally.get("returned", 0),
+        "response_rate": response_rate(tally.get("returned", 0), invited),
+        "satisfaction_rate": satisfaction_rate(satisfied, answered),
+        "score": score(sum(c["score_sum"] for c in counts), answered),
+    }
+
+
+def common_opinions(round_, total, categories, quotes=None):
+    """「业主/用户对物业服务、管理的意见(共性的意见)」: per category (and the general box)
+    the words most comments used, how many comments used each, and comments quoted."""
+    found = []
+    for topic in [*categories, GENERAL_COMMENT]:
+        ranked = opinions.top_terms(total["terms"].get(topic, {}), TOP_TERMS)
+        if not ranked:
+            continue
+        label_zh, label_en = label(round_, topic)
+        found.append({
+            "category": topic,
+            "label_zh": label_zh,
+            "label_en": label_en,
+            "comments": total["comments"].get(topic, 0),
+            "terms": [{"term": word, "count": count,
+                       "quotes": [opinions.quote(text) for text in
+                                  (quotes(topic, word) if quotes else [])][:QUOTES_PER_TERM]}
+                      for word, count in ranked],
+        })
+    return found
+
+
+# ranking ----------------------------------------------------------------------------
+
+def estate_ranking(round_, tallies, min_returned):
+    """Estates by the lower bound of the 95 % Wilson interval of their satisfaction rate.
+
+    Overall, households are the independent units (nine answers of one household are not
+    nine opinions), so the bound uses the pooled rate over the returned questionnaires;
+    per category, each answer is one household's. Estates under ``min_returned``
+    questionnaires (answers, per category) are listed apart, never ranked.
+    """
+    overall, by_category = [], defaultdict(list)
+    for tally in tallies:
+        total = combine([tally], questionnaire(round_, tally["estate_id"]))
+        answered = sum(c["answered"] for c in total["categories"].values())
+        satisfied = sum(c["satisfied"] for c in total["categories"].values())
+        overall.append(_ranking_entry(tally["estate_id"], satisfied, answered, tally["returned"]))
+        for key, counts in total["categories"].items():
+            by_category[key].append(_ranking_entry(
+                tally["estate_id"], counts["satisfied"], counts["answered"], counts["answered"]))
+    return {
+        "round_id": round_["_id"],
+        "min_returned": min_returned,
+        **rank(overall, min_returned),
+        "categories": {key: dict(rank(by_category[key], min_returned),
+                                 label_zh=label(round_, key)[0], label_en=label(round_, key)[1])
+                       for key in all_categories(round_)},
+    }
+
+
+def _ranking_entry(estate_id, satisfied, answered, sample):
+    rate = satisfaction_rate(satisfied, answered)
+    lower, upper = wilson_interval(satisfied / answered, sample) if answered else (None, None)
+    return {"estate_id": estate_id, "rate": rate, "returned": sample, "answered": answered,
+            "lower_bound": lower, "upper_bound": upper}
+
+
+def rank(entries, min_returned):
+    """{"ranked": [...], "too_few": [...]}: ranked by lower bound, then rate, then sample."""
+    eligible = [e for e in entries if e["returned"] >= min_returned and e["answered"]]
+    apart = [e for e in entries if e not in eligible]
+    eligible.sort(key=lambda e: (-e["lower_bound"], -e["rate"], -e["returned"], e["estate_id"]))
+    apart.sort(key=lambda e: (-e["returned"], e["estate_id"]))
+    ranked = []
+    for position, entry in enumerate(eligible, start=1):
+        tied = ranked and ranked[-1]["lower_bound"] == entry["lower_bound"] \
+            and ranked[-1]["rate"] == entry["rate"]
+        ranked.append(dict(entry, rank=ranked[-1]["rank"] if tied else position))
+    return {"ranked": ranked, "too_few": apart}
+
+
+# statistics check ----------------------------------------------------------------
+
+def counters(tally):
+    """The comparable figures of a tally, zeros dropped (a missing counter is a zero)."""
+    flat = {"returned": tally.get("returned", 0)}
+    for key, counts in tally.get("categories", {}).items():
+        for field in ("answered", "satisfied", "not_applicable", "score_sum"):
+            flat[f"categories.{key}.{field}"] = counts.get(field, 0)
+        for answer, count in counts.get("distribution", {}).items():
+            flat[f"categories.{key}.distribution.{answer}"] = count
+    for topic, count in tally.get("comments", {}).items():
+        flat[f"comments.{topic}"] = count
+    for topic, words in tally.get("terms", {}).items():
+        for word, count in words.items():
+            flat[f"terms.{topic}.{word}"] = count
+    return {path: value for path, value in flat.items() if value}
+
+
+def differences(stored, recomputed):
+    """Where the kept counters and a recount from the raw responses disagree, per estate."""
+    found = []
+    for estate_id in sorted(set(stored) | set(recomputed)):
+        kept = counters(stored.get(estate_id, {}))
+        counted = counters(recomputed.get(estate_id, {}))
+        for path in sorted(set(kept) | set(counted)):
+            if kept.get(path, 0) != counted.get(path, 0):
+                found.append({"estate_id": estate_id, "counter": path,
+                              "kept": kept.get(path, 0), "recomputed": counted.get(path, 0)})
+    return found
+
+
+# rectification ----------------------------------------------------------------------
+
+def new_rectification(rectification_id, round_, data, now):
+    """「对存在的问题,服务中心主任提出整改意见,责成有关部门限期解决」: an action with a
+    department and a deadline, for one estate and category of the round."""
+    check_estate(round_, data["estate_id"])
+    if round_["status"] in ("creating", "abandoned"):
+        raise InvalidTransition("survey round", round_["_id"], round_["status"],
+                                "add a rectification to")
+    allowed = questionnaire(round_, data["estate_id"]) + [GENERAL_COMMENT]
+    if data["category"] not in allowed:
+        raise InvalidInput({"category": [
+            f"not asked in {data['estate_id']}: one of {', '.join(allowed)}"]})
+    if data["due_at"] <= now:
+        raise InvalidInput({"due_at": ["a deadline must be in the future"]})
+    rectification = {
+        "_id": rectification_id,
+        "round_id": round_["_id"],
+        "estate_id": data["estate_id"],
+        "category": data["category"],
+        "action": data["action"],
+        "department": data["department"],
+        "assignee_id": data["assignee_id"],
+        "due_at": data["due_at"],
+        "status": "open",
+        "created_at": now,
+        "done_at": None,
+        "overdue_at": None,
+        "history": [{"at": now, "status": "open", "note": None, "by": None}],
+    }
+    return rectification, [_rectification_event("rectification_created", rectification, now)]
+
+
+RECTIFICATION_TRANSITIONS = {"open": ("in_progress", "done"), "in_progress": ("done",)}
+
+
+def update_rectification(rectification, data, now):
+    current = rectification["status"]
+    if data["status"] not in RECTIFICATION_TRANSITIONS.get(current, ()):
+        raise InvalidTransition("rectification", rectification["_id"], current,
+                                f"move to {data['status']}")
+    rectification = dict(
+        rectification, status=data["status"],
+        history=rectification["history"] + [
+            {"at": now, "status": data["status"], "note": data["note"], "by": data["staff_id"]}])
+    events = []
+    if data["status"] == "done":
+        rectification["done_at"] = now
+        events.append(_rectification_event("rectification_done", rectification, now))
+    return rectification, events
+
+
+def rectification_overdue(rectification, now):
+    """The one ``rectification_overdue`` of an action past its deadline and not done."""
+    return {"overdue_at": now}, [_rectification_event("rectification_overdue", rectification, now)]
+
+
+def is_overdue(rectification, now):
+    return rectification["status"] != "done" and rectification["due_at"] <= now
+
+
+def rectification_view(rectification, round_, now):
+    label_zh, label_en = label(round_, rectification["category"]) if round_ else (None, None)
+    return dict(rectification, overdue=is_overdue(rectification, now),
+                label_zh=label_zh, label_en=label_en)
+
+
+def _rectification_event(event_type, rectification, now):
+    return new_event(event_type, SOURCE, rectification["estate_id"], {
+        "rectification_id": rectification["_id"],
+        **{key: rectification[key] for key in
+           ("round_id", "category", "department", "due_at", "action", "status")},
+    }, now)
+
+
+# publishing --------------------------------------------------------------------------
+
+def publish(round_, reports, data, now):
+    """「业主/用户意见调查结果及整改方案应向业主单位公布,接受监督」: each estate's report
+    with its rectification plan, announced to its owners (published again: a new edition).
+
+    ``reports`` holds each estate's report (with its rectifications).
+    """
+    if round_["status"] != "closed":
+        raise InvalidTransition("survey round", round_["_id"], round_["status"],
+                                "publish the report of")
+    estate_ids = data["estate_ids"] or round_["estate_ids"]
+    for estate_id in estate_ids:
+        check_estate(round_, estate_id)
+    published = dict(round_.get("published", {}))
+    events = []
+    for estate_id in estate_ids:
+        edition = (published.get(estate_id) or {}).get("edition", 0) + 1
+        published[estate_id] = {"at": now, "edition": edition, "note": data["note"]}
+        estate_report = reports[estate_id]
+        events.append(new_event("survey_report_published", SOURCE, estate_id, {
+            "round_id": round_["_id"],
+            "satisfaction_rate": estate_report["satisfaction_rate"],
+            "rectifications": len(estate_report["rectifications"]),
+            "title": round_["title"],
+            "invited": estate_report["invited"],
+            "returned": estate_report["returned"],
+            "response_rate": estate_report["response_rate"],
+            "score": estate_report["score"],
+            "edition": edition,
+            "note": data["note"],
+        }, now))
+    return dict(round_, published=published), events

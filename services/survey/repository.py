@@ -1,93 +1,341 @@
-"""survey's data: rounds, invitations, responses and the per-estate tallies."""
+"""survey's data: templates, rounds, invitations, responses, tallies and rectifications.
+
+How a response is kept and counted without losing it or counting it twice (no
+multi-document transactions on the embedded store):
+
+1. the invitation is claimed (``issued`` → ``answered``) with the answers in the
+   same write (``pending_response``): from here the answers cannot be lost, and a
+   second submission finds the token used;
+2. the response is inserted under an id fixed in step 1 (a repeat is a duplicate);
+3. the invitation forgets the answers (the household → answers link lasted
+   only between 1 and 3);
+4. the tally gets the response's ``$inc`` and its id in ``in_flight`` in one
+   write, matching only if the id is not there yet;
+5. the response is marked counted;
+6. its id leaves ``in_flight``.
+
+A crash leaves either an invitation with ``pending_response`` (the relay redoes
+2-6) or a response not counted (the relay redoes 4-6, skipping 4 if the id is
+still in ``in_flight``: an id leaves it only after its response is marked
+counted). ``recount`` checks the tallies against the raw responses with a
+MongoDB aggregation pipeline and can repair them.
+"""
 from typing import ClassVar
 
-from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
-from shared.store import OUTBOX, Repository
+from shared.store import Repository
+
+PENDING_RESPONSE = "pending_response"
 
 
 class SurveyRepository(Repository):
     indexes: ClassVar[dict] = {
-        "rounds": [IndexModel([("status", ASCENDING), ("closes_at", ASCENDING)])],
+        "templates": [IndexModel([("template_id", ASCENDING), ("template_version", DESCENDING)],
+                                 unique=True)],
+        "rounds": [IndexModel([("status", ASCENDING), ("closes_at", ASCENDING)]),
+                   IndexModel([("status", ASCENDING), ("opens_at", ASCENDING)]),
+                   IndexModel([("estate_ids", ASCENDING), ("created_at", DESCENDING)])],
         "invitations": [
             IndexModel([("token", ASCENDING)], unique=True),
             IndexModel([("round_id", ASCENDING), ("estate_id", ASCENDING),
                         ("household_id", ASCENDING)]),
+            IndexModel([("round_id", ASCENDING), ("status", ASCENDING),
+                        ("next_reminder_at", ASCENDING)]),
+            IndexModel([(f"{PENDING_RESPONSE}.claimed_at", ASCENDING)], sparse=True),
         ],
-        "responses": [IndexModel([("round_id", ASCENDING), ("estate_id", ASCENDING)])],
+        "responses": [IndexModel([("round_id", ASCENDING), ("estate_id", ASCENDING)]),
+                      IndexModel([("count_after", ASCENDING)], sparse=True)],
         "tallies": [IndexModel([("round_id", ASCENDING), ("estate_id", ASCENDING)])],
+        "rectifications": [
+            IndexModel([("round_id", ASCENDING), ("estate_id", ASCENDING)]),
+            IndexModel([("status", ASCENDING), ("due_at", ASCENDING)]),
+        ],
     }
-    outbox_collections = ("rounds", "invitations")
+    outbox_collections = ("rounds", "invitations", "rectifications")
+
+    # templates -----------------------------------------------------------------
+
+    def seed_template(self, template):
+        """Store a built-in template version unless it is there (every start, any instance)."""
+        self.db.templates.update_one({"_id": template["_id"]}, {"$setOnInsert": template},
+                                     upsert=True)
+
+    def latest_template(self, template_id):
+        return self.db.templates.find_one({"template_id": template_id},
+                                          sort=[("template_version", DESCENDING)])
+
+    def template_version(self, template_id, version):
+        return self.db.templates.find_one({"template_id": template_id,
+                                          "template_version": version})
+
+    def add_template(self, template):
+        """False if that version was written meanwhile (the caller builds the next one)."""
+        try:
+            self.db.templates.insert_one(template)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    def list_templates(self):
+        """The latest version of every template."""
+        latest = {}
+        for template in self.db.templates.find().sort([("template_id", ASCENDING),
+                                                       ("template_version", ASCENDING)]):
+            latest[template["template_id"]] = template
+        return list(latest.values())
 
     # rounds --------------------------------------------------------------------
 
-    def add_round(self, round_, events, issued):
-        """The round, then its invitations: ``issued`` is [(invitation, events), ...]."""
-        saved = self.insert_with_events("rounds", round_, events)
-        self._insert_invitations(issued)
-        return saved
+    def create_round(self, round_, invitations, tallies):
+        """Store a round being created (announcing nothing), its invitations and tallies.
+
+        Until ``activate`` the round stays ``creating``; a crash before that leaves a
+        round the schedule abandons, never a half-invited round anyone was told about.
+        """
+        self.insert_with_events("rounds", round_, [])
+        for collection, documents in (("invitations", invitations), ("tallies", tallies)):
+            if documents:
+                self.db[collection].insert_many(documents)
 
     def get_round(self, round_id):
         return self.fetch("rounds", round_id, "survey round")
 
     def save_round(self, round_, events):
+        """Optimistic: of two instances saving the same version, one gets ConcurrentUpdate."""
         return self.save_versioned("rounds", round_, events)
 
-    # invitations ---------------------------------------------------------------
+    def list_rounds(self, filters, limit=200):
+        query = {key: value for key, value in filters.items() if key != "estate_id"}
+        if "estate_id" in filters:
+            query["estate_ids"] = filters["estate_id"]
+        if "status" not in filters:
+            query["status"] = {"$ne": "abandoned"}
+        return list(self.db.rounds.find(query).sort("created_at", DESCENDING).limit(limit))
 
-    def _insert_invitations(self, issued):
-        # One write for the whole estate list, each invitation carrying its own event.
-        documents = [
-            dict(invitation, **self._outbox_fields(events), **{OUTBOX: list(events)})
-            for invitation, events in issued
-        ]
-        if documents:
-            self.db.invitations.insert_many(documents)
-        for document in documents:
-            self.flush("invitations", document["_id"], document[OUTBOX])
+    def rounds_in(self, status, before=None, field=None):
+        query = {"status": status}
+        if before is not None:
+            query[field] = {"$lte": before}
+        return list(self.db.rounds.find(query))
+
+    def discard_round_data(self, round_id):
+        """What a round left while being created: its invitations and tallies."""
+        self.db.invitations.delete_many({"round_id": round_id})
+        self.db.tallies.delete_many({"round_id": round_id})
+
+    # invitations ---------------------------------------------------------------
 
     def find_invitation(self, token):
         return self.db.invitations.find_one({"token": token})
 
     def list_invitations(self, round_id, estate_id=None):
-        return list(self.db.invitations.find(self._round_query(round_id, estate_id)).sort(
+        return list(self.db.invitations.find(
+            self._round_query(round_id, estate_id), {PENDING_RESPONSE: 0}).sort(
             [("estate_id", ASCENDING), ("household_id", ASCENDING)]))
 
-    def claim_invitation(self, invitation_id, now):
-        """Mark the invitation answered if it still is unanswered: only one caller wins."""
-        return self.db.invitations.find_one_and_update(
-            {"_id": invitation_id, "status": "issued"},
-            {"$set": {"status": "answered", "answered_at": now}},
-            return_document=ReturnDocument.AFTER,
-        )
+    def pending_invitations(self, round_id, limit=1000):
+        return list(self.db.invitations.find({"round_id": round_id, "status": "pending"})
+                    .limit(limit))
+
+    def issue_invitation(self, invitation_id, changes, events):
+        """Send a pending invitation; None if another instance did already."""
+        return self.update_with_events(
+            "invitations", {"_id": invitation_id, "status": "pending"}, {"$set": changes}, events)
+
+    def reminders_due(self, round_id, now, limit=1000):
+        return list(self.db.invitations.find({
+            "round_id": round_id, "status": "issued", "next_reminder_at": {"$lte": now},
+        }).limit(limit))
+
+    def claim_reminder(self, invitation, changes, events):
+        """Record the next reminder with its event, if nobody sent it meanwhile."""
+        return self.update_with_events("invitations", {
+            "_id": invitation["_id"], "status": "issued",
+            "reminders_sent": invitation.get("reminders_sent", 0),
+        }, {"$set": changes}, events)
 
     def expire_invitations(self, round_id, now):
         self.db.invitations.update_many(
-            {"round_id": round_id, "status": "issued"},
-            {"$set": {"status": "expired", "expired_at": now}},
+            {"round_id": round_id, "status": {"$in": ["issued", "pending"]}},
+            {"$set": {"status": "expired", "expired_at": now, "next_reminder_at": None}},
+        )
+
+    def claim_invitation(self, invitation_id, now, response):
+        """Step 1: mark the invitation answered, with the answers, if it still is unanswered.
+
+        Only one caller wins; a concurrent second submission matches nothing.
+        """
+        return self.db.invitations.find_one_and_update(
+            {"_id": invitation_id, "status": "issued"},
+            {"$set": {"status": "answered", "answered_at": now, "next_reminder_at": None,
+                      PENDING_RESPONSE: {"response": response, "claimed_at": now}}},
+            return_document=ReturnDocument.AFTER,
         )
 
     # responses and tallies -----------------------------------------------------
 
-    def add_response(self, response, increment):
-        self.db.responses.insert_one(response)
-        round_id, estate_id = response["round_id"], response["estate_id"]
+    def store_response(self, invitation_id, response, increment):
+        """Steps 2-6 for a claimed invitation."""
+        try:
+            self.db.responses.insert_one(response)
+        except DuplicateKeyError:
+            pass   # stored before a crash; the steps below are idempotent
+        self.db.invitations.update_one({"_id": invitation_id}, {"$unset": {PENDING_RESPONSE: ""}})
+        self.count_response(response, increment)
+
+    def count_response(self, response, increment):
+        """Steps 4-6: add the response to its tally exactly once."""
+        tally = {"_id": f"{response['round_id']}:{response['estate_id']}"}
         self.db.tallies.update_one(
-            {"_id": f"{round_id}:{estate_id}"},
-            {"$inc": increment, "$setOnInsert": {"round_id": round_id, "estate_id": estate_id}},
-            upsert=True,
+            dict(tally, in_flight={"$ne": response["_id"]}),
+            {"$inc": increment, "$push": {"in_flight": response["_id"]}},
         )
+        self.db.responses.update_one({"_id": response["_id"]},
+                                     {"$set": {"counted": True}, "$unset": {"count_after": ""}})
+        self.db.tallies.update_one(tally, {"$pull": {"in_flight": response["_id"]}})
+
+    def interrupted_claims(self, now, grace, limit=500):
+        """Invitations claimed over ``grace`` ago whose response was never stored, each
+        claimed again (its clock reset) so two instances do not both finish it."""
+        claimed = []
+        while len(claimed) < limit:
+            invitation = self.db.invitations.find_one_and_update(
+                {f"{PENDING_RESPONSE}.claimed_at": {"$lte": now - grace}},
+                {"$set": {f"{PENDING_RESPONSE}.claimed_at": now}},
+                return_document=ReturnDocument.AFTER,
+            )
+            if invitation is None:
+                break
+            claimed.append(invitation)
+        return claimed
+
+    def uncounted_responses(self, now, lease, limit=500):
+        """Responses stored but not counted whose grace has passed, each claimed for ``lease``
+        so two instances do not both count it."""
+        claimed = []
+        while len(claimed) < limit:
+            response = self.db.responses.find_one_and_update(
+                {"counted": False, "count_after": {"$lte": now}},
+                {"$set": {"count_after": now + lease}},
+                return_document=ReturnDocument.AFTER,
+            )
+            if response is None:
+                break
+            claimed.append(response)
+        return claimed
+
+    def finish_counting(self, response, increment):
+        """Steps 4-6 for a response the relay found uncounted."""
+        tally = self.db.tallies.find_one({"_id": f"{response['round_id']}:{response['estate_id']}"},
+                                         {"in_flight": 1})
+        if tally is not None and response["_id"] in tally.get("in_flight", []):
+            # step 4 happened before the crash: only 5 and 6 are left
+            increment = None
+        if increment is None:
+            self.db.responses.update_one({"_id": response["_id"]}, {
+                "$set": {"counted": True}, "$unset": {"count_after": ""}})
+            self.db.tallies.update_one({"_id": tally["_id"]},
+                                       {"$pull": {"in_flight": response["_id"]}})
+        else:
+            self.count_response(response, increment)
 
     def tallies(self, round_id, estate_id=None):
-        return list(self.db.tallies.find(self._round_query(round_id, estate_id)))
+        return list(self.db.tallies.find(self._round_query(round_id, estate_id),
+                                         {"in_flight": 0}).sort("estate_id", ASCENDING))
 
     def returned_by_estate(self, round_id):
         return {tally["estate_id"]: tally.get("returned", 0) for tally in self.tallies(round_id)}
 
-    def comments(self, round_id, estate_id=None):
-        query = dict(self._round_query(round_id, estate_id), comments={"$ne": {}})
-        return [response["comments"]
-                for response in self.db.responses.find(query, {"comments": 1})]
+    def example_comments(self, round_id, estate_id, topic, word, limit):
+        """Comments of ``topic`` using ``word`` (as the segmentation found it), shortest first."""
+        query = dict(self._round_query(round_id, estate_id), **{f"terms.{topic}": word})
+        found = self.db.responses.find(query, {f"comments.{topic}": 1}).limit(limit * 5)
+        texts = [response["comments"][topic] for response in found]
+        return sorted(dict.fromkeys(texts), key=len)[:limit]
+
+    # the check and repair tool ------------------------------------------------
+
+    def recount(self, round_id):
+        """The round's tallies recomputed from the raw responses by aggregation pipelines:
+        {estate_id: {returned, categories, comments, terms}}."""
+        recounted = {}
+
+        def estate(estate_id):
+            return recounted.setdefault(estate_id, {
+                "returned": 0, "categories": {}, "comments": {}, "terms": {}})
+
+        match = {"$match": {"round_id": round_id}}
+        for row in self.db.responses.aggregate([
+                match, {"$group": {"_id": "$estate_id", "returned": {"$sum": 1}}}]):
+            estate(row["_id"])["returned"] = row["returned"]
+        for row in self.db.responses.aggregate(recount_answers_pipeline(match)):
+            counts = dict(row)
+            key = counts.pop("_id")
+            distribution = {str(answer): counts.pop(f"d{answer}") for answer in range(1, 6)}
+            estate(key["estate_id"])["categories"][key["category"]] = dict(
+                counts, distribution=distribution)
+        for row in self.db.responses.aggregate([
+                match, {"$project": {"estate_id": 1, "comments": {"$objectToArray": "$comments"}}},
+                {"$unwind": "$comments"},
+                {"$group": {"_id": {"estate_id": "$estate_id", "topic": "$comments.k"},
+                            "count": {"$sum": 1}}}]):
+            estate(row["_id"]["estate_id"])["comments"][row["_id"]["topic"]] = row["count"]
+        for row in self.db.responses.aggregate([
+                match, {"$project": {"estate_id": 1, "terms": {"$objectToArray": "$terms"}}},
+                {"$unwind": "$terms"}, {"$unwind": "$terms.v"},
+                {"$group": {"_id": {"estate_id": "$estate_id", "topic": "$terms.k",
+                                    "word": "$terms.v"}, "count": {"$sum": 1}}}]):
+            key = row["_id"]
+            estate(key["estate_id"])["terms"].setdefault(key["topic"], {})[key["word"]] = \
+                row["count"]
+        return recounted
+
+    def replace_counters(self, round_id, recounted, estate_ids):
+        """Repair: the tallies become the recount; every response of the round is counted."""
+        for estate_id in estate_ids:
+            figures = recounted.get(estate_id, {})
+            self.db.tallies.update_one({"_id": f"{round_id}:{estate_id}"}, {"$set": {
+                "returned": figures.get("returned", 0),
+                "categories": figures.get("categories", {}),
+                "comments": figures.get("comments", {}),
+                "terms": figures.get("terms", {}),
+                "in_flight": [],
+            }})
+        self.db.responses.update_many({"round_id": round_id, "counted": False},
+                                      {"$set": {"counted": True}, "$unset": {"count_after": ""}})
+
+    # rectifications --------------------------------------------------------------
+
+    def add_rectification(self, rectification, events):
+        return self.insert_with_events("rectifications", rectification, events)
+
+    def get_rectification(self, rectification_id):
+        return self.fetch("rectifications", rectification_id, "rectification")
+
+    def save_rectification(self, rectification, events):
+        return self.save_versioned("rectifications", rectification, events)
+
+    def list_rectifications(self, filters, now=None):
+        query = {key: value for key, value in filters.items() if key != "overdue"}
+        if filters.get("overdue") is True:
+            query.update(status={"$ne": "done"}, due_at={"$lte": now})
+        elif filters.get("overdue") is False:
+            query["$or"] = [{"status": "done"}, {"due_at": {"$gt": now}}]
+        return list(self.db.rectifications.find(query).sort(
+            [("estate_id", ASCENDING), ("due_at", ASCENDING), ("_id", ASCENDING)]))
+
+    def overdue_rectifications(self, now, limit=500):
+        return list(self.db.rectifications.find({
+            "status": {"$ne": "done"}, "due_at": {"$lte": now}, "overdue_at": None,
+        }).limit(limit))
+
+    def claim_overdue(self, rectification, changes, events):
+        """Mark it overdue with its event, once: None if another instance did already."""
+        return self.update_with_events("rectifications", {
+            "_id": rectification["_id"], "overdue_at": None, "status": {"$ne": "done"},
+        }, {"$set": changes}, events)
 
     @staticmethod
     def _round_query(round_id, estate_id):
@@ -95,3 +343,27 @@ class SurveyRepository(Repository):
         if estate_id is not None:
             query["estate_id"] = estate_id
         return query
+
+
+def recount_answers_pipeline(match):
+    """Per estate and category: answers given, satisfied (4 or 5), not applicable, score
+    sum and the distribution, from each response's ``answers`` {category: 1-5 or null}."""
+    value = "$answers.v"
+
+    def count_if(condition):
+        return {"$sum": {"$cond": [condition, 1, 0]}}
+
+    return [
+        match,
+        {"$project": {"estate_id": 1, "answers": {"$objectToArray": "$answers"}}},
+        {"$unwind": "$answers"},
+        {"$group": {
+            "_id": {"estate_id": "$estate_id", "category": "$answers.k"},
+            "answered": count_if({"$ne": [value, None]}),
+            "satisfied": count_if({"$gte": [value, 4]}),
+            "not_applicable": count_if({"$eq": [value, None]}),
+            "score_sum": {"$sum": {"$ifNull": [value, 0]}},
+            **{f"d{answer}": count_if({"$eq": [value, answer]}) for answer in range(1, 6)},
+        }},
+    ]
+

@@ -1,12 +1,26 @@
-"""survey: satisfaction-survey rounds, invitations, responses and reports. Entrypoints only."""
+"""survey: satisfaction-survey templates, rounds, invitations, responses, reports,
+rankings, rectifications and exports. Entrypoints only."""
+import base64
+import logging
+from datetime import timedelta
+
+from nameko.dependency_providers import Config
 from nameko.rpc import RpcProxy
 
-from services.survey import domain
+from services.survey import domain, workbook
 from services.survey.repository import SurveyRepository
 from shared.dependencies import ClockProvider, Store
+from shared.errors import InvalidInput, NotFound
 from shared.rpc import rpc, to_json
 from shared.schemas import survey as schemas
 from shared.schemas.base import load, require_id
+from shared.store import ConcurrentUpdate
+from shared.timers import timer_from_config
+
+log = logging.getLogger(__name__)
+
+# How often each instance looks for due work; every claim is atomic, so instances
+# may overlap. Short enough that a round closes within a minute of closes_at.
 
 
 class SurveyService:
@@ -14,7 +28,38 @@ class SurveyService:
 
     store = Store(SurveyRepository)
     clock = ClockProvider()
+    config = Config()
     intake = RpcProxy("intake")
+
+    # templates ----------------------------------------------------------------
+
+    @rpc
+    def save_template(self, data):
+        """A new version of a template; rounds keep reporting with the version they used."""
+        data = load(schemas.SaveTemplate(), data)
+        for _ in range(3):
+            latest = self._latest_template(data["template_id"], required=False)
+            template = domain.new_template_version(data, latest, self.clock.now())
+            if self.store.add_template(template):
+                return to_json(template)
+        raise InvalidInput({"template_id": ["changed by someone else meanwhile; try again"]})
+
+    @rpc
+    def get_template(self, template_id, version=None):
+        require_id(template_id, "template_id")
+        if version is None:
+            return to_json(self._latest_template(template_id))
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise InvalidInput({"version": ["a version number: 1, 2, ..."]})
+        template = self.store.template_version(template_id, version)
+        if template is None:
+            raise NotFound("template", f"{template_id} v{version}")
+        return to_json(template)
+
+    @rpc
+    def list_templates(self):
+        self._latest_template(domain.DEFAULT_TEMPLATE_ID)
+        return to_json(self.store.list_templates())
 
     # rounds ---------------------------------------------------------------------
 
@@ -23,12 +68,27 @@ class SurveyService:
         data = load(schemas.CreateRound(), data)
         now = self.clock.now()
         domain.check_schedule(data, now)
+        template = self._latest_template(data["template_id"], field="template_id")
         households = {
             estate_id: self.intake.list_households(estate_id, {"occupied": True})
             for estate_id in data["estate_ids"]
         }
-        round_, events, issued = domain.open_round(domain.new_round_id(), data, households, now)
-        return to_json(self.store.add_round(round_, events, issued))
+        round_, invitations, tallies = domain.plan_round(
+            domain.new_round_id(), data, template, households, self._policy(), now)
+        self.store.create_round(round_, invitations, tallies)
+        round_ = self._save(*domain.activate(self.store.get_round(round_["_id"]), now))
+        if round_["status"] == "open":
+            self._issue_invitations(round_)
+        return to_json(round_)
+
+    @rpc
+    def get_round(self, round_id):
+        return to_json(self._round(round_id))
+
+    @rpc
+    def list_rounds(self, filters=None):
+        filters = load(schemas.RoundFilters(), filters or {})
+        return to_json(self.store.list_rounds(filters))
 
     @rpc
     def list_invitations(self, round_id, estate_id=None):
@@ -40,45 +100,249 @@ class SurveyService:
     @rpc
     def close_round(self, round_id):
         round_ = self._round(round_id)
-        now = self.clock.now()
-        round_, events = domain.close(round_, self.store.returned_by_estate(round_["_id"]), now)
-        saved = self.store.save_round(round_, events)
-        self.store.expire_invitations(round_["_id"], now)
-        return to_json(saved)
-
-    @rpc
-    def round_report(self, round_id, estate_id=None):
-        round_ = self._round(round_id)
-        if estate_id is not None:
-            domain.check_estate(round_, require_id(estate_id, "estate_id"))
-        tallies = self.store.tallies(round_["_id"], estate_id)
-        comments = self.store.comments(round_["_id"], estate_id)
-        return to_json(domain.report(round_, tallies, comments, estate_id))
+        return to_json(self._close(round_, self.clock.now()))
 
     # answering ----------------------------------------------------------------
 
     @rpc
+    def get_questionnaire(self, token):
+        """What the owner's form shows for an invitation: the questions, nothing about who."""
+        invitation, round_ = self._invitation(token)
+        reason = domain.why_not_answerable(round_, invitation, self.clock.now())
+        categories = domain.questionnaire(round_, invitation["estate_id"])
+        return to_json({
+            "round_id": round_["_id"], "title": round_["title"], "estate_id": invitation["estate_id"],
+            "closes_at": round_["closes_at"], "anonymous": round_["anonymous"],
+            "answerable": reason is None, "reason": reason,
+            "categories": [dict(zip(("key", "label_zh", "label_en"),
+                                    (key, *domain.label(round_, key)))) for key in categories],
+            "scale": {"5": "非常满意", "4": "满意", "3": "一般", "2": "不满意", "1": "非常不满意",
+                      "null": "不适用"},
+        })
+
+    @rpc
     def submit_response(self, token, data):
-        schemas.require_token(token)
-        invitation = self.store.find_invitation(token)
-        if invitation is None:
-            raise domain.refuse_token(domain.UNKNOWN_TOKEN)
-        round_ = self.store.get_round(invitation["round_id"])
+        invitation, round_ = self._invitation(token)
         now = self.clock.now()
         reason = domain.why_not_answerable(round_, invitation, now)
         if reason:
             raise domain.refuse_token(reason)
-        data = load(schemas.SubmitResponse(round_["categories"]), data)
-        if self.store.claim_invitation(invitation["_id"], now) is None:
+        data = load(schemas.SubmitResponse(
+            domain.questionnaire(round_, invitation["estate_id"])), data)
+        response = domain.response(round_, invitation, data, now, self._grace())
+        if self.store.claim_invitation(invitation["_id"], now, response) is None:
             # Someone else got there first: a concurrent submission, or the round closed.
             latest = self.store.find_invitation(token)
             raise domain.refuse_token(
                 domain.why_not_answerable(round_, latest, now) or domain.USED_TOKEN)
-        self.store.add_response(domain.response(round_, invitation, data, now),
-                                domain.tally_increment(data["answers"]))
+        self.store.store_response(invitation["_id"], response, domain.tally_increment(response))
         return {"accepted": True}
+
+    # the report, ranking and statistics -------------------------------------------
+
+    @rpc
+    def round_report(self, round_id, estate_id=None):
+        return to_json(self._report(self._round(round_id), estate_id))
+
+    @rpc
+    def estate_ranking(self, round_id):
+        round_ = self._round(round_id)
+        return to_json(domain.estate_ranking(round_, self.store.tallies(round_["_id"]),
+                                             self._policy().min_ranked_returns))
+
+    @rpc
+    def check_statistics(self, round_id, data=None):
+        """Recount the round from its raw responses (aggregation pipelines) and compare with
+        the kept counters; with ``repair`` (closed rounds only) the recount replaces them."""
+        options = load(schemas.CheckStatistics(), data or {})
+        round_ = self._round(round_id)
+        recounted = self.store.recount(round_["_id"])
+        stored = {tally["estate_id"]: tally for tally in self.store.tallies(round_["_id"])}
+        found = domain.differences(stored, recounted)
+        repaired = False
+        if found and options["repair"]:
+            if round_["status"] != "closed":
+                raise InvalidInput({"repair": ["close the round first: answers still arrive"]})
+            self.store.replace_counters(round_["_id"], recounted, round_["estate_ids"])
+            repaired = True
+        return {"round_id": round_["_id"], "consistent": not found, "differences": found,
+                "repaired": repaired}
+
+    @rpc
+    def export_report(self, round_id, estate_id=None):
+        """The report as an .xlsx workbook, base64-encoded."""
+        round_ = self._round(round_id)
+        report = self._report(round_, estate_id)
+        ranking = domain.estate_ranking(round_, self.store.tallies(round_["_id"]),
+                                        self._policy().min_ranked_returns)
+        content = workbook.build(report, ranking, timezone=self._policy().timezone)
+        return base64.b64encode(content).decode("ascii")
+
+    @rpc
+    def publish_report(self, round_id, data=None):
+        """「业主/用户意见调查结果及整改方案应向业主单位公布」 → ``survey_report_published``."""
+        data = load(schemas.PublishReport(), data or {})
+        round_ = self._round(round_id)
+        reports = {estate_id: self._report(round_, estate_id, quotes=False)
+                   for estate_id in data["estate_ids"] or round_["estate_ids"]
+                   if estate_id in round_["estate_ids"]}
+        return to_json(self._save(*domain.publish(round_, reports, data, self.clock.now())))
+
+    # rectification ----------------------------------------------------------------
+
+    @rpc
+    def add_rectification(self, round_id, data):
+        data = load(schemas.AddRectification(), data)
+        round_ = self._round(round_id)
+        now = self.clock.now()
+        rectification, events = domain.new_rectification(
+            domain.new_rectification_id(), round_, data, now)
+        saved = self.store.add_rectification(rectification, events)
+        return to_json(domain.rectification_view(saved, round_, now))
+
+    @rpc
+    def update_rectification(self, rectification_id, data):
+        require_id(rectification_id, "id")
+        data = load(schemas.UpdateRectification(), data)
+        rectification = self.store.get_rectification(rectification_id)
+        now = self.clock.now()
+        saved = self.store.save_rectification(
+            *domain.update_rectification(rectification, data, now))
+        return to_json(domain.rectification_view(
+            saved, self.store.get_round(saved["round_id"]), now))
+
+    @rpc
+    def list_rectifications(self, filters=None):
+        filters = load(schemas.RectificationFilters(), filters or {})
+        now = self.clock.now()
+        rounds = {}
+        found = []
+        for item in self.store.list_rectifications(filters, now):
+            if item["round_id"] not in rounds:
+                rounds[item["round_id"]] = self.store.get_round(item["round_id"])
+            found.append(domain.rectification_view(item, rounds[item["round_id"]], now))
+        return to_json(found)
+
+    # timers: every instance runs them; each piece of work is claimed atomically ------
+
+    @timer_from_config("SURVEY_SCHEDULE_SECONDS", 30)
+    def run_schedule(self):
+        """Abandon rounds a crash left half-created, open and close rounds on time, send
+        invitations not yet sent, and expire those of closed rounds."""
+        now = self.clock.now()
+        timeout = timedelta(minutes=self._policy().creation_timeout_minutes)
+        for round_ in self.store.rounds_in("creating", now - timeout, "created_at"):
+            if self._try_save(domain.abandon(round_, now), []):
+                self.store.discard_round_data(round_["_id"])
+                log.warning("survey round %s was left half-created; abandoned", round_["_id"])
+        for round_ in self.store.rounds_in("scheduled", now, "opens_at"):
+            self._try_save(*domain.open_round(round_, now))
+        for round_ in self.store.rounds_in("open"):
+            if round_["closes_at"] <= now:
+                try:
+                    self._close(round_, now)
+                except ConcurrentUpdate:
+                    pass   # another instance closed it
+            else:
+                self._issue_invitations(round_)
+
+    @timer_from_config("SURVEY_SCHEDULE_SECONDS", 30)
+    def send_reminders(self):
+        """``survey_reminder_due`` to households that have not answered, at the round's
+        interval, at most its number of times, each once whatever the number of instances."""
+        now = self.clock.now()
+        for round_ in self.store.rounds_in("open"):
+            if now >= round_["closes_at"]:
+                continue
+            for invitation in self.store.reminders_due(round_["_id"], now):
+                self.store.claim_reminder(invitation, *domain.remind(round_, invitation, now))
+
+    @timer_from_config("SURVEY_SCHEDULE_SECONDS", 30)
+    def complete_interrupted_responses(self):
+        """Finish storing and counting responses whose writer died half-way."""
+        now = self.clock.now()
+        grace = self._grace()
+        for invitation in self.store.interrupted_claims(now, grace):
+            response = invitation["pending_response"]["response"]
+            self.store.store_response(invitation["_id"], response,
+                                      domain.tally_increment(response))
+            log.warning("response to invitation %s completed after an interruption",
+                        invitation["_id"])
+        for response in self.store.uncounted_responses(now, grace):
+            self.store.finish_counting(response, domain.tally_increment(response))
+            log.warning("response %s counted after an interruption", response["_id"])
+
+    @timer_from_config("SURVEY_SCHEDULE_SECONDS", 30)
+    def flag_overdue_rectifications(self):
+        """One ``rectification_overdue`` per action past its deadline and not done."""
+        now = self.clock.now()
+        for rectification in self.store.overdue_rectifications(now):
+            self.store.claim_overdue(rectification,
+                                     *domain.rectification_overdue(rectification, now))
 
     # helpers ------------------------------------------------------------------
 
     def _round(self, round_id):
         return self.store.get_round(require_id(round_id, "round_id"))
+
+    def _invitation(self, token):
+        invitation = self.store.find_invitation(schemas.require_token(token))
+        if invitation is None:
+            raise domain.refuse_token(domain.UNKNOWN_TOKEN)
+        return invitation, self.store.get_round(invitation["round_id"])
+
+    def _latest_template(self, template_id, required=True, field=None):
+        template = self.store.latest_template(template_id)
+        if template is None and template_id == domain.DEFAULT_TEMPLATE_ID:
+            # the built-in template lives in code; stored on first use like any other
+            self.store.seed_template(domain.default_template(self.clock.now()))
+            template = self.store.latest_template(template_id)
+        if template is None and required:
+            if field:
+                raise InvalidInput({field: ["unknown template"]})
+            raise NotFound("template", template_id)
+        return template
+
+    def _issue_invitations(self, round_):
+        now = self.clock.now()
+        while batch := self.store.pending_invitations(round_["_id"]):
+            for invitation in batch:
+                self.store.issue_invitation(invitation["_id"],
+                                            *domain.issue(round_, invitation, now))
+
+    def _close(self, round_, now):
+        closed = self._save(*domain.close(round_, self.store.returned_by_estate(round_["_id"]),
+                                          now))
+        self.store.expire_invitations(round_["_id"], now)
+        return closed
+
+    def _report(self, round_, estate_id=None, quotes=True):
+        if estate_id is not None:
+            domain.check_estate(round_, require_id(estate_id, "estate_id"))
+        rectifications = [
+            domain.rectification_view(item, round_, self.clock.now())
+            for item in self.store.list_rectifications(
+                {"round_id": round_["_id"], **({"estate_id": estate_id} if estate_id else {})})]
+
+        def examples(topic, word):
+            return self.store.example_comments(round_["_id"], estate_id, topic, word,
+                                               domain.QUOTES_PER_TERM)
+
+        return domain.report(round_, self.store.tallies(round_["_id"], estate_id),
+                             rectifications, estate_id, examples if quotes else None)
+
+    def _save(self, round_, events):
+        return self.store.save_round(round_, events)
+
+    def _try_save(self, round_, events):
+        """Save unless another instance changed the round first (then it did the work)."""
+        try:
+            return self._save(round_, events)
+        except ConcurrentUpdate:
+            return None
+
+    def _policy(self):
+        return domain.SurveyPolicy(**(self.config.get("SURVEY_POLICY") or {}))
+
+    def _grace(self):
+        return timedelta(seconds=self._policy().response_grace_seconds)

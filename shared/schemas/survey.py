@@ -5,13 +5,21 @@ from marshmallow import ValidationError, fields, post_load, validate, validates_
 
 from shared.errors import InvalidInput
 from shared.schemas.base import Flag, Id, OneOf, Schema, Text, UtcDateTime
-from shared.schemas.vocabulary import ROUND_KINDS, SURVEY_CATEGORIES
+from shared.schemas.vocabulary import ROUND_KINDS
 
 GENERAL_COMMENT = "general"           # the free-text box not tied to a category
 COMMENT_MAX_LENGTH = 2000
 ANSWER_SCALE = range(1, 6)            # 5 very satisfied ... 1 very unsatisfied
 # secrets.token_urlsafe(16) gives 22 characters; allow some room, nothing query-like.
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{16,64}$")
+# A category key becomes a field name in the tallies: lower-case words, nothing query-like.
+CATEGORY_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
+SAMPLE_MODES = ("all", "stratified")
+STRATA = ("building", "unit")         # stratify by building, or by building and unit
+RECTIFICATION_STATUSES = ("open", "in_progress", "done")
+RECTIFICATION_UPDATES = ("in_progress", "done")
+ROUND_STATUSES = ("creating", "scheduled", "open", "closed", "abandoned")
+MAX_REMINDERS = 10
 
 
 def _unique(name):
@@ -21,6 +29,68 @@ def _unique(name):
     return check
 
 
+class CategoryKey(fields.String):
+    def _deserialize(self, value, attr, data, **kwargs):
+        key = super()._deserialize(value, attr, data, **kwargs)
+        if not CATEGORY_KEY_PATTERN.match(key) or key == GENERAL_COMMENT:
+            raise ValidationError(
+                "a category key is 2-40 lower-case letters, digits or _ (not 'general')")
+        return key
+
+
+class CategoryDefinition(Schema):
+    """A question of the questionnaire: its key and what owners and staff read."""
+
+    key = CategoryKey(required=True)
+    label_zh = Text(max_length=40, required=True)
+    label_en = Text(max_length=80, required=True)
+
+
+class CategoryItem(fields.Field):
+    """A known category by its key (``"parking"``), or a new one defined in full."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            return CategoryKey()._deserialize(value, attr, data)
+        if isinstance(value, dict):
+            return CategoryDefinition().load(value)
+        raise ValidationError("a category key, or {key, label_zh, label_en}")
+
+
+def CategoryList(**kwargs):
+    return fields.List(CategoryItem(), validate=validate.Length(
+        min=1, max=40, error="between 1 and 40 categories"), **kwargs)
+
+
+class SaveTemplate(Schema):
+    """A new version of a questionnaire template; earlier versions stay as they were."""
+
+    template_id = Id(required=True)
+    title = Text(max_length=200, required=True)
+    categories = CategoryList(required=True)
+
+
+class Sample(Schema):
+    """Everyone, or a stratified sample: 「可以根据楼层或单元进行划分,要求代表性和广泛性」."""
+
+    mode = OneOf(SAMPLE_MODES, load_default="all")
+    rate = fields.Float(validate=validate.Range(min=0, max=1, min_inclusive=False))
+    by = OneOf(STRATA, load_default="building")
+    seed = fields.Integer(strict=True, validate=validate.Range(min=0, max=2**63 - 1))
+
+    @validates_schema
+    def stratified_needs_a_rate(self, data, **kwargs):
+        if data.get("mode") == "stratified" and "rate" not in data:
+            raise ValidationError("give the share of households to invite, e.g. 0.3", "rate")
+        if data.get("mode", "all") == "all" and "rate" in data:
+            raise ValidationError("a rate only applies to a stratified sample", "rate")
+
+
+class Reminders(Schema):
+    interval_days = fields.Float(validate=validate.Range(min=0.04, max=60))   # ≥ 1 hour
+    max = fields.Integer(strict=True, validate=validate.Range(min=0, max=MAX_REMINDERS))
+
+
 class CreateRound(Schema):
     title = Text(max_length=200, required=True)
     estate_ids = fields.List(
@@ -28,20 +98,29 @@ class CreateRound(Schema):
         validate=[validate.Length(min=1, error="name at least one estate"), _unique("estate")],
     )
     kind = OneOf(ROUND_KINDS, load_default="half_yearly")
+    # what an event round is about: 「针对特定事件,例如小区装修工程、物业费调整等,进行调查」
+    occasion = Text(max_length=200, load_default=None)
     opens_at = UtcDateTime(required=True)
     closes_at = UtcDateTime(required=True)
-    categories = fields.List(
-        OneOf(SURVEY_CATEGORIES),
-        validate=[validate.Length(min=1, error="ask about at least one category"),
-                  _unique("category")],
-        load_default=lambda: list(SURVEY_CATEGORIES),
-    )
+    template_id = Id(load_default="default")
+    categories = CategoryList(load_default=None)          # default: the template's
+    add_categories = CategoryList(load_default=list)      # asked in every estate of the round
+    estate_categories = fields.Dict(keys=Id(), values=CategoryList(), load_default=dict)
+    sample = fields.Nested(Sample, load_default=lambda: {"mode": "all", "by": "building"})
     anonymous = Flag(load_default=True)
+    reminders = fields.Nested(Reminders, load_default=dict)
 
     @validates_schema
-    def closes_after_it_opens(self, data, **kwargs):
+    def check_round(self, data, **kwargs):
         if data["closes_at"] <= data["opens_at"]:
             raise ValidationError("must be after opens_at", "closes_at")
+        if data["kind"] == "event" and not data.get("occasion"):
+            raise ValidationError("say what the event is (fee change, renovation, ...)",
+                                  "occasion")
+        strangers = sorted(set(data["estate_categories"]) - set(data["estate_ids"]))
+        if strangers:
+            raise ValidationError(f"not estates of this round: {', '.join(strangers)}",
+                                  "estate_categories")
 
 
 class SubmitResponse(Schema):
@@ -99,3 +178,45 @@ def require_token(value):
     if not isinstance(value, str) or not TOKEN_PATTERN.match(value):
         raise InvalidInput({"token": ["not a valid invitation token"]})
     return value
+
+
+class RoundFilters(Schema):
+    estate_id = Id()
+    status = OneOf(ROUND_STATUSES)
+    kind = OneOf(ROUND_KINDS)
+
+
+class AddRectification(Schema):
+    """「对存在的问题,服务中心主任提出整改意见,责成有关部门限期解决」."""
+
+    estate_id = Id(required=True)
+    category = fields.String(required=True)   # a category of the estate's questionnaire, or general
+    action = Text(max_length=1000, required=True)
+    department = Text(max_length=100, required=True)
+    due_at = UtcDateTime(required=True)
+    assignee_id = Id(load_default=None)
+
+
+class UpdateRectification(Schema):
+    status = OneOf(RECTIFICATION_UPDATES, required=True)
+    note = Text(max_length=1000, load_default=None)
+    staff_id = Id(load_default=None)
+
+
+class RectificationFilters(Schema):
+    round_id = Id()
+    estate_id = Id()
+    status = OneOf(RECTIFICATION_STATUSES)
+    overdue = Flag()
+
+
+class PublishReport(Schema):
+    """「业主/用户意见调查结果及整改方案应向业主单位公布,接受监督」."""
+
+    estate_ids = fields.List(Id(), validate=[validate.Length(min=1), _unique("estate")],
+                             load_default=None)   # default: every estate of the round
+    note = Text(max_length=1000, load_default=None)
+
+
+class CheckStatistics(Schema):
+    repair = Flag(load_default=False)

@@ -1,39 +1,63 @@
-"""survey's pure rules: formulas against hand-computed figures, templates, tokens."""
+"""survey's pure rules: formulas against hand-computed figures, templates, sampling, the
+Wilson ranking, reminders, rectification, opinions and the workbook."""
+import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from openpyxl import load_workbook
 
-from services.survey import domain
+from services.survey import domain, opinions, workbook
 from shared.envelope import parse_event
 from shared.errors import InvalidInput, InvalidTransition
 from shared.schemas.base import ID_PATTERN, load
-from shared.schemas.survey import CreateRound, SubmitResponse
+from shared.schemas.survey import CreateRound, SaveTemplate, SubmitResponse
 from shared.schemas.vocabulary import SURVEY_CATEGORIES
 
 NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 OPENS = NOW
 CLOSES = NOW + timedelta(days=14)
 TEMPLATE = ["cleaning", "order", "greening"]
+POLICY = domain.SurveyPolicy()
 
 
 def round_data(**changes):
     return dict({
-        "title": "2026 H1", "estate_ids": ["e1", "e2"], "kind": "half_yearly",
-        "opens_at": OPENS, "closes_at": CLOSES, "categories": TEMPLATE, "anonymous": True,
+        "title": "2026 H1", "estate_ids": ["e1", "e2"], "kind": "half_yearly", "occasion": None,
+        "opens_at": OPENS, "closes_at": CLOSES, "template_id": "default",
+        "categories": TEMPLATE, "add_categories": [], "estate_categories": {},
+        "sample": {"mode": "all", "by": "building"}, "anonymous": True, "reminders": {},
     }, **changes)
 
 
-def households(*ids):
-    return [{"id": household_id, "building": "3", "unit": "1", "room": "501"}
+def households(*ids, building="3"):
+    return [{"id": household_id, "building": building, "unit": "1", "room": "501"}
             for household_id in ids]
 
 
-def opened(**changes):
-    return domain.open_round("rnd-1", round_data(**changes),
-                             {"e1": households("h1", "h2", "h3"), "e2": households("h4")}, NOW)
+def planned(**changes):
+    data = round_data(**changes)
+    occupied = {"e1": households("h1", "h2", "h3"), "e2": households("h4")}
+    for estate_id in data["estate_ids"]:
+        occupied.setdefault(estate_id, households(f"{estate_id}-h1"))
+    return domain.plan_round("rnd-1", data, domain.default_template(NOW), occupied, POLICY, NOW)
 
+
+def opened(**changes):
+    round_, invitations, _ = planned(**changes)
+    round_, events = domain.activate(round_, NOW)
+    issued = [domain.issue(round_, invitation, NOW) for invitation in invitations]
+    invitations = [dict(invitation, **changes) for invitation, (changes, _) in
+                   zip(invitations, issued, strict=True)]
+    return round_, events, invitations, [events for _, events in issued]
+
+
+def tally_of(*questionnaires):
+    tally = {}
+    for answers in questionnaires:
+        apply(tally, domain.tally_increment({"answers": answers}))
+    return tally
 
 # formulas --------------------------------------------------------------------------
 
@@ -61,14 +85,19 @@ def test_response_rate_is_returned_over_invited():
     assert domain.response_rate(0, 0) is None
 
 
-def test_one_questionnaire_increments_its_tally_per_category():
-    assert domain.tally_increment({"cleaning": 5, "order": 3, "greening": None}) == {
+def test_one_questionnaire_increments_its_tally_per_category_and_word():
+    response = {"answers": {"cleaning": 5, "order": 3, "greening": None},
+                "comments": {"cleaning": "垃圾桶满了", "general": "停车位太少"},
+                "terms": {"cleaning": ["垃圾桶"], "general": ["停车位"]}}
+    assert domain.tally_increment(response) == {
         "returned": 1,
         "categories.cleaning.answered": 1, "categories.cleaning.satisfied": 1,
         "categories.cleaning.score_sum": 5, "categories.cleaning.distribution.5": 1,
         "categories.order.answered": 1, "categories.order.satisfied": 0,
         "categories.order.score_sum": 3, "categories.order.distribution.3": 1,
         "categories.greening.not_applicable": 1,
+        "comments.cleaning": 1, "comments.general": 1,
+        "terms.cleaning.垃圾桶": 1, "terms.general.停车位": 1,
     }
 
 
@@ -83,18 +112,19 @@ def apply(tally, increment):
     return tally
 
 
+def with_estate(tally, estate_id):
+    return dict(tally, estate_id=estate_id)
+
+
 def test_report_pools_every_category_answer_and_leaves_na_out():
     # e1: (5, 4, N/A), (3, 2, 4), (4, -, -); e2: (1, 5, 4) for cleaning, order, greening
-    e1 = {}
-    for answers in ({"cleaning": 5, "order": 4, "greening": None},
-                    {"cleaning": 3, "order": 2, "greening": 4},
-                    {"cleaning": 4}):
-        apply(e1, domain.tally_increment(answers))
-    e2 = apply({}, domain.tally_increment({"cleaning": 1, "order": 5, "greening": 4}))
-    round_, _, _ = opened()
+    e1 = tally_of({"cleaning": 5, "order": 4, "greening": None},
+                  {"cleaning": 3, "order": 2, "greening": 4}, {"cleaning": 4})
+    e2 = tally_of({"cleaning": 1, "order": 5, "greening": 4})
+    round_, _, _, _ = opened()
     round_["invited"] = {"e1": 4, "e2": 2}
 
-    report = domain.report(round_, [e1, e2], [])
+    report = domain.report(round_, [with_estate(e1, "e1"), with_estate(e2, "e2")])
 
     assert (report["invited"], report["returned"], report["response_rate"]) == (6, 4, 0.6667)
     # 9 answers given, 6 of them 4 or 5; sum 32 -> 32 / 9 * 20 = 71.1
@@ -112,20 +142,24 @@ def test_report_pools_every_category_answer_and_leaves_na_out():
     greening = report["categories"]["greening"]
     assert (greening["answered"], greening["not_applicable"], greening["rate"], greening["score"]) \
         == (2, 1, 1.0, 80.0)
-    assert report["rectifications"] == []
+    # e1: 6 answers, 4 satisfied, sum 22 -> 73.3; e2: 2 of 3, sum 10 -> 66.7
+    assert [(e["estate_id"], e["returned"], e["response_rate"], e["satisfaction_rate"],
+             e["score"]) for e in report["estates"]] == [
+        ("e1", 3, 0.75, 0.6667, 73.3), ("e2", 1, 0.5, 0.6667, 66.7)]
+    assert report["rectifications"] == [] and report["opinions"] == []
 
 
 def test_report_of_one_estate_counts_its_invitations_only():
-    round_, _, _ = opened()
-    e2 = apply({}, domain.tally_increment({"cleaning": 1, "order": 5, "greening": 4}))
-    report = domain.report(round_, [e2], [], estate_id="e2")
+    round_, _, _, _ = opened()
+    e2 = with_estate(tally_of({"cleaning": 1, "order": 5, "greening": 4}), "e2")
+    report = domain.report(round_, [e2], estate_id="e2")
     assert (report["estate_id"], report["invited"], report["returned"]) == ("e2", 1, 1)
     assert (report["satisfaction_rate"], report["score"]) == (0.6667, 66.7)   # 10 / 3 * 20
 
 
 def test_rates_are_none_when_nothing_was_answered():
-    round_, _, _ = opened()
-    report = domain.report(round_, [], [])
+    round_, _, _, _ = opened()
+    report = domain.report(round_, [])
     assert report["returned"] == 0 and report["response_rate"] == 0.0
     assert report["satisfaction_rate"] is None and report["score"] is None
     assert all(view["rate"] is None and view["score"] is None
@@ -135,11 +169,8 @@ def test_rates_are_none_when_nothing_was_answered():
 @given(st.lists(st.dictionaries(st.sampled_from(TEMPLATE),
                                 st.one_of(st.none(), st.integers(1, 5))), max_size=30))
 def test_tallied_report_matches_counting_the_answers_directly(questionnaires):
-    tally = {}
-    for answers in questionnaires:
-        apply(tally, domain.tally_increment(answers))
-    round_, _, _ = opened()
-    report = domain.report(round_, [tally], [])
+    round_, _, _, _ = opened()
+    report = domain.report(round_, [with_estate(tally_of(*questionnaires), "e1")])
     given_answers = [value for answers in questionnaires for value in answers.values()
                      if value is not None]
     happy = sum(1 for value in given_answers if value >= 4)
@@ -151,17 +182,54 @@ def test_tallied_report_matches_counting_the_answers_directly(questionnaires):
         round(sum(given_answers) / len(given_answers) * 20, 1) if given_answers else None)
 
 
-def test_common_opinions_count_the_same_remark_and_rank_by_count():
+# opinions -----------------------------------------------------------------------------
+
+def test_comments_are_cut_into_words_without_stop_words_or_single_characters():
+    words = opinions.terms_of("希望物业尽快修理一下电梯，电梯经常坏，太吵了！")
+    assert "电梯" in words and words.count("电梯") == 1
+    assert not {"希望", "物业", "一下", "经常"} & set(words)
+    assert all(len(word) >= 2 for word in words)
+    assert opinions.terms_of("  ，。！！ 的了 ") == []
+    # trade words stay whole
+    assert "垃圾桶" in opinions.terms_of("楼下的垃圾桶总是满的") 
+    assert "停车位" in opinions.terms_of("停车位不够用")
+
+
+def test_common_opinions_give_top_words_per_category_with_counts_and_quotes():
+    round_, _, _, _ = opened()
     comments = [
-        {"general": "Parking is tight", "cleaning": "Bins overflow"},
-        {"general": "Parking  is\ttight"},
-        {"cleaning": "Stairs are dusty"},
+        {"cleaning": "楼道垃圾没人清理", "general": "停车位太少，晚上回来没地方停"},
+        {"cleaning": "楼道有异味，垃圾没人收"},
+        {"general": "停车位不够，请规划停车场 13812345678"},
+        {"general": "快递柜太少"},
     ]
-    assert domain.common_opinions(comments) == [
-        {"category": "general", "text": "Parking is tight", "count": 2},
-        {"category": "cleaning", "text": "Bins overflow", "count": 1},
-        {"category": "cleaning", "text": "Stairs are dusty", "count": 1},
-    ]
+    tally = {"estate_id": "e1"}
+    for text in comments:
+        apply(tally, domain.tally_increment({
+            "answers": {}, "comments": text, "terms": opinions.terms_by_topic(text)}))
+    quotes = {("general", "停车位"): comments[2]["general"]}
+
+    report = domain.report(round_, [tally], quotes=lambda topic, word: [
+        quotes.get((topic, word), "")] if (topic, word) in quotes else [])
+
+    by_topic = {entry["category"]: entry for entry in report["opinions"]}
+    assert list(by_topic) == ["cleaning", "general"]          # template order, general last
+    cleaning = by_topic["cleaning"]
+    assert (cleaning["label_zh"], cleaning["comments"]) == ("卫生", 2)
+    assert cleaning["terms"][:2] == [{"term": "垃圾", "count": 2, "quotes": []},
+                                     {"term": "楼道", "count": 2, "quotes": []}]
+    general = by_topic["general"]
+    assert general["label_zh"] == "总体意见" and general["comments"] == 3
+    assert general["terms"][0] == {"term": "停车位", "count": 2,
+                                   "quotes": ["停车位不够，请规划停车场 138****5678"]}
+    assert len(general["terms"]) <= domain.TOP_TERMS
+
+
+def test_a_long_quote_is_shortened_and_phone_numbers_masked():
+    text = "电话 021-12345678 或 +86 13912345678 " + "很长的意见" * 40
+    quoted = opinions.quote(text)
+    assert "12345678" not in quoted and "139****5678" in quoted
+    assert len(quoted) == opinions.QUOTE_LENGTH and quoted.endswith("…")
 
 
 # categories and templates ----------------------------------------------------------
@@ -170,16 +238,78 @@ def test_the_nine_default_categories_have_their_policy_labels():
     assert tuple(domain.CATEGORY_LABELS) == SURVEY_CATEGORIES
     assert [zh for zh, _ in domain.CATEGORY_LABELS.values()] == [
         "供电", "供水", "消防治安", "秩序", "卫生", "绿化", "公共设施", "维修服务", "服务态度"]
+    template = domain.default_template(NOW)
+    assert (template["_id"], template["template_version"]) == ("default:v1", 1)
+    assert [entry["key"] for entry in template["categories"]] == list(SURVEY_CATEGORIES)
 
 
-def test_a_round_defaults_to_the_nine_categories_half_yearly_and_anonymous():
+def test_a_new_template_version_keeps_the_old_one_and_resolves_known_keys():
+    data = load(SaveTemplate(), {"template_id": "default", "title": "九项加停车", "categories": [
+        *SURVEY_CATEGORIES, "parking",
+        {"key": "elevator", "label_zh": "电梯运行", "label_en": "Lifts"}]})
+    second = domain.new_template_version(data, domain.default_template(NOW), NOW)
+    assert (second["_id"], second["template_version"]) == ("default:v2", 2)
+    assert second["categories"][-2:] == [
+        {"key": "parking", "label_zh": "停车管理", "label_en": "Parking"},
+        {"key": "elevator", "label_zh": "电梯运行", "label_en": "Lifts"}]
+    fresh = domain.new_template_version(dict(data, template_id="villa"), None, NOW)
+    assert fresh["_id"] == "villa:v1"
+
+
+@pytest.mark.parametrize("categories, field", [
+    (["cleaning", "lifts"], "categories.1"),                  # unknown key, no labels
+    (["cleaning", "cleaning"], "categories.1"),
+])
+def test_a_template_with_an_unknown_or_repeated_category_is_refused(categories, field):
+    data = load(SaveTemplate(), {"template_id": "t", "title": "t", "categories": categories})
+    with pytest.raises(InvalidInput) as error:
+        domain.new_template_version(data, None, NOW)
+    assert list(error.value.errors) == [field]
+
+
+def test_a_round_defaults_to_the_template_half_yearly_and_anonymous():
     data = load(CreateRound(), {
         "title": "2026 H1", "estate_ids": ["e1"],
         "opens_at": "2026-06-01T08:00:00+08:00", "closes_at": "2026-06-15T08:00:00+08:00",
     })
-    assert data["categories"] == list(SURVEY_CATEGORIES)
+    assert (data["categories"], data["template_id"]) == (None, "default")
     assert (data["kind"], data["anonymous"]) == ("half_yearly", True)
+    assert data["sample"] == {"mode": "all", "by": "building"}
     assert data["opens_at"] == datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
+    round_, _, _ = domain.plan_round("rnd-1", data, domain.default_template(NOW),
+                                     {"e1": households("h1")}, POLICY, NOW)
+    assert round_["categories"] == list(SURVEY_CATEGORIES)
+    assert round_["template"] == {"template_id": "default", "template_version": 1}
+    assert round_["reminders"] == {"interval_days": 3, "max": 2}
+
+
+def test_rounds_and_estates_may_add_categories():
+    round_, _, tallies = planned(
+        add_categories=["parking"],
+        estate_categories={"e2": [{"key": "lifts", "label_zh": "电梯", "label_en": "Lifts"},
+                                  "fees"]})
+    assert round_["categories"] == ["cleaning", "order", "greening", "parking"]
+    assert domain.questionnaire(round_, "e1") == ["cleaning", "order", "greening", "parking"]
+    assert domain.questionnaire(round_, "e2")[-2:] == ["lifts", "fees"]
+    assert domain.label(round_, "lifts") == ("电梯", "Lifts")
+    assert domain.label(round_, "parking") == ("停车管理", "Parking")
+    assert set(tallies[1]["categories"]) == {"cleaning", "order", "greening", "parking",
+                                             "lifts", "fees"}
+    report = domain.report(round_, [])
+    assert list(report["categories"])[-3:] == ["parking", "lifts", "fees"]
+    assert list(domain.report(round_, [], estate_id="e1")["categories"]) == [
+        "cleaning", "order", "greening", "parking"]
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"categories": ["cleaning", "parking_lot"]}, "categories.1"),
+    ({"add_categories": ["order"]}, "add_categories"),
+    ({"estate_categories": {"e1": ["cleaning"]}}, "estate_categories.e1"),
+])
+def test_categories_outside_the_template_or_asked_twice_are_refused(change, field):
+    with pytest.raises(InvalidInput) as error:
+        planned(**change)
+    assert list(error.value.errors) == [field]
 
 
 @pytest.mark.parametrize("change, field", [
@@ -189,13 +319,20 @@ def test_a_round_defaults_to_the_nine_categories_half_yearly_and_anonymous():
     ({"estate_ids": []}, "estate_ids"),
     ({"estate_ids": ["e1", "e1"]}, "estate_ids"),
     ({"estate_ids": "e1"}, "estate_ids"),
-    ({"categories": ["cleaning", "parking_lot"]}, "categories"),
+    ({"categories": ["cleaning", "Parking Lot"]}, "categories"),
     ({"categories": []}, "categories"),
-    ({"categories": ["order", "order"]}, "categories"),
+    ({"categories": [{"key": "lifts"}]}, "categories"),             # labels missing
     ({"kind": "monthly"}, "kind"),
+    ({"kind": "event"}, "occasion"),                                 # what event?
     ({"anonymous": 1}, "anonymous"),
     ({"title": ""}, "title"),
-    ({"sample": {"mode": "all"}}, "sample"),
+    ({"sample": {"mode": "stratified"}}, "sample"),                  # no rate
+    ({"sample": {"mode": "stratified", "rate": 1.5}}, "sample"),
+    ({"sample": {"mode": "stratified", "rate": 0}}, "sample"),
+    ({"sample": {"mode": "everyone"}}, "sample"),
+    ({"reminders": {"max": 11}}, "reminders"),
+    ({"reminders": {"interval_days": 0}}, "reminders"),
+    ({"estate_categories": {"e9": ["parking"]}}, "estate_categories"),
 ])
 def test_a_bad_round_is_refused_naming_the_field(change, field):
     data = dict({
@@ -205,6 +342,17 @@ def test_a_bad_round_is_refused_naming_the_field(change, field):
     with pytest.raises(InvalidInput) as error:
         load(CreateRound(), data)
     assert field in error.value.errors
+
+
+def test_an_event_round_says_what_it_is_about():
+    data = load(CreateRound(), {
+        "title": "物业费调整意见征询", "estate_ids": ["e1"], "kind": "event",
+        "occasion": "物业费调整", "opens_at": "2026-06-01T08:00:00+08:00",
+        "closes_at": "2026-06-08T08:00:00+08:00", "categories": ["fees"]})
+    round_, _, _ = domain.plan_round("rnd-1", data, domain.default_template(NOW),
+                                     {"e1": households("h1")}, POLICY, NOW)
+    assert (round_["kind"], round_["occasion"], round_["categories"]) == (
+        "event", "物业费调整", ["fees"])
 
 
 @pytest.mark.parametrize("answers, field", [
@@ -245,27 +393,142 @@ def test_comments_are_checked_too(data, field):
     assert field in error.value.errors
 
 
+# sampling ----------------------------------------------------------------------------
+
+def test_allocation_is_proportional_by_largest_remainder():
+    # 30 % of 10, 10 and 3: exact 3, 3, 0.9; total ⌈6.9⌉ = 7; the 0.9 gets the spare one
+    assert domain.allocate({"1": 10, "2": 10, "3": 3}, 0.3) == {"1": 3, "2": 3, "3": 1}
+    # 20 % of 12, 8, 5 = 2.4, 1.6, 1.0 -> total 5: 2, 2, 1
+    assert domain.allocate({"A": 12, "B": 8, "C": 5}, 0.2) == {"A": 2, "B": 2, "C": 1}
+
+
+def test_every_building_is_represented_even_a_small_one():
+    # 10 % of 1 and 99: exact 0.1 and 9.9 -> 0 and 10, but building A still gets one
+    assert domain.allocate({"A": 1, "B": 99}, 0.1) == {"A": 1, "B": 10}
+
+
+@given(st.dictionaries(st.text("ABCDEFG", min_size=1, max_size=2), st.integers(1, 400),
+                       min_size=1, max_size=12),
+       st.floats(0.01, 1.0))
+def test_each_stratum_gets_its_exact_share_rounded_down_or_up(sizes, rate):
+    quota = domain.allocate(sizes, rate)
+    for name, size in sizes.items():
+        exact = rate * size
+        assert 1 <= quota[name] <= size
+        assert int(exact) <= quota[name] <= int(exact) + 1 or quota[name] == 1
+    wanted = -(-round(rate * sum(sizes.values()), 9) // 1)
+    bumped = sum(1 for name, size in sizes.items() if rate * size < 1)
+    assert wanted <= sum(quota.values()) <= wanted + bumped
+
+
+def estate_households():
+    """Building 1: 40 households (units 1 and 2), building 2: 20, building 3: 5."""
+    rows = []
+    for building, count in (("1", 40), ("2", 20), ("3", 5)):
+        for n in range(count):
+            rows.append({"id": f"h-{building}-{n:02d}", "building": building,
+                         "unit": str(n % 2 + 1), "room": str(n)})
+    return rows
+
+
+def test_a_stratified_sample_invites_each_building_proportionally():
+    sample = {"mode": "stratified", "rate": 0.2, "by": "building", "seed": 7}
+    chosen = domain.choose_households(estate_households(), sample)
+    per_building = {b: sum(1 for h in chosen if h["building"] == b) for b in "123"}
+    assert per_building == {"1": 8, "2": 4, "3": 1}
+    by_unit = domain.choose_households(estate_households(), dict(sample, by="unit"))
+    per_unit = {}
+    for household in by_unit:
+        key = (household["building"], household["unit"])
+        per_unit[key] = per_unit.get(key, 0) + 1
+    assert per_unit == {("1", "1"): 4, ("1", "2"): 4, ("2", "1"): 2, ("2", "2"): 2,
+                        ("3", "1"): 1, ("3", "2"): 1}
+
+
+def test_the_same_seed_draws_the_same_sample_whatever_the_order():
+    sample = {"mode": "stratified", "rate": 0.3, "by": "building", "seed": 2026}
+    rows = estate_households()
+    first = [h["id"] for h in domain.choose_households(rows, sample)]
+    again = [h["id"] for h in domain.choose_households(list(reversed(rows)), sample)]
+    other = [h["id"] for h in domain.choose_households(rows, dict(sample, seed=2027))]
+    assert first == again and first != other
+    assert len(first) == len(other) == 20        # 12 + 6 + 1.5 -> 12, 6, 2
+
+
+def test_a_stratified_round_records_its_seed_and_invites_the_sample():
+    rows = estate_households()
+    round_, invitations, _ = domain.plan_round(
+        "rnd-s", round_data(estate_ids=["e1"], sample={
+            "mode": "stratified", "rate": 0.2, "by": "building"}),
+        domain.default_template(NOW), {"e1": rows}, POLICY, NOW)
+    assert round_["sample"]["seed"] == domain.seed_from("rnd-s")
+    assert (round_["households"], round_["invited"]) == ({"e1": 65}, {"e1": 13})
+    assert len(invitations) == 13
+
+
 # rounds, invitations and tokens -----------------------------------------------------
 
-def test_opening_a_round_invites_every_household_once_with_its_own_token():
-    round_, events, issued = opened()
-    assert round_["status"] == "open" and round_["invited"] == {"e1": 3, "e2": 1}
-    invitations = [invitation for invitation, _ in issued]
+def test_planning_stores_everything_but_announces_nothing():
+    round_, invitations, tallies = planned()
+    assert round_["status"] == "creating" and round_["invited"] == {"e1": 3, "e2": 1}
     assert [i["household_id"] for i in invitations] == ["h1", "h2", "h3", "h4"]
+    assert {i["status"] for i in invitations} == {"pending"}
     assert len({i["token"] for i in invitations}) == 4
-    assert all(i["expires_at"] == CLOSES and i["status"] == "issued" for i in invitations)
+    assert [t["_id"] for t in tallies] == ["rnd-1:e1", "rnd-1:e2"]
+    assert tallies[0]["categories"]["cleaning"] == domain.empty_counts()
+
+
+def test_activating_opens_the_round_per_estate_or_waits_for_opens_at():
+    round_, _, _ = planned()
+    opened_round, events = domain.activate(round_, NOW)
+    assert opened_round["status"] == "open"
     assert [(e["type"], e["estate_id"], e["data"]["invited"]) for e in events] == [
         ("survey_round_opened", "e1", 3), ("survey_round_opened", "e2", 1)]
-    for invitation, (event,) in issued:
+    assert parse_event(events[0])["data"]["categories"] == TEMPLATE
+    later, _, _ = planned(opens_at=NOW + timedelta(days=1))
+    waiting, events = domain.activate(later, NOW)
+    assert (waiting["status"], events) == ("scheduled", [])
+    now_open, events = domain.open_round(waiting, NOW + timedelta(days=1))
+    assert now_open["status"] == "open" and len(events) == 2
+    with pytest.raises(InvalidTransition):
+        domain.activate(now_open, NOW)
+
+
+def test_issuing_sends_each_invitation_with_its_token_and_first_reminder_time():
+    _, _, invitations, events = opened()
+    assert {i["status"] for i in invitations} == {"issued"}
+    assert all(i["next_reminder_at"] == NOW + timedelta(days=3) for i in invitations)
+    for invitation, (event,) in zip(invitations, events, strict=True):
         parsed = parse_event(event)
         assert parsed["type"] == "survey_invitation_issued"
         assert parsed["data"]["token"] == invitation["token"]
-        assert parsed["data"]["invitation_id"] == invitation["_id"]
+        assert parsed["data"]["expires_at"] == CLOSES
+        assert parsed["data"]["title"] == "2026 H1"
+
+
+def test_reminders_come_at_the_interval_at_most_max_times_and_not_after_expiry():
+    round_, _, invitations, _ = opened(reminders={"interval_days": 5, "max": 2})
+    invitation = invitations[0]
+    assert invitation["next_reminder_at"] == NOW + timedelta(days=5)
+    at = NOW + timedelta(days=5)
+    changes, (event,) = domain.remind(round_, invitation, at)
+    assert changes["reminders_sent"] == 1 and changes["next_reminder_at"] == at + timedelta(days=5)
+    assert parse_event(event)["data"]["reminder_no"] == 1
+    second, (event,) = domain.remind(round_, dict(invitation, **changes), at + timedelta(days=5))
+    assert second["reminders_sent"] == 2 and second["next_reminder_at"] is None   # max 2
+    assert parse_event(event)["data"]["reminder_no"] == 2
+    # a reminder that would fall after the round closes is not planned
+    late, _ = domain.remind(dict(round_, reminders={"interval_days": 10, "max": 5}),
+                            invitation, at)
+    assert late["next_reminder_at"] is None
+    _, _, silent, _ = opened(reminders={"max": 0})
+    assert silent[0]["next_reminder_at"] is None
 
 
 def test_an_estate_without_occupied_households_is_refused():
     with pytest.raises(InvalidInput) as error:
-        domain.open_round("rnd-1", round_data(), {"e1": households("h1"), "e2": []}, NOW)
+        domain.plan_round("rnd-1", round_data(), domain.default_template(NOW),
+                          {"e1": households("h1"), "e2": []}, POLICY, NOW)
     assert error.value.errors == {"estate_ids": ["e2: no occupied households to invite"]}
 
 
@@ -289,35 +552,232 @@ def test_tokens_are_long_and_unguessable():
 
 
 def test_an_invitation_is_answerable_once_while_the_round_is_open():
-    round_, _, issued = opened()
-    invitation = issued[0][0]
+    round_, _, invitations, _ = opened()
+    invitation = invitations[0]
     assert domain.why_not_answerable(round_, invitation, NOW) is None
     assert domain.why_not_answerable(round_, dict(invitation, status="answered"), NOW) \
         == domain.USED_TOKEN
+    assert domain.why_not_answerable(round_, dict(invitation, status="expired"), NOW) \
+        == domain.EXPIRED_TOKEN
+    assert domain.why_not_answerable(round_, invitation, CLOSES) == domain.EXPIRED_TOKEN
     assert domain.why_not_answerable(dict(round_, status="closed"), invitation, NOW) \
         == domain.CLOSED_ROUND
-    assert domain.why_not_answerable(round_, invitation, CLOSES) == domain.CLOSED_ROUND
+    assert domain.why_not_answerable(round_, dict(invitation, status="pending"), NOW) \
+        == domain.UNKNOWN_TOKEN
     assert domain.why_not_answerable(round_, invitation, OPENS - timedelta(minutes=1)) \
         .startswith("this survey opens at")
 
 
 def test_an_anonymous_response_cannot_be_traced_to_its_household():
-    round_, _, issued = opened()
-    invitation = issued[0][0]
-    data = {"answers": {"cleaning": 4}, "comments": {}}
-    anonymous = domain.response(round_, invitation, data, NOW)
+    round_, _, invitations, _ = opened()
+    data = {"answers": {"cleaning": 4}, "comments": {"general": "电梯经常坏"}}
+    anonymous = domain.response(round_, invitations[0], data, NOW, timedelta(seconds=60))
     assert "household_id" not in anonymous and "invitation_id" not in anonymous
     assert anonymous["submitted_on"] == "2026-06-01" and anonymous["estate_id"] == "e1"
-    named = domain.response(dict(round_, anonymous=False), invitation, data, NOW)
+    assert anonymous["terms"] == {"general": ["电梯"]}
+    assert anonymous["counted"] is False
+    named = domain.response(dict(round_, anonymous=False), invitations[0], data, NOW,
+                            timedelta(seconds=60))
     assert named["household_id"] == "h1"
 
 
 def test_closing_announces_each_estates_figures_and_happens_once():
-    round_, _, _ = opened()
+    round_, _, _, _ = opened()
     closed, events = domain.close(round_, {"e1": 2}, NOW)
     assert closed["status"] == "closed" and closed["closed_at"] == NOW
-    assert [(e["estate_id"], e["data"]["invited"], e["data"]["returned"]) for e in events] \
-        == [("e1", 3, 2), ("e2", 1, 0)]
+    assert [(e["estate_id"], e["data"]["invited"], e["data"]["returned"],
+             e["data"]["response_rate"]) for e in events] \
+        == [("e1", 3, 2, 0.6667), ("e2", 1, 0, 0.0)]
     with pytest.raises(InvalidTransition) as error:
         domain.close(closed, {}, NOW)
     assert error.value.current == "closed"
+
+
+def test_a_half_created_round_is_abandoned_never_opened():
+    round_, _, _ = planned()
+    assert domain.abandon(round_, NOW)["status"] == "abandoned"
+    with pytest.raises(InvalidTransition):
+        domain.abandon(domain.activate(round_, NOW)[0], NOW)
+
+
+# the Wilson ranking -------------------------------------------------------------------
+
+@pytest.mark.parametrize("rate, n, expected", [
+    (1.0, 3, (0.4385, 1.0)),        # 3 / (3 + 1.96²)
+    (1.0, 10, (0.7225, 1.0)),       # 10 / 13.8415
+    (1.0, 300, (0.9874, 1.0)),      # 300 / 303.8415
+    (0.5, 100, (0.4038, 0.5962)),
+    (0.0, 10, (0.0, 0.2775)),
+])
+def test_wilson_interval_against_hand_computed_bounds(rate, n, expected):
+    assert domain.wilson_interval(rate, n) == expected
+
+
+def test_wilson_interval_without_a_sample_is_none():
+    assert domain.wilson_interval(0.0, 0) == (None, None)
+
+
+def one_category_tally(estate_id, satisfied, returned, key="cleaning"):
+    """``returned`` questionnaires answering one category, ``satisfied`` of them with 5."""
+    return dict(tally_of(*([{key: 5}] * satisfied + [{key: 2}] * (returned - satisfied))),
+                estate_id=estate_id)
+
+
+def test_a_small_perfect_estate_does_not_win_by_luck():
+    round_, _, _, _ = opened(estate_ids=["tiny", "big", "mid", "full"])
+    tallies = [one_category_tally("tiny", 3, 3),       # 100 % of 3: too few
+               one_category_tally("big", 184, 200),    # 92 % of 200: lower bound 0.8740
+               one_category_tally("mid", 36, 40),      # 90 % of 40: 0.7695
+               one_category_tally("full", 35, 35)]     # 100 % of 35: 35 / 38.84 = 0.9011
+    ranking = domain.estate_ranking(round_, tallies, min_returned=30)
+
+    assert [(e["rank"], e["estate_id"], e["rate"], e["lower_bound"]) for e in ranking["ranked"]] \
+        == [(1, "full", 1.0, 0.9011), (2, "big", 0.92, 0.874), (3, "mid", 0.9, 0.7695)]
+    assert [(e["estate_id"], e["returned"], e["rate"]) for e in ranking["too_few"]] \
+        == [("tiny", 3, 1.0)]
+    cleaning = ranking["categories"]["cleaning"]
+    assert [e["estate_id"] for e in cleaning["ranked"]] == ["full", "big", "mid"]
+    assert cleaning["label_zh"] == "卫生"
+    order = ranking["categories"]["order"]           # nobody was asked about order here
+    assert order["ranked"] == []
+    assert {(e["estate_id"], e["answered"], e["rate"]) for e in order["too_few"]} == {
+        ("tiny", 0, None), ("big", 0, None), ("mid", 0, None), ("full", 0, None)}
+
+
+def test_with_large_samples_the_bound_follows_the_rate_and_ties_share_a_rank():
+    round_, _, _, _ = opened(estate_ids=["a", "b", "c"])
+    tallies = [one_category_tally("a", 900, 1000), one_category_tally("b", 850, 1000),
+               one_category_tally("c", 900, 1000)]
+    ranking = domain.estate_ranking(round_, tallies, min_returned=30)
+    assert [(e["rank"], e["estate_id"]) for e in ranking["ranked"]] == [
+        (1, "a"), (1, "c"), (3, "b")]
+    assert ranking["ranked"][0]["lower_bound"] == 0.8798
+    assert ranking["too_few"] == []
+
+
+def test_the_minimum_sample_is_configurable():
+    round_, _, _, _ = opened(estate_ids=["tiny", "mid"])
+    tallies = [one_category_tally("tiny", 3, 3), one_category_tally("mid", 36, 40)]
+    ranking = domain.estate_ranking(round_, tallies, min_returned=3)
+    assert [e["estate_id"] for e in ranking["ranked"]] == ["mid", "tiny"]   # 0.7695 > 0.4385
+
+
+def test_overall_ranking_counts_households_not_answers():
+    round_, _, _, _ = opened(estate_ids=["e1"])
+    # 30 households each answering three categories, all satisfied: n is 30, not 90
+    tally = dict(tally_of(*[{"cleaning": 5, "order": 4, "greening": 5}] * 30), estate_id="e1")
+    (entry,) = domain.estate_ranking(round_, [tally], 30)["ranked"]
+    assert (entry["returned"], entry["answered"], entry["lower_bound"]) == (30, 90, 0.8865)
+
+
+# statistics check -----------------------------------------------------------------
+
+def test_differences_name_each_counter_that_disagrees():
+    kept = {"e1": dict(tally_of({"cleaning": 5}, {"cleaning": 4}), estate_id="e1")}
+    recounted = {"e1": tally_of({"cleaning": 5}, {"cleaning": 4}, {"cleaning": 1})}
+    assert domain.differences(kept, kept) == []
+    assert domain.differences(kept, recounted) == [
+        {"estate_id": "e1", "counter": "categories.cleaning.answered", "kept": 2, "recomputed": 3},
+        {"estate_id": "e1", "counter": "categories.cleaning.distribution.1", "kept": 0,
+         "recomputed": 1},
+        {"estate_id": "e1", "counter": "categories.cleaning.score_sum", "kept": 9,
+         "recomputed": 10},
+        {"estate_id": "e1", "counter": "returned", "kept": 2, "recomputed": 3},
+    ]
+
+
+# rectification ------------------------------------------------------------------------
+
+def rectification_data(**changes):
+    return dict({"estate_id": "e1", "category": "cleaning", "action": "增加垃圾清运频次",
+                 "department": "环境部", "due_at": NOW + timedelta(days=30),
+                 "assignee_id": None}, **changes)
+
+
+def test_a_rectification_is_created_open_and_done_once():
+    round_, _, _, _ = opened()
+    item, (created,) = domain.new_rectification("rect-1", round_, rectification_data(), NOW)
+    assert item["status"] == "open" and parse_event(created)["type"] == "rectification_created"
+    assert parse_event(created)["data"]["department"] == "环境部"
+    started, events = domain.update_rectification(
+        item, {"status": "in_progress", "note": "已排班", "staff_id": "s1"}, NOW)
+    assert started["status"] == "in_progress" and events == []
+    done, (event,) = domain.update_rectification(
+        started, {"status": "done", "note": "每日两次清运", "staff_id": "s1"}, NOW)
+    assert done["status"] == "done" and done["done_at"] == NOW
+    assert parse_event(event)["type"] == "rectification_done"
+    assert [h["status"] for h in done["history"]] == ["open", "in_progress", "done"]
+    with pytest.raises(InvalidTransition) as error:
+        domain.update_rectification(done, {"status": "in_progress", "note": None,
+                                           "staff_id": None}, NOW)
+    assert error.value.current == "done"
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"estate_id": "e9"}, "estate_id"),
+    ({"category": "parking"}, "category"),                 # not asked in this round
+    ({"due_at": NOW}, "due_at"),
+])
+def test_a_bad_rectification_is_refused(change, field):
+    round_, _, _, _ = opened()
+    with pytest.raises(InvalidInput) as error:
+        domain.new_rectification("rect-1", round_, rectification_data(**change), NOW)
+    assert list(error.value.errors) == [field]
+
+
+def test_overdue_means_past_the_deadline_and_not_done():
+    round_, _, _, _ = opened()
+    item, _ = domain.new_rectification("rect-1", round_, rectification_data(), NOW)
+    due = item["due_at"]
+    assert not domain.is_overdue(item, due - timedelta(seconds=1))
+    assert domain.is_overdue(item, due)
+    assert not domain.is_overdue(dict(item, status="done"), due)
+    changes, (event,) = domain.rectification_overdue(item, due)
+    assert changes == {"overdue_at": due}
+    assert parse_event(event)["type"] == "rectification_overdue"
+
+
+def test_publishing_needs_a_closed_round_and_counts_editions():
+    round_, _, _, _ = opened()
+    reports = {estate_id: domain.report(round_, [], ["x"] if estate_id == "e1" else [],
+                                        estate_id) for estate_id in ("e1", "e2")}
+    with pytest.raises(InvalidTransition):
+        domain.publish(round_, reports, {"estate_ids": None, "note": None}, NOW)
+    closed, _ = domain.close(round_, {}, NOW)
+    published, events = domain.publish(closed, reports, {"estate_ids": None, "note": "欢迎监督"},
+                                       NOW)
+    assert [(e["estate_id"], e["data"]["rectifications"], e["data"]["edition"])
+            for e in map(parse_event, events)] == [("e1", 1, 1), ("e2", 0, 1)]
+    again, (event,) = domain.publish(published, reports, {"estate_ids": ["e2"], "note": None},
+                                     NOW)
+    assert parse_event(event)["data"]["edition"] == 2
+    assert again["published"]["e1"]["edition"] == 1
+
+
+# the workbook -----------------------------------------------------------------------
+
+def test_the_workbook_has_every_sheet_with_chinese_headings_and_percentages():
+    round_, _, _, _ = opened()
+    e1 = dict(tally_of({"cleaning": 5, "order": 4}, {"cleaning": 2, "order": 5}), estate_id="e1")
+    item, _ = domain.new_rectification("rect-1", round_, rectification_data(), NOW)
+    report = domain.report(round_, [e1], [domain.rectification_view(item, round_, NOW)])
+    ranking = domain.estate_ranking(round_, [e1], 1)
+
+    book = load_workbook(io.BytesIO(workbook.build(report, ranking)))
+
+    assert book.sheetnames == ["汇总", "分项满意率", "排名", "共性意见", "整改计划"]
+    summary = {row[0]: row[1] for row in book["汇总"].iter_rows(values_only=True) if row[0]}
+    assert summary["发放问卷（份）"] == 4 and summary["回收问卷（份）"] == 2
+    assert summary["总体满意率"] == 0.75
+    rate_cell = next(row[1] for row in book["汇总"].iter_rows() if row[0].value == "总体满意率")
+    assert rate_cell.number_format == "0.0%"
+    categories = [row for row in book["分项满意率"].iter_rows(values_only=True)
+                  if row[1] == "卫生"]
+    assert categories[0][2:7] == (2, 1, 0, 0.5, 70.0)
+    plan = [row for row in book["整改计划"].iter_rows(values_only=True) if row[0] == 1]
+    assert plan[0][3:5] == ("增加垃圾清运频次", "环境部")
+    assert plan[0][5] == datetime(2026, 7, 1, 10, 0)          # shown in Asia/Shanghai
+    for sheet in book.worksheets:
+        assert str(sheet.page_setup.paperSize) == sheet.PAPERSIZE_A4
+        assert sheet.sheet_properties.pageSetUpPr.fitToPage
+        assert sheet.print_title_rows

@@ -41,7 +41,8 @@ def clock():
 def service(store, clock):
     intake = Mock()
     intake.list_households.side_effect = list_households
-    return worker_factory(SurveyService, store=store, clock=clock, intake=intake)
+    return worker_factory(SurveyService, store=store, clock=clock, intake=intake,
+                          config={"SURVEY_POLICY": {"min_ranked_returns": 2}})
 
 
 def new_round(service, **changes):
@@ -59,7 +60,7 @@ def tokens(service, round_id):
 def outbox_events(store, collection):
     """Events still waiting in outboxes: with no publisher, everything written stays there."""
     return [parse_event(event) for document in store.db[collection].find()
-            for event in document["outbox"]]
+            for event in document.get("outbox", [])]
 
 
 def counts(store):
@@ -116,7 +117,8 @@ def test_a_round_defaults_to_the_nine_categories(service):
     ({"closes_at": "2026-05-31T00:00:00+00:00"}, "closes_at"),     # before opens_at
     ({"opens_at": "2026-05-01T00:00:00+00:00",
       "closes_at": "2026-05-31T00:00:00+00:00"}, "closes_at"),     # already past
-    ({"categories": ["cleaning", "parking_lot"]}, "categories"),
+    ({"categories": ["cleaning", "parking_lot"]}, "categories.1"),
+    ({"template_id": "villa"}, "template_id"),
     ({"estate_ids": []}, "estate_ids"),
     ({"estate_ids": ["e1", "empty-estate"]}, "estate_ids"),         # nobody to invite there
     ({"estate_ids": [{"$gt": ""}]}, "estate_ids.0.$gt"),
@@ -215,7 +217,7 @@ def test_an_out_of_range_answer_is_refused_and_nothing_is_written(service, store
 
     assert list(error.value.errors) == [field]
     assert store.db.responses.count_documents({}) == 0
-    assert store.db.tallies.count_documents({}) == 0
+    assert service.round_report(round_["id"])["returned"] == 0
     assert store.find_invitation(token)["status"] == "issued"
     # the owner can correct the form and send it again
     assert service.submit_response(token, {"answers": {"cleaning": 4}}) == {"accepted": True}
@@ -233,12 +235,26 @@ def test_an_anonymous_response_has_no_household_id(service, store):
     assert store.db.responses.find_one({"round_id": named["id"]})["household_id"] == "h5"
 
 
-def test_a_round_not_yet_open_refuses_answers(service):
+def test_a_round_opens_at_its_time_and_only_then_sends_invitations(service, store, clock):
     round_ = new_round(service, opens_at="2026-06-02T00:00:00+00:00")
+    assert round_["status"] == "scheduled"
     token = tokens(service, round_["id"])["h1"]
+    assert {i["status"] for i in service.list_invitations(round_["id"])} == {"pending"}
+    assert outbox_events(store, "rounds") == outbox_events(store, "invitations") == []
     with pytest.raises(InvalidInput) as error:
         service.submit_response(token, {"answers": {"cleaning": 5}})
-    assert error.value.errors["token"][0].startswith("this survey opens at")
+    assert error.value.errors == {"token": [domain.UNKNOWN_TOKEN]}   # never sent to anyone
+
+    clock.advance(timedelta(hours=21, minutes=59))
+    service.run_schedule()
+    assert service.get_round(round_["id"])["status"] == "scheduled"
+    clock.advance(timedelta(minutes=1))
+    service.run_schedule()
+
+    assert service.get_round(round_["id"])["status"] == "open"
+    assert [e["type"] for e in outbox_events(store, "rounds")] == ["survey_round_opened"] * 2
+    assert len(outbox_events(store, "invitations")) == 6
+    assert service.submit_response(token, {"answers": {"cleaning": 5}}) == {"accepted": True}
 
 
 def test_an_answer_after_closes_at_is_refused_even_before_the_round_is_closed(service, clock):
@@ -247,7 +263,7 @@ def test_an_answer_after_closes_at_is_refused_even_before_the_round_is_closed(se
     clock.advance(timedelta(days=15))
     with pytest.raises(InvalidInput) as error:
         service.submit_response(token, {"answers": {"cleaning": 5}})
-    assert error.value.errors == {"token": [domain.CLOSED_ROUND]}
+    assert error.value.errors == {"token": [domain.EXPIRED_TOKEN]}
 
 
 # closing ----------------------------------------------------------------------------
@@ -265,7 +281,7 @@ def test_close_round_then_submit_is_refused(service, store):
         == [("e1", 4, 0), ("e2", 2, 1)]
     with pytest.raises(InvalidInput) as error:
         service.submit_response(by_household["h1"], {"answers": {"cleaning": 5}})
-    assert error.value.errors == {"token": [domain.CLOSED_ROUND]}
+    assert error.value.errors == {"token": [domain.EXPIRED_TOKEN]}
     statuses = {i["household_id"]: i["status"] for i in service.list_invitations(round_["id"])}
     assert statuses == {"h1": "expired", "h2": "expired", "h3": "expired", "h4": "expired",
                         "h5": "answered", "h6": "expired"}
@@ -280,9 +296,9 @@ def test_round_report_figures_match_a_hand_count(service):
     by_household = tokens(service, round_["id"])
     submissions = {
         "h1": {"answers": {"cleaning": 5, "order": 4, "greening": None},
-               "comments": {"general": "Parking is tight"}},
+               "comments": {"general": "停车位太少，晚上没地方停车"}},
         "h2": {"answers": {"cleaning": 3, "order": 2, "greening": 4},
-               "comments": {"general": "Parking  is tight ", "cleaning": "Bins overflow"}},
+               "comments": {"general": "停车位不够用 ", "cleaning": "垃圾桶经常满"}},
         "h3": {"answers": {"cleaning": 4}},
         "h5": {"answers": {"cleaning": 1, "order": 5, "greening": 4}},
     }
@@ -304,10 +320,13 @@ def test_round_report_figures_match_a_hand_count(service):
         == (3, 2, 0.6667, 73.3)
     greening = report["categories"]["greening"]       # N/A, 4, 4
     assert (greening["answered"], greening["not_applicable"], greening["rate"]) == (2, 1, 1.0)
-    assert report["opinions"] == [
-        {"category": "general", "text": "Parking is tight", "count": 2},
-        {"category": "cleaning", "text": "Bins overflow", "count": 1},
-    ]
+    cleaning_opinion, general_opinion = report["opinions"]
+    assert (cleaning_opinion["category"], cleaning_opinion["comments"]) == ("cleaning", 1)
+    assert cleaning_opinion["terms"][0] == {"term": "垃圾桶", "count": 1,
+                                            "quotes": ["垃圾桶经常满"]}
+    assert (general_opinion["category"], general_opinion["comments"]) == ("general", 2)
+    assert general_opinion["terms"][0] == {"term": "停车位", "count": 2, "quotes": [
+        "停车位不够用", "停车位太少，晚上没地方停车"]}                # shortest first
     assert report["rectifications"] == []
     json.dumps(report)
 
@@ -326,3 +345,373 @@ def test_a_report_with_nothing_answered_has_no_rates(service):
     assert (report["returned"], report["response_rate"]) == (0, 0.0)
     assert report["satisfaction_rate"] is None and report["score"] is None
     assert report["categories"]["order"]["rate"] is None
+
+
+# templates ------------------------------------------------------------------------
+
+def test_an_old_round_keeps_reporting_with_its_template_version(service):
+    old = new_round(service, categories=None, estate_ids=["e2"])
+    assert old["template"] == {"template_id": "default", "template_version": 1}
+    second = service.save_template({
+        "template_id": "default", "title": "标准九项（2026版）",
+        "categories": [{"key": "cleaning", "label_zh": "环境卫生", "label_en": "Cleanliness"},
+                       "order", "parking"]})
+    assert second["template_version"] == 2
+    assert service.get_template("default", 1)["categories"][4]["label_zh"] == "卫生"
+    assert [t["template_version"] for t in service.list_templates()] == [2]
+
+    new = new_round(service, categories=None, estate_ids=["e2"])
+
+    assert new["template"] == {"template_id": "default", "template_version": 2}
+    assert list(service.round_report(new["id"])["categories"]) == ["cleaning", "order", "parking"]
+    assert service.round_report(new["id"])["categories"]["cleaning"]["label_zh"] == "环境卫生"
+    old_report = service.round_report(old["id"])
+    assert list(old_report["categories"]) == list(SURVEY_CATEGORIES)
+    assert old_report["categories"]["cleaning"]["label_zh"] == "卫生"
+    with pytest.raises(NotFound):
+        service.get_template("default", 3)
+
+
+def test_an_estate_adds_its_own_category_and_its_owners_answer_it(service):
+    round_ = new_round(service, add_categories=["fees"], estate_categories={
+        "e2": [{"key": "lifts", "label_zh": "电梯", "label_en": "Lifts"}]})
+    by_household = tokens(service, round_["id"])
+    form = service.get_questionnaire(by_household["h5"])
+    assert [c["key"] for c in form["categories"]] == TEMPLATE + ["fees", "lifts"]
+    assert form["answerable"] is True and "household_id" not in form
+    service.submit_response(by_household["h5"], {"answers": {"lifts": 2, "fees": 4}})
+    with pytest.raises(InvalidInput) as error:            # e1 was not asked about lifts
+        service.submit_response(by_household["h1"], {"answers": {"lifts": 5}})
+    assert list(error.value.errors) == ["answers.lifts"]
+    assert service.round_report(round_["id"], "e2")["categories"]["lifts"]["rate"] == 0.0
+    assert "lifts" not in service.round_report(round_["id"], "e1")["categories"]
+
+
+# creating and answering survive a crash ------------------------------------------------
+
+def test_a_round_whose_creation_crashed_is_abandoned_and_never_announced(
+        service, store, clock, monkeypatch):
+    def crash(*args):
+        raise ConnectionError("process killed")
+    monkeypatch.setattr(domain, "activate", crash)
+    with pytest.raises(ConnectionError):
+        new_round(service)
+    monkeypatch.undo()
+    (round_,) = store.db.rounds.find()
+    assert round_["status"] == "creating" and store.db.invitations.count_documents({}) == 6
+
+    service.run_schedule()                               # too early: it may still be writing
+    assert store.get_round(round_["_id"])["status"] == "creating"
+    clock.advance(timedelta(minutes=11))
+    service.run_schedule()
+
+    assert store.get_round(round_["_id"])["status"] == "abandoned"
+    assert counts(store) == {"rounds": 1, "invitations": 0, "responses": 0, "tallies": 0}
+    assert outbox_events(store, "rounds") == []
+    assert service.list_rounds() == []
+
+
+def test_invitations_a_crash_left_unsent_are_sent_by_the_schedule(service, store, monkeypatch):
+    monkeypatch.setattr(SurveyService, "_issue_invitations", lambda self, round_: None)
+    round_ = new_round(service)
+    monkeypatch.undo()
+    assert round_["status"] == "open" and outbox_events(store, "invitations") == []
+
+    service.run_schedule()
+    service.run_schedule()
+
+    issued = outbox_events(store, "invitations")
+    assert sorted(e["data"]["household_id"] for e in issued) == ["h1", "h2", "h3", "h4", "h5", "h6"]
+
+
+def crash_once(monkeypatch, target, name):
+    original = getattr(target, name)
+    calls = []
+
+    def failing(*args, **kwargs):
+        if not calls:
+            calls.append(1)
+            raise ConnectionError("process killed")
+        return original(*args, **kwargs)
+    monkeypatch.setattr(target, name, failing)
+
+
+@pytest.mark.parametrize("step", ["store the response", "mark it counted"])
+def test_a_response_interrupted_by_a_crash_is_counted_once_by_the_relay(
+        service, store, clock, monkeypatch, step):
+    round_ = new_round(service)
+    token = tokens(service, round_["id"])["h1"]
+    if step == "store the response":           # after the claim, before the insert
+        crash_once(monkeypatch, store.db.responses, "insert_one")
+    else:                                      # after the tally's $inc, before marking it
+        crash_once(monkeypatch, store.db.responses, "update_one")
+    with pytest.raises(ConnectionError):
+        service.submit_response(token, {"answers": {"cleaning": 5, "order": 2},
+                                        "comments": {"general": "电梯经常坏"}})
+    with pytest.raises(InvalidInput) as error:      # the answers are kept: the token is used
+        service.submit_response(token, {"answers": {"cleaning": 1}})
+    assert error.value.errors == {"token": [domain.USED_TOKEN]}
+
+    service.complete_interrupted_responses()        # within the grace: left to its writer
+    clock.advance(timedelta(seconds=61))
+    service.complete_interrupted_responses()
+    service.complete_interrupted_responses()
+
+    report = service.round_report(round_["id"])
+    assert (report["returned"], report["answered"], report["satisfied"]) == (1, 2, 1)
+    assert report["opinions"][0]["terms"][0]["term"] == "电梯"
+    assert service.check_statistics(round_["id"])["consistent"] is True
+    invitation = store.find_invitation(token)
+    assert "pending_response" not in invitation and invitation["status"] == "answered"
+    (response,) = store.db.responses.find()
+    assert response["counted"] is True and "count_after" not in response
+    assert store.db.tallies.find_one({"in_flight.0": {"$exists": True}}) is None
+
+
+# the schedule: closing, reminders, overdue actions -------------------------------------
+
+def two_instances(store, clock):
+    """Two workers of survey on the same database, as two processes would be."""
+    def instance():
+        intake = Mock()
+        intake.list_households.side_effect = list_households
+        return worker_factory(SurveyService, store=store, clock=clock, intake=intake,
+                              config={"SURVEY_POLICY": {}})
+    return instance(), instance()
+
+
+def test_the_schedule_closes_a_round_at_closes_at_once(service, store, clock):
+    round_ = new_round(service)
+    service.submit_response(tokens(service, round_["id"])["h1"], {"answers": {"order": 4}})
+    first, second = two_instances(store, clock)
+    first.run_schedule()
+    assert service.get_round(round_["id"])["status"] == "open"
+
+    clock.advance(timedelta(days=14, hours=8))
+    first.run_schedule()
+    second.run_schedule()
+
+    closed = service.get_round(round_["id"])
+    assert closed["status"] == "closed" and closed["closed_at"] == "2026-06-15T10:00:00+00:00"
+    closing = [e for e in outbox_events(store, "rounds") if e["type"] == "survey_round_closed"]
+    assert [(e["estate_id"], e["data"]["returned"]) for e in closing] == [("e1", 1), ("e2", 0)]
+    assert {i["status"] for i in service.list_invitations(round_["id"])} \
+        == {"expired", "answered"}
+
+
+def reminders(store):
+    return sorted((e["data"]["household_id"], e["data"]["reminder_no"])
+                  for e in outbox_events(store, "invitations")
+                  if e["type"] == "survey_reminder_due")
+
+
+def test_reminders_go_to_non_respondents_at_the_interval_at_most_twice_once_each(
+        service, store, clock):
+    round_ = new_round(service, estate_ids=["e2"], reminders={"interval_days": 3})
+    service.submit_response(tokens(service, round_["id"])["h5"], {"answers": {"order": 4}})
+    first, second = two_instances(store, clock)
+
+    clock.advance(timedelta(days=2, hours=23))
+    first.send_reminders()
+    assert reminders(store) == []
+    clock.advance(timedelta(hours=1))
+    first.send_reminders()
+    second.send_reminders()
+    assert reminders(store) == [("h6", 1)]                 # h5 answered
+    clock.advance(timedelta(days=3))
+    second.send_reminders()
+    first.send_reminders()
+    clock.advance(timedelta(days=3))
+    first.send_reminders()
+    assert reminders(store) == [("h6", 1), ("h6", 2)]      # at most two
+    (event,) = [e for e in outbox_events(store, "invitations")
+                if e["type"] == "survey_reminder_due" and e["data"]["reminder_no"] == 2]
+    assert event["data"]["token"] == tokens(service, round_["id"])["h6"]
+
+
+def test_no_reminder_after_the_round_closed(service, store, clock):
+    round_ = new_round(service, estate_ids=["e2"])
+    service.close_round(round_["id"])
+    clock.advance(timedelta(days=4))
+    service.send_reminders()
+    assert reminders(store) == []
+
+
+def test_an_overdue_rectification_is_announced_once(service, store, clock):
+    round_ = new_round(service)
+    item = service.add_rectification(round_["id"], {
+        "estate_id": "e1", "category": "cleaning", "action": "增加垃圾清运频次",
+        "department": "环境部", "due_at": "2026-06-10T18:00:00+08:00"})
+    done = service.add_rectification(round_["id"], {
+        "estate_id": "e1", "category": "general", "action": "公示整改进度",
+        "department": "客服中心", "due_at": "2026-06-10T18:00:00+08:00"})
+    service.update_rectification(done["id"], {"status": "done", "note": "已公示"})
+    first, second = two_instances(store, clock)
+
+    clock.advance(timedelta(days=9, hours=7, minutes=59))
+    first.flag_overdue_rectifications()
+    assert service.list_rectifications({"overdue": True}) == []
+    clock.advance(timedelta(minutes=1))
+    first.flag_overdue_rectifications()
+    second.flag_overdue_rectifications()
+    first.flag_overdue_rectifications()
+
+    overdue = [e for e in outbox_events(store, "rectifications")
+               if e["type"] == "rectification_overdue"]
+    assert [e["data"]["rectification_id"] for e in overdue] == [item["id"]]
+    assert [r["id"] for r in service.list_rectifications({"overdue": True})] == [item["id"]]
+    overdue_flags = {r["id"]: r["overdue"]
+                     for r in service.list_rectifications({"round_id": round_["id"]})}
+    assert overdue_flags == {item["id"]: True, done["id"]: False}
+
+
+# statistics: incremental and recomputed agree -----------------------------------------
+
+def test_incremental_statistics_equal_the_aggregation_recount(service, store):
+    import random
+    draw = random.Random(5)
+    HOUSEHOLDS["e3"] = [f"h3-{n}" for n in range(60)]
+    try:
+        round_ = new_round(service, estate_ids=["e1", "e2", "e3"], categories=None)
+    finally:
+        del HOUSEHOLDS["e3"]
+    remarks = ["电梯经常坏", "停车位不够", "垃圾桶满了没人清", "保安很负责", "绿化带很漂亮"]
+    for token in list(tokens(service, round_["id"]).values())[:55]:
+        answers = {key: draw.choice([None, 1, 2, 3, 4, 5, 5, 4])
+                   for key in SURVEY_CATEGORIES if draw.random() < 0.8}
+        comments = {key: draw.choice(remarks) for key in ("general", "cleaning")
+                    if draw.random() < 0.4}
+        service.submit_response(token, {"answers": answers, "comments": comments})
+
+    check = service.check_statistics(round_["id"])
+
+    assert check == {"round_id": round_["id"], "consistent": True, "differences": [],
+                     "repaired": False}
+    recounted = store.recount(round_["id"])
+    kept = {tally["estate_id"]: tally for tally in store.tallies(round_["id"])}
+    assert sum(figures["returned"] for figures in recounted.values()) == 55
+    for estate_id, tally in kept.items():
+        assert domain.counters(tally) == domain.counters(recounted.get(estate_id, {}))
+    # the report from either source is the same, figure for figure
+    from_recount = domain.report(store.get_round(round_["id"]), [
+        dict(recounted.get(estate_id, {}), estate_id=estate_id)
+        for estate_id in ("e1", "e2", "e3")])
+    from_tallies = domain.report(store.get_round(round_["id"]), store.tallies(round_["id"]))
+    assert from_recount == from_tallies
+
+
+def test_a_damaged_tally_is_found_and_repaired_once_the_round_is_closed(service, store):
+    round_ = new_round(service)
+    by_household = tokens(service, round_["id"])
+    for household_id, answer in (("h1", 5), ("h2", 2), ("h5", 4)):
+        service.submit_response(by_household[household_id], {"answers": {"cleaning": answer}})
+    before = service.round_report(round_["id"])
+    store.db.tallies.update_one({"_id": f"{round_['id']}:e1"},
+                                {"$inc": {"returned": 1, "categories.cleaning.satisfied": 1}})
+
+    check = service.check_statistics(round_["id"])
+    assert check["consistent"] is False
+    assert {(d["counter"], d["kept"], d["recomputed"]) for d in check["differences"]} == {
+        ("returned", 3, 2), ("categories.cleaning.satisfied", 2, 1)}
+    with pytest.raises(InvalidInput) as error:
+        service.check_statistics(round_["id"], {"repair": True})
+    assert list(error.value.errors) == ["repair"]
+
+    service.close_round(round_["id"])
+    assert service.check_statistics(round_["id"], {"repair": True})["repaired"] is True
+    assert service.check_statistics(round_["id"])["consistent"] is True
+    after = service.round_report(round_["id"])
+    assert {k: after[k] for k in ("returned", "satisfaction_rate", "categories")} \
+        == {k: before[k] for k in ("returned", "satisfaction_rate", "categories")}
+
+
+# sampling, ranking, rectification, publishing, export --------------------------------
+
+def test_a_stratified_round_invites_a_reproducible_sample(service, monkeypatch):
+    rows = [{"id": f"h-{b}-{n}", "estate_id": "e9", "building": b, "unit": "1", "room": str(n),
+             "occupied": True, "contacts": []}
+            for b, count in (("1", 30), ("2", 10)) for n in range(count)]
+    service.intake.list_households.side_effect = lambda estate_id, filters: rows
+    sample = {"mode": "stratified", "rate": 0.25, "seed": 11}
+    first = new_round(service, estate_ids=["e9"], sample=sample)
+    again = new_round(service, estate_ids=["e9"], sample=sample)
+
+    assert first["invited"] == {"e9": 10} and first["households"] == {"e9": 40}
+    chosen = [i["household_id"] for i in service.list_invitations(first["id"])]
+    assert sum(1 for h in chosen if h.startswith("h-1-")) == 8     # 30 × 0.25 = 7.5 -> 8
+    assert sum(1 for h in chosen if h.startswith("h-2-")) == 2     # 10 × 0.25 = 2.5 -> 2
+    assert chosen == [i["household_id"] for i in service.list_invitations(again["id"])]
+
+
+def test_estate_ranking_lists_small_estates_apart(service):
+    round_ = new_round(service)
+    by_household = tokens(service, round_["id"])
+    for household_id in ("h1", "h2", "h3"):
+        service.submit_response(by_household[household_id], {"answers": {"cleaning": 5}})
+    service.submit_response(by_household["h5"], {"answers": {"cleaning": 5}})
+
+    ranking = service.estate_ranking(round_["id"])       # minimum 2 in this fixture
+
+    assert ranking["min_returned"] == 2
+    assert [(e["rank"], e["estate_id"], e["returned"], e["lower_bound"])
+            for e in ranking["ranked"]] == [(1, "e1", 3, 0.4385)]
+    assert [(e["estate_id"], e["returned"], e["rate"]) for e in ranking["too_few"]] \
+        == [("e2", 1, 1.0)]
+    assert [e["estate_id"] for e in ranking["categories"]["cleaning"]["ranked"]] == ["e1"]
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"estate_id": "e9"}, "estate_id"),
+    ({"category": "parking"}, "category"),
+    ({"due_at": "2026-05-01T00:00:00+00:00"}, "due_at"),
+    ({"department": ""}, "department"),
+    ({"due_at": "next week"}, "due_at"),
+    ({"extra": 1}, "extra"),
+])
+def test_a_bad_rectification_is_refused_and_nothing_written(service, store, change, field):
+    round_ = new_round(service)
+    with pytest.raises(InvalidInput) as error:
+        service.add_rectification(round_["id"], dict({
+            "estate_id": "e1", "category": "cleaning", "action": "增加清运",
+            "department": "环境部", "due_at": "2026-07-01T00:00:00+00:00"}, **change))
+    assert field in error.value.errors
+    assert store.db.rectifications.count_documents({}) == 0
+
+
+def test_publishing_the_report_with_its_plan_after_closing(service, store):
+    round_ = new_round(service)
+    service.add_rectification(round_["id"], {
+        "estate_id": "e2", "category": "order", "action": "加强夜间巡逻",
+        "department": "秩序部", "due_at": "2026-07-01T00:00:00+00:00"})
+    with pytest.raises(InvalidTransition) as error:
+        service.publish_report(round_["id"])
+    assert error.value.current == "open"
+    service.close_round(round_["id"])
+
+    published = service.publish_report(round_["id"], {"note": "欢迎业主监督"})
+
+    assert published["published"]["e2"]["edition"] == 1
+    events = [e for e in outbox_events(store, "rounds") if e["type"] == "survey_report_published"]
+    assert [(e["estate_id"], e["data"]["rectifications"], e["data"]["note"]) for e in events] \
+        == [("e1", 0, "欢迎业主监督"), ("e2", 1, "欢迎业主监督")]
+    report = service.round_report(round_["id"], "e2")
+    assert report["published"]["e2"]["edition"] == 1
+    assert report["rectifications"][0]["action"] == "加强夜间巡逻"
+
+
+def test_export_report_is_a_workbook_in_base64(service):
+    import base64
+    import io
+
+    from openpyxl import load_workbook
+    round_ = new_round(service)
+    service.submit_response(tokens(service, round_["id"])["h1"], {
+        "answers": {"cleaning": 4}, "comments": {"cleaning": "垃圾桶太少"}})
+
+    book = load_workbook(io.BytesIO(base64.b64decode(service.export_report(round_["id"]))))
+
+    assert book.sheetnames == ["汇总", "分项满意率", "排名", "共性意见", "整改计划"]
+    terms = [row[2] for row in book["共性意见"].iter_rows(values_only=True)]
+    assert "垃圾桶" in terms
+    with pytest.raises(InvalidInput):
+        service.export_report(round_["id"], "e9")

@@ -1,0 +1,78 @@
+"""The common opinions in the owners' free text: 「业主/用户对物业服务、管理的意见(共性的意见)」.
+
+Each comment is cut into words with jieba (Chinese word segmentation) when it
+arrives; the words that carry meaning (two characters or more, not a stop
+word) are stored with the response and counted in the round × estate tally,
+once per comment. The report then names the most frequent words per category
+with how many comments raised them and a few comments quoted as examples.
+Pure Python: no nameko, no store.
+"""
+import logging
+import re
+
+import jieba
+
+from shared.masking import mask_phone
+
+jieba.setLogLevel(logging.WARNING)
+
+# Words of the trade jieba's general dictionary would split ("垃圾桶" -> "垃圾" "桶").
+TRADE_WORDS = (
+    "物业费", "停车位", "车位", "停车场", "地下车库", "垃圾桶", "垃圾分类", "电梯", "门禁",
+    "单元门", "楼道", "化粪池", "下水道", "外墙", "屋面", "漏水", "渗水", "绿化带", "草坪",
+    "保安", "巡逻", "监控", "路灯", "健身器材", "儿童乐园", "快递柜", "充电桩", "装修",
+    "噪音", "异味", "保洁", "维修工", "报修", "投诉", "消防通道", "电动车",
+)
+for _word in TRADE_WORDS:
+    jieba.add_word(_word)
+
+# Words any comment may contain that say nothing about what owners think of the service.
+_STOP_WORDS_TEXT = """
+一些 一下 一个 一点 一直 一般 一定 一样 上面 下面 不过 不是 不要 为了 为什么 什么 今天 以后 以前
+以及 但是 你们 其他 其实 再次 出来 别人 到底 前面 可以 可是 各位 同时 后面 因为 因此 多次 大家
+如果 如何 她们 它们 对于 已经 希望 应该 建议 怎么 总是 感觉 所以 所有 我们 或者 这个 这些 这样
+这里 那个 那些 那里 需要 非常 有点 有些 有时 时候 明显 是否 是不是 最近 比较 没有 然后 特别
+现在 目前 真的 确实 经常 而且 能够 自己 虽然 认为 觉得 还是 还有 进行 还要 问题 情况 方面 物业
+小区 业主 住户 我家 的话 谢谢 感谢 麻烦 整体 基本 满意 不错 工作 服务 管理 加强 提高 改进
+注意 能否 是否是 之前 之后 希望能 可能 等等 一次 每次 还得 有人 这么 那么 怎样 不能 不会 不够
+回来 地方 尽快 东西 事情 办法 看看 一些 老是
+"""
+STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())   # single characters never count anyway
+
+MIN_TERM_LENGTH = 2
+TERM = re.compile(r"^[\u4e00-\u9fffA-Za-z][\u4e00-\u9fffA-Za-z0-9]*$")
+# An owner may write a phone number into a comment; quotes go on the notice board.
+PHONE_IN_TEXT = re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d{9}(?!\d)|(?<!\d)0\d{2,3}-?\d{7,8}(?!\d)")
+COUNTRY_CODE = re.compile(r"^\+?86[- ]?")
+QUOTE_LENGTH = 120
+
+
+def terms_of(text):
+    """The distinct meaningful words of one comment, in the order they first appear."""
+    seen = []
+    for token in jieba.lcut(text):
+        word = token.strip().lower()
+        if len(word) >= MIN_TERM_LENGTH and TERM.match(word) and word not in STOP_WORDS \
+                and word not in seen:
+            seen.append(word)
+    return seen
+
+
+def terms_by_topic(comments):
+    """{category or "general": [words]} of one questionnaire's comments."""
+    return {topic: words for topic, text in comments.items() if (words := terms_of(text))}
+
+
+def top_terms(term_counts, limit):
+    """The ``limit`` most frequent words of {word: comments mentioning it}, ties by word."""
+    ranked = sorted(((word, count) for word, count in term_counts.items() if count > 0),
+                    key=lambda item: (-item[1], item[0]))
+    return ranked[:limit]
+
+
+def quote(text):
+    """A comment as it may be shown to staff and on the notice board: phone numbers
+    masked, whitespace tidied, long ones shortened."""
+    text = PHONE_IN_TEXT.sub(lambda match: mask_phone(COUNTRY_CODE.sub("", match.group())),
+                             " ".join(text.split()))
+    return text if len(text) <= QUOTE_LENGTH else text[:QUOTE_LENGTH - 1] + "…"
