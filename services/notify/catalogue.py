@@ -1,7 +1,11 @@
 """Templates as data: ``templates/<locale>.yaml``, read with PyYAML and checked.
 
-A template that cannot be rendered from its event is refused when the
-catalogue loads, so the service does not start with it.
+An estate may word any template its own way: a directory of its own
+``<locale>.yaml`` files (``template_dir``) or entries in its config
+(``templates``), laid over the group's. A template that cannot be rendered
+from its event — a parameter the event does not supply, or one it must show
+and does not — is refused when the catalogue loads, so the service does not
+start with it.
 """
 from pathlib import Path
 
@@ -12,13 +16,43 @@ from services.notify import domain
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
 
-def load_catalogue(directory=TEMPLATE_DIR):
+def read_directory(directory):
     """{locale: {template id: Template}} from every ``<locale>.yaml`` in ``directory``."""
-    catalogue = {}
-    for path in sorted(Path(directory).glob("*.yaml")):
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise domain.TemplateError(f"template directory {directory} does not exist")
+    documents = {}
+    for path in sorted(directory.glob("*.yaml")):
         with path.open(encoding="utf-8") as handle:
-            catalogue[path.stem] = domain.parse_templates(path.stem, yaml.safe_load(handle) or {})
+            try:
+                document = yaml.safe_load(handle) or {}
+            except yaml.YAMLError as exc:
+                raise domain.TemplateError(f"{path}: not valid YAML: {exc}") from None
+        documents[path.stem] = domain.parse_templates(path.stem, document)
+    return documents
+
+
+def load_catalogue(directory=TEMPLATE_DIR):
+    """The group's templates, checked."""
+    catalogue = read_directory(directory)
+    _check(catalogue, str(directory))
+    return catalogue
+
+
+def with_overrides(catalogue, estate_id, template_dir=None, templates=None):
+    """``catalogue`` with an estate's own wording laid over it, checked."""
+    where = f"estate {estate_id}"
+    if template_dir:
+        catalogue = domain.override_templates(catalogue, read_directory(template_dir), where)
+    if templates:
+        inline = {locale: domain.parse_templates(locale, document)
+                  for locale, document in templates.items()}
+        catalogue = domain.override_templates(catalogue, inline, where)
+    _check(catalogue, where)
+    return catalogue
+
+
+def _check(catalogue, where):
     problems = domain.check_templates(catalogue)
     if problems:
-        raise domain.TemplateError("; ".join(problems))
-    return catalogue
+        raise domain.TemplateError(f"{where}: " + "; ".join(problems))

@@ -1,14 +1,29 @@
 """Delivery channels are plug-ins: classes named in the entry-point group ``huifang.channels``.
 
 A plug-in is installed with pip, declares its class under that group and is
-named in ``NOTIFY_CHANNELS``; no core file changes. ``console`` ships here and
-needs nothing.
+named in ``NOTIFY_CHANNELS`` (or an estate's ``channels``); its settings come
+from ``NOTIFY_CHANNEL_SETTINGS[<name>]``. No core file changes. Shipped here:
+``console`` (the default, needs nothing), ``email`` (SMTP) and ``sms_http``
+(a generic HTTP SMS gateway).
 """
+import json
 import logging
+import smtplib
+import ssl
+import string
+from dataclasses import dataclass
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import formataddr
 from functools import cache
 from importlib.metadata import entry_points
 
+import requests
+
+from services.notify.domain import sms_segments
 from shared.masking import mask_address
+from shared.schemas.base import MOBILE_PATTERN
+from shared.schemas.notify import EMAIL_PATTERN
 
 log = logging.getLogger(__name__)
 
@@ -16,26 +31,59 @@ GROUP = "huifang.channels"
 
 
 class ChannelError(Exception):
-    """A message could not be delivered. The text says why, never with the full address."""
+    """A message could not be delivered. The text says why, never with the full address.
+
+    ``retryable``: the same channel may succeed later (a timeout, a busy
+    server); otherwise the next channel is tried at once.
+    """
+
+    def __init__(self, message, retryable=False):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class AddressError(ChannelError):
+    """The address cannot be used on this channel (malformed, or the wrong kind)."""
 
 
 class UnknownChannel(LookupError):
     """A configured or requested channel name that no installed plug-in provides."""
 
 
+class ChannelConfigError(ValueError):
+    """A channel's settings are unusable: the service refuses to start with them."""
+
+
+@dataclass(frozen=True)
+class Message:
+    """What a channel delivers: the signed text, a subject for channels that have one."""
+    text: str
+    subject: str = ""
+    sender_name: str = ""
+    delivery_id: str = ""
+
+
 class Channel:
     """Base of every channel plug-in.
 
     ``address_field`` names the contact field (from ``intake.get_contact``) the
-    channel delivers to; ``send`` delivers one rendered message or raises
-    ``ChannelError``.
+    channel delivers to; ``kind`` is what it is for people (``sms``, ``email``,
+    ``phone``, ``log``). ``send`` delivers one message or raises
+    ``ChannelError``, and may return the gateway's message id. ``settings``
+    are the plug-in's own (``NOTIFY_CHANNEL_SETTINGS[<name>]``): a plug-in
+    raises ``ChannelConfigError`` for settings it cannot use, so the service
+    does not start with them.
     """
 
     name = None
+    kind = "other"
     address_field = "phone"
 
-    def __init__(self, config=None):
-        self.config = config or {}
+    def __init__(self, settings=None):
+        self.settings = dict(settings or {})
+
+    def check_address(self, address):
+        """Raise ``AddressError`` if ``address`` cannot be used here."""
 
     def send(self, address, message):
         raise NotImplementedError
@@ -45,10 +93,187 @@ class ConsoleChannel(Channel):
     """Writes the message to the log (development, demos): the default channel."""
 
     name = "console"
+    kind = "log"
 
     def send(self, address, message):
         # Logs are read by many: the address is masked, like everywhere outside the delivery log.
-        log.info("console message to %s: %s", mask_address(address), message)
+        log.info("console message to %s: %s", mask_address(address), message.text)
+
+
+class EmailChannel(Channel):
+    """E-mail through an SMTP server (``smtplib``).
+
+    Settings: ``host``, ``port``, ``security`` (``none``, ``starttls`` or
+    ``ssl``), ``username``/``password`` (login when given), ``sender`` (the
+    From address; the display name is the estate's signature), ``timeout``
+    (seconds). A busy or unreachable server (4xx, timeouts) is retried; a
+    refusal (5xx, a failed login) is not.
+    """
+
+    name = "email"
+    kind = "email"
+    address_field = "email"
+    SECURITY = ("none", "starttls", "ssl")
+
+    def __init__(self, settings=None):
+        super().__init__(settings)
+        self.host = self.settings.get("host") or "localhost"
+        self.security = self.settings.get("security") or "none"
+        if self.security not in self.SECURITY:
+            raise ChannelConfigError(f"email: security must be one of {', '.join(self.SECURITY)}")
+        default_port = {"none": 25, "starttls": 587, "ssl": 465}[self.security]
+        self.port = int(self.settings.get("port") or default_port)
+        self.username = self.settings.get("username") or None
+        self.password = self.settings.get("password") or ""
+        self.sender = self.settings.get("sender") or ""
+        if not EMAIL_PATTERN.match(self.sender):
+            raise ChannelConfigError("email: sender must be an e-mail address")
+        self.timeout = float(self.settings.get("timeout") or 10)
+
+    def check_address(self, address):
+        if not EMAIL_PATTERN.match(address or ""):
+            raise AddressError(f"not an e-mail address: {mask_address(address)}")
+
+    def send(self, address, message):
+        self.check_address(address)
+        mail = EmailMessage()
+        mail["From"] = formataddr((message.sender_name, self.sender)) if message.sender_name \
+            else self.sender
+        mail["To"] = str(Address(addr_spec=address))
+        mail["Subject"] = message.subject or message.sender_name or "Notification"
+        if message.delivery_id:
+            mail["X-Huifang-Delivery"] = message.delivery_id
+        mail.set_content(message.text)
+        try:
+            with self._connect() as server:
+                if self.username:
+                    server.login(self.username, self.password)
+                server.send_message(mail)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, text = next(iter(exc.recipients.values()))
+            raise ChannelError(f"SMTP server refused the recipient: {code} {_text(text)}",
+                               retryable=400 <= code < 500) from None
+        except smtplib.SMTPAuthenticationError as exc:
+            raise ChannelError(f"SMTP login refused: {exc.smtp_code}") from None
+        except smtplib.SMTPResponseException as exc:
+            raise ChannelError(f"SMTP server answered {exc.smtp_code} {_text(exc.smtp_error)}",
+                               retryable=400 <= exc.smtp_code < 500) from None
+        except (smtplib.SMTPException, OSError) as exc:   # refused, reset, timed out
+            raise ChannelError(f"SMTP server {self.host}:{self.port} unreachable: "
+                               f"{type(exc).__name__}: {exc}", retryable=True) from None
+
+    def _connect(self):
+        if self.security == "ssl":
+            return smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
+                                    context=ssl.create_default_context())
+        server = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        if self.security == "starttls":
+            server.starttls(context=ssl.create_default_context())
+        return server
+
+
+class HttpSmsChannel(Channel):
+    """SMS through any HTTP gateway that takes a JSON request (``requests``).
+
+    Settings: ``url``; ``method`` (POST); ``headers`` (the auth header, e.g.
+    ``Authorization: Bearer …``); ``body``: a JSON template whose strings may
+    use ``{phone}``, ``{text}``, ``{signature}``, ``{segments}`` and
+    ``{delivery_id}`` (a string that is only ``{segments}`` stays a number);
+    ``timeout`` (seconds); ``success``: ``{field, value}`` a 2xx answer must
+    also carry (gateways that answer 200 with an error code);
+    ``message_id_field``: where the answer names the message. Timeouts,
+    connection errors, 429 and 5xx are retried; other answers are refusals.
+    """
+
+    name = "sms_http"
+    kind = "sms"
+    address_field = "phone"
+    PLACEHOLDERS = frozenset({"phone", "text", "signature", "segments", "delivery_id"})
+
+    def __init__(self, settings=None):
+        super().__init__(settings)
+        self.url = self.settings.get("url") or ""
+        if not self.url.startswith(("http://", "https://")):
+            raise ChannelConfigError("sms_http: url must be an http(s) URL")
+        self.method = (self.settings.get("method") or "POST").upper()
+        self.headers = {str(k): str(v) for k, v in (self.settings.get("headers") or {}).items()}
+        self.body = self.settings.get("body") or {"to": "{phone}", "text": "{text}"}
+        unknown = _template_names(self.body) - self.PLACEHOLDERS
+        if unknown:
+            raise ChannelConfigError(
+                f"sms_http: body uses {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(sorted(self.PLACEHOLDERS))}")
+        self.timeout = float(self.settings.get("timeout") or 10)
+        self.success = self.settings.get("success") or None
+        self.message_id_field = self.settings.get("message_id_field") or None
+
+    def check_address(self, address):
+        if not MOBILE_PATTERN.match(address or ""):
+            raise AddressError(f"not a mobile number: {mask_address(address)}")
+
+    def send(self, address, message):
+        self.check_address(address)
+        values = {"phone": address, "text": message.text, "signature": message.sender_name,
+                  "segments": sms_segments(message.text).count,
+                  "delivery_id": message.delivery_id}
+        try:
+            answer = requests.request(self.method, self.url, json=_fill(self.body, values),
+                                      headers=self.headers, timeout=self.timeout)
+        except requests.Timeout:
+            raise ChannelError(f"SMS gateway timed out after {self.timeout:g}s",
+                               retryable=True) from None
+        except requests.RequestException as exc:
+            raise ChannelError(f"SMS gateway unreachable: {type(exc).__name__}",
+                               retryable=True) from None
+        if answer.status_code == 429 or answer.status_code >= 500:
+            raise ChannelError(f"SMS gateway answered {answer.status_code}: {_text(answer.text)}",
+                               retryable=True)
+        if not 200 <= answer.status_code < 300:
+            raise ChannelError(f"SMS gateway refused: {answer.status_code} {_text(answer.text)}")
+        reply = _json(answer)
+        if self.success and reply.get(self.success["field"]) != self.success["value"]:
+            raise ChannelError(f"SMS gateway refused: {_text(answer.text)}")
+        if self.message_id_field and reply.get(self.message_id_field) is not None:
+            return str(reply[self.message_id_field])
+        return None
+
+
+def _text(value, limit=200):
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return " ".join(str(value).split())[:limit]
+
+
+def _json(answer):
+    try:
+        reply = answer.json()
+    except (ValueError, json.JSONDecodeError):
+        return {}
+    return reply if isinstance(reply, dict) else {}
+
+
+def _template_names(value):
+    if isinstance(value, str):
+        return {name for _, name, _, _ in string.Formatter().parse(value) if name}
+    if isinstance(value, dict):
+        return set().union(*(_template_names(item) for item in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(_template_names(item) for item in value)) if value else set()
+    return set()
+
+
+def _fill(value, values):
+    """The JSON body template with the message filled in."""
+    if isinstance(value, str):
+        whole = value.strip()
+        if whole.startswith("{") and whole.endswith("}") and whole[1:-1] in values:
+            return values[whole[1:-1]]     # "{segments}" stays a number
+        return value.format_map(values)
+    if isinstance(value, dict):
+        return {key: _fill(item, values) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_fill(item, values) for item in value]
+    return value
 
 
 @cache
@@ -57,10 +282,12 @@ def installed_channels():
     return {entry.name: entry for entry in entry_points(group=GROUP)}
 
 
-def load_channels(names, config=None):
+def load_channels(names, settings=None):
     """The named channels, in the order given, as {name: instance}.
 
-    Raises ``UnknownChannel`` naming what is missing and what is installed.
+    ``settings``: {channel name: its settings}. Raises ``UnknownChannel`` naming
+    what is missing and what is installed, ``ChannelConfigError`` for a plug-in
+    that cannot be loaded or refuses its settings.
     """
     names = list(dict.fromkeys(names))
     installed = installed_channels()
@@ -72,8 +299,19 @@ def load_channels(names, config=None):
         )
     channels = {}
     for name in names:
-        channel_class = installed[name].load()
+        try:
+            channel_class = installed[name].load()
+        except Exception as exc:
+            raise ChannelConfigError(
+                f"channel plug-in {name!r} cannot be loaded: {type(exc).__name__}: {exc}") from exc
         if not (isinstance(channel_class, type) and issubclass(channel_class, Channel)):
             raise UnknownChannel(f"channel plug-in {name!r} is not a {Channel.__qualname__}")
-        channels[name] = channel_class(config)
+        try:
+            channels[name] = channel_class((settings or {}).get(name))
+        except ChannelConfigError:
+            raise
+        except Exception as exc:
+            raise ChannelConfigError(
+                f"channel plug-in {name!r} refused its settings: {type(exc).__name__}: {exc}"
+            ) from exc
     return channels

@@ -1,4 +1,5 @@
-"""Notifications: templates, channel choice and the delivery log. Pure Python.
+"""Notifications: templates, who hears what, channel choice, quiet hours, SMS
+segments and the delivery log's state changes. Pure Python.
 
 Policy texts (../shared/seed): 「接到客户投诉后,应首先向业主表示歉意」 — the
 acknowledgement apologises first — and 「回访可以通过电话、邮件、短信等方式进行」 —
@@ -9,14 +10,19 @@ import string
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from shared.envelope import new_event
 from shared.masking import mask_address, mask_email, mask_phone
 
 SOURCE = "notify"
-AUDIENCES = ("owner", "staff")
-TEMPLATE_KEYS = {"audience", "text", "labels"}
+# Who reads a template: a household, or staff (any, by role, or a department's).
+AUDIENCES = ("owner", "staff", "supervisor", "manager", "department")
+TEMPLATE_KEYS = {"audience", "text", "subject", "labels", "mandatory", "immediate"}
+# How the sender's name (物业名) is shown: carriers want 【签名】 on Chinese SMS.
+SIGNATURE_FORMATS = {"zh": "【{}】", "en": "[{}] "}
+NOT_AVAILABLE = "n/a"   # a value an event may lack; templates' labels say it in words
 
 
 class TemplateError(ValueError):
@@ -38,10 +44,13 @@ class Template:
     audience: str
     text: str
     labels: dict = field(default_factory=dict)   # param -> {value: display text}
+    subject: str | None = None                   # e-mail subject line
+    mandatory: bool = False    # a notice the household cannot opt out of
+    immediate: bool = False    # answers the owner's own request: quiet hours do not hold it
 
     @property
     def params(self):
-        return placeholders(self.text)
+        return placeholders(self.text) | placeholders(self.subject or "")
 
 
 def placeholders(text):
@@ -64,32 +73,70 @@ def parse_templates(locale, document):
     """One locale's template file (already parsed YAML) as {template id: Template}."""
     if not isinstance(document, dict):
         raise TemplateError(f"{locale}: expected a mapping of template ids")
-    templates = {}
-    for template_id, entry in document.items():
-        where = f"{locale}/{template_id}"
-        if not isinstance(entry, dict) or set(entry) - TEMPLATE_KEYS:
-            raise TemplateError(f"{where}: expected only {', '.join(sorted(TEMPLATE_KEYS))}")
-        if entry.get("audience") not in AUDIENCES:
-            raise TemplateError(f"{where}: audience must be one of {', '.join(AUDIENCES)}")
-        if not isinstance(entry.get("text"), str) or not entry["text"].strip():
-            raise TemplateError(f"{where}: text is missing")
-        labels = entry.get("labels") or {}
-        if not all(isinstance(values, dict) for values in labels.values()):
-            raise TemplateError(f"{where}: labels map a parameter to {{value: text}}")
-        try:
-            placeholders(entry["text"])
-        except TemplateError as exc:
-            raise TemplateError(f"{where}: {exc}") from None
-        templates[str(template_id)] = Template(
-            id=str(template_id), locale=locale, audience=entry["audience"], text=entry["text"],
-            labels={name: {str(k): str(v) for k, v in values.items()}
-                    for name, values in labels.items()},
-        )
-    return templates
+    return {str(template_id): parse_template(locale, str(template_id), entry)
+            for template_id, entry in document.items()}
 
 
-def render(template, params):
-    """The message text. A missing or blank parameter raises: an SMS never shows a gap."""
+def parse_template(locale, template_id, entry):
+    where = f"{locale}/{template_id}"
+    if not isinstance(entry, dict) or set(entry) - TEMPLATE_KEYS:
+        raise TemplateError(f"{where}: expected only {', '.join(sorted(TEMPLATE_KEYS))}")
+    if entry.get("audience") not in AUDIENCES:
+        raise TemplateError(f"{where}: audience must be one of {', '.join(AUDIENCES)}")
+    for key in ("text", "subject"):
+        if key in entry and (not isinstance(entry[key], str) or not entry[key].strip()):
+            raise TemplateError(f"{where}: {key} must be non-empty text")
+    if "text" not in entry:
+        raise TemplateError(f"{where}: text is missing")
+    for key in ("mandatory", "immediate"):
+        if not isinstance(entry.get(key, False), bool):
+            raise TemplateError(f"{where}: {key} must be true or false")
+    labels = entry.get("labels") or {}
+    if not isinstance(labels, dict) or not all(isinstance(v, dict) for v in labels.values()):
+        raise TemplateError(f"{where}: labels map a parameter to {{value: text}}")
+    template = Template(
+        id=template_id, locale=locale, audience=entry["audience"], text=entry["text"].strip(),
+        labels={name: {str(k): str(v) for k, v in values.items()}
+                for name, values in labels.items()},
+        subject=entry.get("subject"), mandatory=entry.get("mandatory", False),
+        immediate=entry.get("immediate", False),
+    )
+    try:
+        placeholders(template.text), placeholders(template.subject or "")
+    except TemplateError as exc:
+        raise TemplateError(f"{where}: {exc}") from None
+    return template
+
+
+def override_templates(catalogue, overrides, where):
+    """``catalogue`` with some templates replaced (an estate's own wording).
+
+    An override may only replace a template that exists: a misspelt id would
+    otherwise be silently ignored.
+    """
+    merged = {locale: dict(templates) for locale, templates in catalogue.items()}
+    for locale, templates in overrides.items():
+        if locale not in merged:
+            raise TemplateError(f"{where}: no base templates for locale {locale!r}")
+        for template_id, template in templates.items():
+            if template_id not in merged[locale]:
+                raise TemplateError(f"{where}: {locale}/{template_id} overrides no template")
+            merged[locale][template_id] = template
+    return merged
+
+
+@dataclass(frozen=True)
+class Rendered:
+    text: str
+    subject: str
+
+
+def render(template, params, signature):
+    """The message, signed. A missing or blank parameter raises: an SMS never shows a gap.
+
+    The signature (【物业名】) is part of the text: it is what the owner reads
+    and what the carrier counts.
+    """
     missing = sorted(name for name in template.params if _blank(params.get(name)))
     if missing:
         raise MissingParameters(template.id, missing)
@@ -97,7 +144,13 @@ def render(template, params):
         name: template.labels.get(name, {}).get(str(params[name]), params[name])
         for name in template.params
     }
-    return template.text.format_map(values)
+    body = template.text.format_map(values)
+    subject = template.subject.format_map(values) if template.subject else signature
+    return Rendered(text=sign(body, signature, template.locale), subject=subject)
+
+
+def sign(text, signature, locale):
+    return SIGNATURE_FORMATS.get(locale, SIGNATURE_FORMATS["zh"]).format(signature) + text
 
 
 def _blank(value):
@@ -115,66 +168,226 @@ def local_date(moment, zone):
 # which event tells whom what ---------------------------------------------------
 
 @dataclass(frozen=True)
+class Context:
+    """What an estate's settings add to an event when its messages are written."""
+    zone: str = "Asia/Shanghai"
+    survey_base_url: str = "https://survey.example.com/s/"
+    reminder_lead: timedelta = timedelta(hours=24)
+
+    def survey_link(self, token):
+        return self.survey_base_url.rstrip("/") + "/" + token
+
+
+@dataclass(frozen=True)
+class Recipients:
+    """Who receives a message: the first of ``alternatives`` that finds anyone.
+
+    Each alternative is (kind, value): ``contact`` (a household or complaint
+    id: intake.get_contact), ``staff`` (a staff id), ``role``, ``department``
+    (the estate's staff directory) or ``households`` (every occupied household
+    of the estate).
+    """
+    alternatives: tuple
+
+    @property
+    def owners(self):
+        return self.alternatives[0][0] in ("contact", "households")
+
+
+@dataclass(frozen=True)
 class Notification:
     template: str
+    audience: str
     supplies: tuple                      # parameter names ``build`` fills
-    build: Callable                      # (event data, time zone) -> params
+    build: Callable                      # (event data, Context) -> params
+    ref: Callable                        # event data -> the id the log files it under
+    recipients: Callable                 # event data -> Recipients, or None: nobody to tell
+    requires: tuple = ()                 # what the template must show: the point of the message
+    send_at: Callable | None = None      # (event data, Context) -> when; None: at once
+    skip_when_late: bool = False         # a reminder whose moment has passed is pointless
 
 
-def complaint_received_params(data, zone):
+def _contact(key):
+    return lambda data: Recipients((("contact", data[key]),)) if data.get(key) else None
+
+
+def _directory(*alternatives):
+    """Recipients from the staff directory; each alternative a function of the event data."""
+    def recipients(data):
+        found = tuple(pair for pair in (alternative(data) for alternative in alternatives)
+                      if pair and pair[1])
+        return Recipients(found) if found else None
+    return recipients
+
+
+def complaint_received_params(data, context):
     return {
         "complaint_id": data["complaint_id"],
-        "received_at": local_time(data["received_at"], zone),
-        "first_response_due": local_time(data["first_response_due"], zone),
-        "reply_due": local_time(data["reply_due"], zone),
+        "received_at": local_time(data["received_at"], context.zone),
+        "first_response_due": local_time(data["first_response_due"], context.zone),
+        "reply_due": local_time(data["reply_due"], context.zone),
     }
 
 
-def revisit_scheduled_params(data, zone):
-    return {
-        "revisit_id": data["revisit_id"],
-        "due_date": local_date(data["due_at"], zone),
-        "method": data["method"],
-    }
+def complaint_assigned_params(data, context):
+    return {"complaint_id": data["complaint_id"], "department": data["department"],
+            "assigned_at": local_time(data["assigned_at"], context.zone)}
 
 
-# event type -> the notification it triggers
+def complaint_overdue_params(data, context):
+    return {"complaint_id": data["complaint_id"], "deadline": data["deadline"],
+            "due_at": local_time(data["due_at"], context.zone)}
+
+
+def complaint_escalated_params(data, context):
+    return {"complaint_id": data["complaint_id"], "level": data["level"], "role": data["role"]}
+
+
+def complaint_closed_params(data, context):
+    return {"complaint_id": data["complaint_id"],
+            "closed_at": local_time(data["closed_at"], context.zone)}
+
+
+def revisit_scheduled_params(data, context):
+    return {"revisit_id": data["revisit_id"], "due_date": local_date(data["due_at"], context.zone),
+            "method": data["method"]}
+
+
+def appointment_params(data, context):
+    return {"revisit_id": data["revisit_id"], "at": local_time(data["at"], context.zone),
+            "method": data["method"]}
+
+
+def survey_invitation_params(data, context):
+    return {"survey_url": context.survey_link(data["token"]),
+            "expires_date": local_date(data["expires_at"], context.zone)}
+
+
+def survey_reminder_params(data, context):
+    return {"survey_url": context.survey_link(data["token"]), "reminder_no": data["reminder_no"]}
+
+
+def survey_report_params(data, context):
+    rate = data["satisfaction_rate"]
+    return {"satisfaction_rate": NOT_AVAILABLE if rate is None else f"{rate * 100:.1f}%",
+            "rectifications": data["rectifications"]}
+
+
+def rectification_overdue_params(data, context):
+    return {"rectification_id": data["rectification_id"], "category": data["category"],
+            "department": data["department"],
+            "due_date": local_date(data["due_at"], context.zone)}
+
+
+def reminder_time(data, context):
+    return data["at"] - context.reminder_lead
+
+
+# event type -> the notifications it triggers, in the order they are sent
 NOTIFICATIONS = {
-    "complaint_registered": Notification(
-        "complaint_received", ("complaint_id", "received_at", "first_response_due", "reply_due"),
-        complaint_received_params),
-    "revisit_scheduled": Notification(
-        "revisit_scheduled", ("revisit_id", "due_date", "method"), revisit_scheduled_params),
+    "complaint_registered": (Notification(
+        "complaint_received", "owner",
+        ("complaint_id", "received_at", "first_response_due", "reply_due"),
+        complaint_received_params, ref=lambda d: d["complaint_id"],
+        recipients=_contact("complaint_id"), requires=("complaint_id", "reply_due")),),
+    "complaint_assigned": (Notification(
+        "complaint_assigned", "staff", ("complaint_id", "department", "assigned_at"),
+        complaint_assigned_params, ref=lambda d: d["complaint_id"],
+        recipients=_directory(lambda d: ("staff", d["assignee_id"]),
+                              lambda d: ("department", d["department"]),
+                              lambda d: ("role", "supervisor")),
+        requires=("complaint_id",)),),
+    "complaint_overdue": (Notification(
+        "complaint_overdue", "supervisor", ("complaint_id", "deadline", "due_at"),
+        complaint_overdue_params, ref=lambda d: d["complaint_id"],
+        recipients=_directory(lambda d: ("role", "supervisor"), lambda d: ("role", "manager")),
+        requires=("complaint_id",)),),
+    "complaint_escalated": (Notification(
+        "complaint_escalated", "manager", ("complaint_id", "level", "role"),
+        complaint_escalated_params, ref=lambda d: d["complaint_id"],
+        recipients=_directory(lambda d: ("role", d["role"]), lambda d: ("role", "manager")),
+        requires=("complaint_id",)),),
+    "complaint_closed": (Notification(
+        "complaint_closed", "owner", ("complaint_id", "closed_at"),
+        complaint_closed_params, ref=lambda d: d["complaint_id"],
+        recipients=_contact("complaint_id"), requires=("complaint_id",)),),
+    "revisit_scheduled": (Notification(
+        "revisit_scheduled", "owner", ("revisit_id", "due_date", "method"),
+        revisit_scheduled_params, ref=lambda d: d["revisit_id"],
+        recipients=_contact("household_id"), requires=("due_date",)),),
+    "revisit_booked": (
+        Notification(
+            "revisit_booked", "owner", ("revisit_id", "at", "method"), appointment_params,
+            ref=lambda d: d["revisit_id"], recipients=_contact("household_id"), requires=("at",)),
+        Notification(
+            "revisit_reminder", "owner", ("revisit_id", "at", "method"), appointment_params,
+            ref=lambda d: d["revisit_id"], recipients=_contact("household_id"), requires=("at",),
+            send_at=reminder_time, skip_when_late=True),
+    ),
+    "survey_invitation_issued": (Notification(
+        "survey_invitation", "owner", ("survey_url", "expires_date"), survey_invitation_params,
+        ref=lambda d: d["round_id"], recipients=_contact("household_id"),
+        requires=("survey_url",)),),
+    "survey_reminder_due": (Notification(
+        "survey_reminder", "owner", ("survey_url", "reminder_no"), survey_reminder_params,
+        ref=lambda d: d["round_id"], recipients=_contact("household_id"),
+        requires=("survey_url",)),),
+    "survey_report_published": (Notification(
+        "survey_report_published", "owner", ("satisfaction_rate", "rectifications"),
+        survey_report_params, ref=lambda d: d["round_id"],
+        # A report published again (a corrected edition) is not broadcast a second time.
+        recipients=lambda d: Recipients((("households", None),)) if d.get("edition", 1) == 1
+        else None,
+        requires=("satisfaction_rate",)),),
+    "rectification_overdue": (Notification(
+        "rectification_overdue", "department",
+        ("rectification_id", "category", "department", "due_date"),
+        rectification_overdue_params, ref=lambda d: d["rectification_id"],
+        recipients=_directory(lambda d: ("department", d["department"]),
+                              lambda d: ("role", "manager")),
+        requires=("category", "due_date")),),
 }
 
 
 def check_templates(catalogue, notifications=NOTIFICATIONS):
     """Problems with a catalogue ({locale: {id: Template}}); empty when all is well.
 
-    Every event's template must exist in every locale and use only the
-    parameters that event supplies; every locale must hold the same templates.
+    Every notification's template must exist in every locale, be written for
+    its audience, use only the parameters its event supplies and show what
+    the message is for; every locale must hold the same templates.
     """
     problems = []
     all_ids = set().union(*(set(templates) for templates in catalogue.values())) if catalogue else set()
     for locale, templates in sorted(catalogue.items()):
         for template_id in sorted(all_ids - set(templates)):
             problems.append(f"{locale}/{template_id}: missing (other locales have it)")
-        for event_type, notification in notifications.items():
-            template = templates.get(notification.template)
-            if template is None:
-                problems.append(f"{locale}/{notification.template}: missing ({event_type} uses it)")
-                continue
-            unknown = sorted(template.params - set(notification.supplies))
-            if unknown:
-                problems.append(f"{locale}/{template.id}: uses {', '.join(unknown)}, "
-                                f"which {event_type} does not supply")
+        for event_type, event_notifications in notifications.items():
+            for notification in event_notifications:
+                problems += _template_problems(locale, templates, event_type, notification)
+    return problems
+
+
+def _template_problems(locale, templates, event_type, notification):
+    where = f"{locale}/{notification.template}"
+    template = templates.get(notification.template)
+    if template is None:
+        return [f"{where}: missing ({event_type} uses it)"]
+    problems = []
+    if template.audience != notification.audience:
+        problems.append(f"{where}: audience must be {notification.audience}")
+    unknown = sorted(template.params - set(notification.supplies))
+    if unknown:
+        problems.append(f"{where}: uses {', '.join(unknown)}, which {event_type} does not supply")
+    absent = sorted(set(notification.requires) - placeholders(template.text))
+    if absent:
+        problems.append(f"{where}: must show {', '.join(absent)}")
     return problems
 
 
 # channel choice --------------------------------------------------------------------
 
 def channel_order(configured, preferences=None, contact=None):
-    """Channels to try, best first: the household's own order, then the contact's
+    """Channels to try, best first: the recipient's own order, then the contact's
     preferred channel, then the configured order. Only configured channels."""
     wanted = list((preferences or {}).get("channels") or [])
     if contact and contact.get("preferred_channel"):
@@ -183,41 +396,157 @@ def channel_order(configured, preferences=None, contact=None):
 
 
 def routes(order, address_fields, contact):
-    """(channel, address) pairs from ``order`` for which the contact has an address."""
+    """[{channel, address}] from ``order`` for which the contact has an address."""
     contact = contact or {}
-    return [(name, contact[address_fields[name]]) for name in order
+    return [{"channel": name, "address": contact[address_fields[name]]} for name in order
             if contact.get(address_fields[name])]
 
 
-def opted_out(preferences):
-    return bool(preferences and preferences.get("opt_out"))
+def opted_out(preferences, template):
+    """「except legally required notices」: a mandatory template reaches even those who opted out."""
+    return bool(preferences and preferences.get("opt_out")) and not template.mandatory
+
+
+def staff_matching(directory, kind, value):
+    """The members of an estate's staff directory an alternative names."""
+    if kind == "staff":
+        return [member for member in directory if member["id"] == value]
+    if kind == "role":
+        return [member for member in directory if value in member.get("roles", ())]
+    if kind == "department":
+        return [member for member in directory if member.get("department") == value]
+    raise ValueError(f"not a staff directory lookup: {kind}")
+
+
+# quiet hours --------------------------------------------------------------------------
+
+def parse_quiet_hours(text):
+    """'22:00-08:00' -> (time(22), time(8))."""
+    start, end = text.split("-")
+    return time.fromisoformat(start), time.fromisoformat(end)
+
+
+def quiet_until(now, quiet_hours, zone):
+    """When the quiet period ``now`` falls in ends (UTC), or None if ``now`` is not quiet.
+
+    Quiet hours are local time: 22:00-08:00 wraps midnight, so 23:30 and 06:00
+    both wait for 08:00.
+    """
+    if not quiet_hours:
+        return None
+    start, end = parse_quiet_hours(quiet_hours)
+    tz = ZoneInfo(zone)
+    local = now.astimezone(tz)
+    clock = local.time().replace(tzinfo=None)
+    if start < end:
+        quiet, end_day = start <= clock < end, local.date()
+    else:
+        quiet = clock >= start or clock < end
+        end_day = local.date() + timedelta(days=1) if clock >= start else local.date()
+    if not quiet:
+        return None
+    return datetime.combine(end_day, end, tz).astimezone(UTC)
+
+
+# SMS segments -----------------------------------------------------------------------
+
+GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà")
+GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")   # each costs an escape plus the character
+
+
+@dataclass(frozen=True)
+class Segments:
+    count: int
+    encoding: str        # "gsm7" or "ucs2"
+    units: int           # septets (GSM-7) or UTF-16 code units (UCS-2)
+
+
+def sms_segments(text):
+    """How many SMS a carrier bills for ``text`` (signature included).
+
+    Pure GSM-7 text: 160 septets in one message, 153 per part once split.
+    Anything else (Chinese) goes as UCS-2: 70 characters in one, 67 per part.
+    A character is never split across parts (an escaped GSM character or a
+    UTF-16 surrogate pair moves whole to the next part).
+    """
+    if all(char in GSM7_BASIC or char in GSM7_EXTENSION for char in text):
+        costs = [2 if char in GSM7_EXTENSION else 1 for char in text]
+        encoding, single, part = "gsm7", 160, 153
+    else:
+        costs = [2 if ord(char) > 0xFFFF else 1 for char in text]
+        encoding, single, part = "ucs2", 70, 67
+    units = sum(costs)
+    if units <= single:
+        return Segments(1 if text else 0, encoding, units)
+    count, used = 1, 0
+    for cost in costs:
+        if used + cost > part:
+            count, used = count + 1, 0
+        used += cost
+    return Segments(count, encoding, units)
+
+
+# rate limits ---------------------------------------------------------------------------
+
+def quota_key(recipient, channel, now, zone):
+    """One counter per recipient, channel and local day."""
+    return f"{recipient}|{channel}|{local_date(now, zone)}"
 
 
 # delivery records ------------------------------------------------------------------
 
-def delivery_id_for(event_id, template_id):
-    """One delivery per event and template: a redelivered event finds it already there."""
-    return f"{event_id}:{template_id}"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def delivery_id_for(event_id, template_id, recipient=None):
+    """One delivery per event, template (and recipient, when an event tells several):
+    a redelivered event finds it already there."""
+    return f"{event_id}:{template_id}" + (f":{recipient}" if recipient else "")
 
 
 def new_delivery_id():
     return f"dlv-{uuid.uuid4().hex[:16]}"
 
 
-def new_delivery(delivery_id, *, estate_id, template, text, ref, recipient, channel, address,
-                 now, source_event=None):
-    """A 'queued' delivery; the only record that keeps the full address."""
+def new_claim():
+    return uuid.uuid4().hex
+
+
+def new_delivery(delivery_id, *, estate_id, template, rendered, ref, recipient, routes, now,
+                 channel=None, source_event=None, send_at=None, quiet_hours=None,
+                 zone="Asia/Shanghai"):
+    """A 'queued' delivery; the delivery log is the only record that keeps full addresses.
+
+    ``routes`` are the (channel, address) pairs to try in order; ``next_attempt_at``
+    is when it may go (later for a reminder). ``quiet_hours`` (with ``zone``)
+    is kept when they apply, so every attempt, retries too, respects them.
+    ``channel`` names the channel meant when there is no route at all.
+    """
+    first = routes[0] if routes else {"channel": channel, "address": None}
     return {
         "_id": delivery_id,
         "estate_id": estate_id,
         "template": template.id,
         "locale": template.locale,
-        "text": text,
+        "text": rendered.text,
+        "subject": rendered.subject,
+        "segments": sms_segments(rendered.text).count,
         "ref": ref,
         "recipient": recipient,          # household / complaint / staff id, never an address
-        "channel": channel,
-        "address": address,
+        "routes": list(routes),
+        "route": 0,                      # index of the route being tried
+        "tries": 0,                      # failed tries on that route
+        "channel": first["channel"],
+        "address": first["address"],
         "status": "queued",
+        "reason": None,
+        "quiet_hours": quiet_hours,
+        "zone": zone,
+        "next_attempt_at": send_at or now,
+        "claimed_until": EPOCH,
+        "claim": None,
         "source_event": source_event,
         "attempts": [],
         "error": None,
@@ -228,42 +557,127 @@ def new_delivery(delivery_id, *, estate_id, template, text, ref, recipient, chan
     }
 
 
-def attempt(channel, now, error=None):
-    return {"channel": channel, "at": now, "error": redact(error) if error else None}
+def claimed(delivery, claim, now, lease):
+    """``delivery`` held by one worker until ``now + lease`` (a crash lets it go again)."""
+    return dict(delivery, claim=claim, claimed_until=now + lease)
+
+
+def defer(delivery, until, reason, now):
+    """Changes that put a delivery back to wait until ``until``, unclaimed."""
+    return {"next_attempt_at": until, "reason": reason, "claim": None, "claimed_until": EPOCH,
+            "updated_at": now}
+
+
+def attempt(channel, now, error=None, retryable=None, reference=None, skipped=None):
+    """One try on one channel as the log keeps it (error texts redacted)."""
+    record = {"channel": channel, "at": now, "error": redact(error) if error else None}
+    if error:
+        record["retryable"] = bool(retryable)
+    if reference:
+        record["reference"] = redact(reference)
+    if skipped:
+        record["skipped"] = skipped
+    return record
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one try on a route gave: sent, an error (retryable or not), or skipped."""
+    error: str | None = None
+    retryable: bool = False
+    skipped: str | None = None      # why it was not tried (the recipient's daily limit)
+    reference: str | None = None    # the gateway's message id
+
+
+def after_try(delivery, outcome, now, retry_delays):
+    """The delivery's next step after one try on its current route, and its new state.
+
+    ``sent``; ``retry`` (wait, then the same route again); ``next`` (fall back
+    to the next route); ``exhausted`` (no route left: see ``finished``).
+    Retries back off along ``retry_delays`` (seconds); a channel that keeps
+    failing, or an error no retry can fix, moves on to the next route.
+    """
+    route = delivery["routes"][delivery["route"]]
+    record = attempt(route["channel"], now, outcome.error, outcome.retryable,
+                     outcome.reference, outcome.skipped)
+    delivery = dict(delivery, attempts=delivery["attempts"] + [record], updated_at=now)
+    if outcome.error is None and outcome.skipped is None:
+        return "sent", delivery
+    if outcome.error and outcome.retryable and delivery["tries"] < len(retry_delays):
+        tries = delivery["tries"] + 1
+        wait = timedelta(seconds=retry_delays[tries - 1])
+        return "retry", dict(delivery, tries=tries, next_attempt_at=now + wait,
+                             reason=f"retry {tries} on {route['channel']}")
+    following = delivery["route"] + 1
+    if following < len(delivery["routes"]):
+        nxt = delivery["routes"][following]
+        return "next", dict(delivery, route=following, tries=0,
+                            channel=nxt["channel"], address=nxt["address"])
+    return "exhausted", delivery
+
+
+def progress(delivery):
+    """The fields a try changes, to store while the delivery waits for its next try."""
+    return {key: delivery[key] for key in (
+        "attempts", "route", "tries", "channel", "address", "next_attempt_at", "reason",
+        "updated_at")}
+
+
+def finished(delivery, now):
+    """How a delivery whose routes are used up ends: its changes and events.
+
+    Suppressed if every route was skipped for the daily limit (the excess is
+    logged, nobody is told); otherwise failed, with the last error.
+    """
+    tried = [record for record in delivery["attempts"] if not record.get("skipped")]
+    if delivery["attempts"] and not tried:
+        channels = ", ".join(dict.fromkeys(record["channel"] for record in delivery["attempts"]))
+        return suppressed(f"daily limit reached on {channels}", now, delivery["attempts"]), []
+    error = tried[-1]["error"] if tried else "no channel to try"
+    return failed(delivery, delivery["attempts"], error, now)
 
 
 def sent(delivery, channel, address, attempts, now):
     """The changes that mark ``delivery`` sent, and its ``notification_sent`` event."""
     changes = {"status": "sent", "channel": channel, "address": address, "attempts": attempts,
-               "sent_at": now, "updated_at": now}
+               "sent_at": now, "updated_at": now, "reason": None, "claim": None}
     return changes, [_event(dict(delivery, **changes), "notification_sent", now)]
 
 
 def failed(delivery, attempts, error, now):
     """The changes that mark ``delivery`` failed, and its ``notification_failed`` event."""
     changes = {"status": "failed", "attempts": attempts, "error": redact(error),
-               "failed_at": now, "updated_at": now}
+               "failed_at": now, "updated_at": now, "reason": None, "claim": None}
     return changes, [_event(dict(delivery, **changes), "notification_failed", now,
                             error=changes["error"])]
 
 
-def suppressed(reason, now):
-    """Not sent on purpose (the household opted out): logged, no event."""
-    return {"status": "suppressed", "reason": reason, "updated_at": now}
+def suppressed(reason, now, attempts=None):
+    """Not sent on purpose (opted out, daily limit, superseded): logged, no event."""
+    changes = {"status": "suppressed", "reason": reason, "updated_at": now, "claim": None}
+    if attempts is not None:
+        changes["attempts"] = attempts
+    return changes
 
 
 def public_view(delivery):
-    """A delivery as staff see it: the address masked."""
-    return dict(delivery, address=mask_address(delivery.get("address")))
+    """A delivery as staff see it: addresses masked, the bookkeeping left out."""
+    view = {key: value for key, value in delivery.items() if key not in ("claim", "claimed_until")}
+    view["address"] = mask_address(delivery.get("address"))
+    view["routes"] = [dict(route, address=mask_address(route["address"]))
+                      for route in delivery.get("routes", [])]
+    return view
 
 
 # An error text from a plug-in may quote the address: mask any number or e-mail in it.
 _MOBILE_IN_TEXT = re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d{9}(?!\d)")
+_LANDLINE_IN_TEXT = re.compile(r"(?<!\d)0\d{2,3}-?\d{7,8}(?!\d)")
 _EMAIL_IN_TEXT = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 def redact(text):
     text = _MOBILE_IN_TEXT.sub(lambda match: mask_phone(match.group()), str(text))
+    text = _LANDLINE_IN_TEXT.sub(lambda match: mask_phone(match.group()), text)
     return _EMAIL_IN_TEXT.sub(lambda match: mask_email(match.group()), text)[:1000]
 
 
@@ -276,12 +690,14 @@ def _event(delivery, event_type, now, **extra):
 # preferences --------------------------------------------------------------------------
 
 def default_preferences(household_id):
-    return {"_id": household_id, "channels": [], "quiet_hours": None, "opt_out": False}
+    return {"_id": household_id, "channels": [], "quiet_hours": None, "opt_out": False,
+            "locale": None}
 
 
 def merge_preferences(current, changes, household_id, now):
     """``current`` (or the defaults) with the given fields changed."""
-    return dict(current or default_preferences(household_id), **changes, updated_at=now)
+    base = dict(default_preferences(household_id), **(current or {}))
+    return dict(base, **changes, updated_at=now)
 
 
 def preferences_view(preferences):

@@ -1,14 +1,14 @@
 """notify: tells owners and staff what happens, on plug-in channels. Entrypoints only."""
 import logging
+from dataclasses import dataclass
 
-from nameko.dependency_providers import Config
 from nameko.exceptions import RemoteError
 from nameko.rpc import RpcProxy
 
 from services.notify import domain
-from services.notify.catalogue import load_catalogue
-from services.notify.channels import ChannelError, load_channels
+from services.notify.channels import AddressError, ChannelError, Message
 from services.notify.repository import NotifyRepository
+from services.notify.settings import Settings
 from shared.dependencies import ClockProvider, Store
 from shared.errors import InvalidInput
 from shared.masking import mask_address
@@ -16,14 +16,21 @@ from shared.messaging import handles
 from shared.rpc import rpc, to_json
 from shared.schemas import notify as schemas
 from shared.schemas.base import load, require_id
+from shared.timers import timer_from_config
 
 log = logging.getLogger(__name__)
 
-# Read when the service is loaded: a template its event cannot fill stops the start.
-CATALOGUE = load_catalogue()
-DEFAULT_CHANNELS = ("console",)
-DEFAULT_LOCALE = "zh"
-DEFAULT_TIMEZONE = "Asia/Shanghai"
+DISPATCH_BATCH = 100   # deliveries one timer tick sends at most; the next tick goes on
+
+
+@dataclass
+class Target:
+    """One recipient, resolved: its id for the log, its contact, whether it is a household."""
+    recipient: str
+    contact: dict | None = None
+    preferences: dict | None = None
+    household: bool = True
+    error: str | None = None
 
 
 class NotifyService:
@@ -31,53 +38,123 @@ class NotifyService:
 
     store = Store(NotifyRepository)
     clock = ClockProvider()
+    settings = Settings()
     intake = RpcProxy("intake")
-    config = Config()
 
     # events -------------------------------------------------------------------
 
     @handles("intake", "complaint_registered")
     def acknowledge_complaint(self, event):
         """「接到客户投诉后,应首先向业主表示歉意」: the owner hears at once, apology first."""
-        complaint_id = event["data"]["complaint_id"]
-        self._notify(event, ref=complaint_id, contact_ref=complaint_id)
+        self._notify(event)
+
+    @handles("intake", "complaint_assigned")
+    def tell_assignee(self, event):
+        self._notify(event)
+
+    @handles("intake", "complaint_overdue")
+    def alert_overdue_complaint(self, event):
+        self._notify(event)
+
+    @handles("intake", "complaint_escalated")
+    def alert_escalated_complaint(self, event):
+        self._notify(event)
+
+    @handles("intake", "complaint_closed")
+    def announce_closing(self, event):
+        """「物业公司应将投诉处理结果及时公布」: the owner hears the outcome."""
+        self._notify(event)
 
     @handles("revisit", "revisit_scheduled")
     def announce_revisit(self, event):
-        data = event["data"]
-        if data["household_id"] is None:
-            return  # a common-area job: no household to tell
-        self._notify(event, ref=data["revisit_id"], contact_ref=data["household_id"])
+        self._notify(event)
+
+    @handles("revisit", "revisit_booked")
+    def confirm_appointment(self, event):
+        """Confirms the appointment and schedules its reminder; a new booking replaces
+        the reminder of the previous one."""
+        reminder = domain.delivery_id_for(event["id"], "revisit_reminder")
+        self.store.cancel_pending(event["data"]["revisit_id"], "revisit_reminder",
+                                  "superseded by a new appointment", self.clock.now(),
+                                  keep=reminder)
+        self._notify(event)
+
+    @handles("revisit", "revisit_completed")
+    def cancel_reminders(self, event):
+        """The visit took place: a reminder still waiting would only confuse the owner."""
+        self.store.cancel_pending(event["data"]["revisit_id"], "revisit_reminder",
+                                  "the follow-up visit took place", self.clock.now())
+
+    @handles("survey", "survey_invitation_issued")
+    def invite_to_survey(self, event):
+        self._notify(event)
+
+    @handles("survey", "survey_reminder_due")
+    def remind_of_survey(self, event):
+        self._notify(event)
+
+    @handles("survey", "survey_report_published")
+    def announce_survey_report(self, event):
+        """「业主/用户意见调查结果及整改方案应向业主单位公布」: every occupied household hears."""
+        self._notify(event)
+
+    @handles("survey", "rectification_overdue")
+    def alert_overdue_rectification(self, event):
+        self._notify(event)
+
+    # timer ----------------------------------------------------------------------
+
+    @timer_from_config("NOTIFY_DISPATCH_INTERVAL", 5)
+    def dispatch_due(self):
+        """Sends what waited — quiet hours, reminders, retries — and what a crash left queued.
+
+        Each delivery is claimed atomically, so instances never send one twice.
+        """
+        lease = self.settings.estate(None).claim
+        for _ in range(DISPATCH_BATCH):
+            delivery = self.store.claim_due(self.clock.now(), domain.new_claim(), lease)
+            if delivery is None:
+                return
+            try:
+                self._attempt(delivery)
+            except Exception:   # its claim lapses and it is tried again; the others go on
+                log.exception("delivery %s: dispatch failed", delivery["_id"])
 
     # rpc ------------------------------------------------------------------------
 
     @rpc
     def send(self, data):
-        channels, templates = self._channels(), self._templates()
+        templates = self.settings.templates(None, self.settings.estate(None).locale)
         data = load(schemas.SendNotification(
-            known_channels=list(channels),
+            known_channels=self.settings.all_channel_names(),
             templates={template_id: template.params for template_id, template in templates.items()},
         ), data)
-        template, channel, to = templates[data["template"]], data["channel"], data["to"]
-        text = domain.render(template, data["params"])
-        if schemas.address_kind(to):
-            contact, address, recipient = None, to, mask_address(to)
-        else:
-            contact = self._contact(to)
-            if contact is None:
-                raise InvalidInput({"to": ["unknown household or complaint"]})
-            address = contact.get(channels[channel].address_field)
-            if not address:
-                raise InvalidInput({"to": [
-                    f"has no {channels[channel].address_field} for channel {channel}"]})
-            recipient = contact.get("household_id") or to
-        estate_id = data["estate_id"] or contact["estate_id"]
-        delivery = domain.new_delivery(
-            domain.new_delivery_id(), estate_id=estate_id, template=template, text=text,
-            ref=data["ref"], recipient=recipient, channel=channel, address=address,
-            now=self.clock.now())
-        delivery = self._dispatch(delivery, [(channel, address)], channels,
-                                  self._preferences(contact))
+        channel_name, to = data["channel"], data["to"]
+        target, estate_id = self._send_target(to, data["estate_id"])
+        if estate_id is None:
+            raise InvalidInput({"estate_id": ["required for staff of the group-wide directory"]})
+        channel = self.settings.channel(estate_id, channel_name)
+        if target.contact is None:   # an address: the channel says whether it can use it
+            target.contact = {channel.address_field: to}
+        address = target.contact.get(channel.address_field)
+        if not address:
+            raise InvalidInput({"to": [f"has no {channel.address_field} for channel {channel_name}"]})
+        try:
+            channel.check_address(address)
+        except AddressError as exc:
+            raise InvalidInput({"to": [str(exc)]}) from None
+        estate = self.settings.estate(estate_id)
+        locale = (target.preferences or {}).get("locale") or estate.locale
+        template = self.settings.templates(estate_id, locale)[data["template"]]
+        try:
+            domain.render(template, data["params"], "")
+        except domain.MissingParameters as exc:   # an estate's wording may need more
+            raise InvalidInput({"params": {name: [f"required by template {template.id}"]
+                                           for name in exc.missing}}) from None
+        target.contact = {channel.address_field: address}
+        delivery = self._deliver(
+            domain.new_delivery_id(), estate, data["template"], data["params"], target,
+            ref=data["ref"], channel=channel_name)
         return to_json(domain.public_view(delivery))
 
     @rpc
@@ -89,74 +166,80 @@ class NotifyService:
     @rpc
     def set_preferences(self, household_id, data):
         require_id(household_id, "household_id")
-        data = load(schemas.Preferences(known_channels=list(self._channels())), data)
+        data = load(schemas.Preferences(known_channels=self.settings.all_channel_names(),
+                                        known_locales=self.settings.locales()), data)
         preferences = domain.merge_preferences(
             self.store.get_preferences(household_id), data, household_id, self.clock.now())
         return to_json(domain.preferences_view(self.store.save_preferences(preferences)))
 
-    # helpers ------------------------------------------------------------------
+    # who hears it ----------------------------------------------------------------
 
-    def _notify(self, event, ref, contact_ref):
-        """Render the event's template for its contact and deliver it, once per event."""
-        notification = domain.NOTIFICATIONS[event["type"]]
-        delivery_id = domain.delivery_id_for(event["id"], notification.template)
-        if self.store.find_delivery(delivery_id) is not None:
-            return  # redelivered: this event's message was already handled
-        channels = self._channels()
-        template = self._templates()[notification.template]
-        text = domain.render(
-            template, notification.build(event["data"], self._zone(event["estate_id"])))
-        contact = self._contact(contact_ref)     # looked up now: events carry no addresses
-        preferences = self._preferences(contact)
-        order = domain.channel_order(list(channels), preferences, contact)
-        routes = domain.routes(
-            order, {name: channel.address_field for name, channel in channels.items()}, contact)
-        channel, address = routes[0] if routes else (order[0], None)
-        delivery = domain.new_delivery(
-            delivery_id, estate_id=event["estate_id"], template=template, text=text, ref=ref,
-            recipient=(contact or {}).get("household_id") or contact_ref,
-            channel=channel, address=address, now=self.clock.now(), source_event=event["id"])
-        error = None
+    def _notify(self, event):
+        """Every message ``event`` calls for, to each of its recipients, once per event."""
+        estate = self.settings.estate(event["estate_id"])
+        data = event["data"]
+        for notification in domain.NOTIFICATIONS[event["type"]]:
+            recipients = notification.recipients(data)
+            if recipients is None:
+                continue   # e.g. a common-area job: no household to tell
+            params = notification.build(data, estate.context)
+            send_at = notification.send_at(data, estate.context) if notification.send_at else None
+            for key, resolve in self._recipients(event, recipients, estate):
+                delivery_id = domain.delivery_id_for(event["id"], notification.template, key)
+                if self.store.find_delivery(delivery_id) is not None:
+                    continue   # redelivered: this message was already handled
+                now = self.clock.now()
+                if notification.skip_when_late and send_at is not None and send_at <= now:
+                    continue   # the moment to remind has passed: the confirmation just went
+                self._deliver(delivery_id, estate, notification.template, params, resolve(),
+                              ref=notification.ref(data), source_event=event["id"],
+                              send_at=send_at, at_once=key is None or not recipients.owners)
+
+    def _recipients(self, event, recipients, estate):
+        """[(key, resolve)]: ``key`` tells apart an event's deliveries when it has several
+        recipients (None when it has one); ``resolve()`` gives the Target."""
+        kind, value = recipients.alternatives[0]
+        if kind == "contact":
+            return [(None, lambda: self._contact_target(value))]
+        if kind == "households":
+            return [(household_id, lambda household_id=household_id:
+                     self._contact_target(household_id))
+                    for household_id in self._occupied_households(event["estate_id"])]
+        for kind, value in recipients.alternatives:
+            members = domain.staff_matching(estate.staff, kind, value)
+            if members:
+                return [(member["id"], lambda member=member: self._staff_target(member))
+                        for member in members]
+        wanted = " or ".join(f"{kind} {value}" for kind, value in recipients.alternatives)
+        return [(None, lambda: Target(recipient=f"{recipients.alternatives[0][1]}",
+                                      household=False,
+                                      error=f"no {wanted} in the staff directory of estate "
+                                            f"{event['estate_id']} (NOTIFY_STAFF)"))]
+
+    def _contact_target(self, ref):
+        contact = self._contact(ref)     # looked up now: events carry no addresses
         if contact is None:
-            error = f"intake knows no contact for {contact_ref}"
-        elif not routes:
-            error = f"the contact has no address for any of: {', '.join(order)}"
-        self._dispatch(delivery, routes, channels, preferences, error)
+            return Target(recipient=ref, error=f"intake knows no contact for {ref}")
+        household_id = contact.get("household_id")
+        preferences = self.store.get_preferences(household_id) if household_id else None
+        return Target(recipient=household_id or ref, contact=contact, preferences=preferences)
 
-    def _dispatch(self, delivery, routes, channels, preferences, error=None):
-        """Log the delivery as queued, try each route in turn, record how it ended.
+    @staticmethod
+    def _staff_target(member):
+        return Target(recipient=member["id"], contact=member, household=False,
+                      preferences={"channels": member.get("channels") or []})
 
-        The queued record goes in first under its unique id, so of two workers
-        handed the same event only one sends.
-        """
-        now = self.clock.now()
-        if domain.opted_out(preferences):
-            return self.store.add_delivery(
-                dict(delivery, **domain.suppressed("household opted out", now)))
-        if error:
-            changes, events = domain.failed(delivery, [], error, now)
-            log.warning("delivery %s failed: %s", delivery["_id"], changes["error"])
-            return self.store.add_delivery(dict(delivery, **changes), events)
-        if self.store.add_delivery(delivery) is None:
-            return None  # another worker has this event
-        attempts = []
-        for name, address in routes:
-            try:
-                channels[name].send(address, delivery["text"])
-            except ChannelError as exc:
-                attempts.append(domain.attempt(name, now, str(exc) or "delivery failed"))
-                continue
-            except Exception as exc:  # a plug-in bug must not leave the delivery queued
-                log.exception("channel %s raised while sending delivery %s", name, delivery["_id"])
-                attempts.append(domain.attempt(name, now, f"{type(exc).__name__}: {exc}"))
-                continue
-            attempts.append(domain.attempt(name, now))
-            changes, events = domain.sent(delivery, name, address, attempts, now)
-            return self.store.finish_delivery(delivery["_id"], changes, events)
-        changes, events = domain.failed(delivery, attempts, attempts[-1]["error"], now)
-        log.warning("delivery %s failed on %s: %s", delivery["_id"],
-                    ", ".join(name for name, _ in routes), changes["error"])
-        return self.store.finish_delivery(delivery["_id"], changes, events)
+    def _send_target(self, to, estate_id):
+        """The recipient of ``send``: an address, a staff member or a household/complaint."""
+        if schemas.address_kind(to):
+            return Target(recipient=mask_address(to), household=False), estate_id
+        staff_estate, member = self.settings.find_staff(to, estate_id)
+        if member is not None:
+            return self._staff_target(member), staff_estate
+        target = self._contact_target(to)
+        if target.error:
+            raise InvalidInput({"to": ["unknown household, complaint or staff member"]})
+        return target, estate_id or target.contact["estate_id"]
 
     def _contact(self, ref):
         try:
@@ -166,21 +249,131 @@ class NotifyService:
                 return None
             raise
 
-    def _preferences(self, contact):
-        household_id = (contact or {}).get("household_id")
-        return self.store.get_preferences(household_id) if household_id else None
+    def _occupied_households(self, estate_id):
+        households = self.intake.list_households(estate_id, {"occupied": True})
+        return [household["id"] for household in households]
 
-    def _channels(self):
-        return load_channels(self.config.get("NOTIFY_CHANNELS") or DEFAULT_CHANNELS, self.config)
+    # delivery ------------------------------------------------------------------------
 
-    def _templates(self):
-        locale = self.config.get("NOTIFY_LOCALE") or DEFAULT_LOCALE
-        if locale not in CATALOGUE:
-            raise LookupError(f"NOTIFY_LOCALE {locale!r}: no templates/{locale}.yaml")
-        return CATALOGUE[locale]
+    def _deliver(self, delivery_id, estate, template_id, params, target, ref, source_event=None,
+                 send_at=None, channel=None, at_once=True):
+        """Log the delivery, then send it now, or leave it queued for the dispatcher.
 
-    def _zone(self, estate_id):
-        """The estate's time zone, as intake's complaint policy sets it."""
-        estate = (self.config.get("ESTATE_POLICIES") or {}).get(estate_id) or {}
-        group = self.config.get("COMPLAINT_POLICY") or {}
-        return estate.get("timezone") or group.get("timezone") or DEFAULT_TIMEZONE
+        It is logged first under its unique id, so of two workers handed the same
+        event only one goes on; a crash after that leaves it queued, and the
+        dispatcher sends it once the claim lapses.
+        """
+        now = self.clock.now()
+        locale = (target.preferences or {}).get("locale") or estate.locale
+        template = self.settings.templates(estate.estate_id, locale)[template_id]
+        error, rendered = target.error, domain.Rendered(text="", subject="")
+        if error is None:
+            try:
+                rendered = domain.render(template, params, estate.signature_for(template.locale))
+            except domain.MissingParameters as exc:
+                error = str(exc)
+        routes = self._routes(estate, target, channel)
+        if error is None and not routes:
+            error = "the recipient has no address for any of: " + ", ".join(
+                [channel] if channel else estate.channels)
+        quiet = None
+        if target.household and not template.immediate:
+            quiet = (target.preferences or {}).get("quiet_hours") or estate.quiet_hours
+        delivery = domain.new_delivery(
+            delivery_id, estate_id=estate.estate_id or "", template=template, rendered=rendered,
+            ref=ref, recipient=target.recipient, routes=routes, now=now,
+            channel=channel or estate.channels[0], source_event=source_event, send_at=send_at, quiet_hours=quiet, zone=estate.zone)
+        if error:
+            changes, events = domain.failed(delivery, [], error, now)
+            log.warning("delivery %s failed: %s", delivery_id, changes["error"])
+            return self.store.add_delivery(dict(delivery, **changes), events)
+        if target.household and domain.opted_out(target.preferences, template):
+            return self.store.add_delivery(
+                dict(delivery, **domain.suppressed("household opted out", now)))
+        until = domain.quiet_until(max(now, delivery["next_attempt_at"]), quiet, estate.zone)
+        if until:
+            delivery.update(next_attempt_at=until, reason="quiet hours")
+        if delivery["next_attempt_at"] > now or not at_once:
+            return self.store.add_delivery(delivery)   # the dispatcher sends it when due
+        claimed = domain.claimed(delivery, domain.new_claim(), now, estate.claim)
+        if self.store.add_delivery(claimed) is None:
+            return None   # another worker has this event
+        return self._attempt(claimed)
+
+    def _routes(self, estate, target, channel=None):
+        if channel:
+            field = self.settings.channel(estate.estate_id, channel).address_field
+            return domain.routes([channel], {channel: field}, target.contact)
+        channels = self.settings.channels(estate.estate_id)
+        order = domain.channel_order(list(channels), target.preferences,
+                                     target.contact if target.household else None)
+        fields = {name: channel.address_field for name, channel in channels.items()}
+        return domain.routes(order, fields, target.contact)
+
+    def _attempt(self, delivery):
+        """Try a claimed delivery's routes in turn until one takes it, it must wait, or none is left."""
+        estate = self.settings.estate(delivery["estate_id"] or None)
+        now = self.clock.now()
+        claim = delivery["claim"]
+        until = domain.quiet_until(now, delivery.get("quiet_hours"), delivery["zone"])
+        if until:   # a retry or a reminder that fell into the night waits for the morning
+            return self._save(delivery, claim, domain.defer(delivery, until, "quiet hours", now))
+        while True:
+            step, delivery = domain.after_try(
+                delivery, self._try(delivery, estate, now), now, estate.retry_delays)
+            if step == "sent":
+                changes, events = domain.sent(
+                    delivery, delivery["channel"], delivery["address"], delivery["attempts"], now)
+                return self._save(delivery, claim, changes, events)
+            if step == "retry":
+                log.warning("delivery %s: %s failed, %s at %s: %s", delivery["_id"],
+                            delivery["channel"], delivery["reason"],
+                            delivery["next_attempt_at"].isoformat(),
+                            delivery["attempts"][-1]["error"])
+                return self._save(delivery, claim, domain.progress(delivery))
+            if step == "exhausted":
+                changes, events = domain.finished(delivery, now)
+                if changes["status"] == "failed":
+                    log.warning("delivery %s failed: %s", delivery["_id"], changes["error"])
+                return self._save(delivery, claim, dict(domain.progress(delivery), **changes),
+                                  events)
+
+    def _try(self, delivery, estate, now):
+        """One try on the delivery's current route."""
+        name, address = delivery["channel"], delivery["address"]
+        try:
+            channel = self.settings.channel(estate.estate_id, name)
+        except KeyError:
+            return domain.Outcome(error=f"channel {name} is not configured any more")
+        quota = None
+        limit = estate.daily_limits.get(name)
+        if limit:
+            quota = domain.quota_key(delivery["recipient"], name, now, estate.zone)
+            if not self.store.take_quota(quota, limit):
+                return domain.Outcome(skipped=f"daily limit of {limit} on {name} reached")
+        message = Message(text=delivery["text"], subject=delivery.get("subject") or "",
+                          sender_name=estate.signature_for(delivery["locale"]),
+                          delivery_id=delivery["_id"])
+        try:
+            channel.check_address(address)
+            reference = channel.send(address, message)
+        except ChannelError as exc:
+            outcome = domain.Outcome(error=str(exc) or "delivery failed", retryable=exc.retryable)
+        # A plug-in bug: recorded, the next channel is tried. Not log.exception: the
+        # traceback would carry the plug-in's message unredacted (it may quote the address).
+        except Exception as exc:  # noqa: BLE001
+            error = domain.redact(f"channel {name} raised {type(exc).__name__}: {exc}")
+            log.error("delivery %s: %s", delivery["_id"], error)
+            outcome = domain.Outcome(error=error)
+        else:
+            return domain.Outcome(reference=str(reference) if reference else None)
+        if quota:
+            self.store.give_back_quota(quota)
+        return outcome
+
+    def _save(self, delivery, claim, changes, events=()):
+        saved = self.store.save_claimed(delivery["_id"], claim, changes, events)
+        if saved is None:   # the claim lapsed meanwhile and another worker took it
+            log.warning("delivery %s: claim lost before its outcome was saved", delivery["_id"])
+            return self.store.find_delivery(delivery["_id"])
+        return saved

@@ -7,6 +7,7 @@ when built: ``SendNotification(known_channels=..., templates=...)``.
 import re
 
 from marshmallow import ValidationError, fields, validate, validates, validates_schema
+from marshmallow.validate import Range
 
 from shared.schemas.base import (
     ID_PATTERN,
@@ -15,6 +16,7 @@ from shared.schemas.base import (
     Flag,
     Id,
     OneOf,
+    Phone,
     Schema,
     Text,
 )
@@ -24,6 +26,8 @@ PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 # "22:00-08:00"; the en dash and "~" people type are accepted and normalised.
 QUIET_HOURS_PATTERN = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)\s*[-–~]\s*([01]\d|2[0-3]):([0-5]\d)$")
 _EMAIL = validate.Email(error="not a valid e-mail address")
+# What a delivery channel accepts as an e-mail address (plain ASCII addr-spec).
+EMAIL_PATTERN = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+$")
 
 
 def address_kind(value):
@@ -117,6 +121,7 @@ class SendNotification(Schema):
 
 
 class DeliveryFilters(Schema):
+    estate_id = Id()
     ref = Id()
     channel = Text(max_length=50)
     status = OneOf(DELIVERY_STATUSES)
@@ -128,12 +133,19 @@ class Preferences(Schema):
     """Only the fields given change; the others keep their stored (or default) value."""
 
     channels = fields.List(Text(max_length=50))   # ordered: the first is tried first
-    quiet_hours = QuietHours(allow_none=True)
-    opt_out = Flag()
+    quiet_hours = QuietHours(allow_none=True)     # null: the estate's quiet hours
+    opt_out = Flag()                              # mandatory notices still go
+    locale = Text(max_length=10, allow_none=True)  # null: the estate's language
 
-    def __init__(self, known_channels=(), **kwargs):
+    def __init__(self, known_channels=(), known_locales=(), **kwargs):
         super().__init__(**kwargs)
         self.known_channels = tuple(known_channels)
+        self.known_locales = tuple(known_locales)
+
+    @validates("locale")
+    def known_locale(self, value, **kwargs):
+        if value is not None:
+            _known(value, self.known_locales, "locale")
 
     @validates("channels")
     def known_and_distinct(self, value, **kwargs):
@@ -141,3 +153,68 @@ class Preferences(Schema):
             _known(name, self.known_channels, "channel")
         if len(set(value)) != len(value):
             raise ValidationError("a channel is listed twice")
+
+
+# Settings (config.yaml NOTIFY_*), checked when the service starts ----------------------
+
+class EmailAddress(fields.String):
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        if not EMAIL_PATTERN.match(text):
+            raise ValidationError("not a valid e-mail address")
+        return text
+
+
+class Signature(fields.Field):
+    """The sender's name in 【】: one for every language, or {locale: name}."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str) and value.strip():
+            return {"*": value.strip()}
+        if isinstance(value, dict) and value and all(
+                isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in value.items()):
+            return {k: v.strip() for k, v in value.items()}
+        raise ValidationError("a name, or {locale: name}")
+
+
+class StaffMember(Schema):
+    """One entry of an estate's staff directory: who gets staff notices."""
+
+    id = Id(required=True)
+    name = Text(max_length=100, load_default=None)
+    roles = fields.List(Text(max_length=50), load_default=list)   # supervisor, manager, ...
+    department = Text(max_length=100, allow_none=True, load_default=None)
+    phone = Phone(allow_none=True, load_default=None)
+    email = EmailAddress(allow_none=True, load_default=None)
+    channels = fields.List(Text(max_length=50), load_default=list)  # own order, best first
+
+
+class EstateNotifySettings(Schema):
+    """What an estate may set for itself; a key left out keeps the group's value."""
+
+    channels = fields.List(Text(max_length=50), validate=validate.Length(min=1))
+    locale = Text(max_length=10)
+    signature = Signature()
+    quiet_hours = QuietHours(allow_none=True)        # null: no quiet hours
+    daily_limits = fields.Dict(keys=Text(max_length=50),
+                               values=fields.Integer(strict=True, validate=Range(min=1)))
+    survey_base_url = fields.Url(require_tld=False)
+    reminder_lead_hours = fields.Float(validate=Range(min=0, max=24 * 14))
+    staff = fields.List(fields.Nested(StaffMember))
+    template_dir = Text(max_length=500)
+    templates = fields.Dict(keys=Text(max_length=10), values=fields.Dict())
+    channel_settings = fields.Dict(keys=Text(max_length=50), values=fields.Dict())
+
+    @validates("staff")
+    def distinct_staff(self, value, **kwargs):
+        ids = [member["id"] for member in value]
+        if len(set(ids)) != len(ids):
+            raise ValidationError("a staff id is listed twice")
+
+
+class NotifySettings(EstateNotifySettings):
+    """The group's settings, and each estate's own under ``estates``."""
+
+    retry_delays_s = fields.List(fields.Float(validate=Range(min=0)))
+    claim_seconds = fields.Float(validate=Range(min=1))
+    estates = fields.Dict(keys=Id(), values=fields.Nested(EstateNotifySettings))

@@ -1,35 +1,83 @@
 import logging
-from datetime import UTC, datetime
+import math
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.notify import domain
-from services.notify.catalogue import load_catalogue
-from services.notify.channels import ConsoleChannel, UnknownChannel, load_channels
-from shared.envelope import parse_event
+from services.notify.catalogue import load_catalogue, with_overrides
+from services.notify.channels import ConsoleChannel, Message, UnknownChannel, load_channels
+from shared.envelope import new_event, parse_event
+from shared.schemas.events import EVENTS
 
 NOW = datetime(2026, 10, 9, 2, 30, tzinfo=UTC)   # 10:30 in Shanghai
 CATALOGUE = load_catalogue()
+CONTEXT = domain.Context(zone="Asia/Shanghai", survey_base_url="https://wy.example.cn/s/")
 
-# What each event's payload carries (as parsed by the consumer).
+# What each event's payload carries, as its publisher sends it.
 EVENT_DATA = {
     "complaint_registered": {
         "complaint_id": "cmp-1", "household_id": "h-1", "category": "cleaning",
         "severity": "normal", "channel": "hotline", "received_at": NOW,
         "first_response_due": datetime(2026, 10, 12, 2, 30, tzinfo=UTC),
-        "reply_due": datetime(2026, 10, 14, 2, 30, tzinfo=UTC), "repeat_of": None,
+        "reply_due": datetime(2026, 10, 14, 2, 30, tzinfo=UTC),
+    },
+    "complaint_assigned": {
+        "complaint_id": "cmp-1", "department": "工程部", "assignee_id": "eng-3",
+        "assigned_at": NOW,
+    },
+    "complaint_overdue": {
+        "complaint_id": "cmp-1", "deadline": "reply",
+        "due_at": datetime(2026, 10, 14, 2, 30, tzinfo=UTC),
+    },
+    "complaint_escalated": {"complaint_id": "cmp-1", "level": 2, "role": "manager"},
+    "complaint_closed": {
+        "complaint_id": "cmp-1", "household_id": "h-1", "category": "cleaning",
+        "severity": "normal", "closed_at": NOW, "owner_signoff": "satisfied", "closing_no": 1,
     },
     "revisit_scheduled": {
         "revisit_id": "rv-1", "kind": "complaint", "source_id": "cmp-1", "household_id": "h-1",
         "due_at": datetime(2026, 10, 15, 17, 0, tzinfo=UTC),   # 16 Oct in Shanghai
         "assigned_role": "staff", "method": "onsite",
     },
+    "revisit_booked": {
+        "revisit_id": "rv-1", "household_id": "h-1",
+        "at": datetime(2026, 10, 11, 6, 0, tzinfo=UTC), "method": "onsite",   # 14:00 local
+    },
+    "survey_invitation_issued": {
+        "round_id": "rnd-1", "invitation_id": "inv-1", "household_id": "h-1",
+        "token": "tok-abc", "expires_at": datetime(2026, 10, 31, 15, 59, tzinfo=UTC),
+    },
+    "survey_reminder_due": {
+        "round_id": "rnd-1", "invitation_id": "inv-1", "household_id": "h-1",
+        "token": "tok-abc", "reminder_no": 1,
+    },
+    "survey_report_published": {"round_id": "rnd-1", "satisfaction_rate": 0.8734,
+                                "rectifications": 3},
+    "rectification_overdue": {
+        "rectification_id": "rect-1", "round_id": "rnd-1", "category": "greening",
+        "department": "绿化部", "due_at": datetime(2026, 10, 8, 9, 0, tzinfo=UTC),
+    },
 }
 
 
-def template(text, labels=None, template_id="t"):
+def parsed(event_type):
+    """The payload as a consumer receives it (defaults filled, times parsed)."""
+    source = EVENTS[event_type][0]
+    return parse_event(new_event(event_type, source, "e-1", EVENT_DATA[event_type], NOW))["data"]
+
+
+def rendered(event_type, locale="zh", index=0, signature="阳光花园物业"):
+    notification = domain.NOTIFICATIONS[event_type][index]
+    params = notification.build(parsed(event_type), CONTEXT)
+    return domain.render(CATALOGUE[locale][notification.template], params, signature)
+
+
+def template(text, labels=None, template_id="t", **flags):
     return domain.Template(id=template_id, locale="zh", audience="owner", text=text,
-                           labels=labels or {})
+                           labels=labels or {}, **flags)
 
 
 # templates -----------------------------------------------------------------------
@@ -39,39 +87,74 @@ def test_the_shipped_templates_pass_the_check():
     assert domain.check_templates(CATALOGUE) == []
 
 
+def test_every_event_notify_handles_has_sample_data_here():
+    assert set(EVENT_DATA) == set(domain.NOTIFICATIONS)
+
+
 @pytest.mark.parametrize("locale", ["zh", "en"])
-@pytest.mark.parametrize("event_type", sorted(domain.NOTIFICATIONS))
-def test_every_template_renders_from_what_its_event_supplies(locale, event_type):
-    notification = domain.NOTIFICATIONS[event_type]
-    params = notification.build(EVENT_DATA[event_type], "Asia/Shanghai")
+@pytest.mark.parametrize("event_type, index", [
+    (event_type, index) for event_type, notifications in sorted(domain.NOTIFICATIONS.items())
+    for index in range(len(notifications))])
+def test_every_template_renders_from_what_its_event_supplies(locale, event_type, index):
+    notification = domain.NOTIFICATIONS[event_type][index]
+    params = notification.build(parsed(event_type), CONTEXT)
     assert set(params) == set(notification.supplies)
-    text = domain.render(CATALOGUE[locale][notification.template], params)
-    assert "{" not in text and "None" not in text
+    message = rendered(event_type, locale, index)
+    assert "{" not in message.text and "None" not in message.text
+    assert "{" not in message.subject
+    signed = "【阳光花园物业】" if locale == "zh" else "[阳光花园物业] "
+    assert message.text.startswith(signed)
+    template = CATALOGUE[locale][notification.template]
+    for required in notification.requires:   # the point of the message is in it
+        value = params[required]
+        assert str(template.labels.get(required, {}).get(str(value), value)) in message.text
 
 
-def test_complaint_acknowledgement_apologises_first_and_shows_local_deadline():
-    notification = domain.NOTIFICATIONS["complaint_registered"]
-    params = notification.build(EVENT_DATA["complaint_registered"], "Asia/Shanghai")
-    text = domain.render(CATALOGUE["zh"]["complaint_received"], params)
-    assert text.startswith("【物业服务中心】非常抱歉")
+def test_complaint_acknowledgement_apologises_first_and_shows_number_and_local_deadline():
+    text = rendered("complaint_registered").text
+    assert text.startswith("【阳光花园物业】非常抱歉")
     assert "cmp-1" in text
     assert "2026-10-14 10:30" in text            # 02:30 UTC is 10:30 in Shanghai
 
 
-def test_revisit_notice_shows_local_due_date_and_the_method_in_words():
-    notification = domain.NOTIFICATIONS["revisit_scheduled"]
-    params = notification.build(EVENT_DATA["revisit_scheduled"], "Asia/Shanghai")
-    assert "2026-10-16" in domain.render(CATALOGUE["zh"]["revisit_scheduled"], params)
-    assert "上门" in domain.render(CATALOGUE["zh"]["revisit_scheduled"], params)
-    assert "home visit" in domain.render(CATALOGUE["en"]["revisit_scheduled"], params)
-    assert "onsite" not in domain.render(CATALOGUE["en"]["revisit_scheduled"], params)
+@pytest.mark.parametrize("event_type, index, zh, en", [
+    ("complaint_assigned", 0, ["cmp-1", "工程部", "2026-10-09 10:30"], ["assigned to 工程部"]),
+    ("complaint_overdue", 0, ["答复期限 2026-10-14 10:30", "督办"], ["reply deadline"]),
+    ("complaint_escalated", 0, ["第 2 级", "项目经理"], ["level 2", "estate manager"]),
+    ("complaint_closed", 0, ["cmp-1", "2026-10-09 10:30", "处理完毕"], ["handled and closed"]),
+    ("revisit_scheduled", 0, ["2026-10-16", "上门"], ["home visit"]),
+    ("revisit_booked", 0, ["2026-10-11 14:00", "上门回访"], ["booked for 2026-10-11 14:00"]),
+    ("revisit_booked", 1, ["温馨提示", "2026-10-11 14:00"], ["Reminder"]),
+    ("survey_invitation_issued", 0, ["https://wy.example.cn/s/tok-abc", "2026-10-31"],
+     ["Answer by 2026-10-31"]),
+    ("survey_reminder_due", 0, ["https://wy.example.cn/s/tok-abc"], ["not yet received"]),
+    ("survey_report_published", 0, ["87.3%", "整改措施 3 项"], ["overall satisfaction 87.3%"]),
+    ("rectification_overdue", 0, ["rect-1", "绿化", "2026-10-08", "请绿化部"], ["(greening)"]),
+])
+def test_each_message_says_what_it_is_for_in_local_time_and_words(event_type, index, zh, en):
+    zh_text, en_text = rendered(event_type, "zh", index).text, rendered(event_type, "en", index).text
+    assert all(part in zh_text for part in zh), zh_text
+    assert all(part in en_text for part in en), en_text
 
 
-def test_the_event_data_used_here_is_what_consumers_receive():
-    from shared.envelope import new_event
-    for event_type, data in EVENT_DATA.items():
-        source = "intake" if event_type.startswith("complaint") else "revisit"
-        assert parse_event(new_event(event_type, source, "e-1", data, NOW))["data"] == data
+def test_a_report_without_answers_says_so_in_words():
+    data = dict(parsed("survey_report_published"), satisfaction_rate=None)
+    notification = domain.NOTIFICATIONS["survey_report_published"][0]
+    params = notification.build(data, CONTEXT)
+    assert "暂无数据" in domain.render(CATALOGUE["zh"]["survey_report_published"], params, "x").text
+    assert "not available" in domain.render(
+        CATALOGUE["en"]["survey_report_published"], params, "x").text
+
+
+def test_survey_link_joins_base_url_and_token_with_one_slash():
+    assert domain.Context(survey_base_url="https://a.cn/s").survey_link("t1") == "https://a.cn/s/t1"
+    assert domain.Context(survey_base_url="https://a.cn/s/").survey_link("t1") == "https://a.cn/s/t1"
+
+
+def test_email_subject_is_rendered_too():
+    assert rendered("complaint_registered").subject == "您的投诉已登记（编号 cmp-1）"
+    plain = template("hi {n}")
+    assert domain.render(plain, {"n": 1}, "物业").subject == "物业"   # no subject: the sender
 
 
 @pytest.mark.parametrize("params", [
@@ -81,24 +164,38 @@ def test_the_event_data_used_here_is_what_consumers_receive():
 ])
 def test_a_missing_or_blank_parameter_raises_naming_it(params):
     with pytest.raises(domain.MissingParameters) as error:
-        domain.render(CATALOGUE["zh"]["complaint_received"], params)
+        domain.render(CATALOGUE["zh"]["complaint_received"], params, "物业")
     assert error.value.missing == ["reply_due"]
     assert "reply_due" in str(error.value)
 
 
 def test_check_finds_a_template_using_a_parameter_its_event_does_not_supply():
     broken = {locale: dict(templates) for locale, templates in CATALOGUE.items()}
-    broken["en"]["complaint_received"] = template("Dear {owner_name}, {complaint_id}",
-                                                  template_id="complaint_received")
+    broken["en"]["complaint_received"] = template(
+        "Dear {owner_name}, {complaint_id} by {reply_due}", template_id="complaint_received")
     problems = domain.check_templates(broken)
     assert len(problems) == 1
     assert "en/complaint_received" in problems[0] and "owner_name" in problems[0]
 
 
+def test_check_finds_a_template_that_leaves_out_what_the_message_is_for():
+    broken = {locale: dict(templates) for locale, templates in CATALOGUE.items()}
+    broken["zh"]["survey_invitation"] = domain.Template(
+        id="survey_invitation", locale="zh", audience="owner", text="请参加满意度调查")
+    assert domain.check_templates(broken) == ["zh/survey_invitation: must show survey_url"]
+
+
+def test_check_finds_a_template_written_for_the_wrong_audience():
+    broken = {locale: dict(templates) for locale, templates in CATALOGUE.items()}
+    broken["zh"]["complaint_assigned"] = domain.Template(
+        id="complaint_assigned", locale="zh", audience="owner", text="{complaint_id}")
+    assert domain.check_templates(broken) == ["zh/complaint_assigned: audience must be staff"]
+
+
 def test_check_finds_a_template_missing_in_one_locale():
     broken = {locale: dict(templates) for locale, templates in CATALOGUE.items()}
-    del broken["en"]["revisit_scheduled"]
-    assert any(problem.startswith("en/revisit_scheduled: missing")
+    del broken["en"]["revisit_reminder"]
+    assert any(problem.startswith("en/revisit_reminder: missing")
                for problem in domain.check_templates(broken))
 
 
@@ -107,8 +204,11 @@ def test_check_finds_a_template_missing_in_one_locale():
     ({"audience": "owner", "text": "{} done"}, "plain name"),
     ({"audience": "owner", "text": "{unclosed"}, "malformed"),
     ({"audience": "owner", "text": ""}, "text"),
+    ({"audience": "owner"}, "text is missing"),
+    ({"audience": "owner", "text": "hi", "subject": "{x.y}"}, "plain name"),
     ({"audience": "everyone", "text": "hi"}, "audience"),
     ({"audience": "owner", "text": "hi", "sender": "x"}, "expected only"),
+    ({"audience": "owner", "text": "hi", "mandatory": "yes"}, "mandatory"),
 ])
 def test_unusable_template_entries_are_refused(entry, problem):
     with pytest.raises(domain.TemplateError) as error:
@@ -124,8 +224,106 @@ def test_a_template_file_must_be_a_mapping(tmp_path):
 
 def test_labels_turn_values_into_words_and_leave_others_alone():
     greeting = template("{method} {n}", labels={"method": {"sms": "短信"}})
-    assert domain.render(greeting, {"method": "sms", "n": 3}) == "短信 3"
-    assert domain.render(greeting, {"method": "fax", "n": 3}) == "fax 3"
+    assert domain.render(greeting, {"method": "sms", "n": 3}, "物业").text == "【物业】短信 3"
+    assert domain.render(greeting, {"method": "fax", "n": 3}, "物业").text == "【物业】fax 3"
+
+
+# per-estate wording --------------------------------------------------------------------
+
+def test_an_estate_rewords_a_template_from_its_own_directory(tmp_path):
+    (tmp_path / "zh.yaml").write_text(
+        "complaint_received:\n  audience: owner\n  mandatory: true\n  immediate: true\n"
+        "  text: \"业主您好，给您添麻烦了！投诉 {complaint_id} 已收到，{reply_due} 前答复。\"\n",
+        encoding="utf-8")
+    catalogue = with_overrides(CATALOGUE, "e-7", template_dir=tmp_path)
+    assert catalogue["zh"]["complaint_received"].text.startswith("业主您好")
+    assert catalogue["en"]["complaint_received"] == CATALOGUE["en"]["complaint_received"]
+    assert catalogue["zh"]["complaint_closed"] == CATALOGUE["zh"]["complaint_closed"]
+    assert CATALOGUE["zh"]["complaint_received"].text.startswith("非常抱歉")   # base unchanged
+
+
+@pytest.mark.parametrize("templates, problem", [
+    ({"zh": {"complaint_received": {"audience": "owner", "text": "{complaint_id} {owner}"}}},
+     "owner"),
+    ({"zh": {"birthday": {"audience": "owner", "text": "生日快乐"}}}, "overrides no template"),
+    ({"fr": {"complaint_received": {"audience": "owner", "text": "{complaint_id}"}}}, "fr"),
+])
+def test_an_estate_override_that_does_not_fit_is_refused_at_load(templates, problem):
+    with pytest.raises(domain.TemplateError) as error:
+        with_overrides(CATALOGUE, "e-7", templates=templates)
+    assert problem in str(error.value) and "e-7" in str(error.value)
+
+
+# SMS segments ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, count, encoding", [
+    ("", 0, "gsm7"),
+    ("a" * 160, 1, "gsm7"),
+    ("a" * 161, 2, "gsm7"),
+    ("a" * 306, 2, "gsm7"),            # 2 x 153
+    ("a" * 307, 3, "gsm7"),
+    ("€" * 80, 1, "gsm7"),             # extension characters cost two septets
+    ("€" * 81, 2, "gsm7"),
+    ("中" * 70, 1, "ucs2"),
+    ("中" * 71, 2, "ucs2"),
+    ("中" * 134, 2, "ucs2"),           # 2 x 67
+    ("中" * 135, 3, "ucs2"),
+    ("a" * 69 + "中", 1, "ucs2"),      # one Chinese character makes the whole text UCS-2
+    ("a" * 70 + "中", 2, "ucs2"),
+    ("😀" * 35, 1, "ucs2"),            # a surrogate pair is two units
+    ("中" * 66 + "😀" + "中" * 66, 3, "ucs2"),   # ... never split: 134 units, yet 3 parts
+])
+def test_sms_segments_are_counted_like_carriers_do(text, count, encoding):
+    segments = domain.sms_segments(text)
+    assert (segments.count, segments.encoding) == (count, encoding)
+
+
+def test_the_signature_counts_towards_the_segments():
+    body = "您" * 64                             # 64 characters alone fit in one SMS ...
+    assert domain.sms_segments(body).count == 1
+    signed = domain.sign(body, "阳光花园物业", "zh")   # ... 【阳光花园物业】 adds 8
+    assert len(signed) == 72 and domain.sms_segments(signed).count == 2
+
+
+def test_the_shipped_acknowledgement_fits_one_chinese_sms():
+    assert domain.sms_segments(rendered("complaint_registered").text).count == 1
+
+
+@given(st.text(alphabet=st.sampled_from("ab中€😀"), max_size=400))
+def test_segments_never_fewer_than_the_units_allow(text):
+    segments = domain.sms_segments(text)
+    per_part = 153 if segments.encoding == "gsm7" else 67
+    single = 160 if segments.encoding == "gsm7" else 70
+    if segments.units <= single:
+        assert segments.count == (1 if text else 0)
+    else:
+        assert segments.count >= math.ceil(segments.units / per_part)
+        assert segments.count <= math.ceil(segments.units / (per_part - 1))
+
+
+# quiet hours ------------------------------------------------------------------------------
+
+def shanghai(hour, minute=0, day=9):
+    return datetime(2026, 10, day, hour, minute, tzinfo=UTC) - timedelta(hours=8)
+
+
+@pytest.mark.parametrize("now, until", [
+    (shanghai(21, 59), None),
+    (shanghai(22, 0), shanghai(8, 0, day=10)),
+    (shanghai(23, 30), shanghai(8, 0, day=10)),
+    (shanghai(0, 15, day=10), shanghai(8, 0, day=10)),
+    (shanghai(7, 59, day=10), shanghai(8, 0, day=10)),
+    (shanghai(8, 0, day=10), None),
+    (shanghai(12, 0), None),
+])
+def test_quiet_hours_wrap_midnight_in_the_estate_time_zone(now, until):
+    assert domain.quiet_until(now, "22:00-08:00", "Asia/Shanghai") == until
+
+
+def test_quiet_hours_within_one_day_and_none():
+    assert domain.quiet_until(shanghai(13), "12:00-14:00", "Asia/Shanghai") == shanghai(14)
+    assert domain.quiet_until(shanghai(15), "12:00-14:00", "Asia/Shanghai") is None
+    assert domain.quiet_until(shanghai(23), None, "Asia/Shanghai") is None
 
 
 # channel choice ------------------------------------------------------------------
@@ -144,24 +342,101 @@ def test_routes_skip_channels_the_contact_has_no_address_for():
     contact = {"phone": "13812345678", "email": None}
     fields = {"email": "email", "sms": "phone", "console": "phone"}
     assert domain.routes(["email", "sms", "console"], fields, contact) == [
-        ("sms", "13812345678"), ("console", "13812345678")]
+        {"channel": "sms", "address": "13812345678"},
+        {"channel": "console", "address": "13812345678"}]
     assert domain.routes(["email"], fields, contact) == []
     assert domain.routes(["sms"], fields, None) == []
 
 
-def test_opt_out():
-    assert domain.opted_out({"opt_out": True})
-    assert not domain.opted_out({"opt_out": False})
-    assert not domain.opted_out(None)
+def test_opt_out_holds_back_all_but_mandatory_notices():
+    optional, mandatory = template("x"), template("x", mandatory=True)
+    assert domain.opted_out({"opt_out": True}, optional)
+    assert not domain.opted_out({"opt_out": True}, mandatory)
+    assert not domain.opted_out({"opt_out": False}, optional)
+    assert not domain.opted_out(None, optional)
 
 
-# delivery records and events ------------------------------------------------------
+def test_the_shipped_mandatory_and_immediate_notices():
+    zh = CATALOGUE["zh"]
+    assert {t for t, v in zh.items() if v.mandatory} == {"complaint_received", "complaint_closed"}
+    assert {t for t, v in zh.items() if v.immediate} == {"complaint_received"}
 
-def _delivery():
+
+STAFF = [
+    {"id": "eng-3", "roles": ["staff"], "department": "工程部"},
+    {"id": "sup-1", "roles": ["supervisor"], "department": "客服部"},
+    {"id": "mgr-1", "roles": ["manager", "supervisor"], "department": None},
+]
+
+
+@pytest.mark.parametrize("kind, value, ids", [
+    ("staff", "eng-3", ["eng-3"]),
+    ("role", "supervisor", ["sup-1", "mgr-1"]),
+    ("department", "工程部", ["eng-3"]),
+    ("department", "保安部", []),
+])
+def test_staff_recipients_by_id_role_or_department(kind, value, ids):
+    assert [m["id"] for m in domain.staff_matching(STAFF, kind, value)] == ids
+
+
+def test_assignment_goes_to_the_assignee_or_else_the_department():
+    notification = domain.NOTIFICATIONS["complaint_assigned"][0]
+    assert notification.recipients(parsed("complaint_assigned")).alternatives == (
+        ("staff", "eng-3"), ("department", "工程部"), ("role", "supervisor"))
+    without = dict(parsed("complaint_assigned"), assignee_id=None)
+    assert notification.recipients(without).alternatives[0] == ("department", "工程部")
+
+
+def test_a_revisit_of_a_common_area_job_has_no_household_to_tell():
+    notification = domain.NOTIFICATIONS["revisit_scheduled"][0]
+    assert notification.recipients(dict(parsed("revisit_scheduled"), household_id=None)) is None
+
+
+# delivery state -----------------------------------------------------------------------
+
+def _delivery(routes=None):
     return domain.new_delivery(
         "ev-1:complaint_received", estate_id="e-1", template=CATALOGUE["zh"]["complaint_received"],
-        text="...", ref="cmp-1", recipient="h-1", channel="console", address="13812345678",
+        rendered=domain.Rendered("【物业】...", "s"), ref="cmp-1", recipient="h-1",
+        routes=routes or [{"channel": "sms_http", "address": "13812345678"},
+                          {"channel": "email", "address": "zhang.san@example.com"}],
         now=NOW, source_event="ev-1")
+
+
+def test_a_retryable_error_backs_off_then_falls_back_to_the_next_route():
+    delivery, delays = _delivery(), (30, 120)
+    busy = domain.Outcome(error="gateway answered 503", retryable=True)
+    step, delivery = domain.after_try(delivery, busy, NOW, delays)
+    assert step == "retry" and delivery["next_attempt_at"] == NOW + timedelta(seconds=30)
+    step, delivery = domain.after_try(delivery, busy, NOW, delays)
+    assert step == "retry" and delivery["next_attempt_at"] == NOW + timedelta(seconds=120)
+    step, delivery = domain.after_try(delivery, busy, NOW, delays)
+    assert step == "next" and delivery["channel"] == "email" and delivery["tries"] == 0
+    step, delivery = domain.after_try(delivery, domain.Outcome(), NOW, delays)
+    assert step == "sent"
+    assert [(a["channel"], a["error"] is None) for a in delivery["attempts"]] == [
+        ("sms_http", False), ("sms_http", False), ("sms_http", False), ("email", True)]
+
+
+def test_an_error_no_retry_fixes_falls_back_at_once_and_the_last_route_fails():
+    delivery = _delivery()
+    refused = domain.Outcome(error="gateway refused 13812345678", retryable=False)
+    step, delivery = domain.after_try(delivery, refused, NOW, (30,))
+    assert step == "next"
+    step, delivery = domain.after_try(delivery, refused, NOW, (30,))
+    assert step == "exhausted"
+    changes, [event] = domain.finished(delivery, NOW)
+    assert changes["status"] == "failed" and changes["error"] == "gateway refused 138****5678"
+    assert event["type"] == "notification_failed"
+
+
+def test_a_daily_limit_on_every_route_suppresses_without_an_event():
+    delivery = _delivery([{"channel": "sms_http", "address": "13812345678"}])
+    step, delivery = domain.after_try(delivery, domain.Outcome(skipped="daily limit"), NOW, (30,))
+    assert step == "exhausted"
+    changes, events = domain.finished(delivery, NOW)
+    assert changes["status"] == "suppressed" and "daily limit" in changes["reason"]
+    assert events == []
 
 
 def test_sent_and_failed_events_name_the_household_never_the_address():
@@ -176,15 +451,25 @@ def test_sent_and_failed_events_name_the_household_never_the_address():
     assert changes["error"] == "gateway refused 138****5678"
 
 
-def test_public_view_masks_the_address():
-    assert domain.public_view(_delivery())["address"] == "138****5678"
+def test_public_view_masks_every_address():
+    view = domain.public_view(_delivery())
+    assert view["address"] == "138****5678"
+    assert [route["address"] for route in view["routes"]] == ["138****5678", "z***@example.com"]
+    assert "claim" not in view and "claimed_until" not in view
     assert _delivery()["address"] == "13812345678"    # only the delivery log keeps it
 
 
 def test_redact_masks_any_number_or_email_in_text():
-    text = domain.redact("to +86 13812345678 and zhang.san@example.com failed")
-    assert "13812345678" not in text and "zhang.san@" not in text
+    text = domain.redact("to +86 13812345678, 010-62345678 and zhang.san@example.com failed")
+    assert "13812345678" not in text and "62345678" not in text and "zhang.san@" not in text
     assert "z***@example.com" in text
+
+
+def test_quota_keys_count_per_local_day():
+    late = shanghai(23, 59)
+    assert domain.quota_key("h-1", "sms_http", late, "Asia/Shanghai") == "h-1|sms_http|2026-10-09"
+    assert domain.quota_key("h-1", "sms_http", late + timedelta(minutes=1),
+                            "Asia/Shanghai") == "h-1|sms_http|2026-10-10"
 
 
 # channels -------------------------------------------------------------------------
@@ -195,7 +480,7 @@ def test_redact_masks_any_number_or_email_in_text():
 ])
 def test_console_channel_logs_the_message_with_the_address_masked(caplog, address, shown, hidden):
     caplog.set_level(logging.INFO, logger="services.notify.channels")
-    ConsoleChannel().send(address, "您好")
+    ConsoleChannel().send(address, Message(text="您好"))
     assert shown in caplog.text and "您好" in caplog.text
     assert hidden not in caplog.text
 
@@ -209,7 +494,7 @@ def test_channels_are_found_through_entry_points():
 def test_an_unknown_channel_is_a_clear_error():
     with pytest.raises(UnknownChannel) as error:
         load_channels(["console", "pigeon"])
-    assert "pigeon" in str(error.value) and "console" in str(error.value)
+    assert "pigeon" in str(error.value) and "sms_http" in str(error.value)
 
 
 # preferences ----------------------------------------------------------------------
@@ -217,7 +502,7 @@ def test_an_unknown_channel_is_a_clear_error():
 def test_preferences_merge_only_what_is_given():
     first = domain.merge_preferences(None, {"opt_out": True}, "h-1", NOW)
     assert first == {"_id": "h-1", "channels": [], "quiet_hours": None, "opt_out": True,
-                     "updated_at": NOW}
+                     "locale": None, "updated_at": NOW}
     second = domain.merge_preferences(first, {"channels": ["console"]}, "h-1", NOW)
     assert second["opt_out"] is True and second["channels"] == ["console"]
     assert domain.preferences_view(second)["household_id"] == "h-1"
