@@ -10,7 +10,7 @@ eventlet.monkey_patch()
 
 import sys
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from nameko.exceptions import UnknownService
@@ -84,7 +84,7 @@ def run(rpc, listener, estate):
     say("notify", f"Owner told about the visit: {notice['text']}")
 
     rpc.revisit.book_appointment(revisit["id"], {
-        "at": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
+        "at": tomorrow_at_ten(),
         "owner_consent": True})
     rpc.revisit.record_revisit(revisit["id"], {
         "visitor_id": "sup-1", "method": "onsite", "reached": True,
@@ -106,3 +106,9 @@ def run(rpc, listener, estate):
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def tomorrow_at_ten():
+    """A visit at a decent hour in Shanghai, never in the owner's quiet hours."""
+    day = datetime.now(LOCAL).date() + timedelta(days=1)
+    return datetime.combine(day, time(10, 0), LOCAL).isoformat()

@@ -6,6 +6,7 @@ Envelopes are stored in outboxes and sent as plain JSON: ids are strings,
 times ISO 8601 UTC.
 """
 import uuid
+from functools import cache
 
 from marshmallow import ValidationError, fields, validates_schema
 
@@ -35,12 +36,18 @@ class EnvelopeSchema(Schema):
             raise ValidationError(f"{envelope['type']} is published by {publisher}", "source")
 
 
+@cache
+def _schema(schema_class):
+    """One instance per schema: building marshmallow schemas costs more than using them."""
+    return schema_class()
+
+
 def new_event(event_type, source, estate_id, data, at):
     """A validated, JSON-able envelope for ``data`` (which may hold datetimes)."""
     publisher, payload_schema = EVENTS[event_type]
     assert source == publisher, f"{source} does not publish {event_type}"
-    payload = payload_schema().dump(data)
-    load(payload_schema(), payload)  # the publisher refuses what consumers would refuse
+    payload = _schema(payload_schema).dump(data)
+    load(_schema(payload_schema), payload)  # the publisher refuses what consumers would refuse
     envelope = {
         "specversion": "1.0",
         "id": uuid.uuid4().hex,
@@ -52,16 +59,16 @@ def new_event(event_type, source, estate_id, data, at):
         "datacontenttype": "application/json",
         "data": payload,
     }
-    load(EnvelopeSchema(), envelope)
+    load(_schema(EnvelopeSchema), envelope)
     return envelope
 
 
 def parse_event(body):
     """The envelope with ``data`` loaded by its payload schema; ``InvalidInput`` if malformed."""
-    envelope = load(EnvelopeSchema(), body)
+    envelope = load(_schema(EnvelopeSchema), body)
     _, payload_schema = EVENTS[envelope["type"]]
     try:
-        envelope["data"] = load(payload_schema(), envelope["data"])
+        envelope["data"] = load(_schema(payload_schema), envelope["data"])
     except InvalidInput as exc:
         raise InvalidInput({"data": exc.errors}) from None
     return envelope

@@ -15,10 +15,22 @@ SUBSCRIPTIONS = {
     ],
     "revisit": [
         ("intake", "complaint_closed"),
+        ("intake", "complaint_reopened"),
+        ("intake", "work_order_completed"),
     ],
     "notify": [
         ("intake", "complaint_registered"),
         ("revisit", "revisit_scheduled"),
+        ("intake", "complaint_assigned"),
+        ("intake", "complaint_overdue"),
+        ("intake", "complaint_escalated"),
+        ("intake", "complaint_closed"),
+        ("revisit", "revisit_booked"),
+        ("revisit", "revisit_completed"),
+        ("survey", "survey_invitation_issued"),
+        ("survey", "survey_reminder_due"),
+        ("survey", "survey_report_published"),
+        ("survey", "rectification_overdue"),
     ],
     "survey": [],
 }

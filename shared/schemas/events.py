@@ -9,8 +9,11 @@ from marshmallow import fields
 from shared.schemas.base import Id, OneOf, Schema, UtcDateTime
 from shared.schemas.vocabulary import (
     CHANNELS,
+    COMPLAINT_DEADLINES,
+    EXTERNAL_STATUSES,
     OWNER_SIGNOFFS,
     REOPEN_SOURCES,
+    REVIEW_OUTCOMES,
     REVISIT_KINDS,
     REVISIT_METHODS,
     ROLES,
@@ -31,6 +34,9 @@ class ComplaintRegistered(Schema):
     first_response_due = UtcDateTime(required=True)
     reply_due = UtcDateTime(required=True)
     repeat_of = Id(allow_none=True, load_default=None)
+    routed_department = fields.String(allow_none=True, load_default=None)
+    special_measures_due = UtcDateTime(allow_none=True, load_default=None)  # repeats only
+    work_order_id = Id(allow_none=True, load_default=None)   # emergency repair opened at once
 
 
 class ComplaintAcknowledged(Schema):
@@ -62,6 +68,7 @@ class ComplaintClosed(Schema):
     closed_at = UtcDateTime(required=True)
     owner_signoff = OneOf(OWNER_SIGNOFFS, required=True)
     closing_no = fields.Integer(required=True, strict=True)
+    malicious = fields.Boolean(load_default=False)   # left out of satisfaction statistics
 
 
 class ComplaintReopened(Schema):
@@ -74,14 +81,24 @@ class ComplaintReopened(Schema):
 
 class ComplaintOverdue(Schema):
     complaint_id = Id(required=True)
-    deadline = OneOf(["first_response", "reply"], required=True)
+    deadline = OneOf(COMPLAINT_DEADLINES, required=True)
     due_at = UtcDateTime(required=True)
+    reopen_no = fields.Integer(strict=True, load_default=0)
+    department = fields.String(allow_none=True, load_default=None)
+    assignee_id = Id(allow_none=True, load_default=None)
 
 
 class ComplaintEscalated(Schema):
     complaint_id = Id(required=True)
     level = fields.Integer(required=True, strict=True)
     role = fields.String(required=True)
+    reason = fields.String(load_default="")
+    manual = fields.Boolean(load_default=False)   # by a member of staff, not the timer
+    deadline = OneOf(COMPLAINT_DEADLINES, allow_none=True, load_default=None)
+    due_at = UtcDateTime(allow_none=True, load_default=None)
+    reopen_no = fields.Integer(strict=True, load_default=0)
+    department = fields.String(allow_none=True, load_default=None)
+    assignee_id = Id(allow_none=True, load_default=None)
 
 
 class ComplaintRepeated(Schema):
@@ -92,6 +109,67 @@ class ComplaintRepeated(Schema):
     special_measures_due = UtcDateTime(required=True)
 
 
+class ComplaintSpecialMeasuresTaken(Schema):
+    """The special measures owed for a repeat complaint were taken."""
+
+    complaint_id = Id(required=True)
+    repeat_of = Id(required=True)
+    staff_id = Id(required=True)
+    taken_at = UtcDateTime(required=True)
+    on_time = fields.Boolean(required=True)
+
+
+class ComplaintReviewRequested(Schema):
+    """The owner asked for a review (复核) of a closed complaint."""
+
+    complaint_id = Id(required=True)
+    review_no = fields.Integer(required=True, strict=True)
+    requested_at = UtcDateTime(required=True)
+    due_at = UtcDateTime(required=True)
+
+
+class ComplaintReviewed(Schema):
+    """A review ended: upheld (closed again) or overturned (reopened)."""
+
+    complaint_id = Id(required=True)
+    review_no = fields.Integer(required=True, strict=True)
+    outcome = OneOf(REVIEW_OUTCOMES, required=True)
+    reviewer_id = Id(required=True)
+    decided_at = UtcDateTime(required=True)
+
+
+class ComplaintReferralUpdated(Schema):
+    """Where the outside unit (utility company, government office) stands with a matter."""
+
+    complaint_id = Id(required=True)
+    external_unit = fields.String(required=True)
+    status = OneOf(EXTERNAL_STATUSES, required=True)
+    updated_at = UtcDateTime(required=True)
+
+
+class ComplaintFlaggedMalicious(Schema):
+    """A supervisor flagged a complaint as malicious (or lifted the flag)."""
+
+    complaint_id = Id(required=True)
+    malicious = fields.Boolean(required=True)
+    flagged_by = Id(required=True)
+    role = fields.String(required=True)
+    flagged_at = UtcDateTime(required=True)
+
+
+class WorkOrderRegistered(Schema):
+    """A work order was opened (by the desk, or at once for an emergency complaint)."""
+
+    work_order_id = Id(required=True)
+    household_id = Id(allow_none=True, load_default=None)
+    complaint_id = Id(allow_none=True, load_default=None)
+    kind = OneOf(WORK_ORDER_KINDS, required=True)
+    important = fields.Boolean(load_default=False)
+    received_at = UtcDateTime(required=True)
+    contract_start = UtcDateTime(allow_none=True, load_default=None)
+    contract_end = UtcDateTime(allow_none=True, load_default=None)
+
+
 class WorkOrderCompleted(Schema):
     work_order_id = Id(required=True)
     household_id = Id(allow_none=True, load_default=None)
@@ -100,6 +178,7 @@ class WorkOrderCompleted(Schema):
     completed_at = UtcDateTime(required=True)
     contract_start = UtcDateTime(allow_none=True, load_default=None)
     contract_end = UtcDateTime(allow_none=True, load_default=None)
+    complaint_id = Id(allow_none=True, load_default=None)   # the complaint that opened it
 
 
 # revisit --------------------------------------------------------------------
@@ -145,6 +224,8 @@ class RevisitOverdue(Schema):
     kind = OneOf(REVISIT_KINDS, required=True)
     source_id = Id(required=True)
     due_at = UtcDateTime(required=True)
+    # what is late: the visit itself, or the reply promised to the owner during it
+    deadline = OneOf(["revisit", "promised_reply"], load_default="revisit")
 
 
 # survey ---------------------------------------------------------------------
@@ -156,6 +237,8 @@ class SurveyRoundOpened(Schema):
     opens_at = UtcDateTime(required=True)
     closes_at = UtcDateTime(required=True)
     invited = fields.Integer(required=True, strict=True)
+    categories = fields.List(fields.String(), load_default=list)   # asked in this estate
+    anonymous = fields.Boolean(load_default=True)
 
 
 class SurveyInvitationIssued(Schema):
@@ -164,6 +247,7 @@ class SurveyInvitationIssued(Schema):
     household_id = Id(required=True)
     token = fields.String(required=True)
     expires_at = UtcDateTime(required=True)
+    title = fields.String(load_default=None)
 
 
 class SurveyReminderDue(Schema):
@@ -172,18 +256,28 @@ class SurveyReminderDue(Schema):
     household_id = Id(required=True)
     token = fields.String(required=True)
     reminder_no = fields.Integer(required=True, strict=True)
+    expires_at = UtcDateTime(load_default=None)
+    title = fields.String(load_default=None)
 
 
 class SurveyRoundClosed(Schema):
     round_id = Id(required=True)
     invited = fields.Integer(required=True, strict=True)
     returned = fields.Integer(required=True, strict=True)
+    response_rate = fields.Float(allow_none=True, load_default=None)
 
 
 class SurveyReportPublished(Schema):
     round_id = Id(required=True)
     satisfaction_rate = fields.Float(allow_none=True, required=True)
     rectifications = fields.Integer(required=True, strict=True)
+    title = fields.String(load_default=None)
+    invited = fields.Integer(strict=True, load_default=None)
+    returned = fields.Integer(strict=True, load_default=None)
+    response_rate = fields.Float(allow_none=True, load_default=None)
+    score = fields.Float(allow_none=True, load_default=None)
+    edition = fields.Integer(strict=True, load_default=1)   # published again: 2, 3, ...
+    note = fields.String(allow_none=True, load_default=None)
 
 
 class RectificationEvent(Schema):
@@ -192,6 +286,8 @@ class RectificationEvent(Schema):
     category = fields.String(required=True)
     department = fields.String(required=True)
     due_at = UtcDateTime(required=True)
+    action = fields.String(load_default=None)
+    status = fields.String(load_default=None)
 
 
 # notify ---------------------------------------------------------------------
@@ -219,6 +315,12 @@ EVENTS = {
     "complaint_overdue": ("intake", ComplaintOverdue),
     "complaint_escalated": ("intake", ComplaintEscalated),
     "complaint_repeated": ("intake", ComplaintRepeated),
+    "complaint_special_measures_taken": ("intake", ComplaintSpecialMeasuresTaken),
+    "complaint_review_requested": ("intake", ComplaintReviewRequested),
+    "complaint_reviewed": ("intake", ComplaintReviewed),
+    "complaint_referral_updated": ("intake", ComplaintReferralUpdated),
+    "complaint_flagged_malicious": ("intake", ComplaintFlaggedMalicious),
+    "work_order_registered": ("intake", WorkOrderRegistered),
     "work_order_completed": ("intake", WorkOrderCompleted),
     "revisit_scheduled": ("revisit", RevisitScheduled),
     "revisit_booked": ("revisit", RevisitBooked),

@@ -15,6 +15,10 @@ SURVEY_CATEGORIES = (
     "greening", "public_facilities", "repair_service", "service_attitude",
 )
 COMPLAINT_CATEGORIES = SURVEY_CATEGORIES + ("parking", "noise", "neighbours", "fees", "other")
+# What a complaint can be late on, how a review (复核) ends, where an outside unit stands.
+COMPLAINT_DEADLINES = ("first_response", "reply", "promised_reply", "special_measures", "review")
+REVIEW_OUTCOMES = ("upheld", "overturned")
+EXTERNAL_STATUSES = ("referred", "in_progress", "resolved", "declined")
 
 REVISIT_KINDS = ("complaint",) + WORK_ORDER_KINDS + ("routine",)
 REVISIT_STATUSES = ("scheduled", "booked", "done", "overdue", "cancelled")

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 import pytest
 
 from services.revisit.service import RevisitService
-from shared.dependencies import Store
+from shared.dependencies import Store, declare_topology
 from shared.dlq import list_dead_letters
 from shared.envelope import new_event
 from shared.messaging import EventPublisher
@@ -12,7 +12,7 @@ from tests.helpers import wait_until
 
 pytestmark = pytest.mark.broker
 
-EVENTS = 120
+EVENTS = 300
 
 
 def closed(n):
@@ -25,15 +25,16 @@ def closed(n):
 
 def test_revisit_killed_mid_stream_schedules_each_revisit_exactly_once(
         service_config, container_factory, listener):
+    # a backlog waits in revisit's queue before it starts
+    declare_topology(service_config)
+    publisher = EventPublisher(service_config)
+    for n in range(EVENTS):
+        publisher.publish(closed(n))
+
     first = container_factory(RevisitService, service_config)
     first.start()
     revisits = next(d for d in first.dependencies if isinstance(d, Store)).repository.db.revisits
-
-    publisher = EventPublisher(service_config)
-    events = [closed(n) for n in range(EVENTS)]
-    for event in events:
-        publisher.publish(event)
-    # kill it abruptly while it is working through the queue
+    # kill it abruptly while it is working through the backlog
     wait_until(lambda: revisits.count_documents({}) >= 10, message="some revisits scheduled")
     first.kill()
     assert revisits.count_documents({}) < EVENTS, "the kill came too late to prove anything"

@@ -1,6 +1,7 @@
 """The whole first flow with the four services running as separate processes,
 driven only through their public RPC and by listening on the event exchanges."""
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from nameko.exceptions import RemoteError
@@ -15,7 +16,8 @@ OWNER_PHONE = "13812345678"
 
 @pytest.fixture
 def running(service_config, tmp_path):
-    processes = ServiceProcesses(service_config, tmp_path)
+    # No quiet hours: the owner's notices must go out whatever time the suite runs.
+    processes = ServiceProcesses(service_config, tmp_path, NOTIFY_QUIET_HOURS="")
     try:
         processes.start()
         yield processes
@@ -71,7 +73,7 @@ def test_a_complaint_goes_round_the_whole_loop(running, service_config, listener
 
         # the supervisor visits; the owner is not satisfied -> the complaint reopens
         rpc.revisit.book_appointment(revisit["id"], {
-            "at": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
+            "at": tomorrow_at_ten(),
             "owner_consent": True})
         done = rpc.revisit.record_revisit(revisit["id"], {
             "visitor_id": "sup-1", "method": "onsite", "reached": True,
@@ -139,3 +141,10 @@ def test_bad_input_over_rpc_names_the_field_and_writes_nothing(running, service_
         with pytest.raises(RemoteError) as error:
             rpc.intake.get_complaint("cmp-nothing")
         assert error.value.exc_type == "NotFound"
+
+
+def tomorrow_at_ten():
+    """A visit at a decent hour in Shanghai, never in the owner's quiet hours."""
+    shanghai = ZoneInfo("Asia/Shanghai")
+    day = datetime.now(shanghai).date() + timedelta(days=1)
+    return datetime.combine(day, time(10, 0), shanghai).isoformat()
