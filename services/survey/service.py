@@ -19,9 +19,6 @@ from shared.timers import timer_from_config
 
 log = logging.getLogger(__name__)
 
-# How often each instance looks for due work; every claim is atomic, so instances
-# may overlap. Short enough that a round closes within a minute of closes_at.
-
 
 class SurveyService:
     name = "survey"
