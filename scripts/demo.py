@@ -28,6 +28,21 @@ def local(moment):
     return datetime.fromisoformat(moment).astimezone(LOCAL).strftime("%Y-%m-%d %H:%M")
 
 
+def tomorrow_at_ten():
+    """A visit at a decent hour in Shanghai, never in the owner's quiet hours."""
+    day = datetime.now(LOCAL).date() + timedelta(days=1)
+    return datetime.combine(day, time(10, 0), LOCAL).isoformat()
+
+
+def delivered(delivery):
+    """What became of a message, in words: sent, or held for the end of quiet hours."""
+    if delivery["status"] == "sent":
+        return f"sent by {delivery['channel']}"
+    if delivery["status"] == "queued":
+        return f"held for the end of the owner's quiet hours, until {local(delivery['next_attempt_at'])}"
+    return delivery["status"]
+
+
 def say(who, text):
     print(f"[{who:>7}] {text}")
 
@@ -66,7 +81,7 @@ def run(rpc, listener, estate):
                   f"First reply due {local(complaint['first_response_due'])}, "
                   f"answer due {local(complaint['reply_due'])} (working days).")
     [ack] = wait_until(lambda: rpc.notify.list_deliveries({"ref": cid}), timeout=15)
-    say("notify", f"Apology sent to the owner by {ack['channel']}: {ack['text']}")
+    say("notify", f"Apology to the owner {delivered(ack)}: {ack['text']}")
 
     rpc.intake.acknowledge_complaint(cid, {"staff_id": "cs-01", "note": "电话致歉"})
     rpc.intake.assign_complaint(cid, {"department": "工程部", "assignee_id": "eng-3"})
@@ -81,7 +96,7 @@ def run(rpc, listener, estate):
                    f"goes {revisit['method']}, due by {local(revisit['due_at'])} "
                    f"(3 days after closing; major complaints are visited in person).")
     [notice] = wait_until(lambda: rpc.notify.list_deliveries({"ref": revisit["id"]}), timeout=15)
-    say("notify", f"Owner told about the visit: {notice['text']}")
+    say("notify", f"Notice of the visit {delivered(notice)}: {notice['text']}")
 
     rpc.revisit.book_appointment(revisit["id"], {
         "at": tomorrow_at_ten(),
@@ -106,9 +121,3 @@ def run(rpc, listener, estate):
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def tomorrow_at_ten():
-    """A visit at a decent hour in Shanghai, never in the owner's quiet hours."""
-    day = datetime.now(LOCAL).date() + timedelta(days=1)
-    return datetime.combine(day, time(10, 0), LOCAL).isoformat()

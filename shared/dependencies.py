@@ -69,7 +69,8 @@ class Store(DependencyProvider):
         config = self.container.config
         declare_topology(config)
         interval = float(config.get("OUTBOX_RELAY_INTERVAL") or 5)
-        self.container.spawn_managed_thread(lambda: self._relay_forever(interval))
+        self.relay = self.container.spawn_managed_thread(
+            lambda: self._relay_forever(interval), identifier="outbox relay")
 
     def _relay_forever(self, interval):
         while True:
@@ -82,6 +83,8 @@ class Store(DependencyProvider):
                 log.exception("outbox relay failed; will try again")
 
     def stop(self):
+        # A pass cut short at most sends an event twice, which consumers absorb.
+        self.relay.kill()
         if self.client is not _embedded_client:
             self.client.close()
 
