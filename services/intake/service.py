@@ -14,7 +14,7 @@ from shared.rpc import rpc, to_json
 from shared.schemas import intake as schemas
 from shared.schemas.base import load, require_id
 from shared.schemas.vocabulary import COMPLAINT_CATEGORIES, SURVEY_CATEGORIES
-from shared.store import ConcurrentUpdate
+from shared.store import HANDLED_EVENTS, ConcurrentUpdate
 from shared.timers import timer_from_config
 
 log = logging.getLogger(__name__)
@@ -202,19 +202,14 @@ class IntakeService:
         if data["kind"] != "complaint":
             return
         reason = data["comments"] or f"follow-up visit {data['revisit_id']}: owner unsatisfied"
-        for attempt in range(1, WRITE_ATTEMPTS + 1):
-            complaint = self.store.get_complaint(data["source_id"])
+
+        def reopen(complaint, policy, now):
             if not domain.can_reopen_after_revisit(complaint):
-                return  # already reopened by someone else: nothing to do
-            complaint, events = domain.apply(
-                complaint, "reopen", "revisit", self.clock.now(),
-                self.policies.for_estate(complaint["estate_id"]), reason=reason, source="revisit")
-            try:
-                self.store.save_complaint(complaint, events, handled_event=event["id"])
-                return
-            except ConcurrentUpdate:
-                if attempt == WRITE_ATTEMPTS:
-                    raise
+                return None  # already reopened by someone else: nothing to do
+            return domain.apply(complaint, "reopen", "revisit", now, policy,
+                                reason=reason, source="revisit")
+
+        self._change(data["source_id"], reopen, handled_event=event["id"])
 
     # timers -------------------------------------------------------------------
 
@@ -280,15 +275,25 @@ class IntakeService:
         return self._change(complaint_id, lambda complaint, policy, now: domain.apply(
             complaint, action, actor, now, policy, **details))
 
-    def _change(self, complaint_id, change):
-        """Read, change, write if nobody else wrote meanwhile (else read again)."""
+    def _change(self, complaint_id, change, handled_event=None):
+        """Read, change, write if nobody else wrote meanwhile (else read again).
+
+        ``change`` returns the changed complaint and its events, or None when there is
+        nothing to do; with ``handled_event`` an event already applied is not applied again.
+        """
         require_id(complaint_id, "id")
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             complaint = self.store.get_complaint(complaint_id)
+            if handled_event in complaint.get(HANDLED_EVENTS, ()):
+                return self._view(complaint)
             policy = self.policies.for_estate(complaint["estate_id"])
-            complaint, events = change(complaint, policy, self.clock.now())
+            changed = change(complaint, policy, self.clock.now())
+            if changed is None:
+                return self._view(complaint)
+            complaint, events = changed
             try:
-                return self._view(self.store.save_complaint(complaint, events))
+                return self._view(
+                    self.store.save_complaint(complaint, events, handled_event=handled_event))
             except ConcurrentUpdate:
                 if attempt == WRITE_ATTEMPTS:
                     raise

@@ -414,6 +414,19 @@ def test_reopen_after_unsatisfied_revisit_is_idempotent(service):
     assert complaint["status"] == "reopened" and complaint["reopen_no"] == 1
 
 
+def test_a_late_redelivery_does_not_reopen_the_next_closing(service):
+    cid = service.register_complaint(COMPLAINT)["id"]
+    work_through(service, cid, *ALL_STEPS)
+    event = {"id": "evt-1", "data": {"kind": "complaint", "source_id": cid,
+                                     "revisit_id": "rv-1", "comments": "还是很吵"}}
+    service.reopen_after_unsatisfied_revisit(event)
+    work_through(service, cid, *ALL_STEPS)            # worked again and closed a 2nd time
+    service.reopen_after_unsatisfied_revisit(event)   # the first visit's event, once more
+    complaint = service.get_complaint(cid)
+    assert (complaint["status"], complaint["closing_no"], complaint["reopen_no"]) == (
+        "closed", 2, 1)
+
+
 # statistics ------------------------------------------------------------------------------
 
 def test_complaint_stats_per_estate_and_for_headquarters(service, clock):
