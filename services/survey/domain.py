@@ -451,6 +451,23 @@ def empty_counts():
             "distribution": {key: 0 for key in DISTRIBUTION_KEYS}}
 
 
+def tally_update(response):
+    """The one write a questionnaire makes to its round × estate tally: the counters,
+    and the first comments for each word as quotes, so a report never reads responses."""
+    return {"$inc": tally_increment(response), "$push": tally_examples(response)}
+
+
+def tally_examples(response):
+    """Each word's comment, kept while the word has fewer than QUOTES_PER_TERM."""
+    return {
+        f"examples.{topic}.{word}": {"$each": [response["comments"][topic]],
+                                     "$slice": QUOTES_PER_TERM}
+        for topic, words in response.get("terms", {}).items()
+        if response.get("comments", {}).get(topic)
+        for word in words
+    }
+
+
 def tally_increment(response):
     """The ``$inc`` one questionnaire adds to its round × estate tally: per category the
     answers, satisfied answers, score sum and distribution; per comment box its words."""
@@ -534,7 +551,8 @@ def wilson_interval(rate, n, z=WILSON_Z):
 def combine(tallies, categories):
     """The tallies of several estates added up: returned, per category, comments, words."""
     total = {"returned": 0, "categories": {key: empty_counts() for key in categories},
-             "comments": defaultdict(int), "terms": defaultdict(lambda: defaultdict(int))}
+             "comments": defaultdict(int), "terms": defaultdict(lambda: defaultdict(int)),
+             "examples": defaultdict(lambda: defaultdict(list))}
     for tally in tallies:
         total["returned"] += tally.get("returned", 0)
         for key, counts in tally.get("categories", {}).items():
@@ -548,15 +566,15 @@ def combine(tallies, categories):
         for topic, words in tally.get("terms", {}).items():
             for word, count in words.items():
                 total["terms"][topic][word] += count
+        for topic, words in tally.get("examples", {}).items():
+            for word, texts in words.items():
+                total["examples"][topic][word].extend(texts)
     return total
 
 
-def report(round_, tallies, rectifications=(), estate_id=None, quotes=None):
-    """The round's report over all its estates, or over ``estate_id`` alone.
-
-    ``tallies`` are the round × estate counters of those estates; ``quotes(topic, word)``
-    finds comments to quote for a common opinion.
-    """
+def report(round_, tallies, rectifications=(), estate_id=None):
+    """The round's report over all its estates, or over ``estate_id`` alone, from the
+    round × estate tallies alone: it costs the same for any number of responses."""
     estate_ids = [estate_id] if estate_id else round_["estate_ids"]
     categories = questionnaire(round_, estate_id) if estate_id else all_categories(round_)
     total = combine(tallies, categories)
@@ -585,7 +603,7 @@ def report(round_, tallies, rectifications=(), estate_id=None, quotes=None):
         "categories": {key: _category_view(round_, key, total["categories"][key])
                        for key in categories},
         "estates": [_estate_line(round_, tally) for tally in tallies] if not estate_id else [],
-        "opinions": common_opinions(round_, total, categories, quotes),
+        "opinions": common_opinions(round_, total, categories),
         "rectifications": list(rectifications),
         "published": {estate: round_.get("published", {}).get(estate)
                       for estate in estate_ids if round_.get("published", {}).get(estate)},
@@ -621,7 +639,7 @@ def _estate_line(round_, tally):
     }
 
 
-def common_opinions(round_, total, categories, quotes=None):
+def common_opinions(round_, total, categories):
     """「业主/用户对物业服务、管理的意见(共性的意见)」: per category (and the general box)
     the words most comments used, how many comments used each, and comments quoted."""
     found = []
@@ -636,8 +654,9 @@ def common_opinions(round_, total, categories, quotes=None):
             "label_en": label_en,
             "comments": total["comments"].get(topic, 0),
             "terms": [{"term": word, "count": count,
-                       "quotes": [opinions.quote(text) for text in
-                                  (quotes(topic, word) if quotes else [])][:QUOTES_PER_TERM]}
+                       "quotes": [opinions.quote(text) for text in sorted(
+                           dict.fromkeys(total["examples"][topic][word]), key=len)
+                       ][:QUOTES_PER_TERM]}
                       for word, count in ranked],
         })
     return found

@@ -176,21 +176,21 @@ class SurveyRepository(Repository):
 
     # responses and tallies -----------------------------------------------------
 
-    def store_response(self, invitation_id, response, increment):
+    def store_response(self, invitation_id, response, update):
         """Steps 2-6 for a claimed invitation."""
         try:
             self.db.responses.insert_one(response)
         except DuplicateKeyError:
             pass   # stored before a crash; the steps below are idempotent
         self.db.invitations.update_one({"_id": invitation_id}, {"$unset": {PENDING_RESPONSE: ""}})
-        self.count_response(response, increment)
+        self.count_response(response, update)
 
-    def count_response(self, response, increment):
-        """Steps 4-6: add the response to its tally exactly once."""
+    def count_response(self, response, update):
+        """Steps 4-6: add the response to its tally (``update``: its $inc and $push) once."""
         tally = {"_id": f"{response['round_id']}:{response['estate_id']}"}
         self.db.tallies.update_one(
             dict(tally, in_flight={"$ne": response["_id"]}),
-            {"$inc": increment, "$push": {"in_flight": response["_id"]}},
+            {**update, "$push": {**update.get("$push", {}), "in_flight": response["_id"]}},
         )
         self.db.responses.update_one({"_id": response["_id"]},
                                      {"$set": {"counted": True}, "$unset": {"count_after": ""}})
@@ -226,20 +226,20 @@ class SurveyRepository(Repository):
             claimed.append(response)
         return claimed
 
-    def finish_counting(self, response, increment):
+    def finish_counting(self, response, update):
         """Steps 4-6 for a response the relay found uncounted."""
         tally = self.db.tallies.find_one({"_id": f"{response['round_id']}:{response['estate_id']}"},
                                          {"in_flight": 1})
         if tally is not None and response["_id"] in tally.get("in_flight", []):
             # step 4 happened before the crash: only 5 and 6 are left
-            increment = None
-        if increment is None:
+            update = None
+        if update is None:
             self.db.responses.update_one({"_id": response["_id"]}, {
                 "$set": {"counted": True}, "$unset": {"count_after": ""}})
             self.db.tallies.update_one({"_id": tally["_id"]},
                                        {"$pull": {"in_flight": response["_id"]}})
         else:
-            self.count_response(response, increment)
+            self.count_response(response, update)
 
     def tallies(self, round_id, estate_id=None):
         return list(self.db.tallies.find(self._round_query(round_id, estate_id),
@@ -247,13 +247,6 @@ class SurveyRepository(Repository):
 
     def returned_by_estate(self, round_id):
         return {tally["estate_id"]: tally.get("returned", 0) for tally in self.tallies(round_id)}
-
-    def example_comments(self, round_id, estate_id, topic, word, limit):
-        """Comments of ``topic`` using ``word`` (as the segmentation found it), shortest first."""
-        query = dict(self._round_query(round_id, estate_id), **{f"terms.{topic}": word})
-        found = self.db.responses.find(query, {f"comments.{topic}": 1}).limit(limit * 5)
-        texts = [response["comments"][topic] for response in found]
-        return sorted(dict.fromkeys(texts), key=len)[:limit]
 
     # the check and repair tool ------------------------------------------------
 

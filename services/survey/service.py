@@ -132,7 +132,7 @@ class SurveyService:
             latest = self.store.find_invitation(token)
             raise domain.refuse_token(
                 domain.why_not_answerable(round_, latest, now) or domain.USED_TOKEN)
-        self.store.store_response(invitation["_id"], response, domain.tally_increment(response))
+        self.store.store_response(invitation["_id"], response, domain.tally_update(response))
         return {"accepted": True}
 
     # the report, ranking and statistics -------------------------------------------
@@ -180,7 +180,7 @@ class SurveyService:
         """「业主/用户意见调查结果及整改方案应向业主单位公布」 → ``survey_report_published``."""
         data = load(schemas.PublishReport(), data or {})
         round_ = self._round(round_id)
-        reports = {estate_id: self._report(round_, estate_id, quotes=False)
+        reports = {estate_id: self._report(round_, estate_id)
                    for estate_id in data["estate_ids"] or round_["estate_ids"]
                    if estate_id in round_["estate_ids"]}
         return to_json(self._save(*domain.publish(round_, reports, data, self.clock.now())))
@@ -262,11 +262,11 @@ class SurveyService:
         for invitation in self.store.interrupted_claims(now, grace):
             response = invitation["pending_response"]["response"]
             self.store.store_response(invitation["_id"], response,
-                                      domain.tally_increment(response))
+                                      domain.tally_update(response))
             log.warning("response to invitation %s completed after an interruption",
                         invitation["_id"])
         for response in self.store.uncounted_responses(now, grace):
-            self.store.finish_counting(response, domain.tally_increment(response))
+            self.store.finish_counting(response, domain.tally_update(response))
             log.warning("response %s counted after an interruption", response["_id"])
 
     @timer_from_config("SURVEY_SCHEDULE_SECONDS", 30)
@@ -313,20 +313,15 @@ class SurveyService:
         self.store.expire_invitations(round_["_id"], now)
         return closed
 
-    def _report(self, round_, estate_id=None, quotes=True):
+    def _report(self, round_, estate_id=None):
         if estate_id is not None:
             domain.check_estate(round_, require_id(estate_id, "estate_id"))
         rectifications = [
             domain.rectification_view(item, round_, self.clock.now())
             for item in self.store.list_rectifications(
                 {"round_id": round_["_id"], **({"estate_id": estate_id} if estate_id else {})})]
-
-        def examples(topic, word):
-            return self.store.example_comments(round_["_id"], estate_id, topic, word,
-                                               domain.QUOTES_PER_TERM)
-
         return domain.report(round_, self.store.tallies(round_["_id"], estate_id),
-                             rectifications, estate_id, examples if quotes else None)
+                             rectifications, estate_id)
 
     def _save(self, round_, events):
         return self.store.save_round(round_, events)

@@ -104,12 +104,26 @@ def test_one_questionnaire_increments_its_tally_per_category_and_word():
 def apply(tally, increment):
     """What MongoDB's $inc does to a tally document, for tests without a store."""
     for path, amount in increment.items():
-        *parents, leaf = path.split(".")
-        node = tally
-        for key in parents:
-            node = node.setdefault(key, {})
+        node, leaf = _node(tally, path)
         node[leaf] = node.get(leaf, 0) + amount
     return tally
+
+
+def apply_update(tally, update):
+    """What MongoDB does with a tally_update: $inc, and $push with $each and $slice."""
+    apply(tally, update["$inc"])
+    for path, push in update.get("$push", {}).items():
+        node, leaf = _node(tally, path)
+        node[leaf] = (node.get(leaf, []) + push["$each"])[:push["$slice"]]
+    return tally
+
+
+def _node(tally, path):
+    *parents, leaf = path.split(".")
+    node = tally
+    for key in parents:
+        node = node.setdefault(key, {})
+    return node, leaf
 
 
 def with_estate(tally, estate_id):
@@ -205,23 +219,22 @@ def test_common_opinions_give_top_words_per_category_with_counts_and_quotes():
     ]
     tally = {"estate_id": "e1"}
     for text in comments:
-        apply(tally, domain.tally_increment({
+        apply_update(tally, domain.tally_update({
             "answers": {}, "comments": text, "terms": opinions.terms_by_topic(text)}))
-    quotes = {("general", "停车位"): comments[2]["general"]}
 
-    report = domain.report(round_, [tally], quotes=lambda topic, word: [
-        quotes.get((topic, word), "")] if (topic, word) in quotes else [])
+    report = domain.report(round_, [tally])
 
     by_topic = {entry["category"]: entry for entry in report["opinions"]}
     assert list(by_topic) == ["cleaning", "general"]          # template order, general last
     cleaning = by_topic["cleaning"]
     assert (cleaning["label_zh"], cleaning["comments"]) == ("卫生", 2)
-    assert cleaning["terms"][:2] == [{"term": "垃圾", "count": 2, "quotes": []},
-                                     {"term": "楼道", "count": 2, "quotes": []}]
+    assert cleaning["terms"][:2] == [
+        {"term": "垃圾", "count": 2, "quotes": ["楼道垃圾没人清理", "楼道有异味，垃圾没人收"]},
+        {"term": "楼道", "count": 2, "quotes": ["楼道垃圾没人清理", "楼道有异味，垃圾没人收"]}]
     general = by_topic["general"]
     assert general["label_zh"] == "总体意见" and general["comments"] == 3
-    assert general["terms"][0] == {"term": "停车位", "count": 2,
-                                   "quotes": ["停车位不够，请规划停车场 138****5678"]}
+    assert general["terms"][0] == {"term": "停车位", "count": 2, "quotes": [
+        "停车位太少，晚上回来没地方停", "停车位不够，请规划停车场 138****5678"]}
     assert len(general["terms"]) <= domain.TOP_TERMS
 
 
