@@ -28,6 +28,7 @@ demo: install
 	$(BIN)/python -m scripts.demo
 
 test: install rabbitmq-management
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 bench: install rabbitmq-management
