@@ -10,13 +10,12 @@ import logging
 import time
 
 import eventlet
-import mongomock
 import pymongo
 from kombu import Connection
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.extensions import DependencyProvider
 
-from shared import topology
+from shared import embedded, topology
 from shared.clock import Clock
 from shared.messaging import EventPublisher
 
@@ -29,7 +28,7 @@ def embedded_client(service):
     instances of a service in one process see the same data."""
     global _embedded_client
     if _embedded_client is None:
-        _embedded_client = mongomock.MongoClient(tz_aware=True)
+        _embedded_client = embedded.new_client()
         log.warning(
             "%s: MONGO_URI is not set - using the embedded in-memory store; "
             "data will NOT survive a restart", service,

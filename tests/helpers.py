@@ -5,11 +5,11 @@ import sys
 import uuid
 from pathlib import Path
 
-import mongomock
 import pymongo
 
 from scripts.events import EventListener, wait_until  # noqa: F401 (the tests use both)
 from scripts.healthcheck import is_serving
+from shared.embedded import new_client as new_embedded_client
 from shared.schemas.vocabulary import SERVICES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +26,7 @@ def embedded(repository_class):
         client = pymongo.MongoClient(uri, tz_aware=True)
         database = client[f"test_{uuid.uuid4().hex[:12]}"]
     else:
-        database = mongomock.MongoClient(tz_aware=True)["test"]
+        database = new_embedded_client()["test"]
     repository = repository_class(database)
     repository.create_indexes()
     return repository
