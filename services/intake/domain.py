@@ -17,6 +17,7 @@ import copy
 import uuid
 
 from services.intake import work_orders
+from services.intake.history import history_entry
 from shared.envelope import new_event
 from shared.errors import InvalidInput, InvalidTransition
 from shared.masking import mask_email, mask_phone
@@ -86,7 +87,7 @@ def register(complaint_id, data, earlier, policy, now):
         "reopen_no": 0,
         "deadlines": [],
         "escalations": [],
-        "history": [_entry(now, data.get("staff_id") or "reporter", "register", None,
+        "history": [history_entry(now, data.get("staff_id") or "reporter", "register", None,
                            "registered", data["channel"])],
     }
     _owe_answers(complaint, received_at, policy)
@@ -169,7 +170,7 @@ def apply(complaint, action, by, now, policy, **details):
     complaint = copy.deepcopy(complaint)
     complaint["status"] = target
     note, events = STEPS[action](complaint, by, now, policy, **details)
-    complaint["history"].append(_entry(now, by, action, current, target, note))
+    complaint["history"].append(history_entry(now, by, action, current, target, note))
     return _rescheduled(complaint, policy), events
 
 
@@ -536,12 +537,7 @@ def _not_in_the_future(moment, now, field):
 
 def _note(complaint, at, by, action, note):
     status = complaint["status"]
-    complaint["history"].append(_entry(at, by, action, status, status, note))
-
-
-def _entry(at, by, action, from_state, to_state, note):
-    return {"at": at, "by": by, "action": action, "from": from_state, "to": to_state,
-            "note": note or ""}
+    complaint["history"].append(history_entry(at, by, action, status, status, note))
 
 
 def _event(complaint, event_type, now, payload):

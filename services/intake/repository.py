@@ -92,13 +92,7 @@ class IntakeRepository(Repository):
 
     def list_complaints(self, filters, now):
         query = {key: filters[key] for key in COMPLAINT_EQUALITY if key in filters}
-        received = {}
-        if "since" in filters:
-            received["$gte"] = filters["since"]
-        if "until" in filters:
-            received["$lt"] = filters["until"]
-        if received:
-            query["received_at"] = received
+        query.update(_between("received_at", filters.get("since"), filters.get("until")))
         if "external_status" in filters:
             query["external.status"] = filters["external_status"]
         if "repeat" in filters:
@@ -167,12 +161,14 @@ class IntakeRepository(Repository):
 
     def list_work_orders(self, filters):
         query = {key: filters[key] for key in WORK_ORDER_EQUALITY if key in filters}
-        completed = {}
-        if "completed_since" in filters:
-            completed["$gte"] = filters["completed_since"]
-        if "completed_until" in filters:
-            completed["$lt"] = filters["completed_until"]
-        if completed:
-            query["completed_at"] = completed
+        query.update(_between("completed_at", filters.get("completed_since"),
+                              filters.get("completed_until")))
         cursor = self.db.work_orders.find(query).sort("received_at", DESCENDING)
         return list(cursor.limit(filters.get("limit", 500)))
+
+
+def _between(field, since, until):
+    """A query on ``field`` from ``since`` (inclusive) to ``until`` (exclusive), either open."""
+    bounds = {"$gte": since, "$lt": until}
+    bounds = {operator: value for operator, value in bounds.items() if value is not None}
+    return {field: bounds} if bounds else {}

@@ -6,6 +6,7 @@ Their completion is what revisit samples and follows up, so
 import uuid
 from datetime import timedelta
 
+from services.intake.history import history_entry
 from shared.envelope import new_event
 from shared.errors import InvalidInput, InvalidTransition
 
@@ -64,7 +65,7 @@ def register(order_id, data, policy, now):
         "registered_at": now,
         "completed_at": None,
         "completed_by": None,
-        "history": [_entry(now, data.get("staff_id") or "desk", "register", None, "registered",
+        "history": [history_entry(now, data.get("staff_id") or "desk", "register", None, "registered",
                            data["kind"])],
     }
     return order, [_event("work_order_registered", order, now, {
@@ -100,7 +101,7 @@ def complete(order, data, now):
     order = dict(order, status=target, completed_at=completed_at, completed_by=data["staff_id"],
                  completion_note=data.get("note") or "")
     order["history"] = order["history"] + [
-        _entry(now, data["staff_id"], "complete", "registered", target, data.get("note"))]
+        history_entry(now, data["staff_id"], "complete", "registered", target, data.get("note"))]
     return order, [_event("work_order_completed", order, now, {
         key: order[key] for key in ("household_id", "complaint_id", "kind", "important",
                                     "completed_at", "contract_start", "contract_end")
@@ -110,11 +111,6 @@ def complete(order, data, now):
 def _not_in_the_future(moment, now, field):
     if moment > now + CLOCK_SKEW:
         raise InvalidInput({field: ["must not be in the future"]})
-
-
-def _entry(at, by, action, from_state, to_state, note):
-    return {"at": at, "by": by, "action": action, "from": from_state, "to": to_state,
-            "note": note or ""}
 
 
 def _event(event_type, order, now, payload):
