@@ -10,6 +10,7 @@ from services.intake.repository import ALERT_BATCH, IntakeRepository
 from shared.dependencies import ClockProvider, Store
 from shared.errors import InvalidInput, NotFound
 from shared.messaging import handles
+from shared.periods import period_bounds
 from shared.rpc import rpc, to_json
 from shared.schemas import intake as schemas
 from shared.schemas.base import load, require_id
@@ -307,7 +308,7 @@ class IntakeService:
 
     def _estate_figures(self, estate_id, period, now, collect=None):
         policy = self.policies.for_estate(estate_id)
-        start, end = stats.period_bounds(period, policy.timezone)
+        start, end = period_bounds(period, policy.timezone)
         complaints = self.store.complaints_received(estate_id, start, end, stats.FIELDS)
         if collect is not None:
             collect.extend(complaints)

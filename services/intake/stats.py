@@ -11,8 +11,6 @@ Deadline rates look at each complaint's first round (before any reopen), so a
 reopen does not rewrite last month's on-time figures.
 """
 from collections import Counter
-from datetime import UTC, date, datetime, time
-from zoneinfo import ZoneInfo
 
 from services.intake.domain import STATES
 from shared.schemas.vocabulary import CHANNELS, COMPLAINT_CATEGORIES, SEVERITIES
@@ -20,23 +18,6 @@ from shared.schemas.vocabulary import CHANNELS, COMPLAINT_CATEGORIES, SEVERITIES
 # What the figures read from each stored complaint.
 FIELDS = ("estate_id", "status", "category", "channel", "severity", "malicious", "repeat_of",
           "reopen_no", "reviews", "external", "escalations", "deadlines", "next_due_at")
-
-
-def period_bounds(period, timezone_name):
-    """``YYYY-MM``, ``YYYY-Qn`` or ``YYYY-Hn`` as [start, end) in UTC, counted in the
-    estate's own time zone (a complaint at 23:30 on 31 March in Shanghai is March's)."""
-    year, part = int(period[:4]), period[5:]
-    if part.startswith("Q"):
-        first_month, months = 3 * (int(part[1]) - 1) + 1, 3
-    elif part.startswith("H"):
-        first_month, months = 6 * (int(part[1]) - 1) + 1, 6
-    else:
-        first_month, months = int(part), 1
-    start = date(year, first_month, 1)
-    following = first_month + months
-    end = date(year + (following - 1) // 12, (following - 1) % 12 + 1, 1)
-    zone = ZoneInfo(timezone_name)
-    return tuple(datetime.combine(day, time(), zone).astimezone(UTC) for day in (start, end))
 
 
 def complaint_figures(complaints, now):

@@ -8,6 +8,7 @@ from services.revisit.repository import RevisitRepository
 from shared.dependencies import ClockProvider, Store
 from shared.errors import InvalidInput
 from shared.messaging import handles
+from shared.periods import period_bounds, period_months
 from shared.rpc import rpc, to_json
 from shared.schemas import revisit as schemas
 from shared.schemas.base import load, require_id
@@ -159,8 +160,8 @@ class RevisitService:
         query = load(schemas.RevisitStatsQuery(), {"estate_id": estate_id, "period": period})
         estate_id, period, now = query["estate_id"], query["period"], self.clock.now()
         policy = self._policy(estate_id) if estate_id else self.policies.default
-        months = stats.period_months(period)
-        since, until = stats.period_bounds(months, policy.timezone)
+        months = period_months(period)
+        since, until = period_bounds(period, policy.timezone)
         revisits = self.store.revisits_for_stats(estate_id, since, until)
         orders = self.store.work_orders_for_stats(estate_id, months)
 

@@ -7,42 +7,12 @@ routine visits every occupied household a year (「以达到年回访率100%的�
 closing, the completion, the planned month); cancelled ones (a complaint reopened
 before its visit) are not owed.
 """
-import re
-from datetime import date
 
-from services.revisit.policies import local_midnight
 from shared.schemas.vocabulary import REVISIT_KINDS, UNSATISFIED_LEVELS
 
 SATISFIED_LEVELS = ("very_satisfied", "satisfied")
-PERIOD = re.compile(r"^(\d{4})(?:-(?:(0[1-9]|1[0-2])|Q([1-4])|H([12])))?$")
 WORK_ORDER_KINDS = ("repair", "special_service", "assistance", "community_activity",
                     "other_service")
-
-
-def period_months(period):
-    """``YYYY-MM``, ``YYYY-Qn``, ``YYYY-Hn`` or ``YYYY`` -> its months as ``YYYY-MM``."""
-    match = PERIOD.match(period)
-    if not match:
-        raise ValueError(f"not a period: {period!r}")
-    year, month, quarter, half = match.groups()
-    if month:
-        numbers = [int(month)]
-    elif quarter:
-        numbers = list(range(3 * int(quarter) - 2, 3 * int(quarter) + 1))
-    elif half:
-        numbers = list(range(6 * int(half) - 5, 6 * int(half) + 1))
-    else:
-        numbers = list(range(1, 13))
-    return [f"{year}-{number:02d}" for number in numbers]
-
-
-def period_bounds(months, zone_name):
-    """Start and end (UTC) of a run of months, in local time."""
-    first_year, first_month = (int(part) for part in months[0].split("-"))
-    last_year, last_month = (int(part) for part in months[-1].split("-"))
-    following = date(last_year + last_month // 12, last_month % 12 + 1, 1)
-    return (local_midnight(date(first_year, first_month, 1), zone_name),
-            local_midnight(following, zone_name))
 
 
 def rate(part, whole):

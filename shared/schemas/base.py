@@ -11,6 +11,7 @@ from marshmallow import ValidationError, fields, validate
 
 from shared.clock import to_millis
 from shared.errors import InvalidInput
+from shared.periods import PERIOD, PERIOD_HELP
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
 # Mainland mobile (1[3-9]xxxxxxxxx, optional +86) or landline with area code.
@@ -45,6 +46,16 @@ class Flag(fields.Boolean):
         if not isinstance(value, bool):
             raise self.make_error("invalid", input=value)
         return value
+
+
+class Period(fields.String):
+    """A reporting period: ``YYYY``, ``YYYY-MM``, ``YYYY-Qn`` or ``YYYY-Hn``."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not PERIOD.match(text):
+            raise ValidationError(PERIOD_HELP)
+        return text
 
 
 class UtcDateTime(fields.AwareDateTime):

@@ -1,7 +1,7 @@
 """Inputs of intake's RPCs (CONTRACT.md, intake) and of its configuration."""
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from shared.schemas.base import Flag, Id, OneOf, Phone, Schema, UtcDateTime
+from shared.schemas.base import Flag, Id, OneOf, Period, Phone, Schema, UtcDateTime
 from shared.schemas.vocabulary import (
     CHANNELS,
     COMPLAINT_CATEGORIES,
@@ -175,12 +175,8 @@ class ComplaintFilters(Schema):
     limit = fields.Integer(strict=True, validate=validate.Range(1, 1000), load_default=500)
 
 
-PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2]|Q[1-4]|H[12])$"
-
-
 class StatsQuery(Schema):
-    period = fields.String(required=True, validate=validate.Regexp(
-        PERIOD_PATTERN, error="expected YYYY-MM, YYYY-Qn or YYYY-Hn"))
+    period = Period(required=True)
 
 
 # work orders -------------------------------------------------------------------

@@ -3,7 +3,7 @@ import re
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from shared.schemas.base import Flag, Id, OneOf, Schema, Text, UtcDateTime
+from shared.schemas.base import Flag, Id, OneOf, Period, Schema, Text, UtcDateTime
 from shared.schemas.vocabulary import (
     REVISIT_KINDS,
     REVISIT_METHODS,
@@ -13,7 +13,6 @@ from shared.schemas.vocabulary import (
 )
 
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-PERIOD = re.compile(r"^\d{4}(-((0[1-9]|1[0-2])|Q[1-4]|H[12]))?$")
 QUIET_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -92,14 +91,6 @@ class Month(fields.String):
         text = super()._deserialize(value, attr, data, **kwargs)
         if not MONTH.match(text):
             raise ValidationError('expected a month "YYYY-MM"')
-        return text
-
-
-class Period(fields.String):
-    def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs)
-        if not PERIOD.match(text):
-            raise ValidationError('expected "YYYY", "YYYY-MM", "YYYY-Qn" or "YYYY-Hn"')
         return text
 
 
