@@ -10,7 +10,7 @@ import string
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from shared.envelope import new_event
@@ -416,36 +416,6 @@ def staff_matching(directory, kind, value):
     if kind == "department":
         return [member for member in directory if member.get("department") == value]
     raise ValueError(f"not a staff directory lookup: {kind}")
-
-
-# quiet hours --------------------------------------------------------------------------
-
-def parse_quiet_hours(text):
-    """'22:00-08:00' -> (time(22), time(8))."""
-    start, end = text.split("-")
-    return time.fromisoformat(start), time.fromisoformat(end)
-
-
-def quiet_until(now, quiet_hours, zone):
-    """When the quiet period ``now`` falls in ends (UTC), or None if ``now`` is not quiet.
-
-    Quiet hours are local time: 22:00-08:00 wraps midnight, so 23:30 and 06:00
-    both wait for 08:00.
-    """
-    if not quiet_hours:
-        return None
-    start, end = parse_quiet_hours(quiet_hours)
-    tz = ZoneInfo(zone)
-    local = now.astimezone(tz)
-    clock = local.time().replace(tzinfo=None)
-    if start < end:
-        quiet, end_day = start <= clock < end, local.date()
-    else:
-        quiet = clock >= start or clock < end
-        end_day = local.date() + timedelta(days=1) if clock >= start else local.date()
-    if not quiet:
-        return None
-    return datetime.combine(end_day, end, tz).astimezone(UTC)
 
 
 # SMS segments -----------------------------------------------------------------------

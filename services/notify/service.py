@@ -13,6 +13,7 @@ from shared.dependencies import ClockProvider, Store
 from shared.errors import InvalidInput
 from shared.masking import mask_address
 from shared.messaging import handles
+from shared.quiet_hours import quiet_until
 from shared.rpc import rpc, to_json
 from shared.schemas import notify as schemas
 from shared.schemas.base import load, require_id
@@ -290,7 +291,7 @@ class NotifyService:
         if target.household and domain.opted_out(target.preferences, template):
             return self.store.add_delivery(
                 dict(delivery, **domain.suppressed("household opted out", now)))
-        until = domain.quiet_until(max(now, delivery["next_attempt_at"]), quiet, estate.zone)
+        until = quiet_until(max(now, delivery["next_attempt_at"]), quiet, estate.zone)
         if until:
             delivery.update(next_attempt_at=until, reason="quiet hours")
         if delivery["next_attempt_at"] > now or not at_once:
@@ -315,7 +316,7 @@ class NotifyService:
         estate = self.settings.estate(delivery["estate_id"] or None)
         now = self.clock.now()
         claim = delivery["claim"]
-        until = domain.quiet_until(now, delivery.get("quiet_hours"), delivery["zone"])
+        until = quiet_until(now, delivery.get("quiet_hours"), delivery["zone"])
         if until:   # a retry or a reminder that fell into the night waits for the morning
             return self._save(delivery, claim, domain.defer(delivery, until, "quiet hours", now))
         while True:

@@ -9,11 +9,11 @@ A revisit is announced (``revisit_scheduled``) once its window opens: at once fo
 at the start of its month for a routine visit, at mid-contract for a special service.
 """
 import re
-from datetime import time
 
 from services.revisit.policies import zone
 from shared.envelope import new_event
 from shared.errors import InvalidInput, InvalidTransition
+from shared.quiet_hours import contains as quiet_hours_contain
 from shared.schemas.vocabulary import UNSATISFIED_LEVELS
 
 SOURCE = "revisit"
@@ -255,12 +255,7 @@ def book(revisit, appointment, policy, now):
 def quiet_hours_at(moment, quiet_hours, zone_name):
     """The quiet-hours range ("22:00-08:00", local) ``moment`` falls in, or None."""
     clock = moment.astimezone(zone(zone_name)).time().replace(tzinfo=None)
-    for hours in quiet_hours:
-        start, end = (time.fromisoformat(part) for part in hours.split("-"))
-        inside = start <= clock < end if start < end else (clock >= start or clock < end)
-        if inside:
-            return hours
-    return None
+    return next((hours for hours in quiet_hours if quiet_hours_contain(hours, clock)), None)
 
 
 # -- outcomes ----------------------------------------------------------------------------

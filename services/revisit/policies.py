@@ -12,7 +12,6 @@ group) and names it in config; no core file changes. Two ship here: ``default``
 (DESIGN.md §2) and ``in_home_repairs_30`` (the "30 % of in-home repairs" text).
 """
 import math
-import re
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from fractions import Fraction
@@ -22,13 +21,13 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.clock import to_millis
+from shared.quiet_hours import normalize as normalize_quiet_hours
 from shared.schemas.vocabulary import ROLES
 
 GROUP = "huifang.revisit_policies"
 DEFAULT = "default"
 # Work-order kinds revisited by sample; community activities and other services are all revisited.
 SAMPLED_KINDS = ("repair", "special_service", "assistance")
-QUIET_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 
 
 class PolicyError(Exception):
@@ -137,8 +136,10 @@ class RevisitPolicy:
         if self.major_complaint_role not in ROLES:
             problems["major_complaint_role"] = f"must be one of {', '.join(ROLES)}"
         for hours in self.quiet_hours:
-            if not QUIET_HOURS.match(str(hours)):
-                problems["quiet_hours"] = f'{hours!r}: expected "HH:MM-HH:MM"'
+            try:
+                normalize_quiet_hours(hours)
+            except ValueError as exc:
+                problems["quiet_hours"] = f"{hours!r}: {exc}"
         if problems:
             raise PolicyError("; ".join(f"{key}: {why}" for key, why in problems.items()))
 

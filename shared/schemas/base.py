@@ -9,6 +9,7 @@ from datetime import UTC
 from marshmallow import Schema as _Schema
 from marshmallow import ValidationError, fields, validate
 
+from shared import quiet_hours
 from shared.clock import to_millis
 from shared.errors import InvalidInput
 from shared.periods import PERIOD, PERIOD_HELP
@@ -56,6 +57,16 @@ class Period(fields.String):
         if not PERIOD.match(text):
             raise ValidationError(PERIOD_HELP)
         return text
+
+
+class QuietHours(fields.String):
+    """Local hours like "22:00-08:00" (may wrap midnight), stored as "HH:MM-HH:MM"."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            return quiet_hours.normalize(super()._deserialize(value, attr, data, **kwargs))
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
 
 
 class UtcDateTime(fields.AwareDateTime):

@@ -17,6 +17,7 @@ from shared.schemas.base import (
     Id,
     OneOf,
     Phone,
+    QuietHours,
     Schema,
     Text,
 )
@@ -24,7 +25,6 @@ from shared.schemas.vocabulary import DELIVERY_STATUSES
 
 PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 # "22:00-08:00"; the en dash and "~" people type are accepted and normalised.
-QUIET_HOURS_PATTERN = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)\s*[-–~]\s*([01]\d|2[0-3]):([0-5]\d)$")
 _EMAIL = validate.Email(error="not a valid e-mail address")
 # What a delivery channel accepts as an e-mail address (plain ASCII addr-spec).
 EMAIL_PATTERN = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+$")
@@ -66,17 +66,6 @@ class ParamValue(fields.Field):
             if len(value) > 500:
                 raise ValidationError("longer than 500 characters")
         return value
-
-
-class QuietHours(fields.String):
-    def _deserialize(self, value, attr, data, **kwargs):
-        match = QUIET_HOURS_PATTERN.match(super()._deserialize(value, attr, data, **kwargs).strip())
-        if not match:
-            raise ValidationError('expected "HH:MM-HH:MM", e.g. "22:00-08:00"')
-        start, end = f"{match[1]}:{match[2]}", f"{match[3]}:{match[4]}"
-        if start == end:
-            raise ValidationError("start and end must differ")
-        return f"{start}-{end}"
 
 
 def _known(value, known, what):

@@ -3,7 +3,7 @@ import re
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from shared.schemas.base import Flag, Id, OneOf, Period, Schema, Text, UtcDateTime
+from shared.schemas.base import Flag, Id, OneOf, Period, QuietHours, Schema, Text, UtcDateTime
 from shared.schemas.vocabulary import (
     REVISIT_KINDS,
     REVISIT_METHODS,
@@ -13,7 +13,6 @@ from shared.schemas.vocabulary import (
 )
 
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-QUIET_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 
 
 class RevisitFilters(Schema):
@@ -25,18 +24,6 @@ class RevisitFilters(Schema):
     assigned_role = OneOf(ROLES)
     due_before = UtcDateTime()
     limit = fields.Integer(strict=True, validate=validate.Range(min=1, max=2000))
-
-
-class QuietHours(fields.String):
-    """Local hours like "22:00-08:00" (may wrap midnight)."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs).strip()
-        match = QUIET_HOURS.match(text)
-        if not match or text[:5] == text[6:]:
-            raise ValidationError('expected "HH:MM-HH:MM" with two different times, '
-                                  'e.g. "22:00-08:00"')
-        return text
 
 
 class BookAppointment(Schema):

@@ -10,6 +10,7 @@ from services.notify import domain
 from services.notify.catalogue import load_catalogue, with_overrides
 from services.notify.channels import ConsoleChannel, Message, UnknownChannel, load_channels
 from shared.envelope import new_event, parse_event
+from shared.quiet_hours import quiet_until
 from shared.schemas.events import EVENTS
 
 NOW = datetime(2026, 10, 9, 2, 30, tzinfo=UTC)   # 10:30 in Shanghai
@@ -317,13 +318,13 @@ def shanghai(hour, minute=0, day=9):
     (shanghai(12, 0), None),
 ])
 def test_quiet_hours_wrap_midnight_in_the_estate_time_zone(now, until):
-    assert domain.quiet_until(now, "22:00-08:00", "Asia/Shanghai") == until
+    assert quiet_until(now, "22:00-08:00", "Asia/Shanghai") == until
 
 
 def test_quiet_hours_within_one_day_and_none():
-    assert domain.quiet_until(shanghai(13), "12:00-14:00", "Asia/Shanghai") == shanghai(14)
-    assert domain.quiet_until(shanghai(15), "12:00-14:00", "Asia/Shanghai") is None
-    assert domain.quiet_until(shanghai(23), None, "Asia/Shanghai") is None
+    assert quiet_until(shanghai(13), "12:00-14:00", "Asia/Shanghai") == shanghai(14)
+    assert quiet_until(shanghai(15), "12:00-14:00", "Asia/Shanghai") is None
+    assert quiet_until(shanghai(23), None, "Asia/Shanghai") is None
 
 
 # channel choice ------------------------------------------------------------------
