@@ -20,6 +20,7 @@ from nameko.standalone.events import get_event_exchange
 
 from shared import topology
 from shared.clock import Clock
+from shared.consumer import BrokerSafeQueueConsumer
 from shared.envelope import parse_event
 from shared.errors import EXPECTED_ERRORS, InvalidInput
 
@@ -53,6 +54,8 @@ def send_to_queue(publisher, queue, body, headers, exchange=""):
 
 
 class ReliableEventHandler(Consumer):
+    queue_consumer = BrokerSafeQueueConsumer()
+
     def __init__(self, source_service, event_type, **kwargs):
         self.source_service = source_service
         self.event_type = event_type

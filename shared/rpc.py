@@ -1,18 +1,116 @@
-"""RPC helpers: the entrypoint that knows our expected errors, and results as JSON.
+"""RPC between the services: the entrypoint, the proxy, and results as JSON.
+
+* ``rpc`` is nameko's entrypoint that knows our expected errors (logged as warnings,
+  not crashes) and settles requests through the broker-safe consumer.
+* ``RpcProxy`` is nameko's proxy with a deadline: nameko 2.14 waits for a reply for
+  ever, so a handler calling a service that is down would hold its worker until the
+  service came back. After ``RPC_TIMEOUT_SECONDS`` the call raises ``RpcTimeout``; an
+  event handler's message then goes the usual way of failures (retry queue with
+  back-off, then the dead-letter queue), so nothing is lost.
 
 RPC results are JSON-able dicts: ids are strings, times ISO 8601 with offset,
 no BSON type and no store bookkeeping (outbox, versions) crosses the wire.
 """
+import logging
 from datetime import datetime
 from functools import partial
 
-from nameko.rpc import rpc as _rpc
+import eventlet
+from nameko import rpc as nameko_rpc
 
+from shared.consumer import CONNECTION_LOST, BrokerSafeQueueConsumer
 from shared.errors import EXPECTED_ERRORS
 
-rpc = partial(_rpc, expected_exceptions=EXPECTED_ERRORS)
+log = logging.getLogger(__name__)
+
+RPC_TIMEOUT_CONFIG_KEY = "RPC_TIMEOUT_SECONDS"
+DEFAULT_RPC_TIMEOUT_SECONDS = 30
 
 INTERNAL_KEYS = frozenset({"outbox", "outbox_lease", "handled_events", "version"})
+
+
+class RpcTimeout(Exception):
+    """The called service did not answer in time (it may be down or overloaded)."""
+
+
+class _RpcConsumer(nameko_rpc.RpcConsumer):
+    queue_consumer = BrokerSafeQueueConsumer()
+
+    def handle_result(self, message, result, exc_info):
+        try:
+            return super().handle_result(message, result, exc_info)
+        except CONNECTION_LOST as exc:
+            # the request was not acked, so the broker hands it out again
+            log.warning("reply lost with the broker connection: %s", exc)
+            return result, exc_info
+
+
+class _Rpc(nameko_rpc.Rpc):
+    rpc_consumer = _RpcConsumer()
+
+
+rpc = partial(_Rpc.decorator, expected_exceptions=EXPECTED_ERRORS)
+
+
+class _ReplyListener(nameko_rpc.ReplyListener):
+    queue_consumer = BrokerSafeQueueConsumer()
+
+    def get_reply_event(self, correlation_id):
+        reply_event = super().get_reply_event(correlation_id)
+        reply_event.correlation_id = correlation_id
+        return reply_event
+
+    def forget(self, reply_event):
+        """Stop waiting for a reply that came too late to be used."""
+        self._reply_events.pop(reply_event.correlation_id, None)
+
+
+class _TimedReply(nameko_rpc.RpcReply):
+    def __init__(self, reply_event, reply_listener, timeout, call):
+        super().__init__(reply_event)
+        self.reply_listener = reply_listener
+        self.timeout = timeout
+        self.call = call
+
+    def result(self):
+        if self.resp_body is None:
+            try:
+                with eventlet.Timeout(self.timeout, RpcTimeout(
+                        f"{self.call} did not answer within {self.timeout} s")):
+                    self.resp_body = self.reply_event.wait()
+            except RpcTimeout:
+                self.reply_listener.forget(self.reply_event)
+                raise
+        return super().result()
+
+
+class _MethodProxy(nameko_rpc.MethodProxy):
+    def __init__(self, worker_ctx, service_name, method_name, reply_listener, timeout,
+                 **options):
+        super().__init__(worker_ctx, service_name, method_name, reply_listener, **options)
+        self.timeout = timeout
+
+    def _call(self, *args, **kwargs):
+        reply = super()._call(*args, **kwargs)
+        return _TimedReply(reply.reply_event, self.reply_listener, self.timeout,
+                           f"{self.service_name}.{self.method_name}")
+
+
+class _ServiceProxy(nameko_rpc.ServiceProxy):
+    def __getattr__(self, name):
+        return _MethodProxy(self.worker_ctx, self.service_name, name, self.reply_listener,
+                            **self.options)
+
+
+class RpcProxy(nameko_rpc.RpcProxy):
+    rpc_reply_listener = _ReplyListener()
+
+    def get_dependency(self, worker_ctx):
+        timeout = self.options.get("timeout") or self.container.config.get(
+            RPC_TIMEOUT_CONFIG_KEY, DEFAULT_RPC_TIMEOUT_SECONDS)
+        options = dict(self.options, timeout=float(timeout))
+        return _ServiceProxy(worker_ctx, self.target_service, self.rpc_reply_listener,
+                             **options)
 
 
 def to_json(value):

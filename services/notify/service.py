@@ -3,7 +3,6 @@ import logging
 from dataclasses import dataclass
 
 from nameko.exceptions import RemoteError
-from nameko.rpc import RpcProxy
 
 from services.notify import domain
 from services.notify.channels import AddressError, ChannelError, Message
@@ -14,7 +13,7 @@ from shared.errors import InvalidInput
 from shared.masking import mask_address
 from shared.messaging import handles
 from shared.quiet_hours import quiet_until
-from shared.rpc import rpc, to_json
+from shared.rpc import RpcProxy, rpc, to_json
 from shared.schemas import notify as schemas
 from shared.schemas.base import load, require_id
 from shared.timers import timer_from_config

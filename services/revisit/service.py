@@ -1,6 +1,5 @@
 """revisit: schedules, samples, plans, books, records and measures follow-up visits.
 Entrypoints only."""
-from nameko.rpc import RpcProxy
 
 from services.revisit import domain, sampling, stats
 from services.revisit.dependencies import Policies
@@ -9,7 +8,7 @@ from shared.dependencies import ClockProvider, Store
 from shared.errors import InvalidInput
 from shared.messaging import handles
 from shared.periods import period_bounds, period_months
-from shared.rpc import rpc, to_json
+from shared.rpc import RpcProxy, rpc, to_json
 from shared.schemas import revisit as schemas
 from shared.schemas.base import load, require_id
 from shared.timers import timer_from_config

@@ -5,13 +5,12 @@ import logging
 from datetime import timedelta
 
 from nameko.dependency_providers import Config
-from nameko.rpc import RpcProxy
 
 from services.survey import domain, workbook
 from services.survey.repository import SurveyRepository
 from shared.dependencies import ClockProvider, Store
 from shared.errors import InvalidInput, NotFound
-from shared.rpc import rpc, to_json
+from shared.rpc import RpcProxy, rpc, to_json
 from shared.schemas import survey as schemas
 from shared.schemas.base import load, require_id
 from shared.store import ConcurrentUpdate

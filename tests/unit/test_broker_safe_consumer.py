@@ -1,0 +1,33 @@
+"""A broker connection reset while a message is settled must not kill the service:
+the broker takes an unacked message back and delivers it again."""
+from unittest import mock
+
+import pytest
+
+from shared.consumer import BrokerSafeQueueConsumer
+
+
+def message_whose_socket_is_gone(error):
+    message = mock.Mock()
+    message.ack.side_effect = error
+    message.requeue.side_effect = error
+    return message
+
+
+@pytest.mark.parametrize("error", [ConnectionResetError(104, "Connection reset by peer"),
+                                   BrokenPipeError(32, "Broken pipe")])
+def test_settling_over_a_reset_connection_is_left_to_the_broker(error, caplog):
+    consumer = BrokerSafeQueueConsumer()
+    message = message_whose_socket_is_gone(error)
+
+    consumer.ack_message(message)
+    consumer.requeue_message(message)
+
+    assert message.ack.called and message.requeue.called
+    assert caplog.text.count("the broker redelivers") == 2
+
+
+def test_other_errors_still_surface():
+    consumer = BrokerSafeQueueConsumer()
+    with pytest.raises(ValueError):
+        consumer.ack_message(message_whose_socket_is_gone(ValueError("a bug")))
