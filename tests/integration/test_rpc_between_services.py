@@ -28,7 +28,7 @@ class Caller:
 
     @rpc
     def waiting_for(self):
-        return len(type(self).sleepy.rpc_reply_listener._reply_events)
+        return len(self.sleepy.reply_listener._reply_events)
 
 
 @pytest.fixture
