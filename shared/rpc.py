@@ -1,7 +1,9 @@
 """RPC between the services: the entrypoint, the proxy, and results as JSON.
 
 * ``rpc`` is nameko's entrypoint that knows our expected errors (logged as warnings,
-  not crashes) and settles requests through the broker-safe consumer.
+  not crashes) and settles requests through the broker-safe consumer. A write that
+  lost its optimistic-lock race every time (``ConcurrentUpdate``) is expected too: the
+  caller retries it. (Event handlers retry it themselves through the retry queues.)
 * ``RpcProxy`` is nameko's proxy with a deadline: nameko 2.14 waits for a reply for
   ever, so a handler calling a service that is down would hold its worker until the
   service came back. After ``RPC_TIMEOUT_SECONDS`` the call raises ``RpcTimeout``; an
@@ -13,13 +15,13 @@ no BSON type and no store bookkeeping (outbox, versions) crosses the wire.
 """
 import logging
 from datetime import datetime
-from functools import partial
 
 import eventlet
 from nameko import rpc as nameko_rpc
 
 from shared.consumer import CONNECTION_LOST, BrokerSafeQueueConsumer
 from shared.errors import EXPECTED_ERRORS
+from shared.store import ConcurrentUpdate
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +50,13 @@ class _RpcConsumer(nameko_rpc.RpcConsumer):
 class _Rpc(nameko_rpc.Rpc):
     rpc_consumer = _RpcConsumer()
 
+    def __init__(self, **kwargs):
+        # set here: nameko drops decorator arguments when ``@rpc`` is used bare
+        kwargs.setdefault("expected_exceptions", (*EXPECTED_ERRORS, ConcurrentUpdate))
+        super().__init__(**kwargs)
 
-rpc = partial(_Rpc.decorator, expected_exceptions=EXPECTED_ERRORS)
+
+rpc = _Rpc.decorator
 
 
 class _ReplyListener(nameko_rpc.ReplyListener):
