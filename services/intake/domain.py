@@ -362,9 +362,11 @@ def check_deadlines(complaint, now, policy):
     then ``complaint_escalated`` up the estate's ladder, each rung once a round.
 
     The ladder is climbed while a deadline of the current round stays missed,
-    each rung ``after`` the first miss. Major and emergency complaints start
-    higher (the estate manager). A timer calls this; the caller saves the result
-    only if nobody changed the complaint meanwhile, so each alert goes out once.
+    each rung ``after`` the first miss, while the complaint is still being handled
+    (``ESCALATABLE``: a resolved or closed one that still owes special measures is
+    alerted overdue, not taken up to the company). Major and emergency complaints
+    start higher (the estate manager). A timer calls this; the caller saves the
+    result only if nobody changed the complaint meanwhile, so each alert goes out once.
     """
     complaint = copy.deepcopy(complaint)
     events = []
@@ -377,7 +379,7 @@ def check_deadlines(complaint, now, policy):
                 "deadline": deadline["kind"], "due_at": deadline["due_at"],
                 "reopen_no": complaint["reopen_no"], **_handlers(complaint)}))
     missed = _missed_this_round(complaint, now)
-    if missed:
+    if missed and complaint["status"] in ESCALATABLE:
         first = min(missed, key=lambda item: item["due_at"])
         for level in _levels_ahead(complaint, policy):
             if _rung_due(complaint, level, first["due_at"], policy) > now:
@@ -388,26 +390,37 @@ def check_deadlines(complaint, now, policy):
     return _rescheduled(complaint, policy), events
 
 
-def escalate(complaint, by, reason, now, policy):
-    """A member of staff takes the complaint one rung up by hand: beyond their authority
-    (「对于超越自己权限的投诉事件应及时向公司经理汇报」). Counts as that rung for the round."""
+def escalate(complaint, by, reason, now, policy, role=None):
+    """A member of staff takes the complaint up by hand: the next rung, or straight to
+    ``role`` when the matter is beyond their authority (「对于超越自己权限的投诉事件应及时向
+    公司经理汇报」). Counts as that rung for the round; the rungs below are passed."""
+    roles = [level.role for level in policy.escalation_levels]
+    if role is not None and role not in roles:
+        raise InvalidInput({"role": [f"not on the estate's escalation ladder ({', '.join(roles)})"]})
     if complaint["status"] not in ESCALATABLE:
         raise InvalidTransition("complaint", complaint["_id"], complaint["status"], "escalate")
     ahead = _levels_ahead(complaint, policy)
+    if role is not None:
+        ahead = [level for level in ahead if level.role == role]
     if not ahead:
-        top = policy.escalation_levels[-1].role
-        raise InvalidTransition("complaint", complaint["_id"], f"already escalated to {top}",
-                                "escalate")
+        reached = _reached(complaint)
+        state = (f"already escalated to {policy.level(reached).role}" if reached else
+                 f"a {complaint['severity']} complaint, escalated above {role}")
+        raise InvalidTransition("complaint", complaint["_id"], state, "escalate")
     complaint = copy.deepcopy(complaint)
     event = _climb(complaint, ahead[0], now, by, reason, None)
     return _rescheduled(complaint, policy), [event]
 
 
 def _levels_ahead(complaint, policy):
-    reached = max((step["level"] for step in complaint["escalations"]
-                   if step["round"] == complaint["round"]), default=0)
-    start = max(reached + 1, policy.escalation_start(complaint["severity"]))
+    start = max(_reached(complaint) + 1, policy.escalation_start(complaint["severity"]))
     return policy.escalation_levels[start - 1:]
+
+
+def _reached(complaint):
+    """The highest rung of this round so far, 0 for none."""
+    return max((step["level"] for step in complaint["escalations"]
+                if step["round"] == complaint["round"]), default=0)
 
 
 def _climb(complaint, level, now, by, reason, deadline):
@@ -445,7 +458,7 @@ def _rescheduled(complaint, policy):
     alerted = [deadline["due_at"] for deadline in pending
                if deadline["alerted_at"] is not None and deadline["round"] == complaint["round"]]
     ahead = _levels_ahead(complaint, policy)
-    if alerted and ahead:
+    if alerted and ahead and complaint["status"] in ESCALATABLE:
         moments.append(_rung_due(complaint, ahead[0], min(alerted), policy))
     complaint["alert_due_at"] = min(moments, default=None)
     return complaint

@@ -125,8 +125,8 @@ class IntakeService:
     @rpc
     def reopen_complaint(self, complaint_id, data):
         data = load(schemas.ReopenComplaint(), data)
-        return self._move(complaint_id, "reopen", data["source"], reason=data["reason"],
-                          source=data["source"])
+        return self._move(complaint_id, "reopen", data["staff_id"] or data["source"],
+                          reason=data["reason"], source=data["source"])
 
     @rpc
     def request_review(self, complaint_id, data):
@@ -145,7 +145,7 @@ class IntakeService:
     def escalate_complaint(self, complaint_id, data):
         data = load(schemas.EscalateComplaint(), data)
         return self._change(complaint_id, lambda complaint, policy, now: domain.escalate(
-            complaint, data["staff_id"], data["reason"], now, policy))
+            complaint, data["staff_id"], data["reason"], now, policy, role=data["role"]))
 
     @rpc
     def record_special_measures(self, complaint_id, data):
@@ -257,6 +257,14 @@ class IntakeService:
         require_id(work_order_id, "id")
         data = load(schemas.CompleteWorkOrder(), data)
         order, events = work_orders.complete(
+            self.store.get_work_order(work_order_id), data, self.clock.now())
+        return to_json(self.store.save_work_order(order, events))
+
+    @rpc
+    def cancel_work_order(self, work_order_id, data):
+        require_id(work_order_id, "id")
+        data = load(schemas.CancelWorkOrder(), data)
+        order, events = work_orders.cancel(
             self.store.get_work_order(work_order_id), data, self.clock.now())
         return to_json(self.store.save_work_order(order, events))
 

@@ -17,6 +17,8 @@ CLOCK_SKEW = timedelta(minutes=5)
 # action -> (states it may start from, state it leads to)
 TRANSITIONS = {
     "complete": ({"registered"}, "completed"),
+    # registered by mistake, twice, or withdrawn by the owner: kept, never deleted
+    "cancel": ({"registered"}, "cancelled"),
 }
 
 
@@ -65,6 +67,9 @@ def register(order_id, data, policy, now):
         "registered_at": now,
         "completed_at": None,
         "completed_by": None,
+        "cancelled_at": None,
+        "cancelled_by": None,
+        "cancel_reason": None,
         "history": [history_entry(now, data.get("staff_id") or "desk", "register", None, "registered",
                            data["kind"])],
     }
@@ -106,6 +111,19 @@ def complete(order, data, now):
         key: order[key] for key in ("household_id", "complaint_id", "kind", "important",
                                     "completed_at", "contract_start", "contract_end")
     })]
+
+
+def cancel(order, data, now):
+    """Withdraw an order that will not be done, with the reason. No event: nothing
+    was done, so there is nothing to revisit (revisit follows completions only)."""
+    allowed_from, target = TRANSITIONS["cancel"]
+    if order["status"] not in allowed_from:
+        raise InvalidTransition("work order", order["_id"], order["status"], "cancel")
+    order = dict(order, status=target, cancelled_at=now, cancelled_by=data["staff_id"],
+                 cancel_reason=data["reason"])
+    order["history"] = order["history"] + [
+        history_entry(now, data["staff_id"], "cancel", "registered", target, data["reason"])]
+    return order, []
 
 
 def _not_in_the_future(moment, now, field):

@@ -19,7 +19,7 @@ COMPLAINT_STATUSES = (
 )
 # Who may flag a complaint as malicious: a supervisor or above, never front-line staff.
 FLAGGING_ROLES = ("supervisor", "manager", "company_manager")
-WORK_ORDER_STATUSES = ("registered", "completed")
+WORK_ORDER_STATUSES = ("registered", "completed", "cancelled")
 MAX_CONTENT = 2000
 
 
@@ -118,6 +118,7 @@ class CloseComplaint(Schema):
 class ReopenComplaint(Schema):
     reason = Content(required=True)
     source = OneOf(REOPEN_SOURCES, required=True)
+    staff_id = Id(allow_none=True, load_default=None)   # who recorded it (else the source)
 
 
 class RequestReview(Schema):
@@ -135,6 +136,9 @@ class DecideReview(Schema):
 class EscalateComplaint(Schema):
     staff_id = Id(required=True)
     reason = Content(required=True)
+    # A rung of the estate's ladder to go straight to (beyond one's authority: the
+    # company manager); without one, the next rung.
+    role = Content(max_length=50, allow_none=True, load_default=None)
 
 
 class RecordSpecialMeasures(Schema):
@@ -214,6 +218,11 @@ class CompleteWorkOrder(Schema):
     staff_id = Id(required=True)
     completed_at = UtcDateTime(allow_none=True, load_default=None)   # paper records: the past
     note = fields.String(validate=validate.Length(max=MAX_CONTENT), load_default="")
+
+
+class CancelWorkOrder(Schema):
+    staff_id = Id(required=True)
+    reason = Content(required=True)   # registered twice, withdrawn by the owner, …
 
 
 class WorkOrderFilters(Schema):

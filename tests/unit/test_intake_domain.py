@@ -136,6 +136,22 @@ def test_deadlines_over_a_year_land_on_working_days_n_working_days_on(naive):
     assert complaint["first_response_due"] < complaint["reply_due"]
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.integers(min_value=2000, max_value=2099), st.times())
+def test_a_deadline_set_on_30_december_works_in_any_year(year, moment):
+    received = datetime.combine(datetime(year, 12, 30).date(), moment, SHANGHAI)
+    complaint, _ = registered(received_at=received.astimezone(UTC), now=received)
+    calendar = POLICY.calendar
+    for key in ("first_response_due", "reply_due"):
+        due = complaint[key].astimezone(SHANGHAI)
+        # from a rest day a deadline is the end (midnight) of its last working day
+        from_working_day = calendar.is_working_day(received.date())
+        last = due.date() if from_working_day else due.date() - timedelta(days=1)
+        assert calendar.is_working_day(last)
+        assert last.year in (year, year + 1)
+    assert received < complaint["first_response_due"] < complaint["reply_due"]
+
+
 def test_received_in_the_future_is_refused():
     with pytest.raises(InvalidInput) as error:
         registered(received_at=NOW + timedelta(hours=1))
@@ -469,6 +485,51 @@ def test_manual_escalation_takes_one_rung_and_counts_for_the_round():
         domain.escalate(complaint, "s-1", "again", NOW, POLICY)
     with pytest.raises(InvalidTransition, match="it is closed"):
         domain.escalate(in_state("closed"), "s-1", "x", NOW, POLICY)
+
+
+def test_beyond_ones_authority_goes_straight_to_the_company_manager():
+    complaint = in_state("assigned")
+    complaint, [event] = domain.escalate(complaint, "s-1", "涉及赔偿，超出项目权限", NOW, POLICY,
+                                         role="company_manager")
+    assert (event["data"]["level"], event["data"]["role"], event["data"]["manual"]) == (
+        3, "company_manager", True)
+    assert complaint["history"][-1]["note"].startswith("level 3 (company_manager)")
+    # the rungs below are passed: the timer does not send them afterwards
+    assert alerts(complaint, NOW + timedelta(days=10))[1] == [
+        ("complaint_overdue", "reply")]
+    with pytest.raises(InvalidTransition, match="already escalated to company_manager"):
+        domain.escalate(complaint, "s-1", "again", NOW, POLICY, role="manager")
+
+
+def test_escalating_to_a_rung_refuses_what_the_ladder_does_not_have():
+    complaint = in_state("assigned")
+    with pytest.raises(InvalidInput) as error:
+        domain.escalate(complaint, "s-1", "x", NOW, POLICY, role="mayor")
+    assert error.value.errors == {"role": [
+        "not on the estate's escalation ladder (supervisor, manager, company_manager)"]}
+    major, _ = registered(severity="major")
+    with pytest.raises(InvalidTransition, match="major complaint, escalated above supervisor"):
+        domain.escalate(major, "s-1", "x", NOW, POLICY, role="supervisor")
+    climbed, [event] = domain.escalate(major, "s-1", "x", NOW, POLICY)
+    assert event["data"]["role"] == "manager"
+    assert domain.escalate(climbed, "s-1", "x", NOW, POLICY,
+                           role="company_manager")[1][0]["data"]["level"] == 3
+
+
+def test_a_finished_complaint_owing_special_measures_is_alerted_not_escalated():
+    complaint, _ = registered(earlier=[earlier_complaint(status="assigned")])
+    for action in ("acknowledge", "assign", "resolve", "close"):
+        complaint, _ = domain.apply(complaint, action, "s-1", NOW + timedelta(hours=1), POLICY,
+                                    **DETAILS[action])
+    complaint, sent = alerts(complaint, NOW + timedelta(hours=24))
+    assert sent == [("complaint_overdue", "special_measures")]
+    assert complaint["alert_due_at"] is None, "nothing more to send: the timer leaves it"
+    assert alerts(complaint, NOW + timedelta(days=10))[1] == []
+    # worked again, it climbs its new round's ladder as any complaint does
+    reopened, _ = domain.apply(complaint, "reopen", "s-1", NOW + timedelta(days=10), POLICY,
+                               reason="仍未解决", source="owner")
+    assert alerts(reopened, reopened["first_response_due"])[1] == [
+        ("complaint_overdue", "first_response"), ("complaint_escalated", "supervisor")]
 
 
 def test_overdue_repeat_without_special_measures_is_alerted():

@@ -387,6 +387,37 @@ def test_manual_escalation(service):
     cid = service.register_complaint(COMPLAINT)["id"]
     escalated = service.escalate_complaint(cid, {"staff_id": "s-1", "reason": "超出权限"})
     assert escalated["escalations"][0]["role"] == "supervisor"
+    to_company = service.escalate_complaint(cid, {"staff_id": "s-1", "reason": "涉及赔偿",
+                                                  "role": "company_manager"})
+    assert [(e["level"], e["role"], e["by"]) for e in to_company["escalations"]] == [
+        (1, "supervisor", "s-1"), (3, "company_manager", "s-1")]
+    stored = service.store.find_complaint(cid)
+    assert [e["data"]["role"] for e in events_of(stored, "complaint_escalated")] == [
+        "supervisor", "company_manager"]
+
+
+@pytest.mark.parametrize("data, field", [
+    ({"staff_id": "s-1", "reason": "x", "role": "mayor"}, "role"),
+    ({"staff_id": "s-1", "reason": "x", "role": ""}, "role"),
+    ({"staff_id": "s-1", "reason": ""}, "reason"),
+])
+def test_bad_escalation_names_the_field_and_changes_nothing(service, data, field):
+    cid = service.register_complaint(COMPLAINT)["id"]
+    before = service.store.find_complaint(cid)
+    with pytest.raises(InvalidInput) as error:
+        service.escalate_complaint(cid, data)
+    assert field in error.value.errors
+    assert service.store.find_complaint(cid) == before
+
+
+def test_the_desk_that_records_a_reopen_is_in_the_history(service):
+    cid = service.register_complaint(COMPLAINT)["id"]
+    work_through(service, cid, *ALL_STEPS)
+    reopened = service.reopen_complaint(cid, {"reason": "业主来电说又吵了", "source": "owner",
+                                              "staff_id": "desk-3"})
+    assert (reopened["history"][-1]["by"], reopened["history"][-1]["action"]) == (
+        "desk-3", "reopen")
+    assert reopened["reopen_source"] == "owner"
 
 
 def test_reopened_complaint_gets_fresh_deadlines_and_no_stale_alerts(service, clock):
@@ -501,3 +532,29 @@ def test_completion_time_is_checked(service):
     assert service.get_work_order(order["id"])["status"] == "registered"
     with pytest.raises(NotFound):
         service.complete_work_order("wo-nothing", {"staff_id": "eng-1"})
+
+
+def test_a_work_order_registered_by_mistake_is_cancelled_not_deleted(service):
+    order = service.register_work_order(ORDER)
+    refused = (({"staff_id": "desk-1"}, "reason"), ({"staff_id": "desk-1", "reason": " "}, "reason"),
+               ({"reason": "重复登记"}, "staff_id"))
+    for data, field in refused:
+        with pytest.raises(InvalidInput) as error:
+            service.cancel_work_order(order["id"], data)
+        assert field in error.value.errors
+    assert service.get_work_order(order["id"])["status"] == "registered"
+    cancelled = service.cancel_work_order(order["id"], {"staff_id": "desk-1",
+                                                        "reason": "与 wo-7 重复登记"})
+    assert (cancelled["status"], cancelled["cancel_reason"], cancelled["cancelled_at"]) == (
+        "cancelled", "与 wo-7 重复登记", NOW.isoformat())
+    assert [h["action"] for h in service.get_work_order(order["id"])["history"]] == [
+        "register", "cancel"]
+    assert [o["id"] for o in service.list_work_orders({"status": "cancelled"})] == [order["id"]]
+    assert [e["type"] for e in events_of(service.store.find_work_order(order["id"]))] == [
+        "work_order_registered"], "no public event for a cancellation"
+    with pytest.raises(InvalidTransition, match="it is cancelled"):
+        service.complete_work_order(order["id"], {"staff_id": "eng-1"})
+    with pytest.raises(InvalidTransition, match="it is cancelled"):
+        service.cancel_work_order(order["id"], {"staff_id": "desk-1", "reason": "again"})
+    with pytest.raises(NotFound):
+        service.cancel_work_order("wo-nothing", {"staff_id": "desk-1", "reason": "x"})

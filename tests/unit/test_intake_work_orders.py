@@ -1,5 +1,6 @@
 """Work orders: registration, completion, and the repair an emergency complaint opens."""
 from datetime import UTC, datetime, timedelta
+from itertools import product
 
 import pytest
 
@@ -7,6 +8,7 @@ from services.intake import domain, work_orders
 from services.intake.policy import Policies
 from shared.envelope import parse_event
 from shared.errors import InvalidInput, InvalidTransition
+from shared.schemas.intake import WORK_ORDER_STATUSES
 
 POLICY = Policies().for_estate("e-1")
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
@@ -71,6 +73,51 @@ def test_completed_once():
     done, _ = work_orders.complete(created, {"staff_id": "s-1"}, NOW)
     with pytest.raises(InvalidTransition, match="it is completed"):
         work_orders.complete(done, {"staff_id": "s-1"}, NOW)
+
+
+STATES = WORK_ORDER_STATUSES
+STEPS = {"complete": lambda created: work_orders.complete(created, {"staff_id": "s-1"}, NOW),
+         "cancel": lambda created: work_orders.cancel(
+             created, {"staff_id": "s-1", "reason": "重复登记"}, NOW)}
+
+
+def in_state(state):
+    created, _ = order()
+    reaching = [action for action, (_, target) in work_orders.TRANSITIONS.items()
+                if target == state]
+    return STEPS[reaching[0]](created)[0] if reaching else created
+
+
+def test_the_status_filter_vocabulary_is_the_work_order_state_machine():
+    targets = {target for _, target in work_orders.TRANSITIONS.values()}
+    assert set(WORK_ORDER_STATUSES) == targets | {"registered"}
+
+
+@pytest.mark.parametrize("state, action", list(product(STATES, work_orders.TRANSITIONS)))
+def test_every_work_order_step_is_allowed_or_refused_by_the_table(state, action):
+    allowed_from, target = work_orders.TRANSITIONS[action]
+    current = in_state(state)
+    if state in allowed_from:
+        changed, _ = STEPS[action](current)
+        assert changed["status"] == target
+        assert (changed["history"][-1]["action"], changed["history"][-1]["to"]) == (action, target)
+    else:
+        with pytest.raises(InvalidTransition, match=f"it is {state}"):
+            STEPS[action](current)
+
+
+def test_a_cancelled_order_keeps_its_reason_and_is_not_announced():
+    created, _ = order()
+    cancelled, events = work_orders.cancel(
+        created, {"staff_id": "desk-2", "reason": "业主已自行修好"}, NOW + timedelta(hours=2))
+    assert events == [], "nothing was done: nothing for revisit to sample"
+    assert (cancelled["status"], cancelled["cancelled_by"], cancelled["cancel_reason"],
+            cancelled["cancelled_at"]) == ("cancelled", "desk-2", "业主已自行修好",
+                                           NOW + timedelta(hours=2))
+    assert cancelled["history"][-1] == {
+        "at": NOW + timedelta(hours=2), "by": "desk-2", "action": "cancel",
+        "from": "registered", "to": "cancelled", "note": "业主已自行修好"}
+    assert created["status"] == "registered", "the order read is left as it was"
 
 
 @pytest.mark.parametrize("category, severity, content, opens", [
