@@ -190,6 +190,7 @@ def survey_report_times(sizes, pipeline_limit=10_000):
             "opens_at": now, "closes_at": now + timedelta(days=14), "template_id": "default",
             "categories": None, "add_categories": [], "estate_categories": {},
             "sample": {"mode": "all", "by": "building"}, "anonymous": True, "reminders": {},
+            "occupied_only": True, "request_id": None,
         }, domain.default_template(now), {e: [{"id": f"{e}-h"}] for e in estates},
             domain.SurveyPolicy(), now)
         round_.update(status="closed", invited={e: size // len(estates) + 1 for e in estates})
@@ -207,12 +208,10 @@ def survey_report_times(sizes, pipeline_limit=10_000):
                         "terms": {key: words[text] for key, text in comments.items()},
                         "submitted_on": now.date().isoformat(), "counted": True}
             kept[response["estate_id"]].update(domain.tally_increment(response))
-            for topic, terms in response["terms"].items():   # what $push ... $slice keeps
-                for word in terms:
-                    quotes = examples[response["estate_id"]].setdefault(topic, {}).setdefault(
-                        word, [])
-                    if len(quotes) < domain.QUOTES_PER_TERM:
-                        quotes.append(comments[topic])
+            # what the store's guarded $push ... $sort ... $slice keeps
+            for topic, word, entry in opinions.quote_candidates(comments, response["terms"]):
+                by_word = examples[response["estate_id"]].setdefault(topic, {})
+                by_word[word] = opinions.keep_quote(by_word.get(word, []), entry)
             batch.append(response)
             raw.append(response)
             if len(batch) == 20_000:

@@ -5,6 +5,7 @@ Policy texts (../shared/seed): 「服务中心每半年进行一次业主/用户
 gives 「调查表的回收份数、总的满意率以及分项满意率、业主/用户对物业服务、管理的意见(共性的意见)」.
 """
 import hashlib
+import json
 import math
 import random
 import secrets
@@ -48,7 +49,6 @@ SATISFIED_ANSWERS = (4, 5)
 DISTRIBUTION_KEYS = tuple(str(answer) for answer in ANSWER_SCALE)
 WILSON_Z = 1.959964          # two-sided 95 %
 TOP_TERMS = 5                # common opinions shown per category
-QUOTES_PER_TERM = 2
 
 UNKNOWN_TOKEN = "unknown invitation"
 USED_TOKEN = "this invitation has already been used"
@@ -161,16 +161,41 @@ def check_schedule(data, now):
         raise InvalidInput({"closes_at": ["is already past: nobody could answer"]})
 
 
+def household_filters(data):
+    """What create_round asks intake for: occupied households unless told otherwise."""
+    return {"occupied": True} if data["occupied_only"] else {}
+
+
+def request_fingerprint(data):
+    """A digest of what a create_round call asked for (its ``request_id`` aside)."""
+    asked = {key: value for key, value in data.items() if key != "request_id"}
+    return hashlib.sha256(json.dumps(asked, sort_keys=True, ensure_ascii=False,
+                                     default=str).encode()).hexdigest()
+
+
+def replay(round_, data):
+    """The round a retried create_round gets back: the one the first call with that
+    ``request_id`` made (still ``creating`` while that call is storing it), provided
+    the retry asks for the same round."""
+    if round_.get("request_fingerprint") != request_fingerprint(data):
+        raise InvalidInput({"request_id": [
+            f"already used for another round ({round_['_id']}); send a new request_id"]})
+    return round_
+
+
 def plan_round(round_id, data, template, households, policy, now, token=new_token):
     """The round (status ``creating``), its invitations (``pending``) and its empty tallies.
 
-    ``households`` maps each estate of the round to its occupied households. Nothing is
-    announced yet: ``activate`` opens the round once all of it is stored.
+    ``households`` maps each estate of the round to the households intake listed for it
+    (``household_filters``). Nothing is announced yet: ``activate`` opens the round once
+    all of it is stored. A round made for a client's ``request_id`` keeps it with a
+    fingerprint of the request, so a retry finds it (``replay``).
     """
     empty = [estate_id for estate_id in data["estate_ids"] if not households.get(estate_id)]
     if empty:
+        which = "occupied households" if data["occupied_only"] else "households"
         raise InvalidInput({"estate_ids": [
-            f"{estate_id}: no occupied households to invite" for estate_id in empty]})
+            f"{estate_id}: no {which} to invite" for estate_id in empty]})
     base = resolve_categories(
         data["categories"] if data["categories"] is not None else template["categories"],
         template, "categories")
@@ -208,6 +233,7 @@ def plan_round(round_id, data, template, households, policy, now, token=new_toke
         "labels": {entry["key"]: [entry["label_zh"], entry["label_en"]]
                    for entry in common + [e for extra in per_estate.values() for e in extra]},
         "anonymous": data["anonymous"],
+        "occupied_only": data["occupied_only"],
         "sample": sample,
         "reminders": reminders,
         "status": "creating",
@@ -217,6 +243,10 @@ def plan_round(round_id, data, template, households, policy, now, token=new_toke
         "closed_at": None,
         "published": {},
     }
+    if data["request_id"]:
+        # only then: the store's unique index on request_id skips rounds without one
+        round_.update(request_id=data["request_id"],
+                      request_fingerprint=request_fingerprint(data))
     invitations = [
         _invitation(round_, estate_id, household, token())
         for estate_id in round_["estate_ids"] for household in chosen[estate_id]
@@ -452,20 +482,12 @@ def empty_counts():
 
 
 def tally_update(response):
-    """The one write a questionnaire makes to its round × estate tally: the counters,
-    and the first comments for each word as quotes, so a report never reads responses."""
-    return {"$inc": tally_increment(response), "$push": tally_examples(response)}
-
-
-def tally_examples(response):
-    """Each word's comment, kept while the word has fewer than QUOTES_PER_TERM."""
-    return {
-        f"examples.{topic}.{word}": {"$each": [response["comments"][topic]],
-                                     "$slice": QUOTES_PER_TERM}
-        for topic, words in response.get("terms", {}).items()
-        if response.get("comments", {}).get(topic)
-        for word in words
-    }
+    """What a questionnaire adds to its round × estate tally: the counters (one ``$inc``),
+    and its comments offered as quotes for their words (kept only if among the best), so
+    a report never reads responses."""
+    return {"increment": tally_increment(response),
+            "quotes": opinions.quote_candidates(response.get("comments", {}),
+                                                response.get("terms", {}))}
 
 
 def tally_increment(response):
@@ -641,7 +663,8 @@ def _estate_line(round_, tally):
 
 def common_opinions(round_, total, categories):
     """「业主/用户对物业服务、管理的意见(共性的意见)」: per category (and the general box)
-    the words most comments used, how many comments used each, and comments quoted."""
+    the words most comments used, how many comments used each, and the shortest distinct
+    comments using each quoted (``opinions.best_quotes``)."""
     found = []
     for topic in [*categories, GENERAL_COMMENT]:
         ranked = opinions.top_terms(total["terms"].get(topic, {}), TOP_TERMS)
@@ -654,9 +677,8 @@ def common_opinions(round_, total, categories):
             "label_en": label_en,
             "comments": total["comments"].get(topic, 0),
             "terms": [{"term": word, "count": count,
-                       "quotes": [opinions.quote(text) for text in sorted(
-                           dict.fromkeys(total["examples"][topic][word]), key=len)
-                       ][:QUOTES_PER_TERM]}
+                       "quotes": [opinions.quote(text) for text in opinions.best_quotes(
+                           total["examples"][topic][word], word)]}
                       for word, count in ranked],
         })
     return found

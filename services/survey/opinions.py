@@ -5,6 +5,12 @@ arrives; the words that carry meaning (two characters or more, not a stop
 word) are stored with the response and counted in the round × estate tally,
 once per comment. The report then names the most frequent words per category
 with how many comments raised them and a few comments quoted as examples.
+
+The examples of a word are its shortest distinct comments: the ones most about that
+word, and quick to read on a notice board. A comment that is the word alone ("电梯！")
+says nothing the count does not, so it is quoted only when there is nothing else.
+Each round × estate tally keeps the ``QUOTES_PER_TERM`` best per word as responses
+arrive, so a report reads a bounded number of quotes whatever the number of comments.
 Pure Python: no nameko, no store.
 """
 import logging
@@ -45,6 +51,14 @@ TERM = re.compile(r"^[\u4e00-\u9fffA-Za-z][\u4e00-\u9fffA-Za-z0-9]*$")
 PHONE_IN_TEXT = re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d{9}(?!\d)|(?<!\d)0\d{2,3}-?\d{7,8}(?!\d)")
 COUNTRY_CODE = re.compile(r"^\+?86[- ]?")
 QUOTE_LENGTH = 120
+QUOTES_PER_TERM = 2
+# How kept quotes are ordered (MongoDB's $push … $sort uses the same): best first. One
+# string key, "<rank> <text>", since the embedded store sorts a $push by one key only;
+# it sorts the same in Python and in MongoDB (code point order).
+QUOTE_ORDER = {"order": 1}
+# Puts a comment that is just the word behind every comment that says more.
+BARE_WORD_RANK = 1_000_000
+NOT_A_WORD = re.compile(r"[\W_]+")
 
 
 def terms_of(text):
@@ -76,3 +90,44 @@ def quote(text):
     text = PHONE_IN_TEXT.sub(lambda match: mask_phone(COUNTRY_CODE.sub("", match.group())),
                              " ".join(text.split()))
     return text if len(text) <= QUOTE_LENGTH else text[:QUOTE_LENGTH - 1] + "…"
+
+
+def quote_entry(text, word):
+    """A comment as a candidate quote for ``word``: its text and where it ranks (shorter
+    first, the word alone last, then by text)."""
+    bare = NOT_A_WORD.sub("", text).lower() == word
+    return {"order": f"{len(text) + (BARE_WORD_RANK if bare else 0):07d} {text}", "text": text}
+
+
+def quote_candidates(comments, terms):
+    """(topic, word, entry) for each word of each comment of one questionnaire."""
+    return [(topic, word, quote_entry(comments[topic], word))
+            for topic, words in terms.items() if comments.get(topic) for word in words]
+
+
+def _order(entry):
+    return entry["order"]
+
+
+def keep_quote(kept, entry, limit=QUOTES_PER_TERM):
+    """The kept quotes of a word once ``entry`` is offered: the ``limit`` best distinct
+    comments (what the store's guarded $push … $sort … $slice leaves)."""
+    if any(item["text"] == entry["text"] for item in kept):
+        return list(kept)
+    return sorted([*kept, entry], key=_order)[:limit]
+
+
+def improves(kept, entry, limit=QUOTES_PER_TERM):
+    """Whether offering ``entry`` changes the kept quotes (else the store is not written)."""
+    return keep_quote(kept, entry, limit) != list(kept)
+
+
+def best_quotes(kept, word, limit=QUOTES_PER_TERM):
+    """The texts to quote for ``word`` from quotes kept per estate (or older tallies'
+    plain texts), best first, each once."""
+    entries = [quote_entry(item, word) if isinstance(item, str) else item for item in kept]
+    chosen = []
+    for entry in sorted(entries, key=_order):
+        if entry["text"] not in chosen:
+            chosen.append(entry["text"])
+    return chosen[:limit]

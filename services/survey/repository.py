@@ -11,11 +11,14 @@ multi-document transactions on the embedded store):
    only between 1 and 3);
 4. the tally gets the response's ``$inc`` and its id in ``in_flight`` in one
    write, matching only if the id is not there yet;
-5. the response is marked counted;
-6. its id leaves ``in_flight``.
+5. its comments join the quotes kept for their words where they are among the
+   best (``opinions.keep_quote``), each write matching only if the text is not
+   kept yet, so doing it again changes nothing;
+6. the response is marked counted;
+7. its id leaves ``in_flight``.
 
 A crash leaves either an invitation with ``pending_response`` (the relay redoes
-2-6) or a response not counted (the relay redoes 4-6, skipping 4 if the id is
+2-7) or a response not counted (the relay redoes 4-7, skipping 4 if the id is
 still in ``in_flight``: an id leaves it only after its response is marked
 counted). ``recount`` checks the tallies against the raw responses with a
 MongoDB aggregation pipeline and can repair them.
@@ -25,6 +28,7 @@ from typing import ClassVar
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from services.survey import opinions
 from shared.store import Repository
 
 PENDING_RESPONSE = "pending_response"
@@ -36,7 +40,9 @@ class SurveyRepository(Repository):
                                  unique=True)],
         "rounds": [IndexModel([("status", ASCENDING), ("closes_at", ASCENDING)]),
                    IndexModel([("status", ASCENDING), ("opens_at", ASCENDING)]),
-                   IndexModel([("estate_ids", ASCENDING), ("created_at", DESCENDING)])],
+                   IndexModel([("estate_ids", ASCENDING), ("created_at", DESCENDING)]),
+                   # one round per client request; rounds made without one are not indexed
+                   IndexModel([("request_id", ASCENDING)], unique=True, sparse=True)],
         "invitations": [
             IndexModel([("token", ASCENDING)], unique=True),
             IndexModel([("round_id", ASCENDING), ("estate_id", ASCENDING),
@@ -93,11 +99,29 @@ class SurveyRepository(Repository):
 
         Until ``activate`` the round stays ``creating``; a crash before that leaves a
         round the schedule abandons, never a half-invited round anyone was told about.
+        False (nothing written) if another call stored a round for the same
+        ``request_id`` first.
         """
-        self.insert_with_events("rounds", round_, [])
+        try:
+            self.insert_with_events("rounds", round_, [])
+        except DuplicateKeyError:
+            if round_.get("request_id") is None:
+                raise
+            return False
         for collection, documents in (("invitations", invitations), ("tallies", tallies)):
             if documents:
                 self.db[collection].insert_many(documents)
+        return True
+
+    def round_for_request(self, request_id):
+        """The round a client's ``request_id`` made, if any. An abandoned one gives the
+        request id up (a crash may have kept it from ``discard_round_data``): the retry
+        makes a new round."""
+        round_ = self.db.rounds.find_one({"request_id": request_id})
+        if round_ is not None and round_["status"] == "abandoned":
+            self._release_request(round_["_id"])
+            return None
+        return round_
 
     def get_round(self, round_id):
         return self.fetch("rounds", round_id, "survey round")
@@ -121,9 +145,15 @@ class SurveyRepository(Repository):
         return list(self.db.rounds.find(query))
 
     def discard_round_data(self, round_id):
-        """What a round left while being created: its invitations and tallies."""
+        """What an abandoned round left while being created: its invitations, its tallies
+        and its hold on the client's request id (a retry makes a new round)."""
         self.db.invitations.delete_many({"round_id": round_id})
         self.db.tallies.delete_many({"round_id": round_id})
+        self._release_request(round_id)
+
+    def _release_request(self, round_id):
+        self.db.rounds.update_one({"_id": round_id, "status": "abandoned"}, {
+            "$rename": {"request_id": "abandoned_request_id"}})
 
     # invitations ---------------------------------------------------------------
 
@@ -186,15 +216,42 @@ class SurveyRepository(Repository):
         self.count_response(response, update)
 
     def count_response(self, response, update):
-        """Steps 4-6: add the response to its tally (``update``: its $inc and $push) once."""
+        """Steps 4-7: add the response to its tally once (``update``: its ``increment``
+        and the ``quotes`` it offers)."""
         tally = {"_id": f"{response['round_id']}:{response['estate_id']}"}
         self.db.tallies.update_one(
             dict(tally, in_flight={"$ne": response["_id"]}),
-            {**update, "$push": {**update.get("$push", {}), "in_flight": response["_id"]}},
+            {"$inc": update["increment"], "$push": {"in_flight": response["_id"]}},
         )
+        self._finish_counting(response, update)
+
+    def _finish_counting(self, response, update):
+        """Steps 5-7, each harmless to repeat."""
+        tally = {"_id": f"{response['round_id']}:{response['estate_id']}"}
+        self.keep_quotes(tally["_id"], update["quotes"])
         self.db.responses.update_one({"_id": response["_id"]},
                                      {"$set": {"counted": True}, "$unset": {"count_after": ""}})
         self.db.tallies.update_one(tally, {"$pull": {"in_flight": response["_id"]}})
+
+    def keep_quotes(self, tally_id, candidates):
+        """Step 5: each (topic, word, entry) joins its word's kept quotes if it is among the
+        best distinct ones: one read, then a write only where it changes something."""
+        if not candidates:
+            return
+        kept = self.db.tallies.find_one(
+            {"_id": tally_id}, {f"examples.{topic}": 1 for topic, _, _ in candidates}) or {}
+        for topic, word, entry in candidates:
+            current = kept.get("examples", {}).get(topic, {}).get(word, [])
+            if not opinions.improves([item for item in current if isinstance(item, dict)],
+                                     entry):
+                continue
+            path = f"examples.{topic}.{word}"
+            # kept quotes only get better, so a stale read never skips a needed write;
+            # the text guard keeps them distinct whoever writes at the same moment
+            self.db.tallies.update_one(
+                {"_id": tally_id, f"{path}.text": {"$ne": entry["text"]}},
+                {"$push": {path: {"$each": [entry], "$sort": opinions.QUOTE_ORDER,
+                                  "$slice": opinions.QUOTES_PER_TERM}}})
 
     def interrupted_claims(self, now, grace, limit=500):
         """Invitations claimed over ``grace`` ago whose response was never stored, each
@@ -231,13 +288,7 @@ class SurveyRepository(Repository):
         tally = self.db.tallies.find_one({"_id": f"{response['round_id']}:{response['estate_id']}"},
                                          {"in_flight": 1})
         if tally is not None and response["_id"] in tally.get("in_flight", []):
-            # step 4 happened before the crash: only 5 and 6 are left
-            update = None
-        if update is None:
-            self.db.responses.update_one({"_id": response["_id"]}, {
-                "$set": {"counted": True}, "$unset": {"count_after": ""}})
-            self.db.tallies.update_one({"_id": tally["_id"]},
-                                       {"$pull": {"in_flight": response["_id"]}})
+            self._finish_counting(response, update)   # step 4 happened before the crash
         else:
             self.count_response(response, update)
 

@@ -61,17 +61,22 @@ class SurveyService:
 
     @rpc
     def create_round(self, data):
+        """A round; called again with the same ``request_id``, the round that call made."""
         data = load(schemas.CreateRound(), data)
+        if data["request_id"] and (earlier := self.store.round_for_request(data["request_id"])):
+            return to_json(domain.replay(earlier, data))
         now = self.clock.now()
         domain.check_schedule(data, now)
         template = self._latest_template(data["template_id"], field="template_id")
         households = {
-            estate_id: self.intake.list_households(estate_id, {"occupied": True})
+            estate_id: self.intake.list_households(estate_id, domain.household_filters(data))
             for estate_id in data["estate_ids"]
         }
         round_, invitations, tallies = domain.plan_round(
             domain.new_round_id(), data, template, households, self._policy(), now)
-        self.store.create_round(round_, invitations, tallies)
+        if not self.store.create_round(round_, invitations, tallies):
+            # a retry that ran alongside the first call: that call's round is the answer
+            return to_json(domain.replay(self.store.round_for_request(data["request_id"]), data))
         round_ = self._save(*domain.activate(self.store.get_round(round_["_id"]), now))
         if round_["status"] == "open":
             self._issue_invitations(round_)

@@ -109,6 +109,11 @@ class CreateRound(Schema):
     sample = fields.Nested(Sample, load_default=lambda: {"mode": "all", "by": "building"})
     anonymous = Flag(load_default=True)
     reminders = fields.Nested(Reminders, load_default=dict)
+    # 「(RPC list_households, occupied only by default)」: false invites vacant ones too
+    occupied_only = Flag(load_default=True)
+    # The client's key for this request: a retry after a lost reply or a crash gets the
+    # round the first call made instead of a second round.
+    request_id = Id(load_default=None)
 
     @validates_schema
     def check_round(self, data, **kwargs):

@@ -38,7 +38,10 @@ def running(service_config, container_factory, clock):
                 {"household_id": f"{estate_id}-h{n}", "building": "1", "unit": "1",
                  "room": f"10{n}", "occupied": True,
                  "contacts": [{"name": "业主", "phone": "13800000000"}]}
-                for n in range(rooms)])
+                for n in range(rooms)] + [
+                {"household_id": f"{estate_id}-vacant", "building": "2", "unit": "1",
+                 "room": "901", "occupied": False,
+                 "contacts": [{"name": "业主", "phone": "13800000001"}]}])
         yield rpc
 
 
@@ -133,3 +136,26 @@ def test_a_double_submission_at_the_same_moment_counts_once(running):
     report = wait_until(lambda: rpc.survey.round_report(rid, "estate-a"), message="report")
     assert (report["returned"], report["categories"]["cleaning"]["answered"]) == (1, 1)
     assert rpc.survey.check_statistics(rid)["consistent"] is True
+
+
+def test_a_retried_create_round_announces_one_round(running, listener):
+    rpc = running
+    first = open_round(rpc, request_id="hq-2026-h1-retry")
+    again = open_round(rpc, request_id="hq-2026-h1-retry")     # the reply was lost: retried
+
+    assert again["id"] == first["id"]
+    listener.wait_for("survey_invitation_issued", round_id=first["id"], count=5)
+    eventlet.sleep(0.5)
+    assert len(listener.of_type("survey_round_opened", round_id=first["id"])) == 2
+    assert len(listener.of_type("survey_invitation_issued", round_id=first["id"])) == 5
+    assert [r["id"] for r in rpc.survey.list_rounds()] == [first["id"]]
+
+
+def test_vacant_households_are_invited_when_asked(running, listener):
+    rpc = running
+    round_ = open_round(rpc, estate_ids=["estate-b"], occupied_only=False)
+
+    assert round_["invited"] == {"estate-b": 3}
+    listener.wait_for("survey_invitation_issued", round_id=round_["id"], count=3)
+    assert "estate-b-vacant" in tokens(rpc, round_["id"])
+    assert open_round(rpc, estate_ids=["estate-b"])["invited"] == {"estate-b": 2}

@@ -28,6 +28,7 @@ def round_data(**changes):
         "opens_at": OPENS, "closes_at": CLOSES, "template_id": "default",
         "categories": TEMPLATE, "add_categories": [], "estate_categories": {},
         "sample": {"mode": "all", "by": "building"}, "anonymous": True, "reminders": {},
+        "occupied_only": True, "request_id": None,
     }, **changes)
 
 
@@ -110,11 +111,12 @@ def apply(tally, increment):
 
 
 def apply_update(tally, update):
-    """What MongoDB does with a tally_update: $inc, and $push with $each and $slice."""
-    apply(tally, update["$inc"])
-    for path, push in update.get("$push", {}).items():
-        node, leaf = _node(tally, path)
-        node[leaf] = (node.get(leaf, []) + push["$each"])[:push["$slice"]]
+    """What the store does with a tally_update: the $inc, then each offered quote kept if
+    it is among its word's best distinct ones (the store's test checks MongoDB agrees)."""
+    apply(tally, update["increment"])
+    for topic, word, entry in update["quotes"]:
+        node = tally.setdefault("examples", {}).setdefault(topic, {})
+        node[word] = opinions.keep_quote(node.get(word, []), entry)
     return tally
 
 
@@ -236,6 +238,55 @@ def test_common_opinions_give_top_words_per_category_with_counts_and_quotes():
     assert general["terms"][0] == {"term": "停车位", "count": 2, "quotes": [
         "停车位太少，晚上回来没地方停", "停车位不够，请规划停车场 138****5678"]}
     assert len(general["terms"]) <= domain.TOP_TERMS
+
+
+def kept_quotes(texts, word):
+    kept = []
+    for text in texts:
+        kept = opinions.keep_quote(kept, opinions.quote_entry(text, word))
+    return [entry["text"] for entry in kept]
+
+
+def test_the_quotes_kept_are_the_shortest_distinct_comments_not_the_first():
+    texts = ["电梯已经坏了三天了，老人上下楼很不方便，希望尽快修好",   # first, but long
+             "电梯！", "电梯老是坏", "电梯老是坏", "电梯老是坏",        # bare word; repeats
+             "电梯太旧了经常停", "电梯按钮失灵"]
+    assert kept_quotes(texts, "电梯") == ["电梯老是坏", "电梯按钮失灵"]
+    # a comment that is the word alone is quoted only when nothing says more
+    assert kept_quotes(["电梯！", "电梯。"], "电梯") == ["电梯。", "电梯！"]
+    assert kept_quotes(["电梯！", "电梯坏了"], "电梯") == ["电梯坏了", "电梯！"]
+    assert not opinions.improves(
+        [opinions.quote_entry("电梯老是坏", "电梯")], opinions.quote_entry("电梯老是坏", "电梯"))
+
+
+@given(st.permutations(["停车位太少", "停车位不够用", "停车位太少", "没有停车位，晚上停路边",
+                        "停车位", "停车位收费太贵了", "停车位被外来车占了"]))
+def test_the_kept_quotes_do_not_depend_on_the_order_comments_arrive(texts):
+    assert kept_quotes(texts, "停车位") == ["停车位太少", "停车位不够用"]
+
+
+def test_a_report_of_all_estates_quotes_the_best_of_what_each_estate_kept():
+    round_, _, _, _ = opened()
+    tallies = []
+    for estate_id, texts in (("e1", ["楼道垃圾没人清理，味道很大", "垃圾太多"]),
+                             ("e2", ["垃圾桶旁边的垃圾没人收", "垃圾没人清"])):
+        tally = {"estate_id": estate_id}
+        for text in texts:
+            comments = {"cleaning": text}
+            apply_update(tally, domain.tally_update({
+                "answers": {}, "comments": comments,
+                "terms": opinions.terms_by_topic(comments)}))
+        assert len(tally["examples"]["cleaning"]["垃圾"]) <= opinions.QUOTES_PER_TERM
+        tallies.append(tally)
+
+    (cleaning,) = domain.report(round_, tallies)["opinions"]
+    rubbish = next(term for term in cleaning["terms"] if term["term"] == "垃圾")
+    assert rubbish == {"term": "垃圾", "count": 4, "quotes": ["垃圾太多", "垃圾没人清"]}
+    # tallies written before quotes were ranked hold plain texts: still quoted, best first
+    (old,) = domain.report(round_, [dict(tallies[0], examples={"cleaning": {
+        "垃圾": ["楼道垃圾没人清理，味道很大", "垃圾太多"]}})], estate_id="e1")["opinions"]
+    assert next(t for t in old["terms"] if t["term"] == "垃圾")["quotes"] == [
+        "垃圾太多", "楼道垃圾没人清理，味道很大"]
 
 
 def test_a_long_quote_is_shortened_and_phone_numbers_masked():

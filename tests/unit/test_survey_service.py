@@ -17,14 +17,19 @@ from tests.helpers import embedded
 
 NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 HOUSEHOLDS = {"e1": ["h1", "h2", "h3", "h4"], "e2": ["h5", "h6"]}
+VACANT = {"e2": ["h7"]}
 TEMPLATE = ["cleaning", "order", "greening"]
 
 
 def list_households(estate_id, filters):
-    assert filters == {"occupied": True}
-    return [{"id": household_id, "estate_id": estate_id, "building": "3", "unit": "1",
-             "room": f"50{n}", "occupied": True, "contacts": []}
-            for n, household_id in enumerate(HOUSEHOLDS.get(estate_id, []))]
+    """intake's list_households: filters {} or {"occupied": true/false}."""
+    assert set(filters) <= {"occupied"}
+    rows = [{"id": household_id, "estate_id": estate_id, "building": "3", "unit": "1",
+             "room": f"50{n}", "occupied": household_id not in VACANT.get(estate_id, []),
+             "contacts": []}
+            for n, household_id in enumerate(
+                HOUSEHOLDS.get(estate_id, []) + VACANT.get(estate_id, []))]
+    return [row for row in rows if filters.get("occupied", row["occupied"]) == row["occupied"]]
 
 
 @pytest.fixture
@@ -129,6 +134,114 @@ def test_a_bad_round_is_refused_naming_the_field_and_nothing_is_written(
         new_round(service, **change)
     assert field in error.value.errors
     assert counts(store) == {"rounds": 0, "invitations": 0, "responses": 0, "tallies": 0}
+
+
+def test_vacant_households_are_invited_only_when_asked(service):
+    usual = new_round(service, estate_ids=["e2"])
+    everyone = new_round(service, estate_ids=["e2"], occupied_only=False)
+
+    assert usual["invited"] == {"e2": 2} and usual["occupied_only"] is True
+    assert everyone["invited"] == {"e2": 3} and everyone["occupied_only"] is False
+    service.intake.list_households.assert_any_call("e2", {})
+    assert [i["household_id"] for i in service.list_invitations(everyone["id"])] \
+        == ["h5", "h6", "h7"]
+    with pytest.raises(InvalidInput) as error:
+        new_round(service, occupied_only="no")
+    assert list(error.value.errors) == ["occupied_only"]
+
+
+# a client retrying create_round gets the round its first call made --------------------
+
+def test_a_retried_create_round_returns_the_same_round_and_announces_it_once(service, store):
+    first = new_round(service, request_id="hq-2026-h1")
+    calls = service.intake.list_households.call_count
+
+    again = new_round(service, request_id="hq-2026-h1")
+
+    assert again == first and again["request_id"] == "hq-2026-h1"
+    assert counts(store) == {"rounds": 1, "invitations": 6, "responses": 0, "tallies": 2}
+    assert service.intake.list_households.call_count == calls     # nothing asked again
+    assert [e["type"] for e in outbox_events(store, "rounds")] == ["survey_round_opened"] * 2
+    assert len(outbox_events(store, "invitations")) == 6
+    # without a request id every call is a new round
+    assert new_round(service)["id"] != new_round(service)["id"] != first["id"]
+
+
+def test_a_retry_still_returns_its_round_after_the_round_moved_on(service, clock):
+    first = new_round(service, request_id="hq-2026-h1")
+    service.close_round(first["id"])
+    clock.advance(timedelta(days=30))             # closes_at past: a new round would be refused
+
+    again = new_round(service, request_id="hq-2026-h1")
+
+    assert (again["id"], again["status"]) == (first["id"], "closed")
+
+
+def test_a_request_id_used_for_a_different_round_is_refused(service, store):
+    first = new_round(service, request_id="hq-2026-h1")
+    before = counts(store)
+
+    with pytest.raises(InvalidInput) as error:
+        new_round(service, request_id="hq-2026-h1", estate_ids=["e2"])
+
+    assert list(error.value.errors) == ["request_id"]
+    assert first["id"] in error.value.errors["request_id"][0]
+    assert counts(store) == before
+    # the same request however its times are written is the same request
+    assert new_round(service, request_id="hq-2026-h1",
+                     opens_at="2026-06-01T00:00:00+00:00")["id"] == first["id"]
+
+
+def test_a_retry_running_alongside_the_first_call_gets_the_first_calls_round(
+        service, store, monkeypatch):
+    first = new_round(service, request_id="hq-2026-h1")
+    # The retry looked for the request before the first call had stored its round.
+    lookups = iter([None])
+    monkeypatch.setattr(store, "round_for_request", lambda request_id: next(
+        lookups, None) or SurveyRepository.round_for_request(store, request_id))
+
+    again = new_round(service, request_id="hq-2026-h1")
+
+    assert again["id"] == first["id"]
+    assert counts(store) == {"rounds": 1, "invitations": 6, "responses": 0, "tallies": 2}
+    assert len(outbox_events(store, "invitations")) == 6
+
+
+def test_a_retry_after_a_crash_mid_creation_gets_one_round_in_the_end(
+        service, store, clock, monkeypatch):
+    def crash(*args):
+        raise ConnectionError("process killed")
+    monkeypatch.setattr(domain, "activate", crash)
+    with pytest.raises(ConnectionError):
+        new_round(service, request_id="hq-2026-h1")
+    monkeypatch.undo()
+    (crashed,) = store.db.rounds.find()
+
+    # while the crashed call could still be writing, a retry reports that round
+    assert new_round(service, request_id="hq-2026-h1")["status"] == "creating"
+    assert store.db.rounds.count_documents({}) == 1
+
+    clock.advance(timedelta(minutes=11))
+    service.run_schedule()                           # abandoned: the request id is free
+    retried = new_round(service, request_id="hq-2026-h1")
+
+    assert retried["id"] != crashed["_id"] and retried["status"] == "open"
+    assert new_round(service, request_id="hq-2026-h1")["id"] == retried["id"]
+    assert [r["id"] for r in service.list_rounds()] == [retried["id"]]
+    assert store.db.invitations.count_documents({"round_id": crashed["_id"]}) == 0
+    assert len(outbox_events(store, "invitations")) == 6
+
+
+def test_a_round_abandoned_before_its_request_id_was_released_does_not_block_a_retry(
+        service, store):
+    stuck = new_round(service, request_id="hq-2026-h1")
+    # a crash between abandoning a round and discarding what it left
+    store.db.rounds.update_one({"_id": stuck["id"]}, {"$set": {"status": "abandoned"}})
+
+    retried = new_round(service, request_id="hq-2026-h1")
+
+    assert retried["id"] != stuck["id"] and retried["status"] == "open"
+    assert store.db.rounds.find_one({"_id": stuck["id"]})["abandoned_request_id"] == "hq-2026-h1"
 
 
 def test_unknown_round_is_not_found(service):
@@ -339,6 +452,30 @@ def test_round_report_figures_match_a_hand_count(service):
     assert (e2["satisfaction_rate"], e2["score"], e2["opinions"]) == (0.6667, 66.7, [])
 
 
+def test_quotes_are_the_shortest_distinct_comments_and_their_number_stays_bounded(
+        service, store):
+    HOUSEHOLDS["e3"] = [f"h3-{n}" for n in range(12)]
+    try:
+        round_ = new_round(service, estate_ids=["e3"])
+    finally:
+        del HOUSEHOLDS["e3"]
+    remarks = ["电梯已经坏了三天了，老人上下楼很不方便", "电梯", "电梯老是坏", "电梯老是坏",
+               "电梯老是坏", "电梯老是坏", "电梯太旧了经常停", "电梯按钮失灵", "电梯老是坏",
+               "电梯门关得太快", "电梯里有异味", "电梯老是坏"]
+    for token, remark in zip(tokens(service, round_["id"]).values(), remarks, strict=True):
+        service.submit_response(token, {"answers": {"order": 4},
+                                         "comments": {"general": remark}})
+
+    (general,) = service.round_report(round_["id"])["opinions"]
+    lift = next(term for term in general["terms"] if term["term"] == "电梯")
+    # 11: jieba reads "电梯门" as a word of its own
+    assert lift == {"term": "电梯", "count": 11, "quotes": ["电梯老是坏", "电梯按钮失灵"]}
+    # the tally keeps two quotes per word, however many comments used it
+    (tally,) = store.db.tallies.find({"round_id": round_["id"]})
+    assert {word: len(kept) for word, kept in tally["examples"]["general"].items()
+            if len(kept) > 2} == {}
+
+
 def test_a_report_with_nothing_answered_has_no_rates(service):
     round_ = new_round(service)
     report = service.round_report(round_["id"])
@@ -436,14 +573,16 @@ def crash_once(monkeypatch, target, name):
     monkeypatch.setattr(target, name, failing)
 
 
-@pytest.mark.parametrize("step", ["store the response", "mark it counted"])
+@pytest.mark.parametrize("step", ["store the response", "keep its quotes", "mark it counted"])
 def test_a_response_interrupted_by_a_crash_is_counted_once_by_the_relay(
         service, store, clock, monkeypatch, step):
     round_ = new_round(service)
     token = tokens(service, round_["id"])["h1"]
     if step == "store the response":           # after the claim, before the insert
         crash_once(monkeypatch, store.db.responses, "insert_one")
-    else:                                      # after the tally's $inc, before marking it
+    elif step == "keep its quotes":            # after the tally's $inc, before its quotes
+        crash_once(monkeypatch, store, "keep_quotes")
+    else:                                      # after its quotes, before marking it counted
         crash_once(monkeypatch, store.db.responses, "update_one")
     with pytest.raises(ConnectionError):
         service.submit_response(token, {"answers": {"cleaning": 5, "order": 2},
@@ -459,7 +598,8 @@ def test_a_response_interrupted_by_a_crash_is_counted_once_by_the_relay(
 
     report = service.round_report(round_["id"])
     assert (report["returned"], report["answered"], report["satisfied"]) == (1, 2, 1)
-    assert report["opinions"][0]["terms"][0]["term"] == "电梯"
+    assert report["opinions"][0]["terms"][0] == {"term": "电梯", "count": 1,
+                                                 "quotes": ["电梯经常坏"]}
     assert service.check_statistics(round_["id"])["consistent"] is True
     invitation = store.find_invitation(token)
     assert "pending_response" not in invitation and invitation["status"] == "answered"
