@@ -11,10 +11,11 @@ import logging
 import smtplib
 import ssl
 import string
+from contextlib import closing, suppress
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import formataddr
+from email.utils import format_datetime, formataddr, localtime, make_msgid
 from functools import cache
 from importlib.metadata import entry_points
 
@@ -104,10 +105,12 @@ class EmailChannel(Channel):
     """E-mail through an SMTP server (``smtplib``).
 
     Settings: ``host``, ``port``, ``security`` (``none``, ``starttls`` or
-    ``ssl``), ``username``/``password`` (login when given), ``sender`` (the
-    From address; the display name is the estate's signature), ``timeout``
-    (seconds). A busy or unreachable server (4xx, timeouts) is retried; a
-    refusal (5xx, a failed login) is not.
+    ``ssl``), ``ca_file`` (certificates to trust besides the system's: a relay
+    with a private CA), ``username``/``password`` (login when given),
+    ``sender`` (the From address; the display name is the estate's
+    signature), ``timeout`` (seconds). A busy or unreachable server (4xx,
+    timeouts) is retried; a refusal (5xx, a failed login), a certificate that
+    is not trusted or a server without STARTTLS is not: no retry fixes those.
     """
 
     name = "email"
@@ -129,6 +132,12 @@ class EmailChannel(Channel):
         if not EMAIL_PATTERN.match(self.sender):
             raise ChannelConfigError("email: sender must be an e-mail address")
         self.timeout = float(self.settings.get("timeout") or 10)
+        self.ca_file = self.settings.get("ca_file") or None
+        if self.ca_file:
+            try:   # read now: an unreadable bundle stops the start, not every message
+                ssl.create_default_context(cafile=self.ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise ChannelConfigError(f"email: ca_file cannot be used: {exc}") from None
 
     def check_address(self, address):
         if not EMAIL_PATTERN.match(address or ""):
@@ -141,14 +150,26 @@ class EmailChannel(Channel):
             else self.sender
         mail["To"] = str(Address(addr_spec=address))
         mail["Subject"] = message.subject or message.sender_name or "Notification"
+        # RFC 5322 wants both; smtplib adds neither, and relays mark mail without them as spam.
+        mail["Date"] = format_datetime(localtime())
+        mail["Message-ID"] = make_msgid(domain=self.sender.rsplit("@", 1)[1])
         if message.delivery_id:
             mail["X-Huifang-Delivery"] = message.delivery_id
         mail.set_content(message.text)
         try:
-            with self._connect() as server:
+            with closing(self._connect()) as server:
+                if self.security == "starttls":
+                    server.starttls(context=self._tls_context())
                 if self.username:
                     server.login(self.username, self.password)
                 server.send_message(mail)
+                with suppress(smtplib.SMTPException, OSError):
+                    server.quit()   # the mail is sent: how the server takes QUIT is moot
+        except ssl.SSLCertVerificationError as exc:
+            raise ChannelError(f"SMTP server {self.host}:{self.port} certificate not trusted: "
+                               f"{exc.verify_message}") from None
+        except smtplib.SMTPNotSupportedError as exc:   # no STARTTLS, or no AUTH before TLS
+            raise ChannelError(f"SMTP server {self.host}:{self.port}: {exc}") from None
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
             raise ChannelError(f"SMTP server refused the recipient: {code} {_text(text)}",
@@ -165,11 +186,12 @@ class EmailChannel(Channel):
     def _connect(self):
         if self.security == "ssl":
             return smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
-                                    context=ssl.create_default_context())
-        server = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-        if self.security == "starttls":
-            server.starttls(context=ssl.create_default_context())
-        return server
+                                    context=self._tls_context())
+        return smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+
+    def _tls_context(self):
+        """Certificates are always verified, host name included: the mail carries owners' data."""
+        return ssl.create_default_context(cafile=self.ca_file)
 
 
 class HttpSmsChannel(Channel):

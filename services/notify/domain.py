@@ -486,13 +486,16 @@ def new_claim():
 
 def new_delivery(delivery_id, *, estate_id, template, rendered, ref, recipient, routes, now,
                  channel=None, source_event=None, send_at=None, quiet_hours=None,
-                 zone="Asia/Shanghai"):
+                 zone="Asia/Shanghai", contact_ref=None, pinned_channel=None):
     """A 'queued' delivery; the delivery log is the only record that keeps full addresses.
 
     ``routes`` are the (channel, address) pairs to try in order; ``next_attempt_at``
     is when it may go (later for a reminder). ``quiet_hours`` (with ``zone``)
     is kept when they apply, so every attempt, retries too, respects them.
     ``channel`` names the channel meant when there is no route at all.
+    ``contact_ref`` is what ``intake.get_contact`` was asked (a household's
+    messages), so one that waits is sent to the contact as it is then;
+    ``pinned_channel`` the one channel ``send`` was told to use.
     """
     first = routes[0] if routes else {"channel": channel, "address": None}
     return {
@@ -505,6 +508,8 @@ def new_delivery(delivery_id, *, estate_id, template, rendered, ref, recipient, 
         "segments": sms_segments(rendered.text).count,
         "ref": ref,
         "recipient": recipient,          # household / complaint / staff id, never an address
+        "contact_ref": contact_ref,
+        "pinned_channel": pinned_channel,
         "routes": list(routes),
         "route": 0,                      # index of the route being tried
         "tries": 0,                      # failed tries on that route
@@ -589,8 +594,21 @@ def after_try(delivery, outcome, now, retry_delays):
 def progress(delivery):
     """The fields a try changes, to store while the delivery waits for its next try."""
     return {key: delivery[key] for key in (
-        "attempts", "route", "tries", "channel", "address", "next_attempt_at", "reason",
-        "updated_at")}
+        "routes", "attempts", "route", "tries", "channel", "address", "next_attempt_at",
+        "reason", "updated_at")}
+
+
+def waited(delivery):
+    """Whether a household's delivery was held (quiet hours, a reminder's moment) and has
+    not been tried: its contact is looked up again, as it is when the message goes."""
+    return bool(delivery.get("contact_ref")) and not delivery["attempts"] \
+        and delivery["next_attempt_at"] > delivery["created_at"]
+
+
+def rerouted(delivery, routes):
+    """``delivery`` to go on ``routes`` (non-empty), from the first."""
+    return dict(delivery, routes=list(routes), route=0, tries=0, channel=routes[0]["channel"],
+                address=routes[0]["address"])
 
 
 def finished(delivery, now):

@@ -31,6 +31,7 @@ class Target:
     preferences: dict | None = None
     household: bool = True
     error: str | None = None
+    contact_ref: str | None = None   # what intake.get_contact was asked
 
 
 class NotifyService:
@@ -116,7 +117,9 @@ class NotifyService:
             if delivery is None:
                 return
             try:
-                self._attempt(delivery)
+                delivery = self._as_it_is_now(delivery)
+                if delivery is not None:
+                    self._attempt(delivery)
             except Exception:   # its claim lapses and it is tried again; the others go on
                 log.exception("delivery %s: dispatch failed", delivery["_id"])
 
@@ -219,10 +222,12 @@ class NotifyService:
     def _contact_target(self, ref):
         contact = self._contact(ref)     # looked up now: events carry no addresses
         if contact is None:
-            return Target(recipient=ref, error=f"intake knows no contact for {ref}")
+            return Target(recipient=ref, error=f"intake knows no contact for {ref}",
+                          contact_ref=ref)
         household_id = contact.get("household_id")
         preferences = self.store.get_preferences(household_id) if household_id else None
-        return Target(recipient=household_id or ref, contact=contact, preferences=preferences)
+        return Target(recipient=household_id or ref, contact=contact, preferences=preferences,
+                      contact_ref=ref)
 
     @staticmethod
     def _staff_target(member):
@@ -274,15 +279,16 @@ class NotifyService:
                 error = str(exc)
         routes = self._routes(estate, target, channel)
         if error is None and not routes:
-            error = "the recipient has no address for any of: " + ", ".join(
-                [channel] if channel else estate.channels)
+            error = self._no_address(estate, channel)
         quiet = None
         if target.household and not template.immediate:
             quiet = (target.preferences or {}).get("quiet_hours") or estate.quiet_hours
         delivery = domain.new_delivery(
             delivery_id, estate_id=estate.estate_id or "", template=template, rendered=rendered,
             ref=ref, recipient=target.recipient, routes=routes, now=now,
-            channel=channel or estate.channels[0], source_event=source_event, send_at=send_at, quiet_hours=quiet, zone=estate.zone)
+            channel=channel or estate.channels[0], source_event=source_event, send_at=send_at,
+            quiet_hours=quiet, zone=estate.zone, contact_ref=target.contact_ref,
+            pinned_channel=channel)
         if error:
             changes, events = domain.failed(delivery, [], error, now)
             log.warning("delivery %s failed: %s", delivery_id, changes["error"])
@@ -310,6 +316,34 @@ class NotifyService:
         fields = {name: channel.address_field for name, channel in channels.items()}
         return domain.routes(order, fields, target.contact)
 
+    @staticmethod
+    def _no_address(estate, channel=None):
+        return "the recipient has no address for any of: " + ", ".join(
+            [channel] if channel else estate.channels)
+
+    def _as_it_is_now(self, delivery):
+        """A household's message that waited goes to its contact and preferences as they are
+        now (a new number, an opt-out since): ``intake.get_contact`` at send time. None
+        when that ends it (recorded failed or suppressed)."""
+        if not domain.waited(delivery):
+            return delivery
+        estate = self.settings.estate(delivery["estate_id"] or None)
+        now, claim = self.clock.now(), delivery["claim"]
+        target = self._contact_target(delivery["contact_ref"])
+        template = self.settings.templates(estate.estate_id, delivery["locale"])[
+            delivery["template"]]
+        if target.error is None and domain.opted_out(target.preferences, template):
+            self._save(delivery, claim, domain.suppressed("household opted out", now))
+            return None
+        routes = [] if target.error else self._routes(estate, target, delivery["pinned_channel"])
+        if not routes:
+            error = target.error or self._no_address(estate, delivery["pinned_channel"])
+            changes, events = domain.failed(delivery, [], error, now)
+            log.warning("delivery %s failed: %s", delivery["_id"], changes["error"])
+            self._save(delivery, claim, changes, events)
+            return None
+        return domain.rerouted(delivery, routes)
+
     def _attempt(self, delivery):
         """Try a claimed delivery's routes in turn until one takes it, it must wait, or none is left."""
         estate = self.settings.estate(delivery["estate_id"] or None)
@@ -324,7 +358,8 @@ class NotifyService:
             if step == "sent":
                 changes, events = domain.sent(
                     delivery, delivery["channel"], delivery["address"], delivery["attempts"], now)
-                return self._save(delivery, claim, changes, events)
+                return self._save(delivery, claim, dict(domain.progress(delivery), **changes),
+                                  events)
             if step == "retry":
                 log.warning("delivery %s: %s failed, %s at %s: %s", delivery["_id"],
                             delivery["channel"], delivery["reason"],

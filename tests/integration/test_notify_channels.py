@@ -1,11 +1,15 @@
 """The shipped channels against real servers on this machine: an SMTP server
-(aiosmtpd) that receives the mail, and an HTTP SMS gateway (http.server) that
-records each request and answers what the test tells it to — errors and
-timeouts included. Then the service's retries and fallback across both."""
+(aiosmtpd) that receives the mail — in the clear, after STARTTLS and over
+implicit TLS, with a certificate made here — and an HTTP SMS gateway
+(http.server) that records each request and answers what the test tells it
+to — errors and timeouts included. Then the service's retries and fallback
+across both."""
 import email
 import email.policy
+import ipaddress
 import json
 import socket
+import ssl
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -15,10 +19,15 @@ from unittest.mock import Mock
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from nameko.testing.services import worker_factory
 
 from services.notify.channels import (
     AddressError,
+    ChannelConfigError,
     ChannelError,
     EmailChannel,
     HttpSmsChannel,
@@ -51,6 +60,7 @@ class Mailbox:
 
     def __init__(self):
         self.messages, self.replies, self.logins = [], [], []
+        self.encrypted = []   # per message: whether it came over TLS
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.replies:
@@ -59,13 +69,14 @@ class Mailbox:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        self.encrypted.append(server.transport.get_extra_info("ssl_object") is not None)
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos),
                               email.message_from_bytes(envelope.content, policy=email.policy.default)))
         return "250 Message accepted"
 
 
-@pytest.fixture
-def smtp_server():
+def start_smtp_server(**tls):
+    """A mailbox behind aiosmtpd on a free port; ``tls``: Controller's TLS arguments."""
     mailbox = Mailbox()
 
     def authenticate(server, session, envelope, mechanism, auth_data):
@@ -74,11 +85,17 @@ def smtp_server():
         return AuthResult(success=ok, handled=False)   # a refusal answers 535
 
     controller = Controller(mailbox, hostname="127.0.0.1", port=free_port(),
-                            authenticator=authenticate, auth_require_tls=False)
+                            authenticator=authenticate, **{"auth_require_tls": False, **tls})
     controller.start()
-    mailbox.port = controller.port
+    mailbox.port, mailbox.controller = controller.port, controller
+    return mailbox
+
+
+@pytest.fixture
+def smtp_server():
+    mailbox = start_smtp_server()
     yield mailbox
-    controller.stop()
+    mailbox.controller.stop()
 
 
 def email_settings(server, **changes):
@@ -97,6 +114,8 @@ def test_email_is_received_by_the_smtp_server_signed_and_in_chinese(smtp_server)
     assert mail["From"].addresses[0].display_name == "阳光花园物业"
     assert mail["To"] == EMAIL
     assert mail["X-Huifang-Delivery"] == "ev-1:complaint_received"
+    assert mail["Date"].datetime.tzinfo is not None                 # RFC 5322's required Date
+    assert mail["Message-ID"].endswith("@wy.example.cn>")
     assert mail.get_content().strip() == MESSAGE.text
 
 
@@ -133,6 +152,154 @@ def test_a_malformed_email_address_is_refused_before_connecting(address):
     channel = EmailChannel({"host": "127.0.0.1", "port": free_port(), "sender": "a@b.cn"})
     with pytest.raises(AddressError):
         channel.send(address, MESSAGE)
+
+
+# SMTP over TLS: a private CA made here, a server certificate it signs ----------------------
+
+def _key():
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _certificate(subject, issuer, public_key, signing_key, *, ca, names=()):
+    now = datetime.now(UTC)
+    builder = (x509.CertificateBuilder()
+               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+               .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+               .public_key(public_key).serial_number(x509.random_serial_number())
+               .not_valid_before(now - timedelta(minutes=5))
+               .not_valid_after(now + timedelta(days=1))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if ca:
+        builder = builder.add_extension(
+            x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                          content_commitment=False, key_encipherment=False,
+                          data_encipherment=False, key_agreement=False, encipher_only=False,
+                          decipher_only=False), critical=True)
+    else:
+        builder = builder.add_extension(x509.SubjectAlternativeName(list(names)), critical=False)
+    return builder.sign(signing_key, hashes.SHA256())
+
+
+def _pem(path, *items):
+    path.write_bytes(b"".join(
+        item.public_bytes(serialization.Encoding.PEM) if isinstance(item, x509.Certificate)
+        else item.private_bytes(serialization.Encoding.PEM,
+                                serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption())
+        for item in items))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory):
+    """A CA bundle the channel may trust, and server contexts: one for 127.0.0.1 signed
+    by that CA, one signed by it for another host name."""
+    folder = tmp_path_factory.mktemp("tls")
+    ca_key = _key()
+    ca = _certificate("Huifang test CA", "Huifang test CA", ca_key.public_key(), ca_key, ca=True)
+
+    def server_context(name, *names):
+        key = _key()
+        leaf = _certificate(name, "Huifang test CA", key.public_key(), ca_key, ca=False,
+                            names=names)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(_pem(folder / f"{name}.pem", leaf, key))
+        return context
+
+    return {
+        "ca_file": _pem(folder / "ca.pem", ca),
+        "local": server_context("127.0.0.1", x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                                x509.DNSName("localhost")),
+        "elsewhere": server_context("mail.elsewhere.test", x509.DNSName("mail.elsewhere.test")),
+    }
+
+
+@pytest.fixture
+def tls_servers(certificates):
+    """Start SMTP servers that speak TLS; each is stopped after the test."""
+    started = []
+
+    def start(context="local", **tls):
+        mailbox = start_smtp_server(**{key: certificates[context] if value == "cert" else value
+                                       for key, value in tls.items()})
+        started.append(mailbox)
+        return mailbox
+    yield start
+    for mailbox in started:
+        mailbox.controller.stop()
+
+
+def starttls_server(start, context="local"):
+    """STARTTLS required before anything else, and no login in the clear."""
+    return start(context, tls_context="cert", require_starttls=True, auth_require_tls=True)
+
+
+def test_starttls_upgrades_the_connection_before_login_and_the_mail_arrives_encrypted(
+        tls_servers, certificates):
+    server = starttls_server(tls_servers)
+    channel = EmailChannel(email_settings(server, security="starttls",
+                                          ca_file=certificates["ca_file"]))
+    channel.send(EMAIL, MESSAGE)
+
+    [(sender, recipients, mail)] = server.messages
+    assert (sender, recipients) == ("notice@wy.example.cn", [EMAIL])
+    assert server.encrypted == [True]
+    assert server.logins == [(b"notify", True)]    # the server offers AUTH only after TLS
+    assert mail.get_content().strip() == MESSAGE.text
+
+
+def test_implicit_tls_delivers_the_mail_encrypted(tls_servers, certificates):
+    server = tls_servers(ssl_context="cert")   # (aiosmtpd's auth_require_tls knows only STARTTLS)
+    EmailChannel(email_settings(server, security="ssl", ca_file=certificates["ca_file"])).send(
+        EMAIL, MESSAGE)
+
+    assert server.encrypted == [True] and server.logins == [(b"notify", True)]
+    [(_, recipients, mail)] = server.messages
+    assert recipients == [EMAIL] and mail["Subject"] == MESSAGE.subject
+
+
+@pytest.mark.parametrize("context, trusted", [
+    ("local", False),        # signed by a CA the channel was not told to trust
+    ("elsewhere", True),     # trusted CA, but the certificate names another host
+])
+@pytest.mark.parametrize("security", ["starttls", "ssl"])
+def test_a_certificate_that_cannot_be_trusted_is_refused_without_retry_and_nothing_is_sent(
+        tls_servers, certificates, context, trusted, security):
+    if security == "starttls":
+        server = starttls_server(tls_servers, context)
+    else:
+        server = tls_servers(context, ssl_context="cert")
+    settings = email_settings(server, security=security,
+                              **({"ca_file": certificates["ca_file"]} if trusted else {}))
+    with pytest.raises(ChannelError) as error:
+        EmailChannel(settings).send(EMAIL, MESSAGE)
+    assert not error.value.retryable and "certificate not trusted" in str(error.value)
+    assert server.messages == [] and server.logins == []
+
+
+def test_without_tls_the_password_is_never_sent_to_a_server_that_wants_tls_first(
+        tls_servers):
+    server = tls_servers(tls_context="cert", auth_require_tls=True)   # STARTTLS offered, optional
+    with pytest.raises(ChannelError) as error:
+        EmailChannel(email_settings(server, security="none")).send(EMAIL, MESSAGE)
+    assert not error.value.retryable and "AUTH" in str(error.value)
+    assert server.logins == [] and server.messages == []
+
+
+def test_starttls_against_a_server_that_does_not_offer_it_is_refused_without_retry(
+        smtp_server, certificates):
+    channel = EmailChannel(email_settings(smtp_server, security="starttls",
+                                          ca_file=certificates["ca_file"]))
+    with pytest.raises(ChannelError) as error:
+        channel.send(EMAIL, MESSAGE)
+    assert not error.value.retryable and "STARTTLS" in str(error.value)
+    assert smtp_server.logins == [] and smtp_server.messages == []
+
+
+def test_an_unreadable_ca_file_stops_the_start(tmp_path):
+    with pytest.raises(ChannelConfigError, match="ca_file"):
+        EmailChannel({"sender": "a@b.cn", "security": "starttls",
+                      "ca_file": str(tmp_path / "missing.pem")})
 
 
 # a local HTTP SMS gateway -----------------------------------------------------------------

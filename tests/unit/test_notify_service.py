@@ -449,17 +449,109 @@ def test_an_event_with_a_blank_value_is_logged_as_failed_naming_the_parameter(
     assert outbox_events(repository)[0]["type"] == "notification_failed"
 
 
-def test_a_channel_dropped_from_the_config_while_a_message_waited_is_recorded_and_skipped(
+def test_a_channel_dropped_from_the_config_while_a_retry_waited_is_recorded_and_skipped(
         make_service, clock):
     before = make_service(NOTIFY_CHANNELS=["recording", "console"])
-    clock.at = shanghai(23, 0)
-    handle(before, event("revisit_scheduled", when=clock.at))
+    before.channel("recording").failures = [ChannelError("busy", retryable=True)]
+    handle(before, event("complaint_registered"))
     after = make_service(NOTIFY_CHANNELS=["console"])            # restarted with new settings
-    clock.at = shanghai(8, 0, day=10)
+    clock.advance(timedelta(seconds=30))
     after.dispatch_due()
     [delivery] = after.list_deliveries()
     assert delivery["status"] == "sent" and delivery["channel"] == "console"
-    assert delivery["attempts"][0]["error"] == "channel recording is not configured any more"
+    assert [a["error"] for a in delivery["attempts"]] == [
+        "busy", "channel recording is not configured any more", None]
+
+
+# a message that waited goes to the contact as it is when it is sent -------------------------
+
+def test_a_message_that_waited_goes_to_the_number_intake_has_when_it_is_sent(
+        make_service, intake, clock):
+    service = make_service(NOTIFY_CHANNELS=["recording"])
+    clock.at = shanghai(23, 0)
+    handle(service, event("revisit_scheduled", when=clock.at))
+    intake.get_contact.return_value = dict(CONTACT, phone="13987654321")   # a new number
+    clock.at = shanghai(8, 0, day=10)
+    service.dispatch_due()
+
+    [(address, _)] = service.channel("recording").sent
+    assert address == "13987654321"
+    assert [call.args for call in intake.get_contact.call_args_list] == [("h-1",), ("h-1",)]
+    [delivery] = service.list_deliveries()
+    assert delivery["status"] == "sent" and delivery["address"] == "139****4321"
+    assert [route["address"] for route in delivery["routes"]] == ["139****4321"]
+
+
+def test_a_reminder_goes_on_the_channels_configured_when_it_is_sent(make_service, clock):
+    before = make_service(NOTIFY_CHANNELS=["recording", "console"])
+    handle(before, event("revisit_booked"))                  # reminder in a day
+    after = make_service(NOTIFY_CHANNELS=["mail", "console"])   # restarted with new settings
+    clock.advance(timedelta(days=1))
+    after.dispatch_due()
+    reminder = after.list_deliveries({"template": "revisit_reminder"})[0]
+    assert reminder["status"] == "sent" and reminder["channel"] == "mail"
+    assert after.channel("mail").sent == [(EMAIL, reminder["text"])]
+
+
+def test_a_household_that_opted_out_while_a_message_waited_does_not_get_it(service, clock,
+                                                                           console_log):
+    clock.at = shanghai(23, 0)
+    handle(service, event("revisit_scheduled", when=clock.at))
+    service.set_preferences("h-1", {"opt_out": True})
+    clock.at = shanghai(8, 0, day=10)
+    service.dispatch_due()
+    [delivery] = service.list_deliveries()
+    assert delivery["status"] == "suppressed" and delivery["reason"] == "household opted out"
+    assert console_messages(console_log) == []
+
+
+def test_a_contact_gone_while_a_message_waited_is_recorded_as_failed_and_announced(
+        service, repository, intake, clock):
+    clock.at = shanghai(23, 0)
+    handle(service, event("revisit_scheduled", when=clock.at))
+    intake.get_contact.side_effect = RemoteError("NotFound", "household 'h-1'")
+    clock.at = shanghai(8, 0, day=10)
+    service.dispatch_due()
+    [delivery] = service.list_deliveries()
+    assert delivery["status"] == "failed" and "no contact" in delivery["error"]
+    [failed] = outbox_events(repository)
+    assert failed["type"] == "notification_failed" and failed["data"]["recipient"] == "h-1"
+
+
+def test_intake_down_when_a_waited_message_is_due_keeps_it_for_the_next_pass(
+        service, intake, clock, console_log):
+    clock.at = shanghai(23, 0)
+    handle(service, event("revisit_scheduled", when=clock.at))
+    intake.get_contact.side_effect = RemoteError("ConnectionError", "intake unavailable")
+    clock.at = shanghai(8, 0, day=10)
+    service.dispatch_due()
+    assert service.list_deliveries()[0]["status"] == "queued"
+    intake.get_contact.side_effect = None
+    clock.advance(timedelta(seconds=120))                    # its claim lapses
+    service.dispatch_due()
+    assert service.list_deliveries()[0]["status"] == "sent"
+    assert len(console_messages(console_log)) == 1
+
+
+def test_a_waited_send_stays_on_the_channel_it_was_given(make_service, intake, clock):
+    service = make_service(NOTIFY_CHANNELS=["recording", "mail"])
+    clock.at = shanghai(23, 0)
+    service.send(dict(SEND, channel="mail", template="revisit_scheduled", params={
+        "revisit_id": "rv-9", "due_date": "2026-10-12", "method": "phone"}))
+    intake.get_contact.return_value = dict(CONTACT, email="zhang.new@example.com")
+    clock.at = shanghai(8, 0, day=10)
+    service.dispatch_due()
+    assert [address for address, _ in service.channel("mail").sent] == ["zhang.new@example.com"]
+    assert service.channel("recording").sent == []
+
+
+def test_a_broadcast_due_at_once_is_not_looked_up_twice(make_service, intake):
+    intake.list_households.return_value = [{"id": "h-1"}]
+    service = make_service()
+    handle(service, event("survey_report_published"))
+    service.dispatch_due()
+    assert service.list_deliveries()[0]["status"] == "sent"
+    intake.get_contact.assert_called_once_with("h-1")
 
 
 def test_the_household_channel_order_comes_first(make_service):
