@@ -271,6 +271,10 @@ def record(revisit, outcome, policy, now):
     """
     if revisit["status"] not in RECORDABLE:
         raise InvalidTransition("revisit", revisit["_id"], revisit["status"], "record")
+    if outcome["method"] == "onsite" and revisit.get("appointment_at") is None:
+        # 「采取上门回访的应提前与业主进行预约,获得同意后方可上门」
+        raise InvalidInput({"method": [
+            "an on-site visit needs an appointment the owner agreed to (book_appointment)"]})
     promised = outcome.get("promised_reply_at")
     if promised is not None and promised <= now:
         raise InvalidInput({"promised_reply_at": ["must be in the future"]})

@@ -107,14 +107,16 @@ class RevisitPolicy:
     # 「如屋面漏水、墙外开裂等维修后,应随时观察效果,专人定期仔细检查,并作专项记录」
     important_observation_days: int = 7
     important_max_observations: int = 6
-    # Online sampling: the month's volume is forecast from this many past months, and the
-    # sample sized for any volume within this many standard deviations of the forecast.
+    # Online sampling: the month's volume is forecast from this many past months, uncertain
+    # by ``forecast_spread`` × √(orders still expected) (``sampling.sample_goal``).
     # The seed makes the draws reproducible.
     forecast_months: int = 3
     forecast_spread: float = 0.5
     sampling_seed: str = "huifang"
     # 「采取上门回访的应提前与业主进行预约,获得同意后方可上门,并不能影响业主的正常生活」:
-    # local hours no visit is booked in, unless the owner gives their own.
+    # local hours no visit is booked in, unless the owner gives their own. Wider than
+    # notify's 22:00-08:00 on purpose: a knock at the door, unlike a text that waits to be
+    # read, also disturbs the midday rest (午休) and the late evening.
     quiet_hours: tuple = ("12:00-14:00", "21:00-08:00")
 
     def __post_init__(self):

@@ -39,8 +39,8 @@ class Decision:
     reason: str            # important, all, sampled, not_sampled, no_household
     in_population: bool
     probability: float = 1.0
-    forecast: int | None = None
-    target: int | None = None
+    forecast: float | None = None   # the month's expected volume
+    target: float | None = None     # the revisits it aims at (``sample_goal``)
 
 
 def month_of(moment, zone_name):
@@ -72,7 +72,8 @@ def elapsed_share(moment, month, zone_name):
 
 
 def forecast_volume(seen, history, elapsed):
-    """The month's expected population: recent months early on, this month's pace later.
+    """The month's expected population (not rounded): this month's orders so far plus
+    what recent months (else this month's pace) bring in the rest of the month.
 
     ``seen`` counts the orders so far, this one included; ``history`` leading months
     without orders (before the estate used Huifang) are ignored.
@@ -84,15 +85,51 @@ def forecast_volume(seen, history, elapsed):
     expected = pace
     if history:
         expected = sum(history) / len(history) * (1 - elapsed) + pace * elapsed
-    return max(seen, math.ceil(expected - 1e-9))
+    return max(float(seen), expected)
+
+
+def sample_goal(policy, kind, seen, forecast):
+    """How many of the month's orders to aim at while its volume is still a forecast.
+
+    The table has steps (50 orders need 15 revisits, 51 only 8; 100 need 15, 101 need 20).
+    A month that ends short of the forecast brings no more orders to catch up with, so
+    the goal covers the largest quota from the forecast's low end up to it. A month that
+    runs over it brings the orders to catch up with, so a larger quota there counts only
+    as much as it is likely: sized for it outright, a steady month of 100 took 20 for 15.
+    """
+    spread = policy.forecast_spread * math.sqrt(forecast - seen)
+    likely = max(seen, math.floor(forecast))
+    low = max(seen, math.floor(forecast - spread))
+    return max(most_required(policy, kind, low, likely),
+               expected_required(policy, kind, seen, round(forecast, 1)))
 
 
 @lru_cache(maxsize=65536)
+def quota(policy, kind, volume):
+    """``policy.quota``, remembered: the goal asks it for many volumes, again and again."""
+    return policy.quota(kind, volume)
+
+
 def most_required(policy, kind, low, high):
-    """The largest quota for any volume from ``low`` to ``high``: the table jumps (50
-    orders need 15 revisits, 51 need 8; 100 need 15, 101 need 20), so near a jump the
-    sample is sized for the worse side."""
-    return max(policy.quota(kind, volume) for volume in range(low, high + 1))
+    """The largest quota for any volume from ``low`` to ``high``."""
+    return max(quota(policy, kind, volume) for volume in range(low, high + 1))
+
+
+@lru_cache(maxsize=65536)
+def expected_required(policy, kind, seen, forecast):
+    """The quota averaged over the volumes the month may end at: from ``seen`` on, about
+    ``forecast``, uncertain by ``forecast_spread`` × √(orders still expected)."""
+    spread = policy.forecast_spread * math.sqrt(forecast - seen)
+    if spread == 0:
+        return float(quota(policy, kind, max(seen, math.floor(forecast))))
+
+    def below(volume):      # the chance the month ends under ``volume`` (normal, binned)
+        return 0.5 * (1 + math.erf((volume - 0.5 - forecast) / (spread * math.sqrt(2))))
+
+    last = math.ceil(forecast + 4 * spread)
+    return sum(quota(policy, kind, volume) * (
+        (1.0 if volume == last else below(volume + 1)) - (0.0 if volume == seen else below(volume)))
+        for volume in range(seen, last + 1))
 
 
 def draw(policy, estate_id, kind, month, order_id):
@@ -116,14 +153,12 @@ def decide(order, estate_id, so_far, policy):
     seen = so_far.orders + 1
     forecast = forecast_volume(
         seen, so_far.history, elapsed_share(order["completed_at"], month, policy.timezone))
-    # The forecast is uncertain by about the square root of the orders still expected.
-    spread = math.ceil(policy.forecast_spread * math.sqrt(forecast - seen))
-    goal = most_required(policy, kind, max(seen, forecast - spread), forecast + spread)
-    expected_left = max(forecast - so_far.orders, 1)
+    goal = sample_goal(policy, kind, seen, forecast)
+    expected_left = max(forecast - so_far.orders, 1)      # this order and those to come
     probability = min(max((goal - so_far.selected) / expected_left, 0.0), 1.0)
     selected = draw(policy, estate_id, kind, month, order["work_order_id"]) < probability
     return Decision(selected, "sampled" if selected else "not_sampled", True,
-                    round(probability, 6), forecast, goal)
+                    round(probability, 6), round(forecast, 1), round(goal, 2))
 
 
 def top_up(candidates, shortfall, policy, estate_id, kind, month):

@@ -202,6 +202,7 @@ def test_important_repair_is_observed_again_until_confirmed():
     assert (first["stage"], first["observation_no"], first["method"]) == (
         "observation", 1, "onsite")
     signed = outcome(method="onsite", signed_by="王芳")
+    first, _ = domain.book(first, {"at": at_local(10), "owner_consent": True}, POLICY, NOW)
     # still leaking: another observation a week later
     first, events = domain.record(first, dict(signed, resolved=False), POLICY, NOW)
     second, second_events = domain.next_observation(first, POLICY, NOW)
@@ -209,7 +210,9 @@ def test_important_repair_is_observed_again_until_confirmed():
     assert second["_id"] == "rv-wo-1-observation-2" and second_events == []
     assert "revisit_unsatisfied" in [e["type"] for e in events]
     # confirmed: no more observations
-    second, _ = domain.record(dict(second, not_before=NOW), signed, POLICY, NOW)
+    second, _ = domain.book(dict(second, not_before=NOW),
+                            {"at": at_local(16), "owner_consent": True}, POLICY, NOW)
+    second, _ = domain.record(second, signed, POLICY, NOW)
     assert domain.next_observation(second, POLICY, NOW) is None
 
 
@@ -275,6 +278,23 @@ def test_no_appointment_in_the_past_or_without_a_household():
     [activity] = visits(completed("community_activity", household_id=None))
     with pytest.raises(InvalidInput, match="no household"):
         domain.book(activity, {"at": at_local(10), "owner_consent": True}, POLICY, NOW)
+
+
+def test_no_one_visits_on_site_without_a_booked_appointment():
+    revisit = complaint_revisit("major")
+    with pytest.raises(InvalidInput, match="book_appointment") as error:
+        domain.record(revisit, outcome(method="onsite", signed_by="王芳"), POLICY, NOW)
+    assert "method" in error.value.errors
+    # the same owner may still be phoned without one
+    done, _ = domain.record(revisit, outcome(method="phone"), POLICY, NOW)
+    assert done["status"] == "done"
+
+
+@pytest.mark.parametrize("hour, minute", [(8, 0), (11, 59), (14, 0), (20, 59)])
+def test_visits_are_booked_between_the_estates_quiet_hours(hour, minute):
+    booked, _ = domain.book(complaint_revisit("major"),
+                            {"at": at_local(hour, minute), "owner_consent": True}, POLICY, NOW)
+    assert booked["status"] == "booked"
 
 
 def test_a_booked_visit_may_be_moved_but_a_done_one_not():

@@ -1,5 +1,6 @@
 """Online sampling of work orders: decided at completion, quota met by month end, fair,
 reproducible. Pure domain code, no store, no broker."""
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -184,3 +185,76 @@ def test_month_bounds_are_local_months():
     assert sampling.month_of(datetime(2026, 11, 30, 23, 0, tzinfo=UTC), "Asia/Shanghai") \
         == "2026-12"
     assert sampling.previous_months("2026-02", 3) == ["2025-11", "2025-12", "2026-01"]
+
+
+# -- the steps of the volume table ---------------------------------------------------------
+
+def sampled_over_estates(orders, past, estates=60, steady=True):
+    """Mean revisits per estate, and the share due within a day of completion, for a month
+    of ``orders`` after months of ``past`` (steady or random arrivals, fixed per estate)."""
+    sampled = on_time = 0
+    for estate in range(estates):
+        shares = [(i + 0.5) / orders for i in range(orders)]
+        if not steady:
+            draws = random.Random(estate)
+            shares = sorted(draws.random() * 0.999 for _ in range(orders))
+        decided, _, report = run_month(shares, past, estate=f"estate-{estate}")
+        assert report["sampled"] >= report["required"]
+        sampled += report["sampled"]
+        on_time += sum(1 for record in decided if due_within_a_day(record))
+    return sampled / estates, on_time / sampled
+
+
+@pytest.mark.parametrize("steady", [True, False])
+def test_a_month_of_100_is_not_sampled_as_if_it_were_101(steady):
+    # 100 orders need 15 revisits, 101 need 20; a month expected at about 100 may cross
+    # the step, but sizing for it outright took 20 for 15 — a third more visits.
+    mean, on_time = sampled_over_estates(100, (100, 100, 100), steady=steady)
+    assert 15 <= mean <= 18.5
+    assert on_time >= 0.95
+
+
+@pytest.mark.parametrize("orders", [101, 105, 110])
+@pytest.mark.parametrize("steady", [True, False])
+def test_a_month_that_crosses_the_step_still_meets_it_as_orders_come(orders, steady):
+    mean, on_time = sampled_over_estates(orders, (100, 100, 100), steady=steady)
+    assert mean == 20
+    assert on_time >= 0.95
+
+
+@pytest.mark.parametrize("steady", [True, False])
+def test_a_month_that_may_end_below_the_downward_step_is_sized_for_it(steady):
+    # 50 orders need 15, 51 only 8: a month that stops at 50 brings no more orders to
+    # catch up with, so the sampler keeps to the larger need until the volume is past it.
+    mean, on_time = sampled_over_estates(50, (50, 50, 50), steady=steady)
+    assert mean == 15
+    assert on_time >= 0.9
+
+
+@pytest.mark.parametrize("seen, forecast, low, high", [
+    (50, 100.5, 15, 20),        # either side of 100/101: weighted, neither bound
+    (10, 80.0, 12, 13),         # far from a step: about 15 % of 80
+    (20, 52.0, 15, 15),         # may still end at 50 or under: sized for 15
+    (100, 100.0, 15, 15),       # certain: the table itself
+    (101, 101.0, 20, 20),
+    (3, 12.0, 5, 5),
+])
+def test_the_goal_weighs_a_step_by_how_likely_the_month_crosses_it(seen, forecast, low, high):
+    goal = sampling.sample_goal(DEFAULT, "repair", seen, forecast)
+    if low == high:
+        assert goal == low
+    else:
+        assert low < goal < high
+
+
+@pytest.mark.parametrize("volume, common_area, required", [
+    (100, 0, 15), (101, 0, 20), (50, 0, 15), (51, 0, 8), (19, 0, 5), (20, 0, 6),
+    (102, 2, 15),               # two common-area orders: 100 in the population
+])
+def test_closing_the_month_requires_what_the_table_says_for_its_population(
+        volume, common_area, required):
+    _, chosen, report = run_month([(i + 0.5) / volume for i in range(volume)],
+                                  (volume, volume, volume), common_area=set(range(common_area)))
+    assert (report["orders"], report["required"]) == (volume - common_area, required)
+    assert report["sampled"] == report["online"] + report["top_up"] >= required
+    assert report["top_up"] == len(chosen)

@@ -74,6 +74,13 @@ def tomorrow_at(hour):
     return datetime(2026, 11, 24, hour, tzinfo=SHANGHAI).isoformat()
 
 
+def book_for_tomorrow(service, revisit_id):
+    """The owner agrees to a visit tomorrow at 10:00 (Shanghai), counted from the clock."""
+    day = service.clock.now().astimezone(SHANGHAI).date() + timedelta(days=1)
+    at = datetime(day.year, day.month, day.day, 10, tzinfo=SHANGHAI).isoformat()
+    return service.book_appointment(revisit_id, {"at": at, "owner_consent": True})
+
+
 # -- complaints ---------------------------------------------------------------------------
 
 def test_the_same_closing_delivered_twice_schedules_one_revisit(service):
@@ -102,9 +109,15 @@ def test_reopening_cancels_the_open_revisit_and_the_next_closing_gets_its_own(se
 
 # -- recording and bad input -----------------------------------------------------------------
 
-def test_on_site_record_needs_the_owners_signature(service):
+def test_on_site_record_needs_a_booking_and_the_owners_signature(service):
     service.schedule_complaint_revisit(closed_event("major"))
     [revisit] = service.list_revisits({})
+    with pytest.raises(InvalidInput) as error:          # nobody agreed to a visit yet
+        service.record_revisit(revisit["id"], ONSITE_VISIT)
+    assert "method" in error.value.errors
+    stored = service.get_revisit(revisit["id"])
+    assert (stored["attempts"], stored["status"]) == ([], "scheduled")
+    book_for_tomorrow(service, revisit["id"])
     visit = dict(ONSITE_VISIT, signed_by=None)
     with pytest.raises(InvalidInput) as error:
         service.record_revisit(revisit["id"], visit)
@@ -203,11 +216,13 @@ def test_every_community_activity_and_other_service_is_revisited(service):
 def test_important_repair_observations_continue_until_confirmed(service, clock):
     service.follow_up_work_order(completed_event(important=True))
     [first] = service.list_revisits({"source_id": "wo-1"})
+    book_for_tomorrow(service, first["id"])
     service.record_revisit(first["id"], dict(ONSITE_VISIT, resolved=False,
                                              comments="雨后仍有渗水"))
     second = service.get_revisit("rv-wo-1-observation-2")
     assert second["due_at"] > (NOW + timedelta(days=7)).isoformat()
     clock.advance(timedelta(days=7))
+    book_for_tomorrow(service, second["id"])
     service.record_revisit(second["id"], ONSITE_VISIT)
     assert [r["observation_no"] for r in service.list_revisits({"source_id": "wo-1"})] == [1, 2]
 
