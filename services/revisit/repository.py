@@ -1,7 +1,7 @@
 """revisit's data: the revisits, the work orders sampling decided on, closed months."""
 from typing import ClassVar
 
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from services.revisit.domain import OPEN
@@ -31,6 +31,7 @@ class RevisitRepository(Repository):
             IndexModel([("estate_id", ASCENDING), ("month", ASCENDING)]),
             IndexModel([("month", ASCENDING)]),
         ],
+        "sampling_months": [IndexModel([("pending", ASCENDING)])],
     }
     outbox_collections = ("revisits",)
 
@@ -124,7 +125,16 @@ class RevisitRepository(Repository):
         return orders, selected, history
 
     def add_work_order(self, order):
-        """Record a decided order; the decision already stored if it was decided before."""
+        """Record a decided order; the decision already stored if it was decided before.
+
+        Its month is marked as having news first: a crash in between leaves at worst a
+        month closed once more for nothing, never an order its month's closing missed.
+        """
+        self.db.sampling_months.update_one(
+            {"_id": _month_id(order["estate_id"], order["month"])},
+            {"$set": {"estate_id": order["estate_id"], "month": order["month"], "pending": True},
+             "$inc": {"decided": 1}},
+            upsert=True)
         try:
             self.db.work_orders.insert_one(order)
         except DuplicateKeyError:
@@ -140,12 +150,33 @@ class RevisitRepository(Repository):
             {"_id": work_order_id, "selected": False},
             {"$set": {"selected": True, "reason": "top_up", "topped_up_at": now}})
 
-    def record_month_closed(self, estate_id, month, report, now):
+    def record_month_closed(self, estate_id, month, report, now, claimed=None):
+        """Keep the closing's report. With the ``claimed`` month (``claim_month_closing``),
+        the month stops being pending unless an order was decided since the claim."""
+        month_id = _month_id(estate_id, month)
         self.db.sampling_months.update_one(
-            {"_id": f"{estate_id}:{month}"},
+            {"_id": month_id},
             {"$set": {"estate_id": estate_id, "month": month, "report": report,
                       "closed_at": now}, "$inc": {"closings": 1}},
             upsert=True)
+        if claimed is not None:
+            self.db.sampling_months.update_one(
+                {"_id": month_id, "decided": claimed["decided"]},
+                {"$set": {"pending": False}, "$unset": {"closing_until": ""}})
+
+    def pending_months(self):
+        """(estate, month) of every month with orders its last closing has not seen."""
+        return [(month["estate_id"], month["month"]) for month in self.db.sampling_months.find(
+            {"pending": True}, {"estate_id": 1, "month": 1}).sort("_id", ASCENDING)]
+
+    def claim_month_closing(self, estate_id, month, now, lease):
+        """The month, held for ``lease`` by this instance, or None if another holds it or
+        it has no news; a crash mid-closing lets the lease lapse and the month comes again."""
+        return self.db.sampling_months.find_one_and_update(
+            {"_id": _month_id(estate_id, month), "pending": True,
+             "$or": [{"closing_until": None}, {"closing_until": {"$lte": now}}]},
+            {"$set": {"closing_until": now + lease}},
+            return_document=ReturnDocument.AFTER)
 
     # -- statistics ------------------------------------------------------------------
 
@@ -162,3 +193,7 @@ class RevisitRepository(Repository):
         return list(self.db.work_orders.find(
             query, {"estate_id": 1, "kind": 1, "month": 1, "in_population": 1, "selected": 1,
                     "reason": 1}))
+
+
+def _month_id(estate_id, month):
+    return f"{estate_id}:{month}"

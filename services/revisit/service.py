@@ -1,5 +1,7 @@
 """revisit: schedules, samples, plans, books, records and measures follow-up visits.
 Entrypoints only."""
+import logging
+from datetime import timedelta
 
 from services.revisit import domain, sampling, stats
 from services.revisit.dependencies import Policies
@@ -12,6 +14,11 @@ from shared.rpc import RpcProxy, rpc, to_json
 from shared.schemas import revisit as schemas
 from shared.schemas.base import load, require_id
 from shared.timers import timer_from_config
+
+log = logging.getLogger(__name__)
+
+# how long one instance holds a month it closes; a crash lets another take it after this
+MONTH_CLOSING_LEASE = timedelta(minutes=10)
 
 
 class RevisitService:
@@ -74,6 +81,22 @@ class RevisitService:
         for revisit in self.store.replies_overdue(now):
             self.store.claim_reply_overdue(revisit, *domain.mark_reply_overdue(revisit, now))
 
+    @timer_from_config("REVISIT_MONTH_CLOSING_SECONDS", 3600)
+    def close_finished_months(self):
+        """Close each estate's month of work orders once it is over in the estate's time
+        zone, topping up what online sampling fell short of (``close_sampling_month`` by
+        hand does the same), and again when late paper records add orders to it. Each
+        month is claimed, so one instance closes it."""
+        now = self.clock.now()
+        for estate_id, month in self.store.pending_months():
+            policy = self._policy(estate_id)
+            if not sampling.is_month_over(month, now, policy.timezone):
+                continue
+            claimed = self.store.claim_month_closing(estate_id, month, now, MONTH_CLOSING_LEASE)
+            if claimed is not None:
+                report = self._close_month(estate_id, month, policy, now, claimed)
+                log.info("sampling of %s closed for %s: %s", month, estate_id, report)
+
     # rpc ------------------------------------------------------------------------------
 
     @rpc
@@ -123,6 +146,9 @@ class RevisitService:
         policy = self._policy(estate_id)
         if not sampling.is_month_over(month, now, policy.timezone):
             raise InvalidInput({"month": [f"{month} is not over yet in {policy.timezone}"]})
+        return self._close_month(estate_id, month, policy, now)
+
+    def _close_month(self, estate_id, month, policy, now, claimed=None):
         orders = self.store.month_orders(estate_id, month)
         chosen, report = sampling.close_month(orders, estate_id, month, policy)
         for order_id in chosen:
@@ -134,7 +160,7 @@ class RevisitService:
                         sampling.order_payload(order), estate_id, "top_up", policy, now,
                         decided_at=now):
                     self.store.schedule(revisit, events)
-        self.store.record_month_closed(estate_id, month, report, now)
+        self.store.record_month_closed(estate_id, month, report, now, claimed)
         return report
 
     @rpc

@@ -266,6 +266,70 @@ def test_closing_a_month_tops_up_the_shortfall_and_reports_it(service, clock):
         {"kind": "repair", "source_id": {"$regex": "^nov"}}) == 5
 
 
+def month_record(repository, month, estate="e-1"):
+    return repository.db.sampling_months.find_one({"_id": f"{estate}:{month}"}) or {}
+
+
+def test_the_timer_closes_a_month_once_it_is_over_and_again_after_late_paper_records(
+        repository, clock):
+    one, two = make_service(repository, clock), make_service(repository, clock)
+    november = datetime(2026, 11, 1, tzinfo=SHANGHAI).astimezone(UTC)
+    complete_repairs(one, clock, 12, november, prefix="nov", days=6)
+    online = repository.db.work_orders.count_documents({"month": "2026-11", "selected": True})
+
+    clock.at = datetime(2026, 11, 30, 23, 30, tzinfo=SHANGHAI).astimezone(UTC)
+    one.close_finished_months()
+    assert "report" not in month_record(repository, "2026-11"), "closed before the month ended"
+
+    clock.at = datetime(2026, 12, 1, 0, 30, tzinfo=SHANGHAI).astimezone(UTC)
+    one.close_finished_months()
+    two.close_finished_months()
+    closed = month_record(repository, "2026-11")
+    assert closed["closings"] == 1
+    assert (closed["report"]["repair"]["orders"], closed["report"]["repair"]["sampled"]) == (12, 5)
+    assert repository.db.revisits.count_documents({"reason": "top_up"}) == 5 - online
+
+    # a repair done on 28 November, entered from the paper log on 3 December
+    clock.at = datetime(2026, 12, 3, 10, tzinfo=SHANGHAI).astimezone(UTC)
+    two.follow_up_work_order(completed_event(
+        "nov-late", at=datetime(2026, 11, 28, 15, tzinfo=SHANGHAI).astimezone(UTC),
+        household_id="h-late"))
+    one.close_finished_months()
+    one.close_finished_months()
+    closed = month_record(repository, "2026-11")
+    assert closed["closings"] == 2 and closed["report"]["repair"]["orders"] == 13
+
+
+def test_a_month_another_instance_is_closing_is_left_to_it_until_its_claim_lapses(
+        repository, clock):
+    service = make_service(repository, clock)
+    november = datetime(2026, 11, 1, tzinfo=SHANGHAI).astimezone(UTC)
+    complete_repairs(service, clock, 12, november, prefix="nov", days=6)
+    clock.at = datetime(2026, 12, 1, 9, tzinfo=SHANGHAI).astimezone(UTC)
+    # another instance took the month and died before it finished
+    assert repository.claim_month_closing("e-1", "2026-11", clock.at, timedelta(minutes=10))
+
+    service.close_finished_months()
+    assert "report" not in month_record(repository, "2026-11")
+    clock.advance(timedelta(minutes=11))
+    service.close_finished_months()
+    assert month_record(repository, "2026-11")["closings"] == 1
+    assert month_record(repository, "2026-11")["pending"] is False
+
+
+def test_an_order_decided_while_its_month_is_being_closed_gets_the_month_closed_again(
+        service, repository, clock):
+    november = datetime(2026, 11, 1, tzinfo=SHANGHAI).astimezone(UTC)
+    complete_repairs(service, clock, 3, november, prefix="nov", days=6)
+    clock.at = datetime(2026, 12, 1, 9, tzinfo=SHANGHAI).astimezone(UTC)
+    claimed = repository.claim_month_closing("e-1", "2026-11", clock.at, timedelta(minutes=10))
+    service.follow_up_work_order(completed_event(       # arrives mid-closing
+        "nov-late", at=datetime(2026, 11, 28, 15, tzinfo=SHANGHAI).astimezone(UTC),
+        household_id="h-late"))
+    repository.record_month_closed("e-1", "2026-11", {"repair": {}}, clock.at, claimed)
+    assert month_record(repository, "2026-11")["pending"] is True
+
+
 def test_the_thirty_percent_estate_revisits_thirty_percent_of_its_repairs(service, clock):
     november = datetime(2026, 11, 1, tzinfo=SHANGHAI).astimezone(UTC)
     complete_repairs(service, clock, 200, november, estate="e-30")
