@@ -126,10 +126,12 @@ def expected_required(policy, kind, seen, forecast):
     def below(volume):      # the chance the month ends under ``volume`` (normal, binned)
         return 0.5 * (1 + math.erf((volume - 0.5 - forecast) / (spread * math.sqrt(2))))
 
+    # Beyond 4 spreads the chance is below 1 in 30,000: the end bins take those tails.
+    first = max(seen, math.floor(forecast - 4 * spread))
     last = math.ceil(forecast + 4 * spread)
-    return sum(quota(policy, kind, volume) * (
-        (1.0 if volume == last else below(volume + 1)) - (0.0 if volume == seen else below(volume)))
-        for volume in range(seen, last + 1))
+    bounds = [0.0, *(below(volume) for volume in range(first + 1, last + 1)), 1.0]
+    return sum(quota(policy, kind, volume) * (bounds[i + 1] - bounds[i])
+               for i, volume in enumerate(range(first, last + 1)))
 
 
 def draw(policy, estate_id, kind, month, order_id):
