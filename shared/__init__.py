@@ -1,2 +1,14 @@
 """What every Huifang service shares: the event envelope and schemas, errors,
 the clock and working-day calendar, the MongoDB store and reliable messaging."""
+
+import atexit
+import logging
+
+
+@atexit.register
+def _close_logging_while_greenlets_run():
+    """Under eventlet, a logging handler collected after the main greenlet began to
+    finalize fails its clean-up ("greenlet is being finalized", e.g. jieba's own
+    handler). Flush and close every handler first, then let none be cleaned up late."""
+    logging.shutdown()
+    logging._handlerList.clear()
