@@ -5,6 +5,7 @@ from unittest import mock
 import pytest
 
 from shared.consumer import BrokerSafeQueueConsumer
+from shared.rpc import _RpcConsumer
 
 
 def message_whose_socket_is_gone(error):
@@ -31,3 +32,14 @@ def test_other_errors_still_surface():
     consumer = BrokerSafeQueueConsumer()
     with pytest.raises(ValueError):
         consumer.ack_message(message_whose_socket_is_gone(ValueError("a bug")))
+
+
+def test_a_reply_lost_with_the_connection_leaves_the_request_to_be_redelivered(caplog):
+    consumer = _RpcConsumer()
+    consumer.container = mock.Mock(config={"AMQP_URI": "pyamqp://guest:guest@localhost//"})
+    message = mock.Mock()
+    with mock.patch("nameko.rpc.Responder") as responder:
+        responder.return_value.send_response.side_effect = BrokenPipeError(32, "Broken pipe")
+        assert consumer.handle_result(message, "the result", None) == ("the result", None)
+    assert not message.ack.called               # unacked: the broker hands it out again
+    assert "reply lost with the broker connection" in caplog.text
