@@ -31,3 +31,17 @@ UNSATISFIED_LEVELS = ("unsatisfied", "very_unsatisfied")
 
 ROUND_KINDS = ("half_yearly", "quarterly", "event")
 DELIVERY_STATUSES = ("queued", "sent", "failed", "suppressed")
+
+# People who log in (gateway), from the policy texts: 客服助理, 客服主管, 项目经理, 公司经理,
+# 责任部门, 总部, and the administrator. The services' own rungs (ROLES, the escalation
+# ladder) say "staff" and "manager"; USER_ROLE_RUNGS translates.
+USER_ROLES = (
+    "cs_staff", "supervisor", "estate_manager", "company_manager", "department", "hq_analyst",
+    "admin",
+)
+USER_ROLE_RUNGS = {
+    "cs_staff": "staff", "supervisor": "supervisor", "estate_manager": "manager",
+    "company_manager": "company_manager",
+}
+# Roles whose empty estate list means every estate of the group.
+GROUP_WIDE_ROLES = ("hq_analyst", "company_manager", "admin")

@@ -1,0 +1,230 @@
+"""Staff accounts and logins: the use cases behind ``/api/v1/auth`` and ``/api/v1/users``.
+
+Who a request comes from is decided here: a bearer token (API clients) or the
+session cookie (browsers, with the CSRF token on every state-changing request); the
+token must verify, be unrevoked, and belong to an enabled user whose token version it
+carries. The user is read on every request, so a change of roles or estates applies at
+once. The authenticated ``Actor`` goes into the worker's context data, which nameko
+passes along every RPC the request makes.
+"""
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import eventlet
+from marshmallow import ValidationError
+
+from services.gateway import identity
+from services.gateway.problems import Problem
+from services.gateway.repository import USER_FIELDS, UsernameTaken
+from shared.actor import ACTOR_CONTEXT_KEY, Actor
+from shared.errors import InvalidInput, NotFound
+from shared.rpc import to_json
+from shared.schemas import gateway as schemas
+from shared.schemas.base import load
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "huifang_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+FIRST_ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class AccountSettings:
+    secret: str
+    token_lifetime: timedelta = timedelta(minutes=60)
+    throttle: identity.LoginThrottle = identity.LoginThrottle()
+    secure_cookies: bool = True
+
+
+def user_view(user: dict) -> dict:
+    return to_json({"_id": user["_id"], **{key: user.get(key) for key in USER_FIELDS}})
+
+
+def _unauthorized(detail: str) -> Problem:
+    return Problem(401, detail, headers={"WWW-Authenticate": 'Bearer realm="huifang"'})
+
+
+class Accounts:
+    def __init__(self, repository, settings: AccountSettings, clock, worker_ctx=None):
+        self.repository, self.settings, self.clock = repository, settings, clock
+        self.worker_ctx = worker_ctx
+
+    # first start ------------------------------------------------------------------
+
+    def ensure_first_admin(self, password: str | None) -> str | None:
+        """Create ``admin`` on a store with no users; the generated password, if any."""
+        if self.repository.has_users():
+            return None
+        generated = None if password else identity.generate_password()
+        try:
+            self._add({"username": FIRST_ADMIN, "password": password or generated,
+                       "display_name": "Administrator", "roles": ["admin"], "estates": []},
+                      created_by=None)
+        except UsernameTaken:
+            return None     # another instance created it first
+        return generated
+
+    # logins -----------------------------------------------------------------------
+
+    def login(self, data, address: str) -> tuple[dict, identity.TokenClaims]:
+        data = load(schemas.Login(), data)
+        keys = (f"user:{data['username']}", f"addr:{address}")
+        now = self.clock.now()
+        failures = self._check_throttle(keys, now)
+        eventlet.sleep(self.settings.throttle.delay(failures))
+        user = self.repository.find_username(data["username"])
+        if (user is None or user.get("disabled")
+                or not identity.verify_password(user["password_hash"], data["password"])):
+            self._count_failure(keys, now)
+            raise _unauthorized("wrong username or password")
+        self.repository.clear_login_failures(keys[0])
+        if identity.needs_rehash(user["password_hash"]):
+            self.repository.update_user(user["_id"], {
+                "password_hash": identity.hash_password(data["password"])}, revoke_tokens=False)
+        token, claims = identity.issue_token(
+            self.settings.secret, user["_id"], user.get("token_version", 0), now,
+            self.settings.token_lifetime)
+        return {"access_token": token, "token_type": "Bearer",
+                "expires_in": int(self.settings.token_lifetime.total_seconds()),
+                "user": self._summary(user)}, claims
+
+    def _check_throttle(self, keys, now: datetime) -> int:
+        throttle, worst = self.settings.throttle, 0
+        for key in keys:
+            counter = self.repository.login_failures(key, now - throttle.window)
+            if counter is None:
+                continue
+            locked_until = counter.get("locked_until")
+            if locked_until and locked_until > now:
+                wait = int((locked_until - now).total_seconds()) + 1
+                raise Problem(429, "too many failed logins; try again later",
+                              headers={"Retry-After": str(wait)})
+            worst = max(worst, counter["failures"])
+        return worst
+
+    def _count_failure(self, keys, now: datetime) -> None:
+        throttle = self.settings.throttle
+        for key in keys:
+            failures = self.repository.count_login_failure(key, now, throttle.window)
+            until = throttle.locked_until(failures, now)
+            if until:
+                log.warning("logins locked for %s until %s", key.split(":")[0], until)
+                self.repository.lock_login(key, until)
+
+    def csrf_token(self, claims: identity.TokenClaims) -> str:
+        return identity.csrf_token(self.settings.secret, claims.token_id)
+
+    # every request ----------------------------------------------------------------
+
+    def authenticate(self, request) -> tuple[Actor, identity.TokenClaims]:
+        """The person behind the request, put into the worker's context data; else 401."""
+        token, from_cookie = self._token_of(request)
+        try:
+            claims = identity.verify_token(self.settings.secret, token, self.clock.now())
+        except identity.InvalidToken:
+            raise _unauthorized("the token is invalid or has expired") from None
+        user = self.repository.find_user(claims.user_id)
+        if (user is None or user.get("disabled")
+                or user.get("token_version", 0) != claims.version
+                or self.repository.is_revoked(claims.token_id)):
+            raise _unauthorized("the token has been revoked")
+        if from_cookie and request.method not in SAFE_METHODS:
+            offered = request.headers.get(CSRF_HEADER) or request.form.get("csrf_token")
+            if not identity.csrf_matches(self.settings.secret, claims.token_id, offered):
+                raise Problem(403, "the CSRF token is missing or wrong")
+        actor = Actor(user["_id"], tuple(user.get("roles", ())), tuple(user.get("estates", ())))
+        if self.worker_ctx is not None:
+            self.worker_ctx.data[ACTOR_CONTEXT_KEY] = actor.to_context()
+        return actor, claims
+
+    def _token_of(self, request) -> tuple[str, bool]:
+        header = request.headers.get("Authorization", "")
+        if header:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise _unauthorized("use 'Authorization: Bearer <token>'")
+            return token.strip(), False
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie:
+            return cookie, True
+        raise _unauthorized("log in first: POST /api/v1/auth/token")
+
+    def logout(self, claims: identity.TokenClaims) -> None:
+        self.repository.revoke_token(claims.token_id, claims.expires_at)
+
+    # users ------------------------------------------------------------------------
+
+    def create_user(self, data, created_by: str | None) -> dict:
+        data = load(schemas.NewUser(), data)
+        try:
+            return user_view(self._add(data, created_by))
+        except UsernameTaken:
+            raise InvalidInput({"username": ["already taken"]}) from None
+
+    def _add(self, data: dict, created_by: str | None) -> dict:
+        now = self.clock.now()
+        return self.repository.add_user({
+            "_id": f"u-{uuid.uuid4().hex[:12]}", "username": data["username"],
+            "display_name": data.get("display_name") or data["username"],
+            "roles": sorted(set(data["roles"])), "estates": sorted(set(data["estates"])),
+            "disabled": False, "password_hash": identity.hash_password(data["password"]),
+            "token_version": 0, "created_at": now, "updated_at": now, "created_by": created_by,
+        })
+
+    def get_user(self, user_id: str) -> dict:
+        user = self.repository.find_user(user_id)
+        if user is None:
+            raise NotFound("user", user_id)
+        return user_view(user)
+
+    def find_by_username(self, username: str) -> dict:
+        user = self.repository.find_username(username)
+        if user is None:
+            raise NotFound("user", user_id)
+        return user_view(user)
+
+    def list_users(self, filters) -> dict:
+        filters = load(schemas.UserFilters(), filters)
+        users = self.repository.list_users(filters["limit"] + 1, filters["cursor"])
+        page = users[:filters["limit"]]
+        more = len(users) > filters["limit"]
+        return {"items": [user_view(user) for user in page],
+                "next_cursor": page[-1]["username"] if more else None}
+
+    def update_user(self, user_id: str, data, updated_by: str | None) -> dict:
+        changes = load(schemas.UserChanges(), data)
+        user = self.repository.find_user(user_id)
+        if user is None:
+            raise NotFound("user", user_id)
+        merged = {**user, **changes}
+        try:
+            schemas.check_scope(merged)
+        except ValidationError as exc:
+            raise InvalidInput(exc.normalized_messages()) from None
+        # new password, disabling or fewer rights: tokens issued before stop working
+        revoke = ("password" in changes or changes.get("disabled") is True
+                  or "roles" in changes or "estates" in changes)
+        if "password" in changes:
+            changes["password_hash"] = identity.hash_password(changes.pop("password"))
+        changes.update(updated_at=self.clock.now(), updated_by=updated_by)
+        return user_view(self.repository.update_user(user_id, changes, revoke_tokens=revoke))
+
+    def change_password(self, actor: Actor, data) -> None:
+        data = load(schemas.PasswordChange(), data)
+        user = self.repository.find_user(actor.id)
+        if user is None or not identity.verify_password(user["password_hash"],
+                                                        data["current_password"]):
+            raise InvalidInput({"current_password": ["wrong password"]})
+        self.repository.update_user(user["_id"], {
+            "password_hash": identity.hash_password(data["new_password"]),
+            "updated_at": self.clock.now()}, revoke_tokens=True)
+
+    @staticmethod
+    def _summary(user: dict) -> dict:
+        return {"id": user["_id"], "username": user["username"],
+                "display_name": user.get("display_name"), "roles": user.get("roles", []),
+                "estates": user.get("estates", [])}

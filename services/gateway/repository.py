@@ -1,0 +1,82 @@
+"""The gateway's data: staff accounts, revoked tokens and failed-login counters."""
+from datetime import datetime, timedelta
+from typing import ClassVar
+
+from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from shared.store import Repository
+
+# What a user record shows to an administrator; never the password hash.
+USER_FIELDS = ("username", "display_name", "roles", "estates", "disabled", "created_at",
+               "updated_at", "created_by")
+
+
+class UsernameTaken(Exception):
+    pass
+
+
+class GatewayRepository(Repository):
+    indexes: ClassVar[dict] = {
+        "users": [IndexModel([("username", ASCENDING)], unique=True)],
+        "revoked_tokens": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)],
+        "login_failures": [],
+    }
+
+    # users --------------------------------------------------------------------
+
+    def has_users(self) -> bool:
+        return self.db.users.count_documents({}, limit=1) > 0
+
+    def add_user(self, user: dict) -> dict:
+        try:
+            self.db.users.insert_one(user)
+        except DuplicateKeyError:
+            raise UsernameTaken(user["username"]) from None
+        return user
+
+    def find_user(self, user_id: str) -> dict | None:
+        return self.db.users.find_one({"_id": user_id})
+
+    def find_username(self, username: str) -> dict | None:
+        return self.db.users.find_one({"username": username})
+
+    def list_users(self, limit: int, after: str | None) -> list[dict]:
+        query = {"username": {"$gt": after}} if after else {}
+        return list(self.db.users.find(query).sort("username", ASCENDING).limit(limit))
+
+    def update_user(self, user_id: str, changes: dict, revoke_tokens: bool) -> dict | None:
+        update: dict = {"$set": changes}
+        if revoke_tokens:
+            update["$inc"] = {"token_version": 1}
+        return self.db.users.find_one_and_update(
+            {"_id": user_id}, update, return_document=ReturnDocument.AFTER)
+
+    # tokens -------------------------------------------------------------------
+
+    def revoke_token(self, token_id: str, expires_at: datetime) -> None:
+        self.db.revoked_tokens.update_one(
+            {"_id": token_id}, {"$setOnInsert": {"expires_at": expires_at}}, upsert=True)
+
+    def is_revoked(self, token_id: str) -> bool:
+        return self.db.revoked_tokens.count_documents({"_id": token_id}, limit=1) > 0
+
+    # failed logins ------------------------------------------------------------
+
+    def login_failures(self, key: str, since: datetime) -> dict | None:
+        """The failure counter of a username or address, if it counted anything since."""
+        return self.db.login_failures.find_one({"_id": key, "last_at": {"$gte": since}})
+
+    def count_login_failure(self, key: str, now: datetime, window: timedelta) -> int:
+        # a counter idle longer than the window starts again
+        self.db.login_failures.delete_one({"_id": key, "last_at": {"$lt": now - window}})
+        counter = self.db.login_failures.find_one_and_update(
+            {"_id": key}, {"$inc": {"failures": 1}, "$set": {"last_at": now}},
+            upsert=True, return_document=ReturnDocument.AFTER)
+        return counter["failures"]
+
+    def lock_login(self, key: str, until: datetime) -> None:
+        self.db.login_failures.update_one({"_id": key}, {"$set": {"locked_until": until}})
+
+    def clear_login_failures(self, key: str) -> None:
+        self.db.login_failures.delete_one({"_id": key})

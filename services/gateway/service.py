@@ -1,0 +1,172 @@
+"""gateway: the only door people and outside systems use. Entrypoints only.
+
+HTTP (nameko's ``http`` entrypoint over werkzeug, as in nameko-examples' gateway):
+health, the OpenAPI document and its docs, logins, staff accounts and the REST API of
+``api.OPERATIONS``. RPC: the same account operations for the ``huifang-users`` command.
+"""
+import logging
+
+import eventlet
+from nameko.dependency_providers import Config
+
+from services.gateway import api, docs
+from services.gateway.accounts import SESSION_COOKIE
+from services.gateway.dependencies import AccountStore
+from services.gateway.http import http, json_body, json_response, max_body
+from services.gateway.permissions import allowed
+from services.gateway.problems import Problem
+from shared.rpc import RpcProxy, rpc
+from shared.schemas.vocabulary import SERVICES
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT_SECONDS = 2
+
+
+class GatewayService:
+    name = "gateway"
+
+    accounts = AccountStore()
+    config = Config()
+    intake = RpcProxy("intake")
+    revisit = RpcProxy("revisit")
+    survey = RpcProxy("survey")
+    notify = RpcProxy("notify")
+    # /readyz: each service must answer within 2 s, however long ordinary calls may take
+    ping_intake = RpcProxy("intake", timeout=READY_TIMEOUT_SECONDS)
+    ping_revisit = RpcProxy("revisit", timeout=READY_TIMEOUT_SECONDS)
+    ping_survey = RpcProxy("survey", timeout=READY_TIMEOUT_SECONDS)
+    ping_notify = RpcProxy("notify", timeout=READY_TIMEOUT_SECONDS)
+
+    # health and documentation ------------------------------------------------------
+
+    @http("GET", "/healthz")
+    def healthz(self, request):
+        return json_response({"status": "ok"})
+
+    @http("GET", "/readyz")
+    def readyz(self, request):
+        answers = {name: eventlet.spawn(self._ping, name) for name in SERVICES}
+        services = {name: answer.wait() for name, answer in answers.items()}
+        ready = all(state == "ok" for state in services.values())
+        return json_response({"status": "ok" if ready else "unavailable",
+                              "services": services}, 200 if ready else 503,
+                             None if ready else {"Retry-After": "5"})
+
+    def _ping(self, name):
+        try:
+            getattr(self, f"ping_{name}").ping()
+        except Exception as exc:   # down, unknown or slow: not ready, whatever the reason
+            return f"not answering ({type(exc).__name__})"
+        return "ok"
+
+    @http("GET", "/openapi.json")
+    def openapi(self, request):
+        return json_response(docs.openapi_document())
+
+    @http("GET", "/docs")
+    def docs_page(self, request):
+        return docs.docs_page()
+
+    @http("GET", "/docs/assets/<string:name>")
+    def docs_asset(self, request, name):
+        return docs.asset(name)
+
+    # logins --------------------------------------------------------------------------
+
+    @http("POST", "/api/v1/auth/token")
+    def login(self, request):
+        answer, _ = self.accounts.login(self._body(request), request.remote_addr or "")
+        return json_response(answer, headers={"Cache-Control": "no-store"})
+
+    @http("POST", "/api/v1/auth/session")
+    def login_browser(self, request):
+        """A browser's login: the token in an HttpOnly cookie, the CSRF token in the body."""
+        answer, claims = self.accounts.login(self._body(request), request.remote_addr or "")
+        response = json_response({"csrf_token": self.accounts.csrf_token(claims),
+                                  "expires_in": answer["expires_in"], "user": answer["user"]},
+                                 headers={"Cache-Control": "no-store"})
+        response.set_cookie(SESSION_COOKIE, answer["access_token"], max_age=answer["expires_in"],
+                            httponly=True, samesite="Strict", path="/",
+                            secure=self.accounts.settings.secure_cookies)
+        return response
+
+    @http("POST", "/api/v1/auth/logout")
+    def logout(self, request):
+        _, claims = self.accounts.authenticate(request)
+        self.accounts.logout(claims)
+        response = json_response({"logged_out": True})
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    @http("GET", "/api/v1/me")
+    def me(self, request):
+        actor, _ = self.accounts.authenticate(request)
+        return json_response(self.accounts.get_user(actor.id))
+
+    @http("POST", "/api/v1/me/password")
+    def change_password(self, request):
+        actor, _ = self.accounts.authenticate(request)
+        self.accounts.change_password(actor, self._body(request))
+        return json_response({"changed": True, "detail": "log in again with the new password"})
+
+    # staff accounts (administrators) ------------------------------------------------------
+
+    @http("POST", "/api/v1/users")
+    def create_user_http(self, request):
+        actor = self._admin(request)
+        return json_response(self.accounts.create_user(self._body(request), actor.id), 201)
+
+    @http("GET", "/api/v1/users")
+    def list_users_http(self, request):
+        self._admin(request)
+        return json_response(self.accounts.list_users(api.query_filters(None, request)))
+
+    @http("GET", "/api/v1/users/<string:user_id>")
+    def get_user_http(self, request, user_id):
+        self._admin(request)
+        return json_response(self.accounts.get_user(user_id))
+
+    @http("PATCH", "/api/v1/users/<string:user_id>")
+    def update_user_http(self, request, user_id):
+        actor = self._admin(request)
+        return json_response(self.accounts.update_user(user_id, self._body(request), actor.id))
+
+    # the REST API of the services --------------------------------------------------------
+
+    @http("GET,POST,PUT,PATCH,DELETE", "/api/v1/<path:path>")
+    def api(self, request, path):
+        actor, _ = self.accounts.authenticate(request)
+        operation, values = api.match(request.method, f"{api.PREFIX}/{path}")
+        services = api.Services({name: getattr(self, name) for name in SERVICES})
+        return api.execute(operation, request, values, actor, services, max_body(self.config))
+
+    # RPC, for the huifang-users command --------------------------------------------------
+
+    @rpc
+    def create_user(self, data):
+        return self.accounts.create_user(data, created_by=None)
+
+    @rpc
+    def list_users(self, filters=None):
+        return self.accounts.list_users(filters or {})
+
+    @rpc
+    def update_user(self, username, data):
+        user = self.accounts.find_by_username(username)
+        return self.accounts.update_user(user["id"], data, updated_by=None)
+
+    @rpc
+    def ping(self):
+        return {"service": self.name}
+
+    # helpers -------------------------------------------------------------------------
+
+    def _body(self, request):
+        return json_body(request, max_body(self.config))
+
+    def _admin(self, request):
+        actor, _ = self.accounts.authenticate(request)
+        if not allowed(actor.roles, "users.manage"):
+            raise Problem(403, "only an administrator manages accounts")
+        return actor
