@@ -75,3 +75,54 @@ class ServiceProcesses:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class GatewayClient:
+    """Real HTTP to a running gateway, as an API client would use it."""
+
+    ADMIN_PASSWORD = "admin-password-for-tests"
+
+    def __init__(self, base_url, processes):
+        import requests
+
+        self.base_url, self.processes = base_url, processes
+        self.http = requests.Session()
+        self._admin = None
+
+    def url(self, path):
+        return self.base_url + path
+
+    def request(self, method, path, token=None, **kwargs):
+        headers = dict(kwargs.pop("headers", {}))
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.http.request(method, self.url(path), headers=headers, timeout=30, **kwargs)
+
+    def login(self, username, password):
+        response = self.request("POST", "/api/v1/auth/token",
+                                json={"username": username, "password": password})
+        assert response.status_code == 200, response.text
+        return response.json()["access_token"]
+
+    @property
+    def admin(self):
+        """The first administrator's token (made at the gateway's first start)."""
+        if self._admin is None:
+            self._admin = self.login("admin", self.ADMIN_PASSWORD)
+        return self._admin
+
+    def user(self, username, roles, estates=(), password="password-of-" + "tests"):
+        """A new staff account and its token."""
+        response = self.request("POST", "/api/v1/users", token=self.admin, json={
+            "username": username, "password": password, "roles": list(roles),
+            "estates": list(estates)})
+        assert response.status_code == 201, response.text
+        return self.login(username, password)

@@ -110,7 +110,7 @@ class Accounts:
         throttle = self.settings.throttle
         for key in keys:
             failures = self.repository.count_login_failure(key, now, throttle.window)
-            until = throttle.locked_until(failures, now)
+            until = throttle.locked_until(failures, now, address=key.startswith("addr:"))
             if until:
                 log.warning("logins locked for %s until %s", key.split(":")[0], until)
                 self.repository.lock_login(key, until)

@@ -32,6 +32,12 @@ class AccountStore(Store):
             secret=secret,
             token_lifetime=timedelta(minutes=float(config.get("GATEWAY_TOKEN_MINUTES") or 60)),
             secure_cookies=(config.get("HUIFANG_ENV") or "") != "development",
+            throttle=identity.LoginThrottle(
+                delay_step=timedelta(milliseconds=float(config.get("GATEWAY_LOGIN_DELAY_MS", 500))),
+                lock_after=int(config.get("GATEWAY_LOGIN_LOCK_AFTER") or 10),
+                address_lock_after=int(config.get("GATEWAY_LOGIN_ADDRESS_LOCK_AFTER") or 50),
+                lock_for=timedelta(minutes=float(config.get("GATEWAY_LOGIN_LOCK_MINUTES") or 15)),
+            ),
         )
         super().setup()
         generated = Accounts(self.repository, self.settings, self.clock).ensure_first_admin(

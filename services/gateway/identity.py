@@ -116,12 +116,15 @@ class LoginThrottle:
 
     Each failure within ``window`` after the ``free_failures`` first ones delays the
     answer by ``delay_step`` more (at most ``max_delay``); ``lock_after`` failures lock
-    the username or address for ``lock_for``. A successful login clears the username.
+    the username for ``lock_for``, ``address_lock_after`` the address (higher: many
+    people may share one, e.g. a service centre's office network). A successful login
+    clears the username's count.
     """
     free_failures: int = 3
     delay_step: timedelta = timedelta(milliseconds=500)
     max_delay: timedelta = timedelta(seconds=3)
     lock_after: int = 10
+    address_lock_after: int = 50
     lock_for: timedelta = timedelta(minutes=15)
     window: timedelta = timedelta(minutes=15)
 
@@ -130,5 +133,7 @@ class LoginThrottle:
         extra = max(0, failures - self.free_failures)
         return min(self.delay_step * extra, self.max_delay).total_seconds()
 
-    def locked_until(self, failures: int, last_failure: datetime) -> datetime | None:
-        return last_failure + self.lock_for if failures >= self.lock_after else None
+    def locked_until(self, failures: int, last_failure: datetime,
+                     address: bool = False) -> datetime | None:
+        limit = self.address_lock_after if address else self.lock_after
+        return last_failure + self.lock_for if failures >= limit else None
