@@ -9,7 +9,7 @@ passes along every RPC the request makes.
 """
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import eventlet
@@ -36,7 +36,7 @@ FIRST_ADMIN = "admin"
 class AccountSettings:
     secret: str
     token_lifetime: timedelta = timedelta(minutes=60)
-    throttle: identity.LoginThrottle = identity.LoginThrottle()
+    throttle: identity.LoginThrottle = field(default_factory=identity.LoginThrottle)
     secure_cookies: bool = True
 
 
@@ -184,7 +184,7 @@ class Accounts:
     def find_by_username(self, username: str) -> dict:
         user = self.repository.find_username(username)
         if user is None:
-            raise NotFound("user", user_id)
+            raise NotFound("user", username)
         return user_view(user)
 
     def list_users(self, filters) -> dict:

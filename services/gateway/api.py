@@ -9,11 +9,12 @@ authenticated, checked against the permission table and the user's estates, and
 passed on with the user as the actor.
 """
 import base64
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
@@ -22,10 +23,13 @@ from services.gateway.permissions import allowed
 from services.gateway.problems import Problem, not_found
 from shared.actor import Actor
 from shared.schemas import intake, notify, revisit, survey
-from shared.schemas.base import Period, Schema as BaseSchema
+from shared.schemas.base import Id, Period
+from shared.schemas.base import Schema as BaseSchema
 
 PREFIX = "/api/v1"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+# ASCII digits only: str.isdigit() also takes "²" and "٣", which int() refuses or reads
+INTEGER = re.compile(r"-?[0-9]{1,11}")
 
 
 # scopes: where an operation's estate is found --------------------------------------
@@ -95,11 +99,12 @@ class Operation:
     scope: Scope
     body: type[Schema] | None = None       # documents the body; the service validates it
     query: type[Schema] | None = None      # documents the query; the service validates it
+    params: type[Schema] | None = None     # documents the path; without, each part is an id
     paged: bool = False
     status: int = 200
     tag: str = ""
     download: str | None = None            # media type of a file answer
-    result: str = "object"                 # what answers: object, page, or file
+    result: str = "object"                 # what answers: object, list, page, or file
     permission: str = ""                   # when several operations share one (statistics)
 
     @property
@@ -124,16 +129,16 @@ def _filters(call):
 
 
 class EstateQuery(BaseSchema):
-    estate_id = fields.String()
+    estate_id = Id()
 
 
 class StatsPeriodQuery(BaseSchema):
     period = Period(required=True)
-    estate_id = fields.String()
+    estate_id = Id()
 
 
 class TemplateVersionQuery(BaseSchema):
-    version = fields.Integer()
+    version = fields.Integer(validate=validate.Range(min=1))
 
 
 class HouseholdImport(BaseSchema):
@@ -171,7 +176,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("categories.list", "GET", "/estates/{estate_id}/categories",
               "intake.list_categories", lambda c: (c.path["estate_id"],),
               "Complaint categories and the department each is routed to", InPath(),
-              tag="complaints"),
+              tag="complaints", result="list"),
     # complaints
     Operation("complaints.register", "POST", "/complaints", "intake.register_complaint",
               lambda c: (c.body,), "Register a complaint (the owner is sent an apology)",
@@ -243,12 +248,12 @@ OPERATIONS: tuple[Operation, ...] = (
               "/estates/{estate_id}/sampling/{month}/close", "revisit.close_sampling_month",
               lambda c: (c.path["estate_id"], c.path["month"]),
               "Close a month of work-order sampling (tops up the shortfall)", InPath(),
-              tag="revisits"),
+              params=revisit.CloseSamplingMonth, tag="revisits"),
     Operation("revisits.plan_routine", "POST", "/estates/{estate_id}/routine-plans/{year}",
               "revisit.plan_routine_revisits",
               lambda c: (c.path["estate_id"], _year(c.path["year"])),
               "Plan the year's routine revisits of every occupied household", InPath(),
-              tag="revisits"),
+              params=revisit.PlanRoutineRevisits, tag="revisits"),
     Operation("revisits.policy", "GET", "/estates/{estate_id}/revisit-policy",
               "revisit.get_policy", lambda c: (c.path["estate_id"],),
               "The revisit policy the estate follows", InPath(), tag="revisits"),
@@ -265,10 +270,10 @@ OPERATIONS: tuple[Operation, ...] = (
     # surveys
     Operation("survey.templates.list", "GET", "/survey/templates", "survey.list_templates",
               lambda c: (), "Questionnaire templates (latest versions)", Unscoped(),
-              tag="surveys"),
+              tag="surveys", result="list"),
     Operation("survey.templates.get", "GET", "/survey/templates/{template_id}",
               "survey.get_template",
-              lambda c: (c.path["template_id"], _int(c.query.get("version"), "version")),
+              lambda c: (c.path["template_id"], c.query.get("version")),
               "A template, its latest or a given version", Unscoped(),
               query=TemplateVersionQuery, tag="surveys"),
     Operation("survey.templates.save", "POST", "/survey/templates", "survey.save_template",
@@ -304,10 +309,9 @@ OPERATIONS: tuple[Operation, ...] = (
               "Recount a round's statistics from the raw answers", _ROUND,
               body=survey.CheckStatistics, tag="surveys"),
     Operation("survey.invitations.list", "GET", "/survey/rounds/{round_id}/invitations",
-              "survey.list_invitations",
-              lambda c: (c.path["round_id"], c.query.get("estate_id")),
+              "survey.list_invitations", lambda c: (c.path["round_id"], None, c.query),
               "A round's invitations (for paper questionnaires)", _ROUND_PART,
-              query=EstateQuery, tag="surveys"),
+              query=survey.InvitationFilters, paged=True, tag="surveys", result="page"),
     Operation("survey.rectifications.add", "POST", "/survey/rounds/{round_id}/rectifications",
               "survey.add_rectification", _id_body("round_id"),
               "Add a rectification with its department and deadline", InBody(),
@@ -336,15 +340,8 @@ OPERATIONS: tuple[Operation, ...] = (
 
 
 def _year(text: str) -> Any:
-    return int(text) if text.isdigit() and len(text) == 4 else text
-
-
-def _int(text: str | None, name: str) -> int | None:
-    if text is None:
-        return None
-    if not text.isdigit() or len(text) > 9:
-        raise Problem(422, "the request has invalid fields", {name: ["not a valid integer"]})
-    return int(text)
+    """A year of the path as a number; anything else as text (the service says what is wrong)."""
+    return int(text) if INTEGER.fullmatch(text) else text
 
 
 ROUTES = Map([Rule(operation.rule, methods=[operation.method], endpoint=operation)
@@ -373,7 +370,7 @@ def query_filters(schema: type[Schema] | None, request: Request) -> dict:
         value = values[-1]
         if isinstance(kind, fields.Boolean) and value in ("true", "false"):
             result[key] = value == "true"
-        elif isinstance(kind, fields.Integer) and value.lstrip("-").isdigit() and len(value) < 12:
+        elif isinstance(kind, fields.Integer) and INTEGER.fullmatch(value):
             result[key] = int(value)
         else:
             result[key] = value
@@ -394,10 +391,9 @@ def execute(operation: Operation, request: Request, path_values: dict, actor: Ac
             services: Services, body_limit: int) -> Response:
     if not allowed(actor.roles, operation.action):
         raise Problem(403, "your role may not do this")
-    call = Call(
-        path=path_values, query=query_filters(operation.query, request),
-        body=json_body(request, body_limit) if operation.method in ("POST", "PUT", "PATCH")
-        and (operation.body is not None or request.content_length) else {})
+    # a body is read only where one is documented; elsewhere it is never used
+    call = Call(path=path_values, query=query_filters(operation.query, request),
+                body=json_body(request, body_limit) if operation.body is not None else {})
     scope = operation.scope
     if isinstance(scope, Listing):
         return _list(operation, call, actor, services)

@@ -4,7 +4,7 @@ import os
 from datetime import timedelta
 
 from services.gateway import identity
-from services.gateway.accounts import AccountSettings, Accounts
+from services.gateway.accounts import Accounts, AccountSettings
 from services.gateway.repository import GatewayRepository
 from shared.clock import Clock
 from shared.dependencies import Store

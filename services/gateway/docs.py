@@ -11,12 +11,18 @@ from pathlib import Path
 import swagger_ui_bundle
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
+from eventlet.wsgi import MAX_REQUEST_LINE
+from marshmallow import Schema, fields
 from werkzeug.wrappers import Response
 
 from services.gateway import api
 from services.gateway.problems import PROBLEM_JSON, Problem
 from shared.actor import ACTOR_ID_FIELDS
+from shared.periods import PERIOD
 from shared.schemas import gateway as account_schemas
+from shared.schemas import revisit
+from shared.schemas.base import ACTOR_FIELD, Id, Period
+from shared.schemas.base import Schema as BaseSchema
 
 TITLE = "Huifang API"
 VERSION = "1.0.0"
@@ -69,15 +75,32 @@ ERRORS = {
     "403": "Your role or estates do not allow it", "404": "No such resource (or not yours)",
     "409": "The state forbids it now, or the record changed meanwhile",
     "413": "Body too large", "415": "Not application/json",
-    "422": "Invalid fields, named in errors", "503": "A service is not running",
-    "504": "A service did not answer in time",
+    "422": "Invalid fields, named in errors",
+    "429": "Too many failed logins: try again after Retry-After seconds",
+    "503": "A service is not running", "504": "A service did not answer in time",
 }
+# Answered by the HTTP server itself, before the gateway sees the request: no body.
+URL_TOO_LONG = {"414": {"description": f"The URL is longer than the server reads "
+                                       f"({MAX_REQUEST_LINE} bytes with the request line)"}}
+# Every call can meet these; a body adds the body's, a change the state's (409).
+COMMON_ERRORS = ("401", "403", "404", "422", "503", "504")
+BODY_ERRORS = ("400", "413", "415")
+# Input fields whose value is a regular expression checked inside the field's own code.
+FIELD_PATTERNS = {Period: PERIOD, revisit.Month: revisit.MONTH}
 
 
 def _problem_responses(codes) -> dict:
-    return {code: {"description": ERRORS[code],
-                   "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
-            for code in codes}
+    """The problem+json answers for ``codes``, and the server's own 414."""
+    return {**{code: {"description": ERRORS[code], "content": {
+        PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+        for code in sorted(set(codes))}, **URL_TOO_LONG}
+
+
+def _field_pattern(self, field: fields.Field, **kwargs) -> dict:
+    """apispec attribute function: the pattern a custom field checks in its own code."""
+    pattern = next((regex for kind, regex in FIELD_PATTERNS.items()
+                    if isinstance(field, kind)), None)
+    return {"pattern": pattern.pattern} if pattern else {}
 
 
 def _json(schema: dict, description: str = "OK") -> dict:
@@ -85,17 +108,28 @@ def _json(schema: dict, description: str = "OK") -> dict:
 
 
 def _body_schema(schema_class):
-    """The request body as a client writes it: who-acted fields are filled from the login."""
-    actor_fields = [name for name in ACTOR_ID_FIELDS if name in schema_class().fields]
+    """The request body as a client writes it: who-acted fields (and a rung the actor
+    stands on) are filled from the login, whatever a body says (shared/actor.py)."""
+    actor_fields = [name for name, field in schema_class().fields.items()
+                    if name in ACTOR_ID_FIELDS or field.metadata.get(ACTOR_FIELD)]
     return schema_class(exclude=actor_fields) if actor_fields else schema_class
+
+
+def _path_schema(path: str, declared: type[Schema] | None = None) -> type[Schema]:
+    """The path's parameters as a schema: as ``declared``, else each one an id."""
+    names = _path_params(path)
+    if declared is not None:
+        assert set(declared().fields) == set(names), f"{path}: {declared.__name__} differs"
+        return declared
+    return BaseSchema.from_dict({name: Id(required=True) for name in names},
+                                name="PathIds")
 
 
 def _operation_spec(operation: api.Operation) -> dict:
     spec: dict = {
         "operationId": operation.name.replace(".", "_"), "summary": operation.summary,
         "tags": [operation.tag or "other"], "security": [{"bearer": []}],
-        "parameters": [{"in": "path", "name": name, "required": True,
-                        "schema": {"type": "string"}} for name in _path_params(operation.path)],
+        "parameters": [{"in": "path", "schema": _path_schema(operation.path, operation.params)}],
     }
     if operation.query is not None:
         spec["parameters"].append({"in": "query", "schema": operation.query})
@@ -108,18 +142,20 @@ def _operation_spec(operation: api.Operation) -> dict:
             "application/json": {"schema": _body_schema(operation.body)}}}
     if operation.result == "page":
         success = _json({"$ref": "#/components/schemas/Page"})
+    elif operation.result == "list":
+        success = _json({"type": "array", "items": {"type": "object"}})
     elif operation.result == "file":
         success = {"description": "The file",
                    "content": {operation.download: {"schema": {"type": "string",
                                                                "format": "binary"}}}}
     else:
         success = _json({"type": "object"})
-    codes = ["401", "403", "404", "422", "503", "504"]
+    codes = list(COMMON_ERRORS)
     if operation.body is not None:
-        codes += ["400", "413", "415"]
-    if operation.method == "POST" and "{" in operation.path:
+        codes += BODY_ERRORS
+    if operation.method != "GET":
         codes.append("409")
-    spec["responses"] = {str(operation.status): success, **_problem_responses(sorted(codes))}
+    spec["responses"] = {str(operation.status): success, **_problem_responses(codes)}
     return spec
 
 
@@ -128,60 +164,55 @@ def _path_params(path: str) -> list[str]:
 
 
 def _account_paths(spec: APISpec) -> None:
-    def op(summary, tag, body=None, response=None, status="200", secured=True, codes=()):
-        result = {"summary": summary, "tags": [tag],
+    def op(name, summary, body=None, response=None, status="200", secured=True, codes=()):
+        codes = {*codes, "422", *(BODY_ERRORS if body is not None else ())}
+        result = {"operationId": name, "summary": summary, "tags": ["accounts"],
+                  "security": [{"bearer": []}] if secured else [],
                   "responses": {status: _json(response or {"type": "object"}),
-                                **_problem_responses(sorted(set(codes) | {"422"}))}}
-        if secured:
-            result["security"] = [{"bearer": []}]
-            result["responses"].update(_problem_responses(["401"]))
-        else:
-            result["security"] = []
+                                **_problem_responses(codes | ({"401", "403"} if secured else set()))}}
         if body is not None:
             result["requestBody"] = {"required": True,
                                      "content": {"application/json": {"schema": body}}}
         return result
 
-    user = {"$ref": "#/components/schemas/User"}
-    spec.path(path="/api/v1/auth/token", operations={"post": dict(op(
-        "Log in: a bearer token", "accounts", account_schemas.Login, {"$ref": "#/components/schemas/Token"},
-        secured=False, codes=["400", "401", "413", "415"]), operationId="auth_token")})
-    spec.path(path="/api/v1/auth/session", operations={"post": dict(op(
-        "Log in from a browser: an HttpOnly session cookie and the CSRF token", "accounts",
-        account_schemas.Login, secured=False, codes=["400", "401", "413", "415"]),
-        operationId="auth_session")})
-    spec.path(path="/api/v1/auth/logout", operations={"post": dict(op(
-        "Log out: the token stops working", "accounts"), operationId="auth_logout")})
-    spec.path(path="/api/v1/me", operations={"get": dict(op(
-        "The logged-in user", "accounts", response=user), operationId="me")})
-    spec.path(path="/api/v1/me/password", operations={"post": dict(op(
-        "Change one's password (every token issued before stops working)", "accounts",
-        account_schemas.PasswordChange, codes=["400", "413", "415"]),
-        operationId="change_password")})
+    user, login = {"$ref": "#/components/schemas/User"}, account_schemas.Login
+    # a wrong password counts against the username and the address: 401, then 429
+    spec.path(path="/api/v1/auth/token", operations={"post": op(
+        "auth_token", "Log in: a bearer token", login, {"$ref": "#/components/schemas/Token"},
+        secured=False, codes=["401", "429"])})
+    spec.path(path="/api/v1/auth/session", operations={"post": op(
+        "auth_session", "Log in from a browser: an HttpOnly session cookie and the CSRF token",
+        login, secured=False, codes=["401", "429"])})
+    spec.path(path="/api/v1/auth/logout", operations={"post": op(
+        "auth_logout", "Log out: the token stops working")})
+    spec.path(path="/api/v1/me", operations={"get": op(
+        "me", "The logged-in user", response=user)})
+    spec.path(path="/api/v1/me/password", operations={"post": op(
+        "change_password", "Change one's password (every token issued before stops working)",
+        account_schemas.PasswordChange)})
     spec.path(path="/api/v1/users", operations={
-        "post": dict(op("Create a staff account (administrators)", "accounts",
-                        account_schemas.NewUser, user, "201",
-                        codes=["400", "403", "413", "415"]), operationId="users_create"),
-        "get": dict(op("Staff accounts by username (administrators)", "accounts",
-                       response={"$ref": "#/components/schemas/Page"}, codes=["403"]),
-                    operationId="users_list",
+        "post": op("users_create", "Create a staff account (administrators)",
+                   account_schemas.NewUser, user, "201"),
+        "get": dict(op("users_list", "Staff accounts by username (administrators)",
+                       response={"$ref": "#/components/schemas/Page"}),
                     parameters=[{"in": "query", "schema": account_schemas.UserFilters}]),
     })
-    user_id = [{"in": "path", "name": "user_id", "required": True, "schema": {"type": "string"}}]
+    user_id = [{"in": "path", "schema": _path_schema("/users/{user_id}")}]
     spec.path(path="/api/v1/users/{user_id}", operations={
-        "get": dict(op("A staff account", "accounts", response=user, codes=["403", "404"]),
-                    operationId="users_get", parameters=user_id),
-        "patch": dict(op("Change roles, estates, name; disable; reset the password",
-                         "accounts", account_schemas.UserChanges, user,
-                         codes=["400", "403", "404", "413", "415"]),
-                      operationId="users_update", parameters=user_id),
+        "get": dict(op("users_get", "A staff account", response=user, codes=["404"]),
+                    parameters=user_id),
+        "patch": dict(op("users_update", "Change roles, estates, name; disable; reset the "
+                         "password", account_schemas.UserChanges, user, codes=["404"]),
+                      parameters=user_id),
     })
 
 
 @functools.cache
 def openapi_document() -> dict:
+    plugin = MarshmallowPlugin()
     spec = APISpec(title=TITLE, version=VERSION, openapi_version="3.0.3",
-                   info={"description": DESCRIPTION}, plugins=[MarshmallowPlugin()])
+                   info={"description": DESCRIPTION}, plugins=[plugin])
+    plugin.converter.add_attribute_function(_field_pattern)
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer",
                                                "bearerFormat": "JWT"})
     spec.components.schema("Problem", PROBLEM_SCHEMA)

@@ -21,6 +21,7 @@ class GatewayRepository(Repository):
         "users": [IndexModel([("username", ASCENDING)], unique=True)],
         "revoked_tokens": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)],
         "login_failures": [],
+        "rate_counters": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)],
     }
 
     # users --------------------------------------------------------------------
@@ -80,3 +81,12 @@ class GatewayRepository(Repository):
 
     def clear_login_failures(self, key: str) -> None:
         self.db.login_failures.delete_one({"_id": key})
+
+    # rate limits ----------------------------------------------------------------
+
+    def count_hit(self, window_key: str, expires_at: datetime) -> int:
+        """One more use in a rate window; the uses so far."""
+        counter = self.db.rate_counters.find_one_and_update(
+            {"_id": window_key}, {"$inc": {"hits": 1}, "$setOnInsert": {"expires_at": expires_at}},
+            upsert=True, return_document=ReturnDocument.AFTER)
+        return counter["hits"]

@@ -9,7 +9,7 @@ import logging
 import eventlet
 from nameko.dependency_providers import Config
 
-from services.gateway import api, docs
+from services.gateway import api, docs, owner, pages
 from services.gateway.accounts import SESSION_COOKIE
 from services.gateway.dependencies import AccountStore
 from services.gateway.http import http, json_body, json_response, max_body
@@ -56,7 +56,7 @@ class GatewayService:
     def _ping(self, name):
         try:
             getattr(self, f"ping_{name}").ping()
-        except Exception as exc:   # down, unknown or slow: not ready, whatever the reason
+        except Exception as exc:  # noqa: BLE001 - down, unknown or slow: not ready, whatever the reason
             return f"not answering ({type(exc).__name__})"
         return "ok"
 
@@ -138,8 +138,25 @@ class GatewayService:
     def api(self, request, path):
         actor, _ = self.accounts.authenticate(request)
         operation, values = api.match(request.method, f"{api.PREFIX}/{path}")
-        services = api.Services({name: getattr(self, name) for name in SERVICES})
-        return api.execute(operation, request, values, actor, services, max_body(self.config))
+        return api.execute(operation, request, values, actor, self._services(),
+                           max_body(self.config))
+
+    # the owners' pages (no login: the link's token is the credential) ---------------------
+
+    @http("GET", "/s/<string:token>")
+    def survey_page(self, request, token):
+        return owner.survey_page(self._owner(request), token)
+
+    @http("POST", "/s/<string:token>")
+    def survey_submit(self, request, token):
+        return owner.survey_submit(self._owner(request), token)
+
+    @http("GET", "/static/<string:name>")
+    def static(self, request, name):
+        response = pages.static_file(name)
+        if response is None:
+            raise Problem(404, "no such file")
+        return response
 
     # RPC, for the huifang-users command --------------------------------------------------
 
@@ -164,6 +181,15 @@ class GatewayService:
 
     def _body(self, request):
         return json_body(request, max_body(self.config))
+
+    def _owner(self, request):
+        request.max_content_length = max_body(self.config)
+        return owner.OwnerContext(self._services(), self.accounts.repository,
+                                  self.accounts.settings.secret, self.accounts.clock.now(),
+                                  request)
+
+    def _services(self):
+        return api.Services({name: getattr(self, name) for name in SERVICES})
 
     def _admin(self, request):
         actor, _ = self.accounts.authenticate(request)

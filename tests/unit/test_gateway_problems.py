@@ -4,7 +4,8 @@ import json
 import pytest
 from kombu.exceptions import OperationalError
 from nameko.exceptions import RemoteError, UnknownService
-from werkzeug.exceptions import MethodNotAllowed, NotFound as RouteNotFound
+from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.exceptions import NotFound as RouteNotFound
 
 from services.gateway.problems import PROBLEM_JSON, Problem, from_exception
 from shared.errors import InvalidInput, InvalidTransition, NotFound
@@ -68,7 +69,7 @@ def test_a_service_that_does_not_answer_says_when_to_retry(error, status):
     ZeroDivisionError("division by zero"),
 ])
 def test_anything_else_is_a_plain_500_without_internals(error):
-    response, body = _answer(error)
+    response, _ = _answer(error)
     assert response.status_code == 500
     text = response.get_data(as_text=True)
     assert "Traceback" not in text and "estate_id" not in text and "division" not in text
