@@ -10,6 +10,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 
@@ -19,6 +20,8 @@ ROUND_STATUS_LABELS = {"scheduled": "未开始", "open": "进行中", "closed": 
 PERCENT = "0.0%"
 SCORE = "0.0"
 DAY = "yyyy-mm-dd"
+# The dates a sheet can hold as dates; anything else is written as text.
+SHEET_DATES = (datetime(1900, 3, 1), datetime(9999, 12, 31))
 
 _thin = Side(style="thin", color="808080")
 BORDER = Border(left=_thin, right=_thin, top=_thin, bottom=_thin)
@@ -160,8 +163,19 @@ def _rectifications(sheet, report, names, zone):
 
 # helpers ------------------------------------------------------------------------
 
+def _writable(value):
+    """What a cell can always hold, whatever was stored: text without the characters a
+    workbook refuses (control characters, lone surrogates), dates in a sheet's range."""
+    if isinstance(value, str):
+        value = ILLEGAL_CHARACTERS_RE.sub("", value)
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, datetime) and not SHEET_DATES[0] <= value <= SHEET_DATES[1]:
+        return value.isoformat(sep=" ")
+    return value
+
+
 def _title(sheet, text, width):
-    sheet.cell(1, 1, text)
+    sheet.cell(1, 1, _writable(text))
     sheet.merge_cells(start_row=1, start_column=1, end_row=1, end_column=width)
     sheet.cell(1, 1).font = TITLE_FONT
     sheet.cell(1, 1).alignment = Alignment(horizontal="center")
@@ -169,7 +183,7 @@ def _title(sheet, text, width):
 
 
 def _line(sheet, text, bold=False, gap=0):
-    cell = sheet.cell(sheet.max_row + 1 + gap, 1, text)
+    cell = sheet.cell(sheet.max_row + 1 + gap, 1, _writable(text))
     if bold:
         cell.font = BOLD
 
@@ -180,15 +194,15 @@ def _table(sheet, headings, rows, formats, start=None):
     if start is None:
         start = sheet.max_row + 1   # right under the line that names it
     for column, heading in enumerate(headings, start=1):
-        cell = sheet.cell(start, column, heading)
+        cell = sheet.cell(start, column, _writable(heading))
         cell.font, cell.fill, cell.alignment, cell.border = BOLD, HEADING_FILL, CENTRE, BORDER
     for offset, row in enumerate(rows, start=1):
         for column, value in enumerate(row, start=1):
-            cell = sheet.cell(start + offset, column, value)
+            cell = sheet.cell(start + offset, column, _writable(value))
             cell.border, cell.alignment = BORDER, WRAP
             fmt = formats.get(column)
             fmt = fmt[offset - 1] if isinstance(fmt, list) else fmt
-            if fmt and value is not None and value != "":
+            if fmt and value is not None and value != "" and not isinstance(cell.value, str):
                 cell.number_format = fmt
 
 
@@ -211,4 +225,7 @@ def _day(moment, zone):
     """A date as the estate reads it (its time zone); Excel cells hold no offset."""
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment)
-    return moment.astimezone(zone).replace(tzinfo=None)
+    try:
+        return moment.astimezone(zone).replace(tzinfo=None)
+    except OverflowError:      # at the very end of the calendar: as stored (UTC)
+        return moment.replace(tzinfo=None)
