@@ -60,10 +60,12 @@ class Accounts:
         if self.repository.has_users():
             return None
         generated = None if password else identity.generate_password()
+        first = {"username": FIRST_ADMIN, "password": password or generated,
+                 "display_name": "Administrator", "roles": ["admin"], "estates": []}
         try:
-            self._add({"username": FIRST_ADMIN, "password": password or generated,
-                       "display_name": "Administrator", "roles": ["admin"], "estates": []},
-                      created_by=None)
+            self._add(load(schemas.NewUser(), first), created_by=None)
+        except InvalidInput as error:   # a weak HUIFANG_ADMIN_PASSWORD: do not start on it
+            raise ValueError(f"HUIFANG_ADMIN_PASSWORD: {error.errors.get('password')}") from None
         except UsernameTaken:
             return None     # another instance created it first
         return generated
