@@ -126,3 +126,177 @@ class GatewayClient:
             "estates": list(estates)})
         assert response.status_code == 201, response.text
         return self.login(username, password)
+
+
+class PrivateRabbit:
+    """A RabbitMQ node of the test session's own, for tests that stop and start a broker.
+
+    Never the machine's shared broker: its own node name, AMQP and distribution ports,
+    Erlang cookie (a private ``HOME``), config, data and log directories under
+    ``directory``, no plugins, and none of /etc/rabbitmq's settings. It runs as a child of
+    this process, in a session of its own, as whoever runs the tests (the Debian package's
+    wrapper, which switches to the ``rabbitmq`` user and shares its cookie, is bypassed).
+    """
+
+    START_TIMEOUT = 120
+
+    def __init__(self, directory, scripts):
+        self.directory = Path(directory)
+        self.scripts = Path(scripts)
+        self.node = f"huifang-test-{uuid.uuid4().hex[:8]}@localhost"
+        self.port = free_port()
+        self.dist_port = free_port()
+        self.process = None
+
+    @staticmethod
+    def scripts_dir():
+        """Where rabbitmq-server and rabbitmqctl really live, or None when not installed."""
+        import shutil
+
+        found = shutil.which("rabbitmq-server") or shutil.which("rabbitmq-server", path="/usr/sbin")
+        if not found:
+            return None
+        scripts = Path(os.path.realpath(found)).parent   # Debian: the wrapper's /usr/lib/rabbitmq/bin
+        if not (scripts / "rabbitmq-server").exists() or not (scripts / "rabbitmqctl").exists():
+            return None
+        return scripts
+
+    @property
+    def amqp_uri(self):
+        return self.uri("/")
+
+    def uri(self, vhost):
+        from urllib.parse import quote
+
+        return f"pyamqp://guest:guest@127.0.0.1:{self.port}/{quote(vhost, safe='')}"
+
+    def _environment(self):
+        base = self.directory
+        environment = {key: value for key, value in os.environ.items()
+                       if not key.startswith(("RABBITMQ_", "ERL_"))}
+        environment.update({
+            "HOME": str(base),                        # the Erlang cookie: ours alone
+            "RABBITMQ_CONF_ENV_FILE": str(base / "rabbitmq-env.conf"),
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
+            "RABBITMQ_CONFIG_FILES": str(base / "conf.d" / "*.conf"),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(base / "advanced.config"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
+            "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(base / "log"),
+            "RABBITMQ_PID_FILE": str(base / "rabbitmq.pid"),
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "ERL_CRASH_DUMP": str(base / "erl_crash.dump"),
+        })
+        return environment
+
+    def start(self):
+        import shutil
+
+        base = self.directory
+        for folder in ("mnesia", "log", "conf.d"):
+            (base / folder).mkdir(parents=True, exist_ok=True)
+        (base / "rabbitmq-env.conf").write_text("# nothing from /etc/rabbitmq\n")
+        # only this listener: RABBITMQ_NODE_PORT would add a second one on the same port
+        (base / "rabbitmq.conf").write_text(f"listeners.tcp.1 = 127.0.0.1:{self.port}\n"
+                                            "loopback_users.guest = true\n")
+        (base / "enabled_plugins").write_text("[].\n")
+        cookie = base / ".erlang.cookie"
+        if not cookie.exists():
+            cookie.write_text(uuid.uuid4().hex.upper())
+            cookie.chmod(0o400)
+        command = [str(self.scripts / "rabbitmq-server")]
+        if shutil.which("setpriv"):   # Linux: should this process die without its teardown
+            # (a CI timeout), the node gets SIGTERM, rabbitmq-server's own graceful stop
+            command = ["setpriv", "--pdeathsig", "TERM", "--", *command]
+        with open(base / "server.log", "ab") as log:
+            self.process = subprocess.Popen(
+                command, cwd=base, env=self._environment(),
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)           # no terminal signal reaches it
+        self._wait_for_port(self.START_TIMEOUT)
+
+    def _port_open(self):
+        import socket
+
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def _wait_for_port(self, timeout):
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._port_open():
+                return
+            if self.process.poll() is not None:
+                raise RuntimeError(f"private RabbitMQ {self.node} exited "
+                                   f"({self.process.returncode}):\n{self.log_tail()}")
+            time.sleep(0.5)
+        raise RuntimeError(f"private RabbitMQ {self.node} did not open port {self.port} "
+                           f"within {timeout} s:\n{self.log_tail()}")
+
+    def log_tail(self, lines=40):
+        text = ""
+        for log in [self.directory / "server.log", *sorted((self.directory / "log").glob("*.log"))]:
+            if log.exists():
+                text += f"--- {log.name}\n" + "\n".join(
+                    log.read_text(errors="replace").splitlines()[-lines:]) + "\n"
+        return text
+
+    def ctl(self, *command, timeout=120):
+        """``rabbitmqctl -n <this node> ...``: never the shared node (nor its cookie)."""
+        return subprocess.run(
+            [str(self.scripts / "rabbitmqctl"), "-q", "-n", self.node, *command],
+            cwd=self.directory, env=self._environment(), check=True, timeout=timeout,
+            capture_output=True, text=True).stdout
+
+    def running(self):
+        return self.process is not None and self.process.poll() is None
+
+    def stop_app(self):
+        """The broker goes away (every connection dropped); the Erlang node stays up."""
+        self.ctl("stop_app")
+        assert not self._port_open(), f"port {self.port} still open after stop_app"
+
+    def start_app(self):
+        """The broker comes back; returns once its AMQP port answers."""
+        self.ctl("start_app")
+        self._wait_for_port(self.START_TIMEOUT)
+
+    def restart(self):
+        self.stop_app()
+        self.start_app()
+
+    def ensure_started(self):
+        if not self._port_open():
+            self.start_app()
+
+    def new_vhost(self):
+        """A fresh vhost for one test (guest may use it); its AMQP URI."""
+        vhost = f"test_{uuid.uuid4().hex[:8]}"
+        self.ctl("add_vhost", vhost)
+        self.ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        return self.uri(vhost)
+
+    def stop(self):
+        """Stop the node (also after a failed start); kill what is left of it."""
+        import signal
+
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            self.ctl("stop", timeout=60)
+        except (subprocess.SubprocessError, OSError):
+            self.process.terminate()            # rabbitmq-server's own graceful stop
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            # its own session: the process group holds only this node's processes
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
