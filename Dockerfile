@@ -1,4 +1,5 @@
-# One image for the four services; docker-compose.yml picks the service per container.
+# One image for the four services and the gateway; docker-compose.yml picks the
+# service per container (the gateway's command-line tool, huifang-users, comes with it).
 FROM python:3.11-slim
 
 WORKDIR /app

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SERVICE ?= revisit
 
-.PHONY: install run demo test bench rabbitmq rabbitmq-management dlq replay contract lint up down clean
+.PHONY: install run demo test bench rabbitmq rabbitmq-management browser dlq replay contract lint up down clean
 
 install: $(STAMP)
 
@@ -27,7 +27,12 @@ run: install rabbitmq
 demo: install
 	$(BIN)/python -m scripts.demo
 
-test: install rabbitmq-management
+# The browser tests' Chromium, ChromeDriver and CJK fonts (apt-get, only when missing)
+# and the pinned axe-core (npm pack, into .cache/).
+browser:
+	@scripts/ensure-browser.sh
+
+test: install rabbitmq-management browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
@@ -43,12 +48,18 @@ replay: install
 
 contract: install
 	$(BIN)/python -m scripts.asyncapi > docs/asyncapi.yaml
+	$(BIN)/python -m scripts.openapi > docs/openapi.json
 
 lint: install
 	$(BIN)/ruff check .
 
-up:
+up: .env
 	docker compose up -d --build
+
+# docker-compose.yml's secrets, random, made once (the first admin's password is in it).
+.env:
+	$(PYTHON) -m scripts.compose_env > $@.new && chmod 600 $@.new && mv $@.new $@
+	@echo "wrote .env: random secrets for docker compose (admin's password: HUIFANG_ADMIN_PASSWORD)"
 
 down:
 	docker compose down

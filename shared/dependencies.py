@@ -49,8 +49,11 @@ class ClockProvider(DependencyProvider):
 class Store(DependencyProvider):
     """Builds the client, the publisher and the repository once per service."""
 
-    def __init__(self, repository_class):
+    def __init__(self, repository_class, events=True):
         self.repository_class = repository_class
+        # False for a service that publishes nothing: no topology to declare, no relay
+        self.events = events
+        self.relay = None
 
     def setup(self):
         config = self.container.config
@@ -65,6 +68,8 @@ class Store(DependencyProvider):
         self.repository.create_indexes()
 
     def start(self):
+        if not self.events:
+            return
         config = self.container.config
         declare_topology(config)
         interval = float(config.get("OUTBOX_RELAY_INTERVAL") or 5)
@@ -83,7 +88,8 @@ class Store(DependencyProvider):
 
     def stop(self):
         # A pass cut short at most sends an event twice, which consumers absorb.
-        self.relay.kill()
+        if self.relay is not None:
+            self.relay.kill()
         if self.client is not _embedded_client:
             self.client.close()
 

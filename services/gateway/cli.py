@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     except Refused as refusal:
         print(f"huifang-users: {refusal}", file=sys.stderr)
         return refusal.status
+    except (KeyboardInterrupt, EOFError):      # Ctrl-C or Ctrl-D at the password prompt
+        print("\nhuifang-users: cancelled", file=sys.stderr)
+        return EXIT_USAGE
     except RemoteError as error:
         print(f"huifang-users: {_explain(error, getattr(args, 'username', None))}",
               file=sys.stderr)

@@ -21,7 +21,9 @@ class AccountStore(Store):
     """
 
     def __init__(self, clock=None):
-        super().__init__(GatewayRepository)
+        # the gateway publishes no events: its broker user needs no rights on the
+        # services' exchanges and queues (deploy/rabbitmq/definitions.json)
+        super().__init__(GatewayRepository, events=False)
         self.clock = clock or Clock()
 
     def setup(self):

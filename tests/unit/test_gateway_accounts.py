@@ -7,7 +7,7 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from services.gateway import identity
-from services.gateway.accounts import SESSION_COOKIE, AccountSettings, Accounts
+from services.gateway.accounts import SESSION_COOKIE, Accounts, AccountSettings
 from services.gateway.problems import Problem
 from services.gateway.repository import GatewayRepository
 from shared.actor import ACTOR_CONTEXT_KEY
