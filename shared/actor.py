@@ -15,8 +15,11 @@ Context data, call-id stack included, is written by whoever publishes the call: 
 is trusted because only the services and the gateway hold broker credentials
 (DESIGN.md §9), not because it cannot be forged.
 """
+from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
+from marshmallow import Schema
 from nameko.extensions import DependencyProvider
 
 from shared.errors import Forbidden, InvalidInput
@@ -82,7 +85,7 @@ class Caller:
         actor = self._person()
         return actor.id if actor else None
 
-    def stamp(self, data, schema):
+    def stamp(self, data: Any, schema: Schema) -> Any:
         """``data`` with each who-acted field of ``schema`` naming the actor, if there is one,
         and each field marked ``ACTOR_FIELD: "rung"`` holding the actor's rung."""
         actor = self._person()
@@ -93,11 +96,11 @@ class Caller:
                         if field.metadata.get(ACTOR_FIELD) == "rung"})
         return {**data, **stamped}
 
-    def load(self, schema, data, **kwargs):
+    def load(self, schema: Schema, data: Any, **kwargs) -> Any:
         """``shared.schemas.base.load`` of ``data`` stamped with the actor (``stamp``)."""
         return load(schema, self.stamp(data, schema), **kwargs)
 
-    def require_service(self, allowed, what: str) -> None:
+    def require_service(self, allowed: Collection[str], what: str) -> None:
         """Only the services in ``allowed`` may do ``what``, and never on a person's behalf
         (a person reaching a service through the gateway carries an actor)."""
         if self.actor is not None or self.unreadable_actor:
@@ -115,7 +118,7 @@ class Caller:
 class CallerProvider(DependencyProvider):
     """Gives workers the ``Caller`` of the call they are running."""
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx) -> Caller:
         # never raises: an error here would kill the container, not refuse the call
         parent = worker_ctx.immediate_parent_call_id   # "<service>.<method>.<uuid>"
         actor = Actor.from_context(worker_ctx.data)

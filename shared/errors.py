@@ -31,4 +31,8 @@ class InvalidTransition(HuifangError):
         super().__init__(f"cannot {action} {kind} {ident!r}: it is {current}")
 
 
-EXPECTED_ERRORS = (InvalidInput, NotFound, InvalidTransition)
+class Forbidden(HuifangError):
+    """This caller may not do this (full contacts for a person, say); the message says what."""
+
+
+EXPECTED_ERRORS = (InvalidInput, NotFound, InvalidTransition, Forbidden)

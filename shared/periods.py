@@ -4,8 +4,11 @@ import re
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
-PERIOD = re.compile(r"^(\d{4})(?:-(?:(0[1-9]|1[0-2])|Q([1-4])|H([12])))?$")
-PERIOD_HELP = 'expected "YYYY", "YYYY-MM", "YYYY-Qn" or "YYYY-Hn"'
+# ASCII digits (\d also takes "２０２６"), years 1900-2099: year 0 or 9999 has no month
+# after it, nor a UTC start, in the calendar (date() refuses them).
+YEAR = r"(?:19|20)[0-9]{2}"
+PERIOD = re.compile(rf"^({YEAR})(?:-(?:(0[1-9]|1[0-2])|Q([1-4])|H([12])))?$")
+PERIOD_HELP = 'expected "YYYY", "YYYY-MM", "YYYY-Qn" or "YYYY-Hn" (years 1900-2099)'
 
 
 def period_months(period):

@@ -8,7 +8,9 @@
   ever, so a handler calling a service that is down would hold its worker until the
   service came back. After ``RPC_TIMEOUT_SECONDS`` the call raises ``RpcTimeout``; an
   event handler's message then goes the usual way of failures (retry queue with
-  back-off, then the dead-letter queue), so nothing is lost.
+  back-off, then the dead-letter queue), so nothing is lost. ``in_own_name=True``
+  calls without the acting person (``shared.actor``): the service asks for itself.
+* ``ping`` is every service's ``ping()``, the gateway's readiness probe.
 
 RPC results are JSON-able dicts: ids are strings, times ISO 8601 with offset,
 no BSON type and no store bookkeeping (outbox, versions) crosses the wire.
@@ -19,6 +21,7 @@ from datetime import datetime
 import eventlet
 from nameko import rpc as nameko_rpc
 
+from shared.actor import ACTOR_CONTEXT_KEY
 from shared.consumer import CONNECTION_LOST, BrokerSafeQueueConsumer
 from shared.errors import EXPECTED_ERRORS
 from shared.store import ConcurrentUpdate
@@ -59,6 +62,16 @@ class _Rpc(nameko_rpc.Rpc):
 rpc = _Rpc.decorator
 
 
+@rpc
+def ping(self) -> dict:
+    """Answers at once and touches nothing: the gateway's /readyz asks each service.
+
+    Each service class says ``ping = ping``: a shared mixin class would be found by
+    ``nameko run`` in the service's module and taken for a service of its own.
+    """
+    return {"service": self.name}
+
+
 class _ReplyListener(nameko_rpc.ReplyListener):
     queue_consumer = BrokerSafeQueueConsumer()
 
@@ -93,9 +106,16 @@ class _TimedReply(nameko_rpc.RpcReply):
 
 class _MethodProxy(nameko_rpc.MethodProxy):
     def __init__(self, worker_ctx, service_name, method_name, reply_listener, timeout,
-                 **options):
+                 in_own_name=False, **options):
         super().__init__(worker_ctx, service_name, method_name, reply_listener, **options)
         self.timeout = timeout
+        self.in_own_name = in_own_name
+
+    def get_message_headers(self, worker_ctx):
+        headers = super().get_message_headers(worker_ctx)
+        if self.in_own_name:
+            headers.pop(self._get_header_name(ACTOR_CONTEXT_KEY), None)
+        return headers
 
     def _call(self, *args, **kwargs):
         reply = super()._call(*args, **kwargs)
@@ -110,6 +130,8 @@ class _ServiceProxy(nameko_rpc.ServiceProxy):
 
 
 class RpcProxy(nameko_rpc.RpcProxy):
+    """``RpcProxy("intake")``; ``in_own_name=True``: the acting person stays behind."""
+
     rpc_reply_listener = _ReplyListener()
 
     def get_dependency(self, worker_ctx):

@@ -136,3 +136,15 @@ class Repository:
 
 class ConcurrentUpdate(Exception):
     """The document changed between read and write; the caller may retry."""
+
+
+def estate_scope(filters, field="estate_id"):
+    """The query part for a list filter's ``estate_id`` and ``estate_ids`` (any of them):
+    both give their intersection, so an ``estate_id`` outside ``estate_ids`` finds nothing.
+    ``field`` may hold one estate or, like a survey round's ``estate_ids``, several."""
+    estate_id, estate_ids = filters.get("estate_id"), filters.get("estate_ids")
+    if estate_ids is None:
+        return {} if estate_id is None else {field: estate_id}
+    if estate_id is None:
+        return {field: {"$in": list(estate_ids)}}
+    return {field: estate_id if estate_id in estate_ids else {"$in": []}}

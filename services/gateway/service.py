@@ -9,7 +9,7 @@ import logging
 import eventlet
 from nameko.dependency_providers import Config
 
-from services.gateway import api, docs, owner, pages
+from services.gateway import api, docs, owner, owner_complaint, owner_revisit, pages
 from services.gateway.accounts import SESSION_COOKIE
 from services.gateway.dependencies import AccountStore
 from services.gateway.http import http, json_body, json_response, max_body
@@ -150,6 +150,31 @@ class GatewayService:
     @http("POST", "/s/<string:token>")
     def survey_submit(self, request, token):
         return owner.survey_submit(self._owner(request), token)
+
+    @http("GET", "/r/<string:token>")
+    def revisit_page(self, request, token):
+        return owner_revisit.revisit_page(self._owner(request), token)
+
+    @http("POST", "/r/<string:token>")
+    def revisit_submit(self, request, token):
+        return owner_revisit.revisit_submit(self._owner(request), token)
+
+    @http("GET", "/c/<string:token>")
+    def complaint_page(self, request, token):
+        received = request.args.get("received") == "1"   # just filed on the online form
+        return owner_complaint.complaint_page(self._owner(request), token, received)
+
+    @http("POST", "/c/<string:token>/review")
+    def complaint_review(self, request, token):
+        return owner_complaint.review_submit(self._owner(request), token)
+
+    @http("GET", "/e/<string:estate_id>/complain")
+    def complaint_form(self, request, estate_id):
+        return owner_complaint.complaint_form(self._owner(request), estate_id)
+
+    @http("POST", "/e/<string:estate_id>/complain")
+    def complaint_submit(self, request, estate_id):
+        return owner_complaint.complaint_submit(self._owner(request), estate_id)
 
     @http("GET", "/static/<string:name>")
     def static(self, request, name):

@@ -20,6 +20,7 @@ from services.intake import work_orders
 from services.intake.history import history_entry
 from shared.envelope import new_event
 from shared.errors import InvalidInput, InvalidTransition
+from shared.links import new_token
 from shared.masking import mask_email, mask_phone
 
 SOURCE = "intake"
@@ -42,10 +43,21 @@ STATES = ("registered", "acknowledged", "assigned", "resolved", "closed", "reope
 ESCALATABLE = {"registered", "acknowledged", "assigned", "reopened", "under_review"}
 # What a new round (reopen, review) starts afresh; special measures stay owed.
 RESTARTING = ("first_response", "reply", "promised_reply", "review")
+# What a step decided, kept on its history line (history line key -> complaint field): the
+# complaint itself keeps only the latest, and the notes are staff's words.
+HISTORY_DETAILS = {
+    "assign": {"department": "department", "reply_promised_at": "reply_promised_at"},
+    "reopen": {"source": "reopen_source"},
+}
 
 
 def new_complaint_id():
     return f"cmp-{uuid.uuid4().hex[:16]}"
+
+
+def new_owner_token():
+    """The credential of the owner's page (/c/<token>): unguessable, never shown to staff."""
+    return new_token()
 
 
 # registration ---------------------------------------------------------------------
@@ -63,6 +75,8 @@ def register(complaint_id, data, earlier, policy, now):
         "reporter": data.get("reporter"),
         # who to match a walk-in's next complaint by; never shown (a full number)
         "reporter_key": reporter_key(data.get("reporter")),
+        # the owner's link (services/intake/owner.py); only notify and the owner see it
+        "owner_token": new_owner_token(),
         "channel": data["channel"],
         "category": data["category"],
         "severity": data["severity"],
@@ -170,7 +184,8 @@ def apply(complaint, action, by, now, policy, **details):
     complaint = copy.deepcopy(complaint)
     complaint["status"] = target
     note, events = STEPS[action](complaint, by, now, policy, **details)
-    complaint["history"].append(history_entry(now, by, action, current, target, note))
+    decided = {key: complaint.get(field) for key, field in HISTORY_DETAILS.get(action, {}).items()}
+    complaint["history"].append(history_entry(now, by, action, current, target, note, **decided))
     return _rescheduled(complaint, policy), events
 
 
@@ -503,7 +518,7 @@ def _handlers(complaint):
 
 # views ------------------------------------------------------------------------------------
 
-HIDDEN = ("alert_due_at", "work_order_pending", "reporter_key")
+HIDDEN = ("alert_due_at", "work_order_pending", "reporter_key", "owner_token")
 
 
 def public_view(document):

@@ -67,6 +67,10 @@ class ComplaintPolicy:
     special_measures_hours: float = 24
     # How long after closing a new complaint on the same matter counts as a repeat.
     repeat_window_days: int = 30
+    # 「投诉处理小组应及时向业主反馈处理进展情况」: the owner's page; its link works while the
+    # complaint is handled and this long after its last closing (long enough to ask for a
+    # review and see it answered), then stops.
+    owner_link_days: int = 90
     timezone: str = DEFAULT_TIMEZONE
     escalation_levels: tuple = DEFAULT_ESCALATION
     # Major complaints go to the estate manager first, not the supervisor (DESIGN.md §2).
@@ -113,6 +117,10 @@ class ComplaintPolicy:
     @property
     def repeat_window(self):
         return timedelta(days=self.repeat_window_days)
+
+    @property
+    def owner_link_lifetime(self):
+        return timedelta(days=self.owner_link_days)
 
 
 class Policies:

@@ -4,7 +4,8 @@ from typing import ClassVar
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
-from shared.store import Repository
+from shared.paging import find_page
+from shared.store import Repository, estate_scope
 
 HOUSEHOLD_FIELDS = ("building", "unit", "room", "occupied", "contacts")
 # Query filters that are plain equality on a stored field.
@@ -12,29 +13,37 @@ COMPLAINT_EQUALITY = ("estate_id", "status", "category", "channel", "severity", 
                       "department", "malicious")
 WORK_ORDER_EQUALITY = ("estate_id", "kind", "status", "household_id", "complaint_id",
                        "important")
+# The order of each list (paging adds ``_id`` last); an index below serves each.
+HOUSEHOLD_ORDER = [("_id", ASCENDING)]
+NEWEST_FIRST = [("received_at", DESCENDING), ("_id", DESCENDING)]   # complaints, work orders
 # How many due complaints one pass of the deadline timer takes at a time.
 ALERT_BATCH = 200
 
 
 class IntakeRepository(Repository):
     indexes: ClassVar[dict] = {
-        "households": [IndexModel([("estate_id", ASCENDING), ("building", ASCENDING)])],
+        "households": [IndexModel([("estate_id", ASCENDING), ("building", ASCENDING)]),
+                       IndexModel([("estate_id", ASCENDING), *HOUSEHOLD_ORDER])],
         "complaints": [
             IndexModel([("estate_id", ASCENDING), ("status", ASCENDING)]),
             IndexModel([("estate_id", ASCENDING), ("received_at", ASCENDING)]),
             IndexModel([("household_id", ASCENDING), ("category", ASCENDING)]),
             IndexModel([("reporter_key", ASCENDING), ("category", ASCENDING)], sparse=True),
-            IndexModel([("received_at", DESCENDING)]),
+            IndexModel(NEWEST_FIRST),
+            IndexModel([("estate_id", ASCENDING), *NEWEST_FIRST]),
             IndexModel([("alert_due_at", ASCENDING)]),
             IndexModel([("next_due_at", ASCENDING)]),
             IndexModel([("work_order_pending", ASCENDING)], sparse=True),
+            # the owner's link; complaints from before links have none (minted when needed)
+            IndexModel([("owner_token", ASCENDING)], unique=True, sparse=True),
         ],
         "work_orders": [
             IndexModel([("estate_id", ASCENDING), ("kind", ASCENDING),
                         ("completed_at", ASCENDING)]),
             IndexModel([("household_id", ASCENDING)]),
             IndexModel([("complaint_id", ASCENDING)], sparse=True),
-            IndexModel([("received_at", DESCENDING)]),
+            IndexModel(NEWEST_FIRST),
+            IndexModel([("estate_id", ASCENDING), *NEWEST_FIRST]),
         ],
     }
     outbox_collections = ("complaints", "work_orders")
@@ -70,8 +79,11 @@ class IntakeRepository(Repository):
         return [doc["_id"] for doc in self.db.estates.find({}, {"_id": 1}).sort("_id", ASCENDING)]
 
     def list_households(self, estate_id, filters):
-        query = {"estate_id": estate_id, **filters}
-        return list(self.db.households.find(query).sort("_id", ASCENDING))
+        """An estate's households by id, a page at a time: (households, next cursor)."""
+        query = {"estate_id": estate_id,
+                 **{key: filters[key] for key in ("occupied", "building") if key in filters}}
+        return find_page(self.db.households, query, HOUSEHOLD_ORDER, filters.get("limit"),
+                         filters.get("cursor"))
 
     def find_household(self, household_id):
         return self.db.households.find_one({"_id": household_id})
@@ -90,8 +102,23 @@ class IntakeRepository(Repository):
     def save_complaint(self, complaint, events, handled_event=None):
         return self.save_versioned("complaints", complaint, events, handled_event)
 
+    def find_by_owner_token(self, token):
+        return self.db.complaints.find_one({"owner_token": token})
+
+    def ensure_owner_token(self, complaint_id, token):
+        """The complaint's owner token, ``token`` set first if it has none: of two callers
+        at once one sets it, both answer it. Not versioned: a save of a copy read before
+        has no ``owner_token`` to overwrite it with."""
+        self.db.complaints.update_one(
+            {"_id": complaint_id, "owner_token": {"$exists": False}},
+            {"$set": {"owner_token": token}})
+        found = self.db.complaints.find_one({"_id": complaint_id}, {"owner_token": 1})
+        return found and found.get("owner_token")
+
     def list_complaints(self, filters, now):
+        """Complaints newest first, a page at a time: (complaints, next cursor)."""
         query = {key: filters[key] for key in COMPLAINT_EQUALITY if key in filters}
+        query.update(estate_scope(filters))
         query.update(_between("received_at", filters.get("since"), filters.get("until")))
         if "external_status" in filters:
             query["external.status"] = filters["external_status"]
@@ -101,8 +128,8 @@ class IntakeRepository(Repository):
             query["next_due_at"] = {"$lte": now}
         elif filters.get("overdue") is False:
             query["$or"] = [{"next_due_at": None}, {"next_due_at": {"$gt": now}}]
-        cursor = self.db.complaints.find(query).sort("received_at", DESCENDING)
-        return list(cursor.limit(filters.get("limit", 500)))
+        return find_page(self.db.complaints, query, NEWEST_FIRST, filters["limit"],
+                         filters.get("cursor"))
 
     def earlier_complaints(self, estate_id, category, household_id, reporter_key):
         """The same household's (or, without one, the same reporter's) complaints in a
@@ -160,11 +187,13 @@ class IntakeRepository(Repository):
         return self.save_versioned("work_orders", order, events)
 
     def list_work_orders(self, filters):
+        """Work orders newest first, a page at a time: (orders, next cursor)."""
         query = {key: filters[key] for key in WORK_ORDER_EQUALITY if key in filters}
+        query.update(estate_scope(filters))
         query.update(_between("completed_at", filters.get("completed_since"),
                               filters.get("completed_until")))
-        cursor = self.db.work_orders.find(query).sort("received_at", DESCENDING)
-        return list(cursor.limit(filters.get("limit", 500)))
+        return find_page(self.db.work_orders, query, NEWEST_FIRST, filters["limit"],
+                         filters.get("cursor"))
 
 
 def _between(field, since, until):

@@ -4,14 +4,16 @@ from datetime import timedelta
 
 from nameko.dependency_providers import Config
 
-from services.intake import domain, stats, work_orders
-from services.intake.dependencies import EstatePolicies
+from services.intake import domain, owner, stats, work_orders
+from services.intake.dependencies import ContactCallers, EstatePolicies
 from services.intake.repository import ALERT_BATCH, IntakeRepository
+from shared import paging
+from shared.actor import CallerProvider
 from shared.dependencies import ClockProvider, Store
 from shared.errors import InvalidInput, NotFound
 from shared.messaging import handles
 from shared.periods import period_bounds
-from shared.rpc import rpc, to_json
+from shared.rpc import ping, rpc, to_json
 from shared.schemas import intake as schemas
 from shared.schemas.base import load, require_id
 from shared.schemas.vocabulary import COMPLAINT_CATEGORIES, SURVEY_CATEGORIES
@@ -25,15 +27,21 @@ WRITE_ATTEMPTS = 3
 # An emergency order not yet written this long after its complaint was (a crash in
 # between) is written by the deadline timer.
 WORK_ORDER_GRACE = timedelta(seconds=10)
+# Who serves the owners' pages: the owner's link and the online form answer only the
+# gateway, on no person's behalf (the token is the owner's credential, not staff's).
+OWNER_PAGE_CALLERS = ("gateway",)
 
 
 class IntakeService:
     name = "intake"
+    ping = ping
 
     store = Store(IntakeRepository)
     clock = ClockProvider()
     config = Config()
     policies = EstatePolicies()
+    caller = CallerProvider()
+    contact_callers = ContactCallers()
 
     # households ---------------------------------------------------------------
 
@@ -50,27 +58,45 @@ class IntakeService:
         return self.store.import_households(estate_id, rows, self.clock.now())
 
     @rpc
-    def list_households(self, estate_id, filters=None):
+    def list_households(self, estate_id, filters=None, paged=False):
         require_id(estate_id, "estate_id")
-        filters = load(schemas.HouseholdFilters(), filters or {})
-        households = self.store.list_households(estate_id, filters)
-        return [to_json(domain.public_view(household)) for household in households]
+        filters = paging.load_filters(schemas.HouseholdFilters(), filters, paged)
+        households, next_cursor = self.store.list_households(estate_id, filters)
+        return paging.answer([to_json(domain.public_view(household)) for household in households],
+                             next_cursor, paged)
+
+    @rpc
+    def get_household(self, household_id):
+        """One household, contacts masked."""
+        require_id(household_id, "id")
+        household = self.store.find_household(household_id)
+        if household is None:
+            raise NotFound("household", household_id)
+        return to_json(domain.public_view(household))
 
     @rpc
     def get_contact(self, ref):
-        """The full contact behind a household, complaint or work order (for ``notify``)."""
+        """The full contact behind a household, complaint or work order: for the services
+        in ``CONTACT_CALLERS`` (notify), never for a person."""
+        self.caller.require_service(self.contact_callers, "full contacts")
         require_id(ref, "ref")
-        source = self.store.find_complaint(ref) or self.store.find_work_order(ref)
+        complaint = self.store.find_complaint(ref)
+        source = complaint or self.store.find_work_order(ref)
         household_id = source["household_id"] if source else ref
         household = self.store.find_household(household_id) if household_id else None
         if household is not None:
             contact = domain.preferred_contact(household.get("contacts", []))
-            return {"household_id": household["_id"], "estate_id": household["estate_id"],
-                    **(contact or {})}
-        if source is not None and source.get("reporter"):
-            return {"household_id": None, "estate_id": source["estate_id"],
-                    "preferred_channel": "sms", **source["reporter"]}
-        raise NotFound("household, complaint or work order", ref)
+            contact = {"household_id": household["_id"], "estate_id": household["estate_id"],
+                       **(contact or {})}
+        elif source is not None and source.get("reporter"):
+            contact = {"household_id": None, "estate_id": source["estate_id"],
+                       "preferred_channel": "sms", **source["reporter"]}
+        else:
+            raise NotFound("household, complaint or work order", ref)
+        if complaint is not None:   # a message about a complaint ends with the owner's link
+            contact["owner_url_token"] = self.store.ensure_owner_token(
+                complaint["_id"], domain.new_owner_token())
+        return contact
 
     # complaints ---------------------------------------------------------------
 
@@ -86,84 +112,73 @@ class IntakeService:
 
     @rpc
     def register_complaint(self, data):
-        data = load(schemas.RegisterComplaint(), data)
-        self._check_references(data)
-        policy = self.policies.for_estate(data["estate_id"])
-        earlier = self.store.earlier_complaints(
-            data["estate_id"], data["category"], data["household_id"],
-            domain.reporter_key(data["reporter"]))
-        complaint, events = domain.register(
-            domain.new_complaint_id(), data, earlier, policy, self.clock.now())
-        complaint = self.store.add_complaint(complaint, events)
-        if complaint.get("work_order_pending"):
-            self._open_emergency_work_order(complaint)
-        return self._view(complaint)
+        return self._view(self._register(self.caller.load(schemas.RegisterComplaint(), data)))
 
     @rpc
     def acknowledge_complaint(self, complaint_id, data):
-        data = load(schemas.AcknowledgeComplaint(), data)
+        data = self.caller.load(schemas.AcknowledgeComplaint(), data)
         return self._move(complaint_id, "acknowledge", data["staff_id"], note=data["note"])
 
     @rpc
     def assign_complaint(self, complaint_id, data):
-        data = load(schemas.AssignComplaint(), data)
+        data = self.caller.load(schemas.AssignComplaint(), data)
         actor = data.pop("staff_id") or data["assignee_id"] or "desk"
         return self._move(complaint_id, "assign", actor, **data)
 
     @rpc
     def resolve_complaint(self, complaint_id, data):
-        data = load(schemas.ResolveComplaint(), data)
+        data = self.caller.load(schemas.ResolveComplaint(), data)
         return self._move(complaint_id, "resolve", data["staff_id"],
                           resolution=data["resolution"])
 
     @rpc
     def close_complaint(self, complaint_id, data):
-        data = load(schemas.CloseComplaint(), data)
+        data = self.caller.load(schemas.CloseComplaint(), data)
         return self._move(complaint_id, "close", data["closed_by"],
                           owner_signoff=data["owner_signoff"], closed_at=data["closed_at"])
 
     @rpc
     def reopen_complaint(self, complaint_id, data):
-        data = load(schemas.ReopenComplaint(), data)
+        data = self.caller.load(schemas.ReopenComplaint(), data)
         return self._move(complaint_id, "reopen", data["staff_id"] or data["source"],
                           reason=data["reason"], source=data["source"])
 
     @rpc
     def request_review(self, complaint_id, data):
-        data = load(schemas.RequestReview(), data)
+        data = self.caller.load(schemas.RequestReview(), data)
         actor = data["staff_id"] or "owner"
         return self._move(complaint_id, "request_review", actor, reason=data["reason"],
                           requested_by=data["requested_by"])
 
     @rpc
     def decide_review(self, complaint_id, data):
-        data = load(schemas.DecideReview(), data)
+        data = self.caller.load(schemas.DecideReview(), data)
         action = "uphold_review" if data["outcome"] == "upheld" else "overturn_review"
         return self._move(complaint_id, action, data["reviewer_id"], finding=data["finding"])
 
     @rpc
     def escalate_complaint(self, complaint_id, data):
-        data = load(schemas.EscalateComplaint(), data)
+        data = self.caller.load(schemas.EscalateComplaint(), data)
         return self._change(complaint_id, lambda complaint, policy, now: domain.escalate(
             complaint, data["staff_id"], data["reason"], now, policy, role=data["role"]))
 
     @rpc
     def record_special_measures(self, complaint_id, data):
-        data = load(schemas.RecordSpecialMeasures(), data)
+        data = self.caller.load(schemas.RecordSpecialMeasures(), data)
         return self._change(complaint_id, lambda complaint, policy, now:
                             domain.take_special_measures(
                                 complaint, data["staff_id"], data["measures"], now, policy))
 
     @rpc
     def update_external_status(self, complaint_id, data):
-        data = load(schemas.UpdateExternalStatus(), data)
+        data = self.caller.load(schemas.UpdateExternalStatus(), data)
         return self._change(complaint_id, lambda complaint, policy, now:
                             domain.update_external_status(
                                 complaint, data["staff_id"], data, now, policy))
 
     @rpc
     def flag_malicious(self, complaint_id, data):
-        data = load(schemas.FlagMalicious(), data)
+        data = self.caller.load(schemas.FlagMalicious(), data)   # role: the actor's rung
         return self._change(complaint_id, lambda complaint, policy, now:
                             domain.flag_malicious(complaint, data, now, policy))
 
@@ -173,10 +188,11 @@ class IntakeService:
         return self._view(self.store.get_complaint(complaint_id))
 
     @rpc
-    def list_complaints(self, filters=None):
-        filters = load(schemas.ComplaintFilters(), filters or {})
-        complaints = self.store.list_complaints(filters, self.clock.now())
-        return [self._view(complaint) for complaint in complaints]
+    def list_complaints(self, filters=None, paged=False):
+        filters = paging.load_filters(schemas.ComplaintFilters(), filters, paged)
+        complaints, next_cursor = self.store.list_complaints(filters, self.clock.now())
+        return paging.answer([self._view(complaint) for complaint in complaints], next_cursor,
+                             paged)
 
     @rpc
     def complaint_stats(self, estate_id, period):
@@ -195,6 +211,38 @@ class IntakeService:
             estates[estate_id] = figures
         return {"period": period, "estates": estates,
                 "total": stats.complaint_figures(everything, now)}
+
+    # the owner's page and the estate's online form (the gateway, no login) -------
+
+    @rpc
+    def owner_view(self, token):
+        """What the owner may see of their complaint (services/intake/owner.py)."""
+        self.caller.require_service(OWNER_PAGE_CALLERS, "the owner's link")
+        complaint, policy = self._by_owner_token(token)
+        return to_json(owner.owner_view(complaint, policy))
+
+    @rpc
+    def owner_request_review(self, token, data):
+        """「可以向物业公司申请复核」 from the owner's page: as ``request_review``, recorded
+        as the owner's (``requested_by`` and ``by`` "owner"); answers the owner's view."""
+        self.caller.require_service(OWNER_PAGE_CALLERS, "the owner's link")
+        complaint, _ = self._by_owner_token(token)
+        data = load(schemas.OwnerReviewRequest(), data)
+        self._change(complaint["_id"], lambda complaint, policy, now: owner.request_review(
+            complaint, data["reason"], now, policy))
+        return self.owner_view(token)
+
+    @rpc
+    def register_online_complaint(self, data):
+        """A complaint from the estate's online form: channel ``online``, the reporter's
+        name and phone. Answers the owner's view and ``owner_token`` (the link the
+        confirmation page shows), which is why only the gateway may call it."""
+        self.caller.require_service(OWNER_PAGE_CALLERS, "online complaints")
+        data = load(schemas.RegisterOnlineComplaint(), data)
+        complaint = self._register(owner.online_complaint(data))
+        policy = self.policies.for_estate(complaint["estate_id"])
+        return to_json({**owner.owner_view(complaint, policy),
+                        "owner_token": complaint["owner_token"]})
 
     @handles("revisit", "revisit_unsatisfied")
     def reopen_after_unsatisfied_revisit(self, event):
@@ -241,7 +289,7 @@ class IntakeService:
 
     @rpc
     def register_work_order(self, data):
-        data = load(schemas.RegisterWorkOrder(), data)
+        data = self.caller.load(schemas.RegisterWorkOrder(), data)
         self._check_references(data)
         if data["complaint_id"]:
             complaint = self.store.find_complaint(data["complaint_id"])
@@ -255,7 +303,7 @@ class IntakeService:
     @rpc
     def complete_work_order(self, work_order_id, data):
         require_id(work_order_id, "id")
-        data = load(schemas.CompleteWorkOrder(), data)
+        data = self.caller.load(schemas.CompleteWorkOrder(), data)
         order, events = work_orders.complete(
             self.store.get_work_order(work_order_id), data, self.clock.now())
         return to_json(self.store.save_work_order(order, events))
@@ -263,7 +311,7 @@ class IntakeService:
     @rpc
     def cancel_work_order(self, work_order_id, data):
         require_id(work_order_id, "id")
-        data = load(schemas.CancelWorkOrder(), data)
+        data = self.caller.load(schemas.CancelWorkOrder(), data)
         order, events = work_orders.cancel(
             self.store.get_work_order(work_order_id), data, self.clock.now())
         return to_json(self.store.save_work_order(order, events))
@@ -274,11 +322,25 @@ class IntakeService:
         return to_json(self.store.get_work_order(work_order_id))
 
     @rpc
-    def list_work_orders(self, filters=None):
-        filters = load(schemas.WorkOrderFilters(), filters or {})
-        return [to_json(order) for order in self.store.list_work_orders(filters)]
+    def list_work_orders(self, filters=None, paged=False):
+        filters = paging.load_filters(schemas.WorkOrderFilters(), filters, paged)
+        orders, next_cursor = self.store.list_work_orders(filters)
+        return paging.answer([to_json(order) for order in orders], next_cursor, paged)
 
     # helpers ------------------------------------------------------------------
+
+    def _register(self, data):
+        self._check_references(data)
+        policy = self.policies.for_estate(data["estate_id"])
+        earlier = self.store.earlier_complaints(
+            data["estate_id"], data["category"], data["household_id"],
+            domain.reporter_key(data["reporter"]))
+        complaint, events = domain.register(
+            domain.new_complaint_id(), data, earlier, policy, self.clock.now())
+        complaint = self.store.add_complaint(complaint, events)
+        if complaint.get("work_order_pending"):
+            self._open_emergency_work_order(complaint)
+        return complaint
 
     def _move(self, complaint_id, action, actor, **details):
         return self._change(complaint_id, lambda complaint, policy, now: domain.apply(
@@ -322,6 +384,16 @@ class IntakeService:
             collect.extend(complaints)
         return {"estate_id": estate_id, "period": period, "from": start.isoformat(),
                 "until": end.isoformat(), **stats.complaint_figures(complaints, now)}
+
+    def _by_owner_token(self, token):
+        """The complaint behind an owner's link that still works, and its estate's policy."""
+        complaint = self.store.find_by_owner_token(schemas.require_owner_token(token))
+        if complaint is None:
+            raise owner.refuse_link()
+        policy = self.policies.for_estate(complaint["estate_id"])
+        if not owner.link_works(complaint, self.clock.now(), policy):
+            raise owner.refuse_link()
+        return complaint, policy
 
     def _check_estate(self, estate_id):
         if not self.store.estate_exists(estate_id):

@@ -14,15 +14,21 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from shared.envelope import new_event
+from shared.links import DEFAULT_PUBLIC_BASE_URL, owner_link
 from shared.masking import mask_address, mask_email, mask_phone
 
 SOURCE = "notify"
 # Who reads a template: a household, or staff (any, by role, or a department's).
 AUDIENCES = ("owner", "staff", "supervisor", "manager", "department")
-TEMPLATE_KEYS = {"audience", "text", "subject", "labels", "mandatory", "immediate"}
+TEMPLATE_KEYS = {"audience", "text", "subject", "labels", "mandatory", "immediate", "link"}
 # How the sender's name (物业名) is shown: carriers want 【签名】 on Chinese SMS.
 SIGNATURE_FORMATS = {"zh": "【{}】", "en": "[{}] "}
 NOT_AVAILABLE = "n/a"   # a value an event may lack; templates' labels say it in words
+# Between a text and its link: Chinese text ends in full-width punctuation already.
+LINK_SEPARATORS = {"zh": ""}
+# Parameters notify fills from the recipient's contact (intake.get_contact), not from the
+# event: events never carry the owner's link token.
+CONTACT_PARAMS = ("complaint_url",)
 
 
 class TemplateError(ValueError):
@@ -47,10 +53,18 @@ class Template:
     subject: str | None = None                   # e-mail subject line
     mandatory: bool = False    # a notice the household cannot opt out of
     immediate: bool = False    # answers the owner's own request: quiet hours do not hold it
+    # Ends the text when its parameters are known (the owner's page, from the contact); a
+    # message without them goes without it rather than not at all.
+    link: str | None = None
 
     @property
     def params(self):
+        """What the text and subject need: a message without any of them cannot go."""
         return placeholders(self.text) | placeholders(self.subject or "")
+
+    @property
+    def link_params(self):
+        return placeholders(self.link or "")
 
 
 def placeholders(text):
@@ -83,7 +97,7 @@ def parse_template(locale, template_id, entry):
         raise TemplateError(f"{where}: expected only {', '.join(sorted(TEMPLATE_KEYS))}")
     if entry.get("audience") not in AUDIENCES:
         raise TemplateError(f"{where}: audience must be one of {', '.join(AUDIENCES)}")
-    for key in ("text", "subject"):
+    for key in ("text", "subject", "link"):
         if key in entry and (not isinstance(entry[key], str) or not entry[key].strip()):
             raise TemplateError(f"{where}: {key} must be non-empty text")
     if "text" not in entry:
@@ -99,10 +113,10 @@ def parse_template(locale, template_id, entry):
         labels={name: {str(k): str(v) for k, v in values.items()}
                 for name, values in labels.items()},
         subject=entry.get("subject"), mandatory=entry.get("mandatory", False),
-        immediate=entry.get("immediate", False),
+        immediate=entry.get("immediate", False), link=(entry.get("link") or "").strip() or None,
     )
     try:
-        placeholders(template.text), placeholders(template.subject or "")
+        placeholders(template.text), placeholders(template.subject or ""), template.link_params
     except TemplateError as exc:
         raise TemplateError(f"{where}: {exc}") from None
     return template
@@ -142,9 +156,11 @@ def render(template, params, signature):
         raise MissingParameters(template.id, missing)
     values = {
         name: template.labels.get(name, {}).get(str(params[name]), params[name])
-        for name in template.params
+        for name in template.params | template.link_params if not _blank(params.get(name))
     }
     body = template.text.format_map(values)
+    if template.link and template.link_params <= set(values):
+        body += LINK_SEPARATORS.get(template.locale, " ") + template.link.format_map(values)
     subject = template.subject.format_map(values) if template.subject else signature
     return Rendered(text=sign(body, signature, template.locale), subject=subject)
 
@@ -173,9 +189,26 @@ class Context:
     zone: str = "Asia/Shanghai"
     survey_base_url: str = "https://survey.example.com/s/"
     reminder_lead: timedelta = timedelta(hours=24)
+    public_base_url: str = DEFAULT_PUBLIC_BASE_URL   # the gateway's owner pages
 
     def survey_link(self, token):
         return self.survey_base_url.rstrip("/") + "/" + token
+
+    def revisit_link(self, token):
+        return owner_link(self.public_base_url, "r", token)
+
+    def complaint_link(self, token):
+        return owner_link(self.public_base_url, "c", token)
+
+
+def with_contact_params(params, contact, context):
+    """``params`` with ``CONTACT_PARAMS`` as the recipient's contact gives them — the link
+    to the owner's complaint page when intake answered its token with the contact (a
+    message about a complaint) — never as a caller typed them: no message carries a link
+    to an owner's page that notify did not make."""
+    own = {name: value for name, value in params.items() if name not in CONTACT_PARAMS}
+    token = (contact or {}).get("owner_url_token")
+    return {**own, "complaint_url": context.complaint_link(token)} if token else own
 
 
 @dataclass(frozen=True)
@@ -253,6 +286,18 @@ def revisit_scheduled_params(data, context):
             "method": data["method"]}
 
 
+def revisit_online_params(data, context):
+    return dict(revisit_scheduled_params(data, context),
+                revisit_url=context.revisit_link(data["token"]))
+
+
+def _household_if_online(online):
+    """The household, for the one of a revisit's two messages that fits it: with the link
+    to answer online (the event carries its token) or without."""
+    household = _contact("household_id")
+    return lambda data: household(data) if bool(data.get("token")) is online else None
+
+
 def appointment_params(data, context):
     return {"revisit_id": data["revisit_id"], "at": local_time(data["at"], context.zone),
             "method": data["method"]}
@@ -311,10 +356,17 @@ NOTIFICATIONS = {
         "complaint_closed", "owner", ("complaint_id", "closed_at"),
         complaint_closed_params, ref=lambda d: d["complaint_id"],
         recipients=_contact("complaint_id"), requires=("complaint_id",)),),
-    "revisit_scheduled": (Notification(
-        "revisit_scheduled", "owner", ("revisit_id", "due_date", "method"),
-        revisit_scheduled_params, ref=lambda d: d["revisit_id"],
-        recipients=_contact("household_id"), requires=("due_date",)),),
+    "revisit_scheduled": (
+        Notification(
+            "revisit_scheduled", "owner", ("revisit_id", "due_date", "method"),
+            revisit_scheduled_params, ref=lambda d: d["revisit_id"],
+            recipients=_household_if_online(False), requires=("due_date",)),
+        # 「回访可以通过电话、邮件、短信、在线调查等方式进行」: the owner may answer by the link
+        Notification(
+            "revisit_online", "owner", ("revisit_id", "due_date", "method", "revisit_url"),
+            revisit_online_params, ref=lambda d: d["revisit_id"],
+            recipients=_household_if_online(True), requires=("revisit_url",)),
+    ),
     "revisit_booked": (
         Notification(
             "revisit_booked", "owner", ("revisit_id", "at", "method"), appointment_params,
@@ -378,6 +430,10 @@ def _template_problems(locale, templates, event_type, notification):
     unknown = sorted(template.params - set(notification.supplies))
     if unknown:
         problems.append(f"{where}: uses {', '.join(unknown)}, which {event_type} does not supply")
+    unknown = sorted(template.link_params - set(notification.supplies) - set(CONTACT_PARAMS))
+    if unknown:
+        problems.append(f"{where}: its link uses {', '.join(unknown)}, which neither "
+                        f"{event_type} nor the contact supplies")
     absent = sorted(set(notification.requires) - placeholders(template.text))
     if absent:
         problems.append(f"{where}: must show {', '.join(absent)}")
@@ -486,7 +542,8 @@ def new_claim():
 
 def new_delivery(delivery_id, *, estate_id, template, rendered, ref, recipient, routes, now,
                  channel=None, source_event=None, send_at=None, quiet_hours=None,
-                 zone="Asia/Shanghai", contact_ref=None, pinned_channel=None):
+                 zone="Asia/Shanghai", contact_ref=None, pinned_channel=None,
+                 requested_by=None):
     """A 'queued' delivery; the delivery log is the only record that keeps full addresses.
 
     ``routes`` are the (channel, address) pairs to try in order; ``next_attempt_at``
@@ -495,10 +552,11 @@ def new_delivery(delivery_id, *, estate_id, template, rendered, ref, recipient, 
     ``channel`` names the channel meant when there is no route at all.
     ``contact_ref`` is what ``intake.get_contact`` was asked (a household's
     messages), so one that waits is sent to the contact as it is then;
-    ``pinned_channel`` the one channel ``send`` was told to use.
+    ``pinned_channel`` the one channel ``send`` was told to use; ``requested_by`` the
+    person who asked for it through ``send`` (none for a service or an event's message).
     """
     first = routes[0] if routes else {"channel": channel, "address": None}
-    return {
+    delivery = {
         "_id": delivery_id,
         "estate_id": estate_id,
         "template": template.id,
@@ -530,6 +588,9 @@ def new_delivery(delivery_id, *, estate_id, template, rendered, ref, recipient, 
         "sent_at": None,
         "failed_at": None,
     }
+    if requested_by is not None:
+        delivery["requested_by"] = requested_by
+    return delivery
 
 
 def claimed(delivery, claim, now, lease):
@@ -682,10 +743,15 @@ def default_preferences(household_id):
             "locale": None}
 
 
-def merge_preferences(current, changes, household_id, now):
-    """``current`` (or the defaults) with the given fields changed."""
+def merge_preferences(current, changes, household_id, now, updated_by=None):
+    """``current`` (or the defaults) with the given fields changed; ``updated_by`` the
+    person who changed them, when a person did (the gateway)."""
     base = dict(default_preferences(household_id), **(current or {}))
-    return dict(base, **changes, updated_at=now)
+    merged = dict(base, **changes, updated_at=now)
+    merged.pop("updated_by", None)   # whoever changed them before did not make this change
+    if updated_by is not None:
+        merged["updated_by"] = updated_by
+    return merged
 
 
 def preferences_view(preferences):

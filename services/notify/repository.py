@@ -6,17 +6,24 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from services.notify.domain import EPOCH
-from shared.store import Repository
+from shared.paging import find_page
+from shared.store import Repository, estate_scope
 
 QUOTA_KEPT = timedelta(days=3)
+# the order of list_deliveries (paging adds ``_id`` last); the indexes below serve it
+NEWEST_FIRST = [("created_at", DESCENDING), ("_id", DESCENDING)]
+# list filters that are not plain equality on a stored field
+NOT_EQUALITY = ("estate_id", "estate_ids", "limit", "cursor")
 
 
 class NotifyRepository(Repository):
     indexes: ClassVar[dict] = {
         "deliveries": [
-            IndexModel([("ref", ASCENDING), ("created_at", DESCENDING)]),
-            IndexModel([("status", ASCENDING), ("created_at", DESCENDING)]),
-            IndexModel([("recipient", ASCENDING), ("created_at", DESCENDING)]),
+            IndexModel([("ref", ASCENDING), *NEWEST_FIRST]),
+            IndexModel([("status", ASCENDING), *NEWEST_FIRST]),
+            IndexModel([("recipient", ASCENDING), *NEWEST_FIRST]),
+            IndexModel([("estate_id", ASCENDING), *NEWEST_FIRST]),
+            IndexModel(NEWEST_FIRST),
             # what the dispatcher looks for: queued, due, not held by a worker
             IndexModel([("status", ASCENDING), ("next_attempt_at", ASCENDING),
                         ("claimed_until", ASCENDING)]),
@@ -71,9 +78,12 @@ class NotifyRepository(Repository):
             query, {"$set": {"status": "suppressed", "reason": reason, "updated_at": now}}
         ).modified_count
 
-    def list_deliveries(self, filters, limit=500):
-        return list(self.db.deliveries.find(dict(filters)).sort("created_at", DESCENDING)
-                    .limit(limit))
+    def list_deliveries(self, filters):
+        """Deliveries newest first, a page at a time: (deliveries, next cursor)."""
+        query = {key: value for key, value in filters.items() if key not in NOT_EQUALITY}
+        query.update(estate_scope(filters))
+        return find_page(self.db.deliveries, query, NEWEST_FIRST, filters["limit"],
+                         filters.get("cursor"))
 
     # daily quotas ------------------------------------------------------------------
 

@@ -8,12 +8,14 @@ from services.notify import domain
 from services.notify.channels import AddressError, ChannelError, Message
 from services.notify.repository import NotifyRepository
 from services.notify.settings import Settings
+from shared import paging
+from shared.actor import CallerProvider
 from shared.dependencies import ClockProvider, Store
 from shared.errors import InvalidInput
 from shared.masking import mask_address
 from shared.messaging import handles
 from shared.quiet_hours import quiet_until
-from shared.rpc import RpcProxy, rpc, to_json
+from shared.rpc import RpcProxy, ping, rpc, to_json
 from shared.schemas import notify as schemas
 from shared.schemas.base import load, require_id
 from shared.timers import timer_from_config
@@ -36,11 +38,15 @@ class Target:
 
 class NotifyService:
     name = "notify"
+    ping = ping
 
     store = Store(NotifyRepository)
     clock = ClockProvider()
     settings = Settings()
-    intake = RpcProxy("intake")
+    # in its own name: intake gives full contacts to notify, never to the person who asked
+    # for a message (the number goes to the channel, not back to them)
+    intake = RpcProxy("intake", in_own_name=True)
+    caller = CallerProvider()
 
     # events -------------------------------------------------------------------
 
@@ -154,17 +160,19 @@ class NotifyService:
         except domain.MissingParameters as exc:   # an estate's wording may need more
             raise InvalidInput({"params": {name: [f"required by template {template.id}"]
                                            for name in exc.missing}}) from None
+        params = domain.with_contact_params(data["params"], target.contact, estate.context)
         target.contact = {channel.address_field: address}
         delivery = self._deliver(
-            domain.new_delivery_id(), estate, data["template"], data["params"], target,
-            ref=data["ref"], channel=channel_name)
+            domain.new_delivery_id(), estate, data["template"], params, target,
+            ref=data["ref"], channel=channel_name, requested_by=self.caller.actor_id)
         return to_json(domain.public_view(delivery))
 
     @rpc
-    def list_deliveries(self, filters=None):
-        filters = load(schemas.DeliveryFilters(), filters or {})
-        return [to_json(domain.public_view(delivery))
-                for delivery in self.store.list_deliveries(filters)]
+    def list_deliveries(self, filters=None, paged=False):
+        filters = paging.load_filters(schemas.DeliveryFilters(), filters, paged)
+        deliveries, next_cursor = self.store.list_deliveries(filters)
+        return paging.answer([to_json(domain.public_view(delivery)) for delivery in deliveries],
+                             next_cursor, paged)
 
     @rpc
     def set_preferences(self, household_id, data):
@@ -172,7 +180,8 @@ class NotifyService:
         data = load(schemas.Preferences(known_channels=self.settings.all_channel_names(),
                                         known_locales=self.settings.locales()), data)
         preferences = domain.merge_preferences(
-            self.store.get_preferences(household_id), data, household_id, self.clock.now())
+            self.store.get_preferences(household_id), data, household_id, self.clock.now(),
+            updated_by=self.caller.actor_id)
         return to_json(domain.preferences_view(self.store.save_preferences(preferences)))
 
     # who hears it ----------------------------------------------------------------
@@ -194,8 +203,10 @@ class NotifyService:
                 now = self.clock.now()
                 if notification.skip_when_late and send_at is not None and send_at <= now:
                     continue   # the moment to remind has passed: the confirmation just went
-                self._deliver(delivery_id, estate, notification.template, params, resolve(),
-                              ref=notification.ref(data), source_event=event["id"],
+                target = resolve()   # its contact may carry the owner's link (a complaint)
+                self._deliver(delivery_id, estate, notification.template,
+                              domain.with_contact_params(params, target.contact, estate.context),
+                              target, ref=notification.ref(data), source_event=event["id"],
                               send_at=send_at, at_once=key is None or not recipients.owners)
 
     def _recipients(self, event, recipients, estate):
@@ -261,7 +272,7 @@ class NotifyService:
     # delivery ------------------------------------------------------------------------
 
     def _deliver(self, delivery_id, estate, template_id, params, target, ref, source_event=None,
-                 send_at=None, channel=None, at_once=True):
+                 send_at=None, channel=None, at_once=True, requested_by=None):
         """Log the delivery, then send it now, or leave it queued for the dispatcher.
 
         It is logged first under its unique id, so of two workers handed the same
@@ -288,7 +299,7 @@ class NotifyService:
             ref=ref, recipient=target.recipient, routes=routes, now=now,
             channel=channel or estate.channels[0], source_event=source_event, send_at=send_at,
             quiet_hours=quiet, zone=estate.zone, contact_ref=target.contact_ref,
-            pinned_channel=channel)
+            pinned_channel=channel, requested_by=requested_by)
         if error:
             changes, events = domain.failed(delivery, [], error, now)
             log.warning("delivery %s failed: %s", delivery_id, changes["error"])

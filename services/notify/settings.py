@@ -14,6 +14,7 @@ from services.notify import domain
 from services.notify.catalogue import load_catalogue, with_overrides
 from services.notify.channels import load_channels
 from shared.errors import InvalidInput
+from shared.links import owner_link, public_base_url, warn_if_unreachable
 from shared.schemas import notify as schemas
 from shared.schemas.base import load
 
@@ -24,7 +25,6 @@ DEFAULTS = {
     # 「采取上门回访的应提前与业主进行预约,获得同意后方可上门,并不能影响业主的正常生活」
     "quiet_hours": "22:00-08:00",
     "daily_limits": {},
-    "survey_base_url": "https://survey.example.com/s/",
     "reminder_lead_hours": 24,
     "staff": [],
     "channel_settings": {},
@@ -86,6 +86,10 @@ class NotifySettings:
             raise SettingsError(f"NOTIFY settings: {exc}") from None
         self.estates = self.group.pop("estates", {})
         self._zones = _zones(config)
+        # the gateway's owner pages, which owners' messages link to (PUBLIC_BASE_URL)
+        self.public_base_url = public_base_url(config)
+        # the survey page is one of them, unless NOTIFY_SURVEY_BASE_URL names another site
+        self.group.setdefault("survey_base_url", owner_link(self.public_base_url, "s", ""))
         try:
             base = load_catalogue()
             self.catalogues = {None: base}
@@ -123,7 +127,8 @@ class NotifySettings:
                 daily_limits=dict(merged["daily_limits"]), staff=tuple(merged["staff"]),
                 context=domain.Context(
                     zone=zone, survey_base_url=merged["survey_base_url"],
-                    reminder_lead=timedelta(hours=merged["reminder_lead_hours"])),
+                    reminder_lead=timedelta(hours=merged["reminder_lead_hours"]),
+                    public_base_url=self.public_base_url),
                 retry_delays=tuple(self.group["retry_delays_s"]),
                 claim=timedelta(seconds=self.group["claim_seconds"]),
             )
@@ -200,7 +205,12 @@ class Settings(DependencyProvider):
     """Gives workers the settings, built once when the service starts."""
 
     def setup(self):
-        self.settings = NotifySettings(self.container.config)
+        config = self.container.config
+        self.settings = NotifySettings(config)
+        # a placeholder base outside development: every link sent to owners would be dead
+        for name, url in (("PUBLIC_BASE_URL", self.settings.public_base_url),
+                          ("NOTIFY_SURVEY_BASE_URL", self.settings.group["survey_base_url"])):
+            warn_if_unreachable(name, url, config.get("HUIFANG_ENV"))
 
     def get_dependency(self, worker_ctx):
         return self.settings

@@ -7,14 +7,18 @@ revisited is decided in ``sampling``.
 
 A revisit is announced (``revisit_scheduled``) once its window opens: at once for most,
 at the start of its month for a routine visit, at mid-contract for a special service.
+Where the policy allows it the owner may answer it online (「回访可以通过电话、邮件、短信、
+在线调查等方式进行」): the announcement carries a link (its token), and the owner's answer
+is recorded as a call would be, with method ``online`` (``record_online``).
 """
 import re
 
 from services.revisit.policies import zone
 from shared.envelope import new_event
 from shared.errors import InvalidInput, InvalidTransition
+from shared.links import new_token
 from shared.quiet_hours import contains as quiet_hours_contain
-from shared.schemas.vocabulary import UNSATISFIED_LEVELS
+from shared.schemas.vocabulary import ONLINE_METHOD, UNSATISFIED_LEVELS
 
 SOURCE = "revisit"
 OPEN = ("scheduled", "booked", "overdue")
@@ -53,9 +57,16 @@ def new_revisit(revisit_id, estate_id, kind, source_id, household_id, visit, sou
     }
 
 
-def schedule(revisit, now):
+def schedule(revisit, policy, now, token=new_token):
     """The revisit and, if its window has opened, its ``revisit_scheduled`` event
-    (otherwise the timer announces it when the window opens, see ``announce``)."""
+    (otherwise the timer announces it when the window opens, see ``announce``).
+
+    Where the policy lets the owner answer online, the revisit gets its link's token now:
+    the announcement, whenever it goes, carries it.
+    """
+    if policy.answerable_online(revisit):
+        # set only when minted: the unique index is sparse, and would count None as a value
+        revisit = dict(revisit, online_token=token())
     if revisit["not_before"] > now:
         return revisit, []
     revisit = dict(revisit, announced=True)
@@ -81,7 +92,7 @@ def schedule_complaint_revisit(closed, estate_id, policy, now):
         policy.complaint_visit(closed), closed["closed_at"], now,
         category=closed["category"], severity=closed["severity"],
         closing_no=closed["closing_no"])
-    return schedule(revisit, now)
+    return schedule(revisit, policy, now)
 
 
 def superseded_by_reopening(revisit, reopened):
@@ -117,7 +128,7 @@ def schedule_work_order_revisits(order, estate_id, reason, policy, now, decided_
             work_order_revisit_id(order["work_order_id"], visit.stage), estate_id,
             order["kind"], order["work_order_id"], order["household_id"], visit,
             order["completed_at"], now, reason=reason, important=bool(order.get("important")),
-            observation_no=1 if visit.stage == "observation" else None), now))
+            observation_no=1 if visit.stage == "observation" else None), policy, now))
     return scheduled
 
 
@@ -137,7 +148,7 @@ def next_observation(revisit, policy, now):
         revisit["kind"], revisit["source_id"], revisit["household_id"], visit,
         revisit["source_at"], now, reason=revisit["reason"], important=True,
         observation_no=number)
-    return schedule(follow_up, now)
+    return schedule(follow_up, policy, now)
 
 
 # -- routine visits ----------------------------------------------------------------------
@@ -195,7 +206,7 @@ def plan_routine(estate_id, year, households, planned, policy, now):
                 routine_revisit_id(year, household["id"], number), estate_id, "routine",
                 household["id"], household["id"], visit, visit.not_before, now,
                 year=year, month=month, building=household.get("building"),
-                unit=household.get("unit"), room=household.get("room")), now))
+                unit=household.get("unit"), room=household.get("room")), policy, now))
 
     by_month = {f"{year:04d}-{month:02d}": 0 for month in range(1, 13)}
     for revisit in [*kept.values(), *(revisit for revisit, _ in scheduled)]:
@@ -225,12 +236,12 @@ def _natural(text):
 
 # -- appointments ------------------------------------------------------------------------
 
-def book(revisit, appointment, policy, now):
+def book(revisit, appointment, policy, now, booked_by=None):
     """An on-site appointment the owner agreed to (consent checked by the input schema).
 
     「采取上门回访的应提前与业主进行预约,获得同意后方可上门,并不能影响业主的正常生活」:
     in the future and outside the owner's quiet hours (theirs if they gave them, else the
-    estate's).
+    estate's). ``booked_by``: the person who booked it (the gateway), else None.
     """
     if revisit["status"] not in BOOKABLE:
         raise InvalidTransition("revisit", revisit["_id"], revisit["status"], "book")
@@ -245,8 +256,10 @@ def book(revisit, appointment, policy, now):
         local = at.astimezone(zone(policy.timezone)).strftime("%H:%M")
         raise InvalidInput({"at": [
             f"{local} ({policy.timezone}) is in the owner's quiet hours {clash}"]})
+    # booked_by always written: None says a service moved it, not whoever booked it before
     revisit = dict(revisit, status="booked", method="onsite", appointment_at=at,
-                   owner_quiet_hours=list(appointment.get("quiet_hours") or []))
+                   owner_quiet_hours=list(appointment.get("quiet_hours") or []),
+                   booked_by=booked_by)
     return revisit, [_event("revisit_booked", revisit, now, {
         "household_id": revisit["household_id"], "at": at, "method": "onsite",
     })]
@@ -330,6 +343,76 @@ def record_reply(revisit, reply, now):
                 reply={"staff_id": reply["staff_id"], "text": reply["reply"]})
 
 
+# -- answered online by the owner -------------------------------------------------------
+# The link's token is the owner's credential: what it shows says nothing about staff, and
+# it takes one answer while the revisit is open, until ``policy.online_until``.
+
+UNKNOWN_LINK = "unknown link"
+LINK_REFUSALS = {
+    "answered": "this revisit has already been answered",
+    "closed": "this revisit was made or cancelled: the link takes no answer",
+    "expired": "this link has expired",
+}
+
+
+def refuse_link(reason):
+    return InvalidInput({"token": [reason]})
+
+
+def link_sent(revisit):
+    """Whether the owner can hold the link: it went out with the announcement."""
+    return bool(revisit.get("online_token")) and revisit.get("announced", False)
+
+
+def online_state(revisit, policy, now):
+    """Where the link stands: ``open`` to answer, ``answered`` (by the owner, online),
+    ``closed`` (made by staff, or cancelled) or ``expired``."""
+    if revisit["status"] == "done":
+        answered = (revisit["outcome"] or {}).get("method") == ONLINE_METHOD
+        return "answered" if answered else "closed"
+    if revisit["status"] not in OPEN:
+        return "closed"
+    return "open" if now < policy.online_until(revisit) else "expired"
+
+
+def online_view(revisit, policy, now):
+    """What the owner sees: what the revisit is about, until when, whether it still takes
+    an answer; for a complaint its number and category. Nothing about staff."""
+    view = {"kind": revisit["kind"], "due_at": revisit["due_at"],
+            "expires_at": policy.online_until(revisit), "timezone": policy.timezone,
+            "state": online_state(revisit, policy, now)}
+    if revisit["kind"] == "complaint":
+        view.update(complaint_id=revisit["source_id"], category=revisit.get("category"))
+    if view["state"] == "answered":
+        view["answered_at"] = revisit["completed_at"]
+    return view
+
+
+def online_outcome(answer):
+    """The owner's answer as the record a call makes (``record_revisit``'s input): reached,
+    by the owner themselves (no staff), method ``online``."""
+    return {"visitor_id": None, "method": ONLINE_METHOD, "reached": True,
+            "satisfaction": answer["satisfaction"], "resolved": answer["resolved"],
+            "comments": answer["comments"], "signed_by": None, "promised_reply_at": None}
+
+
+def record_online(revisit, answer, policy, now):
+    """Record the owner's answer as ``record`` records a call: the same events, so an
+    unsatisfied or unresolved answer reopens the complaint. Once only."""
+    state = online_state(revisit, policy, now)
+    if state != "open":
+        raise refuse_link(LINK_REFUSALS[state])
+    return record(revisit, online_outcome(answer), policy, now)
+
+
+def staff_view(revisit):
+    """A revisit as staff read it: whether the owner may answer it online, not the token
+    (with it anyone could answer in the owner's name)."""
+    view = {key: value for key, value in revisit.items() if key != "online_token"}
+    view["online"] = bool(revisit.get("online_token"))
+    return view
+
+
 # -- the timer ---------------------------------------------------------------------------
 # Each gives the change and its events; the repository applies them only while the
 # revisit still needs them, so of several instances exactly one does it, once.
@@ -355,10 +438,11 @@ def mark_reply_overdue(revisit, now):
 # -- helpers -------------------------------------------------------------------------------
 
 def _scheduled_event(revisit, now):
-    return _event("revisit_scheduled", revisit, now, {
-        key: revisit[key] for key in ("kind", "source_id", "household_id", "due_at",
-                                      "assigned_role", "method")
-    })
+    payload = {key: revisit[key] for key in ("kind", "source_id", "household_id", "due_at",
+                                             "assigned_role", "method")}
+    if revisit.get("online_token"):
+        payload["token"] = revisit["online_token"]   # notify links the message to /r/<token>
+    return _event("revisit_scheduled", revisit, now, payload)
 
 
 def _event(event_type, revisit, now, payload):

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.clock import to_millis
 from shared.quiet_hours import normalize as normalize_quiet_hours
-from shared.schemas.vocabulary import ROLES
+from shared.schemas.vocabulary import REVISIT_KINDS, ROLES, SEVERITIES
 
 GROUP = "huifang.revisit_policies"
 DEFAULT = "default"
@@ -118,9 +118,22 @@ class RevisitPolicy:
     # notify's 22:00-08:00 on purpose: a knock at the door, unlike a text that waits to be
     # read, also disturbs the midday rest (午休) and the late evening.
     quiet_hours: tuple = ("12:00-14:00", "21:00-08:00")
+    # 「回访可以通过电话、邮件、短信、在线调查等方式进行」: the owner may answer a revisit of
+    # these kinds online, through a link in its message (empty: never), while staff still
+    # call if no answer comes. Never an on-site visit: 「客服组负责人或项目经理对重大投诉进行
+    # 回访,一般采取上门回访方式」 (nor the observation of an important repair); complaints
+    # only of these severities (an emergency gets a call).
+    online_kinds: tuple = REVISIT_KINDS
+    online_complaint_severities: tuple = ("normal",)
+    # The link takes an answer until this many days after the visit was due (a late answer
+    # still counts), unless staff made the visit or it was cancelled first.
+    online_grace_days: int = 7
 
     def __post_init__(self):
-        object.__setattr__(self, "quiet_hours", tuple(self.quiet_hours or ()))
+        for name in ("quiet_hours", "online_kinds", "online_complaint_severities"):
+            value = getattr(self, name) or ()
+            # config may give one value bare: "complaint", not a list of its letters
+            object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
         problems = {}
         try:
             zone(self.timezone)
@@ -137,6 +150,11 @@ class RevisitPolicy:
             problems["max_attempts"] = "must be at least 1"
         if self.major_complaint_role not in ROLES:
             problems["major_complaint_role"] = f"must be one of {', '.join(ROLES)}"
+        for name, known in (("online_kinds", REVISIT_KINDS),
+                            ("online_complaint_severities", SEVERITIES)):
+            unknown = [value for value in getattr(self, name) if value not in known]
+            if unknown:
+                problems[name] = f"unknown {', '.join(map(str, unknown))}; known: {', '.join(known)}"
         for hours in self.quiet_hours:
             try:
                 normalize_quiet_hours(hours)
@@ -222,6 +240,22 @@ class RevisitPolicy:
 
     def retry_gap(self):
         return timedelta(hours=self.retry_after_hours)
+
+    # -- answered online ----------------------------------------------------------------
+
+    def answerable_online(self, revisit):
+        """May the owner answer ``revisit`` through a link? Only someone at home can, and
+        never a visit made on site."""
+        if revisit.get("household_id") is None or revisit["method"] == "onsite":
+            return False
+        if revisit["kind"] not in self.online_kinds:
+            return False
+        return (revisit["kind"] != "complaint"
+                or revisit.get("severity") in self.online_complaint_severities)
+
+    def online_until(self, revisit):
+        """When the link of ``revisit`` stops taking answers."""
+        return revisit["due_at"] + timedelta(days=self.online_grace_days)
 
 
 @dataclass(frozen=True)

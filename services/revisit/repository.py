@@ -5,8 +5,13 @@ from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from services.revisit.domain import OPEN
-from shared.store import Repository
+from shared.paging import find_page
+from shared.store import Repository, estate_scope
 
+# the order of list_revisits: by due time (paging adds ``_id`` last); indexes below serve it
+BY_DUE_TIME = [("due_at", ASCENDING), ("_id", ASCENDING)]
+# filters that are not plain equality on a stored field
+NOT_EQUALITY = ("due_before", "estate_id", "estate_ids", "limit", "cursor")
 # what the statistics read of each revisit
 STATS_FIELDS = ("estate_id", "kind", "status", "source_id", "source_at", "due_at",
                 "completed_at", "outcome", "promised_reply_at", "reply_given_at",
@@ -20,10 +25,14 @@ class RevisitRepository(Repository):
             IndexModel([("estate_id", ASCENDING), ("source_at", ASCENDING)]),
             IndexModel([("source_id", ASCENDING)]),
             IndexModel([("status", ASCENDING), ("due_at", ASCENDING)]),
+            IndexModel(BY_DUE_TIME),
+            IndexModel([("estate_id", ASCENDING), *BY_DUE_TIME]),
             IndexModel([("announced", ASCENDING), ("not_before", ASCENDING)]),
             IndexModel([("promised_reply_at", ASCENDING)], sparse=True),
             IndexModel([("estate_id", ASCENDING), ("kind", ASCENDING), ("year", ASCENDING)],
                        sparse=True),
+            # the owner's link: one revisit per token; only revisits offered online have one
+            IndexModel([("online_token", ASCENDING)], unique=True, sparse=True),
         ],
         "work_orders": [
             IndexModel([("estate_id", ASCENDING), ("kind", ASCENDING), ("month", ASCENDING),
@@ -51,14 +60,17 @@ class RevisitRepository(Repository):
     def save(self, revisit, events):
         return self.save_versioned("revisits", revisit, events)
 
-    def list(self, filters, limit=500):
-        query = {key: value for key, value in filters.items()
-                 if key not in ("due_before", "limit")}
+    def list(self, filters):
+        """Revisits by due time, a page at a time: (revisits, next cursor)."""
+        query = {key: value for key, value in filters.items() if key not in NOT_EQUALITY}
+        query.update(estate_scope(filters))
         if "due_before" in filters:
             query["due_at"] = {"$lt": filters["due_before"]}
-        limit = filters.get("limit") or limit
-        return list(self.db.revisits.find(query).sort([("due_at", ASCENDING), ("_id", ASCENDING)])
-                    .limit(limit))
+        return find_page(self.db.revisits, query, BY_DUE_TIME, filters["limit"],
+                         filters.get("cursor"))
+
+    def find_by_online_token(self, token):
+        return self.db.revisits.find_one({"online_token": token})
 
     def open_complaint_revisits(self, complaint_id):
         return list(self.db.revisits.find(

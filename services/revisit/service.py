@@ -6,28 +6,35 @@ from datetime import timedelta
 from services.revisit import domain, sampling, stats
 from services.revisit.dependencies import Policies
 from services.revisit.repository import RevisitRepository
+from shared import paging
+from shared.actor import CallerProvider
 from shared.dependencies import ClockProvider, Store
-from shared.errors import InvalidInput
+from shared.errors import Forbidden, InvalidInput
 from shared.messaging import handles
 from shared.periods import period_bounds, period_months
-from shared.rpc import RpcProxy, rpc, to_json
+from shared.rpc import RpcProxy, ping, rpc, to_json
 from shared.schemas import revisit as schemas
-from shared.schemas.base import load, require_id
+from shared.schemas.base import load, require_id, require_token
+from shared.store import ConcurrentUpdate
 from shared.timers import timer_from_config
 
 log = logging.getLogger(__name__)
 
 # how long one instance holds a month it closes; a crash lets another take it after this
 MONTH_CLOSING_LEASE = timedelta(minutes=10)
+# an owner's online answer read and written again when the revisit changed meanwhile
+ONLINE_ANSWER_TRIES = 3
 
 
 class RevisitService:
     name = "revisit"
+    ping = ping
 
     store = Store(RevisitRepository)
     clock = ClockProvider()
     policies = Policies()
     intake = RpcProxy("intake")
+    caller = CallerProvider()
 
     # events ---------------------------------------------------------------------------
 
@@ -100,14 +107,16 @@ class RevisitService:
     # rpc ------------------------------------------------------------------------------
 
     @rpc
-    def list_revisits(self, filters=None):
-        filters = load(schemas.RevisitFilters(), filters or {})
-        return [to_json(revisit) for revisit in self.store.list(filters)]
+    def list_revisits(self, filters=None, paged=False):
+        filters = paging.load_filters(schemas.RevisitFilters(), filters, paged)
+        revisits, next_cursor = self.store.list(filters)
+        return paging.answer([to_json(domain.staff_view(revisit)) for revisit in revisits],
+                             next_cursor, paged)
 
     @rpc
     def get_revisit(self, revisit_id):
         require_id(revisit_id, "id")
-        return to_json(self.store.get(revisit_id))
+        return to_json(domain.staff_view(self.store.get(revisit_id)))
 
     @rpc
     def book_appointment(self, revisit_id, data):
@@ -115,13 +124,14 @@ class RevisitService:
         appointment = load(schemas.BookAppointment(), data)
         revisit = self.store.get(revisit_id)
         revisit, events = domain.book(
-            revisit, appointment, self._policy(revisit["estate_id"]), self.clock.now())
-        return to_json(self.store.save(revisit, events))
+            revisit, appointment, self._policy(revisit["estate_id"]), self.clock.now(),
+            booked_by=self.caller.actor_id)
+        return to_json(domain.staff_view(self.store.save(revisit, events)))
 
     @rpc
     def record_revisit(self, revisit_id, data):
         require_id(revisit_id, "id")
-        outcome = load(schemas.RecordRevisit(), data)
+        outcome = self.caller.load(schemas.RecordRevisit(), data)
         revisit, now = self.store.get(revisit_id), self.clock.now()
         policy = self._policy(revisit["estate_id"])
         revisit, events = domain.record(revisit, outcome, policy, now)
@@ -130,14 +140,39 @@ class RevisitService:
         follow_up = domain.next_observation(revisit, policy, now)
         if follow_up:
             self.store.schedule(*follow_up)
-        return to_json(self.store.save(revisit, events))
+        return to_json(domain.staff_view(self.store.save(revisit, events)))
 
     @rpc
     def record_reply(self, revisit_id, data):
         require_id(revisit_id, "id")
-        reply = load(schemas.RecordReply(), data)
+        reply = self.caller.load(schemas.RecordReply(), data)
         revisit = domain.record_reply(self.store.get(revisit_id), reply, self.clock.now())
-        return to_json(self.store.save(revisit, []))
+        return to_json(domain.staff_view(self.store.save(revisit, [])))
+
+    @rpc
+    def online_revisit(self, token):
+        """What the owner's link shows (``domain.online_view``); nothing about staff."""
+        revisit = self._online(token)
+        return to_json(domain.online_view(revisit, self._policy(revisit["estate_id"]),
+                                          self.clock.now()))
+
+    @rpc
+    def record_online_revisit(self, token, data):
+        """The owner's own answer through the link, recorded as a call is (method
+        ``online``). Once: a second answer, or the loser of two at once, is refused."""
+        if self.caller.actor_id is not None:
+            raise Forbidden("the owner answers through their link; staff record_revisit")
+        revisit = self._online(token)
+        answer = load(schemas.OnlineAnswer(), data)
+        for _ in range(ONLINE_ANSWER_TRIES):
+            policy, now = self._policy(revisit["estate_id"]), self.clock.now()
+            done, events = domain.record_online(revisit, answer, policy, now)
+            try:
+                return to_json(domain.online_view(self.store.save(done, events), policy, now))
+            except ConcurrentUpdate:
+                # answered, called or announced meanwhile: decide again on what it is now
+                revisit = self._online(token)
+        raise ConcurrentUpdate(f"revisits {revisit['_id']!r} changed meanwhile")
 
     @rpc
     def close_sampling_month(self, estate_id, month):
@@ -212,3 +247,10 @@ class RevisitService:
 
     def _policy(self, estate_id):
         return self.policies.for_estate(estate_id)
+
+    def _online(self, token):
+        """The revisit an owner's link opens; an unknown link is refused on ``token``."""
+        revisit = self.store.find_by_online_token(require_token(token, "revisit"))
+        if revisit is None or not domain.link_sent(revisit):
+            raise domain.refuse_link(domain.UNKNOWN_LINK)
+        return revisit

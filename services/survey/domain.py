@@ -8,7 +8,6 @@ import hashlib
 import json
 import math
 import random
-import secrets
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from datetime import timedelta
 from services.survey import opinions
 from shared.envelope import new_event
 from shared.errors import InvalidInput, InvalidTransition
+from shared.links import new_token  # unguessable: the token alone lets its holder answer
 from shared.schemas.survey import ANSWER_SCALE, GENERAL_COMMENT
 
 SOURCE = "survey"
@@ -94,11 +94,6 @@ def tally_id(round_id, estate_id):
     return f"{round_id}:{estate_id}"
 
 
-def new_token():
-    """Unguessable and single-use: the token alone lets its holder answer."""
-    return secrets.token_urlsafe(16)
-
-
 # templates --------------------------------------------------------------------
 
 def template_document(template_id, version, title, categories, now):
@@ -119,11 +114,13 @@ def default_template(now):
         _definition(key, *labels) for key, labels in CATEGORY_LABELS.items()], now)
 
 
-def new_template_version(data, latest, now):
-    """The next version of a template (version 1 if it is new); old versions never change."""
+def new_template_version(data, latest, now, created_by=None):
+    """The next version of a template (version 1 if it is new); old versions never change.
+    ``created_by``: the person who saved it, when a person did (the gateway)."""
     categories = resolve_categories(data["categories"], latest, "categories")
     version = latest["template_version"] + 1 if latest else 1
-    return template_document(data["template_id"], version, data["title"], categories, now)
+    return _by(template_document(data["template_id"], version, data["title"], categories, now),
+               "created_by", created_by)
 
 
 def resolve_categories(items, template, field):
@@ -183,8 +180,10 @@ def replay(round_, data):
     return round_
 
 
-def plan_round(round_id, data, template, households, policy, now, token=new_token):
-    """The round (status ``creating``), its invitations (``pending``) and its empty tallies.
+def plan_round(round_id, data, template, households, policy, now, token=new_token,
+               created_by=None):
+    """The round (status ``creating``), its invitations (``pending``) and its empty tallies;
+    ``created_by`` the person who asked for it, when a person did (the gateway).
 
     ``households`` maps each estate of the round to the households intake listed for it
     (``household_filters``). Nothing is announced yet: ``activate`` opens the round once
@@ -243,6 +242,7 @@ def plan_round(round_id, data, template, households, policy, now, token=new_toke
         "closed_at": None,
         "published": {},
     }
+    _by(round_, "created_by", created_by)
     if data["request_id"]:
         # only then: the store's unique index on request_id skips rounds without one
         round_.update(request_id=data["request_id"],
@@ -253,6 +253,14 @@ def plan_round(round_id, data, template, households, policy, now, token=new_toke
     ]
     tallies = [empty_tally(round_, estate_id) for estate_id in round_["estate_ids"]]
     return round_, invitations, tallies
+
+
+def _by(record, field, person):
+    """``record`` naming the person who acted, when one did: a call from a service or a
+    timer names nobody, and the record stays as it always was."""
+    if person is not None:
+        record[field] = person
+    return record
 
 
 def _merge(first, second, field):
@@ -425,19 +433,34 @@ def refuse_token(reason):
     return InvalidInput({"token": [reason]})
 
 
+def answer_state(round_, invitation, now):
+    """Where an invitation stands for its owner: ``open`` to answer, ``not_open`` yet,
+    ``answered``, ``expired``, ``closed``, or ``unknown`` (never sent)."""
+    if invitation["status"] == "pending" or round_["status"] in ("creating", "abandoned"):
+        return "unknown"     # never sent: its token cannot have reached anyone
+    if invitation["status"] == "answered":
+        return "answered"
+    if invitation["status"] == "expired" or now >= invitation["expires_at"]:
+        return "expired"
+    if round_["status"] == "scheduled" or now < round_["opens_at"]:
+        return "not_open"
+    if round_["status"] != "open" or now >= round_["closes_at"]:
+        return "closed"
+    return "open"
+
+
+REFUSALS = {"unknown": UNKNOWN_TOKEN, "answered": USED_TOKEN, "expired": EXPIRED_TOKEN,
+            "closed": CLOSED_ROUND}
+
+
 def why_not_answerable(round_, invitation, now):
     """The reason ``invitation`` cannot be answered now, or None if it can."""
-    if invitation["status"] == "pending" or round_["status"] in ("creating", "abandoned"):
-        return UNKNOWN_TOKEN     # never sent: its token cannot have reached anyone
-    if invitation["status"] == "answered":
-        return USED_TOKEN
-    if invitation["status"] == "expired" or now >= invitation["expires_at"]:
-        return EXPIRED_TOKEN
-    if round_["status"] == "scheduled" or now < round_["opens_at"]:
+    state = answer_state(round_, invitation, now)
+    if state == "open":
+        return None
+    if state == "not_open":
         return f"this survey opens at {round_['opens_at'].isoformat()}"
-    if round_["status"] != "open" or now >= round_["closes_at"]:
-        return CLOSED_ROUND
-    return None
+    return REFUSALS[state]
 
 
 def response(round_, invitation, data, now, grace):
@@ -513,11 +536,12 @@ def tally_increment(response):
 
 # closing ----------------------------------------------------------------------
 
-def close(round_, returned_by_estate, now):
-    """The closed round and one ``survey_round_closed`` per estate."""
+def close(round_, returned_by_estate, now, closed_by=None):
+    """The closed round and one ``survey_round_closed`` per estate; ``closed_by`` the person
+    who closed it (none: the schedule, at ``closes_at``)."""
     if round_["status"] not in ("open", "scheduled"):
         raise InvalidTransition("survey round", round_["_id"], round_["status"], "close")
-    round_ = dict(round_, status="closed", closed_at=now)
+    round_ = _by(dict(round_, status="closed", closed_at=now), "closed_by", closed_by)
     events = [
         new_event("survey_round_closed", SOURCE, estate_id, {
             "round_id": round_["_id"],
@@ -767,9 +791,10 @@ def differences(stored, recomputed):
 
 # rectification ----------------------------------------------------------------------
 
-def new_rectification(rectification_id, round_, data, now):
+def new_rectification(rectification_id, round_, data, now, by=None):
     """「对存在的问题,服务中心主任提出整改意见,责成有关部门限期解决」: an action with a
-    department and a deadline, for one estate and category of the round."""
+    department and a deadline, for one estate and category of the round; ``by`` the
+    person who set it, in its first history line."""
     check_estate(round_, data["estate_id"])
     if round_["status"] in ("creating", "abandoned"):
         raise InvalidTransition("survey round", round_["_id"], round_["status"],
@@ -793,7 +818,7 @@ def new_rectification(rectification_id, round_, data, now):
         "created_at": now,
         "done_at": None,
         "overdue_at": None,
-        "history": [{"at": now, "status": "open", "note": None, "by": None}],
+        "history": [{"at": now, "status": "open", "note": None, "by": by}],
     }
     return rectification, [_rectification_event("rectification_created", rectification, now)]
 
@@ -842,11 +867,12 @@ def _rectification_event(event_type, rectification, now):
 
 # publishing --------------------------------------------------------------------------
 
-def publish(round_, reports, data, now):
+def publish(round_, reports, data, now, by=None):
     """「业主/用户意见调查结果及整改方案应向业主单位公布,接受监督」: each estate's report
     with its rectification plan, announced to its owners (published again: a new edition).
 
-    ``reports`` holds each estate's report (with its rectifications).
+    ``reports`` holds each estate's report (with its rectifications); ``by`` the person who
+    published it, when a person did (the gateway).
     """
     if round_["status"] != "closed":
         raise InvalidTransition("survey round", round_["_id"], round_["status"],
@@ -858,7 +884,8 @@ def publish(round_, reports, data, now):
     events = []
     for estate_id in estate_ids:
         edition = (published.get(estate_id) or {}).get("edition", 0) + 1
-        published[estate_id] = {"at": now, "edition": edition, "note": data["note"]}
+        published[estate_id] = _by({"at": now, "edition": edition, "note": data["note"]},
+                                   "by", by)
         estate_report = reports[estate_id]
         events.append(new_event("survey_report_published", SOURCE, estate_id, {
             "round_id": round_["_id"],

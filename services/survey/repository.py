@@ -29,9 +29,18 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from services.survey import opinions
-from shared.store import Repository
+from shared.paging import find_page
+from shared.store import Repository, estate_scope
 
 PENDING_RESPONSE = "pending_response"
+# A questionnaire being filled in (never shown to staff: it would undo anonymity).
+DRAFT = "draft"
+# The order of each list (paging adds ``_id`` last); an index below serves each.
+ROUNDS_NEWEST_FIRST = [("created_at", DESCENDING), ("_id", DESCENDING)]
+INVITATION_ORDER = [("estate_id", ASCENDING), ("household_id", ASCENDING), ("_id", ASCENDING)]
+RECTIFICATION_ORDER = [("estate_id", ASCENDING), ("due_at", ASCENDING), ("_id", ASCENDING)]
+# list filters that are not plain equality on a stored field
+NOT_EQUALITY = ("estate_id", "estate_ids", "limit", "cursor", "overdue")
 
 
 class SurveyRepository(Repository):
@@ -40,13 +49,13 @@ class SurveyRepository(Repository):
                                  unique=True)],
         "rounds": [IndexModel([("status", ASCENDING), ("closes_at", ASCENDING)]),
                    IndexModel([("status", ASCENDING), ("opens_at", ASCENDING)]),
-                   IndexModel([("estate_ids", ASCENDING), ("created_at", DESCENDING)]),
+                   IndexModel(ROUNDS_NEWEST_FIRST),
+                   IndexModel([("estate_ids", ASCENDING), *ROUNDS_NEWEST_FIRST]),
                    # one round per client request; rounds made without one are not indexed
                    IndexModel([("request_id", ASCENDING)], unique=True, sparse=True)],
         "invitations": [
             IndexModel([("token", ASCENDING)], unique=True),
-            IndexModel([("round_id", ASCENDING), ("estate_id", ASCENDING),
-                        ("household_id", ASCENDING)]),
+            IndexModel([("round_id", ASCENDING), *INVITATION_ORDER]),
             IndexModel([("round_id", ASCENDING), ("status", ASCENDING),
                         ("next_reminder_at", ASCENDING)]),
             IndexModel([(f"{PENDING_RESPONSE}.claimed_at", ASCENDING)], sparse=True),
@@ -55,7 +64,8 @@ class SurveyRepository(Repository):
                       IndexModel([("count_after", ASCENDING)], sparse=True)],
         "tallies": [IndexModel([("round_id", ASCENDING), ("estate_id", ASCENDING)])],
         "rectifications": [
-            IndexModel([("round_id", ASCENDING), ("estate_id", ASCENDING)]),
+            IndexModel([("round_id", ASCENDING), *RECTIFICATION_ORDER]),
+            IndexModel(RECTIFICATION_ORDER),
             IndexModel([("status", ASCENDING), ("due_at", ASCENDING)]),
         ],
     }
@@ -130,13 +140,14 @@ class SurveyRepository(Repository):
         """Optimistic: of two instances saving the same version, one gets ConcurrentUpdate."""
         return self.save_versioned("rounds", round_, events)
 
-    def list_rounds(self, filters, limit=200):
-        query = {key: value for key, value in filters.items() if key != "estate_id"}
-        if "estate_id" in filters:
-            query["estate_ids"] = filters["estate_id"]
+    def list_rounds(self, filters):
+        """Rounds newest first, a page at a time: (rounds, next cursor)."""
+        query = {key: value for key, value in filters.items() if key not in NOT_EQUALITY}
+        query.update(estate_scope(filters, "estate_ids"))
         if "status" not in filters:
             query["status"] = {"$ne": "abandoned"}
-        return list(self.db.rounds.find(query).sort("created_at", DESCENDING).limit(limit))
+        return find_page(self.db.rounds, query, ROUNDS_NEWEST_FIRST, filters["limit"],
+                         filters.get("cursor"))
 
     def rounds_in(self, status, before=None, field=None):
         query = {"status": status}
@@ -160,10 +171,12 @@ class SurveyRepository(Repository):
     def find_invitation(self, token):
         return self.db.invitations.find_one({"token": token})
 
-    def list_invitations(self, round_id, estate_id=None):
-        return list(self.db.invitations.find(
-            self._round_query(round_id, estate_id), {PENDING_RESPONSE: 0}).sort(
-            [("estate_id", ASCENDING), ("household_id", ASCENDING)]))
+    def list_invitations(self, round_id, filters):
+        """A round's invitations by estate and household, a page at a time:
+        (invitations, next cursor)."""
+        return find_page(self.db.invitations, {"round_id": round_id, **estate_scope(filters)},
+                         INVITATION_ORDER, filters.get("limit"), filters.get("cursor"),
+                         projection={PENDING_RESPONSE: 0, DRAFT: 0})
 
     def pending_invitations(self, round_id, limit=1000):
         return list(self.db.invitations.find({"round_id": round_id, "status": "pending"})
@@ -192,6 +205,11 @@ class SurveyRepository(Repository):
             {"$set": {"status": "expired", "expired_at": now, "next_reminder_at": None}},
         )
 
+    def save_draft(self, invitation_id, draft):
+        """Keep a questionnaire being filled in, while its invitation is unanswered."""
+        return self.db.invitations.update_one(
+            {"_id": invitation_id, "status": "issued"}, {"$set": {DRAFT: draft}}).matched_count
+
     def claim_invitation(self, invitation_id, now, response):
         """Step 1: mark the invitation answered, with the answers, if it still is unanswered.
 
@@ -200,7 +218,8 @@ class SurveyRepository(Repository):
         return self.db.invitations.find_one_and_update(
             {"_id": invitation_id, "status": "issued"},
             {"$set": {"status": "answered", "answered_at": now, "next_reminder_at": None,
-                      PENDING_RESPONSE: {"response": response, "claimed_at": now}}},
+                      PENDING_RESPONSE: {"response": response, "claimed_at": now}},
+             "$unset": {DRAFT: ""}},
             return_document=ReturnDocument.AFTER,
         )
 
@@ -362,13 +381,16 @@ class SurveyRepository(Repository):
         return self.save_versioned("rectifications", rectification, events)
 
     def list_rectifications(self, filters, now=None):
-        query = {key: value for key, value in filters.items() if key != "overdue"}
+        """Rectifications by estate and due time, a page at a time: (rectifications,
+        next cursor)."""
+        query = {key: value for key, value in filters.items() if key not in NOT_EQUALITY}
+        query.update(estate_scope(filters))
         if filters.get("overdue") is True:
             query.update(status={"$ne": "done"}, due_at={"$lte": now})
         elif filters.get("overdue") is False:
             query["$or"] = [{"status": "done"}, {"due_at": {"$gt": now}}]
-        return list(self.db.rectifications.find(query).sort(
-            [("estate_id", ASCENDING), ("due_at", ASCENDING), ("_id", ASCENDING)]))
+        return find_page(self.db.rectifications, query, RECTIFICATION_ORDER,
+                         filters.get("limit"), filters.get("cursor"))
 
     def overdue_rectifications(self, now, limit=500):
         return list(self.db.rectifications.find({

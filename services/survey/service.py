@@ -7,10 +7,12 @@ from datetime import timedelta
 from nameko.dependency_providers import Config
 
 from services.survey import domain, workbook
-from services.survey.repository import SurveyRepository
+from services.survey.repository import DRAFT, SurveyRepository
+from shared import paging
+from shared.actor import CallerProvider
 from shared.dependencies import ClockProvider, Store
 from shared.errors import InvalidInput, NotFound
-from shared.rpc import RpcProxy, rpc, to_json
+from shared.rpc import RpcProxy, ping, rpc, to_json
 from shared.schemas import survey as schemas
 from shared.schemas.base import load, require_id
 from shared.store import ConcurrentUpdate
@@ -21,11 +23,13 @@ log = logging.getLogger(__name__)
 
 class SurveyService:
     name = "survey"
+    ping = ping
 
     store = Store(SurveyRepository)
     clock = ClockProvider()
     config = Config()
     intake = RpcProxy("intake")
+    caller = CallerProvider()
 
     # templates ----------------------------------------------------------------
 
@@ -35,7 +39,8 @@ class SurveyService:
         data = load(schemas.SaveTemplate(), data)
         for _ in range(3):
             latest = self._latest_template(data["template_id"], required=False)
-            template = domain.new_template_version(data, latest, self.clock.now())
+            template = domain.new_template_version(data, latest, self.clock.now(),
+                                                   created_by=self.caller.actor_id)
             if self.store.add_template(template):
                 return to_json(template)
         raise InvalidInput({"template_id": ["changed by someone else meanwhile; try again"]})
@@ -73,7 +78,8 @@ class SurveyService:
             for estate_id in data["estate_ids"]
         }
         round_, invitations, tallies = domain.plan_round(
-            domain.new_round_id(), data, template, households, self._policy(), now)
+            domain.new_round_id(), data, template, households, self._policy(), now,
+            created_by=self.caller.actor_id)
         if not self.store.create_round(round_, invitations, tallies):
             # a retry that ran alongside the first call: that call's round is the answer
             return to_json(domain.replay(self.store.round_for_request(data["request_id"]), data))
@@ -87,21 +93,29 @@ class SurveyService:
         return to_json(self._round(round_id))
 
     @rpc
-    def list_rounds(self, filters=None):
-        filters = load(schemas.RoundFilters(), filters or {})
-        return to_json(self.store.list_rounds(filters))
+    def list_rounds(self, filters=None, paged=False):
+        filters = paging.load_filters(schemas.RoundFilters(), filters, paged)
+        rounds, next_cursor = self.store.list_rounds(filters)
+        return paging.answer(to_json(rounds), next_cursor, paged)
 
     @rpc
-    def list_invitations(self, round_id, estate_id=None):
+    def list_invitations(self, round_id, estate_id=None, filters=None, paged=False):
+        """``estate_id`` may come as the second argument (as it always did) or in ``filters``."""
         round_ = self._round(round_id)
         if estate_id is not None:
-            domain.check_estate(round_, require_id(estate_id, "estate_id"))
-        return to_json(self.store.list_invitations(round_["_id"], estate_id))
+            require_id(estate_id, "estate_id")
+        filters = paging.load_filters(schemas.InvitationFilters(), filters, paged)
+        if estate_id is not None and filters.setdefault("estate_id", estate_id) != estate_id:
+            raise InvalidInput({"estate_id": ["given twice, differently"]})
+        if "estate_id" in filters:
+            domain.check_estate(round_, filters["estate_id"])
+        invitations, next_cursor = self.store.list_invitations(round_["_id"], filters)
+        return paging.answer(to_json(invitations), next_cursor, paged)
 
     @rpc
     def close_round(self, round_id):
         round_ = self._round(round_id)
-        return to_json(self._close(round_, self.clock.now()))
+        return to_json(self._close(round_, self.clock.now(), closed_by=self.caller.actor_id))
 
     # answering ----------------------------------------------------------------
 
@@ -113,13 +127,27 @@ class SurveyService:
         categories = domain.questionnaire(round_, invitation["estate_id"])
         return to_json({
             "round_id": round_["_id"], "title": round_["title"], "estate_id": invitation["estate_id"],
-            "closes_at": round_["closes_at"], "anonymous": round_["anonymous"],
-            "answerable": reason is None, "reason": reason,
+            "opens_at": round_["opens_at"], "closes_at": round_["closes_at"],
+            "anonymous": round_["anonymous"], "answerable": reason is None, "reason": reason,
+            "state": domain.answer_state(round_, invitation, self.clock.now()),
+            "draft": invitation.get(DRAFT) if reason is None else None,
             "categories": [dict(zip(("key", "label_zh", "label_en"),
                                     (key, *domain.label(round_, key)))) for key in categories],
             "scale": {"5": "非常满意", "4": "满意", "3": "一般", "2": "不满意", "1": "非常不满意",
                       "null": "不适用"},
         })
+
+    @rpc
+    def save_draft(self, token, data):
+        """Keep what the owner has filled in so far; a reload of the form shows it again."""
+        invitation, round_ = self._invitation(token)
+        reason = domain.why_not_answerable(round_, invitation, self.clock.now())
+        if reason:
+            raise domain.refuse_token(reason)
+        draft = load(schemas.DraftResponse(
+            domain.questionnaire(round_, invitation["estate_id"])), data)
+        self.store.save_draft(invitation["_id"], draft)
+        return {"saved": True}
 
     @rpc
     def submit_response(self, token, data):
@@ -187,7 +215,8 @@ class SurveyService:
         reports = {estate_id: self._report(round_, estate_id)
                    for estate_id in data["estate_ids"] or round_["estate_ids"]
                    if estate_id in round_["estate_ids"]}
-        return to_json(self._save(*domain.publish(round_, reports, data, self.clock.now())))
+        return to_json(self._save(*domain.publish(round_, reports, data, self.clock.now(),
+                                                  by=self.caller.actor_id)))
 
     # rectification ----------------------------------------------------------------
 
@@ -197,14 +226,21 @@ class SurveyService:
         round_ = self._round(round_id)
         now = self.clock.now()
         rectification, events = domain.new_rectification(
-            domain.new_rectification_id(), round_, data, now)
+            domain.new_rectification_id(), round_, data, now, by=self.caller.actor_id)
         saved = self.store.add_rectification(rectification, events)
         return to_json(domain.rectification_view(saved, round_, now))
 
     @rpc
+    def get_rectification(self, rectification_id):
+        require_id(rectification_id, "id")
+        rectification = self.store.get_rectification(rectification_id)
+        return to_json(domain.rectification_view(
+            rectification, self.store.get_round(rectification["round_id"]), self.clock.now()))
+
+    @rpc
     def update_rectification(self, rectification_id, data):
         require_id(rectification_id, "id")
-        data = load(schemas.UpdateRectification(), data)
+        data = self.caller.load(schemas.UpdateRectification(), data)
         rectification = self.store.get_rectification(rectification_id)
         now = self.clock.now()
         saved = self.store.save_rectification(
@@ -213,16 +249,17 @@ class SurveyService:
             saved, self.store.get_round(saved["round_id"]), now))
 
     @rpc
-    def list_rectifications(self, filters=None):
-        filters = load(schemas.RectificationFilters(), filters or {})
+    def list_rectifications(self, filters=None, paged=False):
+        filters = paging.load_filters(schemas.RectificationFilters(), filters, paged)
         now = self.clock.now()
         rounds = {}
         found = []
-        for item in self.store.list_rectifications(filters, now):
+        items, next_cursor = self.store.list_rectifications(filters, now)
+        for item in items:
             if item["round_id"] not in rounds:
                 rounds[item["round_id"]] = self.store.get_round(item["round_id"])
             found.append(domain.rectification_view(item, rounds[item["round_id"]], now))
-        return to_json(found)
+        return paging.answer(to_json(found), next_cursor, paged)
 
     # timers: every instance runs them; each piece of work is claimed atomically ------
 
@@ -311,9 +348,9 @@ class SurveyService:
                 self.store.issue_invitation(invitation["_id"],
                                             *domain.issue(round_, invitation, now))
 
-    def _close(self, round_, now):
+    def _close(self, round_, now, closed_by=None):
         closed = self._save(*domain.close(round_, self.store.returned_by_estate(round_["_id"]),
-                                          now))
+                                          now, closed_by))
         self.store.expire_invitations(round_["_id"], now)
         return closed
 
@@ -323,7 +360,7 @@ class SurveyService:
         rectifications = [
             domain.rectification_view(item, round_, self.clock.now())
             for item in self.store.list_rectifications(
-                {"round_id": round_["_id"], **({"estate_id": estate_id} if estate_id else {})})]
+                {"round_id": round_["_id"], **({"estate_id": estate_id} if estate_id else {})})[0]]
         return domain.report(round_, self.store.tallies(round_["_id"], estate_id),
                              rectifications, estate_id)
 

@@ -4,7 +4,7 @@ Marshmallow 4 raises on unknown fields by default, so a misspelt or injected
 field is refused, never ignored.
 """
 import re
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 
 from marshmallow import Schema as _Schema
 from marshmallow import ValidationError, fields, validate
@@ -15,9 +15,14 @@ from shared.errors import InvalidInput
 from shared.periods import PERIOD, PERIOD_HELP
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
+# An owner link's token: secrets.token_urlsafe(16) gives 22 characters; some room, nothing
+# query-like.
+TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{16,64}$")
 # Mainland mobile (1[3-9]xxxxxxxxx, optional +86) or landline with area code.
 MOBILE_PATTERN = re.compile(r"^(?:\+?86[- ]?)?1[3-9]\d{9}$")
 LANDLINE_PATTERN = re.compile(r"^0\d{2,3}-?\d{7,8}(?:-\d{1,6})?$")
+# Field metadata key: what of the acting person fills the field ("rung"; shared/actor.py).
+ACTOR_FIELD = "from_actor"
 
 
 class Schema(_Schema):
@@ -30,6 +35,11 @@ class Id(fields.String):
 
     def __init__(self, **kwargs):
         super().__init__(validate=validate.Regexp(ID_PATTERN, error="not a valid id"), **kwargs)
+
+
+def IdList(max_length=1000, **kwargs):
+    """One to ``max_length`` ids (``estate_ids`` of a list filter: any of these)."""
+    return fields.List(Id(), validate=validate.Length(min=1, max=max_length), **kwargs)
 
 
 class Phone(fields.String):
@@ -70,11 +80,27 @@ class QuietHours(fields.String):
 
 
 class UtcDateTime(fields.AwareDateTime):
-    """ISO 8601 with an explicit offset; stored and compared in UTC."""
+    """ISO 8601 with an explicit offset, from 2000 to 2099; stored and compared in UTC.
+
+    Anything outside is a typing error, and would break whatever computes with it later
+    (working days, a spreadsheet's date range)."""
+
+    window = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
 
     def _deserialize(self, value, attr, data, **kwargs):
         moment = super()._deserialize(value, attr, data, **kwargs).astimezone(UTC)
+        earliest, latest = self.window
+        if not earliest <= moment < latest:
+            raise ValidationError(f"must be between {earliest.date()} and "
+                                  f"{(latest - timedelta(days=1)).date()}")
         return to_millis(moment)
+
+
+class EventTime(UtcDateTime):
+    """A time in an event: an input's, or one computed from it (a deadline a few working
+    days after a complaint received on 30 December 2099)."""
+
+    window = (UtcDateTime.window[0], datetime(2110, 1, 1, tzinfo=UTC))
 
 
 def Text(max_length=2000, **kwargs):
@@ -99,6 +125,38 @@ def _operator_keys(value, path=""):
             yield from _operator_keys(item, f"{path}.{index}" if path else str(index))
 
 
+# C0 control characters other than tab, newline and carriage return (forms send CRLF).
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _text_problem(text):
+    if CONTROL_CHARACTERS.search(text):
+        return "must not contain control characters"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:    # a lone surrogate: not text any store or sheet can hold
+        return "is not valid text"
+    return None
+
+
+def _bad_text(value, path=""):
+    """(path, problem) of every string in ``value``, keys included, that is not clean text."""
+    if isinstance(value, str):
+        problem = _text_problem(value)
+        if problem:
+            yield path or "_schema", problem
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and _text_problem(key):
+                yield where.encode("utf-8", "backslashreplace").decode(), "is not valid text"
+                continue
+            yield from _bad_text(item, where)
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _bad_text(item, f"{path}.{index}" if path else str(index))
+
+
 def load(schema, data, field=None, **kwargs):
     """Validate outside input: the loaded data, or ``InvalidInput`` naming each bad field.
 
@@ -114,6 +172,10 @@ def load(schema, data, field=None, **kwargs):
             f"{field}.{key}" if field else key: ["keys starting with '$' are not allowed"]
             for key in bad_keys
         })
+    bad_text = dict(_bad_text(data))
+    if bad_text:
+        raise InvalidInput({f"{field}.{path}" if field else path: [problem]
+                            for path, problem in bad_text.items()})
     try:
         return schema.load(data, **kwargs)
     except ValidationError as exc:
@@ -124,4 +186,12 @@ def require_id(value, field="id"):
     """Check a bare id argument of an RPC (not wrapped in a schema)."""
     if not isinstance(value, str) or not ID_PATTERN.match(value):
         raise InvalidInput({field: ["not a valid id"]})
+    return value
+
+
+def require_token(value, what="link"):
+    """Check a bare token argument (an owner link's, ``shared.links.new_token``): a plain
+    string that cannot be a query."""
+    if not isinstance(value, str) or not TOKEN_PATTERN.match(value):
+        raise InvalidInput({"token": [f"not a valid {what} token"]})
     return value

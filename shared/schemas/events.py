@@ -6,7 +6,7 @@ Events never carry a phone number or e-mail address: ``notify`` asks
 """
 from marshmallow import fields
 
-from shared.schemas.base import Id, OneOf, Schema, UtcDateTime
+from shared.schemas.base import EventTime, Id, OneOf, Schema
 from shared.schemas.vocabulary import (
     CHANNELS,
     COMPLAINT_DEADLINES,
@@ -30,19 +30,19 @@ class ComplaintRegistered(Schema):
     category = fields.String(required=True)
     severity = OneOf(SEVERITIES, required=True)
     channel = OneOf(CHANNELS, required=True)
-    received_at = UtcDateTime(required=True)
-    first_response_due = UtcDateTime(required=True)
-    reply_due = UtcDateTime(required=True)
+    received_at = EventTime(required=True)
+    first_response_due = EventTime(required=True)
+    reply_due = EventTime(required=True)
     repeat_of = Id(allow_none=True, load_default=None)
     routed_department = fields.String(allow_none=True, load_default=None)
-    special_measures_due = UtcDateTime(allow_none=True, load_default=None)  # repeats only
+    special_measures_due = EventTime(allow_none=True, load_default=None)  # repeats only
     work_order_id = Id(allow_none=True, load_default=None)   # emergency repair opened at once
 
 
 class ComplaintAcknowledged(Schema):
     complaint_id = Id(required=True)
     staff_id = Id(required=True)
-    acknowledged_at = UtcDateTime(required=True)
+    acknowledged_at = EventTime(required=True)
 
 
 class ComplaintAssigned(Schema):
@@ -50,14 +50,14 @@ class ComplaintAssigned(Schema):
     department = fields.String(required=True)
     assignee_id = Id(allow_none=True, load_default=None)
     external_unit = fields.String(allow_none=True, load_default=None)
-    reply_promised_at = UtcDateTime(allow_none=True, load_default=None)
-    assigned_at = UtcDateTime(required=True)
+    reply_promised_at = EventTime(allow_none=True, load_default=None)
+    assigned_at = EventTime(required=True)
 
 
 class ComplaintResolved(Schema):
     complaint_id = Id(required=True)
     staff_id = Id(required=True)
-    resolved_at = UtcDateTime(required=True)
+    resolved_at = EventTime(required=True)
 
 
 class ComplaintClosed(Schema):
@@ -65,7 +65,7 @@ class ComplaintClosed(Schema):
     household_id = Id(allow_none=True, load_default=None)
     category = fields.String(required=True)
     severity = OneOf(SEVERITIES, required=True)
-    closed_at = UtcDateTime(required=True)
+    closed_at = EventTime(required=True)
     owner_signoff = OneOf(OWNER_SIGNOFFS, required=True)
     closing_no = fields.Integer(required=True, strict=True)
     malicious = fields.Boolean(load_default=False)   # left out of satisfaction statistics
@@ -75,14 +75,14 @@ class ComplaintReopened(Schema):
     complaint_id = Id(required=True)
     reason = fields.String(required=True)
     source = OneOf(REOPEN_SOURCES, required=True)
-    reopened_at = UtcDateTime(required=True)
+    reopened_at = EventTime(required=True)
     reopen_no = fields.Integer(required=True, strict=True)
 
 
 class ComplaintOverdue(Schema):
     complaint_id = Id(required=True)
     deadline = OneOf(COMPLAINT_DEADLINES, required=True)
-    due_at = UtcDateTime(required=True)
+    due_at = EventTime(required=True)
     reopen_no = fields.Integer(strict=True, load_default=0)
     department = fields.String(allow_none=True, load_default=None)
     assignee_id = Id(allow_none=True, load_default=None)
@@ -95,7 +95,7 @@ class ComplaintEscalated(Schema):
     reason = fields.String(load_default="")
     manual = fields.Boolean(load_default=False)   # by a member of staff, not the timer
     deadline = OneOf(COMPLAINT_DEADLINES, allow_none=True, load_default=None)
-    due_at = UtcDateTime(allow_none=True, load_default=None)
+    due_at = EventTime(allow_none=True, load_default=None)
     reopen_no = fields.Integer(strict=True, load_default=0)
     department = fields.String(allow_none=True, load_default=None)
     assignee_id = Id(allow_none=True, load_default=None)
@@ -106,7 +106,7 @@ class ComplaintRepeated(Schema):
     repeat_of = Id(required=True)
     household_id = Id(allow_none=True, load_default=None)
     category = fields.String(required=True)
-    special_measures_due = UtcDateTime(required=True)
+    special_measures_due = EventTime(required=True)
 
 
 class ComplaintSpecialMeasuresTaken(Schema):
@@ -115,7 +115,7 @@ class ComplaintSpecialMeasuresTaken(Schema):
     complaint_id = Id(required=True)
     repeat_of = Id(required=True)
     staff_id = Id(required=True)
-    taken_at = UtcDateTime(required=True)
+    taken_at = EventTime(required=True)
     on_time = fields.Boolean(required=True)
 
 
@@ -124,8 +124,8 @@ class ComplaintReviewRequested(Schema):
 
     complaint_id = Id(required=True)
     review_no = fields.Integer(required=True, strict=True)
-    requested_at = UtcDateTime(required=True)
-    due_at = UtcDateTime(required=True)
+    requested_at = EventTime(required=True)
+    due_at = EventTime(required=True)
 
 
 class ComplaintReviewed(Schema):
@@ -135,7 +135,7 @@ class ComplaintReviewed(Schema):
     review_no = fields.Integer(required=True, strict=True)
     outcome = OneOf(REVIEW_OUTCOMES, required=True)
     reviewer_id = Id(required=True)
-    decided_at = UtcDateTime(required=True)
+    decided_at = EventTime(required=True)
 
 
 class ComplaintReferralUpdated(Schema):
@@ -144,7 +144,7 @@ class ComplaintReferralUpdated(Schema):
     complaint_id = Id(required=True)
     external_unit = fields.String(required=True)
     status = OneOf(EXTERNAL_STATUSES, required=True)
-    updated_at = UtcDateTime(required=True)
+    updated_at = EventTime(required=True)
 
 
 class ComplaintFlaggedMalicious(Schema):
@@ -154,7 +154,7 @@ class ComplaintFlaggedMalicious(Schema):
     malicious = fields.Boolean(required=True)
     flagged_by = Id(required=True)
     role = fields.String(required=True)
-    flagged_at = UtcDateTime(required=True)
+    flagged_at = EventTime(required=True)
 
 
 class WorkOrderRegistered(Schema):
@@ -165,9 +165,9 @@ class WorkOrderRegistered(Schema):
     complaint_id = Id(allow_none=True, load_default=None)
     kind = OneOf(WORK_ORDER_KINDS, required=True)
     important = fields.Boolean(load_default=False)
-    received_at = UtcDateTime(required=True)
-    contract_start = UtcDateTime(allow_none=True, load_default=None)
-    contract_end = UtcDateTime(allow_none=True, load_default=None)
+    received_at = EventTime(required=True)
+    contract_start = EventTime(allow_none=True, load_default=None)
+    contract_end = EventTime(allow_none=True, load_default=None)
 
 
 class WorkOrderCompleted(Schema):
@@ -175,9 +175,9 @@ class WorkOrderCompleted(Schema):
     household_id = Id(allow_none=True, load_default=None)
     kind = OneOf(WORK_ORDER_KINDS, required=True)
     important = fields.Boolean(load_default=False)
-    completed_at = UtcDateTime(required=True)
-    contract_start = UtcDateTime(allow_none=True, load_default=None)
-    contract_end = UtcDateTime(allow_none=True, load_default=None)
+    completed_at = EventTime(required=True)
+    contract_start = EventTime(allow_none=True, load_default=None)
+    contract_end = EventTime(allow_none=True, load_default=None)
     complaint_id = Id(allow_none=True, load_default=None)   # the complaint that opened it
 
 
@@ -188,15 +188,17 @@ class RevisitScheduled(Schema):
     kind = OneOf(REVISIT_KINDS, required=True)
     source_id = Id(required=True)
     household_id = Id(allow_none=True, load_default=None)
-    due_at = UtcDateTime(required=True)
+    due_at = EventTime(required=True)
     assigned_role = OneOf(ROLES, required=True)
     method = OneOf(REVISIT_METHODS, required=True)
+    # The owner may answer online: the token of the link <PUBLIC_BASE_URL>/r/<token>.
+    token = fields.String(load_default=None)
 
 
 class RevisitBooked(Schema):
     revisit_id = Id(required=True)
     household_id = Id(allow_none=True, load_default=None)
-    at = UtcDateTime(required=True)
+    at = EventTime(required=True)
     method = OneOf(REVISIT_METHODS, required=True)
 
 
@@ -207,7 +209,7 @@ class RevisitCompleted(Schema):
     reached = fields.Boolean(required=True)
     satisfaction = OneOf(SATISFACTION_LEVELS, allow_none=True, load_default=None)
     resolved = fields.Boolean(allow_none=True, load_default=None)
-    completed_at = UtcDateTime(required=True)
+    completed_at = EventTime(required=True)
 
 
 class RevisitUnsatisfied(Schema):
@@ -223,7 +225,7 @@ class RevisitOverdue(Schema):
     revisit_id = Id(required=True)
     kind = OneOf(REVISIT_KINDS, required=True)
     source_id = Id(required=True)
-    due_at = UtcDateTime(required=True)
+    due_at = EventTime(required=True)
     # what is late: the visit itself, or the reply promised to the owner during it
     deadline = OneOf(["revisit", "promised_reply"], load_default="revisit")
 
@@ -234,8 +236,8 @@ class SurveyRoundOpened(Schema):
     round_id = Id(required=True)
     title = fields.String(required=True)
     kind = fields.String(required=True)
-    opens_at = UtcDateTime(required=True)
-    closes_at = UtcDateTime(required=True)
+    opens_at = EventTime(required=True)
+    closes_at = EventTime(required=True)
     invited = fields.Integer(required=True, strict=True)
     categories = fields.List(fields.String(), load_default=list)   # asked in this estate
     anonymous = fields.Boolean(load_default=True)
@@ -246,7 +248,7 @@ class SurveyInvitationIssued(Schema):
     invitation_id = Id(required=True)
     household_id = Id(required=True)
     token = fields.String(required=True)
-    expires_at = UtcDateTime(required=True)
+    expires_at = EventTime(required=True)
     title = fields.String(load_default=None)
 
 
@@ -256,7 +258,7 @@ class SurveyReminderDue(Schema):
     household_id = Id(required=True)
     token = fields.String(required=True)
     reminder_no = fields.Integer(required=True, strict=True)
-    expires_at = UtcDateTime(load_default=None)
+    expires_at = EventTime(load_default=None)
     title = fields.String(load_default=None)
 
 
@@ -285,7 +287,7 @@ class RectificationEvent(Schema):
     round_id = Id(required=True)
     category = fields.String(required=True)
     department = fields.String(required=True)
-    due_at = UtcDateTime(required=True)
+    due_at = EventTime(required=True)
     action = fields.String(load_default=None)
     status = fields.String(load_default=None)
 

@@ -1,7 +1,21 @@
 """Inputs of intake's RPCs (CONTRACT.md, intake) and of its configuration."""
+import re
+
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from shared.schemas.base import Flag, Id, OneOf, Period, Phone, Schema, UtcDateTime
+from shared.errors import InvalidInput
+from shared.paging import Limit, ListFilters
+from shared.schemas.base import (
+    ACTOR_FIELD,
+    Flag,
+    Id,
+    IdList,
+    OneOf,
+    Period,
+    Phone,
+    Schema,
+    UtcDateTime,
+)
 from shared.schemas.vocabulary import (
     CHANNELS,
     COMPLAINT_CATEGORIES,
@@ -17,6 +31,8 @@ CONTACT_CHANNELS = ("sms", "email", "phone", "wechat")
 COMPLAINT_STATUSES = (
     "registered", "acknowledged", "assigned", "resolved", "closed", "reopened", "under_review",
 )
+# The owner's link token (secrets.token_urlsafe(16): 22 characters); nothing query-like.
+OWNER_TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{16,64}$")
 # Who may flag a complaint as malicious: a supervisor or above, never front-line staff.
 FLAGGING_ROLES = ("supervisor", "manager", "company_manager")
 WORK_ORDER_STATUSES = ("registered", "completed", "cancelled")
@@ -61,9 +77,10 @@ class HouseholdRow(Schema):
             raise ValidationError("at most one contact can be primary", "contacts")
 
 
-class HouseholdFilters(Schema):
+class HouseholdFilters(ListFilters):
     occupied = Flag()
     building = fields.String(validate=validate.Length(max=50))
+    limit = Limit(1000)            # none: the whole estate
 
 
 # complaints ------------------------------------------------------------------
@@ -156,14 +173,16 @@ class UpdateExternalStatus(Schema):
 
 class FlagMalicious(Schema):
     flagged_by = Id(required=True)
-    role = fields.String(required=True, validate=validate.OneOf(
+    # The flagger's rung; through the gateway the person's own (shared/actor.py), never typed.
+    role = fields.String(required=True, metadata={ACTOR_FIELD: "rung"}, validate=validate.OneOf(
         FLAGGING_ROLES, error="only a supervisor or a manager may flag a complaint as malicious"))
     reason = Content(required=True)
     malicious = Flag(load_default=True)   # false lifts a flag set by mistake
 
 
-class ComplaintFilters(Schema):
+class ComplaintFilters(ListFilters):
     estate_id = Id()
+    estate_ids = IdList()
     status = OneOf(COMPLAINT_STATUSES)
     category = OneOf(COMPLAINT_CATEGORIES)
     channel = OneOf(CHANNELS)
@@ -176,11 +195,35 @@ class ComplaintFilters(Schema):
     repeat = Flag()
     since = UtcDateTime()
     until = UtcDateTime()
-    limit = fields.Integer(strict=True, validate=validate.Range(1, 1000), load_default=500)
+    limit = Limit(1000, default=500)
 
 
 class StatsQuery(Schema):
     period = Period(required=True)
+
+
+# the owner's page and the estate's online form (through the gateway) --------------
+
+def require_owner_token(value):
+    """The owner's link token as an argument: a plain string that cannot be a query."""
+    if not isinstance(value, str) or not OWNER_TOKEN_PATTERN.match(value):
+        raise InvalidInput({"token": ["not a valid link"]})
+    return value
+
+
+class OwnerReviewRequest(Schema):
+    """「如果业主对投诉处理结果不满意,可以向物业公司申请复核」, asked on the owner's page."""
+    reason = Content(required=True)
+
+
+class RegisterOnlineComplaint(Schema):
+    """The estate's online form (the QR code on the notice board): whoever fills it in is
+    the reporter; a household is never taken from what a stranger types."""
+    estate_id = Id(required=True)
+    category = OneOf(COMPLAINT_CATEGORIES, required=True)
+    content = Content(required=True)
+    reporter = fields.Nested(Reporter, required=True)
+    location = Content(max_length=50, allow_none=True, load_default=None)   # building, room
 
 
 # work orders -------------------------------------------------------------------
@@ -225,8 +268,9 @@ class CancelWorkOrder(Schema):
     reason = Content(required=True)   # registered twice, withdrawn by the owner, …
 
 
-class WorkOrderFilters(Schema):
+class WorkOrderFilters(ListFilters):
     estate_id = Id()
+    estate_ids = IdList()
     kind = OneOf(WORK_ORDER_KINDS)
     status = OneOf(WORK_ORDER_STATUSES)
     household_id = Id()
@@ -234,7 +278,7 @@ class WorkOrderFilters(Schema):
     important = Flag()
     completed_since = UtcDateTime()
     completed_until = UtcDateTime()
-    limit = fields.Integer(strict=True, validate=validate.Range(1, 1000), load_default=500)
+    limit = Limit(1000, default=500)
 
 
 # configuration (config.yaml) ------------------------------------------------------
@@ -252,6 +296,7 @@ class ComplaintPolicyConfig(Schema):
     review_working_days = fields.Integer(strict=True, validate=validate.Range(1, 60))
     special_measures_hours = fields.Float(validate=validate.Range(min=1))
     repeat_window_days = fields.Integer(strict=True, validate=validate.Range(0, 3650))
+    owner_link_days = fields.Integer(strict=True, validate=validate.Range(1, 3650))
     timezone = fields.String()
     escalation_levels = fields.List(fields.Nested(EscalationLevelConfig),
                                     validate=validate.Length(min=1))

@@ -9,12 +9,14 @@ import re
 from marshmallow import ValidationError, fields, validate, validates, validates_schema
 from marshmallow.validate import Range
 
+from shared.paging import Limit, ListFilters
 from shared.schemas.base import (
     ID_PATTERN,
     LANDLINE_PATTERN,
     MOBILE_PATTERN,
     Flag,
     Id,
+    IdList,
     OneOf,
     Phone,
     QuietHours,
@@ -109,13 +111,15 @@ class SendNotification(Schema):
             raise ValidationError("required when 'to' is an address", "estate_id")
 
 
-class DeliveryFilters(Schema):
+class DeliveryFilters(ListFilters):
     estate_id = Id()
+    estate_ids = IdList()
     ref = Id()
     channel = Text(max_length=50)
     status = OneOf(DELIVERY_STATUSES)
     recipient = Text(max_length=254)
     template = Id()
+    limit = Limit(1000, default=500)
 
 
 class Preferences(Schema):

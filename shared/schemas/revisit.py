@@ -3,7 +3,19 @@ import re
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from shared.schemas.base import Flag, Id, OneOf, Period, QuietHours, Schema, Text, UtcDateTime
+from shared.paging import Limit, ListFilters
+from shared.periods import YEAR
+from shared.schemas.base import (
+    Flag,
+    Id,
+    IdList,
+    OneOf,
+    Period,
+    QuietHours,
+    Schema,
+    Text,
+    UtcDateTime,
+)
 from shared.schemas.vocabulary import (
     REVISIT_KINDS,
     REVISIT_METHODS,
@@ -12,18 +24,19 @@ from shared.schemas.vocabulary import (
     SATISFACTION_LEVELS,
 )
 
-MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+MONTH = re.compile(rf"^{YEAR}-(0[1-9]|1[0-2])$")   # the years of shared.periods
 
 
-class RevisitFilters(Schema):
+class RevisitFilters(ListFilters):
     estate_id = Id()
+    estate_ids = IdList()
     kind = OneOf(REVISIT_KINDS)
     status = OneOf(REVISIT_STATUSES)
     source_id = Id()
     household_id = Id()
     assigned_role = OneOf(ROLES)
     due_before = UtcDateTime()
-    limit = fields.Integer(strict=True, validate=validate.Range(min=1, max=2000))
+    limit = Limit(2000, default=500)
 
 
 class BookAppointment(Schema):
@@ -65,6 +78,13 @@ class RecordRevisit(Schema):
         if data.get("promised_reply_at") is not None and not data.get("reached"):
             raise ValidationError("a reply can only be promised to an owner who was reached",
                                   "promised_reply_at")
+
+
+class OnlineAnswer(Schema):
+    """The owner's own answer through the link (``record_online_revisit``)."""
+    satisfaction = OneOf(SATISFACTION_LEVELS, required=True)
+    resolved = Flag(required=True)
+    comments = fields.String(validate=validate.Length(max=2000), load_default="")
 
 
 class RecordReply(Schema):

@@ -3,15 +3,14 @@ import re
 
 from marshmallow import ValidationError, fields, post_load, validate, validates_schema
 
-from shared.errors import InvalidInput
-from shared.schemas.base import Flag, Id, OneOf, Schema, Text, UtcDateTime
+from shared.paging import Limit, ListFilters
+from shared.schemas import base
+from shared.schemas.base import Flag, Id, IdList, OneOf, Schema, Text, UtcDateTime
 from shared.schemas.vocabulary import ROUND_KINDS
 
 GENERAL_COMMENT = "general"           # the free-text box not tied to a category
 COMMENT_MAX_LENGTH = 2000
 ANSWER_SCALE = range(1, 6)            # 5 very satisfied ... 1 very unsatisfied
-# secrets.token_urlsafe(16) gives 22 characters; allow some room, nothing query-like.
-TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{16,64}$")
 # A category key becomes a field name in the tallies: lower-case words, nothing query-like.
 CATEGORY_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 SAMPLE_MODES = ("all", "stratified")
@@ -171,6 +170,19 @@ class SubmitResponse(Schema):
         return data
 
 
+class DraftResponse(SubmitResponse):
+    """A questionnaire being filled in, kept so a reload loses nothing: any part of it."""
+
+    answers = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True),
+                          load_default=dict)
+
+    @post_load
+    def drop_blank_comments(self, data, **kwargs):
+        data["comments"] = {topic: text for topic, text in data["comments"].items()
+                            if text.strip()}
+        return data
+
+
 def _is_answer(value):
     """1..5, or None for "not applicable"; True is not 1 and 4.0 is not 4."""
     return value is None or (
@@ -180,15 +192,21 @@ def _is_answer(value):
 
 def require_token(value):
     """A bare invitation token argument: a plain string that cannot be a query."""
-    if not isinstance(value, str) or not TOKEN_PATTERN.match(value):
-        raise InvalidInput({"token": ["not a valid invitation token"]})
-    return value
+    return base.require_token(value, "invitation")
 
 
-class RoundFilters(Schema):
+class RoundFilters(ListFilters):
     estate_id = Id()
+    estate_ids = IdList()          # rounds touching any of them
     status = OneOf(ROUND_STATUSES)
     kind = OneOf(ROUND_KINDS)
+    limit = Limit(200, default=200)
+
+
+class InvitationFilters(ListFilters):
+    estate_id = Id()               # the same as list_invitations' second argument
+    estate_ids = IdList()
+    limit = Limit(1000)            # none: the whole round
 
 
 class AddRectification(Schema):
@@ -208,11 +226,13 @@ class UpdateRectification(Schema):
     staff_id = Id(load_default=None)
 
 
-class RectificationFilters(Schema):
+class RectificationFilters(ListFilters):
     round_id = Id()
     estate_id = Id()
+    estate_ids = IdList()
     status = OneOf(RECTIFICATION_STATUSES)
     overdue = Flag()
+    limit = Limit(1000)            # none: all of them
 
 
 class PublishReport(Schema):

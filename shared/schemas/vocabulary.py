@@ -23,6 +23,9 @@ EXTERNAL_STATUSES = ("referred", "in_progress", "resolved", "declined")
 REVISIT_KINDS = ("complaint",) + WORK_ORDER_KINDS + ("routine",)
 REVISIT_STATUSES = ("scheduled", "booked", "done", "overdue", "cancelled")
 REVISIT_METHODS = ("phone", "sms", "email", "wechat", "onsite")
+# A revisit the owner answered themselves, through the link in its message
+# (revisit.record_online_revisit): an outcome's method, never one staff record.
+ONLINE_METHOD = "online"
 ROLES = ("staff", "supervisor", "manager")
 SATISFACTION_LEVELS = (
     "very_satisfied", "satisfied", "neutral", "unsatisfied", "very_unsatisfied",

@@ -44,7 +44,9 @@ def consumers_on(uri, name):
 
 @pytest.fixture
 def intake(service_config, container_factory):
-    container_factory(IntakeService, service_config).start()
+    # as the README says: the call centre is a standalone script, allowed by name
+    config = {**service_config, "CONTACT_CALLERS": ["notify", "standalone_rpc_proxy"]}
+    container_factory(IntakeService, config).start()
     with ServiceRpcProxy("intake", service_config, timeout=15) as rpc:
         rpc.import_households("estate-1", HOUSEHOLDS)
         yield rpc

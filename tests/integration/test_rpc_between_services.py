@@ -1,12 +1,16 @@
-"""RPC between services over the real broker: a caller never waits for ever, and a
-lost optimistic-lock race reaches it as an error to retry, not as a crash."""
+"""RPC between services over the real broker: a caller never waits for ever, a
+lost optimistic-lock race reaches it as an error to retry, not as a crash, and the
+person acting travels with the calls."""
 import logging
 
 import eventlet
 import pytest
 from nameko.exceptions import RemoteError
-from nameko.standalone.rpc import ServiceRpcProxy
+from nameko.standalone.rpc import ClusterRpcProxy, ServiceRpcProxy
 
+from services.intake.service import IntakeService
+from services.notify.service import NotifyService
+from shared.actor import ACTOR_CONTEXT_KEY, Actor
 from shared.errors import InvalidInput
 from shared.rpc import RpcProxy, rpc
 from shared.store import ConcurrentUpdate
@@ -76,3 +80,32 @@ def test_errors_meant_for_the_caller_are_logged_as_warnings_not_crashes(
     assert raised.value.exc_type == exc_type
     worker_logs = [r for r in caplog.records if r.name == "nameko.containers"]
     assert worker_logs and all(r.levelno == logging.WARNING for r in worker_logs)
+
+
+def test_the_person_acting_travels_in_the_context_data_and_history_names_them(
+        service_config, container_factory):
+    for service in (IntakeService, NotifyService):
+        container_factory(service, service_config).start()
+    with ServiceRpcProxy("intake", service_config, timeout=15) as intake:
+        intake.import_households("estate-1", [{
+            "household_id": "h-1", "building": "1", "unit": "2", "room": "301",
+            "occupied": True, "contacts": [{"name": "王芳", "phone": "13812345678"}]}])
+    person = Actor("u-cs", ("cs_staff",), ("estate-1",))
+    with ClusterRpcProxy(service_config, timeout=15,
+                         context_data={ACTOR_CONTEXT_KEY: person.to_context()}) as rpc:
+        assert rpc.intake.ping() == {"service": "intake"}
+        complaint = rpc.intake.register_complaint({
+            "estate_id": "estate-1", "household_id": "h-1", "channel": "hotline",
+            "category": "cleaning", "content": "楼道垃圾三天没人清理", "staff_id": "s-typed"})
+        acknowledged = rpc.intake.acknowledge_complaint(
+            complaint["id"], {"staff_id": "s-typed", "note": "已致歉"})
+        assert [line["by"] for line in acknowledged["history"]] == ["u-cs", "u-cs"]
+        with pytest.raises(RemoteError) as refused:   # a person never reads a full number
+            rpc.intake.get_contact("h-1")
+        assert refused.value.exc_type == "Forbidden"
+        # notify asks intake in its own name, so a person's message still reaches the owner
+        delivery = rpc.notify.send({
+            "channel": "console", "to": "h-1", "template": "complaint_received",
+            "params": {"complaint_id": complaint["id"], "reply_due": "2026-10-12 10:30"}})
+        assert (delivery["status"], delivery["address"], delivery["requested_by"]) == (
+            "sent", "138****5678", "u-cs")

@@ -78,8 +78,9 @@ def test_a_complaints_whole_life_sends_exactly_the_expected_messages(
         rpc.intake.resolve_complaint(cid, {"staff_id": "eng-3", "resolution": "更换了减压阀"})
         rpc.intake.close_complaint(cid, {"closed_by": "cs-01", "owner_signoff": "satisfied"})
         delivered(rpc, "complaint_closed")
-        [notice] = delivered(rpc, "revisit_scheduled")
+        [notice] = delivered(rpc, "revisit_online")    # a normal complaint: may answer online
         revisit_id = notice["ref"]
+        assert "http://127.0.0.1:8000/r/" in notice["text"]
 
         clock.advance(timedelta(hours=1))
         visit_at = clock.now() + timedelta(days=2)                 # 14:30 local
@@ -107,7 +108,7 @@ def test_a_complaints_whole_life_sends_exactly_the_expected_messages(
             ("complaint_received", "h-901", "sent"),
             ("complaint_assigned", "eng-3", "sent"),
             ("complaint_closed", "h-901", "sent"),
-            ("revisit_scheduled", "h-901", "sent"),
+            ("revisit_online", "h-901", "sent"),
             ("revisit_booked", "h-901", "sent"),
             ("revisit_reminder", "h-901", "sent"),
         ]

@@ -4,12 +4,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from nameko.testing.services import worker_factory
 
+from services.intake.dependencies import contact_callers
 from services.intake.policy import Policies
 from services.intake.repository import IntakeRepository
 from services.intake.service import IntakeService
+from shared.actor import Actor, Caller
 from shared.clock import FrozenClock
 from shared.config import load_config
-from shared.errors import InvalidInput, InvalidTransition, NotFound
+from shared.errors import Forbidden, InvalidInput, InvalidTransition, NotFound
 from shared.store import ConcurrentUpdate
 from tests.helpers import embedded
 
@@ -22,10 +24,15 @@ COMPLAINT = {"estate_id": "e-1", "household_id": "h-1", "channel": "wechat",
 ORDER = {"estate_id": "e-1", "household_id": "h-1", "kind": "repair", "content": "卫生间灯不亮"}
 
 
+# A call no person made, and one from notify (the service full contacts are for).
+NOBODY, FROM_NOTIFY = Caller(None, None), Caller(None, "notify")
+
+
 def make_service(repository, clock, **config):
     config = load_config(**config)
     return worker_factory(IntakeService, store=repository, clock=clock, config=config,
-                          policies=Policies.from_config(config))
+                          policies=Policies.from_config(config), caller=NOBODY,
+                          contact_callers=tuple(config["CONTACT_CALLERS"]))
 
 
 @pytest.fixture
@@ -82,6 +89,7 @@ def test_several_contacts_the_primary_one_is_used(service):
     ])])
     [household] = service.list_households("e-1")
     assert [c["phone"] for c in household["contacts"]] == ["138****5678", "021****1234"]
+    service.caller = FROM_NOTIFY
     contact = service.get_contact("h-1")
     assert (contact["name"], contact["email"], contact["preferred_channel"]) == (
         "李雷", "li@example.com", "email")
@@ -90,6 +98,7 @@ def test_several_contacts_the_primary_one_is_used(service):
 def test_get_contact_is_the_only_place_with_the_full_number(service):
     complaint = service.register_complaint(COMPLAINT)
     assert "13812345678" not in str(complaint)
+    service.caller = FROM_NOTIFY
     assert service.get_contact(complaint["id"])["phone"] == "13812345678"
     assert service.get_contact("h-1")["email"] == "wf@example.com"
     order = service.register_work_order(ORDER)
@@ -558,3 +567,112 @@ def test_a_work_order_registered_by_mistake_is_cancelled_not_deleted(service):
         service.cancel_work_order(order["id"], {"staff_id": "desk-1", "reason": "again"})
     with pytest.raises(NotFound):
         service.cancel_work_order("wo-nothing", {"staff_id": "desk-1", "reason": "x"})
+
+
+# who acted: the person the gateway passes along (shared/actor.py) --------------------------
+
+AGENT = Actor("u-cs", ("cs_staff",), ("e-1",))
+MANAGER = Actor("u-mgr", ("estate_manager",), ("e-1",))
+FLAG = {"flagged_by": "sup-typed", "role": "supervisor", "reason": "同一事项已答复十次"}
+
+
+def test_with_an_actor_every_step_names_the_person_whatever_the_body_says(service):
+    service.caller = Caller(AGENT, "gateway")
+    cid = service.register_complaint(dict(COMPLAINT, category="water_supply",
+                                          staff_id="s-typed"))["id"]
+    service.acknowledge_complaint(cid, {"staff_id": "s-1"})
+    service.assign_complaint(cid, {"department": "客服中心", "external_unit": "自来水公司",
+                                   "assignee_id": "s-7", "staff_id": "s-1"})
+    service.update_external_status(cid, {"staff_id": "s-1", "status": "in_progress",
+                                         "note": "已报修"})
+    service.escalate_complaint(cid, {"staff_id": "s-1", "reason": "业主要求经理处理"})
+    service.resolve_complaint(cid, {"staff_id": "s-7", "resolution": "已恢复供水"})
+    service.close_complaint(cid, {"closed_by": "s-1", "owner_signoff": "satisfied"})
+    service.request_review(cid, {"reason": "不服", "staff_id": "s-1"})
+    service.decide_review(cid, {"reviewer_id": "mgr-1", "outcome": "overturned",
+                                "finding": "应再协调"})
+    service.acknowledge_complaint(cid, {"staff_id": "s-1"})
+    service.assign_complaint(cid, {})                      # no staff_id typed at all
+    service.resolve_complaint(cid, {"resolution": "已协调"})   # nor here (required without one)
+    service.close_complaint(cid, {"owner_signoff": "none"})
+    complaint = service.reopen_complaint(cid, {"reason": "又停水", "source": "owner",
+                                               "staff_id": "s-1"})
+    assert len(complaint["history"]) == 14
+    assert {line["by"] for line in complaint["history"]} == {"u-cs"}
+    assert [e["by"] for e in complaint["escalations"]] == ["u-cs"]
+    assert complaint["reviews"][0]["decided_by"] == "u-cs"
+
+
+def test_with_an_actor_special_measures_and_work_orders_name_the_person(service):
+    first = service.register_complaint(COMPLAINT)
+    again = service.register_complaint(dict(COMPLAINT, content="又在装修"))
+    assert again["repeat_of"] == first["id"]
+    service.caller = Caller(AGENT, "gateway")
+    done = service.record_special_measures(again["id"], {"staff_id": "sup-1",
+                                                         "measures": "主管上门协调"})
+    assert done["special_measures"][0]["by"] == "u-cs"
+    order = service.register_work_order(dict(ORDER, staff_id="s-typed"))
+    completed = service.complete_work_order(order["id"], {"staff_id": "s-9"})
+    cancelled = service.cancel_work_order(service.register_work_order(ORDER)["id"],
+                                          {"staff_id": "s-9", "reason": "重复登记"})
+    assert completed["completed_by"] == cancelled["cancelled_by"] == "u-cs"
+    assert {line["by"] for line in completed["history"] + cancelled["history"]} == {"u-cs"}
+
+
+def test_without_an_actor_the_typed_names_stand(service):
+    cid = service.register_complaint(dict(COMPLAINT, staff_id="s-desk"))["id"]
+    complaint = work_through(service, cid, *ALL_STEPS)
+    assert [line["by"] for line in complaint["history"]] == ["s-desk", "s-1", "s-7", "s-7", "s-1"]
+    order = service.register_work_order(ORDER)
+    assert service.complete_work_order(order["id"], {"staff_id": "s-9"})["completed_by"] == "s-9"
+
+
+def test_with_an_actor_the_role_is_the_persons_rung_not_the_bodys(service):
+    cid = service.register_complaint(COMPLAINT)["id"]
+    for person in (AGENT, Actor("u-dept", ("department",), ("e-1",))):
+        service.caller = Caller(person, "gateway")
+        with pytest.raises(InvalidInput) as error:      # the body claims a supervisor
+            service.flag_malicious(cid, FLAG)
+        assert error.value.errors == {
+            "role": ["only a supervisor or a manager may flag a complaint as malicious"]}
+    assert service.get_complaint(cid)["malicious"] is False
+    service.caller = Caller(MANAGER, "gateway")
+    flagged = service.flag_malicious(cid, dict(FLAG, role="staff"))   # typed too low: no matter
+    assert flagged["malicious"] is True
+    assert (flagged["malicious_flag"]["by"], flagged["malicious_flag"]["role"]) == (
+        "u-mgr", "manager")
+    assert flagged["history"][-1]["by"] == "u-mgr"
+
+
+def test_an_actor_that_cannot_be_read_is_refused_not_ignored(service):
+    service.caller = Caller(None, "gateway", unreadable_actor=True)
+    with pytest.raises(InvalidInput) as error:
+        service.register_complaint(dict(COMPLAINT, staff_id="s-typed"))
+    assert list(error.value.errors) == ["huifang.actor"]
+    assert stored_complaints(service) == []
+
+
+def test_full_contacts_go_only_to_the_listed_services_and_never_to_a_person(service):
+    service.caller = FROM_NOTIFY
+    assert service.get_contact("h-1")["phone"] == "13812345678"
+    for caller in (Caller(None, "revisit"), Caller(None, "standalone_rpc_proxy"),
+                   Caller(None, None), Caller(AGENT, "notify"),
+                   Caller(None, "notify", unreadable_actor=True)):
+        service.caller = caller
+        with pytest.raises(Forbidden, match="full contacts"):
+            service.get_contact("h-1")
+
+
+def test_contact_callers_come_from_config_checked_at_start_up(clock):
+    service = make_service(embedded(IntakeRepository), clock,
+                           CONTACT_CALLERS=["notify", "standalone_rpc_proxy"])
+    service.import_households("e-1", [HOUSEHOLD])
+    service.caller = Caller(None, "standalone_rpc_proxy")
+    assert service.get_contact("h-1")["phone"] == "13812345678"
+    assert contact_callers({}) == ("notify",)
+    with pytest.raises(ValueError, match="CONTACT_CALLERS"):
+        contact_callers({"CONTACT_CALLERS": "notify"})   # "no" would pass as a substring
+
+
+def test_ping_answers_with_the_service_name(service):
+    assert service.ping() == {"service": "intake"}

@@ -41,7 +41,7 @@ EVENT_DATA = {
     "revisit_scheduled": {
         "revisit_id": "rv-1", "kind": "complaint", "source_id": "cmp-1", "household_id": "h-1",
         "due_at": datetime(2026, 10, 15, 17, 0, tzinfo=UTC),   # 16 Oct in Shanghai
-        "assigned_role": "staff", "method": "onsite",
+        "assigned_role": "staff", "method": "onsite", "token": "rv-token-abcdefghijk",
     },
     "revisit_booked": {
         "revisit_id": "rv-1", "household_id": "h-1",
@@ -150,6 +150,34 @@ def test_a_report_without_answers_says_so_in_words():
 def test_survey_link_joins_base_url_and_token_with_one_slash():
     assert domain.Context(survey_base_url="https://a.cn/s").survey_link("t1") == "https://a.cn/s/t1"
     assert domain.Context(survey_base_url="https://a.cn/s/").survey_link("t1") == "https://a.cn/s/t1"
+
+
+def test_a_revisit_link_is_the_public_base_then_r_then_the_token():
+    context = domain.Context(public_base_url="https://wy.example.cn/")
+    assert context.revisit_link("tok-1") == "https://wy.example.cn/r/tok-1"
+    assert domain.Context().revisit_link("tok-1") == "http://127.0.0.1:8000/r/tok-1"
+
+
+def test_a_revisit_the_owner_may_answer_online_gets_the_message_with_its_link():
+    data = dict(parsed("revisit_scheduled"), method="phone")
+    plain, online = domain.NOTIFICATIONS["revisit_scheduled"]
+    assert (plain.template, online.template) == ("revisit_scheduled", "revisit_online")
+    assert plain.recipients(data) is None
+    assert online.recipients(data).alternatives == (("contact", "h-1"),)
+    for locale, words in (("zh", "如未回复"), ("en", "If we hear nothing")):
+        text = domain.render(CATALOGUE[locale]["revisit_online"],
+                             online.build(data, CONTEXT), "x").text
+        assert "http://127.0.0.1:8000/r/rv-token-abcdefghijk " in text, text
+        assert words in text and "2026-10-16" in text
+
+
+def test_a_revisit_without_a_token_gets_the_message_without_a_link():
+    data = dict(parsed("revisit_scheduled"), token=None)
+    plain, online = domain.NOTIFICATIONS["revisit_scheduled"]
+    assert online.recipients(data) is None
+    assert plain.recipients(data).alternatives == (("contact", "h-1"),)
+    assert "/r/" not in domain.render(CATALOGUE["zh"]["revisit_scheduled"],
+                                      plain.build(data, CONTEXT), "x").text
 
 
 def test_email_subject_is_rendered_too():
@@ -389,8 +417,10 @@ def test_assignment_goes_to_the_assignee_or_else_the_department():
 
 
 def test_a_revisit_of_a_common_area_job_has_no_household_to_tell():
-    notification = domain.NOTIFICATIONS["revisit_scheduled"][0]
-    assert notification.recipients(dict(parsed("revisit_scheduled"), household_id=None)) is None
+    for token in (None, "rv-token-abcdefghijk"):
+        data = dict(parsed("revisit_scheduled"), household_id=None, token=token)
+        assert all(notification.recipients(data) is None
+                   for notification in domain.NOTIFICATIONS["revisit_scheduled"])
 
 
 # delivery state -----------------------------------------------------------------------

@@ -12,6 +12,7 @@ from services.notify.channels import Channel, ChannelError
 from services.notify.repository import NotifyRepository
 from services.notify.service import NotifyService
 from services.notify.settings import NotifySettings, SettingsError
+from shared.actor import Actor, Caller
 from shared.clock import FrozenClock
 from shared.envelope import new_event, parse_event
 from shared.errors import InvalidInput
@@ -117,7 +118,7 @@ def make_service(repository, intake, clock):
         settings = NotifySettings({"NOTIFY_CHANNELS": ["console"], "NOTIFY_STAFF": STAFF,
                                    **config})
         service = worker_factory(NotifyService, store=repository, clock=clock, intake=intake,
-                                 settings=settings)
+                                 settings=settings, caller=Caller(None, None))
         service.channel = lambda name, estate_id=None: settings.channel(estate_id, name)
         return service
     return make
@@ -261,6 +262,19 @@ def test_revisit_scheduled_tells_the_household_when_and_how(service, intake):
     [delivery] = service.list_deliveries({"ref": "rv-1"})
     assert delivery["template"] == "revisit_scheduled" and delivery["status"] == "sent"
     assert "2026-10-12" in delivery["text"] and "电话" in delivery["text"]
+
+
+def test_a_revisit_the_owner_may_answer_online_links_to_its_page_once(
+        make_service, repository, intake):
+    service = make_service(PUBLIC_BASE_URL="https://wy.huifang.cn/")
+    envelope = handle(service, event("revisit_scheduled", token="tok-rv-0123456789abc"))
+    handle(service, envelope)      # redelivered: still one message
+
+    [delivery] = service.list_deliveries({"ref": "rv-1"})
+    assert delivery["template"] == "revisit_online" and delivery["status"] == "sent"
+    assert "https://wy.huifang.cn/r/tok-rv-0123456789abc " in delivery["text"]
+    assert "2026-10-12" in delivery["text"] and "电话" in delivery["text"]
+    intake.get_contact.assert_called_once_with("h-1")
 
 
 def test_a_revisit_without_household_is_skipped_quietly(service, repository, intake):
@@ -979,3 +993,23 @@ def test_set_preferences_needs_a_valid_household_id(service):
     with pytest.raises(InvalidInput) as error:
         service.set_preferences({"$ne": None}, {})
     assert "household_id" in error.value.errors
+
+
+# who acted: the person the gateway passes along (shared/actor.py) ------------------------
+
+def test_with_an_actor_the_delivery_and_preferences_name_who_asked(service, repository):
+    service.caller = Caller(Actor("u-cs", ("cs_staff",), ("e-1",)), "gateway")
+    delivery = service.send(SEND)
+    assert delivery["requested_by"] == "u-cs"
+    assert service.set_preferences("h-1", {"opt_out": True})["updated_by"] == "u-cs"
+    service.caller = Caller(None, None)        # changed again by a service: nobody named
+    assert "updated_by" not in service.set_preferences("h-1", {"opt_out": False})
+    assert "updated_by" not in repository.db.preferences.find_one({"_id": "h-1"})
+
+
+def test_without_an_actor_nobody_is_said_to_have_asked(service):
+    assert "requested_by" not in service.send(SEND)
+
+
+def test_ping_answers_with_the_service_name(service):
+    assert service.ping() == {"service": "notify"}

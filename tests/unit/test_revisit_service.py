@@ -8,6 +8,7 @@ from nameko.testing.services import worker_factory
 from services.revisit.policies import PolicyBook
 from services.revisit.repository import RevisitRepository
 from services.revisit.service import RevisitService
+from shared.actor import Actor, Caller
 from shared.clock import FrozenClock
 from shared.config import load_config
 from shared.envelope import new_event, parse_event
@@ -21,7 +22,7 @@ CONFIG = load_config(REVISIT_ESTATE_POLICIES={"e-30": {"policy": "in_home_repair
 
 def make_service(repository, clock):
     return worker_factory(RevisitService, store=repository, clock=clock,
-                          policies=PolicyBook(CONFIG))
+                          policies=PolicyBook(CONFIG), caller=Caller(None, None))
 
 
 @pytest.fixture
@@ -478,3 +479,32 @@ def test_revisit_stats_refuse_bad_input(service, estate, period, field):
     with pytest.raises(InvalidInput) as error:
         service.revisit_stats(estate, period)
     assert field in error.value.errors
+
+
+# -- who acted: the person the gateway passes along (shared/actor.py) ---------------------
+
+def test_with_an_actor_the_visit_booking_and_reply_name_the_person(service):
+    service.schedule_complaint_revisit(closed_event("major"))
+    [revisit] = service.list_revisits({})
+    service.caller = Caller(Actor("u-sup", ("supervisor",), ("e-1",)), "gateway")
+    assert book_for_tomorrow(service, revisit["id"])["booked_by"] == "u-sup"
+    done = service.record_revisit(revisit["id"], dict(
+        ONSITE_VISIT, visitor_id="s-typed", promised_reply_at=(NOW + timedelta(days=2)).isoformat()))
+    assert done["outcome"]["visitor_id"] == done["attempts"][0]["visitor_id"] == "u-sup"
+    answered = service.record_reply(revisit["id"], {"staff_id": "s-typed", "reply": "明年一月"})
+    assert answered["reply"]["staff_id"] == "u-sup"
+
+
+def test_without_an_actor_the_typed_visitor_stands_and_nobody_is_said_to_have_booked(service):
+    service.schedule_complaint_revisit(closed_event("major"))
+    [revisit] = service.list_revisits({})
+    service.caller = Caller(Actor("u-sup", ("supervisor",)), "gateway")
+    book_for_tomorrow(service, revisit["id"])
+    service.caller = Caller(None, None)
+    moved = book_for_tomorrow(service, revisit["id"])      # moved by a service: no person
+    assert moved["booked_by"] is None
+    assert service.record_revisit(revisit["id"], ONSITE_VISIT)["outcome"]["visitor_id"] == "s-1"
+
+
+def test_ping_answers_with_the_service_name(service):
+    assert service.ping() == {"service": "revisit"}

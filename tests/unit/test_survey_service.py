@@ -9,6 +9,7 @@ from nameko.testing.services import worker_factory
 from services.survey import domain
 from services.survey.repository import SurveyRepository
 from services.survey.service import SurveyService
+from shared.actor import Actor, Caller
 from shared.clock import FrozenClock
 from shared.envelope import parse_event
 from shared.errors import InvalidInput, InvalidTransition, NotFound
@@ -47,7 +48,8 @@ def service(store, clock):
     intake = Mock()
     intake.list_households.side_effect = list_households
     return worker_factory(SurveyService, store=store, clock=clock, intake=intake,
-                          config={"SURVEY_POLICY": {"min_ranked_returns": 2}})
+                          config={"SURVEY_POLICY": {"min_ranked_returns": 2}},
+                          caller=Caller(None, None))
 
 
 def new_round(service, **changes):
@@ -616,7 +618,7 @@ def two_instances(store, clock):
         intake = Mock()
         intake.list_households.side_effect = list_households
         return worker_factory(SurveyService, store=store, clock=clock, intake=intake,
-                              config={"SURVEY_POLICY": {}})
+                              config={"SURVEY_POLICY": {}}, caller=Caller(None, None))
     return instance(), instance()
 
 
@@ -864,3 +866,40 @@ def without_quotes(report):
     return dict(report, opinions=[
         dict(opinion, terms=[dict(term, quotes=None) for term in opinion["terms"]])
         for opinion in report["opinions"]])
+
+
+# who acted: the person the gateway passes along (shared/actor.py) ------------------------
+
+RECTIFICATION = {"estate_id": "e1", "category": "cleaning", "action": "增加清运",
+                 "department": "环境部", "due_at": "2026-07-01T00:00:00+00:00"}
+
+
+def test_with_an_actor_the_template_round_plan_and_publication_name_the_person(service):
+    service.caller = Caller(Actor("u-mgr", ("estate_manager",), ("e1", "e2")), "gateway")
+    template = service.save_template({"template_id": "t-1", "title": "物业", "categories": TEMPLATE})
+    assert template["created_by"] == "u-mgr"
+    round_ = new_round(service)
+    assert round_["created_by"] == "u-mgr"
+    item = service.add_rectification(round_["id"], RECTIFICATION)
+    assert item["history"][0]["by"] == "u-mgr"
+    done = service.update_rectification(item["id"], {"status": "done", "staff_id": "s-typed"})
+    assert done["history"][-1]["by"] == "u-mgr"
+    assert service.close_round(round_["id"])["closed_by"] == "u-mgr"
+    published = service.publish_report(round_["id"])
+    assert {estate: entry["by"] for estate, entry in published["published"].items()} == {
+        "e1": "u-mgr", "e2": "u-mgr"}
+
+
+def test_without_an_actor_the_typed_staff_stands_and_nobody_else_is_named(service):
+    round_ = new_round(service)
+    item = service.add_rectification(round_["id"], RECTIFICATION)
+    done = service.update_rectification(item["id"], {"status": "done", "staff_id": "s-typed"})
+    assert [line["by"] for line in done["history"]] == [None, "s-typed"]
+    closed = service.close_round(round_["id"])
+    published = service.publish_report(round_["id"])
+    assert "created_by" not in round_ and "closed_by" not in closed
+    assert "by" not in published["published"]["e1"]
+
+
+def test_ping_answers_with_the_service_name(service):
+    assert service.ping() == {"service": "survey"}
