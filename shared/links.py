@@ -8,6 +8,7 @@ service that starts with one outside development says so loudly (``warn_if_unrea
 """
 import ipaddress
 import logging
+import re
 import secrets
 from urllib.parse import urlsplit
 
@@ -33,6 +34,16 @@ def public_base_url(config: dict) -> str:
 def owner_link(base_url: str, page: str, token: str) -> str:
     """``<base>/<page>/<token>``: the link an owner opens."""
     return f"{base_url.rstrip('/')}/{page}/{token}"
+
+
+# A link to an owner page in a message: its token is the owner's credential.
+_OWNER_LINK = re.compile(r"(/[csr]/)([A-Za-z0-9_-]{4})[A-Za-z0-9_-]+")
+
+
+def hide_tokens(text: str) -> str:
+    """``text`` with every owner link's token cut to its first characters: staff reading
+    the delivery log must not be able to answer in an owner's name."""
+    return _OWNER_LINK.sub(r"\1\2…", text) if isinstance(text, str) else text
 
 
 def warn_if_unreachable(name: str, url: str, environment: str | None) -> bool:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from shared.envelope import new_event
-from shared.links import DEFAULT_PUBLIC_BASE_URL, owner_link
+from shared.links import DEFAULT_PUBLIC_BASE_URL, hide_tokens, owner_link
 from shared.masking import mask_address, mask_email, mask_phone
 
 SOURCE = "notify"
@@ -709,9 +709,12 @@ def suppressed(reason, now, attempts=None):
     return changes
 
 
-def public_view(delivery):
-    """A delivery as staff see it: addresses masked, the bookkeeping left out."""
+def public_view(delivery, show_links=True):
+    """A delivery as staff see it: addresses masked, the bookkeeping left out, and the
+    owner links' tokens cut short unless ``show_links``."""
     view = {key: value for key, value in delivery.items() if key not in ("claim", "claimed_until")}
+    if not show_links:
+        view["text"] = hide_tokens(view.get("text"))
     view["address"] = mask_address(delivery.get("address"))
     view["routes"] = [dict(route, address=mask_address(route["address"]))
                       for route in delivery.get("routes", [])]

@@ -276,6 +276,13 @@ def test_a_revisit_the_owner_may_answer_online_links_to_its_page_once(
     assert "2026-10-12" in delivery["text"] and "电话" in delivery["text"]
     intake.get_contact.assert_called_once_with("h-1")
 
+    # staff reading the log through the gateway cannot answer in the owner's name
+    service.caller = Caller(Actor("u-sup", ("supervisor",), ("e-1",)), "gateway")
+    [seen] = service.list_deliveries({"ref": "rv-1"})
+    assert "tok-rv-0123456789abc" not in seen["text"] and "/r/tok-…" in seen["text"]
+    service.caller = Caller(Actor("u-admin", ("admin",), ()), "gateway")
+    assert "/r/tok-rv-0123456789abc" in service.list_deliveries({"ref": "rv-1"})[0]["text"]
+
 
 def test_a_revisit_without_household_is_skipped_quietly(service, repository, intake):
     handle(service, event("revisit_scheduled", household_id=None))
