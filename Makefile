@@ -65,4 +65,4 @@ down:
 	docker compose down
 
 clean:
-	rm -rf $(VENV) .run *.egg-info
+	rm -rf $(VENV) .run *.egg-info .cache test-artifacts

@@ -29,6 +29,11 @@ def listener(service_config):
 @pytest.fixture(scope="module")
 def module_service_config(request, vhost_pipeline):
     """``service_config`` for a whole test module: its own vhost, shared by its tests."""
+    yield from vhost_service_config(request, vhost_pipeline)
+
+
+def vhost_service_config(request, vhost_pipeline):
+    """(A generator for fixtures of any scope.) ``service_config`` on a vhost of its own."""
     from urllib.parse import urlparse
 
     uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
@@ -45,11 +50,16 @@ def module_service_config(request, vhost_pipeline):
 def gateway(module_service_config, tmp_path_factory):
     """The five services as ``make run`` starts them, the gateway on a free local port;
     shared by a module's tests (each makes its own estates and users)."""
+    yield from running_gateway(module_service_config, tmp_path_factory)
+
+
+def running_gateway(config, tmp_path_factory):
+    """(A generator for fixtures of any scope.) The five services and the gateway's client."""
     from tests.helpers import GatewayClient, ServiceProcesses, free_port
 
     port = free_port()
     processes = ServiceProcesses(
-        module_service_config, tmp_path_factory.mktemp("services"),
+        config, tmp_path_factory.mktemp("services"),
         services=("intake", "revisit", "survey", "notify", "gateway"),
         GATEWAY_ADDRESS=f"127.0.0.1:{port}", HUIFANG_ENV="development",
         HUIFANG_ADMIN_PASSWORD=GatewayClient.ADMIN_PASSWORD, NOTIFY_QUIET_HOURS="",
