@@ -23,7 +23,7 @@ from marshmallow import Schema
 from nameko.extensions import DependencyProvider
 
 from shared.errors import Forbidden, InvalidInput
-from shared.schemas.base import ACTOR_FIELD, load
+from shared.schemas.base import ACTOR_FIELD, ID_PATTERN, load
 from shared.schemas.vocabulary import GROUP_WIDE_ROLES, USER_ROLE_RUNGS
 
 ACTOR_CONTEXT_KEY = "huifang.actor"
@@ -61,13 +61,17 @@ class Actor:
     @classmethod
     def from_context(cls, context_data: dict) -> "Actor | None":
         data = context_data.get(ACTOR_CONTEXT_KEY)
-        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
-            return None
+        if not isinstance(data, dict) or not _is_id(data.get("id")):
+            return None   # an id goes into records (``booked_by``): a plain id, nothing else
         roles, estates = data.get("roles") or [], data.get("estates") or []
-        if not all(isinstance(names, list) and all(isinstance(name, str) for name in names)
+        if not all(isinstance(names, list) and all(_is_id(name) for name in names)
                    for names in (roles, estates)):
             return None   # "supervisor" as a bare string must not become nine roles
         return cls(data["id"], tuple(roles), tuple(estates))
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, str) and ID_PATTERN.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)

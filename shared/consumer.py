@@ -7,10 +7,16 @@ RabbitMQ restarted under load. Ignoring it is right: an unacked message goes bac
 its queue when the connection dies, comes again on the new connection, and every
 handler here is idempotent.
 
+A body kombu cannot decode (not JSON, a content type we do not accept) is handed to the
+entrypoint that consumes its queue (``handle_undecodable``): an RPC answers the caller
+``InvalidInput``, an event handler dead-letters it. nameko's default only logged and acked
+it, so an RPC caller waited out its whole timeout for an answer that never came.
+
 Every entrypoint and RPC proxy of ours shares this one consumer (nameko shares
 extensions by class), so a service still holds a single consuming connection.
 """
 import logging
+from functools import partial
 
 from amqp.exceptions import ConnectionError as AmqpConnectionError
 from kombu.exceptions import OperationalError
@@ -33,3 +39,18 @@ class BrokerSafeQueueConsumer(QueueConsumer):
             super().requeue_message(message)
         except CONNECTION_LOST as exc:
             log.warning("requeue lost with the broker connection (%s); the broker redelivers", exc)
+
+    def get_consumers(self, consumer_cls, channel):
+        consumers = super().get_consumers(consumer_cls, channel)
+        for provider, consumer in self._consumers.items():
+            consumer.on_decode_error = partial(self._undecodable, provider)
+        return consumers
+
+    def _undecodable(self, provider, message, exc):
+        """A message kombu could not decode: its entrypoint answers for it, if it can."""
+        handle = getattr(provider, "handle_undecodable", None)
+        if handle is None:
+            self.on_decode_error(message, exc)    # kombu's default: logged and acked
+            return
+        self.container.spawn_managed_thread(partial(handle, message, exc),
+                                            identifier=f"{type(provider).__name__}.undecodable")

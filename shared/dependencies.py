@@ -4,7 +4,8 @@
 repository once per container (``MONGO_URI`` selects a server; without it the
 embedded mongomock store is used and the service says, once, that data will
 not survive a restart), declares the broker topology before anything can
-publish, and runs the outbox relay.
+publish, and runs the outbox relay. It also tells each worker which RPC it runs
+(``shared.idempotency``: the request's key is kept in this store).
 """
 import logging
 import time
@@ -15,7 +16,7 @@ from kombu import Connection
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.extensions import DependencyProvider
 
-from shared import embedded, topology
+from shared import embedded, idempotency, topology
 from shared.clock import Clock
 from shared.messaging import EventPublisher
 
@@ -53,7 +54,7 @@ class Store(DependencyProvider):
         self.repository_class = repository_class
         # False for a service that publishes nothing: no topology to declare, no relay
         self.events = events
-        self.relay = None
+        self.relay = self.purger = None
 
     def setup(self):
         config = self.container.config
@@ -66,8 +67,24 @@ class Store(DependencyProvider):
             outbox_grace_seconds=float(config.get("OUTBOX_GRACE_SECONDS") or 10),
         )
         self.repository.create_indexes()
+        # Kept requests expire by a TTL index on MongoDB. mongomock would re-scan every
+        # record on each access of a TTL-indexed collection (each RPC): there a thread
+        # purges them instead (``start``).
+        self.purge_requests = not uri
+        if uri:
+            self.repository.db[idempotency.REQUESTS].create_indexes(idempotency.INDEXES)
+
+    def worker_setup(self, worker_ctx):
+        # runs in the worker's own green thread, before its method (nameko's _run_worker)
+        idempotency.CURRENT_CALL.set(idempotency.call_context(worker_ctx))
+
+    def worker_teardown(self, worker_ctx):
+        idempotency.CURRENT_CALL.set(None)
 
     def start(self):
+        if self.purge_requests:
+            self.purger = self.container.spawn_managed_thread(
+                self._purge_forever, identifier="request log purge")
         if not self.events:
             return
         config = self.container.config
@@ -86,10 +103,19 @@ class Store(DependencyProvider):
             except Exception:
                 log.exception("outbox relay failed; will try again")
 
+    def _purge_forever(self):
+        while True:
+            eventlet.sleep(idempotency.PURGE_SECONDS)
+            try:
+                idempotency.purge_expired(self.repository.db)
+            except Exception:
+                log.exception("purging expired requests failed; will try again")
+
     def stop(self):
         # A pass cut short at most sends an event twice, which consumers absorb.
-        if self.relay is not None:
-            self.relay.kill()
+        for thread in (self.relay, self.purger):
+            if thread is not None:
+                thread.kill()
         if self.client is not _embedded_client:
             self.client.close()
 

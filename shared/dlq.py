@@ -33,9 +33,10 @@ def _take(channel, service, limit):
 def _describe(message):
     headers = message.headers or {}
     body = message.payload
+    envelope = body if isinstance(body, dict) else {}   # a malformed one may be anything
     return {
-        "event_id": message.properties.get("message_id") or (body or {}).get("id"),
-        "type": (body or {}).get("type") if isinstance(body, dict) else None,
+        "event_id": message.properties.get("message_id") or envelope.get("id"),
+        "type": envelope.get("type"),
         "queue": headers.get(QUEUE_HEADER),
         "attempts": headers.get(ATTEMPT_HEADER),
         "failed_at": headers.get(FAILED_AT_HEADER),

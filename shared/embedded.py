@@ -1,33 +1,361 @@
-"""The embedded store: mongomock, with id lookups answered without a scan.
+"""The embedded store: mongomock, with the indexes the repositories declare.
 
-mongomock keeps a collection's documents in a dict keyed by ``_id`` but runs
-every query, even ``{"_id": ...}``, as a scan of all of them, so each write of
-a service grew slower with its data (most of notify's time in a profile of
-the complaint pipeline). A filter naming one plain ``_id`` now looks the
-document up and still checks the rest of the filter on it.
+mongomock keeps a collection's documents in a dict keyed by ``_id`` and answers
+every query, every unique-index check included, by a scan of all of them: each
+insert into a collection with a unique index cost as much as the collection was
+large (``survey.create_round``: n² in its invitations), and every lookup by
+token, estate or round grew with the data (DESIGN.md §10). Here a client from
+``new_client`` keeps, beside each collection, a hash index per field that
+starts a declared index (``create_index``/``create_indexes``), and answers from
+them:
+
+* **Which queries.** A filter with plain equality, or ``$in`` of plain values
+  (str, int, float, bool, datetime, None), on ``_id`` or on the first key of a
+  declared index — at its top or inside ``$and`` (the paged lists' keyset
+  query) — takes its candidates from the smallest such index. Each candidate
+  is still checked against the whole filter by mongomock's ``filter_applies``
+  and they come in the scan's order (the order documents were stored in), so
+  mongomock's own sort, skip and limit see what the scan would have given.
+  Everything else is the ordinary scan; results are identical either way.
+* **What an index holds.** Every value mongomock's matching sees at the
+  field's (dotted) path: each element of a list (multikey, as MongoDB does;
+  rounds' ``estate_ids``), None for a missing field — unless every index
+  starting with the field is sparse, when documents lacking it are left out
+  and a query for None scans. A value that cannot be hashed exactly as
+  mongomock compares it (a dict, a nested list, NaN, types other than those
+  above) puts its document among the candidates of every lookup on that field.
+* **Uniqueness.** mongomock's own check (``_ensure_uniques``) runs unchanged;
+  it queries by equality on the index's keys, so it is answered from the index
+  too, with mongomock's rules (sparse, its DuplicateKeyError).
+* **Keeping them right.** Inserts, upserts, replacements, rollbacks, deletes,
+  TTL expiry and drop all write through the collection's ``CollectionStore``
+  (``__setitem__``/``__delitem__``/``drop``), which keeps the indexes here.
+  ``$set``/``$inc``/``$push``/``$pull``/… change the stored dict *in place*
+  with no store write, so every in-place update is followed by a re-index of
+  its document (one that failed halfway is undone first: ``_reindexing``).
+  Each index remembers what it holds for each document, so the old entries of
+  a changed document come out.
+
+Plain ``mongomock.MongoClient``s are left as they were, with only their one-id
+lookups answered without a scan (``_by_id``). For every client, mongomock's
+cursor no longer copies all its results for each document it hands out, nor
+computes every match of an unsorted query with a limit (``find_one`` included):
+``_compute_window``.
 """
+import copy
+import functools
+import itertools
+import math
 from collections.abc import Mapping
+from datetime import datetime
 
 import mongomock
-from mongomock.collection import Collection
-from mongomock.filtering import filter_applies
+from mongomock import helpers
+from mongomock.collection import Collection, Cursor
+from mongomock.filtering import NOTHING, filter_applies, iter_key_candidates
+from mongomock.store import CollectionStore, DatabaseStore, ServerStore
+
+# What mongomock compares with == and Python hashes consistently with it.
+_PLAIN = frozenset({str, int, float, bool, datetime, type(None)})
+
+
+def _plain(value):
+    return type(value) in _PLAIN and not (type(value) is float and math.isnan(value))
+
+
+class _HashIndex:
+    """One field: each value it holds -> the store keys of the documents holding it."""
+
+    def __init__(self, field, sparse):
+        self.field, self.sparse = field, sparse
+        self.keys = {}        # value -> {store key, ...}
+        self.loose = set()    # documents holding a value not hashed: candidates of every lookup
+        self.held = {}        # store key -> (values, loose): what to take out when it changes
+
+    def entry(self, document):
+        values, loose = set(), False
+        for found in iter_key_candidates(self.field, document):
+            for value in found if isinstance(found, (list, tuple)) else (found,):
+                value = None if value is NOTHING else value
+                if _plain(value):
+                    values.add(value)
+                else:
+                    loose = True
+        if self.sparse:
+            values.discard(None)
+        return frozenset(values), loose
+
+    def put(self, key, document):
+        entry = self.entry(document)
+        if self.held.get(key) == entry:
+            return
+        self.remove(key)
+        values, loose = entry
+        for value in values:
+            self.keys.setdefault(value, set()).add(key)
+        if loose:
+            self.loose.add(key)
+        if values or loose:
+            self.held[key] = entry
+
+    def remove(self, key):
+        values, _ = self.held.pop(key, ((), False))
+        for value in values:
+            bucket = self.keys[value]
+            bucket.discard(key)
+            if not bucket:
+                del self.keys[value]
+        self.loose.discard(key)
+
+    def answers(self, values):
+        return not (self.sparse and None in values)
+
+    def size(self, values):
+        return len(self.loose) + sum(len(self.keys.get(value, ())) for value in set(values))
+
+    def lookup(self, values):
+        found = set(self.loose)
+        for value in set(values):
+            found.update(self.keys.get(value, ()))
+        return found
+
+
+class _IndexedCollectionStore(CollectionStore):
+    """A collection's documents, with a hash index per first key of its declared indexes."""
+
+    def __init__(self, name):
+        super().__init__(name)
+        self.hashed = {}     # field -> _HashIndex
+        self.order = {}      # store key -> when it was stored: the scan's order
+        self._counter = itertools.count()
+
+    def __setitem__(self, key, document):
+        if key not in self._documents:   # a new key goes last, like in the OrderedDict
+            self.order[key] = next(self._counter)
+        super().__setitem__(key, document)
+        self.reindex(key, document)
+
+    def __delitem__(self, key):
+        super().__delitem__(key)
+        del self.order[key]
+        for index in self.hashed.values():
+            index.remove(key)
+
+    def reindex(self, key, document):
+        for index in self.hashed.values():
+            index.put(key, document)
+
+    def drop(self):
+        super().drop()
+        self.hashed, self.order = {}, {}
+
+    def create_index(self, index_name, index_dict):
+        # Called by Collection.create_index(es) once mongomock has checked the index.
+        super().create_index(index_name, index_dict)
+        self._follow_declared()
+
+    def drop_index(self, index_name):
+        super().drop_index(index_name)
+        self._follow_declared()
+        # (Collection.drop_indexes empties ``indexes`` directly: the hash indexes then
+        # stay, still kept right, answering what the scan would.)
+
+    def _follow_declared(self):
+        """One hash index per field starting a declared index; sparse if all those are."""
+        sparse = {}
+        for index in self.indexes.values():
+            field = next(iter(index["key"]))[0]
+            if field != "_id" and "$" not in field:   # _id: the store's own key
+                sparse[field] = sparse.get(field, True) and bool(index.get("sparse"))
+        self.hashed = {field: index for field, index in self.hashed.items() if field in sparse}
+        for field, is_sparse in sparse.items():
+            if field in self.hashed and self.hashed[field].sparse <= is_sparse:
+                continue     # (an index holding the missing too answers a sparse one's queries)
+            self.hashed[field] = index = _HashIndex(field, is_sparse)
+            for key, document in self._documents.items():
+                index.put(key, document)
+
+    def candidates(self, filter):
+        """The store keys of the documents ``filter`` may match, in the scan's order; None
+        when no index can tell (the filter needs the scan)."""
+        best = None
+        for field, values in _equalities(filter):
+            if field == "_id":
+                size = len(values)
+            elif field in self.hashed and self.hashed[field].answers(values):
+                size = self.hashed[field].size(values)
+            else:
+                continue
+            if best is None or size < best[0]:
+                best = size, field, values
+        if best is None:
+            return None
+        _, field, values = best
+        if field == "_id":
+            keys = {value for value in values if value in self._documents}
+        else:
+            keys = self.hashed[field].lookup(values)
+        return sorted(keys, key=self.order.__getitem__)
+
+
+def _equalities(filter):
+    """(field, values) for each condition of ``filter`` that only a document holding one
+    of ``values`` at ``field`` can meet: plain equality or ``$in`` of plain values, at the
+    top or inside ``$and``."""
+    for field, condition in filter.items():
+        if field == "$and" and isinstance(condition, list):
+            for part in condition:
+                if isinstance(part, dict):
+                    yield from _equalities(part)
+        elif not isinstance(field, str) or field.startswith("$"):
+            continue
+        elif _plain(condition):
+            yield field, [condition]
+        elif (isinstance(condition, dict) and list(condition) == ["$in"]
+              and isinstance(condition["$in"], (list, tuple))
+              and all(_plain(value) for value in condition["$in"])):
+            yield field, list(condition["$in"])
+
+
+class _IndexedDatabaseStore(DatabaseStore):
+    def __getitem__(self, col_name):
+        if col_name not in self._collections:
+            self._collections[col_name] = _IndexedCollectionStore(col_name)
+        return self._collections[col_name]
+
+
+class _IndexedServerStore(ServerStore):
+    def __getitem__(self, db_name):
+        if db_name not in self._databases:
+            self._databases[db_name] = _IndexedDatabaseStore()
+        return self._databases[db_name]
+
+
+# mongomock's Collection, answering from the indexes -------------------------------------
 
 _scan = Collection._iter_documents
 
 
+def _by_id(filter):
+    """A plain client's store: only a filter naming one plain ``_id`` is looked up."""
+    ident = filter.get("_id")
+    return [ident] if _plain(ident) and ident is not None else None
+
+
 def _iter_documents(self, filter):
-    ident = filter.get("_id") if isinstance(filter, Mapping) else None
-    if not isinstance(ident, (str, int)) or isinstance(ident, bool):
+    store = self._store
+    if not isinstance(filter, dict):
         return _scan(self, filter)
+    if store.is_empty:        # as the scan does: expires TTL documents, validates the filter
+        filter_applies(filter, {})
+    if isinstance(store, _IndexedCollectionStore):
+        keys = store.candidates(filter)
+    else:
+        keys = _by_id(filter)
+    if keys is None:
+        return _scan(self, filter)
+    stored = store._documents
+    # a snapshot, checked lazily, like the scan (an update_many changes them one by one)
+    found = [stored[key] for key in keys if key in stored]
+    return (document for document in found if filter_applies(filter, document))
+
+
+def _store_key(ident):
+    if isinstance(ident, dict):
+        return helpers.hashdict(ident)
     try:
-        document = self._store[ident]
-    except KeyError:
-        return iter(())
-    return iter([document] if filter_applies(filter, document) else [])
+        hash(ident)
+    except TypeError:
+        return None
+    return ident
+
+
+# Update operators that replace a top-level value whole rather than change it in place.
+_REPLACING = frozenset({"$set", "$unset", "$setOnInsert"})
+
+
+def _before(document, update):
+    """What puts ``document`` back as it was should ``update`` fail halfway: its top-level
+    values, deep-copied only where the update changes one in place (a dotted path, $push)."""
+    if not isinstance(update, dict):          # an aggregation pipeline
+        return copy.deepcopy(document)
+    before = dict(document)
+    for operator, changes in update.items():
+        for path in changes if isinstance(changes, dict) else ():
+            key = str(path).split(".", 1)[0]
+            if key in before and (operator not in _REPLACING or "." in str(path)):
+                before[key] = copy.deepcopy(before[key])
+    return before
+
+
+def _reindexing(apply):
+    """An in-place update of a stored document, all or nothing as on MongoDB (mongomock
+    applies it field by field, and a value it cannot store halfway left the fields before
+    it changed: a status without its history line), then the re-index of that document."""
+    @functools.wraps(apply)
+    def applied(self, document, *args, **kwargs):
+        store, key = self._store, _store_key(document.get("_id"))
+        before = _before(document, args[1] if len(args) > 1 else args[0] if args else None)
+        try:
+            return apply(self, document, *args, **kwargs)
+        except BaseException:
+            document.clear()
+            document.update(before)
+            raise
+        finally:
+            # an upsert's new document is not stored yet: its insert indexes it
+            if isinstance(store, _IndexedCollectionStore) and store._documents.get(key) is document:
+                store.reindex(key, document)
+    return applied
 
 
 Collection._iter_documents = _iter_documents
+Collection._apply_update_document = _reindexing(Collection._apply_update_document)
+Collection._apply_update_pipeline = _reindexing(Collection._apply_update_pipeline)
+
+
+# mongomock's Cursor: n results in O(n), a limit without computing the rest -------------
+
+_compute_results = Cursor._compute_results
+
+
+def _compute_window(self, with_limit_and_skip=False):
+    """What ``next`` hands out from. mongomock sliced its results afresh for every
+    document (n² to read n), and computed (copied) every match before applying a limit
+    (survey's batches of 1000 pending invitations copied all of them, batch after batch).
+    The window is kept while the query, skip and limit stay; unsorted, it is only the
+    first skip + limit documents of the same ordered stream."""
+    if not with_limit_and_skip:
+        return _compute_results(self)
+    key = (self._factory, self._skip, self._limit)
+    window = self.__dict__.get("_window")
+    if window is None or window[0] != key:
+        if self._limit and not self._sort:
+            found = itertools.islice(self._factory(), self._skip + abs(self._limit))
+            if self.collection.codec_options.tz_aware:
+                found = map(helpers.make_datetime_timezone_aware_in_document, found)
+            window = key, list(found)[self._skip:]
+        else:
+            window = key, _compute_results(self, with_limit_and_skip=True)
+        if not window[1]:     # mongomock computes an empty answer again each time
+            return window[1]
+        self._window = window
+    return window[1]
+
+
+def _find_one(self, filter=None, *args, **kwargs):
+    """The first match, found without computing the others (pymongo asks for one too)."""
+    if filter is None:
+        filter = {}
+    if not isinstance(filter, Mapping):
+        filter = {"_id": filter}
+    return next(self.find(filter, *args, **kwargs).limit(1), None)
+
+
+Cursor._compute_results = _compute_window
+Collection.find_one = _find_one
 
 
 def new_client():
-    return mongomock.MongoClient(tz_aware=True)
+    """An embedded store whose collections keep the indexes declared on them."""
+    return mongomock.MongoClient(tz_aware=True, _store=_IndexedServerStore())

@@ -4,6 +4,12 @@
 ``parse_event`` validates it again at every consumer with the same schema.
 Envelopes are stored in outboxes and sent as plain JSON: ids are strings,
 times ISO 8601 UTC.
+
+An event that announces a change which happens once (a revisit's announcement, an
+invitation, the n-th closing of a complaint) is built with the ``key`` of that change: its
+id derives from it, so an event built again for the same change (a retry, a timer's pass
+after a crash) has the same id, and consumers, who keep one effect per event id (notify's
+deliveries), do it once.
 """
 import uuid
 from functools import cache
@@ -42,15 +48,27 @@ def _schema(schema_class):
     return schema_class()
 
 
-def new_event(event_type, source, estate_id, data, at):
-    """A validated, JSON-able envelope for ``data`` (which may hold datetimes)."""
+# Derived ids are UUIDs (hex, like the random ones) in a namespace of Huifang's own.
+EVENT_ID_NAMESPACE = uuid.UUID("5b2f3c1e-8d4a-4f6e-9a7b-2c1d0e9f8a61")
+
+
+def event_id(source, event_type, key=None):
+    """A random id, or with ``key`` (what makes the change unique) one derived from it."""
+    if key is None:
+        return uuid.uuid4().hex
+    return uuid.uuid5(EVENT_ID_NAMESPACE, f"{source}/{event_type}/{key}").hex
+
+
+def new_event(event_type, source, estate_id, data, at, key=None):
+    """A validated, JSON-able envelope for ``data`` (which may hold datetimes); ``key``
+    names the change it announces when that happens once (``event_id``)."""
     publisher, payload_schema = EVENTS[event_type]
     assert source == publisher, f"{source} does not publish {event_type}"
     payload = _schema(payload_schema).dump(data)
     load(_schema(payload_schema), payload)  # the publisher refuses what consumers would refuse
     envelope = {
         "specversion": "1.0",
-        "id": uuid.uuid4().hex,
+        "id": event_id(source, event_type, key),
         "type": event_type,
         "source": source,
         "time": at.isoformat(),

@@ -26,9 +26,11 @@ class NotFound(HuifangError):
 
 
 class InvalidTransition(HuifangError):
-    def __init__(self, kind, ident, current, action):
+    def __init__(self, kind, ident, current, action, expected=None):
         self.current = current
-        super().__init__(f"cannot {action} {kind} {ident!r}: it is {current}")
+        # ``expected``: the state the caller said it saw (``expected_status``), if another
+        seen = f", not {expected} as expected" if expected and expected != current else ""
+        super().__init__(f"cannot {action} {kind} {ident!r}: it is {current}{seen}")
 
 
 class Forbidden(HuifangError):

@@ -7,8 +7,8 @@
   with back-off (``EVENT_RETRY_DELAYS_MS``), after the last retry to the
   service's dead-letter queue, and only then is the original acked. Nothing
   is lost (nameko acks on error) and nothing loops hot (``requeue_on_error``).
-  Malformed envelopes and errors that no retry can fix (``EXPECTED_ERRORS``)
-  go to the dead-letter queue at once.
+  Malformed envelopes (bodies that are not even JSON too) and errors that no retry
+  can fix (``EXPECTED_ERRORS``) go to the dead-letter queue at once.
 """
 import logging
 import traceback
@@ -91,6 +91,14 @@ class ReliableEventHandler(Consumer):
             self._give_up(message, body, f"unexpected event type {envelope['type']!r}")
             return
         super().handle_message(envelope, message)
+
+    def handle_undecodable(self, message, exc):
+        """A body kombu could not decode (``BrokerSafeQueueConsumer``): dead-lettered at once,
+        as text, like any malformed event (nameko's default dropped it)."""
+        body = message.body
+        if isinstance(body, bytes):
+            body = body.decode("utf-8", "replace")
+        self._give_up(message, body, f"undecodable event: {exc}")
 
     def handle_message_processed(self, message, result=None, exc_info=None):
         if exc_info is None:

@@ -79,7 +79,7 @@ def decode_cursor(sort: Order, cursor: Any) -> list[Key]:
 def _parse(cursor: Any) -> tuple[str, list]:
     """The check and values of a well-formed cursor; ValueError for anything else."""
     if not isinstance(cursor, str) or len(cursor) > MAX_CURSOR_LENGTH \
-            or not _CURSOR_PATTERN.match(cursor):
+            or not _CURSOR_PATTERN.fullmatch(cursor):
         raise ValueError("not a cursor")
     try:
         payload = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)),

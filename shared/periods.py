@@ -13,7 +13,7 @@ PERIOD_HELP = 'expected "YYYY", "YYYY-MM", "YYYY-Qn" or "YYYY-Hn" (years 1900-20
 
 def period_months(period):
     """The months of ``period`` as ``YYYY-MM``; ValueError if it is not a period."""
-    match = PERIOD.match(period)
+    match = PERIOD.fullmatch(period)
     if not match:
         raise ValueError(f"not a period: {period!r}")
     year, month, quarter, half = match.groups()

@@ -11,19 +11,39 @@
   back-off, then the dead-letter queue), so nothing is lost. ``in_own_name=True``
   calls without the acting person (``shared.actor``): the service asks for itself.
 * ``ping`` is every service's ``ping()``, the gateway's readiness probe.
+* ``not_found_as`` turns another service's ``NotFound`` into this call's own: intake owns
+  estates and households, and revisit, survey and notify ask it before acting on one
+  (``NotFound`` for what the call is about, ``InvalidInput`` on the field naming it).
+* A request nothing can be made of — a body that is not JSON, not ``{"args": [...],
+  "kwargs": {...}}``, or arguments that do not fit the method — is answered at once with
+  ``InvalidInput`` naming what is wrong (``body``, ``args``, ``kwargs``), never left
+  without an answer for its caller to wait out.
 
 RPC results are JSON-able dicts: ids are strings, times ISO 8601 with offset,
 no BSON type and no store bookkeeping (outbox, versions) crosses the wire.
 """
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from types import SimpleNamespace
 
 import eventlet
+from kombu import serialization
 from nameko import rpc as nameko_rpc
+from nameko.constants import (
+    AMQP_SSL_CONFIG_KEY,
+    AMQP_URI_CONFIG_KEY,
+    DEFAULT_SERIALIZER,
+    LOGIN_METHOD_CONFIG_KEY,
+    SERIALIZER_CONFIG_KEY,
+)
+from nameko.exceptions import IncorrectSignature, RemoteError
 
 from shared.actor import ACTOR_CONTEXT_KEY
 from shared.consumer import CONNECTION_LOST, BrokerSafeQueueConsumer
-from shared.errors import EXPECTED_ERRORS
+from shared.errors import EXPECTED_ERRORS, InvalidInput, NotFound
+from shared.idempotency import CALL_CONTEXT_KEY
 from shared.store import ConcurrentUpdate
 
 log = logging.getLogger(__name__)
@@ -31,23 +51,80 @@ log = logging.getLogger(__name__)
 RPC_TIMEOUT_CONFIG_KEY = "RPC_TIMEOUT_SECONDS"
 DEFAULT_RPC_TIMEOUT_SECONDS = 30
 
-INTERNAL_KEYS = frozenset({"outbox", "outbox_lease", "handled_events", "version"})
+INTERNAL_KEYS = frozenset({"outbox", "outbox_lease", "handled_events", "version",
+                           "applied_requests"})
 
 
 class RpcTimeout(Exception):
     """The called service did not answer in time (it may be down or overloaded)."""
 
 
+REQUEST_SHAPE = 'expected {"args": [...], "kwargs": {...}}'
+
+
+def _refusal(errors):
+    """``InvalidInput`` as the ``exc_info`` nameko's ``handle_result`` answers with."""
+    error = InvalidInput(errors)
+    return type(error), error, None
+
+
+def request_problem(body):
+    """What makes ``body`` no RPC request (field errors), or None."""
+    if not isinstance(body, dict):
+        return {"body": [REQUEST_SHAPE]}
+    errors = {}
+    if not isinstance(body.get("args"), list):
+        errors["args"] = ["missing" if "args" not in body else "expected a list"]
+    if not isinstance(body.get("kwargs"), dict):
+        errors["kwargs"] = ["missing" if "kwargs" not in body else "expected an object"]
+    return errors or None
+
+
+class _Responder(nameko_rpc.Responder):
+    """nameko's responder, for requests nothing could be read from too: answered in JSON
+    unless they came in a serialization the service accepts (nameko answered in whatever
+    the request named — pickle — and raised on a type with no serializer, which killed the
+    service), and not at all when they name nowhere to answer (``reply_to``)."""
+
+    def __init__(self, *args, accept=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.content_types = {serialization.registry.name_to_type[name] for name in accept
+                              if name in serialization.registry.name_to_type}
+
+    def send_response(self, result, exc_info):
+        properties = self.message.properties
+        if not properties.get("reply_to"):
+            return result, exc_info
+        if properties.get("content_type") not in self.content_types:
+            self.message = SimpleNamespace(
+                properties=dict(properties, content_type="application/json"))
+        return super().send_response(result, exc_info)
+
+
 class _RpcConsumer(nameko_rpc.RpcConsumer):
     queue_consumer = BrokerSafeQueueConsumer()
 
+    def handle_undecodable(self, message, exc):
+        """A body kombu could not decode (``BrokerSafeQueueConsumer``): answered, not dropped."""
+        log.warning("unreadable RPC request to %s: %s",
+                    message.delivery_info.get("routing_key"), exc)
+        self.handle_result(message, None, _refusal({"body": [f"not a JSON RPC request: {exc}"[:300]]}))
+
     def handle_result(self, message, result, exc_info):
+        config = self.container.config
+        responder = _Responder(
+            config[AMQP_URI_CONFIG_KEY], nameko_rpc.get_rpc_exchange(config),
+            config.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER), message,
+            ssl=config.get(AMQP_SSL_CONFIG_KEY), login_method=config.get(LOGIN_METHOD_CONFIG_KEY),
+            accept=self.container.accept)
         try:
-            return super().handle_result(message, result, exc_info)
+            result, exc_info = responder.send_response(result, exc_info)
         except CONNECTION_LOST as exc:
             # the request was not acked, so the broker hands it out again
             log.warning("reply lost with the broker connection: %s", exc)
             return result, exc_info
+        self.queue_consumer.ack_message(message)
+        return result, exc_info
 
 
 class _Rpc(nameko_rpc.Rpc):
@@ -57,6 +134,30 @@ class _Rpc(nameko_rpc.Rpc):
         # set here: nameko drops decorator arguments when ``@rpc`` is used bare
         kwargs.setdefault("expected_exceptions", (*EXPECTED_ERRORS, ConcurrentUpdate))
         super().__init__(**kwargs)
+
+    def handle_message(self, body, message):
+        # nameko answered these with a KeyError or TypeError of its own, or not at all
+        problem = request_problem(body)
+        if problem:
+            log.warning("malformed RPC request to %s: %s", self.method_name, problem)
+            raise InvalidInput(problem)
+        super().handle_message(body, message)
+
+    def check_signature(self, args, kwargs):
+        try:
+            super().check_signature(args, kwargs)
+        except IncorrectSignature as exc:
+            raise InvalidInput({"args": [str(exc)]}) from None
+
+    def unpack_message_headers(self, message):
+        # the worker learns its message's correlation id: a redelivered request carries the
+        # same one (shared.idempotency), whatever a header claims
+        data = super().unpack_message_headers(message)
+        data.pop(CALL_CONTEXT_KEY, None)
+        correlation_id = message.properties.get("correlation_id")
+        if isinstance(correlation_id, str):
+            data[CALL_CONTEXT_KEY] = correlation_id
+        return data
 
 
 rpc = _Rpc.decorator
@@ -113,6 +214,7 @@ class _MethodProxy(nameko_rpc.MethodProxy):
 
     def get_message_headers(self, worker_ctx):
         headers = super().get_message_headers(worker_ctx)
+        headers.pop(self._get_header_name(CALL_CONTEXT_KEY), None)   # this call's, not ours
         if self.in_own_name:
             headers.pop(self._get_header_name(ACTOR_CONTEXT_KEY), None)
         return headers
@@ -140,6 +242,21 @@ class RpcProxy(nameko_rpc.RpcProxy):
         options = dict(self.options, timeout=float(timeout))
         return _ServiceProxy(worker_ctx, self.target_service, self.rpc_reply_listener,
                              **options)
+
+
+@contextmanager
+def not_found_as(kind: str, ident: str, field: str | None = None) -> Iterator[None]:
+    """A ``NotFound`` from the service called inside as this service's own: ``NotFound``
+    (``kind`` ``ident``), or with ``field`` (an input's field named it) ``InvalidInput`` on
+    that field. Every other remote error goes on as it came."""
+    try:
+        yield
+    except RemoteError as error:
+        if error.exc_type != "NotFound":
+            raise
+        if field is not None:
+            raise InvalidInput({field: [f"unknown {kind}: {ident}"]}) from None
+        raise NotFound(kind, ident) from None
 
 
 def to_json(value):

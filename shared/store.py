@@ -5,11 +5,19 @@ document): a repository writes the change and its pending events in one
 document write, then publishes them with confirms and removes them. A relay
 in every instance republishes what a crash left behind; each document is
 claimed atomically through a lease so two instances do not both send it.
+
+A write made while an idempotent RPC runs (``shared.idempotency``) records the request
+(its instance) in the document it changes, in the same write (``applied_requests``): a
+retry of that request whose first run died before answering finds it there
+(``already_applied``) and does not apply it again.
 """
 import logging
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
+import pymongo
 from pymongo import ReturnDocument
 
 from shared.errors import NotFound
@@ -20,10 +28,45 @@ OUTBOX = "outbox"
 OUTBOX_LEASE = "outbox_lease"
 HANDLED_EVENTS = "handled_events"   # ids of the events already applied to this document
 VERSION = "version"
+APPLIED_REQUESTS = "applied_requests"   # the requests that changed this document
+# Enough to outlive the lease of a request (a retry takes over only once it lapsed).
+APPLIED_REQUESTS_KEPT = 50
+# The idempotent request this worker runs (its instance, shared.idempotency), if any.
+APPLYING_REQUEST: ContextVar[str | None] = ContextVar("huifang_applying_request",
+                                                       default=None)
+
+
+# Where MongoDB runs multi-document transactions (a standalone server does not).
+TRANSACTIONAL_TOPOLOGIES = ("ReplicaSetWithPrimary", "Sharded")
 
 
 def _utcnow():
     return datetime.now(UTC)
+
+
+def already_applied(document: dict) -> bool:
+    """Whether the request being run changed ``document`` already: its first run wrote
+    the change and died before its answer was kept, and this is the retry that took the
+    request over. The caller answers the document as it is."""
+    request = APPLYING_REQUEST.get()
+    return request is not None and request in document.get(APPLIED_REQUESTS, ())
+
+
+def with_request(document: dict) -> dict:
+    """``document``, to insert, recording the running request (if any) as
+    ``save_versioned`` records it in what it changes."""
+    request = APPLYING_REQUEST.get()
+    return document if request is None else {**document, APPLIED_REQUESTS: [request]}
+
+
+def request_marker() -> dict:
+    """The update part that records the running request in a document (nothing outside
+    one), for writes that are not ``save_versioned``."""
+    request = APPLYING_REQUEST.get()
+    if request is None:
+        return {}
+    return {"$push": {APPLIED_REQUESTS: {"$each": [request],
+                                         "$slice": -APPLIED_REQUESTS_KEPT}}}
 
 
 class Repository:
@@ -56,17 +99,50 @@ class Repository:
             raise NotFound(kind, document_id)
         return document
 
+    @contextmanager
+    def all_or_nothing(self, **documents):
+        """Writes to several documents (``collection=[ids]``) that happen together or not
+        at all. On a MongoDB replica set (or mongos) they run in one transaction: pass the
+        session this yields to each write. Elsewhere (the embedded store, a standalone
+        server) the session is None, the documents are read first and, if a write fails,
+        put back as they were or deleted (compensation). On the embedded store nothing runs
+        in between (no I/O, no other green thread) and a crash loses all data anyway; on a
+        standalone server a crash between the writes can still leave some of them."""
+        client = self.db.client
+        if isinstance(client, pymongo.MongoClient) and \
+                client.topology_description.topology_type_name in TRANSACTIONAL_TOPOLOGIES:
+            with client.start_session() as session, session.start_transaction():
+                yield session
+            return
+        before = {name: {document["_id"]: document
+                         for document in self.db[name].find({"_id": {"$in": list(ids)}})}
+                  for name, ids in documents.items()}
+        try:
+            yield None
+        except BaseException:
+            for name, ids in documents.items():
+                for document_id in ids:
+                    if document_id in before[name]:
+                        self.db[name].replace_one({"_id": document_id},
+                                                  before[name][document_id], upsert=True)
+                    else:
+                        self.db[name].delete_one({"_id": document_id})
+            raise
+
     # -- writes that carry events -------------------------------------------
 
     def _outbox_fields(self, events):
         return {OUTBOX_LEASE: _utcnow() + self.outbox_grace} if events else {}
 
-    def insert_with_events(self, collection, document, events):
-        """Insert ``document`` with its pending ``events`` in the same write, then publish."""
+    def insert_with_events(self, collection, document, events, publish=True):
+        """Insert ``document`` with its pending ``events`` in the same write, then publish
+        (``publish=False``: held in the outbox; the caller flushes them once what they
+        announce holds, or deletes the document)."""
         document = dict(document, **self._outbox_fields(events), **{OUTBOX: list(events)})
         document.setdefault(VERSION, 0)
         self.db[collection].insert_one(document)
-        self.flush(collection, document["_id"], events)
+        if publish:
+            self.flush(collection, document["_id"], events)
         return document
 
     def update_with_events(self, collection, query, update, events):
@@ -91,12 +167,15 @@ class Repository:
         query = {"_id": document["_id"], VERSION: document.get(VERSION, 0)}
         update = {"$set": {
             key: value for key, value in document.items()
-            if key not in ("_id", OUTBOX, OUTBOX_LEASE, HANDLED_EVENTS)
+            if key not in ("_id", OUTBOX, OUTBOX_LEASE, HANDLED_EVENTS, APPLIED_REQUESTS)
         }}
         update["$set"][VERSION] = document.get(VERSION, 0) + 1
+        # the running request, if any, in the same write: the version lock keeps a retry
+        # that read the document before it from applying it again
+        update.update(request_marker())
         if handled_event:
             query[HANDLED_EVENTS] = {"$ne": handled_event}
-            update["$push"] = {HANDLED_EVENTS: handled_event}
+            update.setdefault("$push", {})[HANDLED_EVENTS] = handled_event
         saved = self.update_with_events(collection, query, update, events)
         if saved is None:
             raise ConcurrentUpdate(f"{collection} {document['_id']!r} changed meanwhile")

@@ -129,10 +129,10 @@ class Accounts:
             claims = identity.verify_token(self.settings.secret, token, self.clock.now())
         except identity.InvalidToken:
             raise _unauthorized("the token is invalid or has expired") from None
-        user = self.repository.find_user(claims.user_id)
+        user = self.repository.find_actor(claims.user_id)
         if (user is None or user.get("disabled")
                 or user.get("token_version", 0) != claims.version
-                or self.repository.is_revoked(claims.token_id)):
+                or claims.token_id in (user.get("revoked_tokens") or {})):
             raise _unauthorized("the token has been revoked")
         if from_cookie and request.method not in SAFE_METHODS:
             offered = request.headers.get(CSRF_HEADER) or request.form.get("csrf_token")
@@ -156,7 +156,8 @@ class Accounts:
         raise _unauthorized("log in first: POST /api/v1/auth/token")
 
     def logout(self, claims: identity.TokenClaims) -> None:
-        self.repository.revoke_token(claims.token_id, claims.expires_at)
+        self.repository.revoke_token(claims.user_id, claims.token_id, claims.expires_at,
+                                     self.clock.now())
 
     # users ------------------------------------------------------------------------
 

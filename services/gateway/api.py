@@ -7,29 +7,41 @@ holds no business rule: inputs are validated by the same schemas inside the serv
 (its ``InvalidInput`` becomes a 422 naming the fields); here a request is only
 authenticated, checked against the permission table and the user's estates, and
 passed on with the user as the actor.
+
+Every change (POST, PUT, PATCH) goes with a ``request_id`` (``shared/idempotency.py``): the
+client's ``Idempotency-Key`` header, so that a client repeating a request whose answer it
+did not get (a timeout, a dropped connection) changes nothing twice and gets the first
+answer, or a fresh one. A state-machine step also takes the state the client saw, as the
+query parameter ``expected_status`` (``shared/expected_state.py``).
 """
 import base64
+import json
 import re
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from marshmallow import Schema, fields, validate
+from nameko.exceptions import RemoteError
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from services.gateway.http import json_body, json_response
 from services.gateway.permissions import allowed
-from services.gateway.problems import Problem, not_found
+from services.gateway.problems import Problem, invalid, not_found
 from shared.actor import Actor
 from shared.schemas import intake, notify, revisit, survey
-from shared.schemas.base import Id, Period
+from shared.schemas.base import ID_PATTERN, Id, Period
 from shared.schemas.base import Schema as BaseSchema
 
 PREFIX = "/api/v1"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # ASCII digits only: str.isdigit() also takes "²" and "٣", which int() refuses or reads
 INTEGER = re.compile(r"-?[0-9]{1,11}")
+IDEMPOTENCY_KEY = "Idempotency-Key"
+EXPECTED_STATUS = "expected_status"
+CHANGES = frozenset({"POST", "PUT", "PATCH"})
 
 
 # scopes: where an operation's estate is found --------------------------------------
@@ -106,6 +118,7 @@ class Operation:
     download: str | None = None            # media type of a file answer
     result: str = "object"                 # what answers: object, list, page, or file
     permission: str = ""                   # when several operations share one (statistics)
+    expects_status: bool = False           # a state-machine step: ?expected_status= passed on
 
     @property
     def action(self) -> str:
@@ -157,7 +170,7 @@ def _complaint_action(action, rpc, schema, summary):
     return Operation(f"complaints.{action.replace('-', '_')}", "POST",
                      f"/complaints/{{complaint_id}}/{action}", f"intake.{rpc}",
                      _id_body("complaint_id"), summary, _COMPLAINT, body=schema,
-                     tag="complaints")
+                     tag="complaints", expects_status=True)
 
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -222,10 +235,11 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("work_orders.complete", "POST", "/work-orders/{work_order_id}/complete",
               "intake.complete_work_order", _id_body("work_order_id"),
               "Complete (a sampled revisit may follow)", _WORK_ORDER,
-              body=intake.CompleteWorkOrder, tag="work orders"),
+              body=intake.CompleteWorkOrder, tag="work orders", expects_status=True),
     Operation("work_orders.cancel", "POST", "/work-orders/{work_order_id}/cancel",
               "intake.cancel_work_order", _id_body("work_order_id"), "Cancel, with the reason",
-              _WORK_ORDER, body=intake.CancelWorkOrder, tag="work orders"),
+              _WORK_ORDER, body=intake.CancelWorkOrder, tag="work orders",
+              expects_status=True),
     # revisits
     Operation("revisits.list", "GET", "/revisits", "revisit.list_revisits", _filters,
               "Revisits by due time", Listing(), query=revisit.RevisitFilters, paged=True,
@@ -236,11 +250,11 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("revisits.book", "POST", "/revisits/{revisit_id}/book",
               "revisit.book_appointment", _id_body("revisit_id"),
               "Book an on-site visit with the owner's consent", _REVISIT,
-              body=revisit.BookAppointment, tag="revisits"),
+              body=revisit.BookAppointment, tag="revisits", expects_status=True),
     Operation("revisits.record", "POST", "/revisits/{revisit_id}/record",
               "revisit.record_revisit", _id_body("revisit_id"),
               "Record a revisit's outcome (unsatisfied reopens the complaint)", _REVISIT,
-              body=revisit.RecordRevisit, tag="revisits"),
+              body=revisit.RecordRevisit, tag="revisits", expects_status=True),
     Operation("revisits.reply", "POST", "/revisits/{revisit_id}/reply",
               "revisit.record_reply", _id_body("revisit_id"), "Give the reply promised",
               _REVISIT, body=revisit.RecordReply, tag="revisits"),
@@ -288,7 +302,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("survey.rounds.get", "GET", "/survey/rounds/{round_id}", "survey.get_round",
               _id("round_id"), "A survey round", _ROUND, tag="surveys"),
     Operation("survey.rounds.close", "POST", "/survey/rounds/{round_id}/close",
-              "survey.close_round", _id("round_id"), "Close a round", _ROUND, tag="surveys"),
+              "survey.close_round", _id("round_id"), "Close a round", _ROUND, tag="surveys",
+              expects_status=True),
     Operation("survey.rounds.publish", "POST", "/survey/rounds/{round_id}/publish",
               "survey.publish_report", _id_body("round_id"),
               "Publish the results to the owners", _ROUND, body=survey.PublishReport,
@@ -326,7 +341,7 @@ OPERATIONS: tuple[Operation, ...] = (
               "/survey/rectifications/{rectification_id}",
               "survey.update_rectification", _id_body("rectification_id"),
               "Move a rectification on (in progress, done)", _RECTIFICATION,
-              body=survey.UpdateRectification, tag="surveys"),
+              body=survey.UpdateRectification, tag="surveys", expects_status=True),
     # notices
     Operation("notify.deliveries.list", "GET", "/notify/deliveries", "notify.list_deliveries",
               _filters, "The delivery log, newest first (addresses masked)", Listing(),
@@ -391,6 +406,7 @@ def execute(operation: Operation, request: Request, path_values: dict, actor: Ac
             services: Services, body_limit: int) -> Response:
     if not allowed(actor.roles, operation.action):
         raise Problem(403, "your role may not do this")
+    change = change_arguments(operation, request)
     # a body is read only where one is documented; elsewhere it is never used
     call = Call(path=path_values, query=query_filters(operation.query, request),
                 body=json_body(request, body_limit) if operation.body is not None else {})
@@ -408,8 +424,11 @@ def execute(operation: Operation, request: Request, path_values: dict, actor: Ac
         record = _check_record(operation, scope, call, actor, services)
         if operation.rpc == scope.getter:
             return json_response(record)        # the check read it already
-    result = services.call(operation.rpc, *operation.args(call),
-                           **({"paged": True} if operation.paged else {}))
+    try:
+        result = services.call(operation.rpc, *operation.args(call), **change,
+                               **({"paged": True} if operation.paged else {}))
+    except RemoteError as exc:
+        raise _key_problem(exc, request) or exc from None
     if operation.download:
         return Response(base64.b64decode(result), mimetype=operation.download, headers={
             "Content-Disposition":
@@ -417,6 +436,36 @@ def execute(operation: Operation, request: Request, path_values: dict, actor: Ac
     if operation.paged:
         result = _visible_page(result, actor)
     return json_response(result, operation.status)
+
+
+def change_arguments(operation: Operation, request: Request) -> dict:
+    """The keyword arguments every change carries: ``request_id`` (the client's
+    ``Idempotency-Key``, else a fresh one) and, for a state-machine step, the
+    ``expected_status`` the client named."""
+    if operation.method not in CHANGES:
+        return {}
+    key = request.headers.get(IDEMPOTENCY_KEY)
+    if key is not None and not ID_PATTERN.fullmatch(key):
+        raise invalid({IDEMPOTENCY_KEY: [
+            "1 to 128 letters, digits, '_', '.', ':' or '-', starting with a letter or digit"]})
+    arguments = {"request_id": key or uuid.uuid4().hex}
+    if operation.expects_status and EXPECTED_STATUS in request.args:
+        arguments[EXPECTED_STATUS] = request.args[EXPECTED_STATUS]
+    return arguments
+
+
+def _key_problem(exc: RemoteError, request: Request) -> Problem | None:
+    """A key the client reused for another request: the service names ``request_id``, the
+    client sent it as ``Idempotency-Key``."""
+    if exc.exc_type != "InvalidInput" or IDEMPOTENCY_KEY not in request.headers:
+        return None
+    try:
+        errors = json.loads(exc.value)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(errors, dict) or "request_id" not in errors:
+        return None
+    return invalid({IDEMPOTENCY_KEY: errors["request_id"]})
 
 
 def _check_new(estates, actor: Actor) -> None:

@@ -21,7 +21,7 @@ from shared.actor import ACTOR_ID_FIELDS
 from shared.periods import PERIOD
 from shared.schemas import gateway as account_schemas
 from shared.schemas import revisit
-from shared.schemas.base import ACTOR_FIELD, Id, Period
+from shared.schemas.base import ACTOR_FIELD, ID_PATTERN, Id, Period
 from shared.schemas.base import Schema as BaseSchema
 
 TITLE = "Huifang API"
@@ -41,6 +41,14 @@ is always the logged-in user, whatever a body says (`staff_id`, `closed_by`, …
 left out). Errors are `application/problem+json` (RFC 9457); invalid input is 422 with
 `errors` {field: [message]}. Lists take `limit` and `cursor` and answer
 `{"items": [...], "next_cursor": ...}`; pass `next_cursor` back as `cursor` for the next page.
+
+Every POST, PUT and PATCH takes an `Idempotency-Key` header (your own key, 1-128 letters,
+digits, `_ . : -`): sent again with the same request, whose answer you did not get, it
+changes nothing twice and answers as the first time; with another request it is 422 naming
+the header, malformed also 422. Without one, each request is new. A state-machine step
+(complaint actions, completing or cancelling a work order, booking or recording a revisit,
+closing a round, moving a rectification on) takes `?expected_status=` the state you saw:
+a step already done by you answers the record as it is; another state is 409.
 """
 
 PROBLEM_SCHEMA = {
@@ -85,6 +93,12 @@ URL_TOO_LONG = {"414": {"description": f"The URL is longer than the server reads
 # Every call can meet these; a body adds the body's, a change the state's (409).
 COMMON_ERRORS = ("401", "403", "404", "422", "503", "504")
 BODY_ERRORS = ("400", "413", "415")
+IDEMPOTENCY_HEADER = {
+    "in": "header", "name": api.IDEMPOTENCY_KEY, "required": False,
+    "description": "Your key for this request: repeated with the same request, it changes "
+                   "nothing twice and answers as the first time (kept 24 hours).",
+    "schema": {"type": "string", "pattern": ID_PATTERN.pattern, "maxLength": 128},
+}
 # Input fields whose value is a regular expression checked inside the field's own code.
 FIELD_PATTERNS = {Period: PERIOD, revisit.Month: revisit.MONTH}
 
@@ -137,6 +151,14 @@ def _operation_spec(operation: api.Operation) -> dict:
         spec["parameters"] += [
             {"in": "query", "name": "cursor", "schema": {"type": "string"},
              "description": "next_cursor of the page before"}]
+    if operation.method in api.CHANGES:
+        spec["parameters"].append(dict(IDEMPOTENCY_HEADER))
+    if operation.expects_status:
+        spec["parameters"].append({
+            "in": "query", "name": api.EXPECTED_STATUS, "required": False,
+            "schema": {"type": "string"},
+            "description": "The state you saw the record in: if it is in another, 409 (unless "
+                           "it is the outcome of this very step by you: answered as it is)"})
     if operation.body is not None:
         spec["requestBody"] = {"required": True, "content": {
             "application/json": {"schema": _body_schema(operation.body)}}}
@@ -197,13 +219,15 @@ def _account_paths(spec: APISpec) -> None:
                        response={"$ref": "#/components/schemas/Page"}),
                     parameters=[{"in": "query", "schema": account_schemas.UserFilters}]),
     })
-    user_id = [{"in": "path", "schema": _path_schema("/users/{user_id}")}]
+    def user_id():   # a list of its own each time: apispec expands it in place
+        return [{"in": "path", "schema": _path_schema("/users/{user_id}")}]
+
     spec.path(path="/api/v1/users/{user_id}", operations={
         "get": dict(op("users_get", "A staff account", response=user, codes=["404"]),
-                    parameters=user_id),
+                    parameters=user_id()),
         "patch": dict(op("users_update", "Change roles, estates, name; disable; reset the "
                          "password", account_schemas.UserChanges, user, codes=["404"]),
-                      parameters=user_id),
+                      parameters=user_id()),
     })
 
 

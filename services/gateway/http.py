@@ -3,11 +3,14 @@
 * A route that matches nothing, or a method a route does not take, is answered by
   the server before any worker runs: 404 / 405, as problem+json.
 * An exception an entrypoint raises becomes its problem (``problems.from_exception``).
+  A refusal (a problem, the services' errors, a bad route) is routine: nameko logs it as
+  one warning line; anything else keeps its traceback, as an error.
 * Request bodies are read through ``json_body``: over ``GATEWAY_MAX_BODY`` bytes is 413
   (read no further than the limit), not JSON is 415, malformed is 400, not an object 422.
 """
 import json
 
+from nameko.exceptions import RemoteError
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -15,6 +18,7 @@ from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Request, Response
 
 from services.gateway.problems import Problem, from_exception
+from shared.errors import HuifangError
 
 DEFAULT_MAX_BODY = 2 * 1024 * 1024
 
@@ -45,11 +49,26 @@ class GatewayServer(WebServer):
 class HttpEntrypoint(HttpRequestHandler):
     server = GatewayServer()
 
+    def check_signature(self, args, kwargs):
+        # A route always brings the same parameters (the request and its URL's parts), so
+        # the method's signature is checked once for each set of them, not on every request.
+        checked = self.__dict__.setdefault("_signatures_checked", set())
+        names = (len(args), frozenset(kwargs))
+        if names not in checked:
+            super().check_signature(args, kwargs)
+            checked.add(names)
+
     def response_from_exception(self, exc):
         return from_exception(exc).response()
 
 
-http = HttpEntrypoint.decorator
+# A service's own failure arrives as a RemoteError too: the service logged its traceback.
+REFUSALS = (Problem, HuifangError, RemoteError, HTTPException)
+
+
+def http(method: str, url: str, **kwargs):
+    """``@http(method, url)``: the gateway's entrypoint, its refusals logged as expected."""
+    return HttpEntrypoint.decorator(method, url, expected_exceptions=REFUSALS, **kwargs)
 
 
 def max_body(config) -> int:

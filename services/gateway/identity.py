@@ -11,6 +11,7 @@ the throttle on repeated failed logins. Plain Python: no nameko, no store.
   state-changing request made with the cookie must carry the CSRF token derived from
   the token's ``jti`` (in the ``X-CSRF-Token`` header or a form's ``csrf_token`` field).
 """
+import functools
 import hashlib
 import hmac
 import secrets
@@ -85,6 +86,18 @@ def issue_token(secret: str, user_id: str, version: int, now: datetime,
 
 
 def verify_token(secret: str, token: str, now: datetime) -> TokenClaims:
+    subject, token_id, version, expires = _signed_claims(secret, token)
+    # checked against the injectable clock rather than PyJWT's own
+    if expires <= now.timestamp():
+        raise InvalidToken("expired")
+    return TokenClaims(subject, token_id, version, datetime.fromtimestamp(expires, now.tzinfo))
+
+
+@functools.lru_cache(maxsize=4096)
+def _signed_claims(secret: str, token: str) -> tuple[str, str, int, int]:
+    """A token's claims once its signature and their shape are checked (sub, jti, ver,
+    exp). Kept for the tokens last seen: a client sends the same one with every request,
+    and its signature cannot change; expiry, revocation and the user are checked anew."""
     try:
         payload = jwt.decode(
             token, secret, algorithms=[ALGORITHM],
@@ -94,11 +107,7 @@ def verify_token(secret: str, token: str, now: datetime) -> TokenClaims:
     if not (isinstance(payload["sub"], str) and isinstance(payload["jti"], str)
             and isinstance(payload["ver"], int) and isinstance(payload["exp"], int)):
         raise InvalidToken("malformed claims")
-    # checked against the injectable clock rather than PyJWT's own
-    if payload["exp"] <= now.timestamp():
-        raise InvalidToken("expired")
-    return TokenClaims(payload["sub"], payload["jti"], payload["ver"],
-                       datetime.fromtimestamp(payload["exp"], now.tzinfo))
+    return payload["sub"], payload["jti"], payload["ver"], payload["exp"]
 
 
 def csrf_token(secret: str, token_id: str) -> str:

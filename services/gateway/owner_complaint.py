@@ -170,7 +170,7 @@ def _categories(ctx: OwnerContext, estate_id: str) -> list[str] | None:
         return [entry["category"]
                 for entry in ctx.services.call("intake.list_categories", estate_id)]
     except RemoteError as error:
-        if error.exc_type == "InvalidInput" and '"estate_id"' in (error.value or ""):
+        if error.exc_type == "NotFound":
             return None
         raise
 

@@ -1,4 +1,4 @@
-"""The gateway's data: staff accounts, revoked tokens and failed-login counters."""
+"""The gateway's data: staff accounts (with their revoked tokens) and failed-login counters."""
 from datetime import datetime, timedelta
 from typing import ClassVar
 
@@ -10,6 +10,8 @@ from shared.store import Repository
 # What a user record shows to an administrator; never the password hash.
 USER_FIELDS = ("username", "display_name", "roles", "estates", "disabled", "created_at",
                "updated_at", "created_by")
+# What every request reads of its user: who they are, and whether the token still holds.
+ACTOR_FIELDS = ("roles", "estates", "disabled", "token_version", "revoked_tokens")
 
 
 class UsernameTaken(Exception):
@@ -19,7 +21,6 @@ class UsernameTaken(Exception):
 class GatewayRepository(Repository):
     indexes: ClassVar[dict] = {
         "users": [IndexModel([("username", ASCENDING)], unique=True)],
-        "revoked_tokens": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)],
         "login_failures": [],
         "rate_counters": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)],
     }
@@ -39,6 +40,10 @@ class GatewayRepository(Repository):
     def find_user(self, user_id: str) -> dict | None:
         return self.db.users.find_one({"_id": user_id})
 
+    def find_actor(self, user_id: str) -> dict | None:
+        """What a request needs of its user (``ACTOR_FIELDS``), read on every request."""
+        return self.db.users.find_one({"_id": user_id}, dict.fromkeys(ACTOR_FIELDS, 1))
+
     def find_username(self, username: str) -> dict | None:
         return self.db.users.find_one({"username": username})
 
@@ -54,13 +59,18 @@ class GatewayRepository(Repository):
             {"_id": user_id}, update, return_document=ReturnDocument.AFTER)
 
     # tokens -------------------------------------------------------------------
+    # A logged-out token stays in its user's ``revoked_tokens`` until it would have expired:
+    # the user is read on every request anyway, so checking costs no lookup of its own.
 
-    def revoke_token(self, token_id: str, expires_at: datetime) -> None:
-        self.db.revoked_tokens.update_one(
-            {"_id": token_id}, {"$setOnInsert": {"expires_at": expires_at}}, upsert=True)
-
-    def is_revoked(self, token_id: str) -> bool:
-        return self.db.revoked_tokens.count_documents({"_id": token_id}, limit=1) > 0
+    def revoke_token(self, user_id: str, token_id: str, expires_at: datetime,
+                     now: datetime) -> None:
+        user = self.db.users.find_one({"_id": user_id}, {"revoked_tokens": 1}) or {}
+        update: dict = {"$set": {f"revoked_tokens.{token_id}": expires_at}}
+        expired = [token for token, until in (user.get("revoked_tokens") or {}).items()
+                   if until <= now and token != token_id]
+        if expired:     # tokens past their expiry need no revocation any more
+            update["$unset"] = {f"revoked_tokens.{token}": "" for token in expired}
+        self.db.users.update_one({"_id": user_id}, update)
 
     # failed logins ------------------------------------------------------------
 

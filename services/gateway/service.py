@@ -1,20 +1,30 @@
 """gateway: the only door people and outside systems use. Entrypoints only.
 
 HTTP (nameko's ``http`` entrypoint over werkzeug, as in nameko-examples' gateway):
-health, the OpenAPI document and its docs, logins, staff accounts and the REST API of
-``api.OPERATIONS``. RPC: the same account operations for the ``huifang-users`` command.
+health, the OpenAPI document and its docs, logins, staff accounts, the REST API of
+``api.OPERATIONS``, the owners' pages and the staff console. RPC: the same account
+operations for the ``huifang-users`` command.
 """
 import logging
 
 import eventlet
 from nameko.dependency_providers import Config
 
-from services.gateway import api, docs, owner, owner_complaint, owner_revisit, pages
-from services.gateway.accounts import SESSION_COOKIE
+from services.gateway import (
+    api,
+    console,
+    docs,
+    owner,
+    owner_complaint,
+    owner_revisit,
+    pages,
+    session,
+)
 from services.gateway.dependencies import AccountStore
 from services.gateway.http import http, json_body, json_response, max_body
 from services.gateway.permissions import allowed
 from services.gateway.problems import Problem
+from shared.idempotency import idempotent
 from shared.rpc import RpcProxy, rpc
 from shared.schemas.vocabulary import SERVICES
 
@@ -86,18 +96,13 @@ class GatewayService:
         response = json_response({"csrf_token": self.accounts.csrf_token(claims),
                                   "expires_in": answer["expires_in"], "user": answer["user"]},
                                  headers={"Cache-Control": "no-store"})
-        response.set_cookie(SESSION_COOKIE, answer["access_token"], max_age=answer["expires_in"],
-                            httponly=True, samesite="Strict", path="/",
-                            secure=self.accounts.settings.secure_cookies)
-        return response
+        return session.start(response, answer, self.accounts.settings.secure_cookies)
 
     @http("POST", "/api/v1/auth/logout")
     def logout(self, request):
         _, claims = self.accounts.authenticate(request)
         self.accounts.logout(claims)
-        response = json_response({"logged_out": True})
-        response.delete_cookie(SESSION_COOKIE, path="/")
-        return response
+        return session.end(json_response({"logged_out": True}))
 
     @http("GET", "/api/v1/me")
     def me(self, request):
@@ -176,6 +181,40 @@ class GatewayService:
     def complaint_submit(self, request, estate_id):
         return owner_complaint.complaint_submit(self._owner(request), estate_id)
 
+    # the staff console (a login session; services/gateway/console.py) --------------------
+
+    @http("GET", "/console/login")
+    def console_login_page(self, request):
+        return console.login_page(self._console(request))
+
+    @http("POST", "/console/login")
+    def console_login(self, request):
+        return console.login_submit(self._console(request))
+
+    @http("POST", "/console/logout")
+    def console_logout(self, request):
+        return console.logout(self._console(request))
+
+    @http("GET", "/console/")
+    def console_worklist(self, request):
+        return console.worklist(self._console(request))
+
+    @http("GET", "/console/complaints/new")
+    def console_new_complaint(self, request):
+        return console.new_complaint(self._console(request))
+
+    @http("POST", "/console/complaints/new")
+    def console_register(self, request):
+        return console.register(self._console(request))
+
+    @http("GET", "/console/complaints/<string:complaint_id>")
+    def console_complaint(self, request, complaint_id):
+        return console.complaint_page(self._console(request), complaint_id)
+
+    @http("POST", "/console/complaints/<string:complaint_id>/<string:action>")
+    def console_act(self, request, complaint_id, action):
+        return console.act(self._console(request), complaint_id, action)
+
     @http("GET", "/static/<string:name>")
     def static(self, request, name):
         response = pages.static_file(name)
@@ -186,6 +225,7 @@ class GatewayService:
     # RPC, for the huifang-users command --------------------------------------------------
 
     @rpc
+    @idempotent
     def create_user(self, data):
         return self.accounts.create_user(data, created_by=None)
 
@@ -194,6 +234,7 @@ class GatewayService:
         return self.accounts.list_users(filters or {})
 
     @rpc
+    @idempotent
     def update_user(self, username, data):
         user = self.accounts.find_by_username(username)
         return self.accounts.update_user(user["id"], data, updated_by=None)
@@ -212,6 +253,11 @@ class GatewayService:
         return owner.OwnerContext(self._services(), self.accounts.repository,
                                   self.accounts.settings.secret, self.accounts.clock.now(),
                                   request)
+
+    def _console(self, request):
+        request.max_content_length = max_body(self.config)
+        return console.ConsoleContext(self.accounts, self._services(), max_body(self.config),
+                                      self.accounts.clock.now(), request)
 
     def _services(self):
         return api.Services({name: getattr(self, name) for name in SERVICES})

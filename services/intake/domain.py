@@ -20,6 +20,7 @@ from services.intake import work_orders
 from services.intake.history import history_entry
 from shared.envelope import new_event
 from shared.errors import InvalidInput, InvalidTransition
+from shared.expected_state import already_done
 from shared.links import new_token
 from shared.masking import mask_email, mask_phone
 
@@ -171,14 +172,20 @@ def reporter_key(reporter):
 
 # the state machine ---------------------------------------------------------------------
 
-def apply(complaint, action, by, now, policy, **details):
-    """Move ``complaint`` through ``action``: the changed complaint and its events.
+def apply(complaint, action, by, now, policy, expected_status=None, **details):
+    """Move ``complaint`` through ``action``: the changed complaint and its events, or None
+    when ``expected_status`` shows this very step already happened (a retry: the complaint
+    is answered as it is; ``shared.expected_state``).
 
     Raises ``InvalidTransition`` naming the current state if ``TRANSITIONS``
-    does not allow the action from it. ``details`` are the action's inputs.
+    does not allow the action from it, or the complaint is not in ``expected_status``.
+    ``details`` are the action's inputs.
     """
     allowed_from, target = TRANSITIONS[action]
     current = complaint["status"]
+    if already_done("complaint", complaint["_id"], action, current, expected_status, STATES,
+                    leads_to=target, last=last_step(complaint), this=(by, action)):
+        return None
     if current not in allowed_from:
         raise InvalidTransition("complaint", complaint["_id"], current, action)
     complaint = copy.deepcopy(complaint)
@@ -187,6 +194,20 @@ def apply(complaint, action, by, now, policy, **details):
     decided = {key: complaint.get(field) for key, field in HISTORY_DETAILS.get(action, {}).items()}
     complaint["history"].append(history_entry(now, by, action, current, target, note, **decided))
     return _rescheduled(complaint, policy), events
+
+
+def last_step(complaint):
+    """(who, what) of the last step that moved the complaint (notes, alerts and
+    escalations in between move nothing), or None."""
+    moved = [line for line in complaint["history"] if line["action"] in TRANSITIONS]
+    return (moved[-1]["by"], moved[-1]["action"]) if moved else None
+
+
+def expect(complaint, expected_status, action):
+    """A step alongside the state machine (escalating, flagging, …) changes no state: it
+    only checks the caller saw the complaint's."""
+    already_done("complaint", complaint["_id"], action, complaint["status"], expected_status,
+                 STATES)
 
 
 def _acknowledge(complaint, by, now, policy, note=""):
@@ -303,6 +324,22 @@ STEPS = {
 }
 
 
+def allowed_actions(complaint, policy):
+    """What the complaint's state allows now: each transition of ``TRANSITIONS`` from its
+    status, ``escalate`` while a rung of the ladder is left, ``special_measures`` for a
+    repeat, ``external_status`` once an outside unit has it, ``flag_malicious`` (or lifting
+    the flag) always. Whose role permits which is the gateway's table, not this."""
+    status = complaint["status"]
+    actions = [action for action, (starts, _) in TRANSITIONS.items() if status in starts]
+    if status in ESCALATABLE and _levels_ahead(complaint, policy):
+        actions.append("escalate")
+    if complaint.get("repeat_of"):
+        actions.append("special_measures")
+    if complaint.get("external"):
+        actions.append("external_status")
+    return [*actions, "flag_malicious"]
+
+
 def can_reopen_after_revisit(complaint):
     """An unsatisfied follow-up reopens a finished complaint; a live one is already open."""
     return complaint["status"] in TRANSITIONS["reopen"][0]
@@ -310,8 +347,9 @@ def can_reopen_after_revisit(complaint):
 
 # alongside the state machine ----------------------------------------------------------
 
-def take_special_measures(complaint, by, measures, now, policy):
+def take_special_measures(complaint, by, measures, now, policy, expected_status=None):
     """What the service centre did about a repeat complaint, within the 24 hours owed."""
+    expect(complaint, expected_status, "take special measures for")
     if not complaint.get("repeat_of"):
         raise InvalidTransition("complaint", complaint["_id"], "not a repeat complaint",
                                 "take special measures for")
@@ -326,8 +364,9 @@ def take_special_measures(complaint, by, measures, now, policy):
                                                           "on_time": on_time})]
 
 
-def update_external_status(complaint, by, data, now, policy):
+def update_external_status(complaint, by, data, now, policy, expected_status=None):
     """Where the outside unit stands: the matter keeps its own status, followed up."""
+    expect(complaint, expected_status, "update the outside unit of")
     if not complaint.get("external"):
         raise InvalidTransition("complaint", complaint["_id"], "not referred to an outside unit",
                                 "update the outside unit of")
@@ -342,9 +381,10 @@ def update_external_status(complaint, by, data, now, policy):
         "external_unit": external["unit"], "status": external["status"], "updated_at": now})]
 
 
-def flag_malicious(complaint, data, now, policy):
+def flag_malicious(complaint, data, now, policy, expected_status=None):
     """「对业主的恶意投诉,做到坚持原则并耐心解释」: flagged by a supervisor with a reason,
     left out of the statistics, never deleted. ``malicious`` false lifts the flag."""
+    expect(complaint, expected_status, "flag" if data["malicious"] else "unflag")
     if complaint["malicious"] == data["malicious"]:
         state = "already flagged malicious" if data["malicious"] else "not flagged malicious"
         raise InvalidTransition("complaint", complaint["_id"], state,
@@ -405,13 +445,14 @@ def check_deadlines(complaint, now, policy):
     return _rescheduled(complaint, policy), events
 
 
-def escalate(complaint, by, reason, now, policy, role=None):
+def escalate(complaint, by, reason, now, policy, role=None, expected_status=None):
     """A member of staff takes the complaint up by hand: the next rung, or straight to
     ``role`` when the matter is beyond their authority (「对于超越自己权限的投诉事件应及时向
     公司经理汇报」). Counts as that rung for the round; the rungs below are passed."""
     roles = [level.role for level in policy.escalation_levels]
     if role is not None and role not in roles:
         raise InvalidInput({"role": [f"not on the estate's escalation ladder ({', '.join(roles)})"]})
+    expect(complaint, expected_status, "escalate")
     if complaint["status"] not in ESCALATABLE:
         raise InvalidTransition("complaint", complaint["_id"], complaint["status"], "escalate")
     ahead = _levels_ahead(complaint, policy)
@@ -569,5 +610,9 @@ def _note(complaint, at, by, action, note):
 
 
 def _event(complaint, event_type, now, payload):
+    # Every change a complaint keeps adds to its history, so the history's length when the
+    # event is built names the change (with the type, each event of it): built again for
+    # the same change (a timer's pass after a crash), an event has the same id.
     return new_event(event_type, SOURCE, complaint["estate_id"],
-                     dict(payload, complaint_id=complaint["_id"]), now)
+                     dict(payload, complaint_id=complaint["_id"]), now,
+                     key=f"{complaint['_id']}/{len(complaint['history'])}")

@@ -4,7 +4,8 @@ from typing import ClassVar
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
-from shared.paging import find_page
+from shared.errors import InvalidInput
+from shared.paging import decode_cursor, encode_cursor, find_page
 from shared.store import Repository, estate_scope
 
 HOUSEHOLD_FIELDS = ("building", "unit", "room", "occupied", "contacts")
@@ -16,6 +17,7 @@ WORK_ORDER_EQUALITY = ("estate_id", "kind", "status", "household_id", "complaint
 # The order of each list (paging adds ``_id`` last); an index below serves each.
 HOUSEHOLD_ORDER = [("_id", ASCENDING)]
 NEWEST_FIRST = [("received_at", DESCENDING), ("_id", DESCENDING)]   # complaints, work orders
+DUE_FIRST = [("next_due_at", ASCENDING), ("_id", ASCENDING)]        # a worklist of complaints
 # How many due complaints one pass of the deadline timer takes at a time.
 ALERT_BATCH = 200
 
@@ -33,6 +35,7 @@ class IntakeRepository(Repository):
             IndexModel([("estate_id", ASCENDING), *NEWEST_FIRST]),
             IndexModel([("alert_due_at", ASCENDING)]),
             IndexModel([("next_due_at", ASCENDING)]),
+            IndexModel([("estate_id", ASCENDING), *DUE_FIRST]),
             IndexModel([("work_order_pending", ASCENDING)], sparse=True),
             # the owner's link; complaints from before links have none (minted when needed)
             IndexModel([("owner_token", ASCENDING)], unique=True, sparse=True),
@@ -51,19 +54,23 @@ class IntakeRepository(Repository):
     # estates and households --------------------------------------------------
 
     def import_households(self, estate_id, rows, now):
+        """Every row and the estate, or nothing (``all_or_nothing``): the estate becomes
+        known last, once its households are in."""
         ids = [row["household_id"] for row in rows]
         existing = {doc["_id"] for doc in self.db.households.find({"_id": {"$in": ids}}, {"_id": 1})}
-        self.db.estates.update_one(
-            {"_id": estate_id}, {"$setOnInsert": {"created_at": now}}, upsert=True)
-        # One upsert per row: mongomock 4.3 cannot take pymongo 4.15's bulk UpdateOne.
-        for row in rows:
-            self.db.households.update_one(
-                {"_id": row["household_id"]},
-                {"$set": {"estate_id": estate_id, "updated_at": now,
-                          **{key: row[key] for key in HOUSEHOLD_FIELDS}},
-                 "$setOnInsert": {"imported_at": now}},
-                upsert=True,
-            )
+        with self.all_or_nothing(households=ids, estates=[estate_id]) as session:
+            # One upsert per row: mongomock 4.3 cannot take pymongo 4.15's bulk UpdateOne.
+            for row in rows:
+                self.db.households.update_one(
+                    {"_id": row["household_id"]},
+                    {"$set": {"estate_id": estate_id, "updated_at": now,
+                              **{key: row[key] for key in HOUSEHOLD_FIELDS}},
+                     "$setOnInsert": {"imported_at": now}},
+                    upsert=True, session=session,
+                )
+            self.db.estates.update_one(
+                {"_id": estate_id}, {"$setOnInsert": {"created_at": now}}, upsert=True,
+                session=session)
         updated = len(existing)
         return {"imported": len(set(ids)) - updated, "updated": updated}
 
@@ -71,6 +78,9 @@ class IntakeRepository(Repository):
         """household id -> its estate, for those that exist."""
         found = self.db.households.find({"_id": {"$in": list(household_ids)}}, {"estate_id": 1})
         return {doc["_id"]: doc["estate_id"] for doc in found}
+
+    def find_estate(self, estate_id):
+        return self.db.estates.find_one({"_id": estate_id})
 
     def estate_exists(self, estate_id):
         return self.db.estates.count_documents({"_id": estate_id}, limit=1) > 0
@@ -116,7 +126,8 @@ class IntakeRepository(Repository):
         return found and found.get("owner_token")
 
     def list_complaints(self, filters, now):
-        """Complaints newest first, a page at a time: (complaints, next cursor)."""
+        """Complaints newest first, or by their next deadline (``order`` "due"), a page at
+        a time: (complaints, next cursor)."""
         query = {key: filters[key] for key in COMPLAINT_EQUALITY if key in filters}
         query.update(estate_scope(filters))
         query.update(_between("received_at", filters.get("since"), filters.get("until")))
@@ -128,8 +139,32 @@ class IntakeRepository(Repository):
             query["next_due_at"] = {"$lte": now}
         elif filters.get("overdue") is False:
             query["$or"] = [{"next_due_at": None}, {"next_due_at": {"$gt": now}}]
+        if "open" in filters:
+            query = {"$and": [query, {"status": {"$ne": "closed"} if filters["open"]
+                                      else "closed"}]}
+        if filters.get("order") == "due":
+            return self._due_first(query, filters["limit"], filters.get("cursor"))
         return find_page(self.db.complaints, query, NEWEST_FIRST, filters["limit"],
                          filters.get("cursor"))
+
+    def _due_first(self, query, limit, cursor):
+        """The complaints of ``query`` by their next deadline, the most overdue first; then
+        those with nothing due (resolved, awaiting the owner's sign-off), newest first. One
+        cursor runs through both parts: a cursor of the part the page stopped in."""
+        dated = {"$and": [query, {"next_due_at": {"$ne": None}}]}
+        undated = {"$and": [query, {"next_due_at": None}]}
+        if cursor is not None and not _cursor_of(DUE_FIRST, cursor):
+            return find_page(self.db.complaints, undated, NEWEST_FIRST, limit, cursor)
+        page, after = find_page(self.db.complaints, dated, DUE_FIRST, limit, cursor)
+        if after is not None:
+            return page, after
+        room = limit - len(page)
+        if room == 0:   # the dated part filled the page exactly: go on after its last one
+            if self.db.complaints.count_documents(undated, limit=1) == 0:
+                return page, None
+            return page, encode_cursor(DUE_FIRST, [page[-1]["next_due_at"], page[-1]["_id"]])
+        rest, after = find_page(self.db.complaints, undated, NEWEST_FIRST, room)
+        return page + rest, after
 
     def earlier_complaints(self, estate_id, category, household_id, reporter_key):
         """The same household's (or, without one, the same reporter's) complaints in a
@@ -194,6 +229,15 @@ class IntakeRepository(Repository):
                               filters.get("completed_until")))
         return find_page(self.db.work_orders, query, NEWEST_FIRST, filters["limit"],
                          filters.get("cursor"))
+
+
+def _cursor_of(sort, cursor):
+    """Was ``cursor`` made for a list in ``sort`` order?"""
+    try:
+        decode_cursor(sort, cursor)
+    except InvalidInput:
+        return False
+    return True
 
 
 def _between(field, since, until):

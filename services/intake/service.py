@@ -11,13 +11,14 @@ from shared import paging
 from shared.actor import CallerProvider
 from shared.dependencies import ClockProvider, Store
 from shared.errors import InvalidInput, NotFound
+from shared.idempotency import derived_id, idempotent
 from shared.messaging import handles
 from shared.periods import period_bounds
 from shared.rpc import ping, rpc, to_json
 from shared.schemas import intake as schemas
 from shared.schemas.base import load, require_id
 from shared.schemas.vocabulary import COMPLAINT_CATEGORIES, SURVEY_CATEGORIES
-from shared.store import HANDLED_EVENTS, ConcurrentUpdate
+from shared.store import HANDLED_EVENTS, ConcurrentUpdate, already_applied
 from shared.timers import timer_from_config
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class IntakeService:
     # households ---------------------------------------------------------------
 
     @rpc
+    @idempotent
     def import_households(self, estate_id, rows):
         require_id(estate_id, "estate_id")
         if not isinstance(rows, list):
@@ -59,7 +61,7 @@ class IntakeService:
 
     @rpc
     def list_households(self, estate_id, filters=None, paged=False):
-        require_id(estate_id, "estate_id")
+        self._require_estate(estate_id)
         filters = paging.load_filters(schemas.HouseholdFilters(), filters, paged)
         households, next_cursor = self.store.list_households(estate_id, filters)
         return paging.answer([to_json(domain.public_view(household)) for household in households],
@@ -73,6 +75,12 @@ class IntakeService:
         if household is None:
             raise NotFound("household", household_id)
         return to_json(domain.public_view(household))
+
+    @rpc
+    def get_estate(self, estate_id):
+        """An estate intake knows (its owner list imported, if only an empty one): what the
+        other services ask before they act on an estate; ``NotFound`` otherwise."""
+        return to_json(self._require_estate(estate_id))
 
     @rpc
     def get_contact(self, ref):
@@ -104,88 +112,110 @@ class IntakeService:
     def list_categories(self, estate_id=None):
         """The complaint taxonomy and where the estate routes each category."""
         if estate_id is not None:
-            self._check_estate(require_id(estate_id, "estate_id"))
+            self._require_estate(estate_id)
         policy = self.policies.for_estate(estate_id)
         return [{"category": category, "department": policy.department_for(category),
                  "survey_category": category in SURVEY_CATEGORIES}
                 for category in COMPLAINT_CATEGORIES]
 
     @rpc
+    @idempotent
     def register_complaint(self, data):
         return self._view(self._register(self.caller.load(schemas.RegisterComplaint(), data)))
 
     @rpc
-    def acknowledge_complaint(self, complaint_id, data):
+    @idempotent
+    def acknowledge_complaint(self, complaint_id, data, expected_status=None):
         data = self.caller.load(schemas.AcknowledgeComplaint(), data)
-        return self._move(complaint_id, "acknowledge", data["staff_id"], note=data["note"])
+        return self._move(complaint_id, "acknowledge", data["staff_id"], expected_status,
+                          note=data["note"])
 
     @rpc
-    def assign_complaint(self, complaint_id, data):
+    @idempotent
+    def assign_complaint(self, complaint_id, data, expected_status=None):
         data = self.caller.load(schemas.AssignComplaint(), data)
         actor = data.pop("staff_id") or data["assignee_id"] or "desk"
-        return self._move(complaint_id, "assign", actor, **data)
+        return self._move(complaint_id, "assign", actor, expected_status, **data)
 
     @rpc
-    def resolve_complaint(self, complaint_id, data):
+    @idempotent
+    def resolve_complaint(self, complaint_id, data, expected_status=None):
         data = self.caller.load(schemas.ResolveComplaint(), data)
-        return self._move(complaint_id, "resolve", data["staff_id"],
+        return self._move(complaint_id, "resolve", data["staff_id"], expected_status,
                           resolution=data["resolution"])
 
     @rpc
-    def close_complaint(self, complaint_id, data):
+    @idempotent
+    def close_complaint(self, complaint_id, data, expected_status=None):
         data = self.caller.load(schemas.CloseComplaint(), data)
-        return self._move(complaint_id, "close", data["closed_by"],
+        return self._move(complaint_id, "close", data["closed_by"], expected_status,
                           owner_signoff=data["owner_signoff"], closed_at=data["closed_at"])
 
     @rpc
-    def reopen_complaint(self, complaint_id, data):
+    @idempotent
+    def reopen_complaint(self, complaint_id, data, expected_status=None):
         data = self.caller.load(schemas.ReopenComplaint(), data)
         return self._move(complaint_id, "reopen", data["staff_id"] or data["source"],
-                          reason=data["reason"], source=data["source"])
+                          expected_status, reason=data["reason"], source=data["source"])
 
     @rpc
-    def request_review(self, complaint_id, data):
+    @idempotent
+    def request_review(self, complaint_id, data, expected_status=None):
         data = self.caller.load(schemas.RequestReview(), data)
         actor = data["staff_id"] or "owner"
-        return self._move(complaint_id, "request_review", actor, reason=data["reason"],
-                          requested_by=data["requested_by"])
+        return self._move(complaint_id, "request_review", actor, expected_status,
+                          reason=data["reason"], requested_by=data["requested_by"])
 
     @rpc
-    def decide_review(self, complaint_id, data):
+    @idempotent
+    def decide_review(self, complaint_id, data, expected_status=None):
         data = self.caller.load(schemas.DecideReview(), data)
         action = "uphold_review" if data["outcome"] == "upheld" else "overturn_review"
-        return self._move(complaint_id, action, data["reviewer_id"], finding=data["finding"])
+        return self._move(complaint_id, action, data["reviewer_id"], expected_status,
+                          finding=data["finding"])
 
     @rpc
-    def escalate_complaint(self, complaint_id, data):
+    @idempotent
+    def escalate_complaint(self, complaint_id, data, expected_status=None):
         data = self.caller.load(schemas.EscalateComplaint(), data)
         return self._change(complaint_id, lambda complaint, policy, now: domain.escalate(
-            complaint, data["staff_id"], data["reason"], now, policy, role=data["role"]))
+            complaint, data["staff_id"], data["reason"], now, policy, role=data["role"],
+            expected_status=expected_status))
 
     @rpc
-    def record_special_measures(self, complaint_id, data):
+    @idempotent
+    def record_special_measures(self, complaint_id, data, expected_status=None):
         data = self.caller.load(schemas.RecordSpecialMeasures(), data)
         return self._change(complaint_id, lambda complaint, policy, now:
                             domain.take_special_measures(
-                                complaint, data["staff_id"], data["measures"], now, policy))
+                                complaint, data["staff_id"], data["measures"], now, policy,
+                                expected_status))
 
     @rpc
-    def update_external_status(self, complaint_id, data):
+    @idempotent
+    def update_external_status(self, complaint_id, data, expected_status=None):
         data = self.caller.load(schemas.UpdateExternalStatus(), data)
         return self._change(complaint_id, lambda complaint, policy, now:
                             domain.update_external_status(
-                                complaint, data["staff_id"], data, now, policy))
+                                complaint, data["staff_id"], data, now, policy,
+                                expected_status))
 
     @rpc
-    def flag_malicious(self, complaint_id, data):
+    @idempotent
+    def flag_malicious(self, complaint_id, data, expected_status=None):
         data = self.caller.load(schemas.FlagMalicious(), data)   # role: the actor's rung
         return self._change(complaint_id, lambda complaint, policy, now:
-                            domain.flag_malicious(complaint, data, now, policy))
+                            domain.flag_malicious(complaint, data, now, policy,
+                                                  expected_status))
 
     @rpc
     def get_complaint(self, complaint_id):
+        """The complaint, its history, and the actions its state allows now."""
         require_id(complaint_id, "id")
-        return self._view(self.store.get_complaint(complaint_id))
+        complaint = self.store.get_complaint(complaint_id)
+        policy = self.policies.for_estate(complaint["estate_id"])
+        return {**self._view(complaint),
+                "allowed_actions": domain.allowed_actions(complaint, policy)}
 
     @rpc
     def list_complaints(self, filters=None, paged=False):
@@ -196,7 +226,7 @@ class IntakeService:
 
     @rpc
     def complaint_stats(self, estate_id, period):
-        self._check_estate(require_id(estate_id, "estate_id"))
+        self._require_estate(estate_id)
         period = load(schemas.StatsQuery(), {"period": period})["period"]
         return self._estate_figures(estate_id, period, self.clock.now())
 
@@ -222,6 +252,7 @@ class IntakeService:
         return to_json(owner.owner_view(complaint, policy))
 
     @rpc
+    @idempotent
     def owner_request_review(self, token, data):
         """「可以向物业公司申请复核」 from the owner's page: as ``request_review``, recorded
         as the owner's (``requested_by`` and ``by`` "owner"); answers the owner's view."""
@@ -233,6 +264,7 @@ class IntakeService:
         return self.owner_view(token)
 
     @rpc
+    @idempotent
     def register_online_complaint(self, data):
         """A complaint from the estate's online form: channel ``online``, the reporter's
         name and phone. Answers the owner's view and ``owner_token`` (the link the
@@ -288,6 +320,7 @@ class IntakeService:
     # work orders --------------------------------------------------------------
 
     @rpc
+    @idempotent
     def register_work_order(self, data):
         data = self.caller.load(schemas.RegisterWorkOrder(), data)
         self._check_references(data)
@@ -295,26 +328,29 @@ class IntakeService:
             complaint = self.store.find_complaint(data["complaint_id"])
             if complaint is None or complaint["estate_id"] != data["estate_id"]:
                 raise InvalidInput({"complaint_id": ["unknown complaint in this estate"]})
+        order_id = derived_id("wo") or work_orders.new_work_order_id()
+        made = self.store.find_work_order(order_id)
+        if made is not None:   # this request's first run made it, then died before answering
+            return to_json(made)
         order, events = work_orders.register(
-            work_orders.new_work_order_id(), data, self.policies.for_estate(data["estate_id"]),
-            self.clock.now())
+            order_id, data, self.policies.for_estate(data["estate_id"]), self.clock.now())
         return to_json(self.store.add_work_order(order, events))
 
     @rpc
-    def complete_work_order(self, work_order_id, data):
+    @idempotent
+    def complete_work_order(self, work_order_id, data, expected_status=None):
         require_id(work_order_id, "id")
         data = self.caller.load(schemas.CompleteWorkOrder(), data)
-        order, events = work_orders.complete(
-            self.store.get_work_order(work_order_id), data, self.clock.now())
-        return to_json(self.store.save_work_order(order, events))
+        return self._change_order(work_order_id, lambda order, now: work_orders.complete(
+            order, data, now, expected_status))
 
     @rpc
-    def cancel_work_order(self, work_order_id, data):
+    @idempotent
+    def cancel_work_order(self, work_order_id, data, expected_status=None):
         require_id(work_order_id, "id")
         data = self.caller.load(schemas.CancelWorkOrder(), data)
-        order, events = work_orders.cancel(
-            self.store.get_work_order(work_order_id), data, self.clock.now())
-        return to_json(self.store.save_work_order(order, events))
+        return self._change_order(work_order_id, lambda order, now: work_orders.cancel(
+            order, data, now, expected_status))
 
     @rpc
     def get_work_order(self, work_order_id):
@@ -331,31 +367,36 @@ class IntakeService:
 
     def _register(self, data):
         self._check_references(data)
+        complaint_id = derived_id("cmp") or domain.new_complaint_id()
+        made = self.store.find_complaint(complaint_id)
+        if made is not None:   # this request's first run made it, then died before answering
+            return made
         policy = self.policies.for_estate(data["estate_id"])
         earlier = self.store.earlier_complaints(
             data["estate_id"], data["category"], data["household_id"],
             domain.reporter_key(data["reporter"]))
         complaint, events = domain.register(
-            domain.new_complaint_id(), data, earlier, policy, self.clock.now())
+            complaint_id, data, earlier, policy, self.clock.now())
         complaint = self.store.add_complaint(complaint, events)
         if complaint.get("work_order_pending"):
             self._open_emergency_work_order(complaint)
         return complaint
 
-    def _move(self, complaint_id, action, actor, **details):
+    def _move(self, complaint_id, action, actor, expected_status=None, **details):
         return self._change(complaint_id, lambda complaint, policy, now: domain.apply(
-            complaint, action, actor, now, policy, **details))
+            complaint, action, actor, now, policy, expected_status, **details))
 
     def _change(self, complaint_id, change, handled_event=None):
         """Read, change, write if nobody else wrote meanwhile (else read again).
 
         ``change`` returns the changed complaint and its events, or None when there is
-        nothing to do; with ``handled_event`` an event already applied is not applied again.
+        nothing to do; with ``handled_event`` an event already applied is not applied again,
+        nor a request whose first run changed it (``already_applied``).
         """
         require_id(complaint_id, "id")
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             complaint = self.store.get_complaint(complaint_id)
-            if handled_event in complaint.get(HANDLED_EVENTS, ()):
+            if handled_event in complaint.get(HANDLED_EVENTS, ()) or already_applied(complaint):
                 return self._view(complaint)
             policy = self.policies.for_estate(complaint["estate_id"])
             changed = change(complaint, policy, self.clock.now())
@@ -368,6 +409,16 @@ class IntakeService:
             except ConcurrentUpdate:
                 if attempt == WRITE_ATTEMPTS:
                     raise
+
+    def _change_order(self, work_order_id, change):
+        """A work order's step: read, change, write if nobody else wrote meanwhile (else
+        ``ConcurrentUpdate``, the caller retries). ``change`` gives the order and its
+        events, or None for a step that already happened."""
+        order = self.store.get_work_order(work_order_id)
+        changed = None if already_applied(order) else change(order, self.clock.now())
+        if changed is None:
+            return to_json(order)
+        return to_json(self.store.save_work_order(*changed))
 
     def _open_emergency_work_order(self, complaint):
         """「对业主投诉的紧急维修内容转报处理」: the repair order, at once."""
@@ -395,7 +446,15 @@ class IntakeService:
             raise owner.refuse_link()
         return complaint, policy
 
+    def _require_estate(self, estate_id):
+        """The estate an RPC is about (its argument): ``NotFound`` when intake does not know it."""
+        estate = self.store.find_estate(require_id(estate_id, "estate_id"))
+        if estate is None:
+            raise NotFound("estate", estate_id)
+        return estate
+
     def _check_estate(self, estate_id):
+        """An estate named in an input's field: ``InvalidInput`` on it when unknown."""
         if not self.store.estate_exists(estate_id):
             raise InvalidInput({"estate_id": ["unknown estate"]})
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 from services.intake.history import history_entry
 from shared.envelope import new_event
 from shared.errors import InvalidInput, InvalidTransition
+from shared.expected_state import already_done
 
 SOURCE = "intake"
 # A clock a few minutes fast at the desk must not make a fresh record "in the future".
@@ -20,6 +21,7 @@ TRANSITIONS = {
     # registered by mistake, twice, or withdrawn by the owner: kept, never deleted
     "cancel": ({"registered"}, "cancelled"),
 }
+STATES = ("registered", "completed", "cancelled")
 
 
 def new_work_order_id():
@@ -92,10 +94,13 @@ def for_emergency(complaint, policy, now):
     }, policy, now)
 
 
-def complete(order, data, now):
+def complete(order, data, now, expected_status=None):
     """Mark the work done. ``completed_at`` may be in the past (paper records typed in
-    later) but not in the future, nor before the order was received."""
+    later) but not in the future, nor before the order was received. None when
+    ``expected_status`` shows this very step already happened (answer the order as it is)."""
     allowed_from, target = TRANSITIONS["complete"]
+    if _retried(order, "complete", data["staff_id"], expected_status):
+        return None
     if order["status"] not in allowed_from:
         raise InvalidTransition("work order", order["_id"], order["status"], "complete")
     completed_at = data.get("completed_at") or now
@@ -113,10 +118,13 @@ def complete(order, data, now):
     })]
 
 
-def cancel(order, data, now):
+def cancel(order, data, now, expected_status=None):
     """Withdraw an order that will not be done, with the reason. No event: nothing
-    was done, so there is nothing to revisit (revisit follows completions only)."""
+    was done, so there is nothing to revisit (revisit follows completions only). None as
+    for ``complete``."""
     allowed_from, target = TRANSITIONS["cancel"]
+    if _retried(order, "cancel", data["staff_id"], expected_status):
+        return None
     if order["status"] not in allowed_from:
         raise InvalidTransition("work order", order["_id"], order["status"], "cancel")
     order = dict(order, status=target, cancelled_at=now, cancelled_by=data["staff_id"],
@@ -126,11 +134,20 @@ def cancel(order, data, now):
     return order, []
 
 
+def _retried(order, action, by, expected_status):
+    """Whether this step is a retry of one that happened (``shared.expected_state``)."""
+    last = order["history"][-1]
+    return already_done("work order", order["_id"], action, order["status"], expected_status,
+                        STATES, leads_to=TRANSITIONS[action][1],
+                        last=(last["by"], last["action"]), this=(by, action))
+
+
 def _not_in_the_future(moment, now, field):
     if moment > now + CLOCK_SKEW:
         raise InvalidInput({field: ["must not be in the future"]})
 
 
 def _event(event_type, order, now, payload):
+    # an order is registered once and completed once: its id names the change
     return new_event(event_type, SOURCE, order["estate_id"],
-                     dict(payload, work_order_id=order["_id"]), now)
+                     dict(payload, work_order_id=order["_id"]), now, key=order["_id"])

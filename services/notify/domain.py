@@ -5,7 +5,6 @@ Policy texts (../shared/seed): 「接到客户投诉后,应首先向业主表示
 acknowledgement apologises first — and 「回访可以通过电话、邮件、短信等方式进行」 —
 channels are interchangeable plug-ins.
 """
-import re
 import string
 import uuid
 from collections.abc import Callable
@@ -15,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from shared.envelope import new_event
 from shared.links import DEFAULT_PUBLIC_BASE_URL, hide_tokens, owner_link
-from shared.masking import mask_address, mask_email, mask_phone
+from shared.masking import mask_address, mask_text
 
 SOURCE = "notify"
 # Who reads a template: a household, or staff (any, by role, or a department's).
@@ -721,22 +720,17 @@ def public_view(delivery, show_links=True):
     return view
 
 
-# An error text from a plug-in may quote the address: mask any number or e-mail in it.
-_MOBILE_IN_TEXT = re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d{9}(?!\d)")
-_LANDLINE_IN_TEXT = re.compile(r"(?<!\d)0\d{2,3}-?\d{7,8}(?!\d)")
-_EMAIL_IN_TEXT = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-
-
 def redact(text):
-    text = _MOBILE_IN_TEXT.sub(lambda match: mask_phone(match.group()), str(text))
-    text = _LANDLINE_IN_TEXT.sub(lambda match: mask_phone(match.group()), text)
-    return _EMAIL_IN_TEXT.sub(lambda match: mask_email(match.group()), text)[:1000]
+    """An error text from a plug-in may quote the address: masked (``mask_text``), kept short."""
+    return mask_text(str(text))[:1000]
 
 
 def _event(delivery, event_type, now, **extra):
     payload = {key: delivery[key] for key in ("channel", "template", "recipient", "ref")}
+    # a delivery ends sent or failed once: its id derives from the delivery's
     return new_event(event_type, SOURCE, delivery["estate_id"],
-                     dict(payload, delivery_id=delivery["_id"], **extra), now)
+                     dict(payload, delivery_id=delivery["_id"], **extra), now,
+                     key=delivery["_id"])
 
 
 # preferences --------------------------------------------------------------------------

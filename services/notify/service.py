@@ -12,10 +12,11 @@ from shared import paging
 from shared.actor import CallerProvider
 from shared.dependencies import ClockProvider, Store
 from shared.errors import InvalidInput
+from shared.idempotency import derived_id, idempotent
 from shared.masking import mask_address
 from shared.messaging import handles
 from shared.quiet_hours import quiet_until
-from shared.rpc import RpcProxy, ping, rpc, to_json
+from shared.rpc import RpcProxy, not_found_as, ping, rpc, to_json
 from shared.schemas import notify as schemas
 from shared.schemas.base import load, require_id
 from shared.timers import timer_from_config
@@ -132,13 +133,21 @@ class NotifyService:
     # rpc ------------------------------------------------------------------------
 
     @rpc
+    @idempotent
     def send(self, data):
         templates = self.settings.templates(None, self.settings.estate(None).locale)
         data = load(schemas.SendNotification(
             known_channels=self.settings.all_channel_names(),
             templates={template_id: template.params for template_id, template in templates.items()},
         ), data)
+        delivery_id = derived_id("dlv") or domain.new_delivery_id()
+        made = self.store.find_delivery(delivery_id)
+        if made is not None:   # this request's first run logged it (the dispatcher sends it)
+            return to_json(domain.public_view(made))
         channel_name, to = data["channel"], data["to"]
+        if data["estate_id"] is not None:   # estates are intake's: an unknown one is refused
+            with not_found_as("estate", data["estate_id"], field="estate_id"):
+                self.intake.get_estate(data["estate_id"])
         target, estate_id = self._send_target(to, data["estate_id"])
         if estate_id is None:
             raise InvalidInput({"estate_id": ["required for staff of the group-wide directory"]})
@@ -163,7 +172,7 @@ class NotifyService:
         params = domain.with_contact_params(data["params"], target.contact, estate.context)
         target.contact = {channel.address_field: address}
         delivery = self._deliver(
-            domain.new_delivery_id(), estate, data["template"], params, target,
+            delivery_id, estate, data["template"], params, target,
             ref=data["ref"], channel=channel_name, requested_by=self.caller.actor_id)
         return to_json(domain.public_view(delivery))
 
@@ -178,10 +187,13 @@ class NotifyService:
                               for delivery in deliveries], next_cursor, paged)
 
     @rpc
+    @idempotent
     def set_preferences(self, household_id, data):
         require_id(household_id, "household_id")
         data = load(schemas.Preferences(known_channels=self.settings.all_channel_names(),
                                         known_locales=self.settings.locales()), data)
+        with not_found_as("household", household_id):   # households are intake's
+            self.intake.get_household(household_id)
         preferences = domain.merge_preferences(
             self.store.get_preferences(household_id), data, household_id, self.clock.now(),
             updated_by=self.caller.actor_id)
@@ -269,7 +281,12 @@ class NotifyService:
             raise
 
     def _occupied_households(self, estate_id):
-        households = self.intake.list_households(estate_id, {"occupied": True})
+        try:
+            households = self.intake.list_households(estate_id, {"occupied": True})
+        except RemoteError as exc:
+            if exc.exc_type != "NotFound":
+                raise
+            return []   # an estate intake does not know has nobody to tell
         return [household["id"] for household in households]
 
     # delivery ------------------------------------------------------------------------

@@ -16,9 +16,10 @@ import re
 from services.revisit.policies import zone
 from shared.envelope import new_event
 from shared.errors import InvalidInput, InvalidTransition
+from shared.expected_state import already_done
 from shared.links import new_token
 from shared.quiet_hours import contains as quiet_hours_contain
-from shared.schemas.vocabulary import ONLINE_METHOD, UNSATISFIED_LEVELS
+from shared.schemas.vocabulary import ONLINE_METHOD, REVISIT_STATUSES, UNSATISFIED_LEVELS
 
 SOURCE = "revisit"
 OPEN = ("scheduled", "booked", "overdue")
@@ -236,13 +237,18 @@ def _natural(text):
 
 # -- appointments ------------------------------------------------------------------------
 
-def book(revisit, appointment, policy, now, booked_by=None):
+def book(revisit, appointment, policy, now, booked_by=None, expected_status=None):
     """An on-site appointment the owner agreed to (consent checked by the input schema).
 
     「采取上门回访的应提前与业主进行预约,获得同意后方可上门,并不能影响业主的正常生活」:
     in the future and outside the owner's quiet hours (theirs if they gave them, else the
-    estate's). ``booked_by``: the person who booked it (the gateway), else None.
+    estate's). ``booked_by``: the person who booked it (the gateway), else None. None when
+    ``expected_status`` shows this very booking was made already (a retry).
     """
+    last = (revisit.get("booked_by"), "book") if revisit["status"] == "booked" else None
+    if already_done("revisit", revisit["_id"], "book", revisit["status"], expected_status,
+                    REVISIT_STATUSES, leads_to="booked", last=last, this=(booked_by, "book")):
+        return None
     if revisit["status"] not in BOOKABLE:
         raise InvalidTransition("revisit", revisit["_id"], revisit["status"], "book")
     if revisit["household_id"] is None:
@@ -273,8 +279,9 @@ def quiet_hours_at(moment, quiet_hours, zone_name):
 
 # -- outcomes ----------------------------------------------------------------------------
 
-def record(revisit, outcome, policy, now):
-    """Record one contact attempt; the changed revisit and its events.
+def record(revisit, outcome, policy, now, expected_status=None):
+    """Record one contact attempt; the changed revisit and its events, or None when
+    ``expected_status`` shows this visitor's record already made it ``done`` (a retry).
 
     Not reached: the revisit stays open for another try, at another time or on another
     channel, until ``max_attempts`` tries. A question left open gets a promised reply
@@ -282,6 +289,11 @@ def record(revisit, outcome, policy, now):
     「回访中对于业主的询问、建议如不能及时答复,应及时上报公司领导并应告知回复时间」
     Unsatisfied or unresolved: ``revisit_unsatisfied`` (for a complaint, intake reopens it).
     """
+    last = (revisit["outcome"] or {}).get("visitor_id", "") if revisit["status"] == "done" else ""
+    if already_done("revisit", revisit["_id"], "record", revisit["status"], expected_status,
+                    REVISIT_STATUSES, leads_to="done", last=(last, "record"),
+                    this=(outcome["visitor_id"], "record")):
+        return None
     if revisit["status"] not in RECORDABLE:
         raise InvalidTransition("revisit", revisit["_id"], revisit["status"], "record")
     if outcome["method"] == "onsite" and revisit.get("appointment_at") is None:
@@ -304,17 +316,18 @@ def record(revisit, outcome, policy, now):
         revisit.update(status="done", outcome=dict(attempt, unreachable=True), completed_at=now)
     else:
         revisit.update(status="done", outcome=attempt, completed_at=now)
+    # a revisit is done once: its id names the change
     events = [_event("revisit_completed", revisit, now, {
         "kind": revisit["kind"], "source_id": revisit["source_id"],
         "reached": outcome["reached"], "satisfaction": outcome["satisfaction"],
         "resolved": outcome["resolved"], "completed_at": now,
-    })]
+    }, key=revisit["_id"])]
     if is_unsatisfied(outcome):
         events.append(_event("revisit_unsatisfied", revisit, now, {
             "kind": revisit["kind"], "source_id": revisit["source_id"],
             "satisfaction": outcome["satisfaction"], "resolved": outcome["resolved"],
             "comments": outcome["comments"],
-        }))
+        }, key=revisit["_id"]))
     return revisit, events
 
 
@@ -425,14 +438,16 @@ def announce(revisit, now):
 def mark_overdue(revisit, now):
     return {"status": "overdue", "overdue_at": now}, [_event("revisit_overdue", revisit, now, {
         "kind": revisit["kind"], "source_id": revisit["source_id"],
-        "due_at": revisit["due_at"], "deadline": "revisit"})]
+        "due_at": revisit["due_at"], "deadline": "revisit"}, key=f"{revisit['_id']}/revisit")]
 
 
 def mark_reply_overdue(revisit, now):
     """The reply promised during the visit was not given in time."""
+    promised = revisit["promised_reply_at"]
     return {"reply_overdue_at": now}, [_event("revisit_overdue", revisit, now, {
         "kind": revisit["kind"], "source_id": revisit["source_id"],
-        "due_at": revisit["promised_reply_at"], "deadline": "promised_reply"})]
+        "due_at": promised, "deadline": "promised_reply"},
+        key=f"{revisit['_id']}/promised_reply/{promised.isoformat()}")]
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -442,10 +457,12 @@ def _scheduled_event(revisit, now):
                                              "assigned_role", "method")}
     if revisit.get("online_token"):
         payload["token"] = revisit["online_token"]   # notify links the message to /r/<token>
-    return _event("revisit_scheduled", revisit, now, payload)
+    # announced once per revisit (at once, or by the timer): the same id however often built
+    return _event("revisit_scheduled", revisit, now, payload, key=revisit["_id"])
 
 
-def _event(event_type, revisit, now, payload):
+def _event(event_type, revisit, now, payload, key=None):
+    """``key``: the change the event announces, when it happens once (its id derives)."""
     return new_event(event_type, SOURCE, revisit["estate_id"],
-                     dict(payload, revisit_id=revisit["_id"]), now)
+                     dict(payload, revisit_id=revisit["_id"]), now, key=key)
 

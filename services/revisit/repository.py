@@ -46,13 +46,31 @@ class RevisitRepository(Repository):
 
     # -- revisits -----------------------------------------------------------------------
 
-    def schedule(self, revisit, events):
-        """Insert a revisit whose id derives from its source; False if it exists already."""
+    def schedule(self, revisit, events, publish=True):
+        """Insert a revisit whose id derives from its source; False if it exists already.
+        ``publish=False``: its events wait in its outbox (``save_recorded``)."""
         try:
-            self.insert_with_events("revisits", revisit, events)
+            self.insert_with_events("revisits", revisit, events, publish=publish)
         except DuplicateKeyError:
             return False
         return True
+
+    def save_recorded(self, revisit, events, follow_up=None):
+        """Save a recorded revisit and the next observation it calls for (``follow_up``:
+        revisit and events, or None), both or neither: the observation is inserted first,
+        its events held; should the record not be saved (changed meanwhile) it is deleted
+        unannounced, and a retry derives it again. One an earlier try left is kept. (A crash
+        in between on a MongoDB server leaves it for the relay to announce.)"""
+        held = follow_up is not None and self.schedule(*follow_up, publish=False)
+        try:
+            saved = self.save(revisit, events)
+        except BaseException:
+            if held:
+                self.db.revisits.delete_one({"_id": follow_up[0]["_id"]})
+            raise
+        if held:
+            self.flush("revisits", follow_up[0]["_id"], follow_up[1])
+        return saved
 
     def get(self, revisit_id):
         return self.fetch("revisits", revisit_id, "revisit")

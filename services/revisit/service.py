@@ -10,12 +10,13 @@ from shared import paging
 from shared.actor import CallerProvider
 from shared.dependencies import ClockProvider, Store
 from shared.errors import Forbidden, InvalidInput
+from shared.idempotency import idempotent
 from shared.messaging import handles
 from shared.periods import period_bounds, period_months
-from shared.rpc import RpcProxy, ping, rpc, to_json
+from shared.rpc import RpcProxy, not_found_as, ping, rpc, to_json
 from shared.schemas import revisit as schemas
 from shared.schemas.base import load, require_id, require_token
-from shared.store import ConcurrentUpdate
+from shared.store import ConcurrentUpdate, already_applied
 from shared.timers import timer_from_config
 
 log = logging.getLogger(__name__)
@@ -119,34 +120,43 @@ class RevisitService:
         return to_json(domain.staff_view(self.store.get(revisit_id)))
 
     @rpc
-    def book_appointment(self, revisit_id, data):
+    @idempotent
+    def book_appointment(self, revisit_id, data, expected_status=None):
         require_id(revisit_id, "id")
         appointment = load(schemas.BookAppointment(), data)
         revisit = self.store.get(revisit_id)
-        revisit, events = domain.book(
+        booked = None if already_applied(revisit) else domain.book(
             revisit, appointment, self._policy(revisit["estate_id"]), self.clock.now(),
-            booked_by=self.caller.actor_id)
-        return to_json(domain.staff_view(self.store.save(revisit, events)))
+            booked_by=self.caller.actor_id, expected_status=expected_status)
+        if booked is None:   # a retry of a booking made: the revisit as it is
+            return to_json(domain.staff_view(revisit))
+        return to_json(domain.staff_view(self.store.save(*booked)))
 
     @rpc
-    def record_revisit(self, revisit_id, data):
+    @idempotent
+    def record_revisit(self, revisit_id, data, expected_status=None):
         require_id(revisit_id, "id")
         outcome = self.caller.load(schemas.RecordRevisit(), data)
         revisit, now = self.store.get(revisit_id), self.clock.now()
         policy = self._policy(revisit["estate_id"])
-        revisit, events = domain.record(revisit, outcome, policy, now)
-        # The next observation of an important repair first: if saving the record then
-        # fails, a retry derives the same observation and inserts nothing twice.
+        recorded = None if already_applied(revisit) else domain.record(
+            revisit, outcome, policy, now, expected_status)
+        if recorded is None:   # a retry of a record made: the revisit as it is
+            return to_json(domain.staff_view(revisit))
+        revisit, events = recorded
+        # the next observation of an important repair goes with the record, or neither does
         follow_up = domain.next_observation(revisit, policy, now)
-        if follow_up:
-            self.store.schedule(*follow_up)
-        return to_json(domain.staff_view(self.store.save(revisit, events)))
+        return to_json(domain.staff_view(self.store.save_recorded(revisit, events, follow_up)))
 
     @rpc
+    @idempotent
     def record_reply(self, revisit_id, data):
         require_id(revisit_id, "id")
         reply = self.caller.load(schemas.RecordReply(), data)
-        revisit = domain.record_reply(self.store.get(revisit_id), reply, self.clock.now())
+        revisit = self.store.get(revisit_id)
+        if already_applied(revisit):
+            return to_json(domain.staff_view(revisit))
+        revisit = domain.record_reply(revisit, reply, self.clock.now())
         return to_json(domain.staff_view(self.store.save(revisit, [])))
 
     @rpc
@@ -157,6 +167,7 @@ class RevisitService:
                                           self.clock.now()))
 
     @rpc
+    @idempotent
     def record_online_revisit(self, token, data):
         """The owner's own answer through the link, recorded as a call is (method
         ``online``). Once: a second answer, or the loser of two at once, is refused."""
@@ -166,6 +177,8 @@ class RevisitService:
         answer = load(schemas.OnlineAnswer(), data)
         for _ in range(ONLINE_ANSWER_TRIES):
             policy, now = self._policy(revisit["estate_id"]), self.clock.now()
+            if already_applied(revisit):   # this request's answer, kept by an earlier run
+                return to_json(domain.online_view(revisit, policy, now))
             done, events = domain.record_online(revisit, answer, policy, now)
             try:
                 return to_json(domain.online_view(self.store.save(done, events), policy, now))
@@ -175,12 +188,14 @@ class RevisitService:
         raise ConcurrentUpdate(f"revisits {revisit['_id']!r} changed meanwhile")
 
     @rpc
+    @idempotent
     def close_sampling_month(self, estate_id, month):
         query = load(schemas.CloseSamplingMonth(), {"estate_id": estate_id, "month": month})
         estate_id, month, now = query["estate_id"], query["month"], self.clock.now()
         policy = self._policy(estate_id)
         if not sampling.is_month_over(month, now, policy.timezone):
             raise InvalidInput({"month": [f"{month} is not over yet in {policy.timezone}"]})
+        self._require_estate(estate_id)
         return self._close_month(estate_id, month, policy, now)
 
     def _close_month(self, estate_id, month, policy, now, claimed=None):
@@ -199,10 +214,12 @@ class RevisitService:
         return report
 
     @rpc
+    @idempotent
     def plan_routine_revisits(self, estate_id, year):
         query = load(schemas.PlanRoutineRevisits(), {"estate_id": estate_id, "year": year})
         estate_id, year, now = query["estate_id"], query["year"], self.clock.now()
-        households = self.intake.list_households(estate_id, {"occupied": True})
+        with not_found_as("estate", estate_id):
+            households = self.intake.list_households(estate_id, {"occupied": True})
         scheduled, to_cancel, summary = domain.plan_routine(
             estate_id, year, households, self.store.routine_revisits(estate_id, year),
             self._policy(estate_id), now)
@@ -219,6 +236,8 @@ class RevisitService:
     def revisit_stats(self, estate_id, period):
         query = load(schemas.RevisitStatsQuery(), {"estate_id": estate_id, "period": period})
         estate_id, period, now = query["estate_id"], query["period"], self.clock.now()
+        if estate_id is not None:
+            self._require_estate(estate_id)
         policy = self._policy(estate_id) if estate_id else self.policies.default
         months = period_months(period)
         since, until = period_bounds(period, policy.timezone)
@@ -240,13 +259,18 @@ class RevisitService:
 
     @rpc
     def get_policy(self, estate_id):
-        require_id(estate_id, "estate_id")
+        self._require_estate(require_id(estate_id, "estate_id"))
         return to_json(self.policies.describe(estate_id))
 
     # helpers --------------------------------------------------------------------------
 
     def _policy(self, estate_id):
         return self.policies.for_estate(estate_id)
+
+    def _require_estate(self, estate_id):
+        """Estates are intake's: one it does not know is ``NotFound`` here too."""
+        with not_found_as("estate", estate_id):
+            self.intake.get_estate(estate_id)
 
     def _online(self, token):
         """The revisit an owner's link opens; an unknown link is refused on ``token``."""

@@ -16,8 +16,14 @@ from datetime import timedelta
 from services.survey import opinions
 from shared.envelope import new_event
 from shared.errors import InvalidInput, InvalidTransition
+from shared.expected_state import already_done
 from shared.links import new_token  # unguessable: the token alone lets its holder answer
-from shared.schemas.survey import ANSWER_SCALE, GENERAL_COMMENT
+from shared.schemas.survey import (
+    ANSWER_SCALE,
+    GENERAL_COMMENT,
+    RECTIFICATION_STATUSES,
+    ROUND_STATUSES,
+)
 
 SOURCE = "survey"
 
@@ -375,7 +381,7 @@ def open_round(round_, now):
             **{key: round_[key] for key in ("title", "kind", "opens_at", "closes_at")},
             "categories": questionnaire(round_, estate_id),
             "anonymous": round_["anonymous"],
-        }, now)
+        }, now, key=f"{round_['_id']}/{estate_id}")   # a round opens once
         for estate_id in round_["estate_ids"]
     ]
     return round_, events
@@ -396,7 +402,7 @@ def issue(round_, invitation, now):
         "invitation_id": invitation["_id"],
         **{key: invitation[key] for key in ("round_id", "household_id", "token", "expires_at")},
         "title": round_["title"],
-    }, now)
+    }, now, key=invitation["_id"])   # an invitation is issued once
     return changes, [event]
 
 
@@ -410,7 +416,7 @@ def remind(round_, invitation, now):
         **{key: invitation[key] for key in ("round_id", "household_id", "token", "expires_at")},
         "reminder_no": number,
         "title": round_["title"],
-    }, now)
+    }, now, key=f"{invitation['_id']}/{number}")   # the n-th reminder, once
     return changes, [event]
 
 
@@ -536,9 +542,14 @@ def tally_increment(response):
 
 # closing ----------------------------------------------------------------------
 
-def close(round_, returned_by_estate, now, closed_by=None):
+def close(round_, returned_by_estate, now, closed_by=None, expected_status=None):
     """The closed round and one ``survey_round_closed`` per estate; ``closed_by`` the person
-    who closed it (none: the schedule, at ``closes_at``)."""
+    who closed it (none: the schedule, at ``closes_at``). None when ``expected_status``
+    shows this very closing happened already (a retry)."""
+    if already_done("survey round", round_["_id"], "close", round_["status"], expected_status,
+                    ROUND_STATUSES, leads_to="closed", last=(round_.get("closed_by"), "close"),
+                    this=(closed_by, "close")):
+        return None
     if round_["status"] not in ("open", "scheduled"):
         raise InvalidTransition("survey round", round_["_id"], round_["status"], "close")
     round_ = _by(dict(round_, status="closed", closed_at=now), "closed_by", closed_by)
@@ -549,7 +560,7 @@ def close(round_, returned_by_estate, now, closed_by=None):
             "returned": returned_by_estate.get(estate_id, 0),
             "response_rate": response_rate(returned_by_estate.get(estate_id, 0),
                                            round_["invited"][estate_id]),
-        }, now)
+        }, now, key=f"{round_['_id']}/{estate_id}")   # a round closes once
         for estate_id in round_["estate_ids"]
     ]
     return round_, events
@@ -826,8 +837,16 @@ def new_rectification(rectification_id, round_, data, now, by=None):
 RECTIFICATION_TRANSITIONS = {"open": ("in_progress", "done"), "in_progress": ("done",)}
 
 
-def update_rectification(rectification, data, now):
+def update_rectification(rectification, data, now, expected_status=None):
+    """The rectification moved on, with its history line; None when ``expected_status``
+    shows this very step happened already (a retry)."""
     current = rectification["status"]
+    last = rectification["history"][-1] if rectification["history"] else {}
+    if already_done("rectification", rectification["_id"], f"move to {data['status']}", current,
+                    expected_status, RECTIFICATION_STATUSES, leads_to=data["status"],
+                    last=(last.get("by"), last.get("status")),
+                    this=(data["staff_id"], data["status"])):
+        return None
     if data["status"] not in RECTIFICATION_TRANSITIONS.get(current, ()):
         raise InvalidTransition("rectification", rectification["_id"], current,
                                 f"move to {data['status']}")
@@ -858,11 +877,12 @@ def rectification_view(rectification, round_, now):
 
 
 def _rectification_event(event_type, rectification, now):
+    # created, done and overdue each happen once to a rectification
     return new_event(event_type, SOURCE, rectification["estate_id"], {
         "rectification_id": rectification["_id"],
         **{key: rectification[key] for key in
            ("round_id", "category", "department", "due_at", "action", "status")},
-    }, now)
+    }, now, key=rectification["_id"])
 
 
 # publishing --------------------------------------------------------------------------
@@ -898,5 +918,5 @@ def publish(round_, reports, data, now, by=None):
             "score": estate_report["score"],
             "edition": edition,
             "note": data["note"],
-        }, now))
+        }, now, key=f"{round_['_id']}/{estate_id}/{edition}"))   # each edition once
     return dict(round_, published=published), events

@@ -18,7 +18,7 @@ import re
 
 import jieba
 
-from shared.masking import mask_phone
+from shared.masking import mask_text
 
 jieba.setLogLevel(logging.WARNING)
 
@@ -47,9 +47,6 @@ STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())   # single characters never cou
 
 MIN_TERM_LENGTH = 2
 TERM = re.compile(r"^[\u4e00-\u9fffA-Za-z][\u4e00-\u9fffA-Za-z0-9]*$")
-# An owner may write a phone number into a comment; quotes go on the notice board.
-PHONE_IN_TEXT = re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d{9}(?!\d)|(?<!\d)0\d{2,3}-?\d{7,8}(?!\d)")
-COUNTRY_CODE = re.compile(r"^\+?86[- ]?")
 QUOTE_LENGTH = 120
 QUOTES_PER_TERM = 2
 # How kept quotes are ordered (MongoDB's $push … $sort uses the same): best first. One
@@ -85,10 +82,10 @@ def top_terms(term_counts, limit):
 
 
 def quote(text):
-    """A comment as it may be shown to staff and on the notice board: phone numbers
-    masked, whitespace tidied, long ones shortened."""
-    text = PHONE_IN_TEXT.sub(lambda match: mask_phone(COUNTRY_CODE.sub("", match.group())),
-                             " ".join(text.split()))
+    """A comment as it may be shown to staff and on the notice board: phone numbers and
+    e-mail addresses masked (an owner may write one in), whitespace tidied, long ones
+    shortened."""
+    text = mask_text(" ".join(text.split()))
     return text if len(text) <= QUOTE_LENGTH else text[:QUOTE_LENGTH - 1] + "…"
 
 

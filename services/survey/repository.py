@@ -30,7 +30,7 @@ from pymongo.errors import DuplicateKeyError
 
 from services.survey import opinions
 from shared.paging import find_page
-from shared.store import Repository, estate_scope
+from shared.store import Repository, estate_scope, request_marker, with_request
 
 PENDING_RESPONSE = "pending_response"
 # A questionnaire being filled in (never shown to staff: it would undo anonymity).
@@ -89,7 +89,7 @@ class SurveyRepository(Repository):
     def add_template(self, template):
         """False if that version was written meanwhile (the caller builds the next one)."""
         try:
-            self.db.templates.insert_one(template)
+            self.db.templates.insert_one(with_request(template))
         except DuplicateKeyError:
             return False
         return True
@@ -135,6 +135,9 @@ class SurveyRepository(Repository):
 
     def get_round(self, round_id):
         return self.fetch("rounds", round_id, "survey round")
+
+    def find_round(self, round_id):
+        return self.db.rounds.find_one({"_id": round_id})
 
     def save_round(self, round_, events):
         """Optimistic: of two instances saving the same version, one gets ConcurrentUpdate."""
@@ -213,13 +216,14 @@ class SurveyRepository(Repository):
     def claim_invitation(self, invitation_id, now, response):
         """Step 1: mark the invitation answered, with the answers, if it still is unanswered.
 
-        Only one caller wins; a concurrent second submission matches nothing.
+        Only one caller wins; a concurrent second submission matches nothing. The
+        submitting request is recorded with it (``shared.store.already_applied``).
         """
         return self.db.invitations.find_one_and_update(
             {"_id": invitation_id, "status": "issued"},
             {"$set": {"status": "answered", "answered_at": now, "next_reminder_at": None,
                       PENDING_RESPONSE: {"response": response, "claimed_at": now}},
-             "$unset": {DRAFT: ""}},
+             "$unset": {DRAFT: ""}, **request_marker()},
             return_document=ReturnDocument.AFTER,
         )
 
@@ -376,6 +380,9 @@ class SurveyRepository(Repository):
 
     def get_rectification(self, rectification_id):
         return self.fetch("rectifications", rectification_id, "rectification")
+
+    def find_rectification(self, rectification_id):
+        return self.db.rectifications.find_one({"_id": rectification_id})
 
     def save_rectification(self, rectification, events):
         return self.save_versioned("rectifications", rectification, events)

@@ -12,10 +12,11 @@ from shared import paging
 from shared.actor import CallerProvider
 from shared.dependencies import ClockProvider, Store
 from shared.errors import InvalidInput, NotFound
-from shared.rpc import RpcProxy, ping, rpc, to_json
+from shared.idempotency import derived_id, idempotent
+from shared.rpc import RpcProxy, not_found_as, ping, rpc, to_json
 from shared.schemas import survey as schemas
 from shared.schemas.base import load, require_id
-from shared.store import ConcurrentUpdate
+from shared.store import ConcurrentUpdate, already_applied
 from shared.timers import timer_from_config
 
 log = logging.getLogger(__name__)
@@ -34,11 +35,14 @@ class SurveyService:
     # templates ----------------------------------------------------------------
 
     @rpc
+    @idempotent
     def save_template(self, data):
         """A new version of a template; rounds keep reporting with the version they used."""
         data = load(schemas.SaveTemplate(), data)
         for _ in range(3):
             latest = self._latest_template(data["template_id"], required=False)
+            if latest is not None and already_applied(latest):
+                return to_json(latest)   # this request's version, kept by an earlier run
             template = domain.new_template_version(data, latest, self.clock.now(),
                                                    created_by=self.caller.actor_id)
             if self.store.add_template(template):
@@ -50,7 +54,9 @@ class SurveyService:
         require_id(template_id, "template_id")
         if version is None:
             return to_json(self._latest_template(template_id))
-        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        # bounded: MongoDB stores 64-bit integers, and the driver raises past them
+        if not isinstance(version, int) or isinstance(version, bool) or \
+                not 1 <= version < 2**31:
             raise InvalidInput({"version": ["a version number: 1, 2, ..."]})
         template = self.store.template_version(template_id, version)
         if template is None:
@@ -65,20 +71,24 @@ class SurveyService:
     # rounds ---------------------------------------------------------------------
 
     @rpc
+    @idempotent
     def create_round(self, data):
         """A round; called again with the same ``request_id``, the round that call made."""
         data = load(schemas.CreateRound(), data)
         if data["request_id"] and (earlier := self.store.round_for_request(data["request_id"])):
             return to_json(domain.replay(earlier, data))
+        round_id = derived_id("rnd") or domain.new_round_id()
+        made = self.store.find_round(round_id)
+        if made is not None:
+            # this request's first run made it: the schedule issues the invitations left,
+            # or abandons a round left half-made
+            return to_json(made)
         now = self.clock.now()
         domain.check_schedule(data, now)
+        households = self._households(data)   # before the template: it may seed the default
         template = self._latest_template(data["template_id"], field="template_id")
-        households = {
-            estate_id: self.intake.list_households(estate_id, domain.household_filters(data))
-            for estate_id in data["estate_ids"]
-        }
         round_, invitations, tallies = domain.plan_round(
-            domain.new_round_id(), data, template, households, self._policy(), now,
+            round_id, data, template, households, self._policy(), now,
             created_by=self.caller.actor_id)
         if not self.store.create_round(round_, invitations, tallies):
             # a retry that ran alongside the first call: that call's round is the answer
@@ -113,9 +123,13 @@ class SurveyService:
         return paging.answer(to_json(invitations), next_cursor, paged)
 
     @rpc
-    def close_round(self, round_id):
+    @idempotent
+    def close_round(self, round_id, expected_status=None):
         round_ = self._round(round_id)
-        return to_json(self._close(round_, self.clock.now(), closed_by=self.caller.actor_id))
+        if already_applied(round_):
+            return to_json(round_)
+        return to_json(self._close(round_, self.clock.now(), closed_by=self.caller.actor_id,
+                                   expected_status=expected_status))
 
     # answering ----------------------------------------------------------------
 
@@ -138,6 +152,7 @@ class SurveyService:
         })
 
     @rpc
+    @idempotent
     def save_draft(self, token, data):
         """Keep what the owner has filled in so far; a reload of the form shows it again."""
         invitation, round_ = self._invitation(token)
@@ -150,8 +165,11 @@ class SurveyService:
         return {"saved": True}
 
     @rpc
+    @idempotent
     def submit_response(self, token, data):
         invitation, round_ = self._invitation(token)
+        if already_applied(invitation):   # this request's answers, kept by an earlier run
+            return {"accepted": True}
         now = self.clock.now()
         reason = domain.why_not_answerable(round_, invitation, now)
         if reason:
@@ -180,10 +198,11 @@ class SurveyService:
                                              self._policy().min_ranked_returns))
 
     @rpc
+    @idempotent
     def check_statistics(self, round_id, data=None):
         """Recount the round from its raw responses (aggregation pipelines) and compare with
         the kept counters; with ``repair`` (closed rounds only) the recount replaces them."""
-        options = load(schemas.CheckStatistics(), data or {})
+        options = load(schemas.CheckStatistics(), data)   # None: the defaults
         round_ = self._round(round_id)
         recounted = self.store.recount(round_["_id"])
         stored = {tally["estate_id"]: tally for tally in self.store.tallies(round_["_id"])}
@@ -208,10 +227,13 @@ class SurveyService:
         return base64.b64encode(content).decode("ascii")
 
     @rpc
+    @idempotent
     def publish_report(self, round_id, data=None):
         """「业主/用户意见调查结果及整改方案应向业主单位公布」 → ``survey_report_published``."""
-        data = load(schemas.PublishReport(), data or {})
+        data = load(schemas.PublishReport(), data)   # None: the defaults
         round_ = self._round(round_id)
+        if already_applied(round_):   # published by this request's earlier run
+            return to_json(round_)
         reports = {estate_id: self._report(round_, estate_id)
                    for estate_id in data["estate_ids"] or round_["estate_ids"]
                    if estate_id in round_["estate_ids"]}
@@ -221,12 +243,17 @@ class SurveyService:
     # rectification ----------------------------------------------------------------
 
     @rpc
+    @idempotent
     def add_rectification(self, round_id, data):
         data = load(schemas.AddRectification(), data)
         round_ = self._round(round_id)
         now = self.clock.now()
+        rectification_id = derived_id("rect") or domain.new_rectification_id()
+        made = self.store.find_rectification(rectification_id)
+        if made is not None:   # this request's first run made it, then died before answering
+            return to_json(domain.rectification_view(made, round_, now))
         rectification, events = domain.new_rectification(
-            domain.new_rectification_id(), round_, data, now, by=self.caller.actor_id)
+            rectification_id, round_, data, now, by=self.caller.actor_id)
         saved = self.store.add_rectification(rectification, events)
         return to_json(domain.rectification_view(saved, round_, now))
 
@@ -238,13 +265,15 @@ class SurveyService:
             rectification, self.store.get_round(rectification["round_id"]), self.clock.now()))
 
     @rpc
-    def update_rectification(self, rectification_id, data):
+    @idempotent
+    def update_rectification(self, rectification_id, data, expected_status=None):
         require_id(rectification_id, "id")
         data = self.caller.load(schemas.UpdateRectification(), data)
         rectification = self.store.get_rectification(rectification_id)
         now = self.clock.now()
-        saved = self.store.save_rectification(
-            *domain.update_rectification(rectification, data, now))
+        updated = None if already_applied(rectification) else domain.update_rectification(
+            rectification, data, now, expected_status)
+        saved = rectification if updated is None else self.store.save_rectification(*updated)
         return to_json(domain.rectification_view(
             saved, self.store.get_round(saved["round_id"]), now))
 
@@ -329,6 +358,16 @@ class SurveyService:
             raise domain.refuse_token(domain.UNKNOWN_TOKEN)
         return invitation, self.store.get_round(invitation["round_id"])
 
+    def _households(self, data):
+        """{estate: the households to invite} from intake; an estate it does not know is
+        refused on ``estate_ids``, before anything is written."""
+        households = {}
+        for estate_id in data["estate_ids"]:
+            with not_found_as("estate", estate_id, field="estate_ids"):
+                households[estate_id] = self.intake.list_households(
+                    estate_id, domain.household_filters(data))
+        return households
+
     def _latest_template(self, template_id, required=True, field=None):
         template = self.store.latest_template(template_id)
         if template is None and template_id == domain.DEFAULT_TEMPLATE_ID:
@@ -348,9 +387,12 @@ class SurveyService:
                 self.store.issue_invitation(invitation["_id"],
                                             *domain.issue(round_, invitation, now))
 
-    def _close(self, round_, now, closed_by=None):
-        closed = self._save(*domain.close(round_, self.store.returned_by_estate(round_["_id"]),
-                                          now, closed_by))
+    def _close(self, round_, now, closed_by=None, expected_status=None):
+        closed = domain.close(round_, self.store.returned_by_estate(round_["_id"]), now,
+                              closed_by, expected_status)
+        if closed is None:   # a retry of a closing made: the round as it is
+            return round_
+        closed = self._save(*closed)
         self.store.expire_invitations(round_["_id"], now)
         return closed
 

@@ -19,8 +19,8 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
 # query-like.
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{16,64}$")
 # Mainland mobile (1[3-9]xxxxxxxxx, optional +86) or landline with area code.
-MOBILE_PATTERN = re.compile(r"^(?:\+?86[- ]?)?1[3-9]\d{9}$")
-LANDLINE_PATTERN = re.compile(r"^0\d{2,3}-?\d{7,8}(?:-\d{1,6})?$")
+MOBILE_PATTERN = re.compile(r"^(?:\+?86[- ]?)?1[3-9][0-9]{9}$")
+LANDLINE_PATTERN = re.compile(r"^0[0-9]{2,3}-?[0-9]{7,8}(?:-[0-9]{1,6})?$")
 # Field metadata key: what of the acting person fills the field ("rung"; shared/actor.py).
 ACTOR_FIELD = "from_actor"
 
@@ -30,11 +30,21 @@ class Schema(_Schema):
         ordered = True
 
 
+class FullMatch(validate.Regexp):
+    """``validate.Regexp`` over the whole value: with ``match`` a pattern's ``$`` also lets
+    a trailing newline through ("e-1\\n" would be another estate)."""
+
+    def __call__(self, value):
+        if not isinstance(value, str) or self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
 class Id(fields.String):
     """An identifier: a plain string, never an object or an operator."""
 
     def __init__(self, **kwargs):
-        super().__init__(validate=validate.Regexp(ID_PATTERN, error="not a valid id"), **kwargs)
+        super().__init__(validate=FullMatch(ID_PATTERN, error="not a valid id"), **kwargs)
 
 
 def IdList(max_length=1000, **kwargs):
@@ -45,7 +55,7 @@ def IdList(max_length=1000, **kwargs):
 class Phone(fields.String):
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs).strip()
-        if not (MOBILE_PATTERN.match(text) or LANDLINE_PATTERN.match(text)):
+        if not (MOBILE_PATTERN.fullmatch(text) or LANDLINE_PATTERN.fullmatch(text)):
             raise ValidationError("not a valid mainland mobile or landline number")
         return text
 
@@ -64,7 +74,7 @@ class Period(fields.String):
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
-        if not PERIOD.match(text):
+        if not PERIOD.fullmatch(text):
             raise ValidationError(PERIOD_HELP)
         return text
 
@@ -184,7 +194,7 @@ def load(schema, data, field=None, **kwargs):
 
 def require_id(value, field="id"):
     """Check a bare id argument of an RPC (not wrapped in a schema)."""
-    if not isinstance(value, str) or not ID_PATTERN.match(value):
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
         raise InvalidInput({field: ["not a valid id"]})
     return value
 
@@ -192,6 +202,6 @@ def require_id(value, field="id"):
 def require_token(value, what="link"):
     """Check a bare token argument (an owner link's, ``shared.links.new_token``): a plain
     string that cannot be a query."""
-    if not isinstance(value, str) or not TOKEN_PATTERN.match(value):
+    if not isinstance(value, str) or not TOKEN_PATTERN.fullmatch(value):
         raise InvalidInput({"token": [f"not a valid {what} token"]})
     return value

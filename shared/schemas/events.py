@@ -2,10 +2,12 @@
 
 Publisher and consumers validate with the same schema (``shared.envelope``).
 Events never carry a phone number or e-mail address: ``notify`` asks
-``intake.get_contact`` at send time.
+``intake.get_contact`` at send time, and text people typed travels as ``FreeText``,
+masked whenever an event is built or read.
 """
 from marshmallow import fields
 
+from shared.masking import mask_text
 from shared.schemas.base import EventTime, Id, OneOf, Schema
 from shared.schemas.vocabulary import (
     CHANNELS,
@@ -21,6 +23,19 @@ from shared.schemas.vocabulary import (
     SEVERITIES,
     WORK_ORDER_KINDS,
 )
+
+
+class FreeText(fields.String):
+    """Text staff or owners typed (a reason, comments, a note): its phone numbers and
+    e-mail addresses masked (``shared.masking.mask_text``) when the event is built
+    (``new_event`` dumps the payload) and again when it is read. The record keeps the text."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return mask_text(super()._serialize(value, attr, obj, **kwargs))
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return mask_text(super()._deserialize(value, attr, data, **kwargs))
+
 
 # intake ---------------------------------------------------------------------
 
@@ -47,9 +62,9 @@ class ComplaintAcknowledged(Schema):
 
 class ComplaintAssigned(Schema):
     complaint_id = Id(required=True)
-    department = fields.String(required=True)
+    department = FreeText(required=True)
     assignee_id = Id(allow_none=True, load_default=None)
-    external_unit = fields.String(allow_none=True, load_default=None)
+    external_unit = FreeText(allow_none=True, load_default=None)
     reply_promised_at = EventTime(allow_none=True, load_default=None)
     assigned_at = EventTime(required=True)
 
@@ -73,7 +88,7 @@ class ComplaintClosed(Schema):
 
 class ComplaintReopened(Schema):
     complaint_id = Id(required=True)
-    reason = fields.String(required=True)
+    reason = FreeText(required=True)
     source = OneOf(REOPEN_SOURCES, required=True)
     reopened_at = EventTime(required=True)
     reopen_no = fields.Integer(required=True, strict=True)
@@ -84,7 +99,7 @@ class ComplaintOverdue(Schema):
     deadline = OneOf(COMPLAINT_DEADLINES, required=True)
     due_at = EventTime(required=True)
     reopen_no = fields.Integer(strict=True, load_default=0)
-    department = fields.String(allow_none=True, load_default=None)
+    department = FreeText(allow_none=True, load_default=None)
     assignee_id = Id(allow_none=True, load_default=None)
 
 
@@ -92,12 +107,12 @@ class ComplaintEscalated(Schema):
     complaint_id = Id(required=True)
     level = fields.Integer(required=True, strict=True)
     role = fields.String(required=True)
-    reason = fields.String(load_default="")
+    reason = FreeText(load_default="")
     manual = fields.Boolean(load_default=False)   # by a member of staff, not the timer
     deadline = OneOf(COMPLAINT_DEADLINES, allow_none=True, load_default=None)
     due_at = EventTime(allow_none=True, load_default=None)
     reopen_no = fields.Integer(strict=True, load_default=0)
-    department = fields.String(allow_none=True, load_default=None)
+    department = FreeText(allow_none=True, load_default=None)
     assignee_id = Id(allow_none=True, load_default=None)
 
 
@@ -142,7 +157,7 @@ class ComplaintReferralUpdated(Schema):
     """Where the outside unit (utility company, government office) stands with a matter."""
 
     complaint_id = Id(required=True)
-    external_unit = fields.String(required=True)
+    external_unit = FreeText(required=True)
     status = OneOf(EXTERNAL_STATUSES, required=True)
     updated_at = EventTime(required=True)
 
@@ -218,7 +233,7 @@ class RevisitUnsatisfied(Schema):
     source_id = Id(required=True)
     satisfaction = OneOf(SATISFACTION_LEVELS, allow_none=True, load_default=None)
     resolved = fields.Boolean(allow_none=True, load_default=None)
-    comments = fields.String(load_default="")
+    comments = FreeText(load_default="")
 
 
 class RevisitOverdue(Schema):
@@ -234,7 +249,7 @@ class RevisitOverdue(Schema):
 
 class SurveyRoundOpened(Schema):
     round_id = Id(required=True)
-    title = fields.String(required=True)
+    title = FreeText(required=True)
     kind = fields.String(required=True)
     opens_at = EventTime(required=True)
     closes_at = EventTime(required=True)
@@ -249,7 +264,7 @@ class SurveyInvitationIssued(Schema):
     household_id = Id(required=True)
     token = fields.String(required=True)
     expires_at = EventTime(required=True)
-    title = fields.String(load_default=None)
+    title = FreeText(load_default=None)
 
 
 class SurveyReminderDue(Schema):
@@ -259,7 +274,7 @@ class SurveyReminderDue(Schema):
     token = fields.String(required=True)
     reminder_no = fields.Integer(required=True, strict=True)
     expires_at = EventTime(load_default=None)
-    title = fields.String(load_default=None)
+    title = FreeText(load_default=None)
 
 
 class SurveyRoundClosed(Schema):
@@ -273,22 +288,22 @@ class SurveyReportPublished(Schema):
     round_id = Id(required=True)
     satisfaction_rate = fields.Float(allow_none=True, required=True)
     rectifications = fields.Integer(required=True, strict=True)
-    title = fields.String(load_default=None)
+    title = FreeText(load_default=None)
     invited = fields.Integer(strict=True, load_default=None)
     returned = fields.Integer(strict=True, load_default=None)
     response_rate = fields.Float(allow_none=True, load_default=None)
     score = fields.Float(allow_none=True, load_default=None)
     edition = fields.Integer(strict=True, load_default=1)   # published again: 2, 3, ...
-    note = fields.String(allow_none=True, load_default=None)
+    note = FreeText(allow_none=True, load_default=None)
 
 
 class RectificationEvent(Schema):
     rectification_id = Id(required=True)
     round_id = Id(required=True)
     category = fields.String(required=True)
-    department = fields.String(required=True)
+    department = FreeText(required=True)
     due_at = EventTime(required=True)
-    action = fields.String(load_default=None)
+    action = FreeText(load_default=None)
     status = fields.String(load_default=None)
 
 
@@ -303,7 +318,7 @@ class NotificationSent(Schema):
 
 
 class NotificationFailed(NotificationSent):
-    error = fields.String(required=True)
+    error = FreeText(required=True)
 
 
 # Event type -> (publishing service, payload schema). One place for both.

@@ -31,6 +31,9 @@ CONTACT_CHANNELS = ("sms", "email", "phone", "wechat")
 COMPLAINT_STATUSES = (
     "registered", "acknowledged", "assigned", "resolved", "closed", "reopened", "under_review",
 )
+# How a list of complaints is ordered: newest received first, or by the next deadline
+# (the worklist: the most overdue first, then those with nothing due).
+COMPLAINT_ORDERS = ("newest", "due")
 # The owner's link token (secrets.token_urlsafe(16): 22 characters); nothing query-like.
 OWNER_TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{16,64}$")
 # Who may flag a complaint as malicious: a supervisor or above, never front-line staff.
@@ -195,6 +198,8 @@ class ComplaintFilters(ListFilters):
     repeat = Flag()
     since = UtcDateTime()
     until = UtcDateTime()
+    open = Flag()          # true: every complaint not closed (a worklist); false: closed
+    order = OneOf(COMPLAINT_ORDERS, load_default="newest")
     limit = Limit(1000, default=500)
 
 
@@ -206,7 +211,7 @@ class StatsQuery(Schema):
 
 def require_owner_token(value):
     """The owner's link token as an argument: a plain string that cannot be a query."""
-    if not isinstance(value, str) or not OWNER_TOKEN_PATTERN.match(value):
+    if not isinstance(value, str) or not OWNER_TOKEN_PATTERN.fullmatch(value):
         raise InvalidInput({"token": ["not a valid link"]})
     return value
 

@@ -15,6 +15,7 @@ from shared.schemas.base import (
     LANDLINE_PATTERN,
     MOBILE_PATTERN,
     Flag,
+    FullMatch,
     Id,
     IdList,
     OneOf,
@@ -80,7 +81,7 @@ class SendNotification(Schema):
     to = Recipient(validate=validate.Length(min=1, max=254), required=True)
     template = Id(required=True)
     params = fields.Dict(
-        keys=fields.String(validate=validate.Regexp(PARAM_NAME, error="not a parameter name")),
+        keys=fields.String(validate=FullMatch(PARAM_NAME, error="not a parameter name")),
         values=ParamValue(), load_default=dict,
     )
     ref = Id(allow_none=True, load_default=None)

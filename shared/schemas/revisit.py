@@ -96,7 +96,7 @@ class RecordReply(Schema):
 class Month(fields.String):
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
-        if not MONTH.match(text):
+        if not MONTH.fullmatch(text):
             raise ValidationError('expected a month "YYYY-MM"')
         return text
 
@@ -108,7 +108,7 @@ class CloseSamplingMonth(Schema):
 
 class PlanRoutineRevisits(Schema):
     estate_id = Id(required=True)
-    year = fields.Integer(strict=True, required=True, validate=validate.Range(min=2000, max=2100))
+    year = fields.Integer(strict=True, required=True, validate=validate.Range(min=2000, max=2099))
 
 
 class RevisitStatsQuery(Schema):

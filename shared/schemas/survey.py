@@ -31,7 +31,7 @@ def _unique(name):
 class CategoryKey(fields.String):
     def _deserialize(self, value, attr, data, **kwargs):
         key = super()._deserialize(value, attr, data, **kwargs)
-        if not CATEGORY_KEY_PATTERN.match(key) or key == GENERAL_COMMENT:
+        if not CATEGORY_KEY_PATTERN.fullmatch(key) or key == GENERAL_COMMENT:
             raise ValidationError(
                 "a category key is 2-40 lower-case letters, digits or _ (not 'general')")
         return key

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import eventlet
 import pytest
+from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.testing.services import entrypoint_waiter
 from openpyxl import Workbook
@@ -151,4 +152,6 @@ def test_owner_list_import_command_through_rpc(intake, service_config, tmp_path)
     out = io.StringIO()
     assert importer.main(["estate-2", str(path)], out=out, config=service_config) == 2
     assert "line 2: household_id: belongs to estate estate-1" in out.getvalue()
-    assert intake.list_households("estate-2") == []
+    with pytest.raises(RemoteError) as unknown:   # not even the estate became known
+        intake.list_households("estate-2")
+    assert unknown.value.exc_type == "NotFound"

@@ -36,9 +36,10 @@ def test_other_errors_still_surface():
 
 def test_a_reply_lost_with_the_connection_leaves_the_request_to_be_redelivered(caplog):
     consumer = _RpcConsumer()
-    consumer.container = mock.Mock(config={"AMQP_URI": "pyamqp://guest:guest@localhost//"})
+    consumer.container = mock.Mock(config={"AMQP_URI": "pyamqp://guest:guest@localhost//"},
+                                   accept=["json"])
     message = mock.Mock()
-    with mock.patch("nameko.rpc.Responder") as responder:
+    with mock.patch("shared.rpc._Responder") as responder:
         responder.return_value.send_response.side_effect = BrokenPipeError(32, "Broken pipe")
         assert consumer.handle_result(message, "the result", None) == ("the result", None)
     assert not message.ack.called               # unacked: the broker hands it out again

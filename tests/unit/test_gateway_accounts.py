@@ -101,6 +101,17 @@ def test_logout_revokes_only_that_token(accounts):
     assert accounts.authenticate(_request(second))
 
 
+def test_a_revoked_token_is_forgotten_once_it_would_have_expired(accounts, clock):
+    _, first = _login(accounts, "admin", "first-admin-password")
+    accounts.logout(first)
+    clock.moment += accounts.settings.token_lifetime
+    token, second = _login(accounts, "admin", "first-admin-password")
+    accounts.logout(second)      # kept in the user's record, the expired one pruned
+    assert list(accounts.repository.find_actor(second.user_id)["revoked_tokens"]) == [
+        second.token_id]
+    assert _status(lambda: accounts.authenticate(_request(token))) == 401
+
+
 def test_a_password_change_revokes_every_earlier_token(accounts):
     token, _ = _login(accounts, "admin", "first-admin-password")
     actor, _ = accounts.authenticate(_request(token))

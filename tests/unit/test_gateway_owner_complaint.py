@@ -66,7 +66,7 @@ class FakeIntake:
             return self.view
         if target == "intake.list_categories":
             if args[0] != "e-1":
-                raise RemoteError("InvalidInput", '{"estate_id": ["unknown estate"]}')
+                raise RemoteError("NotFound", f"estate {args[0]!r} not found")
             return CATEGORIES
         if target == "intake.register_online_complaint":
             return dict(self.view, owner_token=TOKEN)

@@ -489,12 +489,31 @@ def test_complaint_stats_per_estate_and_for_headquarters(service, clock):
 
 @pytest.mark.parametrize("estate_id, period, field", [
     ("e-1", "2026-13", "period"), ("e-1", "2026-Q5", "period"), ("e-1", "26-H1", "period"),
-    ("e-unknown", "2026-11", "estate_id"), ({"$ne": 1}, "2026-11", "estate_id"),
+    ({"$ne": 1}, "2026-11", "estate_id"), ("e-1\n", "2026-11", "estate_id"),
+    ("e-1", "2026\n", "period"),
 ])
 def test_stats_refuse_bad_input(service, estate_id, period, field):
     with pytest.raises(InvalidInput) as error:
         service.complaint_stats(estate_id, period)
     assert field in error.value.errors
+
+
+@pytest.mark.parametrize("call", [
+    lambda service: service.complaint_stats("e-unknown", "2026-11"),
+    lambda service: service.list_households("e-unknown"),
+    lambda service: service.list_categories("e-unknown"),
+    lambda service: service.get_estate("e-unknown"),
+])
+def test_an_unknown_estate_is_not_found(service, call):
+    with pytest.raises(NotFound, match="estate 'e-unknown'"):
+        call(service)
+
+
+def test_an_estate_is_known_once_its_owner_list_was_imported(service, clock):
+    assert service.get_estate("e-1") == {"id": "e-1", "created_at": clock.now().isoformat()}
+    service.import_households("e-empty", [])
+    assert service.list_households("e-empty") == []
+    assert service.get_estate("e-empty")["id"] == "e-empty"
 
 
 # work orders ------------------------------------------------------------------------------

@@ -77,7 +77,8 @@ CASES = {
                                      "unit": "1", "room": "101", "occupied": True,
                                      "contacts": []},
         lambda service, filters, paged: service.list_households("e-1", filters, paged=paged),
-        lambda record: (record["_id"],), newest_first=False, estates=False),
+        lambda record: (record["_id"],), newest_first=False, estates=False,
+        seed=(("estates", {"_id": "e-1"}),)),   # an estate intake knows
     "intake.list_complaints": Case(
         IntakeRepository, IntakeService, "complaints",
         lambda ident, estate, rank: {"_id": ident, "estate_id": estate, "received_at": at(rank),
