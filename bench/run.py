@@ -6,7 +6,10 @@
    retry/dead-letter wiring);
 3. the complaint pipeline with the four services as separate processes:
    close_complaint -> complaint_closed -> revisit scheduled -> notify logs
-   the owner's notice (notification_sent), with p50/p99 latency.
+   the owner's notice (notification_sent), with p50/p99 latency;
+4. the gateway: a read and a write over HTTP from 50 concurrent clients, against the
+   same calls made directly over RPC in the same run (the baseline), the reads also
+   paced at a fixed rate, and one client alone for the cost the gateway adds per call.
 
 Each run gets its own RabbitMQ vhost (made through the management API).
 """
@@ -19,12 +22,18 @@ import eventlet
 eventlet.monkey_patch()
 
 import argparse
+import http.client
+import json
 import logging
+import os
 import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from nameko.events import event_handler
@@ -37,7 +46,8 @@ from shared import topology
 from shared.config import load_config
 from shared.envelope import new_event
 from shared.messaging import EventPublisher, handles
-from tests.helpers import EventListener, ServiceProcesses, wait_until
+from shared.schemas.vocabulary import SERVICES
+from tests.helpers import EventListener, ServiceProcesses, free_port, wait_until
 
 received = []
 
@@ -142,6 +152,246 @@ def prepare_complaints(rpc, count):
         for reply in [getattr(rpc.intake, step).call_async(cid, data) for cid in ids]:
             reply.result()
     return ids
+
+
+# the gateway: HTTP against direct RPC ---------------------------------------------
+
+GATEWAY_ESTATE = "estate-g"
+ADMIN_PASSWORD = "bench-admin-password"
+
+
+@dataclass
+class Load:
+    """What a load run measured: every call's latency (seconds), the failures, the time
+    from the first call to the last answer, and the CPU seconds each watched process
+    used meanwhile (wall times on a shared machine move with its load; CPU much less)."""
+    seconds: float
+    latencies: list[float] = field(default_factory=list)
+    failures: int = 0
+    cpu: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds
+
+    def cpu_ms(self, process: str) -> float:
+        """CPU milliseconds ``process`` spent per call."""
+        return self.cpu[process] / len(self.latencies) * 1000
+
+    def percentile(self, share: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * share))] * 1000
+
+    def __add__(self, other: "Load") -> "Load":
+        return Load(self.seconds + other.seconds, self.latencies + other.latencies,
+                    self.failures + other.failures,
+                    {name: self.cpu.get(name, 0) + other.cpu.get(name, 0)
+                     for name in {*self.cpu, *other.cpu}})
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system) process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def drive(calls: list[Callable[[int], bool]], seconds: float, rate: float | None = None,
+          watch: dict[str, int] | None = None) -> Load:
+    """One client per ``call(n) -> ok`` (each on a connection of its own), calling for
+    ``seconds``: each as soon as its last call answered, or, with ``rate``, on a fixed
+    schedule of ``rate`` calls/s in all. A paced call's latency counts from when it was
+    due, so a slow answer that delays the next call is not hidden (coordinated omission)."""
+    clients = len(calls)
+    load, watch = Load(seconds), watch or {}
+    used = {name: cpu_seconds(pid) for name, pid in watch.items()}
+    started = time.perf_counter()
+    finish = started + seconds
+
+    def client(index: int) -> None:
+        call, number = calls[index], index
+        interval = clients / rate if rate else 0.0
+        due = started + interval * index / clients
+        while True:
+            if rate:
+                eventlet.sleep(max(0.0, due - time.perf_counter()))
+            else:
+                due = time.perf_counter()
+            if due >= finish:
+                return
+            ok = call(number)
+            load.latencies.append(time.perf_counter() - due)
+            load.failures += not ok
+            number += clients
+            due += interval
+
+    for worker in [eventlet.spawn(client, index) for index in range(clients)]:
+        worker.wait()
+    load.seconds = time.perf_counter() - started   # a paced run may end late
+    load.cpu = {name: cpu_seconds(pid) - used[name] for name, pid in watch.items()}
+    return load
+
+
+def http_caller(base_url: str, token: str, method: str, path: Callable[[int], str],
+                body: Callable[[int], dict] | None, status: int):
+    """A client with one keep-alive HTTP connection (``http.client``: little CPU of its
+    own, so the generator takes less of the machine from the gateway than requests)."""
+    address = urlsplit(base_url)
+
+    def connect() -> Callable[[int], bool]:
+        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=60)
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+        def call(number: int) -> bool:
+            data = json.dumps(body(number)).encode() if body else None
+            connection.request(method, path(number), body=data, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            return response.status == status
+        return call
+    return connect
+
+
+def rpc_caller(config: dict, proxies: list, method: str, argument: Callable[[int], object]):
+    """A client with a standalone RPC proxy of its own (its own connection and reply
+    queue), calling ``intake.<method>``; ``proxies`` collects them to be stopped."""
+    def connect() -> Callable[[int], bool]:
+        runner = ClusterRpcProxy(config, timeout=60)
+        proxies.append(runner)
+        target = getattr(runner.start().intake, method)
+
+        def call(number: int) -> bool:
+            target(argument(number))
+            return True
+        return call
+    return connect
+
+
+def new_complaint(number: int) -> dict:
+    return {"estate_id": GATEWAY_ESTATE, "household_id": f"hg-{number % 200}",
+            "channel": "hotline", "category": "cleaning", "content": "楼道卫生"}
+
+
+def gateway_calls(config: dict, clients: int, seconds: float, paced_rate: float) -> dict:
+    """The gateway's read and write at ``clients`` concurrent clients against the same
+    RPCs made directly, all in one run on the same five service processes."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as logs:
+        processes = ServiceProcesses(
+            config, logs, services=(*SERVICES, "gateway"), LOG_LEVEL="WARNING",
+            NOTIFY_QUIET_HOURS="", GATEWAY_ADDRESS=f"127.0.0.1:{port}",
+            HUIFANG_ENV="development", HUIFANG_ADMIN_PASSWORD=ADMIN_PASSWORD)
+        processes.start()
+        proxies: list = []
+        try:
+            token = _desk_clerk(base_url)
+            with ClusterRpcProxy(config, timeout=120) as rpc:
+                rpc.intake.import_households(GATEWAY_ESTATE, [
+                    {"household_id": f"hg-{n}", "building": str(n % 20), "unit": "1",
+                     "room": str(n), "occupied": True,
+                     "contacts": [{"name": "业主", "phone": "13800000000"}]}
+                    for n in range(200)])
+                ids = [reply.result()["id"] for reply in [
+                    rpc.intake.register_complaint.call_async(new_complaint(n))
+                    for n in range(500)]]
+            read_path = lambda n: f"/api/v1/complaints/{ids[n % len(ids)]}"
+            http_read = http_caller(base_url, token, "GET", read_path, None, 200)
+            http_write = http_caller(base_url, token, "POST", lambda n: "/api/v1/complaints",
+                                     new_complaint, 201)
+            rpc_read = rpc_caller(config, proxies, "get_complaint", lambda n: ids[n % len(ids)])
+            rpc_write = rpc_caller(config, proxies, "register_complaint", new_complaint)
+            watch = {"gateway": processes.processes["gateway"].pid,
+                     "intake": processes.processes["intake"].pid, "caller": os.getpid()}
+            # each client its own connection, made once and kept for a kind's runs
+            reads = {"http": [http_read() for _ in range(clients)],
+                     "rpc": [rpc_read() for _ in range(clients)]}
+            for calls in reads.values():                       # warm up both paths
+                drive(calls, 2)
+            result = {"load_average": [os.getloadavg()[0]]}
+            result["single"] = {side: drive(calls[:1], seconds / 2, watch=watch)
+                                for side, calls in reads.items()}
+            result["read"] = {side: drive(calls, seconds, watch=watch)
+                              for side, calls in reads.items()}
+            result["paced"] = drive(reads["http"], seconds, rate=paced_rate)
+            writes = {"http": [http_write() for _ in range(clients)],
+                      "rpc": [rpc_write() for _ in range(clients)]}
+            result["write"] = _alternating(writes, seconds, watch)
+            result["load_average"].append(os.getloadavg()[0])
+        finally:
+            for proxy in proxies:
+                proxy.stop()
+            processes.stop()
+    return result
+
+
+def _alternating(calls: dict, seconds: float, watch: dict, slices: int = 4) -> dict:
+    """Writes in alternating slices, first one side then the other: every write makes
+    the store bigger and some of a write's work grows with it, so neither side gets the
+    emptier store."""
+    loads = {"http": Load(0), "rpc": Load(0)}
+    for number in range(slices):
+        for side in ("rpc", "http") if number % 2 == 0 else ("http", "rpc"):
+            loads[side] += drive(calls[side], seconds / slices, watch=watch)
+    return loads
+
+
+def _desk_clerk(base_url: str) -> str:
+    """A desk clerk of the estate: the token the load runs with (scoped, like most users)."""
+    def post(path, body, token=None):
+        connection = http.client.HTTPConnection(urlsplit(base_url).hostname,
+                                                urlsplit(base_url).port, timeout=60)
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        connection.request("POST", path, body=json.dumps(body), headers=headers)
+        response = connection.getresponse()
+        answer = json.loads(response.read())
+        assert response.status in (200, 201), answer
+        return answer
+
+    admin = post("/api/v1/auth/token", {"username": "admin", "password": ADMIN_PASSWORD})
+    clerk = {"username": "bench.clerk", "password": "bench-clerk-password"}
+    post("/api/v1/users", {**clerk, "roles": ["cs_staff"], "estates": [GATEWAY_ESTATE]},
+         admin["access_token"])
+    return post("/api/v1/auth/token", clerk)["access_token"]
+
+
+def print_gateway_calls(result: dict, clients: int, paced_rate: float) -> None:
+    def figures(load: Load) -> str:
+        failed = f", {load.failures} failed" if load.failures else ""
+        return (f"{load.rate:5.0f}/s p50 {load.percentile(0.5):6.1f} ms "
+                f"p99 {load.percentile(0.99):6.1f} ms{failed}")
+
+    def cpu(http_load: Load, rpc_load: Load) -> str:
+        return (f"CPU a call: gateway {http_load.cpu_ms('gateway'):.2f} ms + intake "
+                f"{http_load.cpu_ms('intake'):.2f} ms over HTTP | caller "
+                f"{rpc_load.cpu_ms('caller'):.2f} ms + intake {rpc_load.cpu_ms('intake'):.2f} ms "
+                f"over RPC")
+
+    start, end = result["load_average"]
+    print(f"gateway: HTTP to the gateway vs the same RPC made directly, {clients} clients each "
+          f"on its own connection, a desk clerk's token (load average {start:.1f} at the "
+          f"start, {end:.1f} at the end, on {os.cpu_count()} cores)")
+    for kind, label, rpc_name in (("read", "GET  /api/v1/complaints/{id}", "get_complaint"),
+                                  ("write", "POST /api/v1/complaints     ", "register_complaint")):
+        http_load, rpc_load = result[kind]["http"], result[kind]["rpc"]
+        print(f"  {label} {figures(http_load)} | intake.{rpc_name:<18} "
+              f"{figures(rpc_load)} | HTTP/RPC throughput {http_load.rate / rpc_load.rate:.2f}")
+        print(f"      {cpu(http_load, rpc_load)}")
+    paced = result["paced"]
+    print(f"  GET paced at {paced_rate:.0f}/s (latency from when each call was due): "
+          f"{figures(paced)} (goal: p99 <= 100 ms at {paced_rate:.0f}/s)")
+    single_http, single_rpc = result["single"]["http"], result["single"]["rpc"]
+    http_ms, rpc_ms = single_http.percentile(0.5), single_rpc.percentile(0.5)
+    print(f"  one client, p50: GET {http_ms:.2f} ms, intake.get_complaint {rpc_ms:.2f} ms: "
+          f"the gateway adds {http_ms - rpc_ms:.2f} ms a call, "
+          f"{(http_ms - rpc_ms) / rpc_ms:.0%} of the direct RPC's time (goal: <= 30 %)")
+    print(f"      {cpu(single_http, single_rpc)}")
+    for kind in ("read", "write"):
+        http_load, rpc_load = result[kind]["http"], result[kind]["rpc"]
+        added = http_load.percentile(0.5) - rpc_load.percentile(0.5)
+        print(f"  {clients} clients, {kind}, p50: the gateway adds {added:.1f} ms a call, "
+              f"{added / rpc_load.percentile(0.5):.0%} of the direct RPC's time")
 
 
 def counted(report):
@@ -311,6 +561,177 @@ def revisit_sampling(estates, orders_per_estate):
             "on_time": on_time / sampled if sampled else None}
 
 
+SECTIONS = ("hops", "pipeline", "gateway", "survey", "sampling", "store", "rounds")
+
+
+def growth_exponent(sizes, per_operation):
+    """The log-log slope of the cost of ``n`` operations at ``n`` documents (least squares):
+    1 is linear; a scan per operation makes it 2. None for fewer than two sizes."""
+    import math
+
+    if len(set(sizes)) < 2:
+        return None
+    xs = [math.log(size) for size in sizes]
+    ys = [math.log(size * cost) for size, cost in zip(sizes, per_operation)]
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    return (sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys))
+            / sum((x - mean_x) ** 2 for x in xs))
+
+
+def exponent_note(exponent, limit):
+    if exponent is None:
+        return ""
+    return f"   exponent {exponent:.2f}" + ("  <- super-linear" if exponent > limit else "")
+
+
+def embedded_store_growth(sizes, budget=0.3):
+    """The embedded store per operation at each size, with the hash indexes of
+    shared/embedded.py (``new_client``) and without them (plain mongomock, the same indexes
+    declared, in the same run): an insert into a collection with a unique index (each
+    measured insert deleted again, so the size stays), ``find_one`` by that unique key,
+    and ``find`` by estate and status (100 documents an estate) through a compound index.
+    The documents are stored before the indexes are declared (mongomock checks a new unique
+    index once, in one pass), so filling costs no n² without the indexes either."""
+    import mongomock
+    from pymongo import ASCENDING, IndexModel
+
+    from shared import embedded
+
+    indexes = [IndexModel([("token", ASCENDING)], unique=True),
+               IndexModel([("estate_id", ASCENDING), ("status", ASCENDING)])]
+    variants = {"hash indexes": embedded.new_client,
+                "mongomock scan": lambda: mongomock.MongoClient(tz_aware=True)}
+    results = {}
+    for name, new_client in variants.items():
+        for size in sizes:
+            collection = new_client()["bench"]["invitations"]
+            collection.insert_many([store_document(n) for n in range(size)])
+            collection.create_indexes(indexes)
+            for what, cost in store_costs(collection, size, budget).items():
+                results.setdefault((what, name), []).append(cost)
+    return sizes, results
+
+
+def store_document(number):
+    return {"_id": f"i{number}", "token": f"t{number}", "estate_id": f"e{number // 100}",
+            "status": ("pending", "issued")[number % 2], "round_id": "r1"}
+
+
+def store_costs(collection, size, budget):
+    """CPU seconds per operation on ``collection`` of ``size`` documents (this process's
+    time: other load on the machine does not count), the fastest of rounds of each until
+    ``budget`` is spent (at least three)."""
+    import random
+
+    draw = random.Random(size)
+    calls = max(3, min(100, size // 10, 1_000_000 // size))   # a round: under a second scanning
+    added = [f"i{number}" for number in range(size, size + calls)]   # deleted after each round
+
+    def insert():
+        for number in range(size, size + len(added)):
+            collection.insert_one(store_document(number))
+        return len(added)
+
+    def by_token():
+        for _ in range(calls):
+            assert collection.find_one({"token": f"t{draw.randrange(size)}"})
+        return calls
+
+    def by_estate():
+        for _ in range(calls):
+            estate = f"e{draw.randrange(max(1, size // 100))}"
+            assert len(list(collection.find({"estate_id": estate, "status": "pending"}))) == 50
+        return calls
+
+    costs = {}
+    for what, operation in [("insert, unique index", insert),
+                            ("find_one by unique token", by_token),
+                            ("find by estate + status", by_estate)]:
+        rounds, spent = [], 0
+        while spent < budget or len(rounds) < 3:
+            started = time.process_time()
+            done = operation()
+            rounds.append((time.process_time() - started) / done)
+            spent += rounds[-1] * done
+            collection.delete_many({"_id": {"$in": added}})   # untimed: the size stays
+        costs[what] = min(rounds)
+    return costs
+
+
+def print_embedded_store_growth(sizes, results, limit=1.15):
+    print("embedded store, CPU per operation (same run; exponent: log-log growth of n "
+          f"operations at n documents, over {' / '.join(f'{size:,}' for size in sizes)} "
+          "documents):")
+    for (what, name), costs in results.items():
+        print(f"  {what:26} {name:15}" + "".join(f"{cost * 1e6:12,.1f} us" for cost in costs)
+              + exponent_note(growth_exponent(sizes, costs), limit))
+
+
+def survey_round_creation(households_sizes, variants=("hash indexes", "mongomock scan")):
+    """survey's create_round end to end in process (worker_factory, intake mocked) for a
+    round inviting each number of households over four estates: store the round, its
+    invitations and tallies, open it and issue every invitation, on the embedded store with
+    and without the hash indexes. CPU seconds of this process, like ``store_costs``: after
+    one small round (imports, first calls), the fastest of up to three rounds a size while
+    they take under five seconds together."""
+    now = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
+    results = {}
+    for name in variants:
+        create_round(name, 40, now)
+        for size in households_sizes:
+            runs = [create_round(name, size, now)]
+            while len(runs) < 3 and sum(runs) < 5:
+                runs.append(create_round(name, size, now))
+            results.setdefault(name, []).append(min(runs))
+    return households_sizes, results
+
+
+def create_round(variant, size, now):
+    """CPU seconds of one create_round inviting ``size`` households on a fresh store."""
+    from unittest.mock import Mock
+
+    import mongomock
+    from nameko.testing.services import worker_factory
+
+    from services.survey.repository import SurveyRepository
+    from services.survey.service import SurveyService
+    from shared import embedded
+    from shared.actor import Caller
+    from shared.clock import FrozenClock
+
+    def list_households(estate_id, filters):
+        return [{"id": f"{estate_id}-h{n}", "estate_id": estate_id, "building": str(n % 20),
+                 "unit": "1", "room": str(n), "occupied": True, "contacts": []}
+                for n in range(size // 4)]
+
+    client = (embedded.new_client() if variant == "hash indexes"
+              else mongomock.MongoClient(tz_aware=True))
+    store = SurveyRepository(client["bench_survey"])
+    store.create_indexes()
+    service = worker_factory(SurveyService, store=store, clock=FrozenClock(now),
+                             intake=Mock(list_households=list_households), config={},
+                             caller=Caller(None, None))
+    started = time.process_time()
+    round_ = service.create_round({
+        "title": "bench", "estate_ids": ["e1", "e2", "e3", "e4"],
+        "opens_at": "2026-06-01T08:00:00+08:00", "closes_at": "2026-06-15T18:00:00+08:00",
+        "categories": ["cleaning", "order", "greening"]})
+    elapsed = time.process_time() - started
+    assert sum(round_["invited"].values()) == size // 4 * 4
+    assert store.db.invitations.count_documents({"status": "issued"}) == size // 4 * 4
+    return elapsed
+
+
+def print_survey_round_creation(sizes, results, limit=1.15):
+    print("survey create_round, households invited and issued (in process, intake mocked; "
+          "CPU s):")
+    for name, seconds in results.items():
+        per_household = [elapsed / size for size, elapsed in zip(sizes, seconds)]
+        print(f"  {name:15}" + "".join(f"  {size:,}: {elapsed:7.2f} s"
+                                       for size, elapsed in zip(sizes, seconds))
+              + exponent_note(growth_exponent(sizes, per_household), limit))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=3000)
@@ -320,7 +741,19 @@ def main():
                         help="survey report benchmark sizes, comma-separated")
     parser.add_argument("--sampling-estates", type=int, default=10_000,
                         help="revisit sampling benchmark: estates of 100 repairs a month")
+    parser.add_argument("--store-sizes", default="1000,10000,100000",
+                        help="embedded store benchmark: documents, comma-separated")
+    parser.add_argument("--round-households", default="1000,3000",
+                        help="survey create_round benchmark: households, comma-separated")
+    parser.add_argument("--gateway-clients", type=int, default=50)
+    parser.add_argument("--gateway-seconds", type=float, default=10,
+                        help="length of each gateway load run")
+    parser.add_argument("--gateway-rate", type=float, default=200,
+                        help="the paced read run's calls per second")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"sections to run, comma-separated: {', '.join(SECTIONS)}")
     args = parser.parse_args()
+    sections = set(args.only.split(","))
     logging.basicConfig(level=logging.WARNING)
 
     base = load_config()
@@ -331,27 +764,45 @@ def main():
     amqp = urlsplit(base["AMQP_URI"])._replace(path=f"/{vhost}").geturl()
     config = dict(base, AMQP_URI=amqp, MONGO_DB_PREFIX="bench")
     try:
-        bare = bare_hop(config, args.events)
-        reliable = reliable_hop(config, args.events)
-        pipeline = complaint_pipeline(config, args.complaints)
+        if "hops" in sections or "pipeline" in sections:
+            bare = bare_hop(config, args.events)
+        if "hops" in sections:
+            reliable = reliable_hop(config, args.events)
+        if "pipeline" in sections:
+            pipeline = complaint_pipeline(config, args.complaints)
+        if "gateway" in sections:
+            gateway = gateway_calls(config, args.gateway_clients, args.gateway_seconds,
+                                    args.gateway_rate)
     finally:
         api.delete_vhost(vhost)
 
     print(f"broker {amqp}, one run")
-    print(f"bare nameko event hop       {bare:8.0f} events/s   ({args.events} events)")
-    print(f"reliable handler hop        {reliable:8.0f} events/s   "
-          f"({reliable / bare:.2f} x bare)")
-    print(f"complaint pipeline          {pipeline['throughput']:8.0f} complaints/s "
-          f"({args.complaints} complaints: close -> revisit -> notice logged)")
-    print(f"  latency p50 {pipeline['p50_ms']:.0f} ms, p99 {pipeline['p99_ms']:.0f} ms")
-    print(f"  pipeline / bare hop ratio {pipeline['throughput'] / bare:.3f}")
-    print_survey_report_times(survey_report_times(
-        [int(size) for size in args.survey_responses.split(",") if size]))
-    sampled = revisit_sampling(args.sampling_estates, 100)
-    print(f"revisit sampling+scheduling {sampled['orders'] / sampled['seconds']:8.0f} orders/s  "
-          f"({sampled['estates']:,} estates x {sampled['per_estate']} repairs in a month: "
-          f"{sampled['seconds']:.1f} s; {sampled['sampled']:,} revisits, "
-          f"{sampled['on_time']:.1%} due within a day of completion)")
+    if "hops" in sections:
+        print(f"bare nameko event hop       {bare:8.0f} events/s   ({args.events} events)")
+        print(f"reliable handler hop        {reliable:8.0f} events/s   "
+              f"({reliable / bare:.2f} x bare)")
+    if "pipeline" in sections:
+        print(f"complaint pipeline          {pipeline['throughput']:8.0f} complaints/s "
+              f"({args.complaints} complaints: close -> revisit -> notice logged)")
+        print(f"  latency p50 {pipeline['p50_ms']:.0f} ms, p99 {pipeline['p99_ms']:.0f} ms")
+        print(f"  pipeline / bare hop ratio {pipeline['throughput'] / bare:.3f}")
+    if "gateway" in sections:
+        print_gateway_calls(gateway, args.gateway_clients, args.gateway_rate)
+    if "survey" in sections:
+        print_survey_report_times(survey_report_times(
+            [int(size) for size in args.survey_responses.split(",") if size]))
+    if "sampling" in sections:
+        sampled = revisit_sampling(args.sampling_estates, 100)
+        print(f"revisit sampling+scheduling {sampled['orders'] / sampled['seconds']:8.0f} "
+              f"orders/s  ({sampled['estates']:,} estates x {sampled['per_estate']} repairs "
+              f"in a month: {sampled['seconds']:.1f} s; {sampled['sampled']:,} revisits, "
+              f"{sampled['on_time']:.1%} due within a day of completion)")
+    if "store" in sections:
+        print_embedded_store_growth(*embedded_store_growth(
+            [int(size) for size in args.store_sizes.split(",") if size]))
+    if "rounds" in sections:
+        print_survey_round_creation(*survey_round_creation(
+            [int(size) for size in args.round_households.split(",") if size]))
 
 
 if __name__ == "__main__":
