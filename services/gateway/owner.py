@@ -46,6 +46,24 @@ class OwnerContext:
             response.headers["Retry-After"] = "600"
         return response
 
+    def read(self, target: str, token: str) -> dict | None:
+        """What the service owning the link shows for it; None for a link it does not honour."""
+        try:
+            return self.services.call(target, token)
+        except RemoteError as error:
+            if refused_token(error):
+                return None
+            raise
+
+    def refuse_post(self, token: str) -> Response | None:
+        """The answer to a form post that goes no further: over a rate limit, or its
+        nonce missing or stale (the CSRF guard of pages without a login)."""
+        if self.over_limit(token):
+            return self.message("too_many", 429)
+        if not pages.nonce_is_fresh(self.secret, token, self.request.form.get("nonce"), self.now):
+            return self.message("expired_form", 403)
+        return None
+
     def over_limit(self, token: str) -> bool:
         address = self.request.remote_addr or "?"
         allowed = (limits.allow(self.repository, "token", token, limits.PER_TOKEN, self.now)
@@ -56,7 +74,7 @@ class OwnerContext:
         return not allowed
 
 
-def _refused_token(error: RemoteError) -> bool:
+def refused_token(error: RemoteError) -> bool:
     """The service's answer to a token it does not know (or that is malformed)."""
     return error.exc_type in ("NotFound", "InvalidInput") and '"token"' in (error.value or "")
 
@@ -66,12 +84,9 @@ def _refused_token(error: RemoteError) -> bool:
 def survey_page(ctx: OwnerContext, token: str, saved: bool = False) -> Response:
     if ctx.over_limit(token):
         return ctx.message("too_many", 429)
-    try:
-        survey = ctx.services.call("survey.get_questionnaire", token)
-    except RemoteError as error:
-        if _refused_token(error):
-            return ctx.message("unknown", 404)
-        raise
+    survey = ctx.read("survey.get_questionnaire", token)
+    if survey is None:
+        return ctx.message("unknown", 404)
     return _survey_for_state(ctx, token, survey, saved=saved)
 
 
@@ -98,17 +113,13 @@ def _survey_form(ctx, token, survey, answers=None, comments=None, errors=None,
 
 
 def survey_submit(ctx: OwnerContext, token: str) -> Response:
-    if ctx.over_limit(token):
-        return ctx.message("too_many", 429)
+    refusal = ctx.refuse_post(token)
+    if refusal is not None:
+        return refusal
     form = ctx.request.form
-    if not pages.nonce_is_fresh(ctx.secret, token, form.get("nonce"), ctx.now):
-        return ctx.message("expired_form", 403)
-    try:
-        survey = ctx.services.call("survey.get_questionnaire", token)
-    except RemoteError as error:
-        if _refused_token(error):
-            return ctx.message("unknown", 404)
-        raise
+    survey = ctx.read("survey.get_questionnaire", token)
+    if survey is None:
+        return ctx.message("unknown", 404)
     if survey["state"] != "open":
         return _survey_for_state(ctx, token, survey)
     keys = [category["key"] for category in survey["categories"]]

@@ -27,7 +27,7 @@ from werkzeug.utils import redirect
 from werkzeug.wrappers import Response
 
 from services.gateway import limits, pages
-from services.gateway.owner import OwnerContext, _refused_token
+from services.gateway.owner import OwnerContext, refused_token
 from services.gateway.problems import from_exception
 
 log = logging.getLogger(__name__)
@@ -56,16 +56,14 @@ def complaint_page(ctx: OwnerContext, token: str, received: bool = False) -> Res
 
 def review_submit(ctx: OwnerContext, token: str) -> Response:
     """「可以向物业公司申请复核」: the owner's request, then back to the page (303)."""
-    if ctx.over_limit(token):
-        return ctx.message("too_many", 429)
-    form = ctx.request.form
-    if not pages.nonce_is_fresh(ctx.secret, token, form.get("nonce"), ctx.now):
-        return ctx.message("expired_form", 403)
-    reason = form.get("reason", "")
+    refusal = ctx.refuse_post(token)
+    if refusal is not None:
+        return refusal
+    reason = ctx.request.form.get("reason", "")
     try:
         ctx.services.call("intake.owner_request_review", token, {"reason": reason})
     except RemoteError as error:
-        if _refused_token(error):
+        if refused_token(error):
             return ctx.message("unknown", 404)
         if error.exc_type == "InvalidTransition":   # asked already, or not closed now:
             return redirect(f"/c/{token}", code=303)   # the page says where it stands
@@ -82,12 +80,7 @@ def review_submit(ctx: OwnerContext, token: str) -> Response:
 
 def _owner_view(ctx: OwnerContext, token: str) -> dict | None:
     """What intake lets the owner see, or None for a link it does not honour."""
-    try:
-        return ctx.services.call("intake.owner_view", token)
-    except RemoteError as error:
-        if _refused_token(error):
-            return None
-        raise
+    return ctx.read("intake.owner_view", token)
 
 
 def _complaint(ctx, token, complaint, reason="", errors=None, received=False,

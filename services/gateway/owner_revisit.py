@@ -13,7 +13,7 @@ from werkzeug.utils import redirect
 from werkzeug.wrappers import Response
 
 from services.gateway import pages
-from services.gateway.owner import OwnerContext, _refused_token
+from services.gateway.owner import OwnerContext
 from services.gateway.problems import from_exception
 from shared.schemas.vocabulary import SATISFACTION_LEVELS
 
@@ -34,11 +34,10 @@ def revisit_page(ctx: OwnerContext, token: str) -> Response:
 
 
 def revisit_submit(ctx: OwnerContext, token: str) -> Response:
-    if ctx.over_limit(token):
-        return ctx.message("too_many", 429)
+    refusal = ctx.refuse_post(token)
+    if refusal is not None:
+        return refusal
     form = ctx.request.form
-    if not pages.nonce_is_fresh(ctx.secret, token, form.get("nonce"), ctx.now):
-        return ctx.message("expired_form", 403)
     revisit = _online_revisit(ctx, token)
     if revisit is None:
         return ctx.message("unknown", 404)
@@ -66,12 +65,7 @@ def revisit_submit(ctx: OwnerContext, token: str) -> Response:
 
 def _online_revisit(ctx: OwnerContext, token: str) -> dict | None:
     """What revisit shows for the link; None for a link it does not know."""
-    try:
-        return ctx.services.call("revisit.online_revisit", token)
-    except RemoteError as error:
-        if _refused_token(error):
-            return None
-        raise
+    return ctx.read("revisit.online_revisit", token)
 
 
 def _revisit_for_state(ctx: OwnerContext, token: str, revisit: dict) -> Response:
