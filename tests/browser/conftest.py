@@ -183,6 +183,7 @@ class Browser:
         from selenium.common.exceptions import (
             NoSuchElementException,
             StaleElementReferenceException,
+            WebDriverException,
         )
 
         deadline = time.monotonic() + timeout
@@ -191,6 +192,11 @@ class Browser:
                 result = predicate()
             except (StaleElementReferenceException, NoSuchElementException):
                 result = None        # the page changed under the question: ask again
+            except WebDriverException as error:
+                # Chromium's word for an element of a page being replaced by the next one
+                if "does not belong to the document" not in str(error):
+                    raise
+                result = None
             if result:
                 return result
             if time.monotonic() > deadline:
