@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 HOME = "/console/"
 LOGIN = "/console/login"
 PAGE_SIZE = 20
-ZONE = ZoneInfo("Asia/Shanghai")   # the zone pages.local_time shows times in
+ZONE = ZoneInfo(pages.DISPLAY_ZONE)   # as pages.local_time shows times
 OPEN_STATUSES = tuple(status for status in COMPLAINT_STATUSES if status != "closed")
 SOON_HOURS = 24                    # a deadline closer than this is marked on the worklist
 # What each page's error shows, by the problem's status (anything else: "failed").

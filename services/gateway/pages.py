@@ -103,7 +103,11 @@ def short(token: str) -> str:
     return token[:6] + "…" if isinstance(token, str) else "?"
 
 
-def local_time(moment: str | None, zone: str = "Asia/Shanghai") -> str:
+# Pages show times in this zone (an estate's own zone waits for estates as records).
+DISPLAY_ZONE = "Asia/Shanghai"
+
+
+def local_time(moment: str | None, zone: str = DISPLAY_ZONE) -> str:
     """An ISO time as an owner reads it: local date and minute."""
     if not moment:
         return ""
