@@ -12,6 +12,7 @@ Where the policy allows it the owner may answer it online (「回访可以通过
 is recorded as a call would be, with method ``online`` (``record_online``).
 """
 import re
+from datetime import timedelta
 
 from services.revisit.policies import zone
 from shared.envelope import new_event
@@ -300,6 +301,10 @@ def record(revisit, outcome, policy, now, expected_status=None):
         # 「采取上门回访的应提前与业主进行预约,获得同意后方可上门」
         raise InvalidInput({"method": [
             "an on-site visit needs an appointment the owner agreed to (book_appointment)"]})
+    if outcome["method"] == "onsite" and now < visit_opens(revisit, policy):
+        raise InvalidInput({"method": [
+            f"the on-site visit is booked for {revisit['appointment_at'].isoformat()}; it can "
+            f"be recorded from {policy.onsite_early_minutes} minutes before, not earlier"]})
     promised = outcome.get("promised_reply_at")
     if promised is not None and promised <= now:
         raise InvalidInput({"promised_reply_at": ["must be in the future"]})
@@ -329,6 +334,11 @@ def record(revisit, outcome, policy, now, expected_status=None):
             "comments": outcome["comments"],
         }, key=revisit["_id"]))
     return revisit, events
+
+
+def visit_opens(revisit, policy):
+    """The earliest an on-site visit booked for ``revisit`` can be recorded as made."""
+    return revisit["appointment_at"] - timedelta(minutes=policy.onsite_early_minutes)
 
 
 def is_new_try(attempts, attempt, gap):

@@ -118,6 +118,9 @@ class RevisitPolicy:
     # notify's 22:00-08:00 on purpose: a knock at the door, unlike a text that waits to be
     # read, also disturbs the midday rest (午休) and the late evening.
     quiet_hours: tuple = ("12:00-14:00", "21:00-08:00")
+    # An on-site visit is recorded when it is made: from this many minutes before the
+    # booked time (the visitor may arrive a little early), never a day ahead.
+    onsite_early_minutes: int = 30
     # 「回访可以通过电话、邮件、短信、在线调查等方式进行」: the owner may answer a revisit of
     # these kinds online, through a link in its message (empty: never), while staff still
     # call if no answer comes. Never an on-site visit: 「客服组负责人或项目经理对重大投诉进行
@@ -141,7 +144,8 @@ class RevisitPolicy:
             problems["timezone"] = f"unknown time zone {self.timezone!r}"
         for item in fields(self):
             value = getattr(self, item.name)
-            counted = item.name.endswith(("_days", "_attempts", "_observations", "_months"))
+            counted = item.name.endswith(("_days", "_attempts", "_observations", "_months",
+                                           "_minutes"))
             if counted and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
                 problems[item.name] = "must be a whole number >= 0"
         if not 0 <= self.forecast_spread <= 10:

@@ -1,6 +1,6 @@
 """revisit's event paths on the real broker: each event it consumes, each it publishes,
 the loop back to intake, and its timer with two instances running."""
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 
 import eventlet
 import pytest
@@ -8,6 +8,7 @@ from nameko.rpc import rpc as plain_rpc
 from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.testing.services import entrypoint_waiter
 
+from scripts.demo import visit_right_away
 from services.revisit.service import RevisitService
 from shared.envelope import new_event
 from shared.messaging import EventPublisher
@@ -76,11 +77,11 @@ def test_completed_work_orders_are_followed_up_once_each(revisit, service_config
 
     with ServiceRpcProxy("revisit", service_config) as rpc:
         [observation] = rpc.list_revisits({"source_id": "wo-roof"})
-        tomorrow_ten = datetime.combine(now().date() + timedelta(days=1), time(2, 0), UTC)
-        rpc.book_appointment(observation["id"], {"at": tomorrow_ten.isoformat(),   # 10:00 local
-                                                 "owner_consent": True})
+        appointment = visit_right_away()
+        rpc.book_appointment(observation["id"], appointment)
         booked = listener.wait_for("revisit_booked", revisit_id=observation["id"])
-        assert booked["data"]["at"] == tomorrow_ten.isoformat()
+        assert datetime.fromisoformat(booked["data"]["at"]) == \
+            datetime.fromisoformat(appointment["at"])
         rpc.record_revisit(observation["id"], {
             "visitor_id": "eng-2", "method": "onsite", "reached": True,
             "satisfaction": "neutral", "resolved": False, "signed_by": "王芳",

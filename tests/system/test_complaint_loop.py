@@ -1,12 +1,12 @@
 """The whole first flow with the four services running as separate processes,
 driven only through their public RPC and by listening on the event exchanges."""
-from datetime import UTC, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from scripts.demo import visit_right_away
 from tests.helpers import ServiceProcesses, wait_until
 
 pytestmark = pytest.mark.broker
@@ -72,9 +72,7 @@ def test_a_complaint_goes_round_the_whole_loop(running, service_config, listener
         assert scheduled["data"]["household_id"] == "h-701"
 
         # the supervisor visits; the owner is not satisfied -> the complaint reopens
-        rpc.revisit.book_appointment(revisit["id"], {
-            "at": tomorrow_at_ten(),
-            "owner_consent": True})
+        rpc.revisit.book_appointment(revisit["id"], visit_right_away())
         done = rpc.revisit.record_revisit(revisit["id"], {
             "visitor_id": "sup-1", "method": "onsite", "reached": True,
             "satisfaction": "unsatisfied", "resolved": False,
@@ -141,10 +139,3 @@ def test_bad_input_over_rpc_names_the_field_and_writes_nothing(running, service_
         with pytest.raises(RemoteError) as error:
             rpc.intake.get_complaint("cmp-nothing")
         assert error.value.exc_type == "NotFound"
-
-
-def tomorrow_at_ten():
-    """A visit at a decent hour in Shanghai, never in the owner's quiet hours."""
-    shanghai = ZoneInfo("Asia/Shanghai")
-    day = datetime.now(shanghai).date() + timedelta(days=1)
-    return datetime.combine(day, time(10, 0), shanghai).isoformat()

@@ -204,7 +204,7 @@ def test_important_repair_is_observed_again_until_confirmed():
     signed = outcome(method="onsite", signed_by="王芳")
     first, _ = domain.book(first, {"at": at_local(10), "owner_consent": True}, POLICY, NOW)
     # still leaking: another observation a week later
-    first, events = domain.record(first, dict(signed, resolved=False), POLICY, NOW)
+    first, events = domain.record(first, dict(signed, resolved=False), POLICY, at_local(10))
     second, second_events = domain.next_observation(first, POLICY, NOW)
     assert (second["observation_no"], second["not_before"]) == (2, NOW + timedelta(days=7))
     assert second["_id"] == "rv-wo-1-observation-2" and second_events == []
@@ -212,7 +212,7 @@ def test_important_repair_is_observed_again_until_confirmed():
     # confirmed: no more observations
     second, _ = domain.book(dict(second, not_before=NOW),
                             {"at": at_local(16), "owner_consent": True}, POLICY, NOW)
-    second, _ = domain.record(second, signed, POLICY, NOW)
+    second, _ = domain.record(second, signed, POLICY, at_local(16))
     assert domain.next_observation(second, POLICY, NOW) is None
 
 
@@ -302,9 +302,27 @@ def test_a_booked_visit_may_be_moved_but_a_done_one_not():
                             {"at": at_local(10), "owner_consent": True}, POLICY, NOW)
     moved, _ = domain.book(booked, {"at": at_local(16), "owner_consent": True}, POLICY, NOW)
     assert moved["appointment_at"] == at_local(16)
-    done, _ = domain.record(moved, outcome(method="onsite", signed_by="王芳"), POLICY, NOW)
+    done, _ = domain.record(moved, outcome(method="onsite", signed_by="王芳"), POLICY,
+                            at_local(16))
     with pytest.raises(InvalidTransition, match="it is done"):
         domain.book(done, {"at": at_local(10), "owner_consent": True}, POLICY, NOW)
+
+
+@pytest.mark.parametrize("arrived, recorded", [
+    (at_local(15, 29), False),   # more than half an hour early: not made yet
+    (at_local(15, 30), True),    # the visitor may arrive a little early
+    (at_local(18), True),        # or late
+])
+def test_an_on_site_visit_is_recorded_from_shortly_before_its_booked_time(arrived, recorded):
+    booked, _ = domain.book(complaint_revisit("major"),
+                            {"at": at_local(16), "owner_consent": True}, POLICY, NOW)
+    made = outcome(method="onsite", signed_by="王芳")
+    if recorded:
+        assert domain.record(booked, made, POLICY, arrived)[0]["status"] == "done"
+    else:
+        with pytest.raises(InvalidInput, match="booked for") as error:
+            domain.record(booked, made, POLICY, arrived)
+        assert list(error.value.errors) == ["method"]
 
 
 # -- the timer --------------------------------------------------------------------------------

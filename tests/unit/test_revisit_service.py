@@ -82,6 +82,11 @@ def book_for_tomorrow(service, revisit_id):
     return service.book_appointment(revisit_id, {"at": at, "owner_consent": True})
 
 
+def arrive(service, booked):
+    """The clock at the booked visit's time: the visitor is at the door."""
+    service.clock.at = datetime.fromisoformat(booked["appointment_at"])
+
+
 # -- complaints ---------------------------------------------------------------------------
 
 def test_the_same_closing_delivered_twice_schedules_one_revisit(service):
@@ -118,12 +123,15 @@ def test_on_site_record_needs_a_booking_and_the_owners_signature(service):
     assert "method" in error.value.errors
     stored = service.get_revisit(revisit["id"])
     assert (stored["attempts"], stored["status"]) == ([], "scheduled")
-    book_for_tomorrow(service, revisit["id"])
+    booked = book_for_tomorrow(service, revisit["id"])
     visit = dict(ONSITE_VISIT, signed_by=None)
     with pytest.raises(InvalidInput) as error:
         service.record_revisit(revisit["id"], visit)
     assert "signed_by" in error.value.errors
+    with pytest.raises(InvalidInput, match="booked for") as error:   # a day before the visit
+        service.record_revisit(revisit["id"], ONSITE_VISIT)
     assert service.get_revisit(revisit["id"])["attempts"] == []
+    arrive(service, booked)
     done = service.record_revisit(revisit["id"], ONSITE_VISIT)
     assert done["status"] == "done"
     with pytest.raises(InvalidTransition):
@@ -217,13 +225,13 @@ def test_every_community_activity_and_other_service_is_revisited(service):
 def test_important_repair_observations_continue_until_confirmed(service, clock):
     service.follow_up_work_order(completed_event(important=True))
     [first] = service.list_revisits({"source_id": "wo-1"})
-    book_for_tomorrow(service, first["id"])
+    arrive(service, book_for_tomorrow(service, first["id"]))
     service.record_revisit(first["id"], dict(ONSITE_VISIT, resolved=False,
                                              comments="雨后仍有渗水"))
     second = service.get_revisit("rv-wo-1-observation-2")
     assert second["due_at"] > (NOW + timedelta(days=7)).isoformat()
     clock.advance(timedelta(days=7))
-    book_for_tomorrow(service, second["id"])
+    arrive(service, book_for_tomorrow(service, second["id"]))
     service.record_revisit(second["id"], ONSITE_VISIT)
     assert [r["observation_no"] for r in service.list_revisits({"source_id": "wo-1"})] == [1, 2]
 
@@ -487,7 +495,9 @@ def test_with_an_actor_the_visit_booking_and_reply_name_the_person(service):
     service.schedule_complaint_revisit(closed_event("major"))
     [revisit] = service.list_revisits({})
     service.caller = Caller(Actor("u-sup", ("supervisor",), ("e-1",)), "gateway")
-    assert book_for_tomorrow(service, revisit["id"])["booked_by"] == "u-sup"
+    booked = book_for_tomorrow(service, revisit["id"])
+    assert booked["booked_by"] == "u-sup"
+    arrive(service, booked)
     done = service.record_revisit(revisit["id"], dict(
         ONSITE_VISIT, visitor_id="s-typed", promised_reply_at=(NOW + timedelta(days=2)).isoformat()))
     assert done["outcome"]["visitor_id"] == done["attempts"][0]["visitor_id"] == "u-sup"
@@ -503,6 +513,7 @@ def test_without_an_actor_the_typed_visitor_stands_and_nobody_is_said_to_have_bo
     service.caller = Caller(None, None)
     moved = book_for_tomorrow(service, revisit["id"])      # moved by a service: no person
     assert moved["booked_by"] is None
+    arrive(service, moved)
     assert service.record_revisit(revisit["id"], ONSITE_VISIT)["outcome"]["visitor_id"] == "s-1"
 
 
