@@ -39,18 +39,8 @@ ensure_browser() {
 }
 
 ensure_axe() {
-  [ -s "$AXE_DIR/axe.min.js" ] && return 0
-  command -v npm >/dev/null 2>&1 || {
-    echo "browser tests: npm is needed to fetch axe-core $AXE_CORE_VERSION" >&2; exit 1; }
-  echo "browser tests: fetching axe-core $AXE_CORE_VERSION from the npm registry (npm pack)"
-  local work
-  work=$(mktemp -d)
-  (cd "$work" && npm pack --silent "axe-core@$AXE_CORE_VERSION" >/dev/null)
-  echo "$AXE_CORE_SHA256  $work/axe-core-$AXE_CORE_VERSION.tgz" | sha256sum --check --quiet
-  tar -xzf "$work/axe-core-$AXE_CORE_VERSION.tgz" -C "$work" package/axe.min.js package/LICENSE
-  mkdir -p "$AXE_DIR"
-  mv "$work/package/axe.min.js" "$work/package/LICENSE" "$AXE_DIR/"
-  rm -rf "$work"
+  scripts/npm-file.sh axe-core "$AXE_CORE_VERSION" "$AXE_CORE_SHA256" "$AXE_DIR" \
+    axe.min.js LICENSE
 }
 
 case "${1:-}" in

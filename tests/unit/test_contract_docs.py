@@ -1,7 +1,13 @@
 """The documents and the code tell the same story."""
+import ast
 import importlib
+import json
 import re
+import subprocess
 from pathlib import Path
+
+import jsonschema
+import yaml
 
 import pytest
 from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
@@ -13,6 +19,10 @@ from shared.schemas.events import EVENTS
 from shared.topology import SUBSCRIPTIONS
 
 ROOT = Path(__file__).resolve().parents[2]
+# The official AsyncAPI 3.0.0 JSON Schema, from the npm registry (sha-pinned, into .cache/).
+ASYNCAPI_SPECS = ("@asyncapi/specs", "6.11.1",
+                  "01af8744dc33c0c7eb2e908f6a955319ee58b70ecadc9387d1aeb16c0cd28928")
+ASYNCAPI_SCHEMA = "schemas/3.0.0-without-$id.json"
 SERVICES = {"intake": "IntakeService", "revisit": "RevisitService",
             "survey": "SurveyService", "notify": "NotifyService"}
 
@@ -43,6 +53,50 @@ def documented_rpcs():
 def test_asyncapi_document_is_generated_from_the_schemas():
     committed = (ROOT / "docs" / "asyncapi.yaml").read_text(encoding="utf-8")
     assert committed == asyncapi.render(), "docs/asyncapi.yaml is stale: run `make contract`"
+
+
+def asyncapi_json_schema():
+    package, version, sha256 = ASYNCAPI_SPECS
+    directory = ROOT / ".cache" / "asyncapi-specs" / version
+    subprocess.run([ROOT / "scripts" / "npm-file.sh", package, version, sha256, directory,
+                    ASYNCAPI_SCHEMA], check=True)
+    return json.loads((directory / Path(ASYNCAPI_SCHEMA).name).read_text(encoding="utf-8"))
+
+
+def resolve(document, reference):
+    """The object a local ``$ref`` ("#/a/b~1c") points to in ``document``."""
+    found = document
+    for part in reference.removeprefix("#/").split("/"):
+        found = found[part.replace("~1", "/").replace("~0", "~")]
+    return found
+
+
+def test_asyncapi_document_is_valid_asyncapi_3_and_its_references_resolve():
+    document = yaml.safe_load(asyncapi.render())
+    jsonschema.validate(document, asyncapi_json_schema())
+    for operation in document["operations"].values():
+        channel = resolve(document, operation["channel"]["$ref"])
+        for message in operation["messages"]:
+            assert resolve(document, message["$ref"]) in channel["messages"].values()
+
+
+def test_every_event_has_its_sender_and_every_reader_a_receive_operation():
+    operations = asyncapi.document()["operations"]
+    sent = {name.split(".send.")[1] for name in operations if ".send." in name}
+    assert sent == set(EVENTS)
+    received = {tuple(name.split(".receive.")) for name in operations if ".receive." in name}
+    for consumer, subscriptions in SUBSCRIPTIONS.items():
+        assert {(consumer, event) for _, event in subscriptions} <= received
+    assert {("headquarters", event) for event in EVENTS} <= received
+    assert {("call-centre", "complaint_escalated"), ("call-centre", "revisit_booked")} <= received
+
+
+def test_the_readmes_call_centre_consumer_is_the_one_the_contract_lists():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    wanted = ast.literal_eval(re.search(r"^WANTED = (\{.*\})$", readme, re.M).group(1))
+    queue, listed = asyncapi.OUTSIDE_CONSUMERS["call-centre"]
+    assert wanted == listed
+    assert f'queue = Queue("{queue}"' in readme
 
 
 @pytest.mark.parametrize("service", SERVICES)
