@@ -1,7 +1,7 @@
 """Notifications: templates, who hears what, channel choice, quiet hours, SMS
 segments and the delivery log's state changes. Pure Python.
 
-Policy texts (../shared/seed): 「接到客户投诉后,应首先向业主表示歉意」 — the
+Policy texts: 「接到客户投诉后,应首先向业主表示歉意」 — the
 acknowledgement apologises first — and 「回访可以通过电话、邮件、短信等方式进行」 —
 channels are interchangeable plug-ins.
 """
@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from shared.envelope import new_event
@@ -28,6 +29,10 @@ LINK_SEPARATORS = {"zh": ""}
 # Parameters notify fills from the recipient's contact (intake.get_contact), not from the
 # event: events never carry the owner's link token.
 CONTACT_PARAMS = ("complaint_url",)
+# Free text quoted in a message (what was done, why): enough to know what it is about, no
+# more than an SMS can carry; the rest is on the page its link opens.
+EXCERPT_CHARS = 50
+SUMMARY_CHARS = 60   # the complaint's own words in a staff message (intake sends that much)
 
 
 class TemplateError(ValueError):
@@ -199,6 +204,19 @@ class Context:
     def complaint_link(self, token):
         return owner_link(self.public_base_url, "c", token)
 
+    def console_link(self, *path):
+        """A page of the staff console (services/gateway/console*.py): ``complaints/<id>``,
+        ``revisits/<id>``. Staff log in to open it: it carries no credential."""
+        return f"{self.public_base_url.rstrip('/')}/console/" + "/".join(
+            quote(str(part), safe="") for part in path)
+
+    def complaint_console_link(self, complaint_id):
+        return self.console_link("complaints", complaint_id)
+
+    def revisit_console_link(self, revisit_id):
+        """Where the visitor books the visit and records it (the console's revisit page)."""
+        return self.console_link("revisits", revisit_id)
+
 
 def with_contact_params(params, contact, context):
     """``params`` with ``CONTACT_PARAMS`` as the recipient's contact gives them — the link
@@ -212,7 +230,8 @@ def with_contact_params(params, contact, context):
 
 @dataclass(frozen=True)
 class Recipients:
-    """Who receives a message: the first of ``alternatives`` that finds anyone.
+    """Who receives a message: the first of ``alternatives`` that finds anyone, or, when
+    ``together``, everyone each of them finds (the supervisors and the managers).
 
     Each alternative is (kind, value): ``contact`` (a household or complaint
     id: intake.get_contact), ``staff`` (a staff id), ``role``, ``department``
@@ -220,6 +239,7 @@ class Recipients:
     of the estate).
     """
     alternatives: tuple
+    together: bool = False
 
     @property
     def owners(self):
@@ -243,13 +263,37 @@ def _contact(key):
     return lambda data: Recipients((("contact", data[key]),)) if data.get(key) else None
 
 
-def _directory(*alternatives):
-    """Recipients from the staff directory; each alternative a function of the event data."""
+def _directory(*alternatives, together=False):
+    """Recipients from the staff directory; each alternative a function of the event data
+    (None: it does not apply). ``together``: all of them, not the first that finds anyone."""
     def recipients(data):
         found = tuple(pair for pair in (alternative(data) for alternative in alternatives)
                       if pair and pair[1])
-        return Recipients(found) if found else None
+        return Recipients(found, together) if found else None
     return recipients
+
+
+def _roles(*roles, together=False):
+    return _directory(*(lambda data, role=role: ("role", role) for role in roles),
+                      together=together)
+
+
+def _households(data):
+    """Every occupied household of the estate (a notice for the whole estate)."""
+    return Recipients((("households", None),))
+
+
+def excerpt(text, limit=EXCERPT_CHARS):
+    """``text`` (free text, masked in the event) cut to ``limit`` characters, … when cut;
+    ``NOT_AVAILABLE`` when there is none (the template's labels say so in words)."""
+    text = " ".join((text or "").split())
+    if not text:
+        return NOT_AVAILABLE
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _time_or_not_available(moment, zone):
+    return local_time(moment, zone) if moment else NOT_AVAILABLE
 
 
 def complaint_received_params(data, context):
@@ -263,16 +307,51 @@ def complaint_received_params(data, context):
 
 def complaint_assigned_params(data, context):
     return {"complaint_id": data["complaint_id"], "department": data["department"],
-            "assigned_at": local_time(data["assigned_at"], context.zone)}
+            "assigned_at": local_time(data["assigned_at"], context.zone),
+            "reply_due": _time_or_not_available(data.get("reply_due"), context.zone),
+            "summary": excerpt(data.get("summary"), limit=SUMMARY_CHARS),
+            "console_url": context.complaint_console_link(data["complaint_id"])}
+
+
+def complaint_routed_params(data, context):
+    """第十三条: the owner hears which department has the complaint and by when it answers."""
+    return {"complaint_id": data["complaint_id"], "department": data["department"],
+            "reply_due": _time_or_not_available(data.get("reply_due"), context.zone)}
 
 
 def complaint_overdue_params(data, context):
     return {"complaint_id": data["complaint_id"], "deadline": data["deadline"],
-            "due_at": local_time(data["due_at"], context.zone)}
+            "due_at": local_time(data["due_at"], context.zone),
+            "console_url": context.complaint_console_link(data["complaint_id"])}
 
 
 def complaint_escalated_params(data, context):
-    return {"complaint_id": data["complaint_id"], "level": data["level"], "role": data["role"]}
+    return {"complaint_id": data["complaint_id"], "level": data["level"], "role": data["role"],
+            "console_url": context.complaint_console_link(data["complaint_id"])}
+
+
+def complaint_repeated_params(data, context):
+    return {"complaint_id": data["complaint_id"], "repeat_of": data["repeat_of"],
+            "category": data["category"],
+            "summary": excerpt(data.get("summary"), limit=SUMMARY_CHARS),
+            "special_measures_due": local_time(data["special_measures_due"], context.zone),
+            "console_url": context.complaint_console_link(data["complaint_id"])}
+
+
+def complaint_resolved_params(data, context):
+    return {"complaint_id": data["complaint_id"], "resolution": excerpt(data.get("resolution"))}
+
+
+def review_requested_params(data, context):
+    return {"complaint_id": data["complaint_id"], "review_no": data["review_no"],
+            "reason": excerpt(data.get("reason")),
+            "due_at": local_time(data["due_at"], context.zone),
+            "console_url": context.complaint_console_link(data["complaint_id"])}
+
+
+def complaint_reviewed_params(data, context):
+    return {"complaint_id": data["complaint_id"], "outcome": data["outcome"],
+            "finding": excerpt(data.get("finding"))}
 
 
 def complaint_closed_params(data, context):
@@ -283,6 +362,27 @@ def complaint_closed_params(data, context):
 def revisit_scheduled_params(data, context):
     return {"revisit_id": data["revisit_id"], "due_date": local_date(data["due_at"], context.zone),
             "method": data["method"]}
+
+
+def onsite_revisit_params(data, context):
+    return {"revisit_id": data["revisit_id"], "kind": data["kind"],
+            "source_id": data["source_id"], "due_date": local_date(data["due_at"], context.zone),
+            "console_url": context.revisit_console_link(data["revisit_id"])}
+
+
+def _onsite_visitor(data):
+    """「重大投诉…由主管或经理上门回访」: the supervisor or manager who must go, told when the
+    revisit's window opens; phone and message revisits are the desk's worklist."""
+    if data["method"] != "onsite" or data["assigned_role"] not in ONSITE_VISITORS:
+        return None
+    return Recipients(tuple(dict.fromkeys((("role", data["assigned_role"]), ("role", "manager")))))
+
+
+def revisit_overdue_params(data, context):
+    return {"revisit_id": data["revisit_id"], "kind": data["kind"],
+            "source_id": data["source_id"], "deadline": data["deadline"],
+            "due_at": local_time(data["due_at"], context.zone),
+            "console_url": context.revisit_console_link(data["revisit_id"])}
 
 
 def revisit_online_params(data, context):
@@ -317,6 +417,23 @@ def survey_report_params(data, context):
             "rectifications": data["rectifications"]}
 
 
+def survey_round_closed_params(data, context):
+    rate = data.get("response_rate")
+    return {"round_id": data["round_id"], "invited": data["invited"],
+            "returned": data["returned"],
+            "response_rate": NOT_AVAILABLE if rate is None else f"{rate * 100:.1f}%"}
+
+
+def rectification_params(data, context):
+    return {"rectification_id": data["rectification_id"], "category": data["category"],
+            "department": data["department"], "action": excerpt(data.get("action")),
+            "due_date": local_date(data["due_at"], context.zone)}
+
+
+def rectification_done_params(data, context):
+    return {"category": data["category"], "action": excerpt(data.get("action"))}
+
+
 def rectification_overdue_params(data, context):
     return {"rectification_id": data["rectification_id"], "category": data["category"],
             "department": data["department"],
@@ -327,6 +444,13 @@ def reminder_time(data, context):
     return data["at"] - context.reminder_lead
 
 
+def _complaint_id(data):
+    return data["complaint_id"]
+
+
+# Who goes on an on-site revisit that staff must be told of (a major complaint's).
+ONSITE_VISITORS = ("supervisor", "manager")
+
 # event type -> the notifications it triggers, in the order they are sent
 NOTIFICATIONS = {
     "complaint_registered": (Notification(
@@ -334,23 +458,57 @@ NOTIFICATIONS = {
         ("complaint_id", "received_at", "first_response_due", "reply_due"),
         complaint_received_params, ref=lambda d: d["complaint_id"],
         recipients=_contact("complaint_id"), requires=("complaint_id", "reply_due")),),
-    "complaint_assigned": (Notification(
-        "complaint_assigned", "staff", ("complaint_id", "department", "assigned_at"),
-        complaint_assigned_params, ref=lambda d: d["complaint_id"],
-        recipients=_directory(lambda d: ("staff", d["assignee_id"]),
-                              lambda d: ("department", d["department"]),
-                              lambda d: ("role", "supervisor")),
-        requires=("complaint_id",)),),
+    "complaint_assigned": (
+        Notification(
+            "complaint_assigned", "staff",
+            ("complaint_id", "department", "assigned_at", "reply_due", "summary", "console_url"),
+            complaint_assigned_params, ref=_complaint_id,
+            recipients=_directory(lambda d: ("staff", d["assignee_id"]),
+                                  lambda d: ("department", d["department"]),
+                                  lambda d: ("role", "supervisor")),
+            requires=("complaint_id", "reply_due", "summary")),
+        # 第十三条「及时向业主反馈处理进展情况」: which department, and by when it answers
+        Notification(
+            "complaint_routed", "owner", ("complaint_id", "department", "reply_due"),
+            complaint_routed_params, ref=_complaint_id, recipients=_contact("complaint_id"),
+            requires=("department", "reply_due")),
+    ),
     "complaint_overdue": (Notification(
-        "complaint_overdue", "supervisor", ("complaint_id", "deadline", "due_at"),
-        complaint_overdue_params, ref=lambda d: d["complaint_id"],
-        recipients=_directory(lambda d: ("role", "supervisor"), lambda d: ("role", "manager")),
+        "complaint_overdue", "supervisor", ("complaint_id", "deadline", "due_at", "console_url"),
+        complaint_overdue_params, ref=_complaint_id,
+        recipients=_roles("supervisor", "manager"),
         requires=("complaint_id",)),),
     "complaint_escalated": (Notification(
-        "complaint_escalated", "manager", ("complaint_id", "level", "role"),
-        complaint_escalated_params, ref=lambda d: d["complaint_id"],
+        "complaint_escalated", "manager", ("complaint_id", "level", "role", "console_url"),
+        complaint_escalated_params, ref=_complaint_id,
         recipients=_directory(lambda d: ("role", d["role"]), lambda d: ("role", "manager")),
         requires=("complaint_id",)),),
+    # 「收到客户对服务仍存在缺陷的再次投诉时,服务中心应在24小时内安排特殊措施」: the
+    # supervisors and the managers both, at once (staff have no quiet hours)
+    "complaint_repeated": (Notification(
+        "complaint_repeated", "supervisor",
+        ("complaint_id", "repeat_of", "category", "summary", "special_measures_due",
+         "console_url"),
+        complaint_repeated_params, ref=_complaint_id,
+        recipients=_roles("supervisor", "manager", together=True),
+        requires=("complaint_id", "repeat_of", "special_measures_due")),),
+    # 第十六条: what was done, before the closing and the revisit
+    "complaint_resolved": (Notification(
+        "complaint_resolved", "owner", ("complaint_id", "resolution"),
+        complaint_resolved_params, ref=_complaint_id, recipients=_contact("complaint_id"),
+        requires=("complaint_id", "resolution")),),
+    # 第十四条「申请复核」: the estate manager decides (the console's decide_review)
+    "complaint_review_requested": (Notification(
+        "complaint_review_requested", "manager",
+        ("complaint_id", "review_no", "reason", "due_at", "console_url"),
+        review_requested_params, ref=_complaint_id,
+        recipients=_roles("manager", "supervisor"),
+        requires=("complaint_id", "due_at")),),
+    # the owner asked: the outcome reaches them even if they opted out of notices
+    "complaint_reviewed": (Notification(
+        "complaint_review_decided", "owner", ("complaint_id", "outcome", "finding"),
+        complaint_reviewed_params, ref=_complaint_id, recipients=_contact("complaint_id"),
+        requires=("complaint_id", "outcome")),),
     "complaint_closed": (Notification(
         "complaint_closed", "owner", ("complaint_id", "closed_at"),
         complaint_closed_params, ref=lambda d: d["complaint_id"],
@@ -365,7 +523,19 @@ NOTIFICATIONS = {
             "revisit_online", "owner", ("revisit_id", "due_date", "method", "revisit_url"),
             revisit_online_params, ref=lambda d: d["revisit_id"],
             recipients=_household_if_online(True), requires=("revisit_url",)),
+        Notification(
+            "revisit_onsite", "supervisor",
+            ("revisit_id", "kind", "source_id", "due_date", "console_url"),
+            onsite_revisit_params, ref=lambda d: d["revisit_id"], recipients=_onsite_visitor,
+            requires=("source_id", "due_date")),
     ),
+    # 「回访逾期…上报公司领导」: the visit, or the reply promised during it, is late
+    "revisit_overdue": (Notification(
+        "revisit_overdue", "manager",
+        ("revisit_id", "kind", "source_id", "deadline", "due_at", "console_url"),
+        revisit_overdue_params, ref=lambda d: d["revisit_id"],
+        recipients=_roles("manager", "company_manager"),
+        requires=("source_id", "deadline", "due_at")),),
     "revisit_booked": (
         Notification(
             "revisit_booked", "owner", ("revisit_id", "at", "method"), appointment_params,
@@ -390,6 +560,26 @@ NOTIFICATIONS = {
         recipients=lambda d: Recipients((("households", None),)) if d.get("edition", 1) == 1
         else None,
         requires=("satisfaction_rate",)),),
+    # the estate manager and the company's (survey reports go up: 「上报公司」)
+    "survey_round_closed": (Notification(
+        "survey_round_closed", "manager",
+        ("round_id", "invited", "returned", "response_rate"),
+        survey_round_closed_params, ref=lambda d: d["round_id"],
+        recipients=_roles("manager", "company_manager", together=True),
+        requires=("round_id", "response_rate")),),
+    # 「责成有关部门限期解决」: the department (else the manager) gets the job and deadline
+    "rectification_created": (Notification(
+        "rectification_created", "department",
+        ("rectification_id", "category", "department", "action", "due_date"),
+        rectification_params, ref=lambda d: d["rectification_id"],
+        recipients=_directory(lambda d: ("department", d["department"]),
+                              lambda d: ("role", "manager")),
+        requires=("action", "due_date")),),
+    # 「整改方案应向业主单位公布,接受监督」: each rectification done, to every household once
+    "rectification_done": (Notification(
+        "rectification_done", "owner", ("category", "action"), rectification_done_params,
+        ref=lambda d: d["rectification_id"], recipients=_households,
+        requires=("category", "action")),),
     "rectification_overdue": (Notification(
         "rectification_overdue", "department",
         ("rectification_id", "category", "department", "due_date"),
@@ -429,10 +619,12 @@ def _template_problems(locale, templates, event_type, notification):
     unknown = sorted(template.params - set(notification.supplies))
     if unknown:
         problems.append(f"{where}: uses {', '.join(unknown)}, which {event_type} does not supply")
-    unknown = sorted(template.link_params - set(notification.supplies) - set(CONTACT_PARAMS))
+    owners_only = set(CONTACT_PARAMS) if notification.audience == "owner" else set()
+    unknown = sorted(template.link_params - set(notification.supplies) - owners_only)
     if unknown:
         problems.append(f"{where}: its link uses {', '.join(unknown)}, which neither "
-                        f"{event_type} nor the contact supplies")
+                        f"{event_type} nor the contact supplies"
+                        + ("" if owners_only else " (an owner's page is for owners' messages)"))
     absent = sorted(set(notification.requires) - placeholders(template.text))
     if absent:
         problems.append(f"{where}: must show {', '.join(absent)}")
@@ -471,6 +663,19 @@ def staff_matching(directory, kind, value):
     if kind == "department":
         return [member for member in directory if member.get("department") == value]
     raise ValueError(f"not a staff directory lookup: {kind}")
+
+
+def staff_for(directory, recipients):
+    """The members of an estate's staff directory ``recipients`` name, each once: those of
+    the first alternative that finds anyone, or of all of them when ``together``."""
+    found = {}
+    for kind, value in recipients.alternatives:
+        members = staff_matching(directory, kind, value)
+        for member in members:
+            found.setdefault(member["id"], member)
+        if members and not recipients.together:
+            break
+    return list(found.values())
 
 
 # SMS segments -----------------------------------------------------------------------
@@ -523,6 +728,10 @@ def quota_key(recipient, channel, now, zone):
 # delivery records ------------------------------------------------------------------
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# When a queued delivery is next for the dispatcher (its repository keeps it); only
+# queued deliveries hold one.
+DUE_AT = "due_at"
+BOOKKEEPING = ("claim", "claimed_until", DUE_AT)   # never shown
 
 
 def delivery_id_for(event_id, template_id, recipient=None):
@@ -711,7 +920,7 @@ def suppressed(reason, now, attempts=None):
 def public_view(delivery, show_links=True):
     """A delivery as staff see it: addresses masked, the bookkeeping left out, and the
     owner links' tokens cut short unless ``show_links``."""
-    view = {key: value for key, value in delivery.items() if key not in ("claim", "claimed_until")}
+    view = {key: value for key, value in delivery.items() if key not in BOOKKEEPING}
     if not show_links:
         view["text"] = hide_tokens(view.get("text"))
     view["address"] = mask_address(delivery.get("address"))

@@ -1,13 +1,27 @@
-"""notify's data: the delivery log, households' preferences and daily quotas."""
+"""notify's data: the delivery log, households' preferences and daily quotas.
+
+The dispatcher finds its work by ``due_at``, a field a delivery holds only while it is
+queued: when a worker may take it next (its next attempt; while a worker holds it, the
+end of that claim, so a dead worker's deliveries come back). Under a sparse index, the
+query for what is due never looks at the history (sent, failed, suppressed).
+"""
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from kombu import Connection, Producer
+from kombu.pools import connections
+from nameko.constants import AMQP_URI_CONFIG_KEY
+from nameko.standalone.events import get_event_exchange
+from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
-from services.notify.domain import EPOCH
+from services.notify.domain import DUE_AT, EPOCH
+from shared.messaging import EventPublisher
 from shared.paging import find_page
-from shared.store import Repository, estate_scope
+from shared.store import OUTBOX, OUTBOX_LEASE, Repository, estate_scope
+
+log = logging.getLogger(__name__)
 
 QUOTA_KEPT = timedelta(days=3)
 # the order of list_deliveries (paging adds ``_id`` last); the indexes below serve it
@@ -24,13 +38,27 @@ class NotifyRepository(Repository):
             IndexModel([("recipient", ASCENDING), *NEWEST_FIRST]),
             IndexModel([("estate_id", ASCENDING), *NEWEST_FIRST]),
             IndexModel(NEWEST_FIRST),
-            # what the dispatcher looks for: queued, due, not held by a worker
-            IndexModel([("status", ASCENDING), ("next_attempt_at", ASCENDING),
-                        ("claimed_until", ASCENDING)]),
+            # what the dispatcher looks for: only queued deliveries hold one
+            IndexModel([(DUE_AT, ASCENDING)], sparse=True),
         ],
         "quotas": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)],
     }
     outbox_collections = ("deliveries",)
+
+    def __init__(self, db, publisher=None, **kwargs):
+        if type(publisher) is EventPublisher:   # the dispatcher's batches: one confirm each
+            publisher = BatchEventPublisher(publisher.config)
+        super().__init__(db, publisher, **kwargs)
+
+    def create_indexes(self):
+        super().create_indexes()
+        # deliveries queued before ``due_at`` existed get theirs (once: then none lacks it)
+        for delivery in self.db.deliveries.find(
+                {"status": "queued", DUE_AT: {"$exists": False}},
+                {"next_attempt_at": 1, "claimed_until": 1}):
+            self.db.deliveries.update_one(
+                {"_id": delivery["_id"], "status": "queued"},
+                {"$set": {DUE_AT: _due(delivery)}})
 
     # deliveries ------------------------------------------------------------------
 
@@ -39,34 +67,79 @@ class NotifyRepository(Repository):
 
     def add_delivery(self, delivery, events=()):
         """Insert a new delivery; None if one with this id exists (a redelivered event)."""
+        delivery = {key: value for key, value in delivery.items() if key != DUE_AT}
+        if delivery["status"] == "queued":
+            delivery[DUE_AT] = _due(delivery)
         try:
             return self.insert_with_events("deliveries", delivery, events)
         except DuplicateKeyError:
             return None
 
-    def claim_due(self, now, claim, lease):
-        """Take the queued delivery due longest ago that no worker holds, for ``lease``.
+    def claim_due(self, now, claim, lease, limit):
+        """Take up to ``limit`` queued deliveries that are due and that no worker holds,
+        for ``lease``: the list, those due longest ago first.
 
-        One atomic find-and-update: of two instances' dispatchers, only one
-        gets each delivery. A worker that dies while sending lets its claim
-        lapse, and the delivery is taken again (a crash between logging a
-        delivery and sending it loses nothing).
+        One query finds candidates, unsorted (a sort would make the embedded store match
+        and copy every queued delivery; MongoDB walks the ``due_at`` index, in its
+        order; the embedded store gives them in the order they were stored, oldest
+        logged first), one update takes
+        them by id, each on condition that it is still due (atomic per delivery: of two
+        instances' dispatchers, only one gets each), and one read gets those this
+        ``claim`` (unique) holds. Taking one moves its ``due_at`` to the end of the
+        lease, so a worker that dies while sending lets it go again then.
         """
-        return self.db.deliveries.find_one_and_update(
-            {"status": "queued", "next_attempt_at": {"$lte": now}, "claimed_until": {"$lte": now}},
-            {"$set": {"claim": claim, "claimed_until": now + lease}},
-            sort=[("next_attempt_at", ASCENDING)],
-            return_document=ReturnDocument.AFTER,
-        )
+        found = [delivery["_id"] for delivery in
+                 self.db.deliveries.find({DUE_AT: {"$lte": now}}, {"_id": 1}).limit(limit)]
+        if not found:
+            return []
+        self.db.deliveries.update_many(
+            {"_id": {"$in": found}, DUE_AT: {"$lte": now}, "status": "queued"},
+            {"$set": {"claim": claim, "claimed_until": now + lease, DUE_AT: now + lease}})
+        taken = self.db.deliveries.find({"_id": {"$in": found}, "claim": claim})
+        return sorted(taken, key=lambda delivery: delivery["next_attempt_at"])
 
     def save_claimed(self, delivery_id, claim, changes, events=(), release=True):
         """Write the outcome of a claimed delivery (and its events) if this worker still holds it."""
-        changes = dict(changes)
-        if release:
-            changes.update(claim=None, claimed_until=EPOCH)
         return self.update_with_events(
             "deliveries", {"_id": delivery_id, "claim": claim, "status": "queued"},
-            {"$set": changes}, events)
+            _outcome_update(changes, release), events)
+
+    def save_outcome(self, delivery_id, claim, changes, events=()):
+        """Write a claimed delivery's outcome with its events held in its outbox, not yet
+        published (``publish_held`` sends a batch's together); False if the claim was
+        lost (another worker has the delivery). A crash before the publish leaves the
+        events to the relay."""
+        update = _outcome_update(changes, release=True)
+        if events:
+            update.setdefault("$push", {})[OUTBOX] = {"$each": list(events)}
+            update["$set"].update(self._outbox_fields(events))
+        return bool(self.db.deliveries.update_one(
+            {"_id": delivery_id, "claim": claim, "status": "queued"}, update).matched_count)
+
+    def publish_held(self, held):
+        """{delivery id: events held in its outbox}: all published with one wait for the
+        broker's confirms, then those outboxes emptied in one write. Those the broker did
+        not confirm stay for the relay.
+
+        A delivery's events are written only with the outcome that ends it
+        (``save_outcome``: sent, failed), so its outbox holds exactly these.
+        """
+        events = [event for batch in held.values() for event in batch]
+        if not events or self.publisher is None:
+            return
+        try:
+            publish_batch = getattr(self.publisher, "publish_batch", None)
+            if publish_batch is not None:
+                publish_batch(events)
+            else:   # a publisher that confirms each event (tests' stand-ins)
+                for event in events:
+                    self.publisher.publish(event)
+        except Exception:
+            log.exception("%d events stay in the outbox for the relay", len(events))
+            return
+        self.db.deliveries.update_many(
+            {"_id": {"$in": list(held)}},
+            {"$set": {OUTBOX: []}, "$unset": {OUTBOX_LEASE: ""}})
 
     def cancel_pending(self, ref, template, reason, now, keep=None):
         """Suppress the queued, unclaimed deliveries of ``template`` for ``ref`` (but ``keep``)."""
@@ -75,7 +148,8 @@ class NotifyRepository(Repository):
         if keep:
             query["_id"] = {"$ne": keep}
         return self.db.deliveries.update_many(
-            query, {"$set": {"status": "suppressed", "reason": reason, "updated_at": now}}
+            query, {"$set": {"status": "suppressed", "reason": reason, "updated_at": now},
+                    "$unset": {DUE_AT: ""}}
         ).modified_count
 
     def list_deliveries(self, filters):
@@ -113,6 +187,77 @@ class NotifyRepository(Repository):
     def get_preferences(self, household_id):
         return self.db.preferences.find_one({"_id": household_id})
 
+    def preferences_of(self, household_ids):
+        """{household id: preferences} of those that set any, in one query."""
+        return {preferences["_id"]: preferences for preferences in
+                self.db.preferences.find({"_id": {"$in": list(household_ids)}})}
+
     def save_preferences(self, preferences):
         self.db.preferences.replace_one({"_id": preferences["_id"]}, preferences, upsert=True)
         return preferences
+
+
+def _due(delivery):
+    """When a queued delivery is next for a worker: its next attempt, or the end of the
+    claim a worker holds on it, whichever is later."""
+    return max(delivery["next_attempt_at"], delivery.get("claimed_until") or EPOCH)
+
+
+def _outcome_update(changes, release):
+    """The update that writes a claimed delivery's outcome, ``due_at`` kept right: gone
+    once it left the queue; released, its next attempt (a queued outcome carries one;
+    without, it stays due at the end of the claim)."""
+    changes = dict(changes)
+    if release:
+        changes.update(claim=None, claimed_until=EPOCH)
+    update = {"$set": changes}
+    if changes.get("status", "queued") != "queued":
+        update["$unset"] = {DUE_AT: ""}
+    elif release and "next_attempt_at" in changes:
+        changes[DUE_AT] = changes["next_attempt_at"]
+    return update
+
+
+class BatchEventPublisher(EventPublisher):
+    """``EventPublisher`` that can also publish many events with one wait for the
+    broker's confirms (``publish_batch``): a channel in confirm mode, every event sent,
+    then the acks collected, instead of a round trip per event."""
+
+    CONFIRM_TIMEOUT = 30   # seconds the broker has to confirm a batch
+
+    def publish_batch(self, envelopes):
+        """Publish ``envelopes`` (persistent); raises unless the broker confirmed all."""
+        if not envelopes:
+            return
+        with connections[Connection(self.config[AMQP_URI_CONFIG_KEY])].acquire(
+                block=True, timeout=self.CONFIRM_TIMEOUT) as connection:
+            channel = connection.channel()
+            try:
+                self._publish_confirmed(connection, channel, envelopes)
+            finally:
+                channel.close()
+
+    def _publish_confirmed(self, connection, channel, envelopes):
+        pending, refused = set(range(1, len(envelopes) + 1)), []
+
+        def acked(delivery_tag, multiple):
+            pending.difference_update(
+                [tag for tag in pending if tag <= delivery_tag] if multiple else [delivery_tag])
+
+        def nacked(delivery_tag, multiple):
+            refused.append(delivery_tag)
+            acked(delivery_tag, multiple)
+
+        channel.events["basic_ack"].add(acked)
+        channel.events["basic_nack"].add(nacked)
+        channel.confirm_select()   # delivery tags count from 1 on this channel
+        producer = Producer(channel, serializer="json")
+        for envelope in envelopes:
+            exchange = get_event_exchange(envelope["source"], self.config)
+            producer.publish(envelope, exchange=exchange, routing_key=envelope["type"],
+                             message_id=envelope["id"], delivery_mode=2,
+                             declare=[exchange], retry=False)
+        while pending and not refused:
+            connection.drain_events(timeout=self.CONFIRM_TIMEOUT)
+        if refused:
+            raise RuntimeError(f"the broker refused {len(refused)} of {len(envelopes)} events")

@@ -1,10 +1,12 @@
 """notify: tells owners and staff what happens, on plug-in channels. Entrypoints only."""
+import functools
 import logging
+import time
 from dataclasses import dataclass
 
 from nameko.exceptions import RemoteError
 
-from services.notify import domain
+from services.notify import domain, pacing
 from services.notify.channels import AddressError, ChannelError, Message
 from services.notify.repository import NotifyRepository
 from services.notify.settings import Settings
@@ -19,11 +21,15 @@ from shared.quiet_hours import quiet_until
 from shared.rpc import RpcProxy, not_found_as, ping, rpc, to_json
 from shared.schemas import notify as schemas
 from shared.schemas.base import load, require_id
+from shared.schemas.intake import MAX_CONTACT_REFS
 from shared.timers import timer_from_config
 
 log = logging.getLogger(__name__)
 
-DISPATCH_BATCH = 100   # deliveries one timer tick sends at most; the next tick goes on
+# A timer tick sends batches until nothing is due or it has run this long; the next
+# tick follows at once (nameko's timer never runs two ticks of one instance together).
+DISPATCH_TICK_SECONDS = 10
+CONTACT_BATCH = MAX_CONTACT_REFS   # refs one intake.get_contacts call is asked
 
 
 @dataclass
@@ -106,6 +112,41 @@ class NotifyService:
         """「业主/用户意见调查结果及整改方案应向业主单位公布」: every occupied household hears."""
         self._notify(event)
 
+    @handles("intake", "complaint_repeated")
+    def alert_repeat_complaint(self, event):
+        """「24小时内安排特殊措施」: the supervisors and managers hear at once."""
+        self._notify(event)
+
+    @handles("intake", "complaint_resolved")
+    def announce_resolution(self, event):
+        self._notify(event)
+
+    @handles("intake", "complaint_review_requested")
+    def ask_for_review_decision(self, event):
+        self._notify(event)
+
+    @handles("intake", "complaint_reviewed")
+    def announce_review_outcome(self, event):
+        self._notify(event)
+
+    @handles("revisit", "revisit_overdue")
+    def report_overdue_revisit(self, event):
+        """「上报公司领导」: a late revisit, or a reply promised during one, goes up."""
+        self._notify(event)
+
+    @handles("survey", "survey_round_closed")
+    def announce_round_closed(self, event):
+        self._notify(event)
+
+    @handles("survey", "rectification_created")
+    def assign_rectification(self, event):
+        self._notify(event)
+
+    @handles("survey", "rectification_done")
+    def announce_rectification_done(self, event):
+        """「整改方案应向业主单位公布,接受监督」: every occupied household hears."""
+        self._notify(event)
+
     @handles("survey", "rectification_overdue")
     def alert_overdue_rectification(self, event):
         self._notify(event)
@@ -114,21 +155,50 @@ class NotifyService:
 
     @timer_from_config("NOTIFY_DISPATCH_INTERVAL", 5)
     def dispatch_due(self):
-        """Sends what waited — quiet hours, reminders, retries — and what a crash left queued.
+        """Sends what waited — quiet hours, reminders, retries, a broadcast's notices — and
+        what a crash left queued: a claimed batch at a time, until nothing is due or the
+        tick has run ``DISPATCH_TICK_SECONDS``.
 
         Each delivery is claimed atomically, so instances never send one twice.
         """
-        lease = self.settings.estate(None).claim
-        for _ in range(DISPATCH_BATCH):
-            delivery = self.store.claim_due(self.clock.now(), domain.new_claim(), lease)
-            if delivery is None:
+        lease, limit = self.settings.estate(None).claim, self.settings.dispatch_batch
+        stop_at = time.monotonic() + DISPATCH_TICK_SECONDS
+        while True:
+            batch = self.store.claim_due(self.clock.now(), domain.new_claim(), lease, limit)
+            self._dispatch(batch)
+            if len(batch) < limit or time.monotonic() >= stop_at:
                 return
+
+    def _dispatch(self, batch):
+        """One claimed batch: the contacts of those that waited looked up in one call, each
+        sent and its outcome written as it goes, their events published together."""
+        waited = [delivery for delivery in batch if domain.waited(delivery)]
+        try:
+            targets = self._contact_targets([delivery["contact_ref"] for delivery in waited])
+        except Exception:   # intake down: these stay claimed, and are tried again once it lapses
+            log.exception("%d waited deliveries: their contacts could not be looked up",
+                          len(waited))
+            batch = [delivery for delivery in batch if not domain.waited(delivery)]
+        held = {}   # delivery id -> the events its outcome wrote, published at the end
+        for delivery in batch:
+            if self.clock.now() >= delivery["claimed_until"]:
+                continue   # a slow batch outlived this claim: another worker may send it
             try:
-                delivery = self._as_it_is_now(delivery)
-                if delivery is not None:
-                    self._attempt(delivery)
+                if domain.waited(delivery):
+                    current, ended = self._as_it_is_now(
+                        delivery, targets[delivery["contact_ref"]])
+                    changes, events = ended or self._attempt(current)
+                else:
+                    changes, events = self._attempt(delivery)
             except Exception:   # its claim lapses and it is tried again; the others go on
                 log.exception("delivery %s: dispatch failed", delivery["_id"])
+                continue
+            if not self.store.save_outcome(delivery["_id"], delivery["claim"], changes, events):
+                log.warning("delivery %s: claim lost before its outcome was saved",
+                            delivery["_id"])
+            elif events:
+                held[delivery["_id"]] = events
+        self.store.publish_held(held)
 
     # rpc ------------------------------------------------------------------------
 
@@ -231,29 +301,58 @@ class NotifyService:
         if kind == "contact":
             return [(None, lambda: self._contact_target(value))]
         if kind == "households":
-            return [(household_id, lambda household_id=household_id:
-                     self._contact_target(household_id))
-                    for household_id in self._occupied_households(event["estate_id"])]
-        for kind, value in recipients.alternatives:
-            members = domain.staff_matching(estate.staff, kind, value)
-            if members:
-                return [(member["id"], lambda member=member: self._staff_target(member))
-                        for member in members]
+            return self._household_targets(self._occupied_households(event["estate_id"]))
+        members = domain.staff_for(estate.staff, recipients)
+        if members:
+            return [(member["id"], lambda member=member: self._staff_target(member))
+                    for member in members]
         wanted = " or ".join(f"{kind} {value}" for kind, value in recipients.alternatives)
         return [(None, lambda: Target(recipient=f"{recipients.alternatives[0][1]}",
                                       household=False,
                                       error=f"no {wanted} in the staff directory of estate "
                                             f"{event['estate_id']} (NOTIFY_STAFF)"))]
 
+    def _household_targets(self, household_ids):
+        """(household id, resolve) for each household of a broadcast; the contacts of a
+        batch of them are looked up together, when the first of the batch is resolved
+        (a redelivered broadcast, all logged already, looks up none)."""
+        for start in range(0, len(household_ids), CONTACT_BATCH):
+            batch, targets = household_ids[start:start + CONTACT_BATCH], {}
+
+            def resolve(household_id, batch=batch, targets=targets):
+                if not targets:
+                    targets.update(self._contact_targets(batch))
+                return targets[household_id]
+            for household_id in batch:
+                yield household_id, functools.partial(resolve, household_id)
+
     def _contact_target(self, ref):
         contact = self._contact(ref)     # looked up now: events carry no addresses
+        household_id = contact and contact.get("household_id")
+        preferences = self.store.get_preferences(household_id) if household_id else None
+        return self._target(ref, contact, preferences)
+
+    def _contact_targets(self, refs):
+        """{ref: Target} for many refs: contacts from ``intake.get_contacts``, a batch a
+        call, the households' preferences in one read."""
+        refs, contacts = list(dict.fromkeys(refs)), {}
+        if not refs:
+            return {}
+        for start in range(0, len(refs), CONTACT_BATCH):
+            contacts.update(self.intake.get_contacts(refs[start:start + CONTACT_BATCH]))
+        preferences = self.store.preferences_of(
+            {contact["household_id"] for contact in contacts.values()
+             if contact and contact.get("household_id")})
+        return {ref: self._target(ref, contacts.get(ref), preferences.get(
+            (contacts.get(ref) or {}).get("household_id"))) for ref in refs}
+
+    @staticmethod
+    def _target(ref, contact, preferences):
         if contact is None:
             return Target(recipient=ref, error=f"intake knows no contact for {ref}",
                           contact_ref=ref)
-        household_id = contact.get("household_id")
-        preferences = self.store.get_preferences(household_id) if household_id else None
-        return Target(recipient=household_id or ref, contact=contact, preferences=preferences,
-                      contact_ref=ref)
+        return Target(recipient=contact.get("household_id") or ref, contact=contact,
+                      preferences=preferences, contact_ref=ref)
 
     @staticmethod
     def _staff_target(member):
@@ -335,7 +434,7 @@ class NotifyService:
         claimed = domain.claimed(delivery, domain.new_claim(), now, estate.claim)
         if self.store.add_delivery(claimed) is None:
             return None   # another worker has this event
-        return self._attempt(claimed)
+        return self._save(claimed, claimed["claim"], *self._attempt(claimed))
 
     def _routes(self, estate, target, channel=None):
         if channel:
@@ -352,57 +451,50 @@ class NotifyService:
         return "the recipient has no address for any of: " + ", ".join(
             [channel] if channel else estate.channels)
 
-    def _as_it_is_now(self, delivery):
+    def _as_it_is_now(self, delivery, target):
         """A household's message that waited goes to its contact and preferences as they are
-        now (a new number, an opt-out since): ``intake.get_contact`` at send time. None
-        when that ends it (recorded failed or suppressed)."""
-        if not domain.waited(delivery):
-            return delivery
+        now (a new number, an opt-out since): ``target``, looked up at send time. (the
+        delivery to send, None) or (None, the outcome that ends it: failed or suppressed)."""
         estate = self.settings.estate(delivery["estate_id"] or None)
-        now, claim = self.clock.now(), delivery["claim"]
-        target = self._contact_target(delivery["contact_ref"])
+        now = self.clock.now()
         template = self.settings.templates(estate.estate_id, delivery["locale"])[
             delivery["template"]]
         if target.error is None and domain.opted_out(target.preferences, template):
-            self._save(delivery, claim, domain.suppressed("household opted out", now))
-            return None
+            return None, (domain.suppressed("household opted out", now), [])
         routes = [] if target.error else self._routes(estate, target, delivery["pinned_channel"])
         if not routes:
             error = target.error or self._no_address(estate, delivery["pinned_channel"])
             changes, events = domain.failed(delivery, [], error, now)
             log.warning("delivery %s failed: %s", delivery["_id"], changes["error"])
-            self._save(delivery, claim, changes, events)
-            return None
-        return domain.rerouted(delivery, routes)
+            return None, (changes, events)
+        return domain.rerouted(delivery, routes), None
 
     def _attempt(self, delivery):
-        """Try a claimed delivery's routes in turn until one takes it, it must wait, or none is left."""
+        """Try a claimed delivery's routes in turn until one takes it, it must wait, or none
+        is left: the outcome to write, (changes, events)."""
         estate = self.settings.estate(delivery["estate_id"] or None)
         now = self.clock.now()
-        claim = delivery["claim"]
         until = quiet_until(now, delivery.get("quiet_hours"), delivery["zone"])
         if until:   # a retry or a reminder that fell into the night waits for the morning
-            return self._save(delivery, claim, domain.defer(delivery, until, "quiet hours", now))
+            return domain.defer(delivery, until, "quiet hours", now), []
         while True:
             step, delivery = domain.after_try(
                 delivery, self._try(delivery, estate, now), now, estate.retry_delays)
             if step == "sent":
                 changes, events = domain.sent(
                     delivery, delivery["channel"], delivery["address"], delivery["attempts"], now)
-                return self._save(delivery, claim, dict(domain.progress(delivery), **changes),
-                                  events)
+                return dict(domain.progress(delivery), **changes), events
             if step == "retry":
                 log.warning("delivery %s: %s failed, %s at %s: %s", delivery["_id"],
                             delivery["channel"], delivery["reason"],
                             delivery["next_attempt_at"].isoformat(),
                             delivery["attempts"][-1]["error"])
-                return self._save(delivery, claim, domain.progress(delivery))
+                return domain.progress(delivery), []
             if step == "exhausted":
                 changes, events = domain.finished(delivery, now)
                 if changes["status"] == "failed":
                     log.warning("delivery %s failed: %s", delivery["_id"], changes["error"])
-                return self._save(delivery, claim, dict(domain.progress(delivery), **changes),
-                                  events)
+                return dict(domain.progress(delivery), **changes), events
 
     def _try(self, delivery, estate, now):
         """One try on the delivery's current route."""
@@ -420,6 +512,9 @@ class NotifyService:
         message = Message(text=delivery["text"], subject=delivery.get("subject") or "",
                           sender_name=estate.signature_for(delivery["locale"]),
                           delivery_id=delivery["_id"])
+        wait = self.settings.pace(estate.estate_id, name)   # the provider's rate limit
+        if wait:
+            pacing.pause(wait)
         try:
             channel.check_address(address)
             reference = channel.send(address, message)

@@ -13,6 +13,7 @@ from nameko.extensions import DependencyProvider
 from services.notify import domain
 from services.notify.catalogue import load_catalogue, with_overrides
 from services.notify.channels import load_channels
+from services.notify.pacing import TokenBucket
 from shared.errors import InvalidInput
 from shared.links import owner_link, public_base_url, warn_if_unreachable
 from shared.schemas import notify as schemas
@@ -47,6 +48,10 @@ CONFIG_KEYS = {
     "NOTIFY_ESTATES": "estates",
 }
 DEFAULT_TIMEZONE = "Asia/Shanghai"
+# The key of a channel's NOTIFY_CHANNEL_SETTINGS the dispatcher reads, not the plug-in:
+# the provider's limit, messages a second (none: unlimited).
+RATE_KEY = "rate_per_second"
+DISPATCH_BATCH = 500   # deliveries the dispatcher claims (and looks up contacts for) at once
 
 
 class SettingsError(ValueError):
@@ -109,8 +114,10 @@ class NotifySettings:
                 else:
                     shared += merged["channels"]
             self._channels[None] = load_channels(shared, self.group["channel_settings"])
+            self._buckets = self._rate_limits()
         except (LookupError, ValueError) as exc:
             raise SettingsError(str(exc)) from None
+        self.dispatch_batch = self._dispatch_batch()
         self._estate_cache = {}
         for estate_id in [None, *self.estates]:
             self._check_estate(self.estate(estate_id))
@@ -142,6 +149,12 @@ class NotifySettings:
         """{name: channel} an estate uses, in its order."""
         return {name: self.channel(estate_id, name) for name in self.estate(estate_id).channels}
 
+    def pace(self, estate_id, name):
+        """Seconds to wait before one more message on the channel (0: at once): its
+        provider's rate, shared by every estate that uses the same account."""
+        bucket = self._buckets.get(id(self.channel(estate_id, name)))
+        return bucket.reserve() if bucket else 0.0
+
     def all_channel_names(self):
         return sorted({name for channels in self._channels.values() for name in channels})
 
@@ -172,6 +185,31 @@ class NotifySettings:
             for name, settings in {**self.group["channel_settings"],
                                    **(own.get("channel_settings") or {})}.items()}
         return merged
+
+    def _rate_limits(self):
+        """{id of a channel instance: its TokenBucket}, for the channels whose settings
+        name a rate; one per instance, as each instance is one provider account."""
+        buckets = {}
+        for estate_id, channels in self._channels.items():
+            settings = self._merged(estate_id)["channel_settings"] if estate_id \
+                else self.group["channel_settings"]
+            for name, channel in channels.items():
+                rate = (settings.get(name) or {}).get(RATE_KEY)
+                if rate is None:
+                    continue
+                if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0:
+                    raise ValueError(f"channel {name}: {RATE_KEY} must be a positive number")
+                buckets[id(channel)] = TokenBucket(rate)
+        return buckets
+
+    def _dispatch_batch(self):
+        """Deliveries one claim takes: fewer when a slow channel could not send them all
+        within half the claim (they would be taken again by another worker)."""
+        rates = [bucket.rate for bucket in self._buckets.values()]
+        if not rates:
+            return DISPATCH_BATCH
+        within = int(min(rates) * self.group["claim_seconds"] / 2)
+        return max(1, min(DISPATCH_BATCH, within))
 
     @staticmethod
     def _load_channels(merged):

@@ -67,12 +67,17 @@ class ComplaintAssigned(Schema):
     external_unit = FreeText(allow_none=True, load_default=None)
     reply_promised_at = EventTime(allow_none=True, load_default=None)
     assigned_at = EventTime(required=True)
+    # what the department needs to act: the answer owed by (the promised reply time, else
+    # the reply deadline) and the start of the owner's words (masked)
+    reply_due = EventTime(allow_none=True, load_default=None)
+    summary = FreeText(allow_none=True, load_default=None)
 
 
 class ComplaintResolved(Schema):
     complaint_id = Id(required=True)
     staff_id = Id(required=True)
     resolved_at = EventTime(required=True)
+    resolution = FreeText(allow_none=True, load_default=None)   # what was done: the owner hears it
 
 
 class ComplaintClosed(Schema):
@@ -122,6 +127,7 @@ class ComplaintRepeated(Schema):
     household_id = Id(allow_none=True, load_default=None)
     category = fields.String(required=True)
     special_measures_due = EventTime(required=True)
+    summary = FreeText(allow_none=True, load_default=None)   # the new complaint's words, masked
 
 
 class ComplaintSpecialMeasuresTaken(Schema):
@@ -141,6 +147,7 @@ class ComplaintReviewRequested(Schema):
     review_no = fields.Integer(required=True, strict=True)
     requested_at = EventTime(required=True)
     due_at = EventTime(required=True)
+    reason = FreeText(allow_none=True, load_default=None)   # why the owner asks: who decides reads it
 
 
 class ComplaintReviewed(Schema):
@@ -151,6 +158,7 @@ class ComplaintReviewed(Schema):
     outcome = OneOf(REVIEW_OUTCOMES, required=True)
     reviewer_id = Id(required=True)
     decided_at = EventTime(required=True)
+    finding = FreeText(allow_none=True, load_default=None)   # why: the owner hears it
 
 
 class ComplaintReferralUpdated(Schema):

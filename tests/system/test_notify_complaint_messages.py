@@ -73,10 +73,15 @@ def test_a_complaints_whole_life_sends_exactly_the_expected_messages(
         rpc.intake.assign_complaint(cid, {"department": "工程部", "assignee_id": "eng-3"})
         [assigned] = delivered(rpc, "complaint_assigned")
         assert assigned["recipient"] == "eng-3" and assigned["address"] == "139****0003"
+        assert f"/console/complaints/{cid}" in assigned["text"]
+        [routed] = delivered(rpc, "complaint_routed")    # the owner: who has it, until when
+        assert "已交由工程部处理" in routed["text"] and "/c/" in routed["text"]
 
         clock.advance(timedelta(hours=3))
         rpc.intake.resolve_complaint(cid, {"staff_id": "eng-3", "resolution": "更换了减压阀"})
         rpc.intake.close_complaint(cid, {"closed_by": "cs-01", "owner_signoff": "satisfied"})
+        [resolved] = delivered(rpc, "complaint_resolved")
+        assert "已处理：更换了减压阀" in resolved["text"]
         delivered(rpc, "complaint_closed")
         [notice] = delivered(rpc, "revisit_online")    # a normal complaint: may answer online
         revisit_id = notice["ref"]
@@ -102,17 +107,19 @@ def test_a_complaints_whole_life_sends_exactly_the_expected_messages(
             "signed_by": "王芳"})
         listener.wait_for("revisit_completed", revisit_id=revisit_id)
         clock.advance(timedelta(days=2))                            # nothing else is due
-        listener.wait_for("notification_sent", count=6)
+        listener.wait_for("notification_sent", count=8)
 
         expected = [
             ("complaint_received", "h-901", "sent"),
             ("complaint_assigned", "eng-3", "sent"),
+            ("complaint_routed", "h-901", "sent"),
             ("complaint_closed", "h-901", "sent"),
+            ("complaint_resolved", "h-901", "sent"),
             ("revisit_online", "h-901", "sent"),
             ("revisit_booked", "h-901", "sent"),
             ("revisit_reminder", "h-901", "sent"),
         ]
-        wait_until(lambda: len(listener.of_type("notification_sent")) >= 6, timeout=5)
+        wait_until(lambda: len(listener.of_type("notification_sent")) >= 8, timeout=5)
         assert sent_in_order(rpc) == expected
         announced = [e["data"]["template"] for e in listener.of_type("notification_sent")]
         assert sorted(announced) == sorted(template for template, _, _ in expected)

@@ -360,12 +360,20 @@ def test_a_repeat_owes_special_measures_within_24_hours():
     assert complaint["special_measures_due"] == due
     assert repeated["data"] == {"complaint_id": "cmp-1", "repeat_of": "cmp-0",
                                 "household_id": "h-1", "category": "cleaning",
-                                "special_measures_due": due.isoformat()}
+                                "special_measures_due": due.isoformat(),
+                                "summary": "垃圾未清理"}   # what the supervisors read
     taken, [event] = domain.take_special_measures(complaint, "sup-1", "主管上门并派专人跟进",
                                                   NOW + timedelta(hours=5), POLICY)
     assert event["data"]["on_time"] is True
     assert "special_measures" not in {d["kind"] for d in domain.open_deadlines(taken)}
     assert taken["history"][-1]["action"] == "special_measures"
+
+
+def test_the_summary_staff_read_is_masked_before_it_is_cut():
+    number_at_the_cut = "楼道漏水" * 13 + "请回电13812345678"   # the number spans the cut
+    summary = domain.summary({"content": number_at_the_cut})
+    assert len(summary) == domain.SUMMARY_CHARS and "1381" not in summary[52:]
+    assert "138123" not in summary
 
 
 def test_special_measures_only_for_a_repeat():

@@ -27,7 +27,41 @@ EVENT_DATA = {
     },
     "complaint_assigned": {
         "complaint_id": "cmp-1", "department": "工程部", "assignee_id": "eng-3",
-        "assigned_at": NOW,
+        "assigned_at": NOW, "reply_due": datetime(2026, 10, 12, 2, 30, tzinfo=UTC),
+        "summary": "楼道垃圾三天没人清理，业主电话 13812345678",
+    },
+    "complaint_repeated": {
+        "complaint_id": "cmp-2", "repeat_of": "cmp-1", "household_id": "h-1",
+        "category": "cleaning", "special_measures_due": datetime(2026, 10, 10, 2, 30, tzinfo=UTC),
+        "summary": "楼道垃圾还是没人清理",
+    },
+    "complaint_resolved": {
+        "complaint_id": "cmp-1", "staff_id": "eng-3", "resolved_at": NOW,
+        "resolution": "已安排保洁每日两次清理楼道，并更换了破损的垃圾桶",
+    },
+    "complaint_review_requested": {
+        "complaint_id": "cmp-1", "review_no": 1, "requested_at": NOW,
+        "due_at": datetime(2026, 10, 14, 2, 30, tzinfo=UTC), "reason": "垃圾桶还是坏的",
+    },
+    "complaint_reviewed": {
+        "complaint_id": "cmp-1", "review_no": 1, "outcome": "overturned",
+        "reviewer_id": "mgr-1", "decided_at": NOW, "finding": "垃圾桶未更换",
+    },
+    "revisit_overdue": {
+        "revisit_id": "rv-1", "kind": "complaint", "source_id": "cmp-1",
+        "due_at": datetime(2026, 10, 8, 9, 0, tzinfo=UTC), "deadline": "promised_reply",
+    },
+    "survey_round_closed": {"round_id": "rnd-1", "invited": 120, "returned": 87,
+                            "response_rate": 0.725},
+    "rectification_created": {
+        "rectification_id": "rect-1", "round_id": "rnd-1", "category": "greening",
+        "department": "绿化部", "due_at": datetime(2026, 11, 8, 9, 0, tzinfo=UTC),
+        "action": "补种中心花园枯死的草坪", "status": "open",
+    },
+    "rectification_done": {
+        "rectification_id": "rect-1", "round_id": "rnd-1", "category": "greening",
+        "department": "绿化部", "due_at": datetime(2026, 11, 8, 9, 0, tzinfo=UTC),
+        "action": "补种中心花园枯死的草坪", "status": "done",
     },
     "complaint_overdue": {
         "complaint_id": "cmp-1", "deadline": "reply",
@@ -119,7 +153,31 @@ def test_complaint_acknowledgement_apologises_first_and_shows_number_and_local_d
 
 
 @pytest.mark.parametrize("event_type, index, zh, en", [
-    ("complaint_assigned", 0, ["cmp-1", "工程部", "2026-10-09 10:30"], ["assigned to 工程部"]),
+    ("complaint_assigned", 0,
+     ["cmp-1", "工程部", "2026-10-09 10:30", "楼道垃圾三天没人清理", "2026-10-12 10:30 前答复",
+      "详情：http://127.0.0.1:8000/console/complaints/cmp-1"],
+     ["assigned to 工程部", "reply by 2026-10-12 10:30", "/console/complaints/cmp-1"]),
+    ("complaint_assigned", 1, ["cmp-1", "交由工程部处理", "2026-10-12 10:30 前答复您"],
+     ["handled by 工程部", "reply by 2026-10-12 10:30"]),
+    ("complaint_repeated", 0,
+     ["重复投诉 cmp-2", "卫生", "前次 cmp-1", "楼道垃圾还是没人清理", "2026-10-10 10:30 前安排特殊措施",
+      "/console/complaints/cmp-2"],
+     ["Repeat complaint cmp-2", "(cleaning, earlier cmp-1)", "by 2026-10-10 10:30"]),
+    ("complaint_resolved", 0, ["cmp-1 已处理：已安排保洁每日两次清理楼道"], ["dealt with: "]),
+    ("complaint_review_requested", 0,
+     ["申请复核", "第 1 次", "垃圾桶还是坏的", "2026-10-14 10:30 前作出复核决定",
+      "/console/complaints/cmp-1"], ["decide by 2026-10-14 10:30"]),
+    ("complaint_reviewed", 0, ["复核已有结果：重新处理", "垃圾桶未更换"], ["handled again"]),
+    ("revisit_scheduled", 2, ["2026-10-16 前对投诉 cmp-1 进行上门回访", "预约",
+                              "详情：http://127.0.0.1:8000/console/revisits/rv-1"],
+     ["about complaint cmp-1", "Details: http://127.0.0.1:8000/console/revisits/rv-1"]),
+    ("revisit_overdue", 0, ["投诉 cmp-1 的回访中承诺答复的期限 2026-10-08 17:00 已过", "上报",
+                            "/console/revisits/rv-1"], ["promised reply deadline"]),
+    ("survey_round_closed", 0, ["发出 120 份", "回收 87 份", "回收率 72.5%"],
+     ["response rate 72.5%"]),
+    ("rectification_created", 0, ["rect-1", "绿化", "补种中心花园枯死的草坪", "请绿化部于 2026-11-08"],
+     ["by 2026-11-08"]),
+    ("rectification_done", 0, ["绿化方面的整改已完成：补种中心花园枯死的草坪"], ["on greening"]),
     ("complaint_overdue", 0, ["答复期限 2026-10-14 10:30", "督办"], ["reply deadline"]),
     ("complaint_escalated", 0, ["第 2 级", "项目经理"], ["level 2", "estate manager"]),
     ("complaint_closed", 0, ["cmp-1", "2026-10-09 10:30", "处理完毕"], ["handled and closed"]),
@@ -160,7 +218,7 @@ def test_a_revisit_link_is_the_public_base_then_r_then_the_token():
 
 def test_a_revisit_the_owner_may_answer_online_gets_the_message_with_its_link():
     data = dict(parsed("revisit_scheduled"), method="phone")
-    plain, online = domain.NOTIFICATIONS["revisit_scheduled"]
+    plain, online = domain.NOTIFICATIONS["revisit_scheduled"][:2]
     assert (plain.template, online.template) == ("revisit_scheduled", "revisit_online")
     assert plain.recipients(data) is None
     assert online.recipients(data).alternatives == (("contact", "h-1"),)
@@ -173,7 +231,7 @@ def test_a_revisit_the_owner_may_answer_online_gets_the_message_with_its_link():
 
 def test_a_revisit_without_a_token_gets_the_message_without_a_link():
     data = dict(parsed("revisit_scheduled"), token=None)
-    plain, online = domain.NOTIFICATIONS["revisit_scheduled"]
+    plain, online = domain.NOTIFICATIONS["revisit_scheduled"][:2]
     assert online.recipients(data) is None
     assert plain.recipients(data).alternatives == (("contact", "h-1"),)
     assert "/r/" not in domain.render(CATALOGUE["zh"]["revisit_scheduled"],
@@ -217,7 +275,8 @@ def test_check_finds_a_template_that_leaves_out_what_the_message_is_for():
 def test_check_finds_a_template_written_for_the_wrong_audience():
     broken = {locale: dict(templates) for locale, templates in CATALOGUE.items()}
     broken["zh"]["complaint_assigned"] = domain.Template(
-        id="complaint_assigned", locale="zh", audience="owner", text="{complaint_id}")
+        id="complaint_assigned", locale="zh", audience="owner",
+        text="{complaint_id} {summary} {reply_due}")
     assert domain.check_templates(broken) == ["zh/complaint_assigned: audience must be staff"]
 
 
@@ -276,6 +335,17 @@ def test_an_estate_rewords_a_template_from_its_own_directory(tmp_path):
      "owner"),
     ({"zh": {"birthday": {"audience": "owner", "text": "生日快乐"}}}, "overrides no template"),
     ({"fr": {"complaint_received": {"audience": "owner", "text": "{complaint_id}"}}}, "fr"),
+    # the new staff and owner notices are checked as the old ones are
+    ({"zh": {"complaint_repeated": {"audience": "supervisor",
+                                    "text": "{complaint_id} {repeat_of} 尽快处理"}}},
+     "must show special_measures_due"),
+    ({"zh": {"complaint_routed": {"audience": "owner",
+                                  "text": "{department} {reply_due} {assignee_phone}"}}},
+     "assignee_phone"),
+    ({"en": {"revisit_overdue": {"audience": "manager", "text": "{source_id} {deadline} {due_at}",
+                                 "link": "{console_url} {complaint_url}"}}}, "complaint_url"),
+    ({"zh": {"rectification_done": {"audience": "manager", "text": "{category} {action}"}}},
+     "audience must be owner"),
 ])
 def test_an_estate_override_that_does_not_fit_is_refused_at_load(templates, problem):
     with pytest.raises(domain.TemplateError) as error:
@@ -387,7 +457,10 @@ def test_opt_out_holds_back_all_but_mandatory_notices():
 
 def test_the_shipped_mandatory_and_immediate_notices():
     zh = CATALOGUE["zh"]
-    assert {t for t, v in zh.items() if v.mandatory} == {"complaint_received", "complaint_closed"}
+    # the review outcome answers the owner's own request (第十四条): it goes even to those who
+    # opted out; the other new owner notices (assignment, resolution, rectification) do not
+    assert {t for t, v in zh.items() if v.mandatory} == {
+        "complaint_received", "complaint_closed", "complaint_review_decided"}
     assert {t for t, v in zh.items() if v.immediate} == {"complaint_received"}
 
 
@@ -421,6 +494,158 @@ def test_a_revisit_of_a_common_area_job_has_no_household_to_tell():
         data = dict(parsed("revisit_scheduled"), household_id=None, token=token)
         assert all(notification.recipients(data) is None
                    for notification in domain.NOTIFICATIONS["revisit_scheduled"])
+
+
+# who must act: the new staff notices ------------------------------------------------------
+
+def notification_of(template_id):
+    [found] = [(event_type, n) for event_type, notifications in domain.NOTIFICATIONS.items()
+               for n in notifications if n.template == template_id]
+    return found
+
+
+def recipients_of(template_id, **changes):
+    event_type, notification = notification_of(template_id)
+    return notification.recipients(dict(parsed(event_type), **changes))
+
+
+def staff_ids(recipients, directory=STAFF):
+    return [member["id"] for member in domain.staff_for(directory, recipients)]
+
+
+DIRECTORY = STAFF + [
+    {"id": "mgr-2", "roles": ["manager"], "department": None},
+    {"id": "cm-1", "roles": ["company_manager"], "department": None},
+]
+
+
+def test_a_repeat_complaint_goes_to_every_supervisor_and_manager_once_each():
+    recipients = recipients_of("complaint_repeated")
+    assert recipients.together
+    assert recipients.alternatives == (("role", "supervisor"), ("role", "manager"))
+    # mgr-1 is supervisor and manager: told once
+    assert staff_ids(recipients, DIRECTORY) == ["sup-1", "mgr-1", "mgr-2"]
+
+
+def test_without_together_the_first_alternative_that_finds_anyone_wins():
+    overdue = recipients_of("complaint_overdue")
+    assert not overdue.together
+    assert staff_ids(overdue, DIRECTORY) == ["sup-1", "mgr-1"]
+    assert staff_ids(overdue, [m for m in DIRECTORY if "supervisor" not in m["roles"]]) == [
+        "mgr-2"]
+    assert staff_ids(overdue, []) == []
+
+
+@pytest.mark.parametrize("method, role, expected", [
+    ("onsite", "supervisor", (("role", "supervisor"), ("role", "manager"))),
+    ("onsite", "manager", (("role", "manager"),)),
+    ("onsite", "staff", None),        # the desk's own worklist
+    ("phone", "manager", None),       # not on site
+])
+def test_an_onsite_revisit_is_told_to_the_supervisor_or_manager_who_goes(method, role, expected):
+    recipients = recipients_of("revisit_onsite", method=method, assigned_role=role, token=None)
+    assert (recipients and recipients.alternatives) == expected
+
+
+def test_staff_notices_without_a_console_page_go_without_a_link():
+    for template_id in ("survey_round_closed", "rectification_created"):
+        event_type, notification = notification_of(template_id)
+        assert "console_url" not in notification.supplies
+        assert all(CATALOGUE[locale][template_id].link is None for locale in ("zh", "en"))
+        text = domain.render(CATALOGUE["zh"][template_id],
+                             notification.build(parsed(event_type), CONTEXT), "x").text
+        assert "http" not in text
+
+
+def test_a_review_goes_to_the_manager_who_decides_else_a_supervisor():
+    recipients = recipients_of("complaint_review_requested")
+    assert staff_ids(recipients, DIRECTORY) == ["mgr-1", "mgr-2"]
+    assert staff_ids(recipients, STAFF[:2]) == ["sup-1"]
+
+
+def test_an_overdue_revisit_goes_up_to_the_manager_else_the_company_manager():
+    recipients = recipients_of("revisit_overdue")
+    assert not recipients.together
+    assert staff_ids(recipients, DIRECTORY) == ["mgr-1", "mgr-2"]
+    assert staff_ids(recipients, [DIRECTORY[-1]]) == ["cm-1"]
+
+
+def test_a_closed_round_goes_to_the_estate_manager_and_the_company_manager():
+    recipients = recipients_of("survey_round_closed")
+    assert recipients.together
+    assert staff_ids(recipients, DIRECTORY) == ["mgr-1", "mgr-2", "cm-1"]
+
+
+def test_a_round_closed_with_nobody_invited_says_so_in_words():
+    _, closed = notification_of("survey_round_closed")
+    params = closed.build(dict(parsed("survey_round_closed"), response_rate=None), CONTEXT)
+    assert "回收率 暂无数据" in domain.render(
+        CATALOGUE["zh"]["survey_round_closed"], params, "x").text
+
+
+def test_a_rectification_goes_to_its_department_else_the_manager():
+    assert recipients_of("rectification_created").alternatives == (
+        ("department", "绿化部"), ("role", "manager"))
+    assert staff_ids(recipients_of("rectification_created", department="保安部"), DIRECTORY) == [
+        "mgr-1", "mgr-2"]
+
+
+@pytest.mark.parametrize("template_id", ["complaint_routed", "complaint_resolved",
+                                         "complaint_review_decided"])
+def test_owners_hear_of_their_complaint_with_its_page_and_within_quiet_hours(template_id):
+    event_type, notification = notification_of(template_id)
+    assert notification.recipients(parsed(event_type)).alternatives == (("contact", "cmp-1"),)
+    for locale in ("zh", "en"):
+        template = CATALOGUE[locale][template_id]
+        assert template.audience == "owner" and not template.immediate
+        assert template.link_params == {"complaint_url"}
+        contact = {"owner_url_token": "tok-owner-abcdef"}
+        params = domain.with_contact_params(notification.build(parsed(event_type), CONTEXT),
+                                            contact, CONTEXT)
+        assert domain.render(template, params, "x").text.endswith(
+            "http://127.0.0.1:8000/c/tok-owner-abcdef")
+
+
+def test_a_done_rectification_is_told_to_every_household_of_the_estate():
+    recipients = recipients_of("rectification_done")
+    assert recipients.owners and recipients.alternatives == (("households", None),)
+    assert not CATALOGUE["zh"]["rectification_done"].mandatory
+
+
+@pytest.mark.parametrize("event_type, index, missing, words", [
+    ("complaint_assigned", 0, {"summary": None, "reply_due": None}, ["内容见系统", "规定时限"]),
+    ("complaint_assigned", 1, {"reply_due": None}, ["将于 规定时限 前答复您"]),
+    ("complaint_repeated", 0, {"summary": None}, ["内容见系统"]),
+    ("complaint_resolved", 0, {"resolution": None}, ["已按您反映的问题处理完毕"]),
+    ("complaint_review_requested", 0, {"reason": None}, ["未说明理由"]),
+    ("complaint_reviewed", 0, {"finding": None}, ["详见投诉页面"]),
+    ("rectification_created", 0, {"action": None}, ["详见整改方案"]),
+])
+def test_an_event_published_before_it_carried_a_detail_still_makes_its_message(
+        event_type, index, missing, words):
+    """Events from before the payload had a summary, a deadline or what was done."""
+    data = {key: value for key, value in EVENT_DATA[event_type].items() if key not in missing}
+    payload = parse_event(new_event(event_type, EVENTS[event_type][0], "e-1", data, NOW))["data"]
+    notification = domain.NOTIFICATIONS[event_type][index]
+    text = domain.render(CATALOGUE["zh"][notification.template],
+                         notification.build(payload, CONTEXT), "x").text
+    assert all(word in text for word in words), text
+
+
+def test_quoted_free_text_is_cut_short_and_kept_on_one_line():
+    assert domain.excerpt("已清理\n楼道  ") == "已清理 楼道"
+    assert domain.excerpt("修" * 80) == "修" * 49 + "…"
+    assert len(domain.excerpt("修" * 80)) == domain.EXCERPT_CHARS
+    assert domain.excerpt("  ") == domain.excerpt(None) == domain.NOT_AVAILABLE
+
+
+def test_staff_messages_link_to_the_complaint_in_the_console():
+    context = domain.Context(public_base_url="https://wy.example.cn/")
+    assert context.complaint_console_link("cmp/1") == \
+        "https://wy.example.cn/console/complaints/cmp%2F1"
+    text = domain.render(CATALOGUE["zh"]["complaint_escalated"], domain.NOTIFICATIONS[
+        "complaint_escalated"][0].build(parsed("complaint_escalated"), context), "x").text
+    assert text.endswith("详情：https://wy.example.cn/console/complaints/cmp-1")
 
 
 # delivery state -----------------------------------------------------------------------

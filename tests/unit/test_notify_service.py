@@ -104,7 +104,23 @@ def repository():
 
 @pytest.fixture
 def intake():
-    return Mock(**{"get_contact.return_value": dict(CONTACT)})
+    intake = Mock(**{"get_contact.return_value": dict(CONTACT)})
+    intake.get_contacts.side_effect = lambda refs: contacts_as_get_contact_gives(intake, refs)
+    return intake
+
+
+def contacts_as_get_contact_gives(intake, refs):
+    """intake.get_contacts answering each ref as the test set get_contact up (NotFound:
+    missing, any other error: the whole call fails)."""
+    answer = {}
+    for ref in refs:
+        try:
+            answer[ref] = intake.get_contact(ref)
+        except RemoteError as exc:
+            if exc.exc_type != "NotFound":
+                raise
+            answer[ref] = None
+    return answer
 
 
 @pytest.fixture
@@ -142,7 +158,32 @@ DATA = {
         "first_response_due": now + timedelta(days=1), "reply_due": now + timedelta(days=3)},
     "complaint_assigned": lambda now: {
         "complaint_id": "cmp-1", "department": "工程部", "assignee_id": "eng-3",
-        "assigned_at": now},
+        "assigned_at": now, "reply_due": now + timedelta(days=3), "summary": "楼道垃圾没人清理"},
+    "complaint_repeated": lambda now: {
+        "complaint_id": "cmp-2", "repeat_of": "cmp-1", "household_id": "h-1",
+        "category": "cleaning", "special_measures_due": now + timedelta(hours=24),
+        "summary": "楼道垃圾还是没人清理"},
+    "complaint_resolved": lambda now: {
+        "complaint_id": "cmp-1", "staff_id": "eng-3", "resolved_at": now,
+        "resolution": "已清理楼道，业主可拨 13812345678 反馈"},
+    "complaint_review_requested": lambda now: {
+        "complaint_id": "cmp-1", "review_no": 1, "requested_at": now,
+        "due_at": now + timedelta(days=5), "reason": "垃圾桶还是坏的"},
+    "complaint_reviewed": lambda now: {
+        "complaint_id": "cmp-1", "review_no": 1, "outcome": "upheld", "reviewer_id": "mgr-1",
+        "decided_at": now, "finding": "已更换垃圾桶"},
+    "revisit_overdue": lambda now: {
+        "revisit_id": "rv-1", "kind": "complaint", "source_id": "cmp-1",
+        "due_at": now - timedelta(hours=1)},
+    "survey_round_closed": lambda now: {
+        "round_id": "rnd-1", "invited": 40, "returned": 30, "response_rate": 0.75},
+    "rectification_created": lambda now: {
+        "rectification_id": "rect-1", "round_id": "rnd-1", "category": "greening",
+        "department": "工程部", "due_at": now + timedelta(days=30), "action": "补种草坪"},
+    "rectification_done": lambda now: {
+        "rectification_id": "rect-1", "round_id": "rnd-1", "category": "greening",
+        "department": "工程部", "due_at": now + timedelta(days=30), "action": "补种草坪",
+        "status": "done"},
     "complaint_overdue": lambda now: {
         "complaint_id": "cmp-1", "deadline": "first_response", "due_at": now},
     "complaint_escalated": lambda now: {"complaint_id": "cmp-1", "level": 1, "role": "manager"},
@@ -187,6 +228,12 @@ HANDLERS = {
     "survey_reminder_due": "remind_of_survey",
     "survey_report_published": "announce_survey_report",
     "rectification_overdue": "alert_overdue_rectification",
+    "complaint_repeated": "alert_repeat_complaint", "complaint_resolved": "announce_resolution",
+    "complaint_review_requested": "ask_for_review_decision",
+    "complaint_reviewed": "announce_review_outcome", "revisit_overdue": "report_overdue_revisit",
+    "survey_round_closed": "announce_round_closed",
+    "rectification_created": "assign_rectification",
+    "rectification_done": "announce_rectification_done",
 }
 
 
@@ -333,16 +380,20 @@ def test_intake_being_down_raises_so_the_event_is_retried(service, repository, i
 
 def test_an_assignment_tells_the_assignee_from_the_staff_directory(service, intake):
     handle(service, event("complaint_assigned"))
-    intake.get_contact.assert_not_called()
+    # asked once, for the owner's message: the assignee's address is the directory's
+    intake.get_contact.assert_called_once_with("cmp-1")
     [delivery] = service.list_deliveries({"template": "complaint_assigned"})
     assert delivery["recipient"] == "eng-3" and delivery["status"] == "sent"
     assert "cmp-1" in delivery["text"] and "工程部" in delivery["text"]
+    assert "楼道垃圾没人清理" in delivery["text"] and "2026-10-12 10:30 前答复" in delivery["text"]
+    assert delivery["text"].endswith("详情：http://127.0.0.1:8000/console/complaints/cmp-1")
     assert delivery["address"] == "139****0003"
 
 
 def test_an_unlisted_assignee_falls_back_to_the_department(service):
     handle(service, event("complaint_assigned", assignee_id="eng-404"))
-    assert [d["recipient"] for d in service.list_deliveries()] == ["eng-3"]
+    assert [d["recipient"] for d in service.list_deliveries(
+        {"template": "complaint_assigned"})] == ["eng-3"]
 
 
 def test_overdue_complaints_reach_every_supervisor_once(service):
@@ -722,6 +773,132 @@ def test_a_published_report_reaches_every_occupied_household_through_the_dispatc
     assert len(service.list_deliveries({"ref": "rnd-1"})) == 3
 
 
+# the new duties: who must act, and owners kept informed ------------------------------------
+
+def recipients_of(service, template):
+    return sorted(d["recipient"] for d in service.list_deliveries({"template": template}))
+
+
+def test_a_repeat_complaint_reaches_every_supervisor_and_manager_at_once_and_once(
+        make_service, clock):
+    both = {"id": "mgr-2", "name": "周经理", "roles": ["supervisor", "manager"],
+            "phone": "13900000010"}
+    service = make_service(NOTIFY_CHANNELS=["console", "mail"], NOTIFY_STAFF=STAFF + [both])
+    clock.at = shanghai(23, 30)                      # staff have no quiet hours
+    envelope = handle(service, event("complaint_repeated", when=clock.at))
+    handle(service, envelope)                        # redelivered
+
+    deliveries = service.list_deliveries({"template": "complaint_repeated"})
+    assert sorted(d["recipient"] for d in deliveries) == ["mgr-1", "mgr-2", "sup-1", "sup-2"]
+    assert {d["status"] for d in deliveries} == {"sent"}
+    text = deliveries[0]["text"]
+    assert "重复投诉 cmp-2" in text and "前次 cmp-1" in text and "楼道垃圾还是没人清理" in text
+    assert "2026-10-10 23:30 前安排特殊措施" in text and "/console/complaints/cmp-2" in text
+
+
+def test_the_owner_hears_which_department_has_the_complaint_and_the_reply_time(
+        make_service, intake, clock):
+    service = make_service(PUBLIC_BASE_URL="https://wy.huifang.cn")
+    intake.get_contact.return_value = dict(CONTACT, owner_url_token="tok-c-0123456789ab")
+    handle(service, event("complaint_assigned"))
+    [owner] = service.list_deliveries({"template": "complaint_routed"})
+    assert owner["recipient"] == "h-1" and owner["status"] == "sent"
+    assert "已交由工程部处理，将于 2026-10-12 10:30 前答复您" in owner["text"]
+    assert owner["text"].endswith("https://wy.huifang.cn/c/tok-c-0123456789ab")
+    [staff] = service.list_deliveries({"template": "complaint_assigned"})
+    assert "/c/" not in staff["text"]                # never the owner's credential
+
+
+def test_owner_notices_of_progress_wait_for_the_morning(service, clock):
+    clock.at = shanghai(23, 0)
+    for event_type in ("complaint_assigned", "complaint_resolved", "complaint_reviewed"):
+        handle(service, event(event_type, when=clock.at))
+    owners = [d for d in service.list_deliveries() if d["recipient"] == "h-1"]
+    assert sorted(d["template"] for d in owners) == [
+        "complaint_resolved", "complaint_review_decided", "complaint_routed"]
+    assert {(d["status"], d["reason"]) for d in owners} == {("queued", "quiet hours")}
+    assert {d["next_attempt_at"] for d in owners} == {shanghai(8, 0, day=10).isoformat()}
+
+
+def test_the_owner_hears_what_was_done_masked(service):
+    handle(service, event("complaint_resolved"))
+    [delivery] = service.list_deliveries({"template": "complaint_resolved"})
+    assert "已处理：已清理楼道" in delivery["text"] and PHONE not in delivery["text"]
+    assert "138****5678" in delivery["text"]
+
+
+def test_an_opted_out_owner_still_hears_the_review_outcome_but_not_the_progress(service):
+    service.set_preferences("h-1", {"opt_out": True})
+    for event_type in ("complaint_assigned", "complaint_resolved", "complaint_reviewed"):
+        handle(service, event(event_type))
+    status = {d["template"]: d["status"] for d in service.list_deliveries()
+              if d["recipient"] == "h-1"}
+    assert status == {"complaint_routed": "suppressed", "complaint_resolved": "suppressed",
+                      "complaint_review_decided": "sent"}
+    [decided] = service.list_deliveries({"template": "complaint_review_decided"})
+    assert "维持原处理结果（已更换垃圾桶）" in decided["text"]
+
+
+def test_a_review_to_decide_reaches_the_manager_with_its_deadline(service):
+    handle(service, event("complaint_review_requested"))
+    [delivery] = service.list_deliveries({"template": "complaint_review_requested"})
+    assert delivery["recipient"] == "mgr-1"
+    assert "垃圾桶还是坏的" in delivery["text"] and "2026-10-14 10:30 前作出复核决定" in delivery["text"]
+
+
+def test_an_onsite_revisit_is_told_to_the_role_that_goes_and_a_phone_one_to_nobody(service):
+    handle(service, event("revisit_scheduled", method="onsite", assigned_role="supervisor"))
+    assert recipients_of(service, "revisit_onsite") == ["sup-1", "sup-2"]
+    assert service.list_deliveries({"template": "revisit_onsite"})[0]["text"].endswith(
+        "详情：http://127.0.0.1:8000/console/revisits/rv-1")
+    handle(service, event("revisit_scheduled", revisit_id="rv-2", method="phone",
+                          assigned_role="supervisor"))
+    assert len(service.list_deliveries({"template": "revisit_onsite"})) == 2
+
+
+def test_an_overdue_revisit_goes_up_to_the_manager_else_the_company_manager(make_service):
+    company = {"id": "cm-1", "name": "公司经理", "roles": ["company_manager"],
+               "phone": "13900000020"}
+    service = make_service(NOTIFY_STAFF=STAFF + [company])
+    handle(service, event("revisit_overdue", deadline="promised_reply"))
+    [delivery] = service.list_deliveries({"template": "revisit_overdue"})
+    assert delivery["recipient"] == "mgr-1" and "承诺答复的期限" in delivery["text"]
+
+    service = make_service(NOTIFY_STAFF=STAFF[:3] + [company])   # no estate manager
+    handle(service, event("revisit_overdue", revisit_id="rv-2"))
+    [delivery] = service.list_deliveries({"ref": "rv-2"})
+    assert delivery["recipient"] == "cm-1" and "上报" in delivery["text"]
+
+
+def test_a_closed_round_reaches_the_estate_and_company_managers(make_service):
+    company = {"id": "cm-1", "name": "公司经理", "roles": ["company_manager"],
+               "email": "cm@example.com"}
+    service = make_service(NOTIFY_CHANNELS=["console", "mail"], NOTIFY_STAFF=STAFF + [company])
+    handle(service, event("survey_round_closed"))
+    assert recipients_of(service, "survey_round_closed") == ["cm-1", "mgr-1"]
+    assert all("回收率 75.0%" in d["text"]
+               for d in service.list_deliveries({"template": "survey_round_closed"}))
+
+
+def test_a_new_rectification_reaches_its_department_with_action_and_deadline(service):
+    handle(service, event("rectification_created"))
+    [delivery] = service.list_deliveries({"template": "rectification_created"})
+    assert delivery["recipient"] == "eng-3" and delivery["ref"] == "rect-1"
+    assert "补种草坪" in delivery["text"] and "2026-11-08 前完成" in delivery["text"]
+
+
+def test_a_done_rectification_reaches_every_occupied_household_once(service, intake):
+    intake.list_households.return_value = [{"id": "h-1"}, {"id": "h-2"}]
+    intake.get_contact.side_effect = lambda ref: dict(CONTACT, household_id=ref)
+    envelope = handle(service, event("rectification_done"))
+    handle(service, envelope)
+    service.dispatch_due()
+    deliveries = service.list_deliveries({"template": "rectification_done"})
+    assert sorted(d["recipient"] for d in deliveries) == ["h-1", "h-2"]
+    assert {d["status"] for d in deliveries} == {"sent"}
+    assert "绿化方面的整改已完成：补种草坪" in deliveries[0]["text"]
+
+
 # rate limit ---------------------------------------------------------------------------------
 
 def test_the_daily_sms_limit_suppresses_the_excess_until_the_next_day(make_service, clock):
@@ -784,10 +961,9 @@ def test_two_dispatchers_never_claim_the_same_delivery(service, repository, cloc
     handle(service, event("revisit_scheduled", when=clock.at))
     clock.at = shanghai(8, 0, day=10)
     lease = timedelta(seconds=60)
-    first = repository.claim_due(clock.at, "instance-a", lease)
-    second = repository.claim_due(clock.at, "instance-b", lease)
-    assert first is not None and first["claim"] == "instance-a"
-    assert second is None
+    [first] = repository.claim_due(clock.at, "instance-a", lease, 10)
+    assert first["claim"] == "instance-a"
+    assert repository.claim_due(clock.at, "instance-b", lease, 10) == []
     # the slower instance cannot record an outcome for a delivery it does not hold
     assert repository.save_claimed(first["_id"], "instance-b", {"status": "sent"}) is None
     assert repository.save_claimed(first["_id"], "instance-a", {"status": "sent"}) is not None
