@@ -1,5 +1,15 @@
 # One image for the four services and the gateway; docker-compose.yml picks the
 # service per container (the gateway's command-line tool, huifang-users, comes with it).
+# The console's charts (ECharts) come from the npm registry, pinned and checked by
+# `make assets`; a stage of their own, so the image carries no npm.
+FROM node:20-slim AS assets
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends make \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY Makefile ./
+COPY scripts/npm-file.sh ./scripts/
+RUN make assets
+
 FROM python:3.11-slim
 
 WORKDIR /app
@@ -8,6 +18,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 COPY pyproject.toml requirements.lock README.md ./
 COPY shared ./shared
 COPY services ./services
+COPY --from=assets /src/services/gateway/static/vendor ./services/gateway/static/vendor
 COPY scripts ./scripts
 COPY config.yaml ./
 RUN pip install --no-cache-dir -c requirements.lock . \

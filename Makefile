@@ -5,9 +5,23 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SERVICE ?= revisit
 
-.PHONY: install run demo test bench rabbitmq rabbitmq-management browser dlq replay contract lint up down clean
+.PHONY: install assets run demo test faults bench rabbitmq rabbitmq-management browser dlq replay contract lint up down clean
 
-install: $(STAMP)
+install: $(STAMP) assets
+
+# The console's charts: Apache ECharts from the npm registry at an exact version, checked
+# against the tarball's SHA-256 and unpacked where the gateway serves /static/ (never a CDN).
+ECHARTS_VERSION := 5.6.0
+ECHARTS_SHA256  := e1b82487dd7f8d9f0438eec1f1433051148e0095ac7a15d4db890afda45cf610
+ECHARTS_DIR     := services/gateway/static/vendor/echarts
+
+assets: $(ECHARTS_DIR)/.version-$(ECHARTS_VERSION)
+
+$(ECHARTS_DIR)/.version-$(ECHARTS_VERSION):
+	rm -rf $(ECHARTS_DIR)
+	scripts/npm-file.sh echarts $(ECHARTS_VERSION) $(ECHARTS_SHA256) $(ECHARTS_DIR) \
+		dist/echarts.min.js LICENSE NOTICE
+	touch $@
 
 # Exact versions: pyproject.toml pins our dependencies, requirements.lock the whole tree.
 $(STAMP): pyproject.toml requirements.lock
@@ -35,6 +49,11 @@ browser:
 test: install rabbitmq-management browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# The fault-injection suite at full size (make test runs it short): 1,000 complaints per
+# scenario, each scenario's numbers printed and in test-artifacts/faults/.
+faults: install rabbitmq-management
+	FAULTS_COMPLAINTS=$(or $(COMPLAINTS),1000) $(BIN)/python -m pytest tests/faults -m faults -s
 
 bench: install rabbitmq-management
 	$(BIN)/python -m bench.run

@@ -14,6 +14,8 @@
   the apology to the owner. Each form carries a key of its own (the API's
   ``Idempotency-Key``: sent twice, it acts once) and an action form the state its page
   showed (``expected_status``: a complaint moved on meanwhile is a 409, said on the page).
+  A complaint's page links its revisits; the revisit pages are ``console_revisits.py``,
+  the headquarters dashboard ``console_dashboard.py``.
 * No rule lives here. Every read and every action is an operation of the REST API
   (``api.OPERATIONS``) carried out in process by ``api.execute``: the same permission
   table, estate scope and actor in history as over HTTP. The console adds wording, times
@@ -119,10 +121,16 @@ class ConsoleContext:
         operation, _ = api.match(method, api.PREFIX + path)
         return allowed(self.actor.roles, operation.action)
 
+    @property
+    def sees_group(self) -> bool:
+        """May this person read the group's figures (the headquarters dashboard)?"""
+        return allowed(self.actor.roles, "stats.group") and self.actor.group_wide
+
     def render(self, template: str, status: int = 200, **context) -> Response:
         words = pages.catalogue(self.locale)
         return pages.render(
             template, self.locale, status, user=self.user, may=self.may,
+            sees_group=self.sees_group,
             csrf_token=self.accounts.csrf_token(self.claims), new_key=new_request_key,
             known=lambda key: key in words, **context)
 
@@ -433,7 +441,7 @@ def _complaint_view(ctx, complaint, done=None, failed=None, values=None, errors=
         left=time_left(complaint.get("next_due_at"), ctx.now),
         names=staff_names(ctx, complaint.get("history", ())),
         household=_household(ctx, complaint.get("household_id")),
-        machine_notes=MACHINE_NOTES,
+        revisits=_revisits(ctx, complaint["id"]), machine_notes=MACHINE_NOTES,
         action_url=lambda action: console_url(complaint["id"]) + f"/{action}")
 
 
@@ -448,6 +456,15 @@ def staff_names(ctx: ConsoleContext, history) -> dict[str, str]:
             continue
         names[by] = user.get("display_name") or user["username"]
     return names
+
+
+def _revisits(ctx: ConsoleContext, complaint_id: str) -> list[dict] | None:
+    """The complaint's revisits (one per closing), linked from its page; None for a role
+    that may not read revisits."""
+    if not ctx.may("GET", "/revisits"):
+        return None
+    return ctx.call("GET", "/revisits", {"source_id": complaint_id, "kind": "complaint",
+                                         "limit": str(PAGE_SIZE)})["items"]
 
 
 def _household(ctx: ConsoleContext, household_id: str | None) -> dict | None:

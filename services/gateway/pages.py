@@ -72,8 +72,12 @@ def render(template: str, locale: str, status: int = 200, **context) -> Response
 
 
 def static_file(name: str) -> Response | None:
-    path = (HERE / "static" / name).resolve()
-    if path.parent != (HERE / "static") or not path.is_file() or path.suffix not in STATIC_TYPES:
+    """A file of ``static/`` or a folder of it (``vendor/echarts/echarts.min.js``, unpacked
+    by ``make assets``); nothing outside it, nothing of another type."""
+    folder = HERE / "static"
+    path = (folder / name).resolve()
+    if (not path.is_relative_to(folder) or not path.is_file()
+            or path.suffix not in STATIC_TYPES):
         return None
     return Response(path.read_bytes(), mimetype=STATIC_TYPES[path.suffix], headers={
         "Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"})

@@ -13,6 +13,8 @@ from nameko.dependency_providers import Config
 from services.gateway import (
     api,
     console,
+    console_dashboard,
+    console_revisits,
     docs,
     owner,
     owner_complaint,
@@ -215,7 +217,23 @@ class GatewayService:
     def console_act(self, request, complaint_id, action):
         return console.act(self._console(request), complaint_id, action)
 
-    @http("GET", "/static/<string:name>")
+    @http("GET", "/console/revisits/")
+    def console_revisits(self, request):
+        return console_revisits.worklist(self._console(request))
+
+    @http("GET", "/console/revisits/<string:revisit_id>")
+    def console_revisit(self, request, revisit_id):
+        return console_revisits.revisit_page(self._console(request), revisit_id)
+
+    @http("POST", "/console/revisits/<string:revisit_id>/<string:action>")
+    def console_revisit_act(self, request, revisit_id, action):
+        return console_revisits.act(self._console(request), revisit_id, action)
+
+    @http("GET", "/console/dashboard")
+    def console_dashboard(self, request):
+        return console_dashboard.dashboard(self._console(request))
+
+    @http("GET", "/static/<path:name>")
     def static(self, request, name):
         response = pages.static_file(name)
         if response is None:

@@ -71,6 +71,13 @@ class FakeIntake:
         return action
 
 
+class FakeRevisit:
+    """revisit's list, which a complaint's page asks for its revisits: none here."""
+
+    def list_revisits(self, filters, paged=False):
+        return {"items": [], "next_cursor": None}
+
+
 class FakeAccounts:
     def __init__(self, roles=("cs_staff",), signed_in=True):
         self.actor = Actor("u-clerk", tuple(roles), ("e-1",))
@@ -95,7 +102,8 @@ def context(intake, method="GET", path="/console/", roles=("cs_staff",), signed_
     environ = EnvironBuilder(method=method, path=path, headers={"Accept-Language": language},
                              **request).get_environ()
     return console.ConsoleContext(FakeAccounts(roles, signed_in),
-                                  api.Services({"intake": intake}), 100_000, NOW,
+                                  api.Services({"intake": intake, "revisit": FakeRevisit()}),
+                                  100_000, NOW,
                                   Request(environ))
 
 

@@ -1,0 +1,270 @@
+"""The console's revisits (回访): the worklist, a revisit's page and its two forms.
+
+* ``/console/revisits/``: the open revisits of the user's estates due today or overdue,
+  those booked on site, and those due within the week — each part the revisit API's list
+  (``status``, ``due_before``) — for the revisits assigned to the user's rung (staff call,
+  supervisors and managers go on site: the ``assigned_role`` the policy set), another
+  rung or all of them on request. With ``part``: one part, a page at a time. Beside it the
+  month's sampling of work orders per kind (required vs revisited), the revisit
+  statistics of each of the user's estates, for whoever may read them.
+* ``/console/revisits/{id}``: what the revisit follows (the complaint, the work order),
+  its attempts and outcome (the owner's signature drawn on the screen shown as the image
+  kept with it), and while it is open the forms to book an on-site visit (the owner's
+  consent, a time outside the quiet hours — the revisit service refuses the rest, said on
+  the page by the field) and to record the outcome. On site the owner signs on the screen
+  (``static/signature.js`` fills ``signature_png``); without JavaScript the typed name
+  ``signed_by`` is the signature.
+* As for complaints (``console.py``): every read and action is an operation of
+  ``api.OPERATIONS``, each form with its own request key and the state its page showed.
+"""
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from urllib.parse import quote, urlencode
+
+from werkzeug.utils import redirect
+from werkzeug.wrappers import Response
+
+from services.gateway import console
+from services.gateway.console import (
+    EXPECTED_STATUS,
+    PAGE_SIZE,
+    REQUEST_KEY,
+    ZONE,
+    ConsoleContext,
+    field_errors,
+    local_moment,
+    signed_in,
+    time_left,
+)
+from services.gateway.problems import Problem
+from shared.schemas.vocabulary import (
+    REVISIT_METHODS,
+    ROLES,
+    SATISFACTION_LEVELS,
+    USER_ROLE_RUNGS,
+    WORK_ORDER_KINDS,
+)
+
+HOME = "/console/revisits/"
+OPEN = ("scheduled", "booked", "overdue")
+UPCOMING_DAYS = 7                 # the worklist's last part: due within the week
+SAMPLING_ESTATES = 10             # sampling figures shown for at most this many estates
+ALL_ROLES = "all"
+SIGNATURE_PREFIX = "data:image/png;base64,"
+
+
+@dataclass(frozen=True)
+class Part:
+    """A part of the worklist: the revisit list's filters, and how many days after today
+    (local) its revisits fall due at the latest (None: whenever)."""
+    name: str
+    status: str
+    days: int | None = None
+
+
+PARTS = (Part("overdue", "overdue"), Part("today", "scheduled", 0), Part("booked", "booked"),
+         Part("upcoming", "scheduled", UPCOMING_DAYS))
+PARTS_BY_NAME = {part.name: part for part in PARTS}
+
+
+def end_of_local_day(now: datetime, days_after: int = 0) -> datetime:
+    """Midnight (the service centre's) ending the day ``days_after`` days after today."""
+    day = now.astimezone(ZONE).date() + timedelta(days=days_after + 1)
+    return datetime.combine(day, time(), ZONE)
+
+
+def rung_of(roles) -> str | None:
+    """The revisit rung (``assigned_role``) of the user's first role that has one."""
+    return next((USER_ROLE_RUNGS[role] for role in roles if USER_ROLE_RUNGS.get(role) in ROLES),
+                None)
+
+
+def revisit_url(revisit_id: str, **query) -> str:
+    url = f"{HOME}{quote(revisit_id, safe='')}"
+    return f"{url}?{urlencode(query)}" if query else url
+
+
+# the worklist ------------------------------------------------------------------------------
+
+@signed_in
+def worklist(ctx: ConsoleContext) -> Response:
+    args = ctx.request.args
+    role = args.get("role") or rung_of(ctx.actor.roles) or ALL_ROLES
+    filters = {"role": role}
+    if args.get("estate_id"):
+        filters["estate_id"] = args["estate_id"]
+    query = {key: value for key, value in (("estate_id", filters.get("estate_id")),
+                                            ("assigned_role", role)) if value and value != ALL_ROLES}
+    part = PARTS_BY_NAME.get(args.get("part", ""))
+    parts, next_url, notice = [], None, None
+    try:
+        if part is None:
+            seen: set[str] = set()
+            for each in PARTS:
+                rows = [row for row in _rows(ctx, each, query)[0] if row[0]["id"] not in seen]
+                seen.update(revisit["id"] for revisit, _ in rows)
+                parts.append((each, rows))
+        else:
+            rows, cursor = _rows(ctx, part, query, args.get("cursor"))
+            parts.append((part, rows))
+            if cursor:
+                next_url = f"{HOME}?{urlencode({**filters, 'part': part.name, 'cursor': cursor})}"
+    except Problem as problem:
+        if problem.status != 422:
+            raise
+        # a mangled link or filter: the overview, said so
+        return redirect(f"{HOME}?notice=reset", code=303)
+    if args.get("notice") == "reset":
+        notice = "console_rv_reset"
+    return ctx.render(
+        "console/revisits.html", parts=parts, part=part, filters=filters, roles=ROLES,
+        all_roles=ALL_ROLES, estates=ctx.actor.estates, group_wide=ctx.actor.group_wide,
+        next_url=next_url, notice=notice, sampling=sampling_status(ctx, filters),
+        revisit_url=revisit_url, link=lambda **more: f"{HOME}?{urlencode({**filters, **more})}")
+
+
+def _rows(ctx: ConsoleContext, part: Part, query: dict, cursor: str | None = None):
+    """A part's revisits (with the time left to each one's due time) and the next cursor."""
+    asked = {**query, "status": part.status, "limit": str(PAGE_SIZE)}
+    if part.days is not None:
+        asked["due_before"] = end_of_local_day(ctx.now, part.days).isoformat()
+    if cursor:
+        asked["cursor"] = cursor
+    page = ctx.call("GET", "/revisits", asked)
+    return ([(revisit, time_left(revisit.get("due_at"), ctx.now)) for revisit in page["items"]],
+            page["next_cursor"])
+
+
+def sampling_status(ctx: ConsoleContext, filters: dict) -> list[tuple[str, dict]]:
+    """This month's work-order sampling of each of the user's estates (or the one chosen):
+    per kind the orders, what the quota requires and how many were revisited
+    (``revisit_stats``) — for those who may read an estate's statistics."""
+    if not ctx.may("GET", "/stats/revisits"):
+        return []
+    chosen = filters.get("estate_id")
+    estates = [chosen] if chosen else ([] if ctx.actor.group_wide else
+                                       list(ctx.actor.estates[:SAMPLING_ESTATES]))
+    month = ctx.now.astimezone(ZONE).strftime("%Y-%m")
+    found = []
+    for estate in estates:
+        try:
+            figures = ctx.call("GET", "/stats/revisits", {"estate_id": estate, "period": month})
+        except Problem as problem:
+            if problem.status not in (403, 404, 422):
+                raise
+            continue               # not an estate of theirs, or one revisit does not know yet
+        found.append((estate, {"month": month, "kinds": {
+            kind: figures["kinds"][kind] for kind in WORK_ORDER_KINDS
+            if "required" in figures["kinds"].get(kind, {})}}))
+    return found
+
+
+# a revisit's page ----------------------------------------------------------------------------
+
+BOOK_FIELDS = ("at", "owner_consent")
+RECORD_FIELDS = ("method", "reached", "satisfaction", "resolved", "comments", "signed_by",
+                 "signature_png", "promised_reply_at")
+FORMS = {"book": BOOK_FIELDS, "record": RECORD_FIELDS}
+DONE = ("book", "record")
+
+
+@signed_in
+def revisit_page(ctx: ConsoleContext, revisit_id: str) -> Response:
+    revisit = _revisit(ctx, revisit_id)
+    done = ctx.request.args.get("done")
+    return _view(ctx, revisit, done=done if done in DONE else None)
+
+
+@signed_in
+def act(ctx: ConsoleContext, revisit_id: str, action: str) -> Response:
+    if action not in FORMS:
+        raise Problem(404, "no such action")
+    posted = ctx.request.form
+    values = {name: posted.get(name, "") for name in FORMS[action]}
+    body = book_body(values) if action == "book" else record_body(values)
+    seen = posted.get(EXPECTED_STATUS)
+    try:
+        ctx.call("POST", f"/revisits/{revisit_id}/{action}", body=body,
+                 query={EXPECTED_STATUS: seen} if seen else None, key=posted.get(REQUEST_KEY))
+    except Problem as problem:
+        if problem.status not in (409, 422):
+            raise
+        revisit = _revisit(ctx, revisit_id)
+        return _view(ctx, revisit, failed=action, values=values,
+                     errors=field_errors(problem.errors), conflict=problem.status == 409,
+                     status=problem.status)
+    return redirect(revisit_url(revisit_id, done=action), code=303)
+
+
+def book_body(values: dict) -> dict:
+    """The API body of the booking form: the time as the moment it names locally, the
+    consent box as true or false (the service refuses a visit without it)."""
+    body = {"owner_consent": values.get("owner_consent") == "true"}
+    if values.get("at", "").strip():
+        body["at"] = local_moment(values["at"])
+    return body
+
+
+def record_body(values: dict) -> dict:
+    """The API body of the outcome form: yes/no as true/false ("don't know" left out),
+    blank fields left out, the signature's data URL as its base64 PNG."""
+    body: dict = {"comments": values.get("comments", "")}
+    for name in ("method", "satisfaction", "signed_by"):
+        if values.get(name, "").strip():
+            body[name] = values[name].strip()
+    for name in ("reached", "resolved"):
+        if values.get(name) in ("true", "false"):
+            body[name] = values[name] == "true"
+    if values.get("promised_reply_at", "").strip():
+        body["promised_reply_at"] = local_moment(values["promised_reply_at"])
+    signature = values.get("signature_png", "").strip()
+    if signature:
+        body["signature_png"] = signature.removeprefix(SIGNATURE_PREFIX)
+    if body.get("reached") is False:
+        body.pop("satisfaction", None)   # nobody answered: nobody was satisfied or not
+    return body
+
+
+def _revisit(ctx: ConsoleContext, revisit_id: str) -> dict:
+    try:
+        return ctx.call("GET", f"/revisits/{revisit_id}")
+    except Problem as problem:
+        if problem.status == 422:      # not even an id: unknown, like any other
+            raise Problem(404, "no such revisit") from None
+        raise
+
+
+def _view(ctx, revisit, done=None, failed=None, values=None, errors=None, conflict=False,
+          status=200) -> Response:
+    path = f"/revisits/{revisit['id']}"
+    is_open = revisit["status"] in OPEN
+    # an on-site visit is booked before it is made; any other, recorded first
+    order = ("book", "record") if revisit.get("method") == "onsite" and \
+        revisit["status"] != "booked" else ("record", "book")
+    forms = [name for name in order if is_open and ctx.may("POST", f"{path}/{name}")
+             and (name != "book" or revisit.get("household_id"))]
+    return ctx.render(
+        "console/revisit.html", status, revisit=revisit, forms=forms, done=done,
+        failed=failed, values=values or {}, errors=errors or {}, conflict=conflict,
+        left=time_left(revisit.get("due_at"), ctx.now) if is_open else None,
+        household=console._household(ctx, revisit.get("household_id")),
+        work_order=_work_order(ctx, revisit), names=console.staff_names(ctx, [
+            {"by": attempt.get("visitor_id")} for attempt in revisit.get("attempts", ())]),
+        methods=REVISIT_METHODS, levels=SATISFACTION_LEVELS, signature_prefix=SIGNATURE_PREFIX,
+        action_url=lambda action: f"{revisit_url(revisit['id'])}/{action}")
+
+
+def _work_order(ctx: ConsoleContext, revisit: dict) -> dict | None:
+    """The work order a work-order revisit follows, if this person may read it."""
+    if revisit["kind"] not in WORK_ORDER_KINDS:
+        return None
+    path = f"/work-orders/{revisit['source_id']}"
+    if not ctx.may("GET", path):
+        return None
+    try:
+        return ctx.call("GET", path)
+    except Problem as problem:
+        if problem.status in (403, 404, 422):
+            return None
+        raise
+
