@@ -561,7 +561,47 @@ def revisit_sampling(estates, orders_per_estate):
             "on_time": on_time / sampled if sampled else None}
 
 
-SECTIONS = ("hops", "pipeline", "gateway", "survey", "sampling", "store", "rounds")
+SECTIONS = ("hops", "pipeline", "gateway", "survey", "sampling", "store", "rounds",
+            "imports", "dashboard", "revisit-stats", "complaint-stats", "notices")
+
+
+def dashboard_render_times(sizes, repeats=3):
+    """The headquarters dashboard's page (``console_dashboard.page_context`` and its
+    template) rendered from statistics answers of ``size`` estates: the best of
+    ``repeats`` renders, seconds per estate. The RPCs' own cost is measured with them."""
+    from services.gateway import console_dashboard, pages
+    from shared.schemas.vocabulary import WORK_ORDER_KINDS
+
+    complaint = {"counted": 12, "first_reply_on_time_rate": 0.9167, "overdue_now": 1,
+                 "reply_on_time_rate": 0.8333, "repeat_rate": 0.0833, "reopened_rate": None}
+    kinds = {kind: {"orders": 40, "required": 12, "sampled": 12, "revisited_orders": 11,
+                    "revisit_rate": 0.9167} for kind in WORK_ORDER_KINDS}
+    revisit = {"revisit_rate": 1.0, "satisfaction_rate": 0.95, "overdue": 0, "kinds": kinds}
+    results = []
+    for size in sizes:
+        estates = [f"estate-{number:06d}" for number in range(size)]
+        complaints = {"total": complaint, "estates": dict.fromkeys(estates, complaint)}
+        revisits = {**revisit, "estates": dict.fromkeys(estates, revisit)}
+        best = float("inf")
+        for _ in range(repeats):
+            started = time.perf_counter()
+            response = pages.render(
+                "console/dashboard.html", "zh", user={"username": "hq", "display_name": "总部", "roles": []},
+                may=lambda *args: True, sees_group=True, csrf_token="x", known=lambda key: True,
+                new_key=lambda: "k", **console_dashboard.page_context(
+                    "2026-11", False, complaints, revisits, [], None, None))
+            best = min(best, time.perf_counter() - started)
+        results.append((size, best, len(response.get_data())))
+    return results
+
+
+def print_dashboard_render_times(results, limit=1.15):
+    sizes = [size for size, _, _ in results]
+    per_estate = [seconds / size for size, seconds, _ in results]
+    for size, seconds, length in results:
+        print(f"dashboard page, {size:>6,} estates  {seconds * 1000:8.1f} ms  "
+              f"({seconds / size * 1e6:.1f} us an estate, {length / 1024:.0f} KiB)")
+    print("  dashboard render growth" + exponent_note(growth_exponent(sizes, per_estate), limit))
 
 
 def growth_exponent(sizes, per_operation):
@@ -667,27 +707,146 @@ def print_embedded_store_growth(sizes, results, limit=1.15):
               + exponent_note(growth_exponent(sizes, costs), limit))
 
 
-def survey_round_creation(households_sizes, variants=("hash indexes", "mongomock scan")):
-    """survey's create_round end to end in process (worker_factory, intake mocked) for a
-    round inviting each number of households over four estates: store the round, its
-    invitations and tallies, open it and issue every invitation, on the embedded store with
-    and without the hash indexes. CPU seconds of this process, like ``store_costs``: after
-    one small round (imports, first calls), the fastest of up to three rounds a size while
-    they take under five seconds together."""
+def relay_pass_growth(sizes, budget=0.3):
+    """One outbox relay pass with nothing pending, in a collection of ``sizes`` documents
+    whose events were all sent (the history), CPU per pass: as it runs now (the lease
+    leaves with the last event; the pass asks the sparse index) and as it ran before (the
+    lease kept; the pass asked for a non-empty outbox, which scans every document)."""
+    from datetime import timedelta
+
+    from shared import embedded
+    from shared.store import OUTBOX, OUTBOX_LEASE, Repository
+
+    class History(Repository):
+        outbox_collections = ("complaints",)
+
+    past = datetime(2026, 1, 1, tzinfo=UTC)
+    variants = {
+        "lease goes, index": (
+            lambda n: {"_id": f"c{n}", OUTBOX: [], "version": 1},
+            lambda store: store.relay_outbox()),
+        "lease kept, scan": (
+            lambda n: {"_id": f"c{n}", OUTBOX: [], OUTBOX_LEASE: past, "version": 1},
+            lambda store: store.db.complaints.find_one_and_update(
+                {f"{OUTBOX}.0": {"$exists": True}, OUTBOX_LEASE: {"$lt": past + timedelta(1)}},
+                {"$set": {OUTBOX_LEASE: past}}))}
+    results = {}
+    for name, (document, relay_pass) in variants.items():
+        for size in sizes:
+            store = History(embedded.new_client()["bench"])
+            store.create_indexes()
+            store.db.complaints.insert_many([document(n) for n in range(size)])
+            rounds, spent = [], 0.0
+            while spent < budget or len(rounds) < 3:
+                started = time.process_time()
+                relay_pass(store)
+                rounds.append(time.process_time() - started)
+                spent += rounds[-1]
+            results.setdefault(name, []).append(min(rounds))
+    return sizes, results
+
+
+def print_relay_pass_growth(sizes, results, limit=1.15):
+    print("outbox relay pass, nothing pending, CPU per pass over a history of "
+          f"{' / '.join(f'{size:,}' for size in sizes)} documents whose events were sent "
+          "(exponent as above: 1 is a pass independent of the history):")
+    for name, costs in results.items():
+        print(f"  {name:19}" + "".join(f"{cost * 1e6:12,.1f} us" for cost in costs)
+              + exponent_note(growth_exponent(sizes, costs), limit))
+
+
+def household_rows(count, prefix="h"):
+    return [{"household_id": f"{prefix}{n}", "building": str(n % 40), "unit": str(n % 4 + 1),
+             "room": str(n % 3000), "occupied": n % 9 != 0,
+             "contacts": [{"name": "王芳", "phone": f"138{n % 100_000_000:08d}"}]}
+            for n in range(count)]
+
+
+def import_households_times(empty_sizes, stored_sizes, rows_into_stored=3000):
+    """intake's ``import_households`` end to end in process (worker_factory, the embedded
+    store), CPU seconds: lists of ``empty_sizes`` households into an empty store, and
+    ``rows_into_stored`` households (a new estate) into a store already holding
+    ``stored_sizes`` households of other estates (filled with insert_many, untimed)."""
+    empty = [import_households_once(size, 0) for size in empty_sizes]
+    stored = [import_households_once(rows_into_stored, size) for size in stored_sizes]
+    return {"empty_sizes": empty_sizes, "empty": empty, "stored_sizes": stored_sizes,
+            "stored": stored, "rows_into_stored": rows_into_stored,
+            "into_empty": import_households_once(rows_into_stored, 0)}
+
+
+def import_households_once(rows, stored):
+    from nameko.testing.services import worker_factory
+
+    from services.intake.policy import Policies
+    from services.intake.repository import IntakeRepository
+    from services.intake.service import IntakeService
+    from shared import embedded
+    from shared.actor import Caller
+    from shared.clock import FrozenClock
+
+    store = IntakeRepository(embedded.new_client()["bench_intake"])
+    store.create_indexes()
+    for start in range(0, stored, 100_000):
+        store.db.households.insert_many([
+            {"_id": f"s{n}", "estate_id": f"e{n // 3000}", "building": str(n % 40),
+             "unit": "1", "room": str(n % 3000), "occupied": True, "contacts": []}
+            for n in range(start, min(start + 100_000, stored))])
+    config = load_config()
+    service = worker_factory(IntakeService, store=store,
+                             clock=FrozenClock(datetime(2026, 6, 1, 2, 0, tzinfo=UTC)),
+                             config=config, policies=Policies.from_config(config),
+                             caller=Caller(None, None), contact_callers=())
+    listed = household_rows(rows)
+    started = time.process_time()
+    report = service.import_households("e-new", listed)
+    elapsed = time.process_time() - started
+    assert report == {"imported": rows, "updated": 0, "failed": []}, report
+    return elapsed
+
+
+def print_import_households_times(result):
+    sizes, seconds = result["empty_sizes"], result["empty"]
+    print("intake import_households, in process on the embedded store (CPU s):")
+    print("  into an empty store   " + "".join(
+        f"  {size:,}: {elapsed:6.2f} s" for size, elapsed in zip(sizes, seconds))
+        + exponent_note(growth_exponent(sizes, [t / n for n, t in zip(sizes, seconds)]), 1.15))
+    sizes, seconds = result["stored_sizes"], result["stored"]
+    exponent = growth_exponent(sizes, [t / n for n, t in zip(sizes, seconds)])
+    print(f"  {result['rows_into_stored']:,} into a store holding"
+          + "".join(f"  {size:,}: {elapsed:6.2f} s" for size, elapsed in zip(sizes, seconds))
+          + f"   (into an empty one {result['into_empty']:.2f} s)"
+          + ("" if exponent is None else f"   exponent in the store's size {exponent:.2f} "
+             "(0: independent of it)"))
+
+
+def survey_round_creation(households_sizes, variants=("hash indexes", "mongomock scan"),
+                          scan_up_to=1_000):
+    """A group-wide survey round end to end in process (worker_factory, intake mocked and
+    paged as intake pages): create_round (answers ``creating``), then the background work
+    (``prepare_rounds``, as its timer runs it) to the end: households read page by page,
+    invitations written, the round opened, every invitation issued and its notice handed to
+    a publisher (one that only counts), over four estates. On the embedded store with the
+    hash indexes, and (up to ``scan_up_to`` households) without them. CPU seconds of this
+    process, like ``store_costs``, and wall seconds: after one small round (imports, first
+    calls), the fastest of up to three rounds a size while they take under five seconds
+    together."""
     now = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
     results = {}
     for name in variants:
-        create_round(name, 40, now)
-        for size in households_sizes:
-            runs = [create_round(name, size, now)]
-            while len(runs) < 3 and sum(runs) < 5:
-                runs.append(create_round(name, size, now))
-            results.setdefault(name, []).append(min(runs))
-    return households_sizes, results
+        sizes = [size for size in households_sizes
+                 if name == "hash indexes" or size <= scan_up_to]
+        prepare_round(name, 40, now)
+        for size in sizes:
+            runs = [prepare_round(name, size, now)]
+            while len(runs) < 3 and sum(cpu for cpu, _, _ in runs) < 5:
+                runs.append(prepare_round(name, size, now))
+            results.setdefault(name, []).append((size, *min(runs)))
+    return results
 
 
-def create_round(variant, size, now):
-    """CPU seconds of one create_round inviting ``size`` households on a fresh store."""
+def prepare_round(variant, size, now):
+    """(CPU s, wall s, seconds create_round took) of one round inviting ``size`` households
+    on a fresh store, from create_round until every invitation is issued."""
     from unittest.mock import Mock
 
     import mongomock
@@ -699,37 +858,58 @@ def create_round(variant, size, now):
     from shared.actor import Caller
     from shared.clock import FrozenClock
 
-    def list_households(estate_id, filters):
-        return [{"id": f"{estate_id}-h{n}", "estate_id": estate_id, "building": str(n % 20),
-                 "unit": "1", "room": str(n), "occupied": True, "contacts": []}
-                for n in range(size // 4)]
+    per_estate = size // 4
+
+    def list_households(estate_id, filters, paged=False):
+        start = int(filters.get("cursor") or 0)
+        end = min(per_estate, start + (filters.get("limit") or per_estate))
+        items = [{"id": f"{estate_id}-h{n:07d}", "estate_id": estate_id,
+                  "building": str(n % 20), "unit": "1", "room": str(n), "occupied": True,
+                  "contacts": []} for n in range(start, end)]
+        return {"items": items, "next_cursor": str(end) if end < per_estate else None}
+
+    class CountingPublisher:
+        published = 0
+
+        def publish(self, event):
+            self.published += 1
 
     client = (embedded.new_client() if variant == "hash indexes"
               else mongomock.MongoClient(tz_aware=True))
-    store = SurveyRepository(client["bench_survey"])
+    store = SurveyRepository(client["bench_survey"], publisher=CountingPublisher())
     store.create_indexes()
     service = worker_factory(SurveyService, store=store, clock=FrozenClock(now),
                              intake=Mock(list_households=list_households), config={},
                              caller=Caller(None, None))
-    started = time.process_time()
+    started, wall = time.process_time(), time.perf_counter()
     round_ = service.create_round({
         "title": "bench", "estate_ids": ["e1", "e2", "e3", "e4"],
         "opens_at": "2026-06-01T08:00:00+08:00", "closes_at": "2026-06-15T18:00:00+08:00",
         "categories": ["cleaning", "order", "greening"]})
-    elapsed = time.process_time() - started
-    assert sum(round_["invited"].values()) == size // 4 * 4
-    assert store.db.invitations.count_documents({"status": "issued"}) == size // 4 * 4
-    return elapsed
+    answered = time.perf_counter() - wall
+    service.prepare_rounds()
+    elapsed, wall = time.process_time() - started, time.perf_counter() - wall
+    done = store.get_round(round_["id"])
+    assert done["status"] == "open" and done["progress"]["issued"] == per_estate * 4
+    assert store.db.invitations.count_documents({"status": "issued"}) == per_estate * 4
+    # every notice published (survey_round_opened per estate, then each invitation's)
+    assert store.publisher.published == per_estate * 4 + 4
+    return elapsed, wall, answered
 
 
-def print_survey_round_creation(sizes, results, limit=1.15):
-    print("survey create_round, households invited and issued (in process, intake mocked; "
-          "CPU s):")
-    for name, seconds in results.items():
-        per_household = [elapsed / size for size, elapsed in zip(sizes, seconds)]
-        print(f"  {name:15}" + "".join(f"  {size:,}: {elapsed:7.2f} s"
-                                       for size, elapsed in zip(sizes, seconds))
-              + exponent_note(growth_exponent(sizes, per_household), limit))
+def print_survey_round_creation(results, limit=1.15):
+    print("survey round, create_round + background work until every invitation is issued "
+          "(in process, intake mocked, paged; CPU s / wall s; create_round's own answer):")
+    for name, runs in results.items():
+        sizes = [size for size, _, _, _ in runs]
+        per_household = [cpu / size for size, cpu, _, _ in runs]
+        print(f"  {name:15}" + "".join(
+            f"  {size:,}: {cpu:6.2f} / {wall:6.2f} s ({answered * 1000:.0f} ms)"
+            for size, cpu, wall, answered in runs)
+            + exponent_note(growth_exponent(sizes, per_household), limit))
+        size, _, wall, _ = runs[-1]
+        print(f"  {'':15}  {size:,} households opened and invited in {wall:.1f} s wall: "
+              f"{size / wall:,.0f} invitations (and notices) a second")
 
 
 def main():
@@ -741,10 +921,27 @@ def main():
                         help="survey report benchmark sizes, comma-separated")
     parser.add_argument("--sampling-estates", type=int, default=10_000,
                         help="revisit sampling benchmark: estates of 100 repairs a month")
+    parser.add_argument("--import-sizes", default="5000,50000,500000",
+                        help="household import benchmark: rows into an empty store")
+    parser.add_argument("--import-stored", default="20000,200000,2000000",
+                        help="household import benchmark: households already stored when "
+                             "3,000 more are imported")
     parser.add_argument("--store-sizes", default="1000,10000,100000",
                         help="embedded store benchmark: documents, comma-separated")
-    parser.add_argument("--round-households", default="1000,3000",
-                        help="survey create_round benchmark: households, comma-separated")
+    parser.add_argument("--round-households", default="1000,10000,100000",
+                        help="survey round benchmark: households, comma-separated")
+    parser.add_argument("--dashboard-estates", default="100,1000,10000",
+                        help="headquarters dashboard benchmark: estates, comma-separated")
+    parser.add_argument("--revisit-stats-sizes", default="10000,100000,1000000",
+                        help="revisit_stats benchmark: revisits over 3,000 estates")
+    parser.add_argument("--notice-sizes", default="1000,10000,100000",
+                        help="notices benchmark: households of one broadcast, comma-separated")
+    parser.add_argument("--notice-baseline-sizes", default="100,1000",
+                        help="notices benchmark: the same through the dispatcher before "
+                             "batches (n²: small sizes only)")
+    parser.add_argument("--complaint-stats-sizes", default="10000,100000,1000000",
+                        help="complaint statistics benchmark: complaints stored over 3,000 "
+                             "estates, comma-separated")
     parser.add_argument("--gateway-clients", type=int, default=50)
     parser.add_argument("--gateway-seconds", type=float, default=10,
                         help="length of each gateway load run")
@@ -800,9 +997,34 @@ def main():
     if "store" in sections:
         print_embedded_store_growth(*embedded_store_growth(
             [int(size) for size in args.store_sizes.split(",") if size]))
+        print_relay_pass_growth(*relay_pass_growth(
+            [int(size) for size in args.store_sizes.split(",") if size]))
+    if "imports" in sections:
+        print_import_households_times(import_households_times(
+            [int(size) for size in args.import_sizes.split(",") if size],
+            [int(size) for size in args.import_stored.split(",") if size]))
     if "rounds" in sections:
-        print_survey_round_creation(*survey_round_creation(
+        print_survey_round_creation(survey_round_creation(
             [int(size) for size in args.round_households.split(",") if size]))
+    if "dashboard" in sections:
+        print_dashboard_render_times(dashboard_render_times(
+            [int(size) for size in args.dashboard_estates.split(",") if size]))
+    if "revisit-stats" in sections:
+        from bench.revisit_stats import print_revisit_stats_times, revisit_stats_times
+
+        print_revisit_stats_times(revisit_stats_times(
+            [int(size) for size in args.revisit_stats_sizes.split(",") if size]))
+    if "complaint-stats" in sections:
+        from bench.complaint_stats import complaint_stats_times, print_complaint_stats_times
+
+        print_complaint_stats_times(complaint_stats_times(
+            [int(size) for size in args.complaint_stats_sizes.split(",") if size]))
+    if "notices" in sections:
+        from bench.notices import notices_times, print_notices_times
+
+        print_notices_times(notices_times(
+            [int(size) for size in args.notice_sizes.split(",") if size],
+            [int(size) for size in args.notice_baseline_sizes.split(",") if size]))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ declares ``metadata={ACTOR_FIELD: "rung"}``: with an actor it becomes the actor'
 
 Context data, call-id stack included, is written by whoever publishes the call: it
 is trusted because only the services and the gateway hold broker credentials
-(DESIGN.md §9), not because it cannot be forged.
+(README: compose gives each its own broker user), not because it cannot be forged.
 """
 from collections.abc import Collection
 from dataclasses import dataclass

@@ -31,8 +31,9 @@ def embedded_client(service):
     if _embedded_client is None:
         _embedded_client = embedded.new_client()
         log.warning(
-            "%s: MONGO_URI is not set - using the embedded in-memory store; "
-            "data will NOT survive a restart", service,
+            "%s: MONGO_URI is not set - using the embedded in-memory store, for trying "
+            "the system and for tests (one process; lookups by a declared index's first "
+            "key, shared/embedded.py); data will NOT survive a restart", service,
         )
     return _embedded_client
 

@@ -4,7 +4,7 @@ mongomock keeps a collection's documents in a dict keyed by ``_id`` and answers
 every query, every unique-index check included, by a scan of all of them: each
 insert into a collection with a unique index cost as much as the collection was
 large (``survey.create_round``: n² in its invitations), and every lookup by
-token, estate or round grew with the data (DESIGN.md §10). Here a client from
+token, estate or round grew with the data. Here a client from
 ``new_client`` keeps, beside each collection, a hash index per field that
 starts a declared index (``create_index``/``create_indexes``), and answers from
 them:
@@ -16,6 +16,12 @@ them:
   is still checked against the whole filter by mongomock's ``filter_applies``
   and they come in the scan's order (the order documents were stored in), so
   mongomock's own sort, skip and limit see what the scan would have given.
+  A range (``$lt``, ``$lte``, ``$gt``, ``$gte`` of a plain value other than None,
+  with any other operators) on the first key of indexes that are all sparse takes
+  every document the
+  index holds: a range never matches a missing or null field, and a field that
+  exists only while there is work (the outbox's lease) is then found without
+  looking at the documents that have none (``Repository.relay_outbox``).
   Everything else is the ordinary scan; results are identical either way.
 * **What an index holds.** Every value mongomock's matching sees at the
   field's (dotted) path: each element of a list (multikey, as MongoDB does;
@@ -36,6 +42,10 @@ them:
   Each index remembers what it holds for each document, so the old entries of
   a changed document come out.
 
+Which queries still scan can be listed: ``recording_scans`` collects each (collection
+and the filter's shape, values left out), for the test that every query the services
+make has an index (``tests/unit/test_query_indexes.py``).
+
 Plain ``mongomock.MongoClient``s are left as they were, with only their one-id
 lookups answered without a scan (``_by_id``). For every client, mongomock's
 cursor no longer copies all its results for each document it hands out, nor
@@ -47,6 +57,7 @@ import functools
 import itertools
 import math
 from collections.abc import Mapping
+from contextlib import contextmanager
 from datetime import datetime
 
 import mongomock
@@ -108,12 +119,18 @@ class _HashIndex:
         self.loose.discard(key)
 
     def answers(self, values):
+        if values is HELD:     # only a sparse index leaves out the documents lacking it
+            return self.sparse
         return not (self.sparse and None in values)
 
     def size(self, values):
+        if values is HELD:
+            return len(self.held)
         return len(self.loose) + sum(len(self.keys.get(value, ())) for value in set(values))
 
     def lookup(self, values):
+        if values is HELD:
+            return set(self.held)
         found = set(self.loose)
         for value in set(values):
             found.update(self.keys.get(value, ()))
@@ -179,8 +196,10 @@ class _IndexedCollectionStore(CollectionStore):
         """The store keys of the documents ``filter`` may match, in the scan's order; None
         when no index can tell (the filter needs the scan)."""
         best = None
-        for field, values in _equalities(filter):
+        for field, values in _narrowing(filter):
             if field == "_id":
+                if values is HELD:
+                    continue
                 size = len(values)
             elif field in self.hashed and self.hashed[field].answers(values):
                 size = self.hashed[field].size(values)
@@ -198,15 +217,20 @@ class _IndexedCollectionStore(CollectionStore):
         return sorted(keys, key=self.order.__getitem__)
 
 
-def _equalities(filter):
+# The values of a condition any held value may meet: a range, never met by null or missing.
+HELD = object()
+_RANGE = frozenset({"$gt", "$gte", "$lt", "$lte"})
+
+
+def _narrowing(filter):
     """(field, values) for each condition of ``filter`` that only a document holding one
     of ``values`` at ``field`` can meet: plain equality or ``$in`` of plain values, at the
-    top or inside ``$and``."""
+    top or inside ``$and``; ``HELD`` for a range, met only where the field holds a value."""
     for field, condition in filter.items():
         if field == "$and" and isinstance(condition, list):
             for part in condition:
                 if isinstance(part, dict):
-                    yield from _equalities(part)
+                    yield from _narrowing(part)
         elif not isinstance(field, str) or field.startswith("$"):
             continue
         elif _plain(condition):
@@ -215,6 +239,10 @@ def _equalities(filter):
               and isinstance(condition["$in"], (list, tuple))
               and all(_plain(value) for value in condition["$in"])):
             yield field, list(condition["$in"])
+        elif isinstance(condition, dict) and any(      # (its other operators: checked after)
+                operator in _RANGE and _plain(value) and value is not None
+                for operator, value in condition.items()):
+            yield field, HELD
 
 
 class _IndexedDatabaseStore(DatabaseStore):
@@ -234,6 +262,35 @@ class _IndexedServerStore(ServerStore):
 # mongomock's Collection, answering from the indexes -------------------------------------
 
 _scan = Collection._iter_documents
+# (collection, query shape) of each scan while ``recording_scans`` runs; None otherwise.
+_scans: list | None = None
+
+
+@contextmanager
+def recording_scans():
+    """The queries the indexes could not answer, on the clients of ``new_client``, while
+    this runs: a list of (collection name, ``query_shape``)."""
+    global _scans
+    outer, _scans = _scans, []
+    try:
+        yield _scans
+    finally:
+        _scans = outer
+
+
+def query_shape(filter):
+    """A filter without its values: ``{"a": 1, "b": {"$lt": 2}}`` -> ``"a, b $lt"``."""
+    if not isinstance(filter, Mapping):
+        return "(not a filter)"
+    parts = []
+    for field, condition in filter.items():
+        if field in ("$and", "$or", "$nor") and isinstance(condition, list):
+            parts.append(f"{field}({'; '.join(map(query_shape, condition))})")
+        elif isinstance(condition, Mapping) and any(str(key).startswith("$") for key in condition):
+            parts.append(" ".join([field, *sorted(condition)]))
+        else:
+            parts.append(field)
+    return ", ".join(sorted(parts)) or "(all)"
 
 
 def _by_id(filter):
@@ -253,6 +310,8 @@ def _iter_documents(self, filter):
     else:
         keys = _by_id(filter)
     if keys is None:
+        if _scans is not None and isinstance(store, _IndexedCollectionStore):
+            _scans.append((self.name, query_shape(filter)))
         return _scan(self, filter)
     stored = store._documents
     # a snapshot, checked lazily, like the scan (an update_many changes them one by one)

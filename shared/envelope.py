@@ -81,6 +81,32 @@ def new_event(event_type, source, estate_id, data, at, key=None):
     return envelope
 
 
+def new_events(event_type, source, estate_id, rows, at, keys):
+    """``new_event`` for each of ``rows`` (with its ``key``): a batch of one type and estate
+    whose data have the same fields (a batch of invitations). The first is built and checked
+    as ``new_event`` does; each other is that envelope with its own id and the values that
+    differ dumped and checked one by one by the payload schema's own fields (checking whole
+    envelopes cost more than everything else a batch does)."""
+    if not rows:
+        return []
+    first = new_event(event_type, source, estate_id, rows[0], at, keys[0])
+    fields_ = _schema(EVENTS[event_type][1]).fields
+    events = [first]
+    for data, key in zip(rows[1:], keys[1:], strict=True):
+        if data.keys() != rows[0].keys():
+            raise ValueError(f"{event_type}: every event of a batch has the same fields")
+        payload = dict(first["data"])
+        for name, value in data.items():
+            if value != rows[0][name]:
+                payload[name] = fields_[name].serialize(name, data)
+                try:
+                    fields_[name].deserialize(payload[name], name, payload)
+                except ValidationError as error:
+                    raise InvalidInput({f"data.{name}": error.messages}) from None
+        events.append(dict(first, id=event_id(source, event_type, key), data=payload))
+    return events
+
+
 def parse_event(body):
     """The envelope with ``data`` loaded by its payload schema; ``InvalidInput`` if malformed."""
     envelope = load(_schema(EnvelopeSchema), body)

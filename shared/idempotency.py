@@ -1,5 +1,5 @@
 """Idempotent commands: a state-changing RPC takes effect once per request, however
-often the request comes (DESIGN.md §4: delivery is at least once, RPC included).
+often the request comes (delivery is at least once, RPC included).
 
 Which request: the caller's key, the keyword argument ``request_id`` (an id; the gateway
 sends one per HTTP request, from ``Idempotency-Key`` or a fresh one), kept apart per

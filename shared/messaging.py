@@ -1,4 +1,4 @@
-"""Reliable messaging over nameko (DESIGN.md §4).
+"""Reliable messaging over nameko (README: "Nothing lost, nothing done twice").
 
 * ``EventPublisher`` publishes envelopes on ``<service>.events`` with
   publisher confirms, persistent, routing key = event type.

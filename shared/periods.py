@@ -37,3 +37,10 @@ def period_bounds(period, timezone_name):
     zone = ZoneInfo(timezone_name)
     return tuple(datetime.combine(day, time(), zone).astimezone(UTC)
                  for day in (date(first_year, first_month, 1), following))
+
+
+def month_of(moment, timezone_name):
+    """The ``YYYY-MM`` month ``moment`` falls in, in that time zone: the month whose
+    ``period_bounds`` hold it (what counters kept per month are filed under)."""
+    local = moment.astimezone(ZoneInfo(timezone_name))
+    return f"{local.year:04d}-{local.month:02d}"

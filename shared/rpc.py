@@ -52,7 +52,10 @@ RPC_TIMEOUT_CONFIG_KEY = "RPC_TIMEOUT_SECONDS"
 DEFAULT_RPC_TIMEOUT_SECONDS = 30
 
 INTERNAL_KEYS = frozenset({"outbox", "outbox_lease", "handled_events", "version",
-                           "applied_requests"})
+                           "applied_requests",
+                           # revisit's statistics counters (services/revisit/repository.py)
+                           "stats_counted", "stats_pending", "stats_unsettled",
+                           "stats_settle_after"})
 
 
 class RpcTimeout(Exception):

@@ -5,6 +5,9 @@ document): a repository writes the change and its pending events in one
 document write, then publishes them with confirms and removes them. A relay
 in every instance republishes what a crash left behind; each document is
 claimed atomically through a lease so two instances do not both send it.
+The lease exists only while its document has events to send (it goes once the
+outbox is empty), under a sparse index: a relay pass looks at the documents
+with unsent events, never at the history.
 
 A write made while an idempotent RPC runs (``shared.idempotency``) records the request
 (its instance) in the document it changes, in the same write (``applied_requests``): a
@@ -141,7 +144,7 @@ class Repository:
         document = dict(document, **self._outbox_fields(events), **{OUTBOX: list(events)})
         document.setdefault(VERSION, 0)
         self.db[collection].insert_one(document)
-        if publish:
+        if publish and events:
             self.flush(collection, document["_id"], events)
         return document
 
@@ -154,15 +157,17 @@ class Repository:
         document = self.db[collection].find_one_and_update(
             query, update, return_document=ReturnDocument.AFTER
         )
-        if document is not None:
+        if document is not None and events:
             self.flush(collection, document["_id"], events)
         return document
 
-    def save_versioned(self, collection, document, events, handled_event=None):
+    def save_versioned(self, collection, document, events, handled_event=None, push=None):
         """Write an aggregate read earlier, if nobody changed it since (optimistic lock).
 
         With ``handled_event`` the write also records that event as applied, and
-        matches nothing if it already was: redelivery cannot apply it twice.
+        matches nothing if it already was: redelivery cannot apply it twice. ``push``
+        ({field: value}): appended to those lists in the same write (fields ``document``
+        does not set).
         """
         query = {"_id": document["_id"], VERSION: document.get(VERSION, 0)}
         update = {"$set": {
@@ -176,13 +181,16 @@ class Repository:
         if handled_event:
             query[HANDLED_EVENTS] = {"$ne": handled_event}
             update.setdefault("$push", {})[HANDLED_EVENTS] = handled_event
+        if push:
+            update.setdefault("$push", {}).update(push)
         saved = self.update_with_events(collection, query, update, events)
         if saved is None:
             raise ConcurrentUpdate(f"{collection} {document['_id']!r} changed meanwhile")
         return saved
 
     def flush(self, collection, document_id, events):
-        """Publish ``events`` (confirmed) and drop each from the outbox once the broker has it."""
+        """Publish ``events`` (confirmed) and drop each from the outbox once the broker has it;
+        then the lease too, if the outbox is empty."""
         if self.publisher is None:
             return
         for event in events:
@@ -194,22 +202,32 @@ class Repository:
             self.db[collection].update_one(
                 {"_id": document_id}, {"$pull": {OUTBOX: {"id": event["id"]}}}
             )
+        # Only if nothing was queued meanwhile (its write set the lease again, so the
+        # condition is checked in the same write as the unset).
+        self.db[collection].update_one(
+            {"_id": document_id, OUTBOX: {"$size": 0}, OUTBOX_LEASE: {"$exists": True}},
+            {"$unset": {OUTBOX_LEASE: ""}})
 
     def relay_outbox(self, lease=timedelta(seconds=30)):
-        """Send what earlier writes left in outboxes (a crash between write and publish)."""
+        """Send what earlier writes left in outboxes (a crash between write and publish).
+
+        Found by their lease alone (a sparse index: only documents with unsent events hold
+        one); a lease left on an empty outbox (a crash before its unset, data written
+        before leases went) is claimed once and dropped by ``flush``."""
         sent = 0
         for name in self.outbox_collections:
             while True:
                 now = _utcnow()
                 document = self.db[name].find_one_and_update(
-                    {f"{OUTBOX}.0": {"$exists": True}, OUTBOX_LEASE: {"$lt": now}},
+                    {OUTBOX_LEASE: {"$lt": now}},
                     {"$set": {OUTBOX_LEASE: now + lease}},
                     projection={OUTBOX: 1},
                 )
                 if document is None:
                     break
-                self.flush(name, document["_id"], document[OUTBOX])
-                sent += len(document[OUTBOX])
+                events = document.get(OUTBOX, [])
+                self.flush(name, document["_id"], events)
+                sent += len(events)
         return sent
 
 

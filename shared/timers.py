@@ -1,6 +1,6 @@
 """A nameko timer whose interval is read from the config when the service starts,
 so deployments tune it and tests run it fast. Every instance runs it: the work it
-does must be claimed atomically (DESIGN.md §4)."""
+does must be claimed atomically, so that two instances never both do it."""
 from nameko.timer import Timer
 
 

@@ -32,6 +32,24 @@ def embedded(repository_class):
     return repository
 
 
+def prepared(survey, round_):
+    """A survey round create_round answered (``creating``) once its invitations are written
+    and issued: ``survey`` a worker_factory service, whose background work runs here as its
+    timer would run it."""
+    survey.prepare_rounds()
+    return survey.get_round(round_["id"])
+
+
+def wait_until_prepared(rpc, round_, timeout=30):
+    """The same for running services: the round once their timer has prepared it (written,
+    and issued if it is open; a scheduled round waits for its opening)."""
+    def ready():
+        found = rpc.survey.get_round(round_["id"])
+        done = found["status"] == "scheduled" or found["progress"]["done"]
+        return found if found["status"] != "creating" and done else None
+    return wait_until(ready, timeout=timeout, interval=0.1, message=f"round {round_['id']} ready")
+
+
 class ServiceProcesses:
     """The four services as separate ``nameko run`` processes, as ``make run`` starts them."""
 

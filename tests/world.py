@@ -33,7 +33,7 @@ from shared.clock import FrozenClock
 from shared.config import load_config
 from shared.envelope import parse_event
 from shared.errors import HuifangError
-from tests.helpers import embedded
+from tests.helpers import embedded, prepared
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)     # Monday 10:00 in Shanghai
 NOBODY = Caller(None, None)
@@ -214,16 +214,16 @@ def build(clock=None):
     template = survey.save_template({"template_id": "tpl-1", "title": "物业服务满意度",
                                      "categories": ["cleaning", "greening", "repair_service"]})
     ids["template"] = template["template_id"]
-    opened = survey.create_round({
+    opened = prepared(survey, survey.create_round({
         "title": "2026 下半年满意度调查", "estate_ids": ["e-1"],
         "opens_at": (NOW - timedelta(hours=1)).isoformat(),
-        "closes_at": (NOW + timedelta(days=14)).isoformat(), "template_id": "tpl-1"})
+        "closes_at": (NOW + timedelta(days=14)).isoformat(), "template_id": "tpl-1"}))
     ids["round"] = opened["id"]
     ids["survey_token"] = survey.list_invitations(opened["id"])[0]["token"]
-    closed = survey.create_round({
+    closed = prepared(survey, survey.create_round({
         "title": "2026 上半年满意度调查", "estate_ids": ["e-1", "e-2"],
         "opens_at": (NOW - timedelta(hours=2)).isoformat(),
-        "closes_at": (NOW + timedelta(days=14)).isoformat()})
+        "closes_at": (NOW + timedelta(days=14)).isoformat()}))
     survey.submit_response(survey.list_invitations(closed["id"])[0]["token"],
                            {"answers": {"cleaning": 4}, "comments": {"general": "很好"}})
     survey.close_round(closed["id"])

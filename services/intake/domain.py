@@ -22,9 +22,12 @@ from shared.envelope import new_event
 from shared.errors import InvalidInput, InvalidTransition
 from shared.expected_state import already_done
 from shared.links import new_token
-from shared.masking import mask_email, mask_phone
+from shared.masking import mask_email, mask_phone, mask_text
+from shared.periods import month_of
 
 SOURCE = "intake"
+# How much of the owner's words a staff message quotes (complaint_assigned, _repeated).
+SUMMARY_CHARS = 60
 
 # action -> (states it may start from, state it leads to)
 TRANSITIONS = {
@@ -125,9 +128,9 @@ def register(complaint_id, data, earlier, policy, now):
     }))
     if repeat_of:
         events.append(_event(complaint, "complaint_repeated", now, {
-            key: complaint[key] for key in (
-                "repeat_of", "household_id", "category", "special_measures_due")
-        }))
+            **{key: complaint[key] for key in (
+                "repeat_of", "household_id", "category", "special_measures_due")},
+            "summary": summary(complaint)}))
     return _rescheduled(complaint, policy), events
 
 
@@ -245,6 +248,7 @@ def _assign(complaint, by, now, policy, department=None, assignee_id=None, exter
         "department": department, "assignee_id": assignee_id,
         "external_unit": external.get("unit"), "reply_promised_at": reply_promised_at,
         "assigned_at": now,
+        "reply_due": reply_promised_at or complaint["reply_due"], "summary": summary(complaint),
     })]
 
 
@@ -252,7 +256,7 @@ def _resolve(complaint, by, now, policy, resolution):
     complaint.update(resolution=resolution, resolved_at=now, resolved_by=by)
     _meet(complaint, ("reply", "promised_reply"), now)
     return resolution, [_event(complaint, "complaint_resolved", now,
-                               {"staff_id": by, "resolved_at": now})]
+                               {"staff_id": by, "resolved_at": now, "resolution": resolution})]
 
 
 def _close(complaint, by, now, policy, owner_signoff, closed_at=None):
@@ -289,7 +293,7 @@ def _request_review(complaint, by, now, policy, reason, requested_by=None):
     complaint["reviews"].append(review)
     complaint["deadlines"].append(_deadline("review", due, complaint["round"]))
     return reason, [_event(complaint, "complaint_review_requested", now, {
-        "review_no": review["no"], "requested_at": now, "due_at": due})]
+        "review_no": review["no"], "requested_at": now, "due_at": due, "reason": reason})]
 
 
 def _uphold_review(complaint, by, now, policy, finding):
@@ -309,7 +313,8 @@ def _decide_review(complaint, by, now, outcome, finding):
     review.update(outcome=outcome, finding=finding, decided_by=by, decided_at=now)
     _meet(complaint, ("review",), now)
     return _event(complaint, "complaint_reviewed", now, {
-        "review_no": review["no"], "outcome": outcome, "reviewer_id": by, "decided_at": now})
+        "review_no": review["no"], "outcome": outcome, "reviewer_id": by, "decided_at": now,
+        "finding": finding})
 
 
 STEPS = {
@@ -505,7 +510,10 @@ def _missed_this_round(complaint, now):
 
 def _rescheduled(complaint, policy):
     """Keep the fields the store queries by in step with the deadlines:
-    ``next_due_at`` (overdue when past) and ``alert_due_at`` (when the timer looks next)."""
+    ``next_due_at`` (overdue when past) and ``alert_due_at`` (when the timer looks next);
+    and ``stats_month``, the month of receipt its statistics count it in, in the estate's
+    time zone (a complaint stored before it had one gets it at its next change)."""
+    complaint.setdefault("stats_month", month_of(complaint["received_at"], policy.timezone))
     pending = open_deadlines(complaint)
     earliest = min(pending, key=lambda item: item["due_at"], default=None)
     complaint["next_due_at"] = earliest and earliest["due_at"]
@@ -607,6 +615,12 @@ def _not_in_the_future(moment, now, field):
 def _note(complaint, at, by, action, note):
     status = complaint["status"]
     complaint["history"].append(history_entry(at, by, action, status, status, note))
+
+
+def summary(complaint):
+    """The start of the owner's words for the staff who act on them: masked before it is
+    cut, so that no half of a number escapes the mask."""
+    return mask_text(complaint.get("content") or "")[:SUMMARY_CHARS]
 
 
 def _event(complaint, event_type, now, payload):

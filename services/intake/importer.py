@@ -8,14 +8,21 @@ contacts. Headers may be the RPC's field names or the usual Chinese ones
 (户号, 楼栋, 单元, 房号, 入住, 姓名, 电话, 邮箱, 首选渠道, 主联系人); other columns
 (面积, 备注 …) are ignored. The whole file is checked with the service's own
 schema first, errors name the spreadsheet line, and nothing is sent unless
-every line is right. Re-importing a list updates the households in it.
+every line is right. The households then go ``SEND_CHUNK`` at a time, each call
+stored whole or not at all, with the progress shown as each is stored; at the end
+the report says what was imported and which lines were not (and why). Re-importing
+a list updates the households in it: a list cut short is imported by running the
+command again.
 """
 import argparse
 import csv
 import sys
 from collections import defaultdict
+from collections.abc import Callable
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
+from typing import TextIO
 
 from shared.errors import InvalidInput
 from shared.schemas import intake as schemas
@@ -41,6 +48,8 @@ YES = {"true", "yes", "y", "1", "是", "已入住", "入住", "√", "✓"}
 NO = {"false", "no", "n", "0", "否", "未入住", "空置", "空置房", "×"}
 CHANNEL_WORDS = {"短信": "sms", "邮件": "email", "电子邮件": "email", "邮箱": "email",
                  "电话": "phone", "微信": "wechat"}
+# Households sent in one call: the unit of progress, and of what a refusal leaves out.
+SEND_CHUNK = 1000
 
 
 class SheetError(Exception):
@@ -256,17 +265,72 @@ def main(argv=None, out=sys.stdout, config=None):
         print(f"{args.file}: {len(rows)} households, {contacts} contacts, all valid "
               "(dry run: nothing sent)", file=out)
         return 0
-    result = _send(args.estate_id, rows, config, args.config)
-    if "errors" in result:
-        print(f"{args.file}: nothing imported, intake refused:", file=out)
-        print("\n".join(describe(server_errors(result["errors"], origins))), file=out)
+    with _connect(config, args.config) as call:
+        report = send_in_chunks(call, args.estate_id, rows, origins, out)
+    return print_report(args.file, args.estate_id, rows, report, out)
+
+
+def send_in_chunks(call: Callable[[str, list], dict], estate_id: str, rows: list[dict],
+                   origins: list[list[int]], out: TextIO, chunk: int = SEND_CHUNK) -> dict:
+    """Send ``rows`` ``chunk`` at a time through ``call(estate_id, rows)`` (the RPC: its
+    answer, or ``{"errors": ...}`` for a refusal), showing the progress. The report:
+    ``imported``, ``updated``, ``contacts`` stored, ``refused`` ({line: {column: [message]}}),
+    ``failed`` ([(first line, last line, why)]): a chunk intake could not store, and all
+    from the first one not answered on (the rest is not sent)."""
+    report = {"imported": 0, "updated": 0, "contacts": 0, "refused": {}, "failed": []}
+    for start in range(0, len(rows), chunk) if rows else [0]:
+        part, lines = rows[start:start + chunk], origins[start:start + chunk]
+        try:
+            answer = call(estate_id, part)
+        except Exception as exc:  # noqa: BLE001 - told, with where to start again
+            report["failed"].append(_lines(origins[start:], f"{type(exc).__name__}: {exc}"))
+            break
+        if "errors" in answer:
+            report["refused"].update(server_errors(answer["errors"], lines))
+            continue
+        stored = set(range(len(part)))
+        for failed in answer.get("failed", []):
+            first, last = failed["rows"]
+            report["failed"].append(_lines(lines[first:last + 1], failed["error"]))
+            stored -= set(range(first, last + 1))
+        report["imported"] += answer["imported"]
+        report["updated"] += answer["updated"]
+        report["contacts"] += sum(len(part[index]["contacts"]) for index in stored)
+        if len(rows) > chunk:
+            done = min(start + chunk, len(rows))
+            print(f"  {done:,} / {len(rows):,} households sent ({done / len(rows):.0%})",
+                  file=out, flush=True)
+    return report
+
+
+def _lines(origins, why):
+    numbers = [number for lines in origins for number in lines]
+    return min(numbers, default=0), max(numbers, default=0), why
+
+
+def print_report(file: str, estate_id: str, rows: list[dict], report: dict, out: TextIO) -> int:
+    """The end of the command: what was imported, what was not; 0 if all of it was."""
+    stored = report["imported"] + report["updated"]
+    if report["refused"] and not stored and not report["failed"]:
+        print(f"{file}: nothing imported, intake refused:", file=out)
+        print("\n".join(describe(report["refused"])), file=out)
         return 2
-    print(f"{args.file}: {result['imported']} households imported, {result['updated']} updated "
-          f"({contacts} contacts) into estate {args.estate_id}", file=out)
-    return 0
+    print(f"{file}: {report['imported']} households imported, {report['updated']} updated "
+          f"({report['contacts']} contacts) into estate {estate_id}", file=out)
+    if not report["refused"] and not report["failed"]:
+        return 0
+    print(f"{len(rows) - stored} households NOT imported; fix these and run the command "
+          "again (households already imported are updated, not doubled):", file=out)
+    if report["refused"]:
+        print("\n".join(describe(report["refused"])), file=out)
+    for first, last, why in report["failed"]:
+        print(f"lines {first}-{last}: not stored: {why}", file=out)
+    return 2
 
 
-def _send(estate_id, rows, config=None, config_path=None):
+@contextmanager
+def _connect(config=None, config_path=None):
+    """``call(estate_id, rows)``: intake's ``import_households``, a refusal as ``{"errors"}``."""
     import json
 
     from nameko.exceptions import RemoteError
@@ -276,12 +340,14 @@ def _send(estate_id, rows, config=None, config_path=None):
 
     config = config or load_config(config_path)
     with ClusterRpcProxy(config, timeout=300) as rpc:
-        try:
-            return rpc.intake.import_households(estate_id, rows)
-        except RemoteError as exc:
-            if exc.exc_type != "InvalidInput":
-                raise
-            return {"errors": json.loads(exc.value)}
+        def call(estate_id, rows):
+            try:
+                return rpc.intake.import_households(estate_id, rows)
+            except RemoteError as exc:
+                if exc.exc_type != "InvalidInput":
+                    raise
+                return {"errors": json.loads(exc.value)}
+        yield call
 
 
 if __name__ == "__main__":

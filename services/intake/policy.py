@@ -73,7 +73,7 @@ class ComplaintPolicy:
     owner_link_days: int = 90
     timezone: str = DEFAULT_TIMEZONE
     escalation_levels: tuple = DEFAULT_ESCALATION
-    # Major complaints go to the estate manager first, not the supervisor (DESIGN.md §2).
+    # Major complaints go to the estate manager first, not the supervisor (the group's rule).
     major_escalation_from: str | None = "manager"
     routing: MappingProxyType = field(default_factory=lambda: DEFAULT_ROUTING)
     # 「对业主投诉的紧急维修内容转报处理」: content that goes to repair at once

@@ -1,5 +1,7 @@
 """intake: households, complaints and work orders. Entrypoints only."""
+import functools
 import logging
+from collections import Counter
 from datetime import timedelta
 
 from nameko.dependency_providers import Config
@@ -13,7 +15,7 @@ from shared.dependencies import ClockProvider, Store
 from shared.errors import InvalidInput, NotFound
 from shared.idempotency import derived_id, idempotent
 from shared.messaging import handles
-from shared.periods import period_bounds
+from shared.periods import month_of, period_bounds, period_months
 from shared.rpc import ping, rpc, to_json
 from shared.schemas import intake as schemas
 from shared.schemas.base import load, require_id
@@ -49,6 +51,8 @@ class IntakeService:
     @rpc
     @idempotent
     def import_households(self, estate_id, rows):
+        """Every row checked first (a bad one: ``InvalidInput``, nothing written), then
+        stored a chunk at a time: the report names the chunks that failed."""
         require_id(estate_id, "estate_id")
         if not isinstance(rows, list):
             raise InvalidInput({"rows": ["expected a list of households"]})
@@ -57,7 +61,7 @@ class IntakeService:
         conflicts = domain.household_conflicts(estate_id, rows, existing)
         if conflicts:
             raise InvalidInput(conflicts)
-        return self.store.import_households(estate_id, rows, self.clock.now())
+        return self.store.import_households(estate_id, rows, set(existing), self.clock.now())
 
     @rpc
     def list_households(self, estate_id, filters=None, paged=False):
@@ -92,6 +96,30 @@ class IntakeService:
         source = complaint or self.store.find_work_order(ref)
         household_id = source["household_id"] if source else ref
         household = self.store.find_household(household_id) if household_id else None
+        contact = self._contact(complaint, source, household)
+        if contact is None:
+            raise NotFound("household, complaint or work order", ref)
+        return contact
+
+    @rpc
+    def get_contacts(self, refs):
+        """``get_contact`` for a batch of refs (notify's dispatcher): {ref: contact}, null
+        for a ref intake does not know (as ``get_contact``'s ``NotFound``, the others are
+        still answered). The same callers only; at most ``MAX_CONTACT_REFS`` refs."""
+        self.caller.require_service(self.contact_callers, "full contacts")
+        refs = load(schemas.ContactRefs(), {"refs": refs})["refs"]
+        complaints, orders, households = self.store.contact_sources(refs)
+        answer = {}
+        for ref in dict.fromkeys(refs):
+            complaint = complaints.get(ref)
+            source = complaint or orders.get(ref)
+            household_id = source["household_id"] if source else ref
+            answer[ref] = self._contact(complaint, source, households.get(household_id))
+        return answer
+
+    def _contact(self, complaint, source, household):
+        """The contact of a household, or of a complaint's or work order's reporter; None
+        when there is none. A complaint's carries the owner's link token."""
         if household is not None:
             contact = domain.preferred_contact(household.get("contacts", []))
             contact = {"household_id": household["_id"], "estate_id": household["estate_id"],
@@ -100,7 +128,7 @@ class IntakeService:
             contact = {"household_id": None, "estate_id": source["estate_id"],
                        "preferred_channel": "sms", **source["reporter"]}
         else:
-            raise NotFound("household, complaint or work order", ref)
+            return None
         if complaint is not None:   # a message about a complaint ends with the owner's link
             contact["owner_url_token"] = self.store.ensure_owner_token(
                 complaint["_id"], domain.new_owner_token())
@@ -226,21 +254,47 @@ class IntakeService:
 
     @rpc
     def complaint_stats(self, estate_id, period):
+        """The estate's figures for one period, from its counters (services/intake/stats.py)."""
         self._require_estate(estate_id)
         period = load(schemas.StatsQuery(), {"period": period})["period"]
-        return self._estate_figures(estate_id, period, self.clock.now())
+        counts = self.store.counted(period_months(period), estate_id).get(estate_id, {})
+        return self._figures(estate_id, period, counts, self.clock.now())
 
     @rpc
     def group_complaint_stats(self, period):
-        """Headquarters: every estate's figures and the group's, for one period."""
+        """Headquarters: every estate's figures and the group's, for one period, from one
+        read of the period's counters."""
         period = load(schemas.StatsQuery(), {"period": period})["period"]
         now = self.clock.now()
-        estates, everything = {}, []
+        counted = self.store.counted(period_months(period))
+        estates, total = {}, Counter()
         for estate_id in self.store.estate_ids():
-            figures = self._estate_figures(estate_id, period, now, everything)
-            estates[estate_id] = figures
-        return {"period": period, "estates": estates,
-                "total": stats.complaint_figures(everything, now)}
+            counts = counted.get(estate_id, {})
+            stats.add(total, counts)
+            estates[estate_id] = self._figures(estate_id, period, counts, now)
+        return {"period": period, "estates": estates, "total": stats.figures(total, now)}
+
+    @rpc
+    @idempotent
+    def check_statistics(self, data=None):
+        """Recount the complaint statistics' counters from the raw complaints and compare
+        with the kept ones; with ``repair`` the recount replaces them (run it while nothing
+        writes complaints: a store filled before the counters, or a difference found).
+        Complaints stored before the counters get their month of receipt first."""
+        options = load(schemas.CheckStatistics(), data)   # None: the defaults
+        unfiled = self.store.unfiled_complaints()
+        if unfiled and options["repair"]:
+            self.store.file_complaints({
+                complaint_id: month_of(received_at,
+                                       self.policies.for_estate(estate_id).timezone)
+                for complaint_id, estate_id, received_at in unfiled})
+        recounted, kept = self.store.recount()
+        found = stats.counter_differences(kept, recounted)
+        repaired = bool((found or unfiled) and options["repair"])
+        if repaired:
+            self.store.replace_counters(recounted)
+        return {"consistent": not found and not unfiled, "differences": found,
+                "unfiled": len(unfiled), "repaired": repaired}
 
     # the owner's page and the estate's online form (the gateway, no login) -------
 
@@ -316,6 +370,14 @@ class IntakeService:
             self._open_emergency_work_order(complaint)
         if sent:
             log.info("deadline alerts: %d event(s)", sent)
+
+    @timer_from_config("OVERDUE_SCAN_SECONDS", 60)
+    def settle_interrupted_counts(self):
+        """Finish adding to the statistics' counters what a writer that died half-way left
+        pending on its complaint (services/intake/repository.py)."""
+        settled = self.store.settle_counts()
+        if settled:
+            log.warning("statistics of %d complaint(s) settled after an interruption", settled)
 
     # work orders --------------------------------------------------------------
 
@@ -427,14 +489,17 @@ class IntakeService:
         self.store.add_work_order_once(order, events)
         self.store.work_order_opened(complaint["_id"])
 
-    def _estate_figures(self, estate_id, period, now, collect=None):
-        policy = self.policies.for_estate(estate_id)
-        start, end = period_bounds(period, policy.timezone)
-        complaints = self.store.complaints_received(estate_id, start, end, stats.FIELDS)
-        if collect is not None:
-            collect.extend(complaints)
-        return {"estate_id": estate_id, "period": period, "from": start.isoformat(),
-                "until": end.isoformat(), **stats.complaint_figures(complaints, now)}
+    def _figures(self, estate_id, period, counts, now):
+        start, end = self._bounds(period, self.policies.for_estate(estate_id).timezone)
+        return {"estate_id": estate_id, "period": period, "from": start, "until": end,
+                **stats.figures(counts, now)}
+
+    @staticmethod
+    @functools.lru_cache(maxsize=256)
+    def _bounds(period, timezone):
+        """The period's bounds in that zone, as the figures show them (the same for every
+        estate of a zone: worked out once)."""
+        return tuple(moment.isoformat() for moment in period_bounds(period, timezone))
 
     def _by_owner_token(self, token):
         """The complaint behind an owner's link that still works, and its estate's policy."""

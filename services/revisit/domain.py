@@ -15,6 +15,7 @@ import re
 from datetime import timedelta
 
 from services.revisit.policies import zone
+from services.revisit.sampling import month_of
 from shared.envelope import new_event
 from shared.errors import InvalidInput, InvalidTransition
 from shared.expected_state import already_done
@@ -66,6 +67,8 @@ def schedule(revisit, policy, now, token=new_token):
     Where the policy lets the owner answer online, the revisit gets its link's token now:
     the announcement, whenever it goes, carries it.
     """
+    # the month its statistics count it in, in the estate's time zone (``stats``)
+    revisit = dict(revisit, stats_month=month_of(revisit["source_at"], policy.timezone))
     if policy.answerable_online(revisit):
         # set only when minted: the unique index is sparse, and would count None as a value
         revisit = dict(revisit, online_token=token())
@@ -161,7 +164,7 @@ def routine_revisit_id(year, household_id, number=1):
 
 
 def plan_routine(estate_id, year, households, planned, policy, now):
-    """Fit every occupied household into one month of ``year`` (DESIGN.md §2).
+    """Fit every occupied household into one month of ``year`` (「年回访率100%」).
 
     ``households`` are the occupied ones (intake's ``list_households``), ``planned`` the
     routine revisits of that year already made. Households keep their month; new ones go
@@ -302,9 +305,9 @@ def record(revisit, outcome, policy, now, expected_status=None):
         raise InvalidInput({"method": [
             "an on-site visit needs an appointment the owner agreed to (book_appointment)"]})
     if outcome["method"] == "onsite" and now < visit_opens(revisit, policy):
-        raise InvalidInput({"method": [
+        raise InvalidInput({"method": [(
             f"the on-site visit is booked for {revisit['appointment_at'].isoformat()}; it can "
-            f"be recorded from {policy.onsite_early_minutes} minutes before, not earlier"]})
+            f"be recorded from {policy.onsite_early_minutes} minutes before, not earlier")]})
     promised = outcome.get("promised_reply_at")
     if promised is not None and promised <= now:
         raise InvalidInput({"promised_reply_at": ["must be in the future"]})
@@ -416,7 +419,8 @@ def online_outcome(answer):
     by the owner themselves (no staff), method ``online``."""
     return {"visitor_id": None, "method": ONLINE_METHOD, "reached": True,
             "satisfaction": answer["satisfaction"], "resolved": answer["resolved"],
-            "comments": answer["comments"], "signed_by": None, "promised_reply_at": None}
+            "comments": answer["comments"], "signed_by": None, "signature_png": None,
+            "promised_reply_at": None}
 
 
 def record_online(revisit, answer, policy, now):
@@ -434,6 +438,22 @@ def staff_view(revisit):
     view = {key: value for key, value in revisit.items() if key != "online_token"}
     view["online"] = bool(revisit.get("online_token"))
     return view
+
+
+def listed_view(revisit):
+    """A revisit as a list shows it: ``staff_view`` without the signatures' images (each
+    attempt says ``signed`` instead); ``get_revisit`` gives them."""
+    view = staff_view(revisit)
+    view["attempts"] = [_unsigned(attempt) for attempt in view.get("attempts") or []]
+    if view.get("outcome"):
+        view["outcome"] = _unsigned(view["outcome"])
+    return view
+
+
+def _unsigned(attempt):
+    unsigned = {key: value for key, value in attempt.items() if key != "signature_png"}
+    unsigned["signed"] = bool(attempt.get("signature_png"))
+    return unsigned
 
 
 # -- the timer ---------------------------------------------------------------------------

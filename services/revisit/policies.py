@@ -9,7 +9,7 @@ A policy is a class deriving from ``RevisitPolicy``, named in the entry-point gr
 
 A group installs its own policy with pip (its package declares the class under that
 group) and names it in config; no core file changes. Two ship here: ``default``
-(DESIGN.md §2) and ``in_home_repairs_30`` (the "30 % of in-home repairs" text).
+(the group's rules) and ``in_home_repairs_30`` (the "30 % of in-home repairs" text).
 """
 import math
 from dataclasses import dataclass, fields
@@ -62,7 +62,7 @@ def local_midnight(day, zone_name):
 def volume_table_quota(orders):
     """Work orders of a kind to revisit in a month of ``orders``; fractions round up.
 
-    「派工单在20张以上的,按固定值5张回访」 (sic: under 20, as DESIGN.md §2 reads it, or all if fewer)
+    「派工单在20张以上的,按固定值5张回访」 (sic: read as under 20, or all if fewer)
     「派工单在20-50张之间的,抽取派工单总量的30%进行回访」
     「派工单在50-100张之间的,抽取派工单总量的15%进行回访」
     「派工单在100张以上的,均按固定值20张回访」
@@ -83,7 +83,7 @@ def share_of(orders, share):
 
 @dataclass(frozen=True)
 class RevisitPolicy:
-    """The default policy: the rules of DESIGN.md §2, each beside the text it comes from."""
+    """The default policy: the group's rules, each beside the text it comes from."""
 
     timezone: str = "Asia/Shanghai"
     # 「投诉事件应在处理完毕后三天内进行回访」 (another text: 「三至五日内」)

@@ -2,6 +2,7 @@
 Entrypoints only."""
 import logging
 from datetime import timedelta
+from functools import partial
 
 from services.revisit import domain, sampling, stats
 from services.revisit.dependencies import Policies
@@ -88,6 +89,7 @@ class RevisitService:
             self.store.claim_overdue(revisit, *domain.mark_overdue(revisit, now))
         for revisit in self.store.replies_overdue(now):
             self.store.claim_reply_overdue(revisit, *domain.mark_reply_overdue(revisit, now))
+        self.store.settle_counts()   # what a crashed writer left of the statistics' counters
 
     @timer_from_config("REVISIT_MONTH_CLOSING_SECONDS", 3600)
     def close_finished_months(self):
@@ -111,7 +113,7 @@ class RevisitService:
     def list_revisits(self, filters=None, paged=False):
         filters = paging.load_filters(schemas.RevisitFilters(), filters, paged)
         revisits, next_cursor = self.store.list(filters)
-        return paging.answer([to_json(domain.staff_view(revisit)) for revisit in revisits],
+        return paging.answer([to_json(domain.listed_view(revisit)) for revisit in revisits],
                              next_cursor, paged)
 
     @rpc
@@ -234,28 +236,33 @@ class RevisitService:
 
     @rpc
     def revisit_stats(self, estate_id, period):
+        """From the counters kept per estate × month (``stats``), and what is overdue now."""
         query = load(schemas.RevisitStatsQuery(), {"estate_id": estate_id, "period": period})
         estate_id, period, now = query["estate_id"], query["period"], self.clock.now()
         if estate_id is not None:
             self._require_estate(estate_id)
         policy = self._policy(estate_id) if estate_id else self.policies.default
-        months = period_months(period)
         since, until = period_bounds(period, policy.timezone)
-        revisits = self.store.revisits_for_stats(estate_id, since, until)
-        orders = self.store.work_orders_for_stats(estate_id, months)
+        buckets = self._stats_counters(estate_id, period_months(period), policy, since, until)
+        late = self.store.overdue_now(estate_id, since, until, now)
+        result = to_json({"estate_id": estate_id, "period": period, "from": since,
+                          "until": until, **stats.figures(buckets, late, self._quota_for, now)})
+        if estate_id is None:   # numbers and names only: JSON as they are
+            result["estates"] = stats.figures_by_estate(buckets, late, self._quota_for, now)
+        return result
 
-        def quota_for(estate):
-            return self._policy(estate).quota
-
-        result = {"estate_id": estate_id, "period": period, "from": since, "until": until,
-                  **stats.revisit_stats(revisits, orders, quota_for, now)}
-        if estate_id is None:
-            estates = sorted({r["estate_id"] for r in revisits} | {o["estate_id"] for o in orders})
-            result["estates"] = {estate: stats.revisit_stats(
-                [r for r in revisits if r["estate_id"] == estate],
-                [o for o in orders if o["estate_id"] == estate], quota_for, now)
-                for estate in estates}
-        return to_json(result)
+    @rpc
+    @idempotent
+    def check_statistics(self, data=None):
+        """Recount the statistics' counters from the raw revisits and work orders and
+        compare; with ``repair`` the recount replaces them (run it while nothing writes)."""
+        options = load(schemas.CheckStatistics(), data)   # None: the defaults
+        recounted, kept = self.store.recount(self._stats_month)
+        found = stats.differences(kept, recounted)
+        if found and options["repair"]:
+            self.store.replace_counters(recounted, self._stats_month)
+        return {"consistent": not found, "differences": found,
+                "repaired": bool(found and options["repair"])}
 
     @rpc
     def get_policy(self, estate_id):
@@ -266,6 +273,29 @@ class RevisitService:
 
     def _policy(self, estate_id):
         return self.policies.for_estate(estate_id)
+
+    def _stats_month(self, revisit):
+        """The month a revisit stored before counters existed is counted in."""
+        return sampling.month_of(revisit["source_at"], self._policy(revisit["estate_id"]).timezone)
+
+    def _quota_for(self, estate_id):
+        return partial(sampling.quota, self._policy(estate_id))
+
+    def _stats_counters(self, estate_id, months, policy, since, until):
+        """The period's estate-month counters. Each estate's months are its own time
+        zone's: across estates (the default's months) one configured with another zone is
+        recounted from its documents instead."""
+        elsewhere = set() if estate_id else {
+            estate for estate, its_policy in self.policies.estates.items()
+            if its_policy.timezone != policy.timezone}
+        buckets = [bucket for bucket in self.store.counters(estate_id, months)
+                   if bucket[0] not in elsewhere]
+        for estate in sorted(elsewhere):
+            recounted = stats.recount(self.store.revisits_for_stats(estate, since, until),
+                                      self.store.work_orders_for_stats(estate, months))
+            buckets += [(estate, month, stats.nested(counts))
+                        for (_, month), counts in recounted.items()]
+        return buckets
 
     def _require_estate(self, estate_id):
         """Estates are intake's: one it does not know is ``NotFound`` here too."""

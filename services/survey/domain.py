@@ -1,7 +1,7 @@
 """Satisfaction surveys: templates, rounds, invitations, answers, statistics, ranking and
 rectification. Pure Python.
 
-Policy texts (../shared/seed): 「服务中心每半年进行一次业主/用户意见调查」 and the report
+Policy texts: 「服务中心每半年进行一次业主/用户意见调查」 and the report
 gives 「调查表的回收份数、总的满意率以及分项满意率、业主/用户对物业服务、管理的意见(共性的意见)」.
 """
 import hashlib
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from services.survey import opinions
-from shared.envelope import new_event
+from shared.envelope import new_event, new_events
 from shared.errors import InvalidInput, InvalidTransition
 from shared.expected_state import already_done
 from shared.links import new_token  # unguessable: the token alone lets its holder answer
@@ -66,15 +66,19 @@ CLOSED_ROUND = "this survey has closed"
 class SurveyPolicy:
     """Defaults a round may override; ``SURVEY_POLICY`` in config.yaml.
 
-    DESIGN.md §2: "reminders go to those who have not answered"; "a small sample must
+    The group's rules: "reminders go to those who have not answered"; "a small sample must
     not win a ranking by luck, so rankings use a confidence bound and a minimum sample".
     """
 
     reminder_interval_days: float = 3
     max_reminders: int = 2
     min_ranked_returns: int = 30
-    # a round still being written after this long was left by a crash: it is abandoned
-    creation_timeout_minutes: float = 10
+    # households read from intake per page, and invitations written and issued per batch
+    # (intake pages by at most 1000)
+    round_batch_size: int = 1000
+    # a round's background work is held this long from its last batch: after that (its
+    # worker died) another instance takes it over
+    round_work_lease_seconds: float = 60
     # a response stored but not counted after this long was left by a crash: it is counted
     response_grace_seconds: float = 60
     timezone: str = "Asia/Shanghai"
@@ -186,21 +190,24 @@ def replay(round_, data):
     return round_
 
 
-def plan_round(round_id, data, template, households, policy, now, token=new_token,
-               created_by=None):
-    """The round (status ``creating``), its invitations (``pending``) and its empty tallies;
-    ``created_by`` the person who asked for it, when a person did (the gateway).
-
-    ``households`` maps each estate of the round to the households intake listed for it
-    (``household_filters``). Nothing is announced yet: ``activate`` opens the round once
-    all of it is stored. A round made for a client's ``request_id`` keeps it with a
-    fingerprint of the request, so a retry finds it (``replay``).
-    """
-    empty = [estate_id for estate_id in data["estate_ids"] if not households.get(estate_id)]
+def check_households(data, empty):
+    """Refuse a round with estates where intake lists nobody to invite (``empty``)."""
     if empty:
         which = "occupied households" if data["occupied_only"] else "households"
         raise InvalidInput({"estate_ids": [
             f"{estate_id}: no {which} to invite" for estate_id in empty]})
+
+
+def plan_round(round_id, data, template, policy, now, created_by=None):
+    """The round (status ``creating``) as create_round stores it; ``created_by`` the
+    person who asked for it, when a person did (the gateway).
+
+    Its invitations are written, then issued, in the background a batch at a time
+    (``read_households``, ``finish_writing``, ``issue_batch``), recorded in ``progress``.
+    Nothing is announced until all of them are written. A round made for a client's
+    ``request_id`` keeps it with a fingerprint of the request, so a retry finds it
+    (``replay``).
+    """
     base = resolve_categories(
         data["categories"] if data["categories"] is not None else template["categories"],
         template, "categories")
@@ -215,8 +222,6 @@ def plan_round(round_id, data, template, households, policy, now, token=new_toke
     sample = dict(data["sample"])
     if sample["mode"] == "stratified":
         sample.setdefault("seed", seed_from(round_id))
-    chosen = {estate_id: choose_households(households[estate_id], sample)
-              for estate_id in data["estate_ids"]}
     reminders = {
         "interval_days": data["reminders"].get("interval_days", policy.reminder_interval_days),
         "max": data["reminders"].get("max", policy.max_reminders),
@@ -242,8 +247,10 @@ def plan_round(round_id, data, template, households, policy, now, token=new_toke
         "sample": sample,
         "reminders": reminders,
         "status": "creating",
-        "households": {estate_id: len(households[estate_id]) for estate_id in chosen},
-        "invited": {estate_id: len(chosen[estate_id]) for estate_id in chosen},
+        # per estate, counted as its households are read
+        "households": {estate_id: 0 for estate_id in data["estate_ids"]},
+        "invited": {estate_id: 0 for estate_id in data["estate_ids"]},
+        "progress": new_progress(now),
         "created_at": now,
         "closed_at": None,
         "published": {},
@@ -253,12 +260,7 @@ def plan_round(round_id, data, template, households, policy, now, token=new_toke
         # only then: the store's unique index on request_id skips rounds without one
         round_.update(request_id=data["request_id"],
                       request_fingerprint=request_fingerprint(data))
-    invitations = [
-        _invitation(round_, estate_id, household, token())
-        for estate_id in round_["estate_ids"] for household in chosen[estate_id]
-    ]
-    tallies = [empty_tally(round_, estate_id) for estate_id in round_["estate_ids"]]
-    return round_, invitations, tallies
+    return round_
 
 
 def _by(record, field, person):
@@ -277,10 +279,11 @@ def _merge(first, second, field):
     return first + second
 
 
-def _invitation(round_, estate_id, household, token):
+def _invitation(round_, estate_id, household, token, batch):
     return {
         "_id": invitation_id(round_["_id"], household["id"]),
         "round_id": round_["_id"],
+        "issue_batch": batch_key(round_["_id"], batch),
         "estate_id": estate_id,
         "household_id": household["id"],
         # where the household lives, for staff
@@ -360,16 +363,104 @@ def choose_households(households, sample):
     return sorted(chosen, key=lambda household: household["id"])
 
 
-# opening, issuing, reminding --------------------------------------------------------
+# writing and issuing a round in the background ------------------------------------------
+#
+# A round's invitations are written from intake's pages, then issued, a batch at a time by
+# the instance holding the round's lease. ``progress`` says how far it got and where to go
+# on; each step is computed from it alone, so a batch done again after a crash gives the
+# same invitations (ids from the household), counts and events (ids from the invitation).
 
-def activate(round_, now):
-    """A fully stored round becomes open (announced per estate) or waits for opens_at."""
+def new_progress(now):
+    return {
+        "households_seen": 0, "invited": 0, "issued": 0,
+        # where reading stands: the estate (its place in estate_ids) and intake's cursor in it
+        "estate_index": 0, "cursor": None,
+        # invitation batches written (numbered from 0), and how many of them are issued
+        "batches": 0, "issued_batches": 0,
+        "done": False,                       # every invitation written and issued
+        "lease_until": now, "worker": None,  # who works on it, until when (the store's claim)
+    }
+
+
+def batch_key(round_id, number):
+    """The batch an invitation is written and issued with (indexed: a batch is read without
+    the round's other invitations)."""
+    return f"{round_id}/{number}"
+
+
+def reading(round_):
+    """(estate, intake's cursor in it) to read next; None once every estate is read."""
+    progress = round_["progress"]
+    if progress["estate_index"] >= len(round_["estate_ids"]):
+        return None
+    return round_["estate_ids"][progress["estate_index"]], progress["cursor"]
+
+
+def reads_whole_estates(round_):
+    """A stratified sample draws from all of an estate's households at once, so its estates
+    are read whole; when everyone is invited, a page at a time (the cursor is kept)."""
+    return round_["sample"]["mode"] != "all"
+
+
+def read_households(round_, estate_id, households, next_cursor, batch_size, token=new_token):
+    """``households`` intake listed for ``estate_id`` (a page, or the whole estate for a
+    sample) and its cursor after them (None: the estate is read): their invitations, in
+    numbered batches, and the round with its counts and progress past them."""
+    chosen = households if round_["sample"]["mode"] == "all" else \
+        choose_households(households, round_["sample"])
+    progress = dict(round_["progress"])
+    invitations = []
+    for start in range(0, len(chosen), batch_size):
+        invitations += [_invitation(round_, estate_id, household, token(), progress["batches"])
+                        for household in chosen[start:start + batch_size]]
+        progress["batches"] += 1
+    progress.update(households_seen=progress["households_seen"] + len(households),
+                    invited=progress["invited"] + len(invitations), cursor=next_cursor,
+                    estate_index=progress["estate_index"] + (next_cursor is None))
+    return invitations, dict(
+        round_, progress=progress,
+        households={**round_["households"],
+                    estate_id: round_["households"][estate_id] + len(households)},
+        invited={**round_["invited"], estate_id: round_["invited"][estate_id] + len(invitations)})
+
+
+def finish_writing(round_, now):
+    """Every invitation written: the round opens (announced per estate; its invitations are
+    issued next) or waits for opens_at."""
     if round_["status"] != "creating":
         raise InvalidTransition("survey round", round_["_id"], round_["status"], "activate")
+    progress = dict(round_["progress"],
+                    done=round_["progress"]["issued_batches"] >= round_["progress"]["batches"])
+    round_ = dict(round_, status="scheduled", progress=progress)
     if now < round_["opens_at"]:
-        return dict(round_, status="scheduled"), []
-    return open_round(dict(round_, status="scheduled"), now)
+        return round_, []
+    return open_round(round_, now)
 
+
+def issue_batch(round_, invitations, now):
+    """A written batch of the round's invitations (``batch_key``): the changes that send
+    those still pending (the same for each: they all expire when the round closes), the
+    ``survey_invitation_issued`` of every invitation the batch sends — now, or in a run
+    that died before its events were kept (ids derived from the invitation: the same
+    whoever builds them) — and the round with its progress past the batch."""
+    changes = {"status": "issued", "issued_at": now, "next_reminder_at": _next_reminder(
+        round_, {"expires_at": round_["closes_at"]}, now, 0)}
+    sent = [invitation for invitation in invitations
+            if invitation["status"] == "pending" or invitation["issued_at"] is not None]
+    events = []
+    for estate_id in dict.fromkeys(invitation["estate_id"] for invitation in sent):
+        of_estate = [invitation for invitation in sent if invitation["estate_id"] == estate_id]
+        events += new_events("survey_invitation_issued", SOURCE, estate_id,
+                             [_issued(round_, invitation) for invitation in of_estate], now,
+                             keys=[invitation["_id"] for invitation in of_estate])
+    progress = dict(round_["progress"])
+    progress.update(issued=progress["issued"] + len(sent),
+                    issued_batches=progress["issued_batches"] + 1)
+    progress["done"] = progress["issued_batches"] >= progress["batches"]
+    return changes, events, dict(round_, progress=progress)
+
+
+# opening, issuing, reminding --------------------------------------------------------
 
 def open_round(round_, now):
     if round_["status"] != "scheduled":
@@ -388,7 +479,8 @@ def open_round(round_, now):
 
 
 def abandon(round_, now):
-    """A round whose creation a crash interrupted: never announced, now given up."""
+    """A round whose invitations cannot be written (an estate intake no longer knows):
+    never announced, given up."""
     if round_["status"] != "creating":
         raise InvalidTransition("survey round", round_["_id"], round_["status"], "abandon")
     return dict(round_, status="abandoned", abandoned_at=now)
@@ -398,12 +490,17 @@ def issue(round_, invitation, now):
     """The changes that send a pending invitation, and its ``survey_invitation_issued``."""
     changes = {"status": "issued", "issued_at": now,
                "next_reminder_at": _next_reminder(round_, invitation, now, 0)}
-    event = new_event("survey_invitation_issued", SOURCE, invitation["estate_id"], {
-        "invitation_id": invitation["_id"],
-        **{key: invitation[key] for key in ("round_id", "household_id", "token", "expires_at")},
-        "title": round_["title"],
-    }, now, key=invitation["_id"])   # an invitation is issued once
+    event = new_event("survey_invitation_issued", SOURCE, invitation["estate_id"],
+                      _issued(round_, invitation), now,
+                      key=invitation["_id"])   # an invitation is issued once
     return changes, [event]
+
+
+def _issued(round_, invitation):
+    return {"invitation_id": invitation["_id"],
+            **{key: invitation[key]
+               for key in ("round_id", "household_id", "token", "expires_at")},
+            "title": round_["title"]}
 
 
 def remind(round_, invitation, now):
@@ -574,12 +671,12 @@ def response_rate(returned, invited):
 
 
 def satisfaction_rate(satisfied, answered):
-    """DESIGN.md §2: Satisfaction rate = answers of 4 or 5 ÷ answers given (N/A excluded)."""
+    """Satisfaction rate = answers of 4 or 5 ÷ answers given (N/A excluded)."""
     return _ratio(satisfied, answered)
 
 
 def score(score_sum, answered):
-    """DESIGN.md §2: Score = mean of answer × 20. (100 points, one decimal; None if unanswered)"""
+    """Score = mean of answer × 20. (100 points, one decimal; None if unanswered)"""
     return round(score_sum / answered * 20, 1) if answered else None
 
 

@@ -23,6 +23,8 @@ still in ``in_flight``: an id leaves it only after its response is marked
 counted). ``recount`` checks the tallies against the raw responses with a
 MongoDB aggregation pipeline and can repair them.
 """
+import logging
+import uuid
 from typing import ClassVar
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
@@ -30,7 +32,7 @@ from pymongo.errors import DuplicateKeyError
 
 from services.survey import opinions
 from shared.paging import find_page
-from shared.store import Repository, estate_scope, request_marker, with_request
+from shared.store import OUTBOX, VERSION, Repository, estate_scope, request_marker, with_request
 
 PENDING_RESPONSE = "pending_response"
 # A questionnaire being filled in (never shown to staff: it would undo anonymity).
@@ -42,6 +44,11 @@ RECTIFICATION_ORDER = [("estate_id", ASCENDING), ("due_at", ASCENDING), ("_id", 
 # list filters that are not plain equality on a stored field
 NOT_EQUALITY = ("estate_id", "estate_ids", "limit", "cursor", "overdue")
 
+# What a round's background work changes on it (``save_work``).
+WORK_FIELDS = ("status", "households", "invited", "opened_at", "abandoned_at")
+
+log = logging.getLogger(__name__)
+
 
 class SurveyRepository(Repository):
     indexes: ClassVar[dict] = {
@@ -52,13 +59,19 @@ class SurveyRepository(Repository):
                    IndexModel(ROUNDS_NEWEST_FIRST),
                    IndexModel([("estate_ids", ASCENDING), *ROUNDS_NEWEST_FIRST]),
                    # one round per client request; rounds made without one are not indexed
-                   IndexModel([("request_id", ASCENDING)], unique=True, sparse=True)],
+                   IndexModel([("request_id", ASCENDING)], unique=True, sparse=True),
+                   # rounds with invitations still to write or issue (claim_round_work)
+                   IndexModel([("progress.done", ASCENDING), ("progress.lease_until", ASCENDING)],
+                              sparse=True)],
         "invitations": [
             IndexModel([("token", ASCENDING)], unique=True),
             IndexModel([("round_id", ASCENDING), *INVITATION_ORDER]),
             IndexModel([("round_id", ASCENDING), ("status", ASCENDING),
                         ("next_reminder_at", ASCENDING)]),
             IndexModel([(f"{PENDING_RESPONSE}.claimed_at", ASCENDING)], sparse=True),
+            # a batch of a round's invitations, written and issued together (one string:
+            # the embedded store looks up by the first key of an index)
+            IndexModel([("issue_batch", ASCENDING)], sparse=True),
         ],
         "responses": [IndexModel([("round_id", ASCENDING), ("estate_id", ASCENDING)]),
                       IndexModel([("count_after", ASCENDING)], sparse=True)],
@@ -69,7 +82,8 @@ class SurveyRepository(Repository):
             IndexModel([("status", ASCENDING), ("due_at", ASCENDING)]),
         ],
     }
-    outbox_collections = ("rounds", "invitations", "rectifications")
+    # invitation_batches: the events of a batch of invitations issued together
+    outbox_collections = ("rounds", "invitations", "invitation_batches", "rectifications")
 
     # templates -----------------------------------------------------------------
 
@@ -104,23 +118,16 @@ class SurveyRepository(Repository):
 
     # rounds --------------------------------------------------------------------
 
-    def create_round(self, round_, invitations, tallies):
-        """Store a round being created (announcing nothing), its invitations and tallies.
-
-        Until ``activate`` the round stays ``creating``; a crash before that leaves a
-        round the schedule abandons, never a half-invited round anyone was told about.
-        False (nothing written) if another call stored a round for the same
-        ``request_id`` first.
-        """
+    def create_round(self, round_):
+        """Store a round being created (announcing nothing; ``claim_round_work`` writes and
+        issues its invitations). False (nothing written) if another call stored a round for
+        the same ``request_id`` first."""
         try:
             self.insert_with_events("rounds", round_, [])
         except DuplicateKeyError:
             if round_.get("request_id") is None:
                 raise
             return False
-        for collection, documents in (("invitations", invitations), ("tallies", tallies)):
-            if documents:
-                self.db[collection].insert_many(documents)
         return True
 
     def round_for_request(self, request_id):
@@ -158,6 +165,87 @@ class SurveyRepository(Repository):
             query[field] = {"$lte": before}
         return list(self.db.rounds.find(query))
 
+    # a round's invitations written and issued in the background ------------------------
+
+    def claim_round_work(self, now, lease):
+        """A round with invitations to write (``creating``) or issue (``open``) that nobody
+        holds (its lease lapsed: never taken, or its worker died), held for ``lease`` by a
+        new worker id; None if there is none."""
+        return self.db.rounds.find_one_and_update(
+            {"progress.done": False, "progress.lease_until": {"$lte": now},
+             "status": {"$in": ["creating", "open"]}},
+            {"$set": {"progress.lease_until": now + lease,
+                      "progress.worker": uuid.uuid4().hex}},
+            return_document=ReturnDocument.AFTER)
+
+    def save_work(self, round_, events, status, lease_until):
+        """A batch's progress (and a new status, with ``events``) on a round still in
+        ``status`` and held by this worker, holding it until ``lease_until``; None if another
+        worker took it over or the round moved on (closed)."""
+        progress = round_["progress"]
+        changes = {key: round_[key] for key in WORK_FIELDS if key in round_}
+        changes["progress"] = dict(progress, lease_until=lease_until)
+        update = {"$set": changes}
+        if round_["status"] != status:   # a change of state: read-then-save writers notice
+            update["$inc"] = {VERSION: 1}
+        return self.update_with_events(
+            "rounds", {"_id": round_["_id"], "status": status,
+                       "progress.worker": progress["worker"]}, update, events)
+
+    def add_tallies(self, tallies):
+        """The round's empty tallies, unless there (a worker taking a round over)."""
+        for tally in tallies:
+            self.db.tallies.update_one({"_id": tally["_id"]}, {"$setOnInsert": tally},
+                                       upsert=True)
+
+    def write_invitations(self, invitations):
+        """Insert what is not there yet: one lookup a batch finds what a worker that died
+        wrote already (an invitation's id comes from its household)."""
+        if not invitations:
+            return
+        written = {document["_id"] for document in self.db.invitations.find(
+            {"_id": {"$in": [invitation["_id"] for invitation in invitations]}}, {"_id": 1})}
+        fresh = [invitation for invitation in invitations if invitation["_id"] not in written]
+        if fresh:
+            self.db.invitations.insert_many(fresh)
+
+    def invitation_batch(self, batch_key):
+        return list(self.db.invitations.find({"issue_batch": batch_key}))
+
+    def issue_invitations(self, batch_key, changes, events):
+        """Send a batch: its pending invitations get ``changes`` in one write, then the
+        batch's events are kept in one document (``invitation_batches``: its outbox) and
+        published. The two writes are not one: a worker that dies between them has not
+        saved its progress past the batch, and the one that takes the round over does the
+        batch again — sending none twice (only pending invitations change) and keeping the
+        events once (the batch's document is inserted once)."""
+        self.db.invitations.update_many({"issue_batch": batch_key, "status": "pending"},
+                                        {"$set": changes})
+        try:
+            self.insert_with_events("invitation_batches", {"_id": batch_key}, events,
+                                    publish=False)
+        except DuplicateKeyError:
+            return   # kept by a run that died before its progress: the relay sends them
+        self._publish_batch(batch_key, events)
+
+    def _publish_batch(self, batch_key, events):
+        """``flush`` for a batch's document: one write drops what the broker took (what it
+        did not take stays for the relay)."""
+        if self.publisher is None:
+            return
+        published = []
+        try:
+            for event in events:
+                self.publisher.publish(event)
+                published.append(event["id"])
+        except Exception:
+            log.exception("events of %s stay in the outbox for the relay", batch_key)
+        if len(published) == len(events):
+            self.db.invitation_batches.update_one({"_id": batch_key}, {"$set": {OUTBOX: []}})
+        elif published:
+            self.db.invitation_batches.update_one({"_id": batch_key}, {
+                "$pull": {OUTBOX: {"id": {"$in": published}}}})
+
     def discard_round_data(self, round_id):
         """What an abandoned round left while being created: its invitations, its tallies
         and its hold on the client's request id (a retry makes a new round)."""
@@ -180,15 +268,6 @@ class SurveyRepository(Repository):
         return find_page(self.db.invitations, {"round_id": round_id, **estate_scope(filters)},
                          INVITATION_ORDER, filters.get("limit"), filters.get("cursor"),
                          projection={PENDING_RESPONSE: 0, DRAFT: 0})
-
-    def pending_invitations(self, round_id, limit=1000):
-        return list(self.db.invitations.find({"round_id": round_id, "status": "pending"})
-                    .limit(limit))
-
-    def issue_invitation(self, invitation_id, changes, events):
-        """Send a pending invitation; None if another instance did already."""
-        return self.update_with_events(
-            "invitations", {"_id": invitation_id, "status": "pending"}, {"$set": changes}, events)
 
     def reminders_due(self, round_id, now, limit=1000):
         return list(self.db.invitations.find({

@@ -73,29 +73,25 @@ class SurveyService:
     @rpc
     @idempotent
     def create_round(self, data):
-        """A round; called again with the same ``request_id``, the round that call made."""
+        """A round, answered at once (``creating``): ``prepare_rounds`` writes and issues its
+        invitations in the background (its ``progress``). Called again with the same
+        ``request_id``, the round that call made."""
         data = load(schemas.CreateRound(), data)
         if data["request_id"] and (earlier := self.store.round_for_request(data["request_id"])):
             return to_json(domain.replay(earlier, data))
         round_id = derived_id("rnd") or domain.new_round_id()
         made = self.store.find_round(round_id)
-        if made is not None:
-            # this request's first run made it: the schedule issues the invitations left,
-            # or abandons a round left half-made
+        if made is not None:   # this request's first run made it, then died before answering
             return to_json(made)
         now = self.clock.now()
         domain.check_schedule(data, now)
-        households = self._households(data)   # before the template: it may seed the default
+        self._check_estates(data)   # before the template: it may seed the default
         template = self._latest_template(data["template_id"], field="template_id")
-        round_, invitations, tallies = domain.plan_round(
-            round_id, data, template, households, self._policy(), now,
-            created_by=self.caller.actor_id)
-        if not self.store.create_round(round_, invitations, tallies):
+        round_ = domain.plan_round(round_id, data, template, self._policy(), now,
+                                   created_by=self.caller.actor_id)
+        if not self.store.create_round(round_):
             # a retry that ran alongside the first call: that call's round is the answer
             return to_json(domain.replay(self.store.round_for_request(data["request_id"]), data))
-        round_ = self._save(*domain.activate(self.store.get_round(round_["_id"]), now))
-        if round_["status"] == "open":
-            self._issue_invitations(round_)
         return to_json(round_)
 
     @rpc
@@ -292,16 +288,24 @@ class SurveyService:
 
     # timers: every instance runs them; each piece of work is claimed atomically ------
 
+    @timer_from_config("SURVEY_ROUND_WORK_SECONDS", 2)
+    def prepare_rounds(self):
+        """Write the invitations of rounds being created, then issue them once the round is
+        open, a batch at a time. Each round is claimed with a lease its worker renews every
+        batch; once the lease lapses (that worker died) another instance takes the round
+        over where its ``progress`` says."""
+        policy = self._policy()
+        lease = timedelta(seconds=policy.round_work_lease_seconds)
+        while (round_ := self.store.claim_round_work(self.clock.now(), lease)) is not None:
+            if round_["status"] == "creating":
+                round_ = self._write_invitations(round_, policy.round_batch_size, lease)
+            if round_ is not None and round_["status"] == "open":
+                self._issue_invitations(round_, lease)
+
     @timer_from_config("SURVEY_SCHEDULE_SECONDS", 30)
     def run_schedule(self):
-        """Abandon rounds a crash left half-created, open and close rounds on time, send
-        invitations not yet sent, and expire those of closed rounds."""
+        """Open and close rounds on time, and expire the invitations of closed rounds."""
         now = self.clock.now()
-        timeout = timedelta(minutes=self._policy().creation_timeout_minutes)
-        for round_ in self.store.rounds_in("creating", now - timeout, "created_at"):
-            if self._try_save(domain.abandon(round_, now), []):
-                self.store.discard_round_data(round_["_id"])
-                log.warning("survey round %s was left half-created; abandoned", round_["_id"])
         for round_ in self.store.rounds_in("scheduled", now, "opens_at"):
             self._try_save(*domain.open_round(round_, now))
         for round_ in self.store.rounds_in("open"):
@@ -310,8 +314,6 @@ class SurveyService:
                     self._close(round_, now)
                 except ConcurrentUpdate:
                     pass   # another instance closed it
-            else:
-                self._issue_invitations(round_)
 
     @timer_from_config("SURVEY_SCHEDULE_SECONDS", 30)
     def send_reminders(self):
@@ -358,15 +360,17 @@ class SurveyService:
             raise domain.refuse_token(domain.UNKNOWN_TOKEN)
         return invitation, self.store.get_round(invitation["round_id"])
 
-    def _households(self, data):
-        """{estate: the households to invite} from intake; an estate it does not know is
-        refused on ``estate_ids``, before anything is written."""
-        households = {}
+    def _check_estates(self, data):
+        """Each estate known to intake, with someone to invite (one household asked for):
+        else refused on ``estate_ids``, before anything is written."""
+        empty = []
         for estate_id in data["estate_ids"]:
             with not_found_as("estate", estate_id, field="estate_ids"):
-                households[estate_id] = self.intake.list_households(
-                    estate_id, domain.household_filters(data))
-        return households
+                page = self.intake.list_households(
+                    estate_id, dict(domain.household_filters(data), limit=1), paged=True)
+            if not page["items"]:
+                empty.append(estate_id)
+        domain.check_households(data, empty)
 
     def _latest_template(self, template_id, required=True, field=None):
         template = self.store.latest_template(template_id)
@@ -380,12 +384,63 @@ class SurveyService:
             raise NotFound("template", template_id)
         return template
 
-    def _issue_invitations(self, round_):
+    def _write_invitations(self, round_, batch_size, lease):
+        """Read the round's households from intake and write their invitations, a batch at a
+        time from where its progress stands, then open it (or schedule it). The round as
+        saved; None if another worker took it over or it was abandoned."""
+        self.store.add_tallies([domain.empty_tally(round_, estate_id)
+                                for estate_id in round_["estate_ids"]])
+        while (place := domain.reading(round_)) is not None:
+            estate_id, cursor = place
+            try:
+                households, cursor = self._read_households(round_, estate_id, cursor,
+                                                           batch_size)
+            except NotFound:
+                return self._abandon(round_, f"estate {estate_id} is no longer known to intake")
+            invitations, round_ = domain.read_households(round_, estate_id, households,
+                                                         cursor, batch_size)
+            self.store.write_invitations(invitations)
+            round_ = self.store.save_work(round_, [], "creating", self.clock.now() + lease)
+            if round_ is None:
+                return None
         now = self.clock.now()
-        while batch := self.store.pending_invitations(round_["_id"]):
-            for invitation in batch:
-                self.store.issue_invitation(invitation["_id"],
-                                            *domain.issue(round_, invitation, now))
+        ready, events = domain.finish_writing(round_, now)
+        # a scheduled round is let go: the schedule opens it, then any instance issues it
+        return self.store.save_work(ready, events, "creating",
+                                    now + lease if ready["status"] == "open" else now)
+
+    def _read_households(self, round_, estate_id, cursor, batch_size):
+        """(households, intake's cursor after them): a page, or the whole estate for a
+        sample (``domain.reads_whole_estates``)."""
+        filters = dict(domain.household_filters(round_), limit=batch_size)
+        households = []
+        while True:
+            with not_found_as("estate", estate_id):
+                page = self.intake.list_households(
+                    estate_id, dict(filters, cursor=cursor), paged=True)
+            households += page["items"]
+            cursor = page["next_cursor"]
+            if cursor is None or not domain.reads_whole_estates(round_):
+                return households, cursor
+
+    def _issue_invitations(self, round_, lease):
+        """Issue an open round's invitations a batch at a time from where its progress
+        stands, each with its ``survey_invitation_issued``."""
+        while not round_["progress"]["done"]:
+            key = domain.batch_key(round_["_id"], round_["progress"]["issued_batches"])
+            now = self.clock.now()
+            changes, events, round_ = domain.issue_batch(
+                round_, self.store.invitation_batch(key), now)
+            self.store.issue_invitations(key, changes, events)
+            round_ = self.store.save_work(round_, [], "open", now + lease)
+            if round_ is None:
+                return
+
+    def _abandon(self, round_, reason):
+        if self.store.save_work(domain.abandon(round_, self.clock.now()), [], "creating",
+                                self.clock.now()):
+            self.store.discard_round_data(round_["_id"])
+            log.warning("survey round %s abandoned: %s", round_["_id"], reason)
 
     def _close(self, round_, now, closed_by=None, expected_status=None):
         closed = domain.close(round_, self.store.returned_by_estate(round_["_id"]), now,

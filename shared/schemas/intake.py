@@ -1,4 +1,4 @@
-"""Inputs of intake's RPCs (CONTRACT.md, intake) and of its configuration."""
+"""Inputs of intake's RPCs (docs/rpc.md, intake) and of its configuration."""
 import re
 
 from marshmallow import ValidationError, fields, validate, validates_schema
@@ -64,6 +64,14 @@ class Contact(Schema):
     def reachable_on_preferred_channel(self, data, **kwargs):
         if data.get("preferred_channel") == "email" and not data.get("email"):
             raise ValidationError("required when the preferred channel is email", "email")
+
+
+MAX_CONTACT_REFS = 500   # intake.get_contacts: refs one call answers at most
+
+
+class ContactRefs(Schema):
+    """``get_contacts``: household, complaint or work-order ids, a bounded batch."""
+    refs = IdList(max_length=MAX_CONTACT_REFS, required=True)
 
 
 class HouseholdRow(Schema):
@@ -205,6 +213,10 @@ class ComplaintFilters(ListFilters):
 
 class StatsQuery(Schema):
     period = Period(required=True)
+
+
+class CheckStatistics(Schema):
+    repair = Flag(load_default=False)
 
 
 # the owner's page and the estate's online form (through the gateway) --------------

@@ -1,4 +1,4 @@
-"""Inputs of notify's RPCs (CONTRACT.md, notify).
+"""Inputs of notify's RPCs (docs/rpc.md, notify).
 
 Which channels and templates exist is known only at run time (installed
 plug-ins, template files), so the schemas that check them are given those

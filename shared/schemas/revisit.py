@@ -1,4 +1,6 @@
-"""Inputs of revisit's RPCs (CONTRACT.md, revisit)."""
+"""Inputs of revisit's RPCs (docs/rpc.md, revisit)."""
+import base64
+import binascii
 import re
 
 from marshmallow import ValidationError, fields, validate, validates_schema
@@ -25,6 +27,26 @@ from shared.schemas.vocabulary import (
 )
 
 MONTH = re.compile(rf"^{YEAR}-(0[1-9]|1[0-2])$")   # the years of shared.periods
+# The owner's signature drawn on the screen (「回访后应由业户签字确认」): a PNG, base64, kept
+# with the record. A signature pad's strokes are a few kilobytes; this bounds the document.
+SIGNATURE_MAX_BYTES = 100_000
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+class SignaturePng(fields.String):
+    """A PNG image as base64 (no ``data:`` prefix): checked by its magic bytes and size."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if len(text) > (SIGNATURE_MAX_BYTES + 2) // 3 * 4:
+            raise ValidationError(f"at most {SIGNATURE_MAX_BYTES} bytes")
+        try:
+            image = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValidationError("expected a PNG image as base64") from None
+        if not image.startswith(PNG_MAGIC):
+            raise ValidationError("expected a PNG image")
+        return text
 
 
 class RevisitFilters(ListFilters):
@@ -62,6 +84,7 @@ class RecordRevisit(Schema):
     comments = fields.String(validate=validate.Length(max=2000), load_default="")
     signed_by = fields.String(validate=validate.Length(min=1, max=50), allow_none=True,
                               load_default=None)
+    signature_png = SignaturePng(allow_none=True, load_default=None)
     # 「回访中对业主/用户询问、意见,不能当即答复,应告知预约时间答复」
     promised_reply_at = UtcDateTime(allow_none=True, load_default=None)
 
@@ -114,3 +137,7 @@ class PlanRoutineRevisits(Schema):
 class RevisitStatsQuery(Schema):
     estate_id = Id(allow_none=True, load_default=None)   # none: across all estates
     period = Period(required=True)
+
+
+class CheckStatistics(Schema):
+    repair = Flag(load_default=False)   # replace the kept counters by the recount

@@ -1,4 +1,4 @@
-"""Inputs of survey's RPCs (CONTRACT.md, survey)."""
+"""Inputs of survey's RPCs (docs/rpc.md, survey)."""
 import re
 
 from marshmallow import ValidationError, fields, post_load, validate, validates_schema

@@ -1,4 +1,4 @@
-"""The closed vocabularies of the contract (../shared/CONTRACT.md), named once."""
+"""The closed vocabularies of the contract (docs/rpc.md, docs/asyncapi.yaml), named once."""
 
 SERVICES = ("intake", "revisit", "survey", "notify")
 

@@ -72,6 +72,8 @@ def _records(gateway, token) -> dict:
     round_ = call("POST", "/api/v1/survey/rounds", {
         "title": "模糊测试", "estate_ids": [ESTATE], "opens_at": now.isoformat(),
         "closes_at": (now + timedelta(days=14)).isoformat()}, 201)["id"]
+    wait_until(lambda: call("GET", f"/api/v1/survey/rounds/{round_}")["status"] != "creating",
+               timeout=30, interval=0.2, message="the round prepared in the background")
     rectification = call("POST", f"/api/v1/survey/rounds/{round_}/rectifications", {
         "estate_id": ESTATE, "category": "cleaning", "action": "每日打扫两次",
         "department": "环境部", "due_at": (now + timedelta(days=30)).isoformat()}, 201)["id"]

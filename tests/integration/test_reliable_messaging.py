@@ -1,4 +1,4 @@
-"""The reliability rules of DESIGN.md §4, against the real broker."""
+"""The reliability rules (README: "Nothing lost, nothing done twice"), against the real broker."""
 from datetime import UTC, datetime
 from typing import ClassVar
 from unittest import mock

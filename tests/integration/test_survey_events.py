@@ -10,7 +10,7 @@ from services.intake.service import IntakeService
 from services.survey.service import SurveyService
 from shared.clock import FrozenClock
 from shared.dependencies import ClockProvider
-from tests.helpers import wait_until
+from tests.helpers import wait_until, wait_until_prepared
 
 pytestmark = pytest.mark.broker
 
@@ -25,6 +25,7 @@ def clock():
 @pytest.fixture
 def running(service_config, container_factory, clock):
     service_config["SURVEY_SCHEDULE_SECONDS"] = 0.1
+    service_config["SURVEY_ROUND_WORK_SECONDS"] = 0.1
     intake = container_factory(IntakeService, service_config)
     survey = container_factory(SurveyService, service_config)
     for extension in survey.dependencies:
@@ -46,11 +47,12 @@ def running(service_config, container_factory, clock):
 
 
 def open_round(rpc, **changes):
-    return rpc.survey.create_round(dict({
+    """create_round, then the round once the background work has written and issued it."""
+    return wait_until_prepared(rpc, rpc.survey.create_round(dict({
         "title": "2026 上半年满意度调查", "estate_ids": ["estate-a", "estate-b"],
         "opens_at": NOW.isoformat(), "closes_at": (NOW + timedelta(days=14)).isoformat(),
         "categories": ["cleaning", "order"], "reminders": {"interval_days": 3, "max": 2},
-    }, **changes))
+    }, **changes)))
 
 
 def tokens(rpc, round_id):

@@ -7,7 +7,7 @@ from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from scripts.demo import visit_right_away
-from tests.helpers import ServiceProcesses, wait_until
+from tests.helpers import ServiceProcesses, wait_until, wait_until_prepared
 
 pytestmark = pytest.mark.broker
 
@@ -34,7 +34,7 @@ def test_a_complaint_goes_round_the_whole_loop(running, service_config, listener
              "occupied": True, "contacts": [{"name": "王芳", "phone": OWNER_PHONE}]},
             {"household_id": "h-702", "building": "7", "unit": "2", "room": "302",
              "occupied": True, "contacts": [{"name": "李雷", "phone": "13900001111"}]},
-        ]) == {"imported": 2, "updated": 0}
+        ]) == {"imported": 2, "updated": 0, "failed": []}
 
         complaint = rpc.intake.register_complaint({
             "estate_id": "estate-7", "household_id": "h-701", "channel": "hotline",
@@ -66,8 +66,9 @@ def test_a_complaint_goes_round_the_whole_loop(running, service_config, listener
         assert datetime.fromisoformat(revisit["due_at"]) - closed_at == timedelta(days=3)
 
         # ... and notify tells the owner about the visit
-        [notice] = wait_until(lambda: rpc.notify.list_deliveries({"ref": revisit["id"]}),
-                              message="revisit notice delivered")
+        [notice] = wait_until(lambda: rpc.notify.list_deliveries(
+            {"ref": revisit["id"], "template": "revisit_scheduled"}),
+            message="revisit notice delivered")
         assert notice["status"] == "sent" and "上门" in notice["text"]
         assert scheduled["data"]["household_id"] == "h-701"
 
@@ -100,6 +101,7 @@ def test_a_complaint_goes_round_the_whole_loop(running, service_config, listener
             "title": "2026年下半年满意度调查", "estate_ids": ["estate-7"],
             "opens_at": (now - timedelta(minutes=1)).isoformat(),
             "closes_at": (now + timedelta(days=14)).isoformat()})
+        round_ = wait_until_prepared(rpc, round_)
         assert round_["status"] == "open" and round_["invited"] == {"estate-7": 2}
         invitations = rpc.survey.list_invitations(round_["id"])
         token = invitations[0]["token"]

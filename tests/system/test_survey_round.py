@@ -12,6 +12,7 @@ from openpyxl import load_workbook
 from services.intake.service import IntakeService
 from services.survey import cli
 from services.survey.service import SurveyService
+from tests.helpers import wait_until_prepared
 
 pytestmark = pytest.mark.broker
 
@@ -53,6 +54,8 @@ def test_a_round_from_invitation_to_exported_report(
             "opens_at": now.isoformat(), "closes_at": (now + timedelta(days=14)).isoformat(),
             "categories": ["cleaning", "order", "greening"],
         })
+        assert round_["status"] == "creating"             # answered at once
+        round_ = wait_until_prepared(rpc, round_)
         rid = round_["id"]
         assert round_["invited"] == ESTATES                       # occupied households only
         listener.wait_for("survey_invitation_issued", round_id=rid, count=48)

@@ -120,7 +120,8 @@ class Arg:
     ``kind``: ``id`` (a record the RPC is about: an unknown one is NotFound), ``new-id``
     (may name a new record), ``token``, ``body`` (``schema``; ``refs``: fields naming other
     records), ``rows``, ``paged``, ``period``, ``month``, ``year``, ``version``,
-    ``round-estate`` (an estate of the round: an unknown one is InvalidInput).
+    ``round-estate`` (an estate of the round: an unknown one is InvalidInput), ``ids`` (a
+    bounded list of ids; unknown ones are answered as missing, not refused).
     ``optional``: None is a valid value."""
     kind: str
     value: Any
@@ -153,6 +154,11 @@ def arg_strategy(arg: Arg):
             body(intake.HouseholdRow(), row).map(lambda bad: [row, bad] if isinstance(bad, dict)
                                                  else [bad]),
             st.just([row, row])))                                  # a household twice
+    if arg.kind == "ids":
+        return refused(st.one_of(
+            st.sampled_from(["h-1", 12, {"$in": ["h-1"]}, True, None, [], [None],
+                             ["h-1"] * (intake.MAX_CONTACT_REFS + 1)]),
+            bad_id.map(lambda bad: [*arg.value, bad])))
     if arg.kind == "paged":
         return refused(st.sampled_from(["yes", 1, 0, None, [], {"$ne": 1}, "\ud800"]))
     if arg.kind in ("period", "month"):
@@ -217,6 +223,7 @@ def calls(world):
         Call("intake", "get_estate", (estate,)),
         Call("intake", "get_household", (Arg("id", "h-1"),)),
         Call("intake", "get_contact", (Arg("id", ids["registered"]),), NOTIFY),
+        Call("intake", "get_contacts", (Arg("ids", [ids["registered"], "h-1"]),), NOTIFY),
         Call("intake", "list_categories", (Arg("id", "e-1", optional=True),)),
         Call("intake", "register_complaint", (data(intake.RegisterComplaint(), complaint,
                                                    "estate_id", "household_id"),)),
@@ -250,6 +257,8 @@ def calls(world):
                                                    {"estate_id": "e-1"}), paged)),
         Call("intake", "complaint_stats", (estate, Arg("period", "2026-11"))),
         Call("intake", "group_complaint_stats", (Arg("period", "2026-11"),)),
+        Call("intake", "check_statistics", (data(intake.CheckStatistics(),
+                                                 {"repair": False}),)),
         Call("intake", "register_work_order", (data(
             intake.RegisterWorkOrder(), dict(world_module.ORDER), "estate_id", "household_id",
             "complaint_id"),)),
@@ -283,6 +292,8 @@ def calls(world):
         Call("revisit", "plan_routine_revisits", (estate, Arg("year", 2026))),
         Call("revisit", "revisit_stats", (Arg("id", "e-1", optional=True),
                                           Arg("period", "2026-11"))),
+        Call("revisit", "check_statistics", (data(revisit.CheckStatistics(),
+                                                  {"repair": False}),)),
         Call("revisit", "get_policy", (estate,)),
         # survey
         Call("survey", "save_template", (data(survey.SaveTemplate(), {

@@ -7,9 +7,8 @@ import subprocess
 from pathlib import Path
 
 import jsonschema
-import yaml
-
 import pytest
+import yaml
 from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
 from nameko.rpc import Rpc
 
@@ -93,7 +92,7 @@ def test_every_event_has_its_sender_and_every_reader_a_receive_operation():
 
 def test_the_readmes_call_centre_consumer_is_the_one_the_contract_lists():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    wanted = ast.literal_eval(re.search(r"^WANTED = (\{.*\})$", readme, re.M).group(1))
+    wanted = ast.literal_eval(re.search(r"^WANTED = (\{.*\})$", readme, re.MULTILINE).group(1))
     queue, listed = asyncapi.OUTSIDE_CONSUMERS["call-centre"]
     assert wanted == listed
     assert f'queue = Queue("{queue}"' in readme

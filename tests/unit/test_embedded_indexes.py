@@ -77,6 +77,11 @@ QUERIES += [{"a": "a", "b": "b"}, {"a": 1, "k": {"$ne": None}}, {"tags": "a", "k
             {"$and": [{"a": {"$gte": 0}}, {"$or": [{"u": "a"}, {"u": 1}]}]},
             {"c1": "a", "c2": None}, {"_id": {"$in": ["d1", "d2"]}, "k": "a"},
             {"sub.x": None, "s": None}, {"sub": {"x": "a"}}]
+# ranges: on a field whose indexes are all sparse (s, sub.x, c1) taken from the index
+QUERIES += [{field: condition} for field in ["s", "sub.x", "c1", "k"] for condition in [
+    {"$lt": T2}, {"$gte": T1}, {"$gt": 0}, {"$lte": True}, {"$lt": False}, {"$gte": ""},
+    {"$gt": 0, "$lt": 2}, {"$gte": None}, {"$lt": "b", "$ne": "a"}]]
+QUERIES += [{"$and": [{"s": {"$gte": ""}}, {"k": {"$in": ["a", 1]}}]}, {"_id": {"$gt": "d1"}}]
 
 
 def outcome(call):
@@ -305,6 +310,46 @@ def test_what_the_indexes_cannot_answer_is_scanned_and_still_right(rounds):
     assert "odd" not in ids(rounds.find({"estate_ids": "e0"}))          # loose, checked
 
 
+def test_a_range_on_a_sparse_field_takes_only_the_documents_holding_it(no_scan):
+    # the outbox's lease: held only while a document has events to send
+    collection = new_client()["t"]["complaints"]
+    collection.create_indexes([IndexModel([("lease", ASCENDING)], sparse=True)])
+    collection.insert_many([{"_id": f"c{n}", "outbox": []} for n in range(100)])
+    collection.insert_many([{"_id": "late", "lease": T2}, {"_id": "due", "lease": T1},
+                            {"_id": "odd", "lease": [T1, "x"]}, {"_id": "null", "lease": None}])
+    assert collection._store.hashed["lease"].size(embedded.HELD) == 3
+    assert ids(collection.find({"lease": {"$lt": T2}})) == ["due", "odd"]
+    assert ids(collection.find({"lease": {"$gte": T1, "$lte": T2}})) == ["late", "due", "odd"]
+    assert collection.find_one_and_update({"lease": {"$lt": T2}},
+                                          {"$unset": {"lease": ""}})["_id"] == "due"
+    assert ids(collection.find({"lease": {"$lte": T2}})) == ["late", "odd"]
+    collection.update_one({"_id": "c7"}, {"$set": {"lease": T1}})
+    assert ids(collection.find({"lease": {"$lt": T2}})) == ["c7", "odd"]
+
+
+def test_a_range_on_a_field_not_only_sparsely_indexed_is_scanned(rounds):
+    with pytest.raises(AssertionError, match="scanned"):
+        no_scan_of(rounds, {"created_at": {"$gt": T1}})         # no index starts with it
+    rounds.create_index([("created_at", ASCENDING)])             # dense: holds the missing too
+    with pytest.raises(AssertionError, match="scanned"):
+        no_scan_of(rounds, {"created_at": {"$gt": T1}})
+    with pytest.raises(AssertionError, match="scanned"):         # $exists: null is held too
+        no_scan_of(rounds, {"token": {"$exists": True}})
+    assert no_scan_of(rounds, {"token": {"$gte": "t29", "$lt": "t3"}}) == ["r29"]
+
+
+def no_scan_of(collection, filter):
+    original = embedded._scan
+
+    def scan(collection, filter):
+        raise AssertionError(f"scanned for {filter}")
+    embedded._scan = scan
+    try:
+        return ids(collection.find(filter))
+    finally:
+        embedded._scan = original
+
+
 def test_expired_documents_leave_the_indexes(rounds, no_scan):
     rounds.insert_one({"_id": "gone", "token": "tg", "expires_at": datetime(2020, 1, 1)})
     assert rounds.find_one({"token": "tg"}) is None
@@ -361,11 +406,15 @@ def test_a_survey_round_s_invitations_are_stored_and_found_without_a_scan(no_sca
     store = SurveyRepository(new_client()["survey"])
     store.create_indexes()
     invitations = [{"_id": f"rnd:h{n}", "round_id": "rnd", "estate_id": f"e{n % 4}",
-                    "household_id": f"h{n}", "token": f"tok{n}", "status": "pending"}
+                    "household_id": f"h{n}", "token": f"tok{n}", "status": "pending",
+                    "issue_batch": f"rnd/{n // 100}"}
                    for n in range(500)]
-    assert store.create_round({"_id": "rnd", "status": "creating"}, invitations, [])
+    assert store.create_round({"_id": "rnd", "status": "creating"})
+    store.write_invitations(invitations[:300])
+    store.write_invitations(invitations[200:])          # a batch written again: no duplicate
+    assert len(store.db.invitations._store._documents) == 500
     assert store.find_invitation("tok42")["_id"] == "rnd:h42"
-    assert len(store.pending_invitations("rnd", limit=100)) == 100
+    assert len(store.invitation_batch("rnd/3")) == 100
     page, _ = store.list_invitations("rnd", {"estate_id": "e1", "limit": 10})
     assert [i["household_id"] for i in page][:3] == ["h1", "h101", "h105"]
     with pytest.raises(DuplicateKeyError):

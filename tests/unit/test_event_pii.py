@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 
 from shared.masking import mask_text
+from tests.helpers import prepared
 from tests.world import GATEWAY, NOBODY, NOW, build
 
 # (what is typed, the digits or address that must not come out)
@@ -120,12 +121,12 @@ def world():
     world.hand_on()
 
     # survey: a round about an event, a rectification, a report published
-    round_ = survey.create_round({
+    round_ = prepared(survey, survey.create_round({
         "title": short(0, 200), "kind": "event", "occasion": typed(1, 200),
         "estate_ids": ["e-1"], "opens_at": (NOW - timedelta(hours=1)).isoformat(),
         "closes_at": (NOW + timedelta(days=7)).isoformat(),
         "add_categories": [{"key": "lift", "label_zh": short(2, 40),
-                            "label_en": short(3, 80)}]})
+                            "label_en": short(3, 80)}]}))
     rectification = survey.add_rectification(round_["id"], {
         "estate_id": "e-1", "category": "cleaning", "action": typed(4, 1000),
         "department": short(5, 100), "due_at": (NOW + timedelta(days=30)).isoformat()})

@@ -20,7 +20,7 @@ from shared.config import load_config
 from shared.envelope import new_event, parse_event
 from shared.errors import InvalidInput, InvalidTransition
 from shared.expected_state import already_done
-from tests.helpers import embedded
+from tests.helpers import embedded, prepared
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 STATES = ("open", "closed")
@@ -163,18 +163,18 @@ def test_a_retried_revisit_record_answers_the_done_revisit():
 @pytest.fixture
 def survey():
     intake = Mock()
-    intake.list_households.return_value = [
+    intake.list_households.return_value = {"items": [
         {"id": "h1", "estate_id": "e1", "building": "3", "unit": "1", "room": "501",
-         "occupied": True, "contacts": []}]
+         "occupied": True, "contacts": []}], "next_cursor": None}
     return worker_factory(SurveyService, store=embedded(SurveyRepository),
                           clock=FrozenClock(NOW), intake=intake, config={},
                           caller=Caller(None, None))
 
 
 def new_round(survey):
-    return survey.create_round({"title": "2026 下半年", "estate_ids": ["e1"],
-                                "opens_at": NOW.isoformat(),
-                                "closes_at": "2026-12-15T18:00:00+08:00"})
+    return prepared(survey, survey.create_round({
+        "title": "2026 下半年", "estate_ids": ["e1"], "opens_at": NOW.isoformat(),
+        "closes_at": "2026-12-15T18:00:00+08:00"}))
 
 
 def test_a_retried_close_round_answers_the_closed_round(survey):

@@ -278,9 +278,9 @@ def test_a_crash_while_creating_a_survey_round_leaves_one_round(monkeypatch):
     from services.survey.service import SurveyService
 
     intake = Mock()
-    intake.list_households.return_value = [{"id": "h1", "estate_id": "e1", "building": "3",
-                                            "unit": "1", "room": "501", "occupied": True,
-                                            "contacts": []}]
+    intake.list_households.return_value = {"items": [{
+        "id": "h1", "estate_id": "e1", "building": "3", "unit": "1", "room": "501",
+        "occupied": True, "contacts": []}], "next_cursor": None}
     survey = worker_factory(SurveyService, store=embedded(SurveyRepository),
                             clock=FrozenClock(NOW), intake=intake, config={},
                             caller=Caller(None, None))
@@ -381,6 +381,7 @@ def test_passwords_never_enter_the_fingerprint():
 
 READS = {   # what changes nothing, so takes no request_id (docs/rpc.md)
     "intake": {"ping", "list_households", "get_household", "get_estate", "get_contact",
+               "get_contacts",
                "list_categories", "get_complaint", "list_complaints", "complaint_stats",
                "group_complaint_stats", "owner_view", "get_work_order", "list_work_orders"},
     "revisit": {"ping", "list_revisits", "get_revisit", "online_revisit", "revisit_stats",

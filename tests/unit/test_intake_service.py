@@ -75,7 +75,7 @@ ALL_STEPS = ("acknowledge_complaint", "assign_complaint", "resolve_complaint", "
 def test_import_then_reimport_updates(service):
     moved = dict(HOUSEHOLD, occupied=False, contacts=[])
     assert service.import_households("e-1", [moved, dict(HOUSEHOLD, household_id="h-2")]) \
-        == {"imported": 1, "updated": 1}
+        == {"imported": 1, "updated": 1, "failed": []}
     assert service.list_households("e-1", {"occupied": False})[0]["id"] == "h-1"
     [household] = service.list_households("e-1", {"building": "3", "occupied": True})
     assert household["contacts"][0]["phone"] == "138****5678"
@@ -128,7 +128,7 @@ def test_bad_household_rows_import_nothing(service, rows, field):
 
 
 def test_an_estate_can_be_made_known_before_its_owner_list_arrives(service):
-    assert service.import_households("e-2", []) == {"imported": 0, "updated": 0}
+    assert service.import_households("e-2", []) == {"imported": 0, "updated": 0, "failed": []}
     assert service.register_complaint(dict(
         COMPLAINT, estate_id="e-2", household_id=None,
         reporter={"name": "路人", "phone": "13900001111"}))["status"] == "registered"

@@ -1,4 +1,5 @@
 """Complaint statistics: periods and figures."""
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from services.intake import domain, stats
@@ -66,3 +67,37 @@ def test_no_complaints_no_rates():
     figures = stats.complaint_figures([], NOW)
     assert figures["received"] == 0
     assert figures["first_reply_on_time_rate"] is None and figures["repeat_rate"] is None
+
+
+def test_figures_from_counters_equal_the_scan_at_any_moment():
+    """The counters of the same complaints give the same figures as the scan, whenever one
+    asks: deadlines kept under their times turn late as ``now`` passes them."""
+    late = NOW + timedelta(days=5)
+    complaints = [
+        through(complaint(), "acknowledge", "assign", "resolve", "close", at=NOW),
+        through(complaint(channel="wechat"), "acknowledge", at=late),
+        complaint(category="noise", severity="major"),
+        complaint(received_at=NOW + timedelta(days=9), category="parking"),
+        through(dict(complaint(), repeat_of="cmp-0"), "acknowledge", "assign", "resolve",
+                "close", "request_review", "overturn_review", at=NOW),
+        dict(complaint(category="fees"), malicious=True),
+    ]
+    counts = Counter()
+    for each in complaints:
+        stats.add(counts, stats.contribution(each))
+    moments = sorted({NOW + timedelta(days=days) for days in (0, 1, 2, 5, 9, 12, 30)}
+                     | {deadline["due_at"] for each in complaints for deadline in each["deadlines"]})
+    for moment in moments:
+        assert stats.figures(counts, moment) == stats.complaint_figures(complaints, moment)
+
+
+def test_a_changes_difference_leaves_out_what_it_does_not_change():
+    before = stats.contribution(complaint())
+    after = stats.contribution(through(complaint(), "acknowledge", at=NOW))
+    assert stats.difference(before, after) == {
+        "by_status.registered": -1, "by_status.acknowledged": 1,
+        f"first_reply_due.{stats._millis(complaint()['first_response_due'])}": -1,
+        "first_reply.on_time": 1,
+        f"next_due.{stats._millis(complaint()['first_response_due'])}": -1,
+        f"next_due.{stats._millis(complaint()['reply_due'])}": 1}
+    assert stats.difference(after, after) == {}

@@ -20,6 +20,7 @@ from shared.store import ConcurrentUpdate
 from tests.helpers import embedded
 from tests.unit.test_revisit_service import (
     ONSITE_VISIT,
+    arrive,
     book_for_tomorrow,
     completed_event,
     make_service,
@@ -85,17 +86,20 @@ def test_an_import_that_fails_halfway_leaves_nothing_behind(world):
     rows = [{"household_id": f"h-new-{n}", "building": "8", "unit": "1", "room": f"10{n}",
              "occupied": True} for n in range(3)]
     changed = dict(rows[0], household_id="h-1", building="99")     # an existing one, changed
-    with mock.patch.object(households, "update_one", failing_on(households, 3)), \
+    # the new ones are stored (one insert_many), then the existing one's update fails
+    with mock.patch.object(households, "update_one", failing_on(households, 1)), \
             pytest.raises(OSError):
         intake.import_households("e-1", [changed, *rows])
     assert list(households.find()) == before
-    with mock.patch.object(households, "update_one", failing_on(households, 2)), \
+    # every household stored, then the estate's registration fails
+    estates = intake.store.db.estates
+    with mock.patch.object(estates, "update_one", failing_on(estates, 1)), \
             pytest.raises(OSError):
         intake.import_households("e-new", rows)
     assert list(households.find()) == before
     with pytest.raises(NotFound):                    # nor did the estate become known
         intake.get_estate("e-new")
-    assert intake.import_households("e-new", rows) == {"imported": 3, "updated": 0}
+    assert intake.import_households("e-new", rows) == {"imported": 3, "updated": 0, "failed": []}
     assert intake.get_estate("e-new")["id"] == "e-new"
 
 
@@ -109,7 +113,7 @@ def repair_visit():
     service = make_service(store, FrozenClock(NOW))
     service.follow_up_work_order(completed_event(important=True))
     [first] = service.list_revisits({"source_id": "wo-1"})
-    book_for_tomorrow(service, first["id"])
+    arrive(service, book_for_tomorrow(service, first["id"]))
     published.clear()
     return service, first["id"], published
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from openpyxl import load_workbook
 
 from services.survey import domain, opinions, workbook
-from shared.envelope import parse_event
+from shared.envelope import event_id, parse_event
 from shared.errors import InvalidInput, InvalidTransition
 from shared.schemas.base import ID_PATTERN, load
 from shared.schemas.survey import CreateRound, SaveTemplate, SubmitResponse
@@ -37,17 +37,30 @@ def households(*ids, building="3"):
             for household_id in ids]
 
 
+def plan(data, occupied, round_id="rnd-1", batch_size=1000):
+    """plan_round, then each estate's households read whole as the background work reads
+    them: (the round with its invitations written, the invitations, its tallies)."""
+    round_ = domain.plan_round(round_id, data, domain.default_template(NOW), POLICY, NOW)
+    invitations = []
+    for estate_id in data["estate_ids"]:
+        written, round_ = domain.read_households(round_, estate_id, occupied[estate_id], None,
+                                                 batch_size)
+        invitations += written
+    return round_, invitations, [domain.empty_tally(round_, estate_id)
+                                 for estate_id in round_["estate_ids"]]
+
+
 def planned(**changes):
     data = round_data(**changes)
     occupied = {"e1": households("h1", "h2", "h3"), "e2": households("h4")}
     for estate_id in data["estate_ids"]:
         occupied.setdefault(estate_id, households(f"{estate_id}-h1"))
-    return domain.plan_round("rnd-1", data, domain.default_template(NOW), occupied, POLICY, NOW)
+    return plan(data, occupied)
 
 
 def opened(**changes):
     round_, invitations, _ = planned(**changes)
-    round_, events = domain.activate(round_, NOW)
+    round_, events = domain.finish_writing(round_, NOW)
     issued = [domain.issue(round_, invitation, NOW) for invitation in invitations]
     invitations = [dict(invitation, **changes) for invitation, (changes, _) in
                    zip(invitations, issued, strict=True)]
@@ -340,8 +353,7 @@ def test_a_round_defaults_to_the_template_half_yearly_and_anonymous():
     assert (data["kind"], data["anonymous"]) == ("half_yearly", True)
     assert data["sample"] == {"mode": "all", "by": "building"}
     assert data["opens_at"] == datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
-    round_, _, _ = domain.plan_round("rnd-1", data, domain.default_template(NOW),
-                                     {"e1": households("h1")}, POLICY, NOW)
+    round_, _, _ = plan(data, {"e1": households("h1")})
     assert round_["categories"] == list(SURVEY_CATEGORIES)
     assert round_["template"] == {"template_id": "default", "template_version": 1}
     assert round_["reminders"] == {"interval_days": 3, "max": 2}
@@ -413,8 +425,7 @@ def test_an_event_round_says_what_it_is_about():
         "title": "物业费调整意见征询", "estate_ids": ["e1"], "kind": "event",
         "occasion": "物业费调整", "opens_at": "2026-06-01T08:00:00+08:00",
         "closes_at": "2026-06-08T08:00:00+08:00", "categories": ["fees"]})
-    round_, _, _ = domain.plan_round("rnd-1", data, domain.default_template(NOW),
-                                     {"e1": households("h1")}, POLICY, NOW)
+    round_, _, _ = plan(data, {"e1": households("h1")})
     assert (round_["kind"], round_["occasion"], round_["categories"]) == (
         "event", "物业费调整", ["fees"])
 
@@ -521,10 +532,8 @@ def test_the_same_seed_draws_the_same_sample_whatever_the_order():
 
 def test_a_stratified_round_records_its_seed_and_invites_the_sample():
     rows = estate_households()
-    round_, invitations, _ = domain.plan_round(
-        "rnd-s", round_data(estate_ids=["e1"], sample={
-            "mode": "stratified", "rate": 0.2, "by": "building"}),
-        domain.default_template(NOW), {"e1": rows}, POLICY, NOW)
+    round_, invitations, _ = plan(round_data(estate_ids=["e1"], sample={
+        "mode": "stratified", "rate": 0.2, "by": "building"}), {"e1": rows}, "rnd-s")
     assert round_["sample"]["seed"] == domain.seed_from("rnd-s")
     assert (round_["households"], round_["invited"]) == ({"e1": 65}, {"e1": 13})
     assert len(invitations) == 13
@@ -544,18 +553,18 @@ def test_planning_stores_everything_but_announces_nothing():
 
 def test_activating_opens_the_round_per_estate_or_waits_for_opens_at():
     round_, _, _ = planned()
-    opened_round, events = domain.activate(round_, NOW)
+    opened_round, events = domain.finish_writing(round_, NOW)
     assert opened_round["status"] == "open"
     assert [(e["type"], e["estate_id"], e["data"]["invited"]) for e in events] == [
         ("survey_round_opened", "e1", 3), ("survey_round_opened", "e2", 1)]
     assert parse_event(events[0])["data"]["categories"] == TEMPLATE
     later, _, _ = planned(opens_at=NOW + timedelta(days=1))
-    waiting, events = domain.activate(later, NOW)
+    waiting, events = domain.finish_writing(later, NOW)
     assert (waiting["status"], events) == ("scheduled", [])
     now_open, events = domain.open_round(waiting, NOW + timedelta(days=1))
     assert now_open["status"] == "open" and len(events) == 2
     with pytest.raises(InvalidTransition):
-        domain.activate(now_open, NOW)
+        domain.finish_writing(now_open, NOW)
 
 
 def test_issuing_sends_each_invitation_with_its_token_and_first_reminder_time():
@@ -568,6 +577,64 @@ def test_issuing_sends_each_invitation_with_its_token_and_first_reminder_time():
         assert parsed["data"]["token"] == invitation["token"]
         assert parsed["data"]["expires_at"] == CLOSES
         assert parsed["data"]["title"] == "2026 H1"
+
+
+def test_a_round_is_written_a_page_at_a_time_in_numbered_batches_from_its_progress():
+    round_ = domain.plan_round("rnd-1", round_data(), domain.default_template(NOW), POLICY, NOW)
+    assert round_["status"] == "creating" and round_["invited"] == {"e1": 0, "e2": 0}
+    assert domain.reading(round_) == ("e1", None)
+
+    page, round_ = domain.read_households(round_, "e1", households("h1", "h2"), "c1", 2)
+    assert [(i["household_id"], i["issue_batch"]) for i in page] == [
+        ("h1", "rnd-1/0"), ("h2", "rnd-1/0")]
+    assert domain.reading(round_) == ("e1", "c1")
+    # the same page read again (a worker died before saving its progress): the same
+    # invitations, batch and counts
+    again, same = domain.read_households(dict(round_, progress=domain.new_progress(NOW)),
+                                         "e1", households("h1", "h2"), "c1", 2)
+    assert [i["_id"] for i in again] == [i["_id"] for i in page]
+    assert same["progress"]["invited"] == round_["progress"]["invited"] == 2
+    page, round_ = domain.read_households(round_, "e1", households("h3"), None, 2)
+    assert [i["issue_batch"] for i in page] == ["rnd-1/1"]
+    assert domain.reading(round_) == ("e2", None)
+    _, round_ = domain.read_households(round_, "e2", households("h4", "h5", "h6"), None, 2)
+    assert domain.reading(round_) is None
+    assert (round_["households"], round_["invited"]) == ({"e1": 3, "e2": 3}, {"e1": 3, "e2": 3})
+    assert {key: round_["progress"][key] for key in (
+        "households_seen", "invited", "batches", "issued", "done")} == {
+        "households_seen": 6, "invited": 6, "batches": 4, "issued": 0, "done": False}
+
+    opened_round, events = domain.finish_writing(round_, NOW)
+    assert opened_round["status"] == "open" and len(events) == 2
+    assert opened_round["progress"]["done"] is False          # its invitations: issued next
+
+
+def test_a_batch_issued_again_announces_what_it_sent_with_the_same_event_ids():
+    round_, invitations, _ = planned(estate_ids=["e1"])       # one batch of three
+    round_, _ = domain.finish_writing(round_, NOW)
+    changes, events, after = domain.issue_batch(round_, invitations, NOW)
+    assert changes == {"status": "issued", "issued_at": NOW,
+                       "next_reminder_at": NOW + timedelta(days=3)}
+    assert [e["id"] for e in events] == [
+        event_id("survey", "survey_invitation_issued", i["_id"]) for i in invitations]
+    assert [parse_event(e)["data"]["token"] for e in events] == [i["token"] for i in invitations]
+    assert after["progress"]["issued"] == 3 and after["progress"]["done"] is True
+
+    # done again after a crash: h1 was sent, h3 expired unsent (the round closed meanwhile)
+    sent = dict(invitations[0], status="issued", issued_at=NOW)
+    expired = dict(invitations[2], status="expired")
+    _, again, _ = domain.issue_batch(round_, [sent, invitations[1], expired],
+                                     NOW + timedelta(minutes=5))
+    assert [e["id"] for e in again] == [e["id"] for e in events[:2]]
+    assert [e["data"]["household_id"] for e in again] == ["h1", "h2"]
+
+
+def test_each_event_of_a_batch_is_checked():
+    round_, invitations, _ = planned(estate_ids=["e1"])
+    bad = [invitations[0], dict(invitations[1], household_id={"$gt": ""})]
+    with pytest.raises(InvalidInput) as error:
+        domain.issue_batch(round_, bad, NOW)
+    assert list(error.value.errors) == ["data.household_id"]
 
 
 def test_reminders_come_at_the_interval_at_most_max_times_and_not_after_expiry():
@@ -590,9 +657,9 @@ def test_reminders_come_at_the_interval_at_most_max_times_and_not_after_expiry()
 
 
 def test_an_estate_without_occupied_households_is_refused():
+    domain.check_households(round_data(), [])
     with pytest.raises(InvalidInput) as error:
-        domain.plan_round("rnd-1", round_data(), domain.default_template(NOW),
-                          {"e1": households("h1"), "e2": []}, POLICY, NOW)
+        domain.check_households(round_data(), ["e2"])
     assert error.value.errors == {"estate_ids": ["e2: no occupied households to invite"]}
 
 
@@ -657,11 +724,11 @@ def test_closing_announces_each_estates_figures_and_happens_once():
     assert error.value.current == "closed"
 
 
-def test_a_half_created_round_is_abandoned_never_opened():
+def test_a_round_that_cannot_be_written_is_abandoned_never_opened():
     round_, _, _ = planned()
     assert domain.abandon(round_, NOW)["status"] == "abandoned"
     with pytest.raises(InvalidTransition):
-        domain.abandon(domain.activate(round_, NOW)[0], NOW)
+        domain.abandon(domain.finish_writing(round_, NOW)[0], NOW)
 
 
 # the Wilson ranking -------------------------------------------------------------------

@@ -11,10 +11,10 @@ from services.survey.repository import SurveyRepository
 from services.survey.service import SurveyService
 from shared.actor import Actor, Caller
 from shared.clock import FrozenClock
-from shared.envelope import parse_event
+from shared.envelope import event_id, parse_event
 from shared.errors import InvalidInput, InvalidTransition, NotFound
 from shared.schemas.vocabulary import SURVEY_CATEGORIES
-from tests.helpers import embedded
+from tests.helpers import embedded, prepared
 
 NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 HOUSEHOLDS = {"e1": ["h1", "h2", "h3", "h4"], "e2": ["h5", "h6"]}
@@ -22,15 +22,25 @@ VACANT = {"e2": ["h7"]}
 TEMPLATE = ["cleaning", "order", "greening"]
 
 
-def list_households(estate_id, filters):
-    """intake's list_households: filters {} or {"occupied": true/false}."""
-    assert set(filters) <= {"occupied"}
+def list_households(estate_id, filters, paged=False):
+    """intake's list_households: filters {} or {"occupied": true/false}, paged or not."""
     rows = [{"id": household_id, "estate_id": estate_id, "building": "3", "unit": "1",
              "room": f"50{n}", "occupied": household_id not in VACANT.get(estate_id, []),
              "contacts": []}
             for n, household_id in enumerate(
                 HOUSEHOLDS.get(estate_id, []) + VACANT.get(estate_id, []))]
-    return [row for row in rows if filters.get("occupied", row["occupied"]) == row["occupied"]]
+    return pages([row for row in rows if filters.get("occupied", row["occupied"]) == row[
+        "occupied"]], filters, paged)
+
+
+def pages(rows, filters, paged):
+    """``rows`` as intake lists them: a page after ``cursor`` (here the place to start)."""
+    assert set(filters) <= {"occupied", "limit", "cursor"}
+    if not paged:
+        return rows
+    start, limit = int(filters.get("cursor") or 0), filters.get("limit") or 100
+    after = start + limit
+    return {"items": rows[start:after], "next_cursor": str(after) if after < len(rows) else None}
 
 
 @pytest.fixture
@@ -52,12 +62,18 @@ def service(store, clock):
                           caller=Caller(None, None))
 
 
-def new_round(service, **changes):
+def create(service, **changes):
+    """create_round's answer: the round being created."""
     return service.create_round(dict({
         "title": "2026 上半年满意度调查", "estate_ids": ["e1", "e2"],
         "opens_at": "2026-06-01T08:00:00+08:00", "closes_at": "2026-06-15T18:00:00+08:00",
         "categories": TEMPLATE,
     }, **changes))
+
+
+def new_round(service, **changes):
+    """A round once the background work create_round started has run to the end."""
+    return prepared(service, create(service, **changes))
 
 
 def tokens(service, round_id):
@@ -77,15 +93,25 @@ def counts(store):
 
 # creating a round -----------------------------------------------------------------
 
-def test_create_round_invites_every_occupied_household(service, store):
-    round_ = new_round(service)
+def test_create_round_answers_at_once_and_the_background_work_invites_every_household(
+        service, store):
+    answer = create(service)
+    assert answer["status"] == "creating" and answer["invited"] == {"e1": 0, "e2": 0}
+    assert answer["progress"]["done"] is False
+    assert store.db.invitations.count_documents({}) == 0
+
+    round_ = prepared(service, answer)
 
     assert round_["status"] == "open" and round_["invited"] == {"e1": 4, "e2": 2}
+    assert {key: round_["progress"][key] for key in (
+        "households_seen", "invited", "issued", "done")} == {
+        "households_seen": 6, "invited": 6, "issued": 6, "done": True}
     assert round_["categories"] == TEMPLATE and round_["anonymous"] is True
     assert round_["closes_at"] == "2026-06-15T10:00:00+00:00"
     assert "outbox" not in round_
     json.dumps(round_)
-    service.intake.list_households.assert_any_call("e2", {"occupied": True})
+    service.intake.list_households.assert_any_call(
+        "e2", {"occupied": True, "limit": 1000, "cursor": None}, paged=True)
 
     invitations = service.list_invitations(round_["id"])
     assert [i["household_id"] for i in invitations] == ["h1", "h2", "h3", "h4", "h5", "h6"]
@@ -103,7 +129,7 @@ def test_create_round_announces_the_round_per_estate_and_each_invitation(service
     opened = outbox_events(store, "rounds")
     assert [(e["type"], e["estate_id"], e["data"]["invited"]) for e in opened] == [
         ("survey_round_opened", "e1", 4), ("survey_round_opened", "e2", 2)]
-    issued = outbox_events(store, "invitations")
+    issued = outbox_events(store, "invitation_batches")
     assert {e["type"] for e in issued} == {"survey_invitation_issued"}
     assert sorted((e["estate_id"], e["data"]["household_id"], e["data"]["token"])
                   for e in issued) == sorted(
@@ -144,7 +170,8 @@ def test_vacant_households_are_invited_only_when_asked(service):
 
     assert usual["invited"] == {"e2": 2} and usual["occupied_only"] is True
     assert everyone["invited"] == {"e2": 3} and everyone["occupied_only"] is False
-    service.intake.list_households.assert_any_call("e2", {})
+    service.intake.list_households.assert_any_call("e2", {"limit": 1000, "cursor": None},
+                                                   paged=True)
     assert [i["household_id"] for i in service.list_invitations(everyone["id"])] \
         == ["h5", "h6", "h7"]
     with pytest.raises(InvalidInput) as error:
@@ -164,7 +191,7 @@ def test_a_retried_create_round_returns_the_same_round_and_announces_it_once(ser
     assert counts(store) == {"rounds": 1, "invitations": 6, "responses": 0, "tallies": 2}
     assert service.intake.list_households.call_count == calls     # nothing asked again
     assert [e["type"] for e in outbox_events(store, "rounds")] == ["survey_round_opened"] * 2
-    assert len(outbox_events(store, "invitations")) == 6
+    assert len(outbox_events(store, "invitation_batches")) == 6
     # without a request id every call is a new round
     assert new_round(service)["id"] != new_round(service)["id"] != first["id"]
 
@@ -206,37 +233,25 @@ def test_a_retry_running_alongside_the_first_call_gets_the_first_calls_round(
 
     assert again["id"] == first["id"]
     assert counts(store) == {"rounds": 1, "invitations": 6, "responses": 0, "tallies": 2}
-    assert len(outbox_events(store, "invitations")) == 6
+    assert len(outbox_events(store, "invitation_batches")) == 6
 
 
-def test_a_retry_after_a_crash_mid_creation_gets_one_round_in_the_end(
-        service, store, clock, monkeypatch):
-    def crash(*args):
-        raise ConnectionError("process killed")
-    monkeypatch.setattr(domain, "activate", crash)
-    with pytest.raises(ConnectionError):
-        new_round(service, request_id="hq-2026-h1")
-    monkeypatch.undo()
-    (crashed,) = store.db.rounds.find()
+def test_a_retry_while_the_round_is_prepared_gets_that_round(service, store):
+    first = create(service, request_id="hq-2026-h1")
 
-    # while the crashed call could still be writing, a retry reports that round
-    assert new_round(service, request_id="hq-2026-h1")["status"] == "creating"
-    assert store.db.rounds.count_documents({}) == 1
+    # the background work has not run yet: a retry reports the round being created
+    again = create(service, request_id="hq-2026-h1")
+    assert (again["id"], again["status"]) == (first["id"], "creating")
 
-    clock.advance(timedelta(minutes=11))
-    service.run_schedule()                           # abandoned: the request id is free
-    retried = new_round(service, request_id="hq-2026-h1")
-
-    assert retried["id"] != crashed["_id"] and retried["status"] == "open"
-    assert new_round(service, request_id="hq-2026-h1")["id"] == retried["id"]
-    assert [r["id"] for r in service.list_rounds()] == [retried["id"]]
-    assert store.db.invitations.count_documents({"round_id": crashed["_id"]}) == 0
-    assert len(outbox_events(store, "invitations")) == 6
+    service.prepare_rounds()
+    assert create(service, request_id="hq-2026-h1")["status"] == "open"
+    assert counts(store) == {"rounds": 1, "invitations": 6, "responses": 0, "tallies": 2}
+    assert len(outbox_events(store, "invitation_batches")) == 6
 
 
 def test_a_round_abandoned_before_its_request_id_was_released_does_not_block_a_retry(
         service, store):
-    stuck = new_round(service, request_id="hq-2026-h1")
+    stuck = create(service, request_id="hq-2026-h1")
     # a crash between abandoning a round and discarding what it left
     store.db.rounds.update_one({"_id": stuck["id"]}, {"$set": {"status": "abandoned"}})
 
@@ -352,23 +367,27 @@ def test_an_anonymous_response_has_no_household_id(service, store):
 
 def test_a_round_opens_at_its_time_and_only_then_sends_invitations(service, store, clock):
     round_ = new_round(service, opens_at="2026-06-02T00:00:00+00:00")
-    assert round_["status"] == "scheduled"
+    assert round_["status"] == "scheduled" and round_["invited"] == {"e1": 4, "e2": 2}
+    assert round_["progress"]["issued"] == 0
     token = tokens(service, round_["id"])["h1"]
     assert {i["status"] for i in service.list_invitations(round_["id"])} == {"pending"}
-    assert outbox_events(store, "rounds") == outbox_events(store, "invitations") == []
+    assert outbox_events(store, "rounds") == outbox_events(store, "invitation_batches") == []
     with pytest.raises(InvalidInput) as error:
         service.submit_response(token, {"answers": {"cleaning": 5}})
     assert error.value.errors == {"token": [domain.UNKNOWN_TOKEN]}   # never sent to anyone
 
     clock.advance(timedelta(hours=21, minutes=59))
     service.run_schedule()
+    service.prepare_rounds()
     assert service.get_round(round_["id"])["status"] == "scheduled"
     clock.advance(timedelta(minutes=1))
     service.run_schedule()
-
     assert service.get_round(round_["id"])["status"] == "open"
     assert [e["type"] for e in outbox_events(store, "rounds")] == ["survey_round_opened"] * 2
-    assert len(outbox_events(store, "invitations")) == 6
+    service.prepare_rounds()                        # the background work issues them
+
+    assert len(outbox_events(store, "invitation_batches")) == 6
+    assert service.get_round(round_["id"])["progress"]["issued"] == 6
     assert service.submit_response(token, {"answers": {"cleaning": 5}}) == {"accepted": True}
 
 
@@ -528,39 +547,118 @@ def test_an_estate_adds_its_own_category_and_its_owners_answer_it(service):
 
 # creating and answering survive a crash ------------------------------------------------
 
-def test_a_round_whose_creation_crashed_is_abandoned_and_never_announced(
-        service, store, clock, monkeypatch):
-    def crash(*args):
-        raise ConnectionError("process killed")
-    monkeypatch.setattr(domain, "activate", crash)
-    with pytest.raises(ConnectionError):
-        new_round(service)
-    monkeypatch.undo()
-    (round_,) = store.db.rounds.find()
-    assert round_["status"] == "creating" and store.db.invitations.count_documents({}) == 6
+def test_a_round_with_an_estate_intake_no_longer_knows_is_abandoned_and_never_announced(
+        service, store):
+    from nameko.exceptions import RemoteError
 
-    service.run_schedule()                               # too early: it may still be writing
-    assert store.get_round(round_["_id"])["status"] == "creating"
-    clock.advance(timedelta(minutes=11))
-    service.run_schedule()
+    answer = create(service, request_id="hq-2026-h1")
+    known = service.intake.list_households.side_effect
 
-    assert store.get_round(round_["_id"])["status"] == "abandoned"
+    def e2_removed(estate_id, filters, paged=False):
+        if estate_id == "e2":
+            raise RemoteError("NotFound", "estate not found: e2")
+        return known(estate_id, filters, paged)
+    service.intake.list_households.side_effect = e2_removed
+
+    service.prepare_rounds()
+
+    assert store.get_round(answer["id"])["status"] == "abandoned"
     assert counts(store) == {"rounds": 1, "invitations": 0, "responses": 0, "tallies": 0}
-    assert outbox_events(store, "rounds") == []
+    assert outbox_events(store, "rounds") == outbox_events(store, "invitation_batches") == []
     assert service.list_rounds() == []
+    service.intake.list_households.side_effect = known
+    retried = new_round(service, request_id="hq-2026-h1")      # the request id is free again
+    assert retried["id"] != answer["id"] and retried["status"] == "open"
 
 
-def test_invitations_a_crash_left_unsent_are_sent_by_the_schedule(service, store, monkeypatch):
-    monkeypatch.setattr(SurveyService, "_issue_invitations", lambda self, round_: None)
-    round_ = new_round(service)
+def instance(store, clock, **policy):
+    """A survey worker on ``store``, as another process would be (``policy``: SURVEY_POLICY)."""
+    intake = Mock()
+    intake.list_households.side_effect = list_households
+    return worker_factory(SurveyService, store=store, clock=clock, intake=intake,
+                          config={"SURVEY_POLICY": policy}, caller=Caller(None, None))
+
+
+def crash_at(monkeypatch, target, name, call, before=False):
+    """At its ``call``-th call ``target.name`` does its work (``before``: not), then its
+    process dies."""
+    original, calls = getattr(target, name), []
+
+    def dying(*args, **kwargs):
+        calls.append(1)
+        if before and len(calls) == call:
+            raise ConnectionError("process killed")
+        result = original(*args, **kwargs)
+        if len(calls) == call:
+            raise ConnectionError("process killed")
+        return result
+    monkeypatch.setattr(target, name, dying)
+
+
+@pytest.mark.parametrize("step, call, before", [
+    ("write_invitations", 2, False),     # the second batch written, its progress not saved
+    ("save_work", 4, False),             # every batch written and the round opened, then died
+    ("insert_with_events", 2, True),     # the second batch sent, its events not kept yet
+    ("issue_invitations", 2, False),     # the second batch sent and announced, progress not
+])
+def test_a_worker_killed_midway_is_taken_over_after_its_lease_and_nothing_is_lost_or_sent_twice(
+        store, clock, monkeypatch, step, call, before):
+    first = instance(store, clock, round_batch_size=2)   # e1: 2 batches of 2, e2: 1 batch
+    second = instance(store, clock, round_batch_size=2)
+    answer = create(first)
+    crash_at(monkeypatch, store, step, call, before)
+    with pytest.raises(ConnectionError):
+        first.prepare_rounds()
     monkeypatch.undo()
-    assert round_["status"] == "open" and outbox_events(store, "invitations") == []
+    before = store.get_round(answer["id"])
+    assert before["progress"]["done"] is False
+    sent_before = {event["id"] for event in outbox_events(store, "invitation_batches")}
 
-    service.run_schedule()
-    service.run_schedule()
+    second.prepare_rounds()                      # the lease still holds: left alone
+    assert store.get_round(answer["id"])["progress"] == before["progress"]
+    clock.advance(timedelta(seconds=61))
+    second.prepare_rounds()                      # lapsed: taken over where it stood
 
-    issued = outbox_events(store, "invitations")
-    assert sorted(e["data"]["household_id"] for e in issued) == ["h1", "h2", "h3", "h4", "h5", "h6"]
+    round_ = second.get_round(answer["id"])
+    assert round_["status"] == "open" and round_["invited"] == {"e1": 4, "e2": 2}
+    assert {key: round_["progress"][key] for key in (
+        "households_seen", "invited", "issued", "batches", "issued_batches", "done")} == {
+        "households_seen": 6, "invited": 6, "issued": 6, "batches": 3, "issued_batches": 3,
+        "done": True}
+    invitations = second.list_invitations(answer["id"])
+    assert sorted(i["household_id"] for i in invitations) == ["h1", "h2", "h3", "h4", "h5", "h6"]
+    assert {i["status"] for i in invitations} == {"issued"}
+    issued = outbox_events(store, "invitation_batches")
+    # one event per invitation, its id derived from the invitation: the same after a crash
+    assert sorted(e["id"] for e in issued) == sorted(
+        event_id("survey", "survey_invitation_issued", i["id"]) for i in invitations)
+    assert sent_before <= {e["id"] for e in issued}
+    assert {e["data"]["token"] for e in issued} == {i["token"] for i in invitations}
+    assert [e["type"] for e in outbox_events(store, "rounds")] == ["survey_round_opened"] * 2
+
+
+def test_a_worker_whose_lease_was_taken_over_stops(store, clock, monkeypatch):
+    first = instance(store, clock, round_batch_size=2)
+    second = instance(store, clock, round_batch_size=2)
+    answer = create(first)
+    original = store.write_invitations
+
+    def stalled(invitations):
+        """The first worker stalls past its lease while the second takes the round."""
+        original(invitations)
+        if not stalled.done:
+            stalled.done = True
+            clock.advance(timedelta(seconds=61))
+            second.prepare_rounds()
+    stalled.done = False
+    monkeypatch.setattr(store, "write_invitations", stalled)
+
+    first.prepare_rounds()
+
+    round_ = store.get_round(answer["id"])
+    assert round_["status"] == "open" and round_["progress"]["invited"] == 6
+    assert len(outbox_events(store, "invitation_batches")) == 6
+    assert [e["type"] for e in outbox_events(store, "rounds")] == ["survey_round_opened"] * 2
 
 
 def crash_once(monkeypatch, target, name):
@@ -776,7 +874,8 @@ def test_a_stratified_round_invites_a_reproducible_sample(service, monkeypatch):
     rows = [{"id": f"h-{b}-{n}", "estate_id": "e9", "building": b, "unit": "1", "room": str(n),
              "occupied": True, "contacts": []}
             for b, count in (("1", 30), ("2", 10)) for n in range(count)]
-    service.intake.list_households.side_effect = lambda estate_id, filters: rows
+    service.intake.list_households.side_effect = \
+        lambda estate_id, filters, paged=False: pages(rows, filters, paged)
     sample = {"mode": "stratified", "rate": 0.25, "seed": 11}
     first = new_round(service, estate_ids=["e9"], sample=sample)
     again = new_round(service, estate_ids=["e9"], sample=sample)

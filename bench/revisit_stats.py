@@ -1,0 +1,140 @@
+"""`make bench --only revisit-stats`: revisit's ``revisit_stats`` from the counters kept per
+estate × month, at sizes a factor of 10 apart, measured through the entrypoint in process
+(worker_factory, intake mocked, the embedded store with its indexes).
+
+The revisits and work orders are stored straight through the repository's collections
+(scheduling 10⁶ visits through the RPCs would take hours), each with what the counters hold
+of it, and the counters are what the repository's repair writes: the recount of those
+documents (``stats.recount``). The history grows, open work does not: at every size
+``OPEN`` visits are open and late (the overdue-now query counts them), the rest done.
+Times are CPU per call (the machine is shared), wall time beside it.
+"""
+import random
+import time
+from datetime import UTC, datetime, timedelta
+
+ESTATES = 3000
+PERIOD, MONTH = "2026-11", "2026-11"
+SCAN_LIMIT = 100_000      # the scan of the raw documents, timed up to this size
+OPEN = 2_000
+
+
+def revisit_stats_times(sizes, calls=5):
+    """ms per call of ``revisit_stats`` across all estates and for one, at each size; the
+    scan of the raw documents (what it did before the counters) where affordable."""
+    results = []
+    for size in sizes:
+        service, estate = _filled(size)
+        across = _per_call(lambda s=service: s.revisit_stats(None, PERIOD), calls)
+        one = _per_call(lambda s=service, e=estate: s.revisit_stats(e, PERIOD), calls)
+        scan = _scan(service, size) if size <= SCAN_LIMIT else None
+        check = service.revisit_stats(None, PERIOD)
+        results.append({"size": size, "across": across, "one": one, "scan": scan,
+                        "revisits": check["revisits"], "estates": len(check["estates"])})
+    return results
+
+
+def _per_call(call, calls):
+    """(CPU, wall) seconds per call."""
+    call()   # warm: policies, caches
+    cpu, wall = time.process_time(), time.perf_counter()
+    for _ in range(calls):
+        call()
+    return (time.process_time() - cpu) / calls, (time.perf_counter() - wall) / calls
+
+
+def _scan(service, size):
+    """The raw documents read and measured as revisit_stats did before (one estate's
+    figures by filtering the whole list again, as it did)."""
+    from services.revisit import stats
+    from shared.periods import period_bounds, period_months
+
+    started = time.process_time()
+    since, until = period_bounds(PERIOD, service.policies.default.timezone)
+    revisits = service.store.revisits_for_stats(None, since, until)
+    orders = service.store.work_orders_for_stats(None, period_months(PERIOD))
+    stats.revisit_stats(revisits, orders, service._quota_for, service.clock.now())
+    return time.process_time() - started
+
+
+def _filled(size):
+    from nameko.testing.services import worker_factory
+
+    from services.revisit import stats
+    from services.revisit.policies import PolicyBook
+    from services.revisit.repository import COUNTED, COUNTERS, RevisitRepository
+    from services.revisit.service import RevisitService
+    from shared.actor import Caller
+    from shared.clock import FrozenClock
+    from shared.config import load_config
+    from shared.embedded import new_client
+
+    repository = RevisitRepository(new_client()["bench_revisit"])
+    repository.create_indexes()
+    start = datetime(2026, 10, 31, 16, tzinfo=UTC)      # 1 November in Shanghai
+    now = datetime(2026, 12, 3, 2, tzinfo=UTC)
+    draw = random.Random(size)
+    kinds = ("complaint", "repair", "repair", "assistance", "special_service", "routine")
+    revisits, orders, batch = [], [], []
+    for number in range(size):
+        estate = f"e-{number % ESTATES:04d}"
+        kind = draw.choice(kinds)
+        source_at = start + timedelta(minutes=draw.randrange(29 * 24 * 60))
+        due = source_at + timedelta(days=3)
+        late = number < OPEN
+        revisit = {
+            "_id": f"rv-{number}", "estate_id": estate, "kind": kind,
+            "source_id": f"src-{number}", "source_at": source_at, "due_at": due,
+            "status": "scheduled" if late else "done", "stats_month": MONTH,
+            "completed_at": None if late else due - timedelta(hours=draw.randrange(-20, 70)),
+            "outcome": None if late else {
+                "reached": draw.random() < 0.9,
+                "satisfaction": draw.choice(("very_satisfied", "satisfied", "neutral",
+                                             "unsatisfied"))},
+            "promised_reply_at": None, "reply_given_at": None, "version": 1,
+        }
+        if revisit["outcome"] and not revisit["outcome"]["reached"]:
+            revisit["outcome"]["satisfaction"] = None
+        revisit[COUNTED] = sorted(stats.contribution(revisit).items())
+        batch.append(revisit)
+        if kind not in ("complaint", "routine"):
+            orders.append({"_id": f"src-{number}", "estate_id": estate, "kind": kind,
+                           "month": MONTH, "in_population": True, "selected": True,
+                           "reason": "sampled"})
+        if len(batch) == 20_000:
+            repository.db.revisits.insert_many(batch)
+            revisits += batch
+            batch = []
+    if batch:
+        repository.db.revisits.insert_many(batch)
+        revisits += batch
+    for order in orders:
+        order[COUNTED] = sorted(stats.order_contribution(order).items())
+    for first in range(0, len(orders), 20_000):
+        repository.db.work_orders.insert_many(orders[first:first + 20_000])
+    repository.db[COUNTERS].insert_many([
+        {"_id": f"{estate}:{month}", "estate_id": estate, "month": month, "in_flight": [],
+         **stats.nested(counts)} for (estate, month), counts in stats.recount(revisits, orders).items()])
+    service = worker_factory(RevisitService, store=repository, clock=FrozenClock(now),
+                             policies=PolicyBook(load_config()), caller=Caller(None, None))
+    return service, "e-0001"
+
+
+def print_revisit_stats_times(results, limit=1.15):
+    from bench.run import exponent_note, growth_exponent
+
+    sizes = [row["size"] for row in results]
+    print(f"revisit revisit_stats({PERIOD}) from the counters (embedded store, in process, "
+          f"{ESTATES:,} estates; exponent: log-log growth of n calls at n revisits, "
+          "1 = a call costs the same whatever is stored):")
+    for row in results:
+        scan = (f"{row['scan'] * 1000:10.1f} ms" if row["scan"] is not None
+                else f"   not run (over {SCAN_LIMIT:,})")
+        print(f"  {row['size']:>9,} revisits ({row['estates']:,} estates): all estates "
+              f"{row['across'][0] * 1000:8.1f} ms CPU ({row['across'][1] * 1000:.0f} wall) | "
+              f"one estate {row['one'][0] * 1000:7.2f} ms CPU ({row['one'][1] * 1000:.1f} wall)"
+              f" | scan of the raw revisits (CPU) {scan}")
+    for name in ("across", "one"):
+        exponent = growth_exponent(sizes, [row[name][0] for row in results])
+        print(f"  {'all estates' if name == 'across' else 'one estate':12}"
+              + exponent_note(exponent, limit))
