@@ -41,6 +41,6 @@ def test_a_refusal_is_reported_not_raised(capsys):
     proxy = mock.MagicMock()
     proxy.return_value.__enter__.return_value.check_statistics.side_effect = RemoteError(
         "InvalidInput", "repair: not a boolean")
-    with mock.patch.object(cli, "ServiceRpcProxy", proxy):
+    with mock.patch("shared.cli.ServiceRpcProxy", proxy):
         assert cli.main(["check"]) == 2
     assert "intake refused: InvalidInput" in capsys.readouterr().err

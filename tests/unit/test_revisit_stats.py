@@ -412,6 +412,7 @@ def test_revisits_stored_before_the_counters_are_counted_after_a_repair(world):
 
 def test_the_check_command_reports_and_repairs_through_the_rpc(world, monkeypatch, capsys):
     from services.revisit import cli
+    from shared import cli as command_line
 
     service, clock = world
     service.schedule_complaint_revisit(closed_event(closed_at=clock.now()))
@@ -427,7 +428,7 @@ def test_the_check_command_reports_and_repairs_through_the_rpc(world, monkeypatc
         def __exit__(self, *exc):
             return False
 
-    monkeypatch.setattr(cli, "ServiceRpcProxy", Proxy)
+    monkeypatch.setattr(command_line, "ServiceRpcProxy", Proxy)
     assert cli.main(["check"]) == 1
     out, err = capsys.readouterr()
     assert '"counter": "kinds.complaint.owed"' in out and "1 difference(s)" in err
