@@ -18,8 +18,8 @@ from shared.config import load_config
 from shared.messaging import ATTEMPT_HEADER, ERROR_HEADER, FAILED_AT_HEADER, QUEUE_HEADER
 
 
-def _take(channel, service, limit):
-    queue = topology.dead_letter_queue(service)(channel)
+def _take(channel, service, limit, config):
+    queue = topology.dead_letter_queue(service, config)(channel)
     queue.declare()
     messages = []
     while len(messages) < limit:
@@ -49,7 +49,7 @@ def list_dead_letters(config, service, limit=1000):
     with Connection(config["AMQP_URI"]) as connection:
         channel = connection.channel()
         try:
-            return [_describe(message) for message in _take(channel, service, limit)]
+            return [_describe(message) for message in _take(channel, service, limit, config)]
         finally:
             channel.close()  # unacked: every message returns to the queue
 
@@ -61,7 +61,7 @@ def replay(config, service, event_ids=None, limit=1000):
         channel = connection.channel()
         producer = Producer(connection.channel())
         try:
-            for message in _take(channel, service, limit):
+            for message in _take(channel, service, limit, config):
                 described = _describe(message)
                 if event_ids is not None and described["event_id"] not in event_ids:
                     continue

@@ -74,9 +74,10 @@ class ReliableEventHandler(Consumer):
         self.retry_delays = topology.retry_delays(config)
         # Where failed events go is declared with every hand-over, so it exists
         # even if this service started before anything declared the topology.
-        declare = [topology.dead_letter_queue(service)]
+        declare = [topology.dead_letter_queue(service, config)]
         for delay in self.retry_delays:
-            declare += [topology.retry_exchange(service, delay), topology.retry_queue(service, delay)]
+            declare += [topology.retry_exchange(service, delay),
+                        topology.retry_queue(service, delay, config)]
         self.publisher = Publisher(config[AMQP_URI_CONFIG_KEY], use_confirms=True,
                                    serializer="json", declare=declare)
         super().setup()

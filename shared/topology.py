@@ -44,6 +44,11 @@ SUBSCRIPTIONS = {
 }
 
 DEFAULT_RETRY_DELAYS_MS = (1_000, 10_000, 60_000)
+# The durable queues' type (QUEUE_TYPE): classic on one node; quorum on a RabbitMQ
+# cluster, where each queue is replicated and survives the loss of a node. The topology,
+# retries and dead letters are the same for both. A queue keeps the type it was first
+# declared with: changing it on a running broker means new queues (drain the old first).
+QUEUE_TYPES = ("classic", "quorum")
 
 
 def queue_name(consumer, source, event_type):
@@ -58,31 +63,42 @@ def retry_exchange_name(service, delay_ms):
     return f"{service}.retry.{delay_ms}ms"
 
 
+def queue_type_arguments(config):
+    """The arguments that give a durable queue the configured ``QUEUE_TYPE``."""
+    kind = (config or {}).get("QUEUE_TYPE") or "classic"
+    if kind not in QUEUE_TYPES:
+        raise ValueError(f"QUEUE_TYPE must be one of {', '.join(QUEUE_TYPES)}, not {kind!r}")
+    return {} if kind == "classic" else {"x-queue-type": kind}
+
+
 def event_queue(consumer, source, event_type, config):
     return Queue(
         queue_name(consumer, source, event_type),
         exchange=get_event_exchange(source, config),
         routing_key=event_type,
         durable=True,
+        queue_arguments=queue_type_arguments(config),
     )
 
 
-def dead_letter_queue(service):
-    return Queue(dead_letter_queue_name(service), durable=True)
+def dead_letter_queue(service, config):
+    return Queue(dead_letter_queue_name(service), durable=True,
+                 queue_arguments=queue_type_arguments(config))
 
 
 def retry_exchange(service, delay_ms):
     return Exchange(retry_exchange_name(service, delay_ms), type="fanout", durable=True)
 
 
-def retry_queue(service, delay_ms):
+def retry_queue(service, delay_ms, config):
     """Holds a failed message for ``delay_ms``, then dead-letters it through the
     default exchange with its routing key — the name of the queue it came from."""
     return Queue(
         retry_exchange_name(service, delay_ms),
         exchange=retry_exchange(service, delay_ms),
         durable=True,
-        queue_arguments={"x-message-ttl": int(delay_ms), "x-dead-letter-exchange": ""},
+        queue_arguments={"x-message-ttl": int(delay_ms), "x-dead-letter-exchange": "",
+                         **queue_type_arguments(config)},
     )
 
 
@@ -95,9 +111,10 @@ def declarations(config):
     entities = [get_event_exchange(service, config) for service in SUBSCRIPTIONS]
     for consumer, subscriptions in SUBSCRIPTIONS.items():
         entities.extend(event_queue(consumer, *pair, config) for pair in subscriptions)
-        entities.append(dead_letter_queue(consumer))
+        entities.append(dead_letter_queue(consumer, config))
         for delay in retry_delays(config):
-            entities.extend([retry_exchange(consumer, delay), retry_queue(consumer, delay)])
+            entities.extend([retry_exchange(consumer, delay),
+                             retry_queue(consumer, delay, config)])
     return entities
 
 

@@ -43,6 +43,13 @@ class Probe:
             raise RuntimeError("department system is down")
 
 
+@pytest.fixture(params=["classic", "quorum"])
+def queue_type(request, service_config):
+    """The durable queues as one node (classic) or a cluster (quorum) declares them."""
+    service_config["QUEUE_TYPE"] = request.param
+    return request.param
+
+
 @pytest.fixture
 def probe(monkeypatch, service_config, container_factory):
     monkeypatch.setitem(topology.SUBSCRIPTIONS, "probe", [("intake", "complaint_closed")])
@@ -53,7 +60,7 @@ def probe(monkeypatch, service_config, container_factory):
 
 
 def test_failing_handler_is_retried_with_back_off_then_dead_lettered_and_replayed(
-        probe, service_config):
+        queue_type, probe, service_config, rabbit_manager, rabbit_config):
     event = closed_event()
     EventPublisher(service_config).publish(event)
 
@@ -67,6 +74,9 @@ def test_failing_handler_is_retried_with_back_off_then_dead_lettered_and_replaye
     assert letter["queue"] == "probe.intake.complaint_closed"
     assert letter["attempts"] == 3
     assert "department system is down" in letter["error"]
+    for name in ("probe.intake.complaint_closed", "probe.retry.100ms", "probe.dead-letter"):
+        declared = rabbit_manager.get_queue(rabbit_config["vhost"], name)
+        assert declared.get("type", "classic") == queue_type
     # listing does not consume: still there, and no further (hot) retries happen
     eventlet_sleep(0.5)
     assert len(list_dead_letters(service_config, "probe")) == 1
