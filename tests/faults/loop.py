@@ -555,11 +555,21 @@ def each_service_killed(services: FaultyServices, driver: LoopDriver) -> list[Fa
             for at, service in zip(spread(len(LOOP_SERVICES)), LOOP_SERVICES)]
 
 
+def listed_connections(rabbit_manager, vhost: str) -> int:
+    return sum(connection.get("vhost") == vhost
+               for connection in rabbit_manager.get_connections())
+
+
 def connections_closed(rabbit_manager, vhost: str, times: int) -> list[Fault]:
     """Every connection of ``vhost`` closed, ``times`` times over the stream (through the
     management API: only this vhost, never the whole shared node)."""
     def action(fault_index):
         def close():
+            # The management API lists a connection some seconds after it opens: the
+            # services' connections (several each) are waited for, not missed.
+            wait_until(lambda: listed_connections(rabbit_manager, vhost)
+                       >= 2 * len(LOOP_SERVICES), timeout=60, interval=0.5,
+                       message=f"the services' connections to {vhost} listed")
             closed = close_connections_of(rabbit_manager, vhost)
             faults[fault_index].name += f" ({closed} connections)"
         return close
