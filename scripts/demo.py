@@ -150,7 +150,8 @@ def run(api: Gateway, estate: str) -> None:
     say("desk", f"Hotline complaint {cid} registered as MAJOR (water supply). "
                 f"First reply due {local(complaint['first_response_due'])}, "
                 f"answer due {local(complaint['reply_due'])} (working days).")
-    [ack] = wait_for(lambda: deliveries(api, lead, ref=cid), "apology")
+    [ack] = wait_for(lambda: deliveries(api, lead, ref=cid, template="complaint_received"),
+                     "apology")
     say("notify", f"Apology to the owner {delivered(ack)}: {ack['text']}")
 
     work(api, desk, cid, "acknowledge", {"note": "电话致歉"})
@@ -166,7 +167,8 @@ def run(api: Gateway, estate: str) -> None:
     say("revisit", f"Follow-up visit {revisit['id']} scheduled: a {revisit['assigned_role']} "
                    f"goes {revisit['method']}, due by {local(revisit['due_at'])} "
                    f"(3 days after closing; major complaints are visited in person).")
-    [notice] = wait_for(lambda: deliveries(api, lead, ref=revisit["id"]), "visit notice")
+    [notice] = wait_for(lambda: deliveries(api, lead, ref=revisit["id"],
+                                           template="revisit_scheduled"), "visit notice")
     say("notify", f"Notice of the visit {delivered(notice)}: {notice['text']}")
 
     api.call("POST", f"/api/v1/revisits/{revisit['id']}/book", lead,

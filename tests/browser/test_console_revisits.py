@@ -93,7 +93,8 @@ def draw_signature(page):
 
 def console_errors(page):
     """What the page wrote to the browser's console at error level (a CSP refusal, an
-    exception in a script)."""
+    exception in a script) since the last call: each test calls it first, to forget what
+    the pages of earlier tests in the same browser logged."""
     return [entry for entry in page.driver.get_log("browser") if entry["level"] == "SEVERE"
             and "/favicon.ico" not in entry["message"]]      # the browser's own guess
 
@@ -101,6 +102,7 @@ def console_errors(page):
 def test_a_revisit_recorded_unsatisfied_with_a_signature_reopens_the_complaint(
         gateway, people, browser):
     page = browser
+    console_errors(page)
     token = people["rv.desk"]["token"]
     complaint, revisit = closed_complaint(gateway, token, f"{ESTATE}-301",
                                           "8 栋 3 楼楼道灯坏了一个星期")
@@ -168,6 +170,7 @@ def test_without_javascript_the_typed_name_signs(gateway, people, browser_nojs):
 
 def test_headquarters_sees_the_charts_and_their_numbers(gateway, people, echarts, browser):
     page = browser
+    console_errors(page)
     month = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
     closed_complaint(gateway, people["rv.desk"]["token"], f"{ESTATE}-301", "看板用的投诉")
     log_in(page, gateway, "rv.head", f"/console/dashboard?month={month}")
