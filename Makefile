@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SERVICE ?= revisit
 
-.PHONY: install assets run demo test faults bench rabbitmq rabbitmq-management browser dlq replay contract lint up down clean
+.PHONY: install assets run demo test faults bench rabbitmq rabbitmq-management browser dlq replay contract lint typecheck up down clean
 
 install: $(STAMP) assets
 
@@ -48,6 +48,7 @@ browser:
 
 test: install rabbitmq-management browser
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 # The fault-injection suite at full size (make test runs it short): 1,000 complaints per
@@ -68,9 +69,14 @@ replay: install
 contract: install
 	$(BIN)/python -m scripts.asyncapi > docs/asyncapi.yaml
 	$(BIN)/python -m scripts.openapi > docs/openapi.json
+	$(BIN)/python -m scripts.policy_doc > docs/policy.md
 
 lint: install
 	$(BIN)/ruff check .
+
+# The type hints of shared/ and the domain modules ([tool.mypy] in pyproject.toml says which).
+typecheck: install
+	$(BIN)/mypy
 
 up: .env
 	docker compose up -d --build

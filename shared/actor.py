@@ -100,7 +100,7 @@ class Caller:
                         if field.metadata.get(ACTOR_FIELD) == "rung"})
         return {**data, **stamped}
 
-    def load(self, schema: Schema, data: Any, **kwargs) -> Any:
+    def load(self, schema: Schema, data: Any, **kwargs: Any) -> Any:
         """``shared.schemas.base.load`` of ``data`` stamped with the actor (``stamp``)."""
         return load(schema, self.stamp(data, schema), **kwargs)
 
@@ -122,7 +122,7 @@ class Caller:
 class CallerProvider(DependencyProvider):
     """Gives workers the ``Caller`` of the call they are running."""
 
-    def get_dependency(self, worker_ctx) -> Caller:
+    def get_dependency(self, worker_ctx: Any) -> Caller:
         # never raises: an error here would kill the container, not refuse the call
         parent = worker_ctx.immediate_parent_call_id   # "<service>.<method>.<uuid>"
         actor = Actor.from_context(worker_ctx.data)

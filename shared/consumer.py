@@ -17,6 +17,7 @@ extensions by class), so a service still holds a single consuming connection.
 """
 import logging
 from functools import partial
+from typing import Any
 
 from amqp.exceptions import ConnectionError as AmqpConnectionError
 from kombu.exceptions import OperationalError
@@ -28,25 +29,33 @@ CONNECTION_LOST = (OSError, AmqpConnectionError, OperationalError)
 
 
 class BrokerSafeQueueConsumer(QueueConsumer):
-    def ack_message(self, message):
+    def ack_message(self, message: Any) -> None:
         try:
             super().ack_message(message)
         except CONNECTION_LOST as exc:
             log.warning("ack lost with the broker connection (%s); the broker redelivers", exc)
 
-    def requeue_message(self, message):
+    def requeue_message(self, message: Any) -> None:
         try:
             super().requeue_message(message)
         except CONNECTION_LOST as exc:
             log.warning("requeue lost with the broker connection (%s); the broker redelivers", exc)
 
-    def get_consumers(self, consumer_cls, channel):
+    def handle_message(self, provider: Any, body: Any, message: Any) -> None:
+        # A provider that only hands its message on (an RPC reply to the caller waiting for
+        # it) is run here: a thread of its own would cost more than its work, and a wait.
+        if getattr(provider, "handles_inline", False):
+            provider.handle_message(body, message)
+            return
+        super().handle_message(provider, body, message)
+
+    def get_consumers(self, consumer_cls: Any, channel: Any) -> Any:
         consumers = super().get_consumers(consumer_cls, channel)
         for provider, consumer in self._consumers.items():
             consumer.on_decode_error = partial(self._undecodable, provider)
         return consumers
 
-    def _undecodable(self, provider, message, exc):
+    def _undecodable(self, provider: Any, message: Any, exc: Exception) -> None:
         """A message kombu could not decode: its entrypoint answers for it, if it can."""
         handle = getattr(provider, "handle_undecodable", None)
         if handle is None:

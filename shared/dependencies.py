@@ -1,130 +1,123 @@
 """The nameko dependency providers every service uses: its store and its clock.
 
-``Store`` builds the MongoDB client, the event publisher and the service's
-repository once per container (``MONGO_URI`` selects a server; without it the
-embedded mongomock store is used and the service says, once, that data will
-not survive a restart), declares the broker topology before anything can
-publish, and runs the outbox relay. It also tells each worker which RPC it runs
+``Store`` wires, once per container, parts each found and tested on its own: the
+MongoDB client (``shared.database``: a server's, or the embedded store), the event
+publisher (``shared.messaging``), the service's repository over them, the broker
+topology declared before anything can publish (``declare_topology``), and the
+background threads (``shared.background``: the outbox relay; on the embedded store the
+purge of expired request records). It also tells each worker which RPC it runs
 (``shared.idempotency``: the request's key is kept in this store).
+
+>>> from nameko.containers import ServiceContainer
+>>> from nameko.testing.utils import get_extension
+>>> from shared.clock import FrozenClock
+>>> from shared.store import Repository
+>>> class Notes(Repository):
+...     def add(self, text):
+...         self.db.notes.insert_one({"_id": text})
+...         return self.db.notes.count_documents({})
+>>> class Noter:
+...     name = "noter"
+...     notes = Store(Notes, events=False)     # publishes nothing: no relay, no topology
+...     clock = ClockProvider()
+>>> container = ServiceContainer(Noter, {"AMQP_URI": "memory://", "MONGO_DB_PREFIX": "demo"})
+>>> store = get_extension(container, Store)
+>>> store.setup()          # no MONGO_URI: the embedded store (and a warning that says so)
+>>> notes = store.get_dependency(worker_ctx=None)
+>>> notes.db.name, notes.add("回访已约")
+('demo_noter', 1)
+>>> from datetime import UTC, datetime
+>>> at = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+>>> ClockProvider(FrozenClock(at)).get_dependency(worker_ctx=None).now()   # a test's clock
+datetime.datetime(2026, 11, 23, 2, 0, tzinfo=datetime.timezone.utc)
 """
 import logging
 import time
+from functools import partial
+from typing import Any
 
-import eventlet
-import pymongo
 from kombu import Connection
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.extensions import DependencyProvider
 
-from shared import embedded, idempotency, topology
+from shared import background, database, idempotency, topology
 from shared.clock import Clock
 from shared.messaging import EventPublisher
+from shared.store import Repository
 
 log = logging.getLogger(__name__)
-_embedded_client = None
-
-
-def embedded_client(service):
-    """The process's one embedded store, shared like a server would be: two
-    instances of a service in one process see the same data."""
-    global _embedded_client
-    if _embedded_client is None:
-        _embedded_client = embedded.new_client()
-        log.warning(
-            "%s: MONGO_URI is not set - using the embedded in-memory store, for trying "
-            "the system and for tests (one process; lookups by a declared index's first "
-            "key, shared/embedded.py); data will NOT survive a restart", service,
-        )
-    return _embedded_client
 
 
 class ClockProvider(DependencyProvider):
     """Gives workers the service's clock (the system clock unless a test swaps it)."""
 
-    def __init__(self, clock=None):
+    def __init__(self, clock: Clock | None = None) -> None:
         self.clock = clock or Clock()
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx: Any) -> Clock:
         return self.clock
 
 
 class Store(DependencyProvider):
-    """Builds the client, the publisher and the repository once per service."""
+    """Gives workers the service's repository; builds it and its parts once per container."""
 
-    def __init__(self, repository_class, events=True):
+    def __init__(self, repository_class: type[Repository], events: bool = True) -> None:
         self.repository_class = repository_class
         # False for a service that publishes nothing: no topology to declare, no relay
         self.events = events
-        self.relay = self.purger = None
+        self.relay: Any = None
+        self.purger: Any = None
 
-    def setup(self):
+    def setup(self) -> None:
         config = self.container.config
         service = self.container.service_name
-        uri = config.get("MONGO_URI") or ""
-        self.client = pymongo.MongoClient(uri, tz_aware=True) if uri else embedded_client(service)
-        database = f"{config.get('MONGO_DB_PREFIX') or 'huifang'}_{service}"
+        self.client = database.open_client(config, service)
         self.repository = self.repository_class(
-            self.client[database], EventPublisher(config),
+            self.client[database.database_name(config, service)], EventPublisher(config),
             outbox_grace_seconds=float(config.get("OUTBOX_GRACE_SECONDS") or 10),
         )
         self.repository.create_indexes()
         # Kept requests expire by a TTL index on MongoDB. mongomock would re-scan every
         # record on each access of a TTL-indexed collection (each RPC): there a thread
         # purges them instead (``start``).
-        self.purge_requests = not uri
-        if uri:
+        self.purge_requests = database.is_embedded(self.client)
+        if not self.purge_requests:
             self.repository.db[idempotency.REQUESTS].create_indexes(idempotency.INDEXES)
 
-    def worker_setup(self, worker_ctx):
+    def worker_setup(self, worker_ctx: Any) -> None:
         # runs in the worker's own green thread, before its method (nameko's _run_worker)
         idempotency.CURRENT_CALL.set(idempotency.call_context(worker_ctx))
 
-    def worker_teardown(self, worker_ctx):
+    def worker_teardown(self, worker_ctx: Any) -> None:
         idempotency.CURRENT_CALL.set(None)
 
-    def start(self):
+    def start(self) -> None:
         if self.purge_requests:
-            self.purger = self.container.spawn_managed_thread(
-                self._purge_forever, identifier="request log purge")
+            self.purger = self.container.spawn_managed_thread(partial(
+                background.forever, partial(idempotency.purge_expired, self.repository.db),
+                idempotency.PURGE_SECONDS, "purging expired requests"),
+                identifier="request log purge")
         if not self.events:
             return
         config = self.container.config
         declare_topology(config)
-        interval = float(config.get("OUTBOX_RELAY_INTERVAL") or 5)
-        self.relay = self.container.spawn_managed_thread(
-            lambda: self._relay_forever(interval), identifier="outbox relay")
+        self.relay = self.container.spawn_managed_thread(partial(
+            background.forever, partial(background.relay_outbox, self.repository),
+            float(config.get("OUTBOX_RELAY_INTERVAL") or 5), "outbox relay"),
+            identifier="outbox relay")
 
-    def _relay_forever(self, interval):
-        while True:
-            eventlet.sleep(interval)
-            try:
-                sent = self.repository.relay_outbox()
-                if sent:
-                    log.warning("outbox relay re-sent %d event(s)", sent)
-            except Exception:
-                log.exception("outbox relay failed; will try again")
-
-    def _purge_forever(self):
-        while True:
-            eventlet.sleep(idempotency.PURGE_SECONDS)
-            try:
-                idempotency.purge_expired(self.repository.db)
-            except Exception:
-                log.exception("purging expired requests failed; will try again")
-
-    def stop(self):
+    def stop(self) -> None:
         # A pass cut short at most sends an event twice, which consumers absorb.
         for thread in (self.relay, self.purger):
             if thread is not None:
                 thread.kill()
-        if self.client is not _embedded_client:
-            self.client.close()
+        database.close_client(self.client)
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx: Any) -> Repository:
         return self.repository
 
 
-def declare_topology(config, attempts=30):
+def declare_topology(config: dict[str, Any], attempts: int = 30) -> None:
     """Declare every exchange and queue; wait for the broker rather than start without them."""
     for attempt in range(1, attempts + 1):
         try:

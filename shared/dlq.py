@@ -10,6 +10,8 @@ event to the queue it failed in, with its attempts reset, then acks it.
 import argparse
 import json
 import sys
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 from kombu import Connection, Producer
 
@@ -18,10 +20,10 @@ from shared.config import load_config
 from shared.messaging import ATTEMPT_HEADER, ERROR_HEADER, FAILED_AT_HEADER, QUEUE_HEADER
 
 
-def _take(channel, service, limit, config):
+def _take(channel: Any, service: str, limit: int, config: Mapping[str, Any]) -> list[Any]:
     queue = topology.dead_letter_queue(service, config)(channel)
     queue.declare()
-    messages = []
+    messages: list[Any] = []
     while len(messages) < limit:
         message = queue.get(no_ack=False)
         if message is None:
@@ -30,7 +32,7 @@ def _take(channel, service, limit, config):
     return messages
 
 
-def _describe(message):
+def _describe(message: Any) -> dict[str, Any]:
     headers = message.headers or {}
     body = message.payload
     envelope = body if isinstance(body, dict) else {}   # a malformed one may be anything
@@ -45,7 +47,8 @@ def _describe(message):
     }
 
 
-def list_dead_letters(config, service, limit=1000):
+def list_dead_letters(config: Mapping[str, Any], service: str,
+                      limit: int = 1000) -> list[dict[str, Any]]:
     with Connection(config["AMQP_URI"]) as connection:
         channel = connection.channel()
         try:
@@ -54,7 +57,8 @@ def list_dead_letters(config, service, limit=1000):
             channel.close()  # unacked: every message returns to the queue
 
 
-def replay(config, service, event_ids=None, limit=1000):
+def replay(config: Mapping[str, Any], service: str, event_ids: Collection[str] | None = None,
+           limit: int = 1000) -> int:
     """Send dead letters back to their queues; all of them when ``event_ids`` is None."""
     replayed = 0
     with Connection(config["AMQP_URI"], transport_options={"confirm_publish": True}) as connection:
@@ -82,7 +86,7 @@ def replay(config, service, event_ids=None, limit=1000):
     return replayed
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="huifang-dlq", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=None, help="nameko config file (config.yaml)")

@@ -1,6 +1,23 @@
 """The embedded store: mongomock, with the indexes the repositories declare.
 
-mongomock keeps a collection's documents in a dict keyed by ``_id`` and answers
+What it is for: mongomock is a test double of MongoDB. It runs the test suite, the
+benchmarks and ``make run``/``make demo`` on a machine without a MongoDB server — one
+process, data gone at exit (the service says so when it starts). Anything that keeps data
+runs on MongoDB (``MONGO_URI``), and the suite passes against a real server too.
+
+>>> from pymongo import ASCENDING
+>>> deliveries = new_client()["notify"]["deliveries"]
+>>> deliveries.create_index([("status", ASCENDING)])
+'status_1'
+>>> deliveries.insert_many([{"_id": "d-1", "status": "queued"},
+...                         {"_id": "d-2", "status": "sent"}]).inserted_ids
+['d-1', 'd-2']
+>>> [found["_id"] for found in deliveries.find({"status": "queued"})]   # from the index
+['d-1']
+
+This module is also where mongomock's private parts are patched (none of it has a public
+hook; ``shared/patches.py`` lists the patches, ``tests/unit/test_patches.py`` fails when
+mongomock changes under them). mongomock keeps a collection's documents in a dict keyed by ``_id`` and answers
 every query, every unique-index check included, by a scan of all of them: each
 insert into a collection with a unique index cost as much as the collection was
 large (``survey.create_round``: n² in its invitations), and every lookup by
@@ -56,12 +73,15 @@ import copy
 import functools
 import itertools
 import math
-from collections.abc import Mapping
+import types
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 
 import mongomock
-from mongomock import helpers
+import mongomock.collection as mongomock_collection
+from mongomock import ObjectId, helpers
 from mongomock.collection import Collection, Cursor
 from mongomock.filtering import NOTHING, filter_applies, iter_key_candidates
 from mongomock.store import CollectionStore, DatabaseStore, ServerStore
@@ -158,9 +178,12 @@ class _IndexedCollectionStore(CollectionStore):
         for index in self.hashed.values():
             index.remove(key)
 
-    def reindex(self, key, document):
-        for index in self.hashed.values():
-            index.put(key, document)
+    def reindex(self, key, document, touched=None):
+        """Index ``document`` again: every index, or those on the ``touched`` top-level
+        fields only (an update changes nothing else)."""
+        for field, index in self.hashed.items():
+            if touched is None or field.split(".", 1)[0] in touched:
+                index.put(key, document)
 
     def drop(self):
         super().drop()
@@ -179,7 +202,7 @@ class _IndexedCollectionStore(CollectionStore):
 
     def _follow_declared(self):
         """One hash index per field starting a declared index; sparse if all those are."""
-        sparse = {}
+        sparse: dict[str, bool] = {}
         for index in self.indexes.values():
             field = next(iter(index["key"]))[0]
             if field != "_id" and "$" not in field:   # _id: the store's own key
@@ -260,6 +283,7 @@ class _IndexedServerStore(ServerStore):
 
 
 # mongomock's Collection, answering from the indexes -------------------------------------
+# (The assignments to mongomock's methods below are the patches: ``type: ignore`` says so.)
 
 _scan = Collection._iter_documents
 # (collection, query shape) of each scan while ``recording_scans`` runs; None otherwise.
@@ -316,7 +340,25 @@ def _iter_documents(self, filter):
     stored = store._documents
     # a snapshot, checked lazily, like the scan (an update_many changes them one by one)
     found = [stored[key] for key in keys if key in stored]
+    filter = _without_met_ids(filter, keys)
     return (document for document in found if filter_applies(filter, document))
+
+
+def _without_met_ids(filter, keys):
+    """``filter`` less its ``_id: {"$in": [...]}`` (of strings) when every candidate is one
+    of those ids: the condition holds for each, and mongomock checks ``$in`` against the
+    whole list for every document (a batch of n by id: n² steps)."""
+    condition = filter.get("_id")
+    if not (isinstance(condition, dict) and list(condition) == ["$in"]
+            and isinstance(condition["$in"], (list, tuple))):
+        return filter
+    ids = condition["$in"]
+    if not all(type(ident) is str for ident in ids):
+        return filter
+    named = set(ids)
+    if not all(key in named for key in keys):
+        return filter
+    return {field: value for field, value in filter.items() if field != "_id"}
 
 
 def _store_key(ident):
@@ -354,23 +396,42 @@ def _reindexing(apply):
     @functools.wraps(apply)
     def applied(self, document, *args, **kwargs):
         store, key = self._store, _store_key(document.get("_id"))
-        before = _before(document, args[1] if len(args) > 1 else args[0] if args else None)
+        update = args[1] if len(args) > 1 else args[0] if args else None
+        before, touched = _before(document, update), _touched(update)
         try:
             return apply(self, document, *args, **kwargs)
         except BaseException:
+            touched = None
             document.clear()
             document.update(before)
             raise
         finally:
             # an upsert's new document is not stored yet: its insert indexes it
             if isinstance(store, _IndexedCollectionStore) and store._documents.get(key) is document:
-                store.reindex(key, document)
+                store.reindex(key, document, touched)
     return applied
 
 
-Collection._iter_documents = _iter_documents
-Collection._apply_update_document = _reindexing(Collection._apply_update_document)
-Collection._apply_update_pipeline = _reindexing(Collection._apply_update_pipeline)
+def _touched(update):
+    """The top-level fields an update's operators change; None when it cannot tell (a
+    pipeline, a replacement)."""
+    if not isinstance(update, dict) or not update or \
+            not all(str(key).startswith("$") for key in update):
+        return None   # ({} replaces the document with an empty one)
+    touched: set[str] = set()
+    for operator, changes in update.items():
+        if not isinstance(changes, dict):
+            return None
+        paths = [*changes, *changes.values()] if operator == "$rename" else list(changes)
+        touched.update(str(path).split(".", 1)[0] for path in paths)
+    return touched
+
+
+Collection._iter_documents = _iter_documents  # type: ignore[method-assign]
+Collection._apply_update_document = _reindexing(  # type: ignore[method-assign]
+    Collection._apply_update_document)
+Collection._apply_update_pipeline = _reindexing(  # type: ignore[method-assign]
+    Collection._apply_update_pipeline)
 
 
 # mongomock's Cursor: n results in O(n), a limit without computing the rest -------------
@@ -390,7 +451,8 @@ def _compute_window(self, with_limit_and_skip=False):
     window = self.__dict__.get("_window")
     if window is None or window[0] != key:
         if self._limit and not self._sort:
-            found = itertools.islice(self._factory(), self._skip + abs(self._limit))
+            found: Iterator[Any] = itertools.islice(self._factory(),
+                                                    self._skip + abs(self._limit))
             if self.collection.codec_options.tz_aware:
                 found = map(helpers.make_datetime_timezone_aware_in_document, found)
             window = key, list(found)[self._skip:]
@@ -411,10 +473,71 @@ def _find_one(self, filter=None, *args, **kwargs):
     return next(self.find(filter, *args, **kwargs).limit(1), None)
 
 
-Cursor._compute_results = _compute_window
-Collection.find_one = _find_one
+Cursor._compute_results = _compute_window  # type: ignore[method-assign]
+Collection.find_one = _find_one  # type: ignore[method-assign]
+
+
+# mongomock's copies: every insert, update (a snapshot of the whole document first) and
+# read copies documents with ``copy.deepcopy``, whose memo and ``__reduce_ex__`` per
+# datetime cost more than the rest of a write (notify's deliveries: ~30 fields, 5 dates).
+
+# Values a stored document shares safely between copies: nothing changes them in place.
+_UNCHANGING = frozenset({str, int, float, bool, bytes, datetime, type(None), ObjectId})
+
+
+def _copy_document(value, memo=None):
+    """``copy.deepcopy`` for what documents hold: dicts and lists copied, values that never
+    change in place shared, anything else deep-copied as before."""
+    kind = type(value)
+    if kind is dict:
+        return {key: _copy_document(item) for key, item in value.items()}
+    if kind is list:
+        return [_copy_document(item) for item in value]
+    if kind in _UNCHANGING:
+        return value
+    return copy.deepcopy(value, memo)
+
+
+mongomock_collection.copy = types.SimpleNamespace(  # type: ignore[assignment]
+    copy=copy.copy, deepcopy=_copy_document)
+# ... and every write parses the same version strings again (``packaging``), for each field.
+mongomock_collection.version = types.SimpleNamespace(  # type: ignore[assignment]
+    parse=functools.cache(mongomock_collection.version.parse))
+
+_naive_utc_any = helpers.patch_datetime_awareness_in_document
+# Values with no date inside: handed back as they are.
+_DATELESS = frozenset({str, int, float, bool, bytes, type(None), ObjectId})
+
+
+def _naive_utc(value):
+    """mongomock's ``patch_datetime_awareness_in_document`` (every filter, update and new
+    document, walked to store dates as naive UTC milliseconds), without its five type
+    checks for each string and number."""
+    kind = type(value)
+    if kind in _DATELESS:
+        return value
+    if kind is dict:
+        return {key: _naive_utc(item) for key, item in value.items()}
+    if kind is list:
+        return [_naive_utc(item) for item in value]
+    return _naive_utc_any(value)
+
+
+helpers.patch_datetime_awareness_in_document = _naive_utc
 
 
 def new_client():
     """An embedded store whose collections keep the indexes declared on them."""
     return mongomock.MongoClient(tz_aware=True, _store=_IndexedServerStore())
+
+
+def read_only(collection, query: dict) -> Iterator[Mapping]:
+    """What ``collection.find(query)`` finds, for a caller that only reads numbers and
+    strings from it (the statistics' counters): on the embedded store the stored documents
+    themselves — mongomock deep-copies each document it hands out, and turns its times to
+    aware ones (not done here: the store keeps them naive) —, elsewhere the cursor's.
+    The caller must not change what it gets."""
+    if isinstance(collection, Collection) and isinstance(collection._store,
+                                                          _IndexedCollectionStore):
+        return _iter_documents(collection, query)
+    return iter(collection.find(query))

@@ -13,20 +13,21 @@ class HuifangError(Exception):
 
 
 class InvalidInput(HuifangError):
-    def __init__(self, errors):
+    def __init__(self, errors: object) -> None:
         message = json.dumps(errors, ensure_ascii=False, sort_keys=True, default=str)
         self.errors = json.loads(message)  # what the caller will read: keys as strings
         super().__init__(message)
 
 
 class NotFound(HuifangError):
-    def __init__(self, kind, ident):
+    def __init__(self, kind: str, ident: object) -> None:
         self.kind, self.ident = kind, ident
         super().__init__(f"{kind} {ident!r} not found")
 
 
 class InvalidTransition(HuifangError):
-    def __init__(self, kind, ident, current, action, expected=None):
+    def __init__(self, kind: str, ident: object, current: str, action: str,
+                 expected: str | None = None) -> None:
         self.current = current
         # ``expected``: the state the caller said it saw (``expected_status``), if another
         seen = f", not {expected} as expected" if expected and expected != current else ""

@@ -9,6 +9,18 @@ record is answered as it is, neither refused nor changed again. Anything else is
 ``InvalidTransition`` naming the state the record is in (409 at the gateway).
 
 The state machines themselves stay in the domain modules; they hand over what to compare.
+
+>>> STATES = ("registered", "acknowledged", "assigned")
+>>> step = dict(kind="complaint", record_id="cmp-1", action="acknowledge",
+...             expected="registered", states=STATES, leads_to="acknowledged",
+...             this=("s-1", "acknowledge"))
+>>> already_done(current="registered", **step)    # as the caller saw it: go on
+False
+>>> already_done(current="acknowledged", last=("s-1", "acknowledge"), **step)  # its retry
+True
+>>> already_done(current="assigned", last=("s-7", "assign"), **step)
+Traceback (most recent call last):
+shared.errors.InvalidTransition: cannot acknowledge complaint 'cmp-1': it is assigned, not registered as expected
 """
 from collections.abc import Collection
 

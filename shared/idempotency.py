@@ -54,6 +54,26 @@ that process, since a mongomock operation never yields to another green thread; 
 live as long as the process, like everything else there, and a thread of the ``Store``
 purges expired ones every ``PURGE_SECONDS`` (mongomock's TTL index would re-scan them all
 on every access).
+
+In a service, ``@idempotent`` under ``@rpc`` (``self``'s ``Store`` keeps the records)::
+
+    @rpc
+    @idempotent
+    def close_complaint(self, complaint_id, data, expected_status=None): ...
+
+What it does with a request, on the service's database:
+
+>>> from shared.embedded import new_client
+>>> requests = RequestLog(new_client()["intake"])
+>>> asked = fingerprint("close_complaint", ("cmp-1",), {})
+>>> requests.run("person:s-1|req-1", asked, lambda: {"status": "closed"})
+{'status': 'closed'}
+>>> requests.run("person:s-1|req-1", asked, lambda: 1 / 0)    # again: the first answer
+{'status': 'closed'}
+>>> requests.run("person:s-1|req-1", fingerprint("close_complaint", ("cmp-2",), {}), dict)
+Traceback (most recent call last):
+shared.errors.InvalidInput: {"request_id": ["already used for another request (other \
+input); send a new request_id"]}
 """
 import functools
 import hashlib
@@ -69,12 +89,14 @@ from typing import Any
 
 import eventlet
 from pymongo import ASCENDING, IndexModel, ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.database import Database
 
 from shared.actor import Actor
 from shared.errors import EXPECTED_ERRORS, InvalidInput
+from shared.leases import claim
+from shared.once import insert_once
 from shared.schemas.base import require_id
-from shared.store import APPLYING_REQUEST, ConcurrentUpdate, Repository
+from shared.store import APPLYING_REQUEST, ConcurrentUpdate, Document, Repository
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +133,7 @@ class CallContext:
 CURRENT_CALL: ContextVar[CallContext | None] = ContextVar("huifang_call", default=None)
 
 
-def call_context(worker_ctx) -> CallContext:
+def call_context(worker_ctx: Any) -> CallContext:
     """The ``CallContext`` of a nameko worker: its context data and call-id stack."""
     actor = Actor.from_context(worker_ctx.data)
     parent = worker_ctx.immediate_parent_call_id   # "<service>.<method>.<uuid>"
@@ -159,7 +181,7 @@ def idempotent(method: Callable) -> Callable:
                   inspect.Parameter(REQUEST_ID, inspect.Parameter.KEYWORD_ONLY, default=None)]
 
     @functools.wraps(method)
-    def run_once(self, *args, request_id=None, **kwargs):
+    def run_once(self: object, *args: Any, request_id: Any = None, **kwargs: Any) -> Any:
         if APPLYING_REQUEST.get() is not None:   # called by another idempotent method
             return method(self, *args, **kwargs)
         key = request_key(request_id)
@@ -170,11 +192,12 @@ def idempotent(method: Callable) -> Callable:
             lambda: method(self, *args, **kwargs), CALL_KEPT if request_id is None else KEPT)
 
     # nameko checks a call's arguments against this (inspect.getcallargs honours it)
-    run_once.__signature__ = signature.replace(parameters=parameters)
+    run_once.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=parameters)
     return run_once
 
 
-def purge_expired(db) -> int:
+def purge_expired(db: Database[Document]) -> int:
     """Drop the records past ``expires_at`` (what MongoDB's TTL index does by itself)."""
     return db[REQUESTS].delete_many({"expires_at": {"$lt": _now()}}).deleted_count
 
@@ -182,7 +205,7 @@ def purge_expired(db) -> int:
 class RequestLog:
     """The ``requests`` collection of one service's database: claim, complete, take over."""
 
-    def __init__(self, db):
+    def __init__(self, db: Database[Document]) -> None:
         self.collection = db[REQUESTS]
 
     def run(self, key: str, asked: str, work: Callable[[], Any],
@@ -212,20 +235,18 @@ class RequestLog:
                       "done_at": _now()}, "$unset": {"lease_until": ""}})
         return result
 
-    def _claim_or_wait(self, key, asked, owner, kept):
+    def _claim_or_wait(self, key: str, asked: str, owner: str, kept: timedelta) -> Document:
         """The record: done (its answer), or running and held by this caller (to run it)."""
         deadline = _now() + WAIT
         pause = POLL_SECONDS[0]
         while True:
             now = _now()
-            record = {"_id": key, "fingerprint": asked, "status": RUNNING, "owner": owner,
-                      "instance": uuid.uuid4().hex, "lease_until": now + LEASE,
-                      "created_at": now, "expires_at": now + kept}
-            try:
-                self.collection.insert_one(record)
-                return record
-            except DuplicateKeyError:
-                record = self.collection.find_one({"_id": key})
+            claimed = {"_id": key, "fingerprint": asked, "status": RUNNING, "owner": owner,
+                       "instance": uuid.uuid4().hex, "lease_until": now + LEASE,
+                       "created_at": now, "expires_at": now + kept}
+            if insert_once(self.collection.insert_one, claimed) is not None:
+                return claimed
+            record = self.collection.find_one({"_id": key})
             if record is None:
                 continue            # released meanwhile (its run failed): claim it now
             if record["fingerprint"] != asked:
@@ -244,16 +265,15 @@ class RequestLog:
             eventlet.sleep(pause)
             pause = min(pause * 2, POLL_SECONDS[1])
 
-    def _take_over(self, key, owner, now):
+    def _take_over(self, key: str, owner: str, now: datetime) -> Document | None:
         """The record of a request whose lease lapsed (its runner died), now held by this
         caller (the same instance, run again); None if it is not (another caller got it)."""
-        return self.collection.find_one_and_update(
-            {"_id": key, "status": RUNNING, "lease_until": {"$lte": now}},
-            {"$set": {"owner": owner, "lease_until": now + LEASE}, "$inc": {"takeovers": 1}},
-            return_document=ReturnDocument.AFTER)
+        return claim(self.collection, {"_id": key, "status": RUNNING}, "lease_until", now, LEASE,
+                     {"$set": {"owner": owner}, "$inc": {"takeovers": 1}},
+                     return_document=ReturnDocument.AFTER)
 
 
-def _repository(service) -> Repository:
+def _repository(service: object) -> Repository:
     """The service's store (its ``Store`` dependency: a repository, or one wrapped)."""
     for value in vars(service).values():
         for candidate in (value, getattr(value, "repository", None)):
@@ -262,7 +282,7 @@ def _repository(service) -> Repository:
     raise RuntimeError(f"{type(service).__name__}: @idempotent needs a Store dependency")
 
 
-def _without_passwords(value):
+def _without_passwords(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: "…" if "password" in str(key) else _without_passwords(item)
                 for key, item in value.items()}
@@ -271,12 +291,12 @@ def _without_passwords(value):
     return value
 
 
-def _plain(value):
+def _plain(value: object) -> str:
     """JSON for what a result may hold beyond JSON (as nameko's serializer would send it)."""
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     return str(value)
 
 
-def _now():
+def _now() -> datetime:
     return datetime.now(UTC)

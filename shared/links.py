@@ -5,12 +5,27 @@ The token alone lets its holder act (answer a revisit, a survey), so it is ungue
 ``secrets.token_urlsafe(16)``, 128 random bits. The base is the gateway's public address;
 a placeholder (example.com) or this machine's own address makes every link sent dead, so a
 service that starts with one outside development says so loudly (``warn_if_unreachable``).
+
+>>> token = new_token()
+>>> len(token)                     # 128 random bits
+22
+>>> base = public_base_url({"PUBLIC_BASE_URL": "https://wy.huifang.cn/"})
+>>> owner_link(base, "r", "Zq3xY8pL0aBcDeFgHiJkLm")          # a revisit's page
+'https://wy.huifang.cn/r/Zq3xY8pL0aBcDeFgHiJkLm'
+>>> hide_tokens("回访请点 https://wy.huifang.cn/r/Zq3xY8pL0aBcDeFgHiJkLm")   # for staff
+'回访请点 https://wy.huifang.cn/r/Zq3x…'
+>>> warn_if_unreachable("PUBLIC_BASE_URL", base, "production")
+False
+>>> warn_if_unreachable("PUBLIC_BASE_URL", "http://127.0.0.1:8000", "development")
+False
 """
 import ipaddress
 import logging
 import re
 import secrets
 from urllib.parse import urlsplit
+
+from shared.masking import MaybeText
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +55,7 @@ def owner_link(base_url: str, page: str, token: str) -> str:
 _OWNER_LINK = re.compile(r"(/[csr]/)([A-Za-z0-9_-]{4})[A-Za-z0-9_-]+")
 
 
-def hide_tokens(text: str) -> str:
+def hide_tokens(text: MaybeText) -> MaybeText:
     """``text`` with every owner link's token cut to its first characters: staff reading
     the delivery log must not be able to answer in an owner's name."""
     return _OWNER_LINK.sub(r"\1\2…", text) if isinstance(text, str) else text

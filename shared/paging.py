@@ -16,6 +16,25 @@ query (the filters and estates come with each request).
 Limits: each list's ``limit`` keeps its bounds and default (``Limit``); when it
 pages, ``limit`` is the page size, and a list that had no limit of its own
 pages by ``DEFAULT_PAGE_SIZE``.
+
+>>> from shared.embedded import new_client
+>>> complaints = new_client()["intake"]["complaints"]
+>>> _ = complaints.insert_many([{"_id": f"cmp-{n}", "received_at": n % 3} for n in range(5)])
+>>> newest_first = [("received_at", DESCENDING)]
+>>> page, cursor = find_page(complaints, {}, newest_first, limit=2)
+>>> [complaint["_id"] for complaint in page]      # ties broken by _id, in the same direction
+['cmp-2', 'cmp-4']
+>>> page, cursor = find_page(complaints, {}, newest_first, limit=2, cursor=cursor)
+>>> [complaint["_id"] for complaint in page]
+['cmp-1', 'cmp-3']
+>>> page, cursor = find_page(complaints, {}, newest_first, limit=2, cursor=cursor)
+>>> [complaint["_id"] for complaint in page], cursor      # the last page: no cursor
+(['cmp-0'], None)
+>>> answer(["cmp-0"], None, paged=True)
+{'items': ['cmp-0'], 'next_cursor': None}
+>>> decode_cursor([("status", ASCENDING)], encode_cursor(newest_first, [1, "cmp-1"]))
+Traceback (most recent call last):
+shared.errors.InvalidInput: {"cursor": ["not a valid cursor"]}
 """
 import base64
 import hashlib
@@ -24,7 +43,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn, TypedDict
 
 from marshmallow import ValidationError, fields, validate
 from pymongo.collection import Collection
@@ -95,7 +114,7 @@ def _parse(cursor: Any) -> tuple[str, list]:
     return payload[0], payload[1]
 
 
-def _refuse_constant(name: str):
+def _refuse_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a key value")
 
 
@@ -152,7 +171,8 @@ def _after(order: Order, values: Sequence[Key]) -> dict:
     first key so the index scan starts at the cursor instead of at the first page."""
     branches = []
     for position, (field, direction) in enumerate(order):
-        branch = {name: value for (name, _), value in zip(order[:position], values)}
+        branch: dict[str, Any] = {name: value
+                                  for (name, _), value in zip(order[:position], values)}
         branch[field] = {"$gt" if direction == ASCENDING else "$lt": values[position]}
         branches.append(branch)
     first, direction = order[0]
@@ -164,10 +184,11 @@ def _after(order: Order, values: Sequence[Key]) -> dict:
 class Cursor(fields.String):
     """``cursor``: the ``next_cursor`` of the page before (null: the first page)."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(allow_none=True, **kwargs)
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None,
+                     **kwargs: Any) -> Any:
         try:
             _parse(value)
         except ValueError:
@@ -202,6 +223,12 @@ def load_filters(schema: Schema, filters: Any, paged: Any) -> dict:
     return data
 
 
-def answer(items: list, next_cursor: str | None, paged: bool) -> list | dict:
+class Page(TypedDict):
+    """A paged list RPC's result."""
+    items: list[Any]
+    next_cursor: str | None     # None: the last page
+
+
+def answer(items: list, next_cursor: str | None, paged: bool) -> list | Page:
     """A list RPC's result: the plain list, or paged ``{"items", "next_cursor"}``."""
     return {"items": items, "next_cursor": next_cursor} if paged else items

@@ -11,7 +11,7 @@ PERIOD = re.compile(rf"^({YEAR})(?:-(?:(0[1-9]|1[0-2])|Q([1-4])|H([12])))?$")
 PERIOD_HELP = 'expected "YYYY", "YYYY-MM", "YYYY-Qn" or "YYYY-Hn" (years 1900-2099)'
 
 
-def period_months(period):
+def period_months(period: str) -> list[str]:
     """The months of ``period`` as ``YYYY-MM``; ValueError if it is not a period."""
     match = PERIOD.fullmatch(period)
     if not match:
@@ -28,7 +28,7 @@ def period_months(period):
     return [f"{year}-{number:02d}" for number in numbers]
 
 
-def period_bounds(period, timezone_name):
+def period_bounds(period: str, timezone_name: str) -> tuple[datetime, ...]:
     """``period`` as [start, end) in UTC, its months counted in local time."""
     months = period_months(period)
     first_year, first_month = (int(part) for part in months[0].split("-"))
@@ -39,7 +39,7 @@ def period_bounds(period, timezone_name):
                  for day in (date(first_year, first_month, 1), following))
 
 
-def month_of(moment, timezone_name):
+def month_of(moment: datetime, timezone_name: str) -> str:
     """The ``YYYY-MM`` month ``moment`` falls in, in that time zone: the month whose
     ``period_bounds`` hold it (what counters kept per month are filed under)."""
     local = moment.astimezone(ZoneInfo(timezone_name))

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 PATTERN = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)\s*[-–~]\s*([01]\d|2[0-3]):([0-5]\d)$")
 
 
-def normalize(text):
+def normalize(text: object) -> str:
     """``text`` as "HH:MM-HH:MM"; ValueError if it is not a range of two different times."""
     match = PATTERN.match(str(text).strip())
     if not match:
@@ -19,18 +19,18 @@ def normalize(text):
     return f"{start}-{end}"
 
 
-def bounds(text):
+def bounds(text: str) -> tuple[time, time]:
     start, end = normalize(text).split("-")
     return time.fromisoformat(start), time.fromisoformat(end)
 
 
-def contains(text, clock):
+def contains(text: str, clock: time) -> bool:
     """Whether the local time of day ``clock`` falls within ``text``."""
     start, end = bounds(text)
     return start <= clock < end if start < end else (clock >= start or clock < end)
 
 
-def quiet_until(now, text, zone_name):
+def quiet_until(now: datetime, text: str | None, zone_name: str) -> datetime | None:
     """When the quiet period ``now`` falls in ends (UTC), or None if ``now`` is not quiet:
     with 22:00-08:00, both 23:30 and 06:00 wait for 08:00."""
     if not text:

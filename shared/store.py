@@ -15,17 +15,28 @@ retry of that request whose first run died before answering finds it there
 (``already_applied``) and does not apply it again.
 """
 import logging
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pymongo
-from pymongo import ReturnDocument
+from pymongo import IndexModel, ReturnDocument
+from pymongo.client_session import ClientSession
+from pymongo.database import Database
 
+from shared.envelope import Envelope
 from shared.errors import NotFound
+from shared.leases import claim_each
+
+if TYPE_CHECKING:
+    from shared.messaging import EventPublisher
 
 log = logging.getLogger(__name__)
+
+# A document as stored and read back (pymongo's and the embedded store's).
+Document = dict[str, Any]
 
 OUTBOX = "outbox"
 OUTBOX_LEASE = "outbox_lease"
@@ -43,7 +54,7 @@ APPLYING_REQUEST: ContextVar[str | None] = ContextVar("huifang_applying_request"
 TRANSACTIONAL_TOPOLOGIES = ("ReplicaSetWithPrimary", "Sharded")
 
 
-def _utcnow():
+def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
@@ -79,23 +90,24 @@ class Repository:
     ``outbox_collections`` (collections whose documents carry events).
     """
 
-    indexes: ClassVar[dict] = {}
-    outbox_collections = ()
+    indexes: ClassVar[dict[str, list[IndexModel]]] = {}
+    outbox_collections: tuple[str, ...] = ()
 
-    def __init__(self, db, publisher=None, outbox_grace_seconds=10):
+    def __init__(self, db: Database[Document], publisher: "EventPublisher | None" = None,
+                 outbox_grace_seconds: float = 10) -> None:
         self.db = db
         self.publisher = publisher
         # How long a fresh outbox entry is left to its writer before the relay takes it.
         self.outbox_grace = timedelta(seconds=outbox_grace_seconds)
 
-    def create_indexes(self):
+    def create_indexes(self) -> None:
         for name, models in self.indexes.items():
             if models:
                 self.db[name].create_indexes(models)
         for name in self.outbox_collections:
             self.db[name].create_index([(OUTBOX_LEASE, 1)], sparse=True)
 
-    def fetch(self, collection, document_id, kind):
+    def fetch(self, collection: str, document_id: str, kind: str) -> Document:
         """The document with this id, or ``NotFound`` naming what was asked for."""
         document = self.db[collection].find_one({"_id": document_id})
         if document is None:
@@ -103,7 +115,7 @@ class Repository:
         return document
 
     @contextmanager
-    def all_or_nothing(self, **documents):
+    def all_or_nothing(self, **documents: Sequence[str]) -> Iterator[ClientSession | None]:
         """Writes to several documents (``collection=[ids]``) that happen together or not
         at all. On a MongoDB replica set (or mongos) they run in one transaction: pass the
         session this yields to each write. Elsewhere (the embedded store, a standalone
@@ -134,10 +146,11 @@ class Repository:
 
     # -- writes that carry events -------------------------------------------
 
-    def _outbox_fields(self, events):
+    def _outbox_fields(self, events: Sequence[Envelope]) -> dict[str, datetime]:
         return {OUTBOX_LEASE: _utcnow() + self.outbox_grace} if events else {}
 
-    def insert_with_events(self, collection, document, events, publish=True):
+    def insert_with_events(self, collection: str, document: Mapping[str, Any],
+                           events: Sequence[Envelope], publish: bool = True) -> Document:
         """Insert ``document`` with its pending ``events`` in the same write, then publish
         (``publish=False``: held in the outbox; the caller flushes them once what they
         announce holds, or deletes the document)."""
@@ -148,20 +161,24 @@ class Repository:
             self.flush(collection, document["_id"], events)
         return document
 
-    def update_with_events(self, collection, query, update, events):
+    def update_with_events(self, collection: str, query: Mapping[str, Any],
+                           update: Mapping[str, Mapping[str, Any]],
+                           events: Sequence[Envelope]) -> Document | None:
         """Apply ``update`` and queue ``events`` in one write; the document after, or None."""
-        update = {key: dict(value) for key, value in update.items()}
+        copied = {key: dict(value) for key, value in update.items()}
         if events:
-            update.setdefault("$push", {})[OUTBOX] = {"$each": list(events)}
-            update.setdefault("$set", {}).update(self._outbox_fields(events))
+            copied.setdefault("$push", {})[OUTBOX] = {"$each": list(events)}
+            copied.setdefault("$set", {}).update(self._outbox_fields(events))
         document = self.db[collection].find_one_and_update(
-            query, update, return_document=ReturnDocument.AFTER
+            query, copied, return_document=ReturnDocument.AFTER
         )
         if document is not None and events:
             self.flush(collection, document["_id"], events)
         return document
 
-    def save_versioned(self, collection, document, events, handled_event=None, push=None):
+    def save_versioned(self, collection: str, document: Mapping[str, Any],
+                       events: Sequence[Envelope], handled_event: str | None = None,
+                       push: Mapping[str, Any] | None = None) -> Document:
         """Write an aggregate read earlier, if nobody changed it since (optimistic lock).
 
         With ``handled_event`` the write also records that event as applied, and
@@ -188,7 +205,7 @@ class Repository:
             raise ConcurrentUpdate(f"{collection} {document['_id']!r} changed meanwhile")
         return saved
 
-    def flush(self, collection, document_id, events):
+    def flush(self, collection: str, document_id: str, events: Sequence[Envelope]) -> None:
         """Publish ``events`` (confirmed) and drop each from the outbox once the broker has it;
         then the lease too, if the outbox is empty."""
         if self.publisher is None:
@@ -208,7 +225,7 @@ class Repository:
             {"_id": document_id, OUTBOX: {"$size": 0}, OUTBOX_LEASE: {"$exists": True}},
             {"$unset": {OUTBOX_LEASE: ""}})
 
-    def relay_outbox(self, lease=timedelta(seconds=30)):
+    def relay_outbox(self, lease: timedelta = timedelta(seconds=30)) -> int:
         """Send what earlier writes left in outboxes (a crash between write and publish).
 
         Found by their lease alone (a sparse index: only documents with unsent events hold
@@ -216,15 +233,8 @@ class Repository:
         before leases went) is claimed once and dropped by ``flush``."""
         sent = 0
         for name in self.outbox_collections:
-            while True:
-                now = _utcnow()
-                document = self.db[name].find_one_and_update(
-                    {OUTBOX_LEASE: {"$lt": now}},
-                    {"$set": {OUTBOX_LEASE: now + lease}},
-                    projection={OUTBOX: 1},
-                )
-                if document is None:
-                    break
+            for document in claim_each(self.db[name], {}, OUTBOX_LEASE, _utcnow(), lease,
+                                       projection={OUTBOX: 1}):
                 events = document.get(OUTBOX, [])
                 self.flush(name, document["_id"], events)
                 sent += len(events)
@@ -235,7 +245,7 @@ class ConcurrentUpdate(Exception):
     """The document changed between read and write; the caller may retry."""
 
 
-def estate_scope(filters, field="estate_id"):
+def estate_scope(filters: Mapping[str, Any], field: str = "estate_id") -> dict[str, Any]:
     """The query part for a list filter's ``estate_id`` and ``estate_ids`` (any of them):
     both give their intersection, so an ``estate_id`` outside ``estate_ids`` finds nothing.
     ``field`` may hold one estate or, like a survey round's ``estate_ids``, several."""

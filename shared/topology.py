@@ -5,6 +5,9 @@ publish, so an event sent before its consumer has ever run waits in the
 consumer's durable queue instead of being dropped by an exchange with no
 queue bound. A handler may only consume a subscription listed here.
 """
+from collections.abc import Mapping
+from typing import Any
+
 from kombu import Exchange, Queue
 from nameko.standalone.events import get_event_exchange
 
@@ -12,18 +15,26 @@ from nameko.standalone.events import get_event_exchange
 SUBSCRIPTIONS = {
     "intake": [
         ("revisit", "revisit_unsatisfied"),
+        ("revisit", "revisit_completed"),       # the complaint's record keeps its revisits
     ],
     "revisit": [
         ("intake", "complaint_closed"),
         ("intake", "complaint_reopened"),
         ("intake", "work_order_completed"),
+        ("revisit", "revisit_unsatisfied"),     # a work order's or routine's: a follow-up
+        ("intake", "household_moved_in"),
+        ("intake", "household_key_customer_set"),
+        ("intake", "estate_registered"),        # the copy of estates' names and zones
+        ("intake", "estate_updated"),
     ],
     "notify": [
         ("intake", "complaint_registered"),
         ("revisit", "revisit_scheduled"),
         ("intake", "complaint_assigned"),
         ("intake", "complaint_overdue"),
+        ("intake", "complaint_deadline_approaching"),
         ("intake", "complaint_escalated"),
+        ("intake", "complaint_instruction_recorded"),
         ("intake", "complaint_closed"),
         ("revisit", "revisit_booked"),
         ("revisit", "revisit_completed"),
@@ -39,8 +50,17 @@ SUBSCRIPTIONS = {
         ("survey", "survey_round_closed"),
         ("survey", "rectification_created"),
         ("survey", "rectification_done"),
+        ("revisit", "revisit_followup_opened"),
+        ("revisit", "revisit_followup_answered"),
+        ("revisit", "revisit_followup_overdue"),
+        ("survey", "survey_cadence_missed"),
+        ("intake", "estate_registered"),
+        ("intake", "estate_updated"),
     ],
-    "survey": [],
+    "survey": [
+        ("intake", "estate_registered"),
+        ("intake", "estate_updated"),
+    ],
 }
 
 DEFAULT_RETRY_DELAYS_MS = (1_000, 10_000, 60_000)
@@ -51,19 +71,19 @@ DEFAULT_RETRY_DELAYS_MS = (1_000, 10_000, 60_000)
 QUEUE_TYPES = ("classic", "quorum")
 
 
-def queue_name(consumer, source, event_type):
+def queue_name(consumer: str, source: str, event_type: str) -> str:
     return f"{consumer}.{source}.{event_type}"
 
 
-def dead_letter_queue_name(service):
+def dead_letter_queue_name(service: str) -> str:
     return f"{service}.dead-letter"
 
 
-def retry_exchange_name(service, delay_ms):
+def retry_exchange_name(service: str, delay_ms: int) -> str:
     return f"{service}.retry.{delay_ms}ms"
 
 
-def queue_type_arguments(config):
+def queue_type_arguments(config: Mapping[str, Any] | None) -> dict[str, str]:
     """The arguments that give a durable queue the configured ``QUEUE_TYPE``."""
     kind = (config or {}).get("QUEUE_TYPE") or "classic"
     if kind not in QUEUE_TYPES:
@@ -71,7 +91,8 @@ def queue_type_arguments(config):
     return {} if kind == "classic" else {"x-queue-type": kind}
 
 
-def event_queue(consumer, source, event_type, config):
+def event_queue(consumer: str, source: str, event_type: str, config: Mapping[str, Any],
+                ) -> Queue:
     return Queue(
         queue_name(consumer, source, event_type),
         exchange=get_event_exchange(source, config),
@@ -81,16 +102,16 @@ def event_queue(consumer, source, event_type, config):
     )
 
 
-def dead_letter_queue(service, config):
+def dead_letter_queue(service: str, config: Mapping[str, Any]) -> Queue:
     return Queue(dead_letter_queue_name(service), durable=True,
                  queue_arguments=queue_type_arguments(config))
 
 
-def retry_exchange(service, delay_ms):
+def retry_exchange(service: str, delay_ms: int) -> Exchange:
     return Exchange(retry_exchange_name(service, delay_ms), type="fanout", durable=True)
 
 
-def retry_queue(service, delay_ms, config):
+def retry_queue(service: str, delay_ms: int, config: Mapping[str, Any]) -> Queue:
     """Holds a failed message for ``delay_ms``, then dead-letters it through the
     default exchange with its routing key — the name of the queue it came from."""
     return Queue(
@@ -102,11 +123,11 @@ def retry_queue(service, delay_ms, config):
     )
 
 
-def retry_delays(config):
+def retry_delays(config: Mapping[str, Any]) -> tuple[int, ...]:
     return tuple(int(ms) for ms in config.get("EVENT_RETRY_DELAYS_MS") or DEFAULT_RETRY_DELAYS_MS)
 
 
-def declarations(config):
+def declarations(config: Mapping[str, Any]) -> list[Exchange | Queue]:
     """Everything to declare, for every service (exchanges first)."""
     entities = [get_event_exchange(service, config) for service in SUBSCRIPTIONS]
     for consumer, subscriptions in SUBSCRIPTIONS.items():
@@ -118,7 +139,7 @@ def declarations(config):
     return entities
 
 
-def declare_all(connection, config):
+def declare_all(connection: Any, config: Mapping[str, Any]) -> None:
     channel = connection.default_channel
     for entity in declarations(config):
         entity.maybe_bind(channel)

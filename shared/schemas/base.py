@@ -4,7 +4,9 @@ Marshmallow 4 raises on unknown fields by default, so a misspelt or injected
 field is refused, never ignored.
 """
 import re
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 from marshmallow import Schema as _Schema
 from marshmallow import ValidationError, fields, validate
@@ -34,8 +36,10 @@ class FullMatch(validate.Regexp):
     """``validate.Regexp`` over the whole value: with ``match`` a pattern's ``$`` also lets
     a trailing newline through ("e-1\\n" would be another estate)."""
 
-    def __call__(self, value):
-        if not isinstance(value, str) or self.regex.fullmatch(value) is None:
+    def __call__(self, value: Any) -> Any:
+        # our patterns are text (marshmallow's ``regex`` may be bytes too)
+        regex = cast(re.Pattern[str], self.regex)
+        if not isinstance(value, str) or regex.fullmatch(value) is None:
             raise ValidationError(self._format_error(value))
         return value
 
@@ -43,17 +47,18 @@ class FullMatch(validate.Regexp):
 class Id(fields.String):
     """An identifier: a plain string, never an object or an operator."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(validate=FullMatch(ID_PATTERN, error="not a valid id"), **kwargs)
 
 
-def IdList(max_length=1000, **kwargs):
+def IdList(max_length: int = 1000, **kwargs: Any) -> fields.List:
     """One to ``max_length`` ids (``estate_ids`` of a list filter: any of these)."""
     return fields.List(Id(), validate=validate.Length(min=1, max=max_length), **kwargs)
 
 
 class Phone(fields.String):
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None,
+                     data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         text = super()._deserialize(value, attr, data, **kwargs).strip()
         if not (MOBILE_PATTERN.fullmatch(text) or LANDLINE_PATTERN.fullmatch(text)):
             raise ValidationError("not a valid mainland mobile or landline number")
@@ -63,7 +68,8 @@ class Phone(fields.String):
 class Flag(fields.Boolean):
     """true or false, nothing that merely looks like one ("yes", 1)."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None,
+                     data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         if not isinstance(value, bool):
             raise self.make_error("invalid", input=value)
         return value
@@ -72,7 +78,8 @@ class Flag(fields.Boolean):
 class Period(fields.String):
     """A reporting period: ``YYYY``, ``YYYY-MM``, ``YYYY-Qn`` or ``YYYY-Hn``."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None,
+                     data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         text = super()._deserialize(value, attr, data, **kwargs)
         if not PERIOD.fullmatch(text):
             raise ValidationError(PERIOD_HELP)
@@ -82,7 +89,8 @@ class Period(fields.String):
 class QuietHours(fields.String):
     """Local hours like "22:00-08:00" (may wrap midnight), stored as "HH:MM-HH:MM"."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None,
+                     data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         try:
             return quiet_hours.normalize(super()._deserialize(value, attr, data, **kwargs))
         except ValueError as exc:
@@ -97,7 +105,8 @@ class UtcDateTime(fields.AwareDateTime):
 
     window = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None,
+                     data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         moment = super()._deserialize(value, attr, data, **kwargs).astimezone(UTC)
         earliest, latest = self.window
         if not earliest <= moment < latest:
@@ -113,16 +122,16 @@ class EventTime(UtcDateTime):
     window = (UtcDateTime.window[0], datetime(2110, 1, 1, tzinfo=UTC))
 
 
-def Text(max_length=2000, **kwargs):
+def Text(max_length: int = 2000, **kwargs: Any) -> fields.String:
     """Free text that must say something."""
     return fields.String(validate=validate.Length(min=1, max=max_length), **kwargs)
 
 
-def OneOf(choices, **kwargs):
+def OneOf(choices: Iterable[str], **kwargs: Any) -> fields.String:
     return fields.String(validate=validate.OneOf(choices), **kwargs)
 
 
-def _operator_keys(value, path=""):
+def _operator_keys(value: object, path: str = "") -> Iterator[str]:
     """Paths of dict keys starting with '$' (or holding '.'): they must never reach a query."""
     if isinstance(value, dict):
         for key, item in value.items():
@@ -139,7 +148,7 @@ def _operator_keys(value, path=""):
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-def _text_problem(text):
+def _text_problem(text: str) -> str | None:
     if CONTROL_CHARACTERS.search(text):
         return "must not contain control characters"
     try:
@@ -149,7 +158,7 @@ def _text_problem(text):
     return None
 
 
-def _bad_text(value, path=""):
+def _bad_text(value: object, path: str = "") -> Iterator[tuple[str, str]]:
     """(path, problem) of every string in ``value``, keys included, that is not clean text."""
     if isinstance(value, str):
         problem = _text_problem(value)
@@ -167,7 +176,7 @@ def _bad_text(value, path=""):
             yield from _bad_text(item, f"{path}.{index}" if path else str(index))
 
 
-def load(schema, data, field=None, **kwargs):
+def load(schema: _Schema, data: Any, field: str | None = None, **kwargs: Any) -> Any:
     """Validate outside input: the loaded data, or ``InvalidInput`` naming each bad field.
 
     ``field`` names the argument when it is not the whole input (``rows.1.occupied``).
@@ -192,14 +201,14 @@ def load(schema, data, field=None, **kwargs):
         raise InvalidInput({field: exc.messages} if field else exc.messages) from None
 
 
-def require_id(value, field="id"):
+def require_id(value: object, field: str = "id") -> str:
     """Check a bare id argument of an RPC (not wrapped in a schema)."""
     if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
         raise InvalidInput({field: ["not a valid id"]})
     return value
 
 
-def require_token(value, what="link"):
+def require_token(value: object, what: str = "link") -> str:
     """Check a bare token argument (an owner link's, ``shared.links.new_token``): a plain
     string that cannot be a query."""
     if not isinstance(value, str) or not TOKEN_PATTERN.fullmatch(value):

@@ -5,6 +5,9 @@ Events never carry a phone number or e-mail address: ``notify`` asks
 ``intake.get_contact`` at send time, and text people typed travels as ``FreeText``,
 masked whenever an event is built or read.
 """
+from collections.abc import Mapping
+from typing import Any
+
 from marshmallow import fields
 
 from shared.masking import mask_text
@@ -12,7 +15,10 @@ from shared.schemas.base import EventTime, Id, OneOf, Schema
 from shared.schemas.vocabulary import (
     CHANNELS,
     COMPLAINT_DEADLINES,
+    COMPLAINT_LEVELS,
     EXTERNAL_STATUSES,
+    FOLLOWUP_STATUSES,
+    ONLINE_METHOD,
     OWNER_SIGNOFFS,
     REOPEN_SOURCES,
     REVIEW_OUTCOMES,
@@ -30,10 +36,12 @@ class FreeText(fields.String):
     e-mail addresses masked (``shared.masking.mask_text``) when the event is built
     (``new_event`` dumps the payload) and again when it is read. The record keeps the text."""
 
-    def _serialize(self, value, attr, obj, **kwargs):
-        return mask_text(super()._serialize(value, attr, obj, **kwargs))
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        text = super()._serialize(value, attr, obj, **kwargs)
+        return None if text is None else mask_text(text)
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None,
+                     data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         return mask_text(super()._deserialize(value, attr, data, **kwargs))
 
 
@@ -52,6 +60,7 @@ class ComplaintRegistered(Schema):
     routed_department = fields.String(allow_none=True, load_default=None)
     special_measures_due = EventTime(allow_none=True, load_default=None)  # repeats only
     work_order_id = Id(allow_none=True, load_default=None)   # emergency repair opened at once
+    level = OneOf(COMPLAINT_LEVELS, load_default="estate")   # company: made to the company
 
 
 class ComplaintAcknowledged(Schema):
@@ -104,6 +113,20 @@ class ComplaintOverdue(Schema):
     deadline = OneOf(COMPLAINT_DEADLINES, required=True)
     due_at = EventTime(required=True)
     reopen_no = fields.Integer(strict=True, load_default=0)
+    department = FreeText(allow_none=True, load_default=None)
+    assignee_id = Id(allow_none=True, load_default=None)
+
+
+class ComplaintDeadlineApproaching(Schema):
+    """A deadline's warning time came (the estate's ``warn_before``) and it is still open:
+    sent once per deadline, a deadline a reopen sets anew warned anew."""
+
+    complaint_id = Id(required=True)
+    deadline = OneOf(COMPLAINT_DEADLINES, required=True)
+    due_at = EventTime(required=True)
+    minutes_left = fields.Integer(required=True, strict=True)
+    reopen_no = fields.Integer(strict=True, load_default=0)
+    summary = FreeText(allow_none=True, load_default=None)   # the owner's words, masked
     department = FreeText(allow_none=True, load_default=None)
     assignee_id = Id(allow_none=True, load_default=None)
 
@@ -180,6 +203,20 @@ class ComplaintFlaggedMalicious(Schema):
     flagged_at = EventTime(required=True)
 
 
+class ComplaintInstructionRecorded(Schema):
+    """The manager a complaint was escalated to said what is to be done: whoever has it acts."""
+
+    complaint_id = Id(required=True)
+    instruction = FreeText(required=True)
+    instructed_by = Id(required=True)
+    role = fields.String(required=True)           # the instructing manager's rung
+    escalated_to = fields.String(required=True)   # the rung the complaint was taken up to
+    instructed_at = EventTime(required=True)
+    summary = FreeText(allow_none=True, load_default=None)   # the owner's words, masked
+    department = FreeText(allow_none=True, load_default=None)
+    assignee_id = Id(allow_none=True, load_default=None)
+
+
 class WorkOrderRegistered(Schema):
     """A work order was opened (by the desk, or at once for an emergency complaint)."""
 
@@ -202,6 +239,41 @@ class WorkOrderCompleted(Schema):
     contract_start = EventTime(allow_none=True, load_default=None)
     contract_end = EventTime(allow_none=True, load_default=None)
     complaint_id = Id(allow_none=True, load_default=None)   # the complaint that opened it
+
+
+class EstateRegistered(Schema):
+    """An estate's record (services/intake/estates.py): what the other services keep a copy
+    of (shared/estates.py). ``revision`` counts its changes: a copy takes only a newer one."""
+
+    name = FreeText(required=True)         # typed by staff: nothing to call or mail in it
+    company = FreeText(allow_none=True, load_default=None)
+    region = FreeText(allow_none=True, load_default=None)
+    timezone = fields.String(required=True)
+    revision = fields.Integer(required=True, strict=True)
+
+
+class EstateUpdated(EstateRegistered):
+    changed = fields.List(fields.String(), load_default=list)   # the fields that changed
+
+
+class HouseholdMovedIn(Schema):
+    """A household became occupied (imported occupied, or marked occupied again):
+    「以达到年回访率100%的目标(按照已办理入住户数统计)」 — its routine visit is planned."""
+
+    household_id = Id(required=True)
+    building = fields.String(allow_none=True, load_default=None)
+    unit = fields.String(allow_none=True, load_default=None)
+    room = fields.String(allow_none=True, load_default=None)
+    key_customer = fields.Boolean(load_default=False)
+    moved_in_at = EventTime(required=True)
+
+
+class HouseholdKeyCustomerSet(Schema):
+    """A household was flagged as a key customer (重点客户), or the flag was lifted."""
+
+    household_id = Id(required=True)
+    key_customer = fields.Boolean(required=True)
+    changed_at = EventTime(required=True)
 
 
 # revisit --------------------------------------------------------------------
@@ -233,6 +305,11 @@ class RevisitCompleted(Schema):
     satisfaction = OneOf(SATISFACTION_LEVELS, allow_none=True, load_default=None)
     resolved = fields.Boolean(allow_none=True, load_default=None)
     completed_at = EventTime(required=True)
+    # how and by whom, and the owner's words: the complaint's record keeps them (intake);
+    # absent from events published before they were added
+    method = OneOf(REVISIT_METHODS + (ONLINE_METHOD,), allow_none=True, load_default=None)
+    visitor_id = Id(allow_none=True, load_default=None)     # None: the owner answered online
+    comments = FreeText(allow_none=True, load_default=None)
 
 
 class RevisitUnsatisfied(Schema):
@@ -251,6 +328,24 @@ class RevisitOverdue(Schema):
     due_at = EventTime(required=True)
     # what is late: the visit itself, or the reply promised to the owner during it
     deadline = OneOf(["revisit", "promised_reply"], load_default="revisit")
+
+
+class RevisitFollowupEvent(Schema):
+    """A follow-up of an unsatisfied or unresolved work-order or routine revisit: opened
+    for the responsible department, answered to the owner, or overdue."""
+
+    followup_id = Id(required=True)
+    revisit_id = Id(required=True)
+    kind = OneOf(REVISIT_KINDS, required=True)
+    source_id = Id(required=True)
+    household_id = Id(allow_none=True, load_default=None)
+    department = FreeText(required=True)
+    answer_due_at = EventTime(required=True)
+    status = OneOf(FOLLOWUP_STATUSES, required=True)
+    summary = FreeText(allow_none=True, load_default=None)   # the owner's words (opened)
+    answer = FreeText(allow_none=True, load_default=None)    # what the owner is told (answered)
+    answered_at = EventTime(allow_none=True, load_default=None)
+    on_time = fields.Boolean(allow_none=True, load_default=None)
 
 
 # survey ---------------------------------------------------------------------
@@ -315,6 +410,16 @@ class RectificationEvent(Schema):
     status = fields.String(load_default=None)
 
 
+class SurveyCadenceMissed(Schema):
+    """An estate's survey period ended without a closed round covering it
+    (「管理处每半年进行一次业主/用户意见调查」; the cadence is the estate's policy)."""
+
+    period = fields.String(required=True)      # YYYY, YYYY-Hn or YYYY-Qn
+    cadence = fields.String(required=True)     # half_yearly, quarterly or yearly
+    period_start = EventTime(required=True)
+    period_end = EventTime(required=True)
+
+
 # notify ---------------------------------------------------------------------
 
 class NotificationSent(Schema):
@@ -338,6 +443,7 @@ EVENTS = {
     "complaint_closed": ("intake", ComplaintClosed),
     "complaint_reopened": ("intake", ComplaintReopened),
     "complaint_overdue": ("intake", ComplaintOverdue),
+    "complaint_deadline_approaching": ("intake", ComplaintDeadlineApproaching),
     "complaint_escalated": ("intake", ComplaintEscalated),
     "complaint_repeated": ("intake", ComplaintRepeated),
     "complaint_special_measures_taken": ("intake", ComplaintSpecialMeasuresTaken),
@@ -345,13 +451,21 @@ EVENTS = {
     "complaint_reviewed": ("intake", ComplaintReviewed),
     "complaint_referral_updated": ("intake", ComplaintReferralUpdated),
     "complaint_flagged_malicious": ("intake", ComplaintFlaggedMalicious),
+    "complaint_instruction_recorded": ("intake", ComplaintInstructionRecorded),
     "work_order_registered": ("intake", WorkOrderRegistered),
     "work_order_completed": ("intake", WorkOrderCompleted),
+    "estate_registered": ("intake", EstateRegistered),
+    "estate_updated": ("intake", EstateUpdated),
+    "household_moved_in": ("intake", HouseholdMovedIn),
+    "household_key_customer_set": ("intake", HouseholdKeyCustomerSet),
     "revisit_scheduled": ("revisit", RevisitScheduled),
     "revisit_booked": ("revisit", RevisitBooked),
     "revisit_completed": ("revisit", RevisitCompleted),
     "revisit_unsatisfied": ("revisit", RevisitUnsatisfied),
     "revisit_overdue": ("revisit", RevisitOverdue),
+    "revisit_followup_opened": ("revisit", RevisitFollowupEvent),
+    "revisit_followup_answered": ("revisit", RevisitFollowupEvent),
+    "revisit_followup_overdue": ("revisit", RevisitFollowupEvent),
     "survey_round_opened": ("survey", SurveyRoundOpened),
     "survey_invitation_issued": ("survey", SurveyInvitationIssued),
     "survey_reminder_due": ("survey", SurveyReminderDue),
@@ -360,6 +474,7 @@ EVENTS = {
     "rectification_created": ("survey", RectificationEvent),
     "rectification_overdue": ("survey", RectificationEvent),
     "rectification_done": ("survey", RectificationEvent),
+    "survey_cadence_missed": ("survey", SurveyCadenceMissed),
     "notification_sent": ("notify", NotificationSent),
     "notification_failed": ("notify", NotificationFailed),
 }

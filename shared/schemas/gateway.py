@@ -1,4 +1,6 @@
 """Inputs of the gateway's own operations: logins and staff accounts."""
+from typing import Any
+
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from shared.schemas.base import Flag, Id, Schema
@@ -15,12 +17,12 @@ class Login(Schema):
     password = fields.String(required=True, validate=validate.Length(min=1, max=200))
 
 
-def _roles(**kwargs):
+def _roles(**kwargs: Any) -> fields.List:
     return fields.List(fields.String(validate=validate.OneOf(USER_ROLES)),
                        validate=validate.Length(min=1, max=len(USER_ROLES)), **kwargs)
 
 
-def _estates(**kwargs):
+def _estates(**kwargs: Any) -> fields.List:
     return fields.List(Id(), validate=validate.Length(max=1000), **kwargs)
 
 
@@ -32,7 +34,7 @@ class NewUser(Schema):
     estates = _estates(load_default=list)
 
     @validates_schema
-    def estates_or_group_wide(self, data, **kwargs):
+    def estates_or_group_wide(self, data: dict[str, Any], **kwargs: Any) -> None:
         check_scope(data)
 
 

@@ -1,7 +1,9 @@
 """Inputs of intake's RPCs (docs/rpc.md, intake) and of its configuration."""
 import re
+from collections.abc import Mapping
+from typing import Any
 
-from marshmallow import ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, post_load, validate, validates_schema
 
 from shared.errors import InvalidInput
 from shared.paging import Limit, ListFilters
@@ -19,6 +21,8 @@ from shared.schemas.base import (
 from shared.schemas.vocabulary import (
     CHANNELS,
     COMPLAINT_CATEGORIES,
+    COMPLAINT_DEADLINES,
+    COMPLAINT_LEVELS,
     EXTERNAL_STATUSES,
     OWNER_SIGNOFFS,
     REOPEN_SOURCES,
@@ -38,11 +42,15 @@ COMPLAINT_ORDERS = ("newest", "due")
 OWNER_TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{16,64}$")
 # Who may flag a complaint as malicious: a supervisor or above, never front-line staff.
 FLAGGING_ROLES = ("supervisor", "manager", "company_manager")
+# Whose instruction a complaint escalated to them waits for (「待经理做出明确指示」): the
+# manager rungs of the ladder, lowest first.
+INSTRUCTING_ROLES = ("manager", "company_manager")
+MAX_INSTRUCTION = 1000
 WORK_ORDER_STATUSES = ("registered", "completed", "cancelled")
 MAX_CONTENT = 2000
 
 
-def Content(max_length=MAX_CONTENT, **kwargs):
+def Content(max_length: int = MAX_CONTENT, **kwargs: Any) -> fields.String:
     """Free text that says something: blank or whitespace-only text is refused."""
     return fields.String(validate=[
         validate.Length(max=max_length),
@@ -61,7 +69,7 @@ class Contact(Schema):
     primary = Flag(load_default=False)
 
     @validates_schema
-    def reachable_on_preferred_channel(self, data, **kwargs):
+    def reachable_on_preferred_channel(self, data: dict[str, Any], **kwargs: Any) -> None:
         if data.get("preferred_channel") == "email" and not data.get("email"):
             raise ValidationError("required when the preferred channel is email", "email")
 
@@ -74,6 +82,19 @@ class ContactRefs(Schema):
     refs = IdList(max_length=MAX_CONTACT_REFS, required=True)
 
 
+MAX_ESTATES_CHECKED = 1000   # intake.estates_with_households: estates one call answers
+
+
+class EstatesToCheck(Schema):
+    """``estates_with_households``: a bounded batch of estates."""
+    estate_ids = IdList(max_length=MAX_ESTATES_CHECKED, required=True)
+
+
+class HouseholdsThatCount(Schema):
+    """``estates_with_households``' filters: which households count."""
+    occupied = Flag()              # none: any household
+
+
 class HouseholdRow(Schema):
     household_id = Id(required=True)
     building = Content(max_length=50, required=True)
@@ -81,11 +102,18 @@ class HouseholdRow(Schema):
     room = Content(max_length=50, required=True)
     occupied = Flag(required=True)
     contacts = fields.List(fields.Nested(Contact), load_default=list)
+    # 重点客户: revisited by a supervisor or the estate manager; none: left as it was
+    key_customer = Flag(allow_none=True, load_default=None)
 
     @validates_schema
-    def one_primary_contact(self, data, **kwargs):
+    def one_primary_contact(self, data: dict[str, Any], **kwargs: Any) -> None:
         if sum(contact["primary"] for contact in data.get("contacts", [])) > 1:
             raise ValidationError("at most one contact can be primary", "contacts")
+
+
+class KeyCustomer(Schema):
+    """``set_key_customer``: 「重点客户的回访由客服负责人或项目经理负责」."""
+    key_customer = Flag(required=True)
 
 
 class HouseholdFilters(ListFilters):
@@ -111,11 +139,20 @@ class RegisterComplaint(Schema):
     content = Content(required=True)
     received_at = UtcDateTime(allow_none=True, load_default=None)
     staff_id = Id(allow_none=True, load_default=None)   # who took it at the desk or on the phone
+    # 「直接向公司或公司经理投诉」: made to the company, estate_id naming the company's own
+    # estate record (its routing: the company's departments); the reporter, no household
+    level = OneOf(COMPLAINT_LEVELS, load_default="estate")
 
     @validates_schema
-    def someone_to_answer(self, data, **kwargs):
+    def someone_to_answer(self, data: dict[str, Any], **kwargs: Any) -> None:
         if not data.get("household_id") and not data.get("reporter"):
             raise ValidationError("required when no household_id is given", "reporter")
+
+    @validates_schema
+    def a_company_has_no_households(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("level") == "company" and data.get("household_id"):
+            raise ValidationError("a complaint made to the company names the reporter, not "
+                                  "a household", "household_id")
 
 
 class AcknowledgeComplaint(Schema):
@@ -191,6 +228,14 @@ class FlagMalicious(Schema):
     malicious = Flag(load_default=True)   # false lifts a flag set by mistake
 
 
+class RecordInstruction(Schema):
+    staff_id = Id(required=True)   # who gave it; through the gateway the person logged in
+    # their rung; through the gateway the person's own (shared/actor.py), never typed
+    role = fields.String(required=True, metadata={ACTOR_FIELD: "rung"}, validate=validate.OneOf(
+        INSTRUCTING_ROLES, error="only the estate manager or the company manager instructs"))
+    instruction = Content(max_length=MAX_INSTRUCTION, required=True)
+
+
 class ComplaintFilters(ListFilters):
     estate_id = Id()
     estate_ids = IdList()
@@ -221,7 +266,7 @@ class CheckStatistics(Schema):
 
 # the owner's page and the estate's online form (through the gateway) --------------
 
-def require_owner_token(value):
+def require_owner_token(value: object) -> str:
     """The owner's link token as an argument: a plain string that cannot be a query."""
     if not isinstance(value, str) or not OWNER_TOKEN_PATTERN.fullmatch(value):
         raise InvalidInput({"token": ["not a valid link"]})
@@ -260,13 +305,14 @@ class RegisterWorkOrder(Schema):
     staff_id = Id(allow_none=True, load_default=None)
 
     @validates_schema
-    def contract_period(self, data, **kwargs):
+    def contract_period(self, data: dict[str, Any], **kwargs: Any) -> None:
         start, end = data.get("contract_start"), data.get("contract_end")
         if data.get("kind") == "special_service":
             errors = {name: ["required for a special service"]
                       for name in ("contract_start", "contract_end") if not data.get(name)}
             if errors:
                 raise ValidationError(errors)
+            assert start is not None and end is not None   # both required just above
             if end <= start:
                 raise ValidationError("must be after contract_start", "contract_end")
         elif start or end:
@@ -305,11 +351,40 @@ class EscalationLevelConfig(Schema):
     after_hours = fields.Float(required=True, validate=validate.Range(min=0))
 
 
+# How a deadline's days are counted: every day, or the official calendar's working days.
+DAY_KINDS = ("calendar", "working")
+LEAD_TIME = re.compile(r"^(\d+(?:\.\d+)?)([hd])$")
+
+
+def lead_time_hours(lead: str) -> float:
+    """The hours of a lead time: "2h" is 2, "0.5d" is 12 (a day is 24 hours)."""
+    found = LEAD_TIME.match(lead) if isinstance(lead, str) else None
+    if found is None:
+        raise ValidationError('a lead time such as "2h" or "0.5d"')
+    return float(found[1]) * (24 if found[2] == "d" else 1)
+
+
+class LeadTime(fields.String):
+    """How long before a deadline its warning goes: "2h" (hours) or "0.5d" (days of 24
+    hours), at most 30 days; "0h" sends none. Kept as written (a stored estate policy
+    loads again unchanged); ``lead_time_hours`` reads it."""
+
+    def _deserialize(self, value: Any, attr: str | None,
+                     data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+        if lead_time_hours(value) > 30 * 24:
+            raise ValidationError("at most 30 days")
+        return value
+
+
 class ComplaintPolicyConfig(Schema):
     """COMPLAINT_POLICY and each ESTATE_POLICIES entry; unknown keys are refused (typos)."""
 
     first_response_working_days = fields.Integer(strict=True, validate=validate.Range(1, 30))
+    reply_days = fields.Integer(strict=True, validate=validate.Range(1, 60))
+    reply_day_kind = OneOf(DAY_KINDS)
+    # the older spelling: reply_days counted in working days
     reply_working_days = fields.Integer(strict=True, validate=validate.Range(1, 60))
+    warn_before = fields.Dict(keys=OneOf(COMPLAINT_DEADLINES), values=LeadTime())
     review_working_days = fields.Integer(strict=True, validate=validate.Range(1, 60))
     special_measures_hours = fields.Float(validate=validate.Range(min=1))
     repeat_window_days = fields.Integer(strict=True, validate=validate.Range(0, 3650))
@@ -324,7 +399,7 @@ class ComplaintPolicyConfig(Schema):
     important_repair_keywords = fields.List(Content(max_length=50))
 
     @validates_schema
-    def known_time_zone(self, data, **kwargs):
+    def known_time_zone(self, data: dict[str, Any], **kwargs: Any) -> None:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
         if "timezone" in data:
             try:
@@ -333,7 +408,7 @@ class ComplaintPolicyConfig(Schema):
                 raise ValidationError("unknown time zone", "timezone") from None
 
     @validates_schema
-    def a_ladder_that_climbs(self, data, **kwargs):
+    def a_ladder_that_climbs(self, data: dict[str, Any], **kwargs: Any) -> None:
         levels = data.get("escalation_levels") or []
         roles = [level["role"] for level in levels]
         if len(set(roles)) != len(roles):
@@ -342,6 +417,18 @@ class ComplaintPolicyConfig(Schema):
         if hours != sorted(hours):
             raise ValidationError("after_hours must not decrease up the ladder",
                                   "escalation_levels")
+
+    @validates_schema
+    def one_spelling_of_the_reply_deadline(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "reply_working_days" in data and {"reply_days", "reply_day_kind"} & set(data):
+            raise ValidationError("give reply_days and reply_day_kind, or reply_working_days "
+                                  "alone", "reply_working_days")
+
+    @post_load
+    def reply_working_days_are_working_reply_days(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        if "reply_working_days" in data:
+            data.update(reply_days=data.pop("reply_working_days"), reply_day_kind="working")
+        return data
 
 
 class HolidayPeriod(Schema):
@@ -359,7 +446,7 @@ class HolidayTable(Schema):
     make_up_workdays = fields.List(fields.Date(), load_default=list)
 
     @validates_schema
-    def days_of_that_year(self, data, **kwargs):
+    def days_of_that_year(self, data: dict[str, Any], **kwargs: Any) -> None:
         year = data.get("year")
         errors = {}
         for index, period in enumerate(data.get("holidays", [])):
@@ -376,3 +463,80 @@ class HolidayTable(Schema):
         if errors:
             raise ValidationError(errors)
 
+
+
+# estates (services/intake/estates.py) ------------------------------------------------
+
+MAX_ESTATE_NAME = 100
+
+
+def TimeZone(**kwargs: Any) -> fields.String:
+    """An IANA time zone name (``zoneinfo``), e.g. Asia/Shanghai."""
+    return fields.String(validate=_known_time_zone, **kwargs)
+
+
+def _known_time_zone(name: str) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError("unknown time zone") from None
+
+
+class EstatePolicy(ComplaintPolicyConfig):
+    """An estate record's overrides of the complaint policy: the keys of ESTATE_POLICIES,
+    checked by the same schema; the zone is the record's own ``timezone``."""
+
+    @validates_schema
+    def zone_on_the_record(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "timezone" in data:
+            raise ValidationError("set the estate's own timezone field", "timezone")
+
+
+class EstateFields(Schema):
+    """What a member of staff says about an estate: the company → region → estate names."""
+    name = Content(max_length=MAX_ESTATE_NAME)          # Chinese, e.g. 阳光花园
+    company = Content(max_length=MAX_ESTATE_NAME, allow_none=True)   # e.g. 华东物业公司
+    region = Content(max_length=MAX_ESTATE_NAME, allow_none=True)    # e.g. 杭州片区
+    timezone = TimeZone(allow_none=True)                # none: the group's
+    policy = fields.Nested(EstatePolicy)
+
+
+class RegisterEstate(EstateFields):
+    estate_id = Id(required=True)
+    name = Content(max_length=MAX_ESTATE_NAME, required=True)
+    company = Content(max_length=MAX_ESTATE_NAME, allow_none=True, load_default=None)
+    region = Content(max_length=MAX_ESTATE_NAME, allow_none=True, load_default=None)
+    timezone = TimeZone(allow_none=True, load_default=None)
+    policy = fields.Nested(EstatePolicy, load_default=dict)
+
+
+class NewEstate(RegisterEstate):
+    """``import_households``' ``estate``: the record of an estate the import makes known
+    (its id is the import's)."""
+    estate_id = Id(load_default=None)
+
+
+class UpdateEstate(EstateFields):
+    """Only the fields given change; ``policy`` replaces the estate's overrides whole."""
+
+    @validates_schema
+    def something_to_change(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data:
+            raise ValidationError("give at least one of name, company, region, timezone, "
+                                  "policy", "_schema")
+
+
+class EstateFilters(ListFilters):
+    company = Content(max_length=MAX_ESTATE_NAME)
+    region = Content(max_length=MAX_ESTATE_NAME)
+    estate_ids = IdList()
+    limit = Limit(1000, default=500)
+
+
+ESTATE_GROUPINGS = ("estate", "region", "company")
+
+
+class GroupStatsQuery(StatsQuery):
+    group_by = OneOf(ESTATE_GROUPINGS, load_default="estate")
+    per_estate = Flag(load_default=True)     # false: the group's figures alone (fast)

@@ -5,6 +5,8 @@ plug-ins, template files), so the schemas that check them are given those
 when built: ``SendNotification(known_channels=..., templates=...)``.
 """
 import re
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates, validates_schema
 from marshmallow.validate import Range
@@ -33,7 +35,7 @@ _EMAIL = validate.Email(error="not a valid e-mail address")
 EMAIL_PATTERN = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+$")
 
 
-def address_kind(value):
+def address_kind(value: str | None) -> str | None:
     """'phone' or 'email' when ``value`` is an address, None when it is an id."""
     text = (value or "").strip()
     if MOBILE_PATTERN.match(text) or LANDLINE_PATTERN.match(text):
@@ -46,7 +48,8 @@ def address_kind(value):
 class Recipient(fields.String):
     """A household, complaint or staff id, or a phone number / e-mail address."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None,
+                     data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         text = super()._deserialize(value, attr, data, **kwargs).strip()
         kind = address_kind(text)
         if kind == "email":
@@ -59,7 +62,8 @@ class Recipient(fields.String):
 class ParamValue(fields.Field):
     """A template parameter: text or a number, never blank (an SMS never shows a gap)."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None,
+                     data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise ValidationError("must be text or a number")
         if isinstance(value, str):
@@ -71,7 +75,7 @@ class ParamValue(fields.Field):
         return value
 
 
-def _known(value, known, what):
+def _known(value: object, known: Collection[str], what: str) -> None:
     if value not in known:
         raise ValidationError(f"unknown {what}; known: {', '.join(known) or 'none'}")
 
@@ -88,22 +92,24 @@ class SendNotification(Schema):
     # Needed only when ``to`` is an address: an id tells intake's contact the estate.
     estate_id = Id(allow_none=True, load_default=None)
 
-    def __init__(self, known_channels=(), templates=None, **kwargs):
+    def __init__(self, known_channels: Iterable[str] = (),
+                 templates: Mapping[str, Collection[str]] | None = None,
+                 **kwargs: Any) -> None:
         """``templates``: template id -> the parameter names its text uses."""
         super().__init__(**kwargs)
         self.known_channels = tuple(known_channels)
         self.templates = dict(templates or {})
 
     @validates("channel")
-    def known_channel(self, value, **kwargs):
+    def known_channel(self, value: Any, **kwargs: Any) -> None:
         _known(value, self.known_channels, "channel")
 
     @validates("template")
-    def known_template(self, value, **kwargs):
+    def known_template(self, value: Any, **kwargs: Any) -> None:
         _known(value, sorted(self.templates), "template")
 
     @validates_schema(skip_on_field_errors=True)
-    def complete(self, data, **kwargs):
+    def complete(self, data: dict[str, Any], **kwargs: Any) -> None:
         missing = sorted(set(self.templates[data["template"]]) - set(data["params"]))
         if missing:
             raise ValidationError(
@@ -131,18 +137,19 @@ class Preferences(Schema):
     opt_out = Flag()                              # mandatory notices still go
     locale = Text(max_length=10, allow_none=True)  # null: the estate's language
 
-    def __init__(self, known_channels=(), known_locales=(), **kwargs):
+    def __init__(self, known_channels: Iterable[str] = (), known_locales: Iterable[str] = (),
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.known_channels = tuple(known_channels)
         self.known_locales = tuple(known_locales)
 
     @validates("locale")
-    def known_locale(self, value, **kwargs):
+    def known_locale(self, value: Any, **kwargs: Any) -> None:
         if value is not None:
             _known(value, self.known_locales, "locale")
 
     @validates("channels")
-    def known_and_distinct(self, value, **kwargs):
+    def known_and_distinct(self, value: Any, **kwargs: Any) -> None:
         for name in value:
             _known(name, self.known_channels, "channel")
         if len(set(value)) != len(value):
@@ -152,7 +159,8 @@ class Preferences(Schema):
 # Settings (config.yaml NOTIFY_*), checked when the service starts ----------------------
 
 class EmailAddress(fields.String):
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None,
+                     data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         text = super()._deserialize(value, attr, data, **kwargs).strip()
         if not EMAIL_PATTERN.match(text):
             raise ValidationError("not a valid e-mail address")
@@ -162,7 +170,8 @@ class EmailAddress(fields.String):
 class Signature(fields.Field):
     """The sender's name in 【】: one for every language, or {locale: name}."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None,
+                     data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         if isinstance(value, str) and value.strip():
             return {"*": value.strip()}
         if isinstance(value, dict) and value and all(
@@ -200,7 +209,7 @@ class EstateNotifySettings(Schema):
     channel_settings = fields.Dict(keys=Text(max_length=50), values=fields.Dict())
 
     @validates("staff")
-    def distinct_staff(self, value, **kwargs):
+    def distinct_staff(self, value: Any, **kwargs: Any) -> None:
         ids = [member["id"] for member in value]
         if len(set(ids)) != len(ids):
             raise ValidationError("a staff id is listed twice")

@@ -2,6 +2,8 @@
 import base64
 import binascii
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
@@ -19,6 +21,7 @@ from shared.schemas.base import (
     UtcDateTime,
 )
 from shared.schemas.vocabulary import (
+    FOLLOWUP_STATUSES,
     REVISIT_KINDS,
     REVISIT_METHODS,
     REVISIT_STATUSES,
@@ -36,7 +39,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 class SignaturePng(fields.String):
     """A PNG image as base64 (no ``data:`` prefix): checked by its magic bytes and size."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None,
+                     data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         text = super()._deserialize(value, attr, data, **kwargs)
         if len(text) > (SIGNATURE_MAX_BYTES + 2) // 3 * 4:
             raise ValidationError(f"at most {SIGNATURE_MAX_BYTES} bytes")
@@ -58,6 +62,11 @@ class RevisitFilters(ListFilters):
     household_id = Id()
     assigned_role = OneOf(ROLES)
     due_before = UtcDateTime()
+    # done from / before: the visits recorded in a span (a month's 回访记录本)
+    done_from = UtcDateTime()
+    done_before = UtcDateTime()
+    # a reply promised to the owner, not yet given, due before then (「应告知预约时间答复」)
+    reply_due_before = UtcDateTime()
     limit = Limit(2000, default=500)
 
 
@@ -69,7 +78,7 @@ class BookAppointment(Schema):
     quiet_hours = fields.List(QuietHours(), validate=validate.Length(max=4), load_default=None)
 
     @validates_schema
-    def owner_agreed(self, data, **kwargs):
+    def owner_agreed(self, data: dict[str, Any], **kwargs: Any) -> None:
         # 「采取上门回访的应提前与业主进行预约,获得同意后方可上门」
         if data.get("owner_consent") is not True:
             raise ValidationError("an on-site visit needs the owner's consent", "owner_consent")
@@ -89,7 +98,7 @@ class RecordRevisit(Schema):
     promised_reply_at = UtcDateTime(allow_none=True, load_default=None)
 
     @validates_schema
-    def outcome_is_complete(self, data, **kwargs):
+    def outcome_is_complete(self, data: dict[str, Any], **kwargs: Any) -> None:
         # 「回访后应由业户签字确认」: an on-site visit ends with the owner's signature.
         if data.get("method") == "onsite" and data.get("reached") and not data.get("signed_by"):
             raise ValidationError("an on-site visit must be signed by the owner", "signed_by")
@@ -116,8 +125,33 @@ class RecordReply(Schema):
     replied_at = UtcDateTime(allow_none=True, load_default=None)
 
 
+class FollowupFilters(ListFilters):
+    estate_id = Id()
+    estate_ids = IdList()
+    status = OneOf(FOLLOWUP_STATUSES)
+    department = fields.String(validate=validate.Length(min=1, max=100))
+    kind = OneOf(REVISIT_KINDS)
+    revisit_id = Id()
+    overdue = Flag()               # still unanswered past the answer's due time
+    limit = Limit(1000, default=500)
+
+
+class RecordFollowupMeasures(Schema):
+    """「改进措施的制定和实施」, each 「落实到人」: what will be done and who carries it out."""
+    staff_id = Id(required=True)
+    measures = Text(required=True)
+    responsible = fields.String(required=True, validate=validate.Length(min=1, max=50))
+
+
+class AnswerFollowup(Schema):
+    """「于一个月内向业主反馈」: what the owner was told."""
+    staff_id = Id(required=True)
+    answer = Text(required=True)
+
+
 class Month(fields.String):
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None,
+                     data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         text = super()._deserialize(value, attr, data, **kwargs)
         if not MONTH.fullmatch(text):
             raise ValidationError('expected a month "YYYY-MM"')
@@ -125,6 +159,12 @@ class Month(fields.String):
 
 
 class CloseSamplingMonth(Schema):
+    estate_id = Id(required=True)
+    month = Month(required=True)
+
+
+class MonthlyRevisitPlan(Schema):
+    """``monthly_revisit_plan``: 「物业服务中心每月应制定回访计划」."""
     estate_id = Id(required=True)
     month = Month(required=True)
 

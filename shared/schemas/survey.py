@@ -1,5 +1,7 @@
 """Inputs of survey's RPCs (docs/rpc.md, survey)."""
 import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from marshmallow import ValidationError, fields, post_load, validate, validates_schema
 
@@ -21,15 +23,16 @@ ROUND_STATUSES = ("creating", "scheduled", "open", "closed", "abandoned")
 MAX_REMINDERS = 10
 
 
-def _unique(name):
-    def check(values):
+def _unique(name: str) -> Callable[[list[Any]], None]:
+    def check(values: list[Any]) -> None:
         if len(set(values)) != len(values):
             raise ValidationError(f"each {name} may appear only once")
     return check
 
 
 class CategoryKey(fields.String):
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None,
+                     data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         key = super()._deserialize(value, attr, data, **kwargs)
         if not CATEGORY_KEY_PATTERN.fullmatch(key) or key == GENERAL_COMMENT:
             raise ValidationError(
@@ -48,7 +51,8 @@ class CategoryDefinition(Schema):
 class CategoryItem(fields.Field):
     """A known category by its key (``"parking"``), or a new one defined in full."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None,
+                     data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         if isinstance(value, str):
             return CategoryKey()._deserialize(value, attr, data)
         if isinstance(value, dict):
@@ -56,7 +60,7 @@ class CategoryItem(fields.Field):
         raise ValidationError("a category key, or {key, label_zh, label_en}")
 
 
-def CategoryList(**kwargs):
+def CategoryList(**kwargs: Any) -> fields.List:
     return fields.List(CategoryItem(), validate=validate.Length(
         min=1, max=40, error="between 1 and 40 categories"), **kwargs)
 
@@ -78,7 +82,7 @@ class Sample(Schema):
     seed = fields.Integer(strict=True, validate=validate.Range(min=0, max=2**63 - 1))
 
     @validates_schema
-    def stratified_needs_a_rate(self, data, **kwargs):
+    def stratified_needs_a_rate(self, data: dict[str, Any], **kwargs: Any) -> None:
         if data.get("mode") == "stratified" and "rate" not in data:
             raise ValidationError("give the share of households to invite, e.g. 0.3", "rate")
         if data.get("mode", "all") == "all" and "rate" in data:
@@ -115,7 +119,7 @@ class CreateRound(Schema):
     request_id = Id(load_default=None)
 
     @validates_schema
-    def check_round(self, data, **kwargs):
+    def check_round(self, data: dict[str, Any], **kwargs: Any) -> None:
         if data["closes_at"] <= data["opens_at"]:
             raise ValidationError("must be after opens_at", "closes_at")
         if data["kind"] == "event" and not data.get("occasion"):
@@ -137,12 +141,12 @@ class SubmitResponse(Schema):
                           required=True)
     comments = fields.Dict(keys=fields.String(), values=fields.Raw(), load_default=dict)
 
-    def __init__(self, categories, **kwargs):
+    def __init__(self, categories: Iterable[str], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.categories = tuple(categories)
 
     @validates_schema
-    def fits_the_template(self, data, **kwargs):
+    def fits_the_template(self, data: dict[str, Any], **kwargs: Any) -> None:
         errors = {}
         for category, answer in data["answers"].items():
             if category not in self.categories:
@@ -160,7 +164,7 @@ class SubmitResponse(Schema):
             raise ValidationError(errors)
 
     @post_load
-    def drop_blank_comments(self, data, **kwargs):
+    def drop_blank_comments(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         # Forms send every comment box, filled or not.
         data["comments"] = {
             topic: text.strip() for topic, text in data["comments"].items() if text.strip()
@@ -177,20 +181,20 @@ class DraftResponse(SubmitResponse):
                           load_default=dict)
 
     @post_load
-    def drop_blank_comments(self, data, **kwargs):
+    def drop_blank_comments(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         data["comments"] = {topic: text for topic, text in data["comments"].items()
                             if text.strip()}
         return data
 
 
-def _is_answer(value):
+def _is_answer(value: object) -> bool:
     """1..5, or None for "not applicable"; True is not 1 and 4.0 is not 4."""
     return value is None or (
         isinstance(value, int) and not isinstance(value, bool) and value in ANSWER_SCALE
     )
 
 
-def require_token(value):
+def require_token(value: object) -> str:
     """A bare invitation token argument: a plain string that cannot be a query."""
     return base.require_token(value, "invitation")
 

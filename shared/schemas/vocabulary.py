@@ -17,6 +17,9 @@ SURVEY_CATEGORIES = (
 COMPLAINT_CATEGORIES = SURVEY_CATEGORIES + ("parking", "noise", "neighbours", "fees", "other")
 # What a complaint can be late on, how a review (复核) ends, where an outside unit stands.
 COMPLAINT_DEADLINES = ("first_response", "reply", "promised_reply", "special_measures", "review")
+# Where a complaint was made: to an estate's service centre, or to the company or its
+# manager directly (「直接向公司或公司经理投诉」).
+COMPLAINT_LEVELS = ("estate", "company")
 REVIEW_OUTCOMES = ("upheld", "overturned")
 EXTERNAL_STATUSES = ("referred", "in_progress", "resolved", "declined")
 
@@ -31,6 +34,9 @@ SATISFACTION_LEVELS = (
     "very_satisfied", "satisfied", "neutral", "unsatisfied", "very_unsatisfied",
 )
 UNSATISFIED_LEVELS = ("unsatisfied", "very_unsatisfied")
+# A follow-up of an unsatisfied work-order or routine revisit (「向相关部门反馈」): the
+# department records its measures, then answers the owner (「一个月内向业主反馈」).
+FOLLOWUP_STATUSES = ("open", "measures_recorded", "answered")
 
 ROUND_KINDS = ("half_yearly", "quarterly", "event")
 DELIVERY_STATUSES = ("queued", "sent", "failed", "suppressed")
