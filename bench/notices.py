@@ -83,9 +83,10 @@ def notice_round(households, one_at_a_time=False):
         store.db.deliveries.create_indexes([IndexModel(
             [("status", ASCENDING), ("next_attempt_at", ASCENDING),
              ("claimed_until", ASCENDING)])])
-        service._household_targets = lambda ids: (
-            (household_id, lambda household_id=household_id:
-             service._contact_target(household_id)) for household_id in ids)
+        book = service.address_book   # each contact looked up alone, as it was
+        book.households = lambda ids: (
+            (household_id, lambda household_id=household_id: book.contact(household_id))
+            for household_id in ids)
     done = parse_event(new_event("rectification_done", "survey", "e-1", {
         "rectification_id": "rect-1", "round_id": "rnd-1", "category": "greening",
         "department": "绿化部", "due_at": NOW, "action": "补种中心花园草坪",
@@ -121,7 +122,7 @@ def dispatch_one_at_a_time(service):
             sort=[("next_attempt_at", ASCENDING)], return_document=ReturnDocument.AFTER)
         if delivery is None:
             return
-        service._save(delivery, claim, *service._attempt(delivery))
+        service.deliveries.save(delivery, claim, *service.deliveries.attempt(delivery))
 
 
 def notices_times(sizes, baseline_sizes):

@@ -9,7 +9,9 @@
    the owner's notice (notification_sent), with p50/p99 latency;
 4. the gateway: a read and a write over HTTP from 50 concurrent clients, against the
    same calls made directly over RPC in the same run (the baseline), the reads also
-   paced at a fixed rate, and one client alone for the cost the gateway adds per call.
+   paced at a fixed rate, and one client alone for the cost the gateway adds per call;
+   the issue's goals (p99 <= 100 ms paced at 200/s, the gateway adding <= 30 % to the
+   direct RPC's time) marked PASS or FAIL.
 
 Each run gets its own RabbitMQ vhost (made through the management API).
 """
@@ -47,7 +49,13 @@ from shared.config import load_config
 from shared.envelope import new_event
 from shared.messaging import EventPublisher, handles
 from shared.schemas.vocabulary import SERVICES
-from tests.helpers import EventListener, ServiceProcesses, free_port, wait_until
+from tests.helpers import (
+    EventListener,
+    ServiceProcesses,
+    estates_answered_by_households,
+    free_port,
+    wait_until,
+)
 
 received = []
 
@@ -99,49 +107,102 @@ def reliable_hop(config, count):
     return measure_hop(config, ReliableHop, lambda i: publisher.publish(event), count)
 
 
-def complaint_pipeline(config, count):
+# The messages on a complaint's path from close to the owner's notice: the close RPC's
+# request and reply, complaint_closed (intake -> revisit), revisit_scheduled (revisit ->
+# notify), notification_sent (notify's record of the notice).
+PATH_MESSAGES = 5
+
+
+class NoticeClock(EventListener):
+    """The listener, noting when each owner's revisit notice (notification_sent, ref
+    ``rv-<complaint>-<n>``) arrived: {complaint id: perf_counter}."""
+
+    def __init__(self, amqp_uri):
+        self.arrived: dict[str, float] = {}
+        super().__init__(amqp_uri, sources=("notify",))
+
+    def _record(self, body, message):
+        ref = body.get("data", {}).get("ref") or ""
+        if body.get("type") == "notification_sent" and ref.startswith("rv-"):
+            self.arrived.setdefault(ref[3:].rsplit("-", 1)[0], time.perf_counter())
+        message.ack()
+
+
+def complaint_pipeline(config, count, api, vhost, steady_rate=20.0, steady_seconds=60.0):
+    """The four services as processes: a burst of ``count`` closes at once (complaints/s
+    through the pipeline, p50/p99 close -> owner notice, the broker's publishes per
+    complaint), then closes paced at ``steady_rate``/s for ``steady_seconds`` (p50/p99 from
+    when each close was due: a late close is not hidden)."""
+    steady = int(steady_rate * steady_seconds)
     with tempfile.TemporaryDirectory() as logs:
         # No quiet hours: the notices measured must go at once, whatever the hour.
         processes = ServiceProcesses(config, logs, LOG_LEVEL="WARNING", NOTIFY_QUIET_HOURS="")
         processes.start()
-        listener = EventListener(config["AMQP_URI"], sources=("notify",))
+        clock = NoticeClock(config["AMQP_URI"])
         try:
             with ClusterRpcProxy(config, timeout=120) as rpc:
-                ids = prepare_complaints(rpc, count)
+                ids = prepare_complaints(rpc, count + steady)
+                burst, paced = ids[:count], ids[count:]
+                published = _published(api, vhost)
                 closed_at = {}
                 started = time.perf_counter()
                 pending = []
-                for cid in ids:
+                for cid in burst:
                     closed_at[cid] = time.perf_counter()
-                    pending.append(rpc.intake.close_complaint.call_async(
-                        cid, {"closed_by": "cs-1", "owner_signoff": "none"}))
+                    pending.append(_close(rpc, cid))
                 for reply in pending:
                     reply.result()
-                seen = {}
-                def all_logged():
-                    for event in listener.events:
-                        ref = event["data"].get("ref") or ""
-                        if event["type"] == "notification_sent" and ref.startswith("rv-"):
-                            seen.setdefault(ref[3:].rsplit("-", 1)[0], time.perf_counter())
-                    return all(cid in seen for cid in ids)
-                wait_until(all_logged, timeout=600, interval=0.01, message="every notice logged")
-                finished = max(seen[cid] for cid in ids)
+                _wait_for_notices(clock, burst)
+                finished = max(clock.arrived[cid] for cid in burst)
+                eventlet.sleep(6)          # the management API's figures lag a few seconds
+                per_complaint = (_published(api, vhost) - published) / count
+                due = time.perf_counter()
+                pending = []
+                for number, cid in enumerate(paced):
+                    closed_at[cid] = due + number / steady_rate
+                    eventlet.sleep(max(0.0, closed_at[cid] - time.perf_counter()))
+                    pending.append(_close(rpc, cid))
+                for reply in pending:
+                    reply.result()
+                _wait_for_notices(clock, paced)
         finally:
-            listener.close()
+            clock.close()
             processes.stop()
-    latencies = sorted((seen[cid] - closed_at[cid]) * 1000 for cid in ids)
-    return {
-        "throughput": count / (finished - started),
-        "p50_ms": statistics.median(latencies),
-        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
-    }
+
+    def latencies(cids):
+        return sorted((clock.arrived[cid] - closed_at[cid]) * 1000 for cid in cids)
+
+    return {"throughput": count / (finished - started), "published": per_complaint,
+            "burst": _percentiles(latencies(burst)), "steady": _percentiles(latencies(paced)),
+            "steady_rate": steady_rate, "steady_seconds": steady_seconds}
+
+
+def _close(rpc, cid):
+    return rpc.intake.close_complaint.call_async(cid, {"closed_by": "cs-1",
+                                                       "owner_signoff": "none"})
+
+
+def _wait_for_notices(clock, cids):
+    wait_until(lambda: all(cid in clock.arrived for cid in cids), timeout=600, interval=0.05,
+               message="every notice logged")
+
+
+def _percentiles(latencies):
+    return {"p50_ms": statistics.median(latencies),
+            "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]}
+
+
+def _published(api, vhost):
+    """Messages published in ``vhost`` so far (the management API's count)."""
+    found = api._get("vhosts", vhost)
+    return found.get("message_stats", {}).get("publish", 0)
 
 
 def prepare_complaints(rpc, count):
     rpc.intake.import_households("estate-b", [
         {"household_id": f"hb-{n}", "building": str(n % 20), "unit": "1", "room": str(n),
          "occupied": True, "contacts": [{"name": "业主", "phone": "13800000000"}]}
-        for n in range(count)])
+        for n in range(count)], estate={"name": "测试小区"})
     ids = [rpc.intake.register_complaint.call_async({
         "estate_id": "estate-b", "household_id": f"hb-{n}", "channel": "hotline",
         "category": "cleaning", "content": "楼道卫生"}) for n in range(count)]
@@ -290,7 +351,7 @@ def gateway_calls(config: dict, clients: int, seconds: float, paced_rate: float)
                     {"household_id": f"hg-{n}", "building": str(n % 20), "unit": "1",
                      "room": str(n), "occupied": True,
                      "contacts": [{"name": "业主", "phone": "13800000000"}]}
-                    for n in range(200)])
+                    for n in range(200)], estate={"name": "测试小区"})
                 ids = [reply.result()["id"] for reply in [
                     rpc.intake.register_complaint.call_async(new_complaint(n))
                     for n in range(500)]]
@@ -356,6 +417,22 @@ def _desk_clerk(base_url: str) -> str:
     return post("/api/v1/auth/token", clerk)["access_token"]
 
 
+# The issue's goal for the gateway: reads paced at 200/s answered within 100 ms (p99), and
+# the gateway adding at most 30 % to the time of the same call made directly over RPC.
+GOAL_PACED_P99_MS = 100
+GOAL_OVERHEAD = 0.30
+
+
+def overhead(http_load: Load, rpc_load: Load) -> float:
+    """What the gateway adds to a call, as a share of the direct RPC's time (p50s)."""
+    direct = rpc_load.percentile(0.5)
+    return (http_load.percentile(0.5) - direct) / direct
+
+
+def verdict(met: bool) -> str:
+    return "PASS" if met else "FAIL"
+
+
 def print_gateway_calls(result: dict, clients: int, paced_rate: float) -> None:
     def figures(load: Load) -> str:
         failed = f", {load.failures} failed" if load.failures else ""
@@ -376,22 +453,26 @@ def print_gateway_calls(result: dict, clients: int, paced_rate: float) -> None:
                                   ("write", "POST /api/v1/complaints     ", "register_complaint")):
         http_load, rpc_load = result[kind]["http"], result[kind]["rpc"]
         print(f"  {label} {figures(http_load)} | intake.{rpc_name:<18} "
-              f"{figures(rpc_load)} | HTTP/RPC throughput {http_load.rate / rpc_load.rate:.2f}")
+              f"{figures(rpc_load)}")
+        print(f"      HTTP/RPC: throughput {http_load.rate / rpc_load.rate:.2f}, p50 "
+              f"{http_load.percentile(0.5) / rpc_load.percentile(0.5):.2f}, p99 "
+              f"{http_load.percentile(0.99) / rpc_load.percentile(0.99):.2f}; the gateway adds "
+              f"{overhead(http_load, rpc_load):.0%} at p50")
         print(f"      {cpu(http_load, rpc_load)}")
-    paced = result["paced"]
-    print(f"  GET paced at {paced_rate:.0f}/s (latency from when each call was due): "
-          f"{figures(paced)} (goal: p99 <= 100 ms at {paced_rate:.0f}/s)")
     single_http, single_rpc = result["single"]["http"], result["single"]["rpc"]
     http_ms, rpc_ms = single_http.percentile(0.5), single_rpc.percentile(0.5)
+    added = overhead(single_http, single_rpc)
     print(f"  one client, p50: GET {http_ms:.2f} ms, intake.get_complaint {rpc_ms:.2f} ms: "
-          f"the gateway adds {http_ms - rpc_ms:.2f} ms a call, "
-          f"{(http_ms - rpc_ms) / rpc_ms:.0%} of the direct RPC's time (goal: <= 30 %)")
+          f"the gateway adds {http_ms - rpc_ms:.2f} ms a call = {added:.0%} of the direct "
+          f"RPC's time  [{verdict(added <= GOAL_OVERHEAD)}: goal <= {GOAL_OVERHEAD:.0%}]")
     print(f"      {cpu(single_http, single_rpc)}")
-    for kind in ("read", "write"):
-        http_load, rpc_load = result[kind]["http"], result[kind]["rpc"]
-        added = http_load.percentile(0.5) - rpc_load.percentile(0.5)
-        print(f"  {clients} clients, {kind}, p50: the gateway adds {added:.1f} ms a call, "
-              f"{added / rpc_load.percentile(0.5):.0%} of the direct RPC's time")
+    paced = result["paced"]
+    # met only if the rate was kept too: a gateway that fell behind answers fewer calls
+    kept_up = paced.rate >= 0.95 * paced_rate and not paced.failures
+    met = kept_up and paced.percentile(0.99) <= GOAL_PACED_P99_MS
+    print(f"  GET paced at {paced_rate:.0f}/s (latency from when each call was due): "
+          f"{figures(paced)}  [{verdict(met)}: goal p99 <= {GOAL_PACED_P99_MS} ms "
+          f"at {paced_rate:.0f}/s]")
 
 
 def counted(report):
@@ -411,7 +492,7 @@ def survey_report_times(sizes, pipeline_limit=10_000):
     the recount in Python (the same grouping over the raw response documents in memory)
     is timed at every size. The incremental report reads the tallies only (counters and
     the quotes kept beside them), timed through the ``round_report`` entrypoint and,
-    alone, the ``domain.report`` that builds it.
+    alone, the ``reports.report`` that builds it.
     """
     import random
     from collections import Counter
@@ -420,32 +501,35 @@ def survey_report_times(sizes, pipeline_limit=10_000):
     import mongomock
     from nameko.testing.services import worker_factory
 
-    from services.survey import domain, opinions
-    from services.survey.repository import SurveyRepository
+    from services.survey import invitations, opinions, planning, reports, rounds, tallies, templates
+    from services.survey.repository import SurveyRepository, increments
+    from services.survey.rounds import SurveyPolicies
     from services.survey.service import SurveyService
     from shared.clock import FrozenClock
 
     remarks = ["电梯经常坏，希望尽快修好", "停车位不够，晚上没地方停车", "垃圾桶满了没人清",
                "保安很负责", "绿化带杂草多", "快递柜太少"]
     words = {text: opinions.terms_of(text) for text in remarks}
-    categories = list(domain.CATEGORY_LABELS)
+    categories = list(templates.CATEGORY_LABELS)
     results = []
     for size in sizes:
         repository = SurveyRepository(mongomock.MongoClient(tz_aware=True)["bench_survey"])
         repository.create_indexes()
         now = datetime.now(UTC)
         estates = ["estate-1", "estate-2", "estate-3", "estate-4"]
-        round_, _, tallies = domain.plan_round("rnd-bench", {
+        round_ = planning.plan_round("rnd-bench", {
             "title": "bench", "estate_ids": estates, "kind": "half_yearly", "occasion": None,
             "opens_at": now, "closes_at": now + timedelta(days=14), "template_id": "default",
             "categories": None, "add_categories": [], "estate_categories": {},
             "sample": {"mode": "all", "by": "building"}, "anonymous": True, "reminders": {},
             "occupied_only": True, "request_id": None,
-        }, domain.default_template(now), {e: [{"id": f"{e}-h"}] for e in estates},
-            domain.SurveyPolicy(), now)
+        }, templates.default_template(now), rounds.SurveyPolicy(), now)
+        for estate_id in estates:
+            _, round_ = invitations.read_households(round_, estate_id, [{"id": f"{estate_id}-h"}],
+                                                    None, 1000)
         round_.update(status="closed", invited={e: size // len(estates) + 1 for e in estates})
         repository.db.rounds.insert_one(dict(round_, version=0))
-        repository.db.tallies.insert_many(tallies)
+        repository.db.tallies.insert_many([tallies.empty_tally(round_, e) for e in estates])
         draw, kept, batch, raw = random.Random(size), {e: Counter() for e in estates}, [], []
         examples = {e: {} for e in estates}
         for number in range(size):
@@ -457,7 +541,7 @@ def survey_report_times(sizes, pipeline_limit=10_000):
                         "comments": comments,
                         "terms": {key: words[text] for key, text in comments.items()},
                         "submitted_on": now.date().isoformat(), "counted": True}
-            kept[response["estate_id"]].update(domain.tally_increment(response))
+            kept[response["estate_id"]].update(tallies.tally_counts(response))
             # what the store's guarded $push ... $sort ... $slice keeps
             for topic, word, entry in opinions.quote_candidates(comments, response["terms"]):
                 by_word = examples[response["estate_id"]].setdefault(topic, {})
@@ -471,21 +555,21 @@ def survey_report_times(sizes, pipeline_limit=10_000):
             repository.db.responses.insert_many(batch)
         for estate_id, increment in kept.items():   # what the submissions would have written
             repository.db.tallies.update_one({"_id": f"rnd-bench:{estate_id}"}, {
-                "$inc": dict(increment), "$set": {"examples": examples[estate_id]}})
+                "$inc": increments(increment), "$set": {"examples": examples[estate_id]}})
         service = worker_factory(SurveyService, store=repository, clock=FrozenClock(now),
-                                 config={})
+                                 config={}, policies=SurveyPolicies.from_config({}))
 
         started = time.perf_counter()
         full = service.round_report("rnd-bench")
         incremental = time.perf_counter() - started
         started = time.perf_counter()
-        figures = domain.report(round_, repository.tallies("rnd-bench"))
+        figures = reports.report(round_, repository.tallies("rnd-bench"))
         figures_only = time.perf_counter() - started
 
         started = time.perf_counter()
         recounted = {e: Counter() for e in estates}
         for response in raw:    # mongomock's find alone is slower than this whole grouping
-            recounted[response["estate_id"]].update(domain.tally_increment(response))
+            recounted[response["estate_id"]].update(tallies.tally_counts(response))
         python_recount = time.perf_counter() - started
         assert all(+recounted[e] == +kept[e] for e in estates), "recount disagrees"
 
@@ -493,7 +577,7 @@ def survey_report_times(sizes, pipeline_limit=10_000):
         if size <= pipeline_limit:
             started = time.perf_counter()
             from_pipeline = repository.recount("rnd-bench")
-            again = domain.report(round_, [dict(from_pipeline[e], estate_id=e) for e in estates])
+            again = reports.report(round_, [dict(from_pipeline[e], estate_id=e) for e in estates])
             pipeline = time.perf_counter() - started
             assert counted(again) == counted(figures), "pipeline recount disagrees"
         results.append({"size": size, "incremental": incremental, "figures": figures_only,
@@ -508,7 +592,7 @@ def print_survey_report_times(results):
         pipeline = (f"{row['pipeline'] * 1000:9.1f} ms" if row["pipeline"] is not None
                     else "  not run (mongomock pipelines: ~1 ms per response)")
         print(f"  {row['size']:>9,} responses: incremental {row['incremental'] * 1000:8.1f} ms "
-              f"(the round_report entrypoint; {row['figures'] * 1000:.2f} ms of domain.report) | "
+              f"(the round_report entrypoint; {row['figures'] * 1000:.2f} ms of reports.report) | "
               f"recount in Python {row['python_recount'] * 1000:9.1f} ms | "
               f"aggregation pipeline {pipeline}")
 
@@ -568,7 +652,9 @@ SECTIONS = ("hops", "pipeline", "gateway", "survey", "sampling", "store", "round
 def dashboard_render_times(sizes, repeats=3):
     """The headquarters dashboard's page (``console_dashboard.page_context`` and its
     template) rendered from statistics answers of ``size`` estates: the best of
-    ``repeats`` renders, seconds per estate. The RPCs' own cost is measured with them."""
+    ``repeats`` renders, seconds per estate. The estates are ordered by a figure and one
+    page of them shown (``ESTATES_SHOWN``; the whole table, before: 6.0 s and 7.2 MB at
+    10,000 estates). The RPCs' own cost is measured with them."""
     from services.gateway import console_dashboard, pages
     from shared.schemas.vocabulary import WORK_ORDER_KINDS
 
@@ -588,7 +674,8 @@ def dashboard_render_times(sizes, repeats=3):
             response = pages.render(
                 "console/dashboard.html", "zh", user={"username": "hq", "display_name": "总部", "roles": []},
                 may=lambda *args: True, sees_group=True, csrf_token="x", known=lambda key: True,
-                new_key=lambda: "k", **console_dashboard.page_context(
+                new_key=lambda: "k", estate_name=lambda estate: estate,
+                **console_dashboard.page_context(
                     "2026-11", False, complaints, revisits, [], None, None))
             best = min(best, time.perf_counter() - started)
         results.append((size, best, len(response.get_data())))
@@ -798,7 +885,7 @@ def import_households_once(rows, stored):
                              caller=Caller(None, None), contact_callers=())
     listed = household_rows(rows)
     started = time.process_time()
-    report = service.import_households("e-new", listed)
+    report = service.import_households("e-new", listed, estate={"name": "测试小区"})
     elapsed = time.process_time() - started
     assert report == {"imported": rows, "updated": 0, "failed": []}, report
     return elapsed
@@ -853,6 +940,7 @@ def prepare_round(variant, size, now):
     from nameko.testing.services import worker_factory
 
     from services.survey.repository import SurveyRepository
+    from services.survey.rounds import SurveyPolicies
     from services.survey.service import SurveyService
     from shared import embedded
     from shared.actor import Caller
@@ -879,8 +967,9 @@ def prepare_round(variant, size, now):
     store = SurveyRepository(client["bench_survey"], publisher=CountingPublisher())
     store.create_indexes()
     service = worker_factory(SurveyService, store=store, clock=FrozenClock(now),
-                             intake=Mock(list_households=list_households), config={},
-                             caller=Caller(None, None))
+                             intake=estates_answered_by_households(
+                                 Mock(list_households=list_households)), config={},
+                             policies=SurveyPolicies.from_config({}), caller=Caller(None, None))
     started, wall = time.process_time(), time.perf_counter()
     round_ = service.create_round({
         "title": "bench", "estate_ids": ["e1", "e2", "e3", "e4"],
@@ -916,6 +1005,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--complaints", type=int, default=300)
+    parser.add_argument("--steady-rate", type=float, default=20,
+                        help="pipeline: closes a second in the steady run")
+    parser.add_argument("--steady-seconds", type=float, default=60,
+                        help="pipeline: length of the steady run")
     parser.add_argument("--api", default="http://guest:guest@127.0.0.1:15672")
     parser.add_argument("--survey-responses", default="1000,100000,1000000",
                         help="survey report benchmark sizes, comma-separated")
@@ -966,7 +1059,8 @@ def main():
         if "hops" in sections:
             reliable = reliable_hop(config, args.events)
         if "pipeline" in sections:
-            pipeline = complaint_pipeline(config, args.complaints)
+            pipeline = complaint_pipeline(config, args.complaints, api, vhost,
+                                          args.steady_rate, args.steady_seconds)
         if "gateway" in sections:
             gateway = gateway_calls(config, args.gateway_clients, args.gateway_seconds,
                                     args.gateway_rate)
@@ -979,10 +1073,20 @@ def main():
         print(f"reliable handler hop        {reliable:8.0f} events/s   "
               f"({reliable / bare:.2f} x bare)")
     if "pipeline" in sections:
+        if "hops" not in sections:
+            print(f"bare nameko event hop       {bare:8.0f} events/s   ({args.events} events)")
         print(f"complaint pipeline          {pipeline['throughput']:8.0f} complaints/s "
-              f"({args.complaints} complaints: close -> revisit -> notice logged)")
-        print(f"  latency p50 {pipeline['p50_ms']:.0f} ms, p99 {pipeline['p99_ms']:.0f} ms")
-        print(f"  pipeline / bare hop ratio {pipeline['throughput'] / bare:.3f}")
+              f"({args.complaints} closes at once: close -> revisit -> owner's notice logged)")
+        print(f"  burst:  close -> notice p50 {pipeline['burst']['p50_ms']:.0f} ms, "
+              f"p99 {pipeline['burst']['p99_ms']:.0f} ms")
+        efficiency = pipeline["throughput"] * PATH_MESSAGES / bare
+        print(f"  per-hop efficiency {efficiency:.2f} (complaints/s x {PATH_MESSAGES} messages "
+              f"on the path / bare hop events/s; goal >= 0.5); the broker counted "
+              f"{pipeline['published']:.1f} publishes per complaint in all")
+        print(f"  steady: {pipeline['steady_rate']:g} closes/s for "
+              f"{pipeline['steady_seconds']:g} s: close -> notice p50 "
+              f"{pipeline['steady']['p50_ms']:.0f} ms, p99 {pipeline['steady']['p99_ms']:.0f} ms "
+              "(goal p99 <= 150 ms)")
     if "gateway" in sections:
         print_gateway_calls(gateway, args.gateway_clients, args.gateway_rate)
     if "survey" in sections:

@@ -24,6 +24,8 @@ LOCAL = ZoneInfo("Asia/Shanghai")
 # scripts/run-services.sh makes the first admin with this unless HUIFANG_ADMIN_PASSWORD is set
 DEVELOPMENT_ADMIN_PASSWORD = "admin-dev-password"
 ROLE_NAMES = {"cs_staff": "客服助理", "supervisor": "客服主管"}
+# the demo's estate, as its owners and staff call it
+ESTATE_NAME = "阳光花园（演示）"
 
 
 class ApiError(Exception):
@@ -139,8 +141,10 @@ def run(api: Gateway, estate: str) -> None:
     household = f"{estate}-0301"
     api.call("POST", f"/api/v1/estates/{estate}/households", lead, json={"rows": [{
         "household_id": household, "building": "3", "unit": "1", "room": "301",
-        "occupied": True, "contacts": [{"name": "王芳", "phone": "13812345678"}]}]})
-    say("lead", f"Owner list of estate {estate} loaded: 3-1-301, 王芳 (138****5678).")
+        "occupied": True, "contacts": [{"name": "王芳", "phone": "13812345678"}]}],
+        "estate": {"name": ESTATE_NAME, "company": "华东物业", "region": "杭州片区"}})
+    say("lead", f"Owner list of estate {ESTATE_NAME} ({estate}) loaded, the estate "
+                "registered with it: 3-1-301, 王芳 (138****5678).")
 
     complaint = api.call("POST", "/api/v1/complaints", desk, json={
         "estate_id": estate, "household_id": household, "channel": "hotline",

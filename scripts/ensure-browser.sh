@@ -24,6 +24,10 @@ ensure_browser() {
   if command -v dpkg-query >/dev/null 2>&1 && ! installed fonts-noto-cjk; then
     missing+=(fonts-noto-cjk)
   fi
+  # the gateway's PDF records (WeasyPrint) lay out with pango (chromium brings it too)
+  if command -v dpkg-query >/dev/null 2>&1 && ! installed libpangoft2-1.0-0; then
+    missing+=(libpango-1.0-0 libpangoft2-1.0-0)
+  fi
   [ ${#missing[@]} -eq 0 ] && return 0
   if ! command -v apt-get >/dev/null 2>&1; then
     echo "browser tests: ${missing[*]} missing and there is no apt-get here; install" \

@@ -1,11 +1,12 @@
 """Owner lists from the estates' spreadsheets: ``huifang-import-households``.
 
     huifang-import-households ESTATE_ID owners.xlsx [--sheet 业主名单] [--dry-run]
+        [--name 阳光花园 [--company 华东物业] [--region 杭州片区]]   # a new estate: its record
 
 Estates hand over their owner lists as Excel or CSV files. One line per
 contact: lines with the same household id are one household with several
 contacts. Headers may be the RPC's field names or the usual Chinese ones
-(户号, 楼栋, 单元, 房号, 入住, 姓名, 电话, 邮箱, 首选渠道, 主联系人); other columns
+(户号, 楼栋, 单元, 房号, 入住, 姓名, 电话, 邮箱, 首选渠道, 主联系人, 重点客户); other columns
 (面积, 备注 …) are ignored. The whole file is checked with the service's own
 schema first, errors name the spreadsheet line, and nothing is sent unless
 every line is right. The households then go ``SEND_CHUNK`` at a time, each call
@@ -18,11 +19,11 @@ import argparse
 import csv
 import sys
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from shared.errors import InvalidInput
 from shared.schemas import intake as schemas
@@ -41,6 +42,8 @@ HEADERS = {
     "email": ("email", "邮箱", "电子邮箱", "电子邮件"),
     "preferred_channel": ("preferred_channel", "首选渠道", "联系偏好", "通知方式"),
     "primary": ("primary", "主联系人", "是否主联系人"),
+    # optional: a list without it leaves each household's flag as it was
+    "key_customer": ("key_customer", "重点客户", "是否重点客户"),
 }
 HEADER_FIELDS = {alias.strip().lower(): name for name, aliases in HEADERS.items()
                  for alias in aliases}
@@ -58,7 +61,13 @@ class SheetError(Exception):
 
 # reading the file -------------------------------------------------------------------
 
-def read_lines(path, sheet=None):
+# Line number (0: the whole file) -> {column: [message]}.
+LineErrors = dict[int, dict[str, Any]]
+# Header cells, then (line number, cells) of each line after it.
+Lines = list[tuple[int, list[Any]]]
+
+
+def read_lines(path: str | Path, sheet: str | None = None) -> tuple[list[str], Lines]:
     """(header cells, [(line number, cells), ...]) of a .csv, .xlsx or .xlsm file."""
     path = Path(path)
     suffix = path.suffix.lower()
@@ -76,7 +85,7 @@ def read_lines(path, sheet=None):
     return [_text(cell) for cell in header], lines
 
 
-def _read_csv(path):
+def _read_csv(path: Path) -> list[list[Any]]:
     # Excel in China saves CSV as GBK more often than not; try UTF-8 first.
     for encoding in ("utf-8-sig", "gb18030"):
         try:
@@ -87,7 +96,7 @@ def _read_csv(path):
     raise SheetError(f"{path.name}: neither UTF-8 nor GBK text")
 
 
-def _read_xlsx(path, sheet):
+def _read_xlsx(path: Path, sheet: str | None) -> list[list[Any]]:
     from openpyxl import load_workbook
 
     workbook = load_workbook(path, read_only=True, data_only=True)
@@ -100,7 +109,7 @@ def _read_xlsx(path, sheet):
         workbook.close()
 
 
-def _text(cell):
+def _text(cell: object) -> str:
     """A cell as the text a person sees: 13812345678.0 from Excel is 13812345678."""
     if cell is None:
         return ""
@@ -115,29 +124,23 @@ def _text(cell):
 
 # lines to households ------------------------------------------------------------------
 
-def households_from_lines(header, lines):
+def households_from_lines(header: list[str], lines: Lines,
+                          ) -> tuple[list[dict], list[list[int]], LineErrors]:
     """The ``import_households`` rows, the lines each came from, and the line errors.
 
     Returns ``(rows, origins, errors)``: ``origins[i]`` lists the line numbers of
     row ``i``'s contacts (the household's first line first); ``errors`` maps a
     line number to ``{column: [message]}``.
     """
-    columns = {index: HEADER_FIELDS[name.strip().lower()] for index, name in enumerate(header)
-               if name.strip().lower() in HEADER_FIELDS}
-    missing = [name for name in HOUSEHOLD_COLUMNS if name not in columns.values()]
-    if missing:
-        raise SheetError("missing column(s): " + ", ".join(
-            f"{name} ({HEADERS[name][1]})" for name in missing))
-    rows, origins, errors = [], [], defaultdict(dict)
-    by_id = {}
+    columns = _columns(header)
+    rows: list[dict] = []
+    origins: list[list[int]] = []
+    errors: defaultdict[int, dict[str, Any]] = defaultdict(dict)
+    by_id: dict[str, int] = {}
     for number, cells in lines:
         values = {name: _text(cells[index]) if index < len(cells) else ""
                   for index, name in columns.items()}
-        household = {name: values.get(name, "") for name in HOUSEHOLD_COLUMNS}
-        occupied = _yes_no(household["occupied"])
-        if occupied is None:
-            errors[number]["occupied"] = [f"cannot read {household['occupied']!r} as yes or no"]
-        household["occupied"] = occupied
+        household = _household(values, errors[number])
         contact = _contact(values, errors[number])
         known = by_id.get(household["household_id"])
         if known is None:
@@ -145,22 +148,52 @@ def households_from_lines(header, lines):
             rows.append(dict(household, contacts=[contact] if contact else []))
             origins.append([number])
             continue
-        first = rows[known]
-        for name in HOUSEHOLD_COLUMNS[1:]:
-            if household[name] != first[name] and household[name] is not None:
-                errors[number][name] = [(
-                    f"{household[name]!r} differs from line {origins[known][0]} "
-                    f"({first[name]!r}) for the same household")]
+        errors[number].update(_differences(household, rows[known], origins[known][0]))
         if contact:
-            first["contacts"].append(contact)
+            rows[known]["contacts"].append(contact)
             origins[known].append(number)
     return rows, origins, {number: found for number, found in errors.items() if found}
 
 
-def _contact(values, errors):
+def _columns(header: list) -> dict[int, str]:
+    """{cell index: field} of the header's known columns; a missing household column is
+    refused."""
+    columns = {index: HEADER_FIELDS[name.strip().lower()] for index, name in enumerate(header)
+               if name.strip().lower() in HEADER_FIELDS}
+    missing = [name for name in HOUSEHOLD_COLUMNS if name not in columns.values()]
+    if missing:
+        raise SheetError("missing column(s): " + ", ".join(
+            f"{name} ({HEADERS[name][1]})" for name in missing))
+    return columns
+
+
+def _household(values: dict, errors: dict) -> dict:
+    """A line's household columns, its yes/no answers read (an unreadable one: None, with
+    its error in ``errors``)."""
+    household = {name: values.get(name, "") for name in HOUSEHOLD_COLUMNS}
+    occupied = _yes_no(household["occupied"])
+    if occupied is None:
+        errors["occupied"] = [f"cannot read {household['occupied']!r} as yes or no"]
+    household["occupied"] = occupied
+    if values.get("key_customer"):
+        household["key_customer"] = _yes_no(values["key_customer"])
+        if household["key_customer"] is None:
+            errors["key_customer"] = [f"cannot read {values['key_customer']!r} as yes or no"]
+    return household
+
+
+def _differences(household: dict, first: dict, first_line: int) -> dict:
+    """{column: [message]} where a later line of a household disagrees with its first."""
+    return {name: [(f"{household[name]!r} differs from line {first_line} "
+                    f"({first[name]!r}) for the same household")]
+            for name in HOUSEHOLD_COLUMNS[1:]
+            if household[name] != first[name] and household[name] is not None}
+
+
+def _contact(values: dict, errors: dict) -> dict | None:
     if not values.get("name") and not values.get("phone"):
         return None
-    contact = {"name": values.get("name", ""), "phone": values.get("phone", "")}
+    contact: dict[str, Any] = {"name": values.get("name", ""), "phone": values.get("phone", "")}
     if values.get("email"):
         contact["email"] = values["email"]
     channel = values.get("preferred_channel")
@@ -174,12 +207,12 @@ def _contact(values, errors):
     return contact
 
 
-def _yes_no(text):
+def _yes_no(text: str) -> bool | None:
     word = text.strip().lower()
     return True if word in YES else False if word in NO else None
 
 
-def schema_errors(rows, origins):
+def schema_errors(rows: list[dict], origins: list[list[int]]) -> LineErrors:
     """The service's own checks, run here first: line number -> {column: [message]}."""
     try:
         load(schemas.HouseholdRow(many=True), rows, field="rows", many=True)
@@ -188,9 +221,9 @@ def schema_errors(rows, origins):
     return {}
 
 
-def errors_by_line(errors, origins):
+def errors_by_line(errors: dict, origins: list[list[int]]) -> LineErrors:
     """``{"3": {"contacts": {"1": {"phone": [...]}}}}`` -> ``{line: {"phone": [...]}}``."""
-    found = defaultdict(dict)
+    found: defaultdict[int, dict[str, Any]] = defaultdict(dict)
     for index, fields in errors.items():
         lines = origins[int(index)] if str(index).isdigit() else [0]
         if not isinstance(fields, dict):
@@ -207,9 +240,9 @@ def errors_by_line(errors, origins):
     return dict(found)
 
 
-def server_errors(errors, origins):
+def server_errors(errors: dict, origins: list[list[int]]) -> LineErrors:
     """The service's ``InvalidInput`` (``rows.3.household_id`` keys) by line."""
-    nested = {}
+    nested: dict[str, Any] = {}
     for key, messages in errors.items():
         parts = key.split(".")
         if parts[0] == "rows" and len(parts) == 3 and parts[1].isdigit():
@@ -225,7 +258,8 @@ def server_errors(errors, origins):
     return found
 
 
-def prepare(path, sheet=None):
+def prepare(path: str | Path, sheet: str | None = None,
+            ) -> tuple[list[dict], list[list[int]], LineErrors]:
     """Rows ready for ``import_households`` and the errors that stop the import."""
     header, lines = read_lines(path, sheet)
     rows, origins, errors = households_from_lines(header, lines)
@@ -234,14 +268,15 @@ def prepare(path, sheet=None):
     return rows, origins, errors
 
 
-def describe(errors):
+def describe(errors: LineErrors) -> list[str]:
     return [f"{'file' if line == 0 else f'line {line}'}: {column}: {'; '.join(map(str, messages))}"
             for line, found in sorted(errors.items()) for column, messages in found.items()]
 
 
 # the command ------------------------------------------------------------------------------
 
-def main(argv=None, out=sys.stdout, config=None):
+def main(argv: list[str] | None = None, out: TextIO = sys.stdout,
+         config: dict | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="huifang-import-households",
         description="Import an estate's owner list (.xlsx or .csv) into intake.")
@@ -249,6 +284,10 @@ def main(argv=None, out=sys.stdout, config=None):
     parser.add_argument("file")
     parser.add_argument("--sheet", help="worksheet name (default: the first)")
     parser.add_argument("--dry-run", action="store_true", help="check the file, send nothing")
+    parser.add_argument("--name", help="the estate's name, e.g. 阳光花园: needed for an estate "
+                                       "intake does not know yet (it is registered with it)")
+    parser.add_argument("--company", help="a new estate's company, e.g. 华东物业")
+    parser.add_argument("--region", help="a new estate's region, e.g. 杭州片区")
     parser.add_argument("--config", help="config file (default: HUIFANG_CONFIG or config.yaml)")
     args = parser.parse_args(argv)
     try:
@@ -265,7 +304,7 @@ def main(argv=None, out=sys.stdout, config=None):
         print(f"{args.file}: {len(rows)} households, {contacts} contacts, all valid "
               "(dry run: nothing sent)", file=out)
         return 0
-    with _connect(config, args.config) as call:
+    with _connect(config, args.config, _new_estate(args)) as call:
         report = send_in_chunks(call, args.estate_id, rows, origins, out)
     return print_report(args.file, args.estate_id, rows, report, out)
 
@@ -277,7 +316,8 @@ def send_in_chunks(call: Callable[[str, list], dict], estate_id: str, rows: list
     ``imported``, ``updated``, ``contacts`` stored, ``refused`` ({line: {column: [message]}}),
     ``failed`` ([(first line, last line, why)]): a chunk intake could not store, and all
     from the first one not answered on (the rest is not sent)."""
-    report = {"imported": 0, "updated": 0, "contacts": 0, "refused": {}, "failed": []}
+    report: dict[str, Any] = {"imported": 0, "updated": 0, "contacts": 0, "refused": {},
+                              "failed": []}
     for start in range(0, len(rows), chunk) if rows else [0]:
         part, lines = rows[start:start + chunk], origins[start:start + chunk]
         try:
@@ -303,7 +343,7 @@ def send_in_chunks(call: Callable[[str, list], dict], estate_id: str, rows: list
     return report
 
 
-def _lines(origins, why):
+def _lines(origins: list[list[int]], why: str) -> tuple[int, int, str]:
     numbers = [number for lines in origins for number in lines]
     return min(numbers, default=0), max(numbers, default=0), why
 
@@ -328,9 +368,19 @@ def print_report(file: str, estate_id: str, rows: list[dict], report: dict, out:
     return 2
 
 
+def _new_estate(args: argparse.Namespace) -> dict | None:
+    """The estate's record as the command line gives it (``import_households``' ``estate``),
+    or None when it gives none."""
+    given = {field: getattr(args, field) for field in ("name", "company", "region")
+             if getattr(args, field) is not None}
+    return given or None
+
+
 @contextmanager
-def _connect(config=None, config_path=None):
-    """``call(estate_id, rows)``: intake's ``import_households``, a refusal as ``{"errors"}``."""
+def _connect(config: dict | None = None, config_path: str | None = None,
+             estate: dict | None = None) -> Iterator[Callable[[str, list], dict]]:
+    """``call(estate_id, rows)``: intake's ``import_households`` (``estate``: a new estate's
+    record), a refusal as ``{"errors"}``."""
     import json
 
     from nameko.exceptions import RemoteError
@@ -340,9 +390,9 @@ def _connect(config=None, config_path=None):
 
     config = config or load_config(config_path)
     with ClusterRpcProxy(config, timeout=300) as rpc:
-        def call(estate_id, rows):
+        def call(estate_id: str, rows: list) -> dict:
             try:
-                return rpc.intake.import_households(estate_id, rows)
+                return rpc.intake.import_households(estate_id, rows, estate=estate)
             except RemoteError as exc:
                 if exc.exc_type != "InvalidInput":
                     raise

@@ -19,6 +19,8 @@ a review and read its answer — then it stops; a reopening makes it work again.
 from datetime import datetime
 
 from services.intake import domain
+from services.intake.policy import ComplaintPolicy
+from shared.envelope import Changed
 from shared.errors import InvalidInput, InvalidTransition
 
 # history action -> the step the owner's timeline shows; other actions are internal
@@ -51,13 +53,13 @@ def last_closed_at(complaint: dict) -> datetime | None:
                 if line["to"] == "closed" and line["from"] != "closed"), default=None)
 
 
-def link_expires_at(complaint: dict, policy) -> datetime | None:
+def link_expires_at(complaint: dict, policy: ComplaintPolicy) -> datetime | None:
     """When the owner's link stops working; None while the complaint is being handled."""
     closed_at = last_closed_at(complaint)
     return closed_at + policy.owner_link_lifetime if closed_at else None
 
 
-def link_works(complaint: dict, now: datetime, policy) -> bool:
+def link_works(complaint: dict, now: datetime, policy: ComplaintPolicy) -> bool:
     expires_at = link_expires_at(complaint, policy)
     return expires_at is None or now < expires_at
 
@@ -120,7 +122,7 @@ def answer_due(complaint: dict) -> datetime | None:
     return None
 
 
-def owner_view(complaint: dict, policy) -> dict:
+def owner_view(complaint: dict, policy: ComplaintPolicy) -> dict:
     """The complaint as its owner sees it (the page at /c/<token>)."""
     open_review = next((review for review in complaint.get("reviews", [])
                         if review["outcome"] is None), None)
@@ -143,7 +145,8 @@ def owner_view(complaint: dict, policy) -> dict:
 
 # what the owner does -------------------------------------------------------------------
 
-def request_review(complaint: dict, reason: str, now: datetime, policy):
+def request_review(complaint: dict, reason: str, now: datetime,
+                   policy: ComplaintPolicy) -> Changed | None:
     """The owner's review request from the page: recorded as the owner's, by nobody else."""
     if not can_request_review(complaint):
         raise InvalidTransition("complaint", complaint["_id"], complaint["status"],

@@ -6,16 +6,27 @@ from datetime import timedelta
 
 from nameko.dependency_providers import Config
 
-from services.intake import domain, owner, stats, work_orders
-from services.intake.dependencies import ContactCallers, EstatePolicies
+from services.intake import (
+    domain,
+    estates,
+    households,
+    instructions,
+    owner,
+    revisits,
+    stats,
+    work_orders,
+)
+from services.intake.dependencies import ContactCallers, complaint_policies, read_through_records
 from services.intake.repository import ALERT_BATCH, IntakeRepository
 from shared import paging
 from shared.actor import CallerProvider
+from shared.counters import GROUP
 from shared.dependencies import ClockProvider, Store
 from shared.errors import InvalidInput, NotFound
 from shared.idempotency import derived_id, idempotent
 from shared.messaging import handles
 from shared.periods import month_of, period_bounds, period_months
+from shared.policies import EstatePolicies
 from shared.rpc import ping, rpc, to_json
 from shared.schemas import intake as schemas
 from shared.schemas.base import load, require_id
@@ -42,7 +53,7 @@ class IntakeService:
     store = Store(IntakeRepository)
     clock = ClockProvider()
     config = Config()
-    policies = EstatePolicies()
+    policies = EstatePolicies(complaint_policies, view=read_through_records)
     caller = CallerProvider()
     contact_callers = ContactCallers()
 
@@ -50,18 +61,25 @@ class IntakeService:
 
     @rpc
     @idempotent
-    def import_households(self, estate_id, rows):
+    def import_households(self, estate_id, rows, estate=None):
         """Every row checked first (a bad one: ``InvalidInput``, nothing written), then
-        stored a chunk at a time: the report names the chunks that failed."""
+        stored a chunk at a time: the report names the chunks that failed. A new estate
+        needs ``estate`` (its ``name``, and ``company``, ``region``, ``timezone``,
+        ``policy`` as ``register_estate`` takes them): its record is written with the
+        first chunk. For an estate intake knows ``estate`` is not used (``update_estate``
+        renames)."""
         require_id(estate_id, "estate_id")
         if not isinstance(rows, list):
             raise InvalidInput({"rows": ["expected a list of households"]})
+        new_estate = None if self.store.estate_exists(estate_id) else \
+            self._new_estate(estate_id, estate, field="estate")
         rows = load(schemas.HouseholdRow(many=True), rows, field="rows", many=True)
         existing = self.store.household_estates(row["household_id"] for row in rows)
         conflicts = domain.household_conflicts(estate_id, rows, existing)
         if conflicts:
             raise InvalidInput(conflicts)
-        return self.store.import_households(estate_id, rows, set(existing), self.clock.now())
+        return self.store.import_households(estate_id, rows, set(existing), self.clock.now(),
+                                            new_estate)
 
     @rpc
     def list_households(self, estate_id, filters=None, paged=False):
@@ -72,6 +90,22 @@ class IntakeService:
                              next_cursor, paged)
 
     @rpc
+    def estates_with_households(self, estate_ids, filters=None):
+        """Which of ``estate_ids`` (at most ``MAX_ESTATES_CHECKED``) intake does not know, and
+        which it knows with no household (``occupied`` ones with ``{"occupied": true}``):
+        ``{"unknown": [...], "without_households": [...]}``, each in the order asked. What
+        survey asks before a round, for all its estates at once."""
+        ids = load(schemas.EstatesToCheck(), {"estate_ids": estate_ids})["estate_ids"]
+        if filters is not None and not isinstance(filters, dict):
+            raise InvalidInput({"filters": ["expected an object, e.g. {\"occupied\": true}"]})
+        filters = load(schemas.HouseholdsThatCount(), filters, field="filters")
+        ids = list(dict.fromkeys(ids))
+        known, peopled = self.store.estates_with_households(ids, filters)
+        return {"unknown": [estate_id for estate_id in ids if estate_id not in known],
+                "without_households": [estate_id for estate_id in ids
+                                       if estate_id in known and estate_id not in peopled]}
+
+    @rpc
     def get_household(self, household_id):
         """One household, contacts masked."""
         require_id(household_id, "id")
@@ -80,11 +114,94 @@ class IntakeService:
             raise NotFound("household", household_id)
         return to_json(domain.public_view(household))
 
+    # estates (services/intake/estates.py) -------------------------------------
+
+    @rpc
+    @idempotent
+    def set_key_customer(self, household_id, flag):
+        """Flag a household as a key customer (重点客户) or lift the flag; announced
+        (``household_key_customer_set``) when it changes."""
+        require_id(household_id, "household_id")
+        flag = load(schemas.KeyCustomer(), {"key_customer": flag})["key_customer"]
+        household = self.store.find_household(household_id)
+        if household is None:
+            raise NotFound("household", household_id)
+        if bool(household.get("key_customer")) != flag and not already_applied(household):
+            now = self.clock.now()
+            household = self.store.set_key_customer(household_id, flag, [
+                households.key_customer_event(household["estate_id"], household_id, flag,
+                                              now)]) or self.store.find_household(household_id)
+        return to_json(domain.public_view(household))
+
+    @rpc
+    def list_estate_ids(self):
+        """The ids of every estate intake knows: what the other services' yearly and
+        periodic timers (routine plans, survey cadence) go through."""
+        return self.store.estate_ids()
+
     @rpc
     def get_estate(self, estate_id):
-        """An estate intake knows (its owner list imported, if only an empty one): what the
-        other services ask before they act on an estate; ``NotFound`` otherwise."""
-        return to_json(self._require_estate(estate_id))
+        """An estate's record (id, name, company, region, timezone, policy, revision): what
+        the other services ask before they act on an estate; ``NotFound`` otherwise."""
+        return self._estate_view(self._require_estate(estate_id))
+
+    @rpc
+    @idempotent
+    def register_estate(self, data):
+        """A new estate's record, announced (``estate_registered``)."""
+        data = load(schemas.RegisterEstate(), data)
+        estate = self.store.add_estate(*self._new_estate(data["estate_id"], data))
+        return self._estate_view(estate)
+
+    @rpc
+    @idempotent
+    def update_estate(self, estate_id, data, expected_revision=None):
+        """Change an estate's names, zone or policy overrides, announced
+        (``estate_updated``); with ``expected_revision`` (the ``revision`` read) only if
+        nobody changed it since (else ``InvalidTransition``)."""
+        data = load(schemas.UpdateEstate(), data)
+        if expected_revision is not None and (
+                isinstance(expected_revision, bool) or not isinstance(expected_revision, int)):
+            raise InvalidInput({"expected_revision": ["must be a whole number"]})
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            estate = self._require_estate(estate_id)
+            if already_applied(estate):
+                break
+            if "name" not in estate:   # not migrated yet: its legacy record first
+                estate = self._migrate(estate_id, estate.get("created_at")) or \
+                    self._require_estate(estate_id)
+            changed = estates.update(estate, data, self.clock.now(), self._group_zone(),
+                                     expected_revision)
+            if changed is None:
+                break
+            self.policies.for_record(changed[0])   # the overrides must make a valid policy
+            try:
+                estate = self.store.save_estate(*changed)
+                break
+            except ConcurrentUpdate:
+                if attempt == WRITE_ATTEMPTS:   # (read again: a stale expected_revision says so)
+                    raise
+        return self._estate_view(estate)
+
+    @rpc
+    def list_estates(self, filters=None, paged=False):
+        """Estates by id; filters ``company``, ``region``, ``estate_ids``."""
+        filters = paging.load_filters(schemas.EstateFilters(), filters, paged)
+        found, next_cursor = self.store.list_estates(filters)
+        return paging.answer([self._estate_view(estate) for estate in found], next_cursor,
+                             paged)
+
+    @rpc
+    @idempotent
+    def migrate_estates(self, limit=1000):
+        """Records for estates known before records existed (named by their id until
+        renamed), announced as registered; at most ``limit`` a call, run again until
+        ``left`` is 0. Safe to run while the service works and in several instances."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10000:
+            raise InvalidInput({"limit": ["a whole number from 1 to 10000"]})
+        migrated = sum(self._migrate(estate_id, created_at) is not None
+                       for estate_id, created_at in self.store.estates_to_migrate(limit))
+        return {"migrated": migrated, "left": len(self.store.estates_to_migrate(1))}
 
     @rpc
     def get_contact(self, ref):
@@ -237,6 +354,14 @@ class IntakeService:
                                                   expected_status))
 
     @rpc
+    @idempotent
+    def record_instruction(self, complaint_id, data, expected_status=None):
+        """The manager's instruction on a complaint escalated to them (instructions.py)."""
+        data = self.caller.load(schemas.RecordInstruction(), data)   # role: the actor's rung
+        return self._change(complaint_id, lambda complaint, policy, now: instructions.record(
+            complaint, data, now, policy, expected_status))
+
+    @rpc
     def get_complaint(self, complaint_id):
         """The complaint, its history, and the actions its state allows now."""
         require_id(complaint_id, "id")
@@ -255,24 +380,48 @@ class IntakeService:
     @rpc
     def complaint_stats(self, estate_id, period):
         """The estate's figures for one period, from its counters (services/intake/stats.py)."""
-        self._require_estate(estate_id)
+        estate = self._estate_view(self._require_estate(estate_id))
         period = load(schemas.StatsQuery(), {"period": period})["period"]
         counts = self.store.counted(period_months(period), estate_id).get(estate_id, {})
-        return self._figures(estate_id, period, counts, self.clock.now())
+        return self._figures(estate_id, period, counts, self.clock.now(), estate)
 
     @rpc
-    def group_complaint_stats(self, period):
-        """Headquarters: every estate's figures and the group's, for one period, from one
-        read of the period's counters."""
-        period = load(schemas.StatsQuery(), {"period": period})["period"]
-        now = self.clock.now()
-        counted = self.store.counted(period_months(period))
-        estates, total = {}, Counter()
-        for estate_id in self.store.estate_ids():
-            counts = counted.get(estate_id, {})
-            stats.add(total, counts)
-            estates[estate_id] = self._figures(estate_id, period, counts, now)
-        return {"period": period, "estates": estates, "total": stats.figures(total, now)}
+    def group_complaint_stats(self, period, group_by=None, per_estate=None):
+        """Headquarters: the group's figures for one period, from its monthly totals (one
+        counter document a month); with ``per_estate`` (the default) every estate's figures
+        too, from one read of the period's counters; ``group_by`` region or company: each
+        group's figures (``groups``), from its estates' counters added up."""
+        query = load(schemas.GroupStatsQuery(), {
+            "period": period, **({"group_by": group_by} if group_by else {}),
+            **({"per_estate": per_estate} if per_estate is not None else {})})
+        period, group_by = query["period"], query["group_by"]
+        now, months = self.clock.now(), period_months(period)
+        answer = {"period": period, "group_by": group_by,
+                  "total": stats.figures(self.store.counted(months, GROUP).get(GROUP, {}), now)}
+        if not query["per_estate"] and group_by == "estate":
+            return answer
+        counted = self.store.counted(months)
+        figures: dict[str, dict] = {}
+        groups: dict[str, tuple[dict, Counter, list]] = {}
+        for record in self.store.all_estates():
+            estate = self._estate_view(record)
+            counts = counted.get(estate["estate_id"], {})
+            if query["per_estate"]:
+                figures[estate["estate_id"]] = self._figures(estate["estate_id"], period,
+                                                             counts, now, estate)
+            if group_by != "estate":
+                _, summed, members = groups.setdefault(
+                    estates.group_of(estate, group_by),
+                    (estates.group_label(estate, group_by), Counter(), []))
+                stats.add(summed, counts)
+                members.append(estate["estate_id"])
+        if query["per_estate"]:
+            answer["estates"] = figures
+        if group_by != "estate":
+            answer["groups"] = {key: {**label, "estate_ids": members,
+                                      **stats.figures(summed, now)}
+                                for key, (label, summed, members) in groups.items()}
+        return answer
 
     @rpc
     @idempotent
@@ -345,6 +494,20 @@ class IntakeService:
                                 reason=reason, source="revisit")
 
         self._change(data["source_id"], reopen, handled_event=event["id"])
+
+    @handles("revisit", "revisit_completed")
+    def keep_revisit(self, event):
+        """「在《投诉意见处理表》中记录回访情况」: the complaint keeps its revisit's outcome
+        (services/intake/revisits.py); its status and counts stay as they are."""
+        data = event["data"]
+        if data["kind"] != "complaint":
+            return
+
+        def keep(complaint, policy, now):
+            kept = revisits.keep_revisit(complaint, data)
+            return None if kept is None else (kept, [])   # nothing to announce
+
+        self._change(data["source_id"], keep, handled_event=event["id"])
 
     # timers -------------------------------------------------------------------
 
@@ -489,9 +652,11 @@ class IntakeService:
         self.store.add_work_order_once(order, events)
         self.store.work_order_opened(complaint["_id"])
 
-    def _figures(self, estate_id, period, counts, now):
-        start, end = self._bounds(period, self.policies.for_estate(estate_id).timezone)
-        return {"estate_id": estate_id, "period": period, "from": start, "until": end,
+    def _figures(self, estate_id, period, counts, now, estate):
+        """An estate's figures, under its names (``estate``: its view)."""
+        start, end = self._bounds(period, estate["timezone"])
+        return {"estate_id": estate_id, "name": estate["name"], "company": estate["company"],
+                "region": estate["region"], "period": period, "from": start, "until": end,
                 **stats.figures(counts, now)}
 
     @staticmethod
@@ -510,6 +675,36 @@ class IntakeService:
         if not owner.link_works(complaint, self.clock.now(), policy):
             raise owner.refuse_link()
         return complaint, policy
+
+    def _group_zone(self):
+        return self.policies.for_estate(None).timezone
+
+    def _estate_view(self, estate):
+        return to_json(estates.view(estate, self._group_zone()))
+
+    def _new_estate(self, estate_id, data, field=None):
+        """A new estate's record and announcement from ``data`` (``register_estate``'s
+        fields; loaded here when ``field`` names the argument they came in)."""
+        if field is not None:
+            if data is None:
+                raise InvalidInput({f"{field}.name": [
+                    "required for a new estate (intake does not know this estate_id)"]})
+            data = load(schemas.NewEstate(), data, field=field)
+        estate, events = estates.register(estate_id, data, self._group_zone(),
+                                          self.clock.now())
+        try:
+            self.policies.for_record(estate)   # the overrides must make a valid policy
+        except InvalidInput as exc:
+            raise InvalidInput({f"{field}.policy" if field else "policy":
+                                exc.errors["policy"]}) from None
+        return estate, events
+
+    def _migrate(self, estate_id, created_at):
+        """Write a legacy estate's record (``estates.legacy_record``): the record, or None
+        when another writer got there first."""
+        zone = self.policies.for_estate(estate_id).timezone   # ESTATE_POLICIES' zone, if any
+        estate, events = estates.legacy_record(estate_id, zone, created_at, self.clock.now())
+        return estate if self.store.migrate_estate(estate, events) else None
 
     def _require_estate(self, estate_id):
         """The estate an RPC is about (its argument): ``NotFound`` when intake does not know it."""

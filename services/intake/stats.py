@@ -28,21 +28,26 @@ ones: exact for any deadline, superseded ones too, and no range scan on the embe
 store). A complaint stays in the month it was filed under (``stats_month``): an estate
 whose time zone changes in the config keeps its complaints' months.
 
-Per company or region: estates carry neither today, so there is no such level; the
-group's ``total`` sums the estates' counters. ``complaint_figures`` is the scan of raw
+The group's ``total`` reads its own counter document a month (``shared.counters.GROUP``,
+added to in the same settle step as the estate's); per region or company the estates'
+counters are added up (an estate may move between them: nothing to re-key).
+``complaint_figures`` is the scan of raw
 complaints the counters replace, kept as the reference the tests hold them to;
 ``recount`` gives the counters again from the raw complaints (``check_statistics``).
 """
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from services.intake.domain import STATES
+from shared.counts import difference  # noqa: F401 (a change's effect on the counters)
+from shared.rates import rate
 from shared.schemas.vocabulary import CHANNELS, COMPLAINT_CATEGORIES, SEVERITIES
 
 # What the figures read from each stored complaint.
 FIELDS = ("estate_id", "status", "category", "channel", "severity", "malicious", "repeat_of",
-          "reopen_no", "reviews", "external", "escalations", "deadlines", "next_due_at")
+          "reopen_no", "reviews", "external", "escalations", "deadlines", "next_due_at",
+          "owner_signoff")
 KEPT = ("on_time", "late", "pending")
 # the first-round deadline each timeliness figure looks at
 TIMELINESS = (("first_reply", "first_response"), ("reply", "reply"))
@@ -56,11 +61,12 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND = timedelta(milliseconds=1)
 
 
-def complaint_figures(complaints, now):
+def complaint_figures(complaints: Collection[dict], now: datetime) -> dict:
     """The figures of one set of complaints (an estate's, or every estate's)."""
     counted = [complaint for complaint in complaints if not complaint.get("malicious")]
     total = len(counted)
     closed = sum(complaint["status"] == "closed" for complaint in counted)
+    closed_unsatisfied = sum(_closed_unsatisfied(complaint) for complaint in counted)
     first_reply = Counter(_timeliness(complaint, "first_response", now) for complaint in counted)
     reply = Counter(_timeliness(complaint, "reply", now) for complaint in counted)
     repeats = sum(bool(complaint.get("repeat_of")) for complaint in counted)
@@ -72,20 +78,21 @@ def complaint_figures(complaints, now):
         "counted": total,
         "closed": closed,
         "open": total - closed,
-        "closed_rate": _rate(closed, total),
+        "closed_rate": rate(closed, total),
+        "closed_unsatisfied": closed_unsatisfied,
         "by_status": _counts(counted, "status", STATES),
         "by_category": _counts(counted, "category", COMPLAINT_CATEGORIES),
         "by_channel": _counts(counted, "channel", CHANNELS),
         "by_severity": _counts(counted, "severity", SEVERITIES),
         "first_reply": _kept(first_reply),
-        "first_reply_on_time_rate": _rate(first_reply["on_time"],
+        "first_reply_on_time_rate": rate(first_reply["on_time"],
                                           first_reply["on_time"] + first_reply["late"]),
         "reply": _kept(reply),
-        "reply_on_time_rate": _rate(reply["on_time"], reply["on_time"] + reply["late"]),
+        "reply_on_time_rate": rate(reply["on_time"], reply["on_time"] + reply["late"]),
         "repeats": repeats,
-        "repeat_rate": _rate(repeats, total),
+        "repeat_rate": rate(repeats, total),
         "reopened": reopened,
-        "reopened_rate": _rate(reopened, total),
+        "reopened_rate": rate(reopened, total),
         "reviews": len(reviews),
         "reviews_overturned": sum(review["outcome"] == "overturned" for review in reviews),
         "referred_to_outside_units": sum(bool(complaint.get("external")) for complaint in counted),
@@ -95,7 +102,12 @@ def complaint_figures(complaints, now):
     }
 
 
-def _timeliness(complaint, kind, now):
+def _closed_unsatisfied(complaint: dict) -> bool:
+    """Closed, the owner signing off unsatisfied (its revisit goes to a supervisor)."""
+    return complaint["status"] == "closed" and complaint.get("owner_signoff") == "unsatisfied"
+
+
+def _timeliness(complaint: dict, kind: str, now: datetime) -> str:
     """on_time, late or pending: the first round's deadline of that kind."""
     deadline = next((item for item in complaint.get("deadlines", [])
                      if item["kind"] == kind and item["round"] == 0), None)
@@ -106,22 +118,18 @@ def _timeliness(complaint, kind, now):
     return "late" if deadline["due_at"] <= now else "pending"
 
 
-def _kept(counter):
+def _kept(counter: Mapping[str, int]) -> dict[str, int]:
     return {key: counter[key] for key in ("on_time", "late", "pending")}
 
 
-def _counts(complaints, key, vocabulary):
+def _counts(complaints: Iterable[dict], key: str, vocabulary: Iterable[str]) -> dict[str, int]:
     counts = Counter(complaint[key] for complaint in complaints)
     return {value: counts[value] for value in vocabulary}
 
 
-def _rate(part, whole):
-    return round(part / whole, 4) if whole else None
-
-
 # -- the figures from counters ---------------------------------------------------------
 
-def contribution(complaint) -> Counts:
+def contribution(complaint: dict) -> Counts:
     """What ``complaint`` adds to its estate-month's counters as it stands, zeros left out:
     ``complaint_figures`` of it alone, a deadline not met yet and the next one owed kept
     under their times (``figures`` tells late from pending).
@@ -134,6 +142,7 @@ def contribution(complaint) -> Counts:
     counts = {
         "received": 1, "counted": 1,
         "closed": complaint["status"] == "closed",
+        "closed_unsatisfied": _closed_unsatisfied(complaint),
         f"by_status.{complaint['status']}": 1,
         f"by_category.{complaint['category']}": 1,
         f"by_channel.{complaint['channel']}": 1,
@@ -151,29 +160,24 @@ def contribution(complaint) -> Counts:
     return {path: int(count) for path, count in counts.items() if count}
 
 
-def difference(old: Counts, new: Counts) -> Counts:
-    """``new - old``, without the counters it leaves as they are."""
-    changed = {path: new.get(path, 0) - old.get(path, 0) for path in old.keys() | new.keys()}
-    return {path: change for path, change in changed.items() if change}
-
-
 def add(total: Counter, counts: Counts) -> Counter:
     total.update(counts)
     return total
 
 
-def recount(complaints: Iterable[dict]) -> dict[tuple[str, str], Counts]:
+def recount(complaints: Iterable[dict]) -> dict[tuple[str, str | None], Counts]:
     """The counters again from raw complaints: {(estate, month of receipt): counts}, zeros
     left out. A complaint without ``stats_month`` (stored before the counters) is under
     month None: ``check_statistics --repair`` files it."""
-    buckets = {}
+    buckets: dict[tuple[str, str | None], Counter] = {}
     for complaint in complaints:
         key = (complaint["estate_id"], complaint.get("stats_month"))
         add(buckets.setdefault(key, Counter()), contribution(complaint))
     return {key: dict(+counts) for key, counts in buckets.items()}
 
 
-def counter_differences(kept, recounted) -> list[dict]:
+def counter_differences(kept: Mapping[tuple[str, str | None], Counts],
+                        recounted: Mapping[tuple[str, str | None], Counts]) -> list[dict]:
     """Where the kept counters and a recount from the raw complaints disagree, per estate
     and month ({(estate, month): counts} each)."""
     found = []
@@ -186,7 +190,7 @@ def counter_differences(kept, recounted) -> list[dict]:
     return found
 
 
-def figures(counts: Counts, now) -> dict:
+def figures(counts: Counts, now: datetime) -> dict:
     """``complaint_figures`` from the counters of the complaints (summed over estates and
     months), as they stand at ``now``."""
     kept = {name: {key: counts.get(path, 0) for key, path in paths}
@@ -207,20 +211,21 @@ def figures(counts: Counts, now) -> dict:
         "counted": total,
         "closed": closed,
         "open": total - closed,
-        "closed_rate": _rate(closed, total),
+        "closed_rate": rate(closed, total),
+        "closed_unsatisfied": counts.get("closed_unsatisfied", 0),
         "by_status": _vocabulary(counts, "by_status", STATES),
         "by_category": _vocabulary(counts, "by_category", COMPLAINT_CATEGORIES),
         "by_channel": _vocabulary(counts, "by_channel", CHANNELS),
         "by_severity": _vocabulary(counts, "by_severity", SEVERITIES),
         "first_reply": first_reply,
-        "first_reply_on_time_rate": _rate(first_reply["on_time"],
+        "first_reply_on_time_rate": rate(first_reply["on_time"],
                                           first_reply["on_time"] + first_reply["late"]),
         "reply": reply,
-        "reply_on_time_rate": _rate(reply["on_time"], reply["on_time"] + reply["late"]),
+        "reply_on_time_rate": rate(reply["on_time"], reply["on_time"] + reply["late"]),
         "repeats": repeats,
-        "repeat_rate": _rate(repeats, total),
+        "repeat_rate": rate(repeats, total),
         "reopened": reopened,
-        "reopened_rate": _rate(reopened, total),
+        "reopened_rate": rate(reopened, total),
         "reviews": counts.get("reviews", 0),
         "reviews_overturned": counts.get("reviews_overturned", 0),
         "referred_to_outside_units": counts.get("referred_to_outside_units", 0),
@@ -229,7 +234,7 @@ def figures(counts: Counts, now) -> dict:
     }
 
 
-def _kept_as(complaint, name, kind):
+def _kept_as(complaint: dict, name: str, kind: str) -> str:
     """The counter of the first round's deadline of ``kind``: ``<name>.on_time`` or
     ``.late`` once met, ``<name>_due.<its time>`` until then (late once that has passed),
     ``<name>.pending`` without one."""
@@ -243,12 +248,12 @@ def _kept_as(complaint, name, kind):
         else f"{name}.late"
 
 
-def _millis(moment):
+def _millis(moment: datetime) -> int:
     """``moment`` as the store keeps it, in whole milliseconds since the epoch."""
     return (moment - EPOCH) // MILLISECOND
 
 
-def _vocabulary(counts, name, vocabulary):
+def _vocabulary(counts: Counts, name: str, vocabulary: Iterable[str]) -> dict[str, int]:
     return {value: counts.get(path, 0) for value, path in VOCABULARY_PATHS[name]}
 
 

@@ -4,10 +4,11 @@ Their completion is what revisit samples and follows up, so
 ``work_order_completed`` carries everything a revisit needs.
 """
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from services.intake.history import history_entry
-from shared.envelope import new_event
+from services.intake.policy import ComplaintPolicy
+from shared.envelope import Changed, Envelope, record_event
 from shared.errors import InvalidInput, InvalidTransition
 from shared.expected_state import already_done
 
@@ -24,21 +25,24 @@ TRANSITIONS = {
 STATES = ("registered", "completed", "cancelled")
 
 
-def new_work_order_id():
+
+
+
+def new_work_order_id() -> str:
     return f"wo-{uuid.uuid4().hex[:16]}"
 
 
-def emergency_work_order_id(complaint_id):
+def emergency_work_order_id(complaint_id: str) -> str:
     """One repair order per emergency complaint, whoever creates it and however often."""
     return f"wo-{complaint_id}"
 
 
-def is_important(kind, content, policy):
+def is_important(kind: str, content: str, policy: ComplaintPolicy) -> bool:
     """「对重要服务做针对性回访,如屋面漏水、墙外开裂等维修后,应随时观察效果」"""
     return kind == "repair" and any(word in content for word in policy.important_repair_keywords)
 
 
-def is_emergency_repair(complaint, policy):
+def is_emergency_repair(complaint: dict, policy: ComplaintPolicy) -> bool:
     """「对业主投诉的紧急维修内容转报处理」: an emergency about something to repair, or
     content that names an emergency (a burst pipe, someone stuck in a lift)."""
     if complaint["severity"] == "emergency" and complaint["category"] in policy.repair_categories:
@@ -46,7 +50,7 @@ def is_emergency_repair(complaint, policy):
     return any(word in complaint["content"] for word in policy.emergency_repair_keywords)
 
 
-def register(order_id, data, policy, now):
+def register(order_id: str, data: dict, policy: ComplaintPolicy, now: datetime) -> Changed:
     """A new work order and its ``work_order_registered`` event."""
     received_at = data.get("received_at") or now
     _not_in_the_future(received_at, now, "received_at")
@@ -75,13 +79,13 @@ def register(order_id, data, policy, now):
         "history": [history_entry(now, data.get("staff_id") or "desk", "register", None, "registered",
                            data["kind"])],
     }
-    return order, [_event("work_order_registered", order, now, {
+    return order, [_event("work_order_registered", order, {
         key: order[key] for key in ("household_id", "complaint_id", "kind", "important",
                                     "received_at", "contract_start", "contract_end")
-    })]
+    }, now)]
 
 
-def for_emergency(complaint, policy, now):
+def for_emergency(complaint: dict, policy: ComplaintPolicy, now: datetime) -> Changed:
     """The repair order an emergency complaint opens at once."""
     return register(emergency_work_order_id(complaint["_id"]), {
         "estate_id": complaint["estate_id"],
@@ -94,7 +98,8 @@ def for_emergency(complaint, policy, now):
     }, policy, now)
 
 
-def complete(order, data, now, expected_status=None):
+def complete(order: dict, data: dict, now: datetime,
+             expected_status: str | None = None) -> Changed | None:
     """Mark the work done. ``completed_at`` may be in the past (paper records typed in
     later) but not in the future, nor before the order was received. None when
     ``expected_status`` shows this very step already happened (answer the order as it is)."""
@@ -112,13 +117,14 @@ def complete(order, data, now, expected_status=None):
                  completion_note=data.get("note") or "")
     order["history"] = order["history"] + [
         history_entry(now, data["staff_id"], "complete", "registered", target, data.get("note"))]
-    return order, [_event("work_order_completed", order, now, {
+    return order, [_event("work_order_completed", order, {
         key: order[key] for key in ("household_id", "complaint_id", "kind", "important",
                                     "completed_at", "contract_start", "contract_end")
-    })]
+    }, now)]
 
 
-def cancel(order, data, now, expected_status=None):
+def cancel(order: dict, data: dict, now: datetime,
+           expected_status: str | None = None) -> Changed | None:
     """Withdraw an order that will not be done, with the reason. No event: nothing
     was done, so there is nothing to revisit (revisit follows completions only). None as
     for ``complete``."""
@@ -134,7 +140,7 @@ def cancel(order, data, now, expected_status=None):
     return order, []
 
 
-def _retried(order, action, by, expected_status):
+def _retried(order: dict, action: str, by: str | None, expected_status: str | None) -> bool:
     """Whether this step is a retry of one that happened (``shared.expected_state``)."""
     last = order["history"][-1]
     return already_done("work order", order["_id"], action, order["status"], expected_status,
@@ -142,12 +148,11 @@ def _retried(order, action, by, expected_status):
                         last=(last["by"], last["action"]), this=(by, action))
 
 
-def _not_in_the_future(moment, now, field):
+def _not_in_the_future(moment: datetime, now: datetime, field: str) -> None:
     if moment > now + CLOCK_SKEW:
         raise InvalidInput({field: ["must not be in the future"]})
 
 
-def _event(event_type, order, now, payload):
+def _event(event_type: str, order: dict, data: dict, now: datetime) -> Envelope:
     # an order is registered once and completed once: its id names the change
-    return new_event(event_type, SOURCE, order["estate_id"],
-                     dict(payload, work_order_id=order["_id"]), now, key=order["_id"])
+    return record_event(event_type, SOURCE, order, "work_order_id", data, now, key=order["_id"])

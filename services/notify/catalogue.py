@@ -7,16 +7,20 @@ from its event — a parameter the event does not supply, or one it must show
 and does not — is refused when the catalogue loads, so the service does not
 start with it.
 """
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from services.notify import domain
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+# {locale: {template id: Template}}
+Catalogue = dict[str, dict[str, domain.Template]]
 
 
-def read_directory(directory):
+def read_directory(directory: str | Path) -> Catalogue:
     """{locale: {template id: Template}} from every ``<locale>.yaml`` in ``directory``."""
     directory = Path(directory)
     if not directory.is_dir():
@@ -32,14 +36,15 @@ def read_directory(directory):
     return documents
 
 
-def load_catalogue(directory=TEMPLATE_DIR):
+def load_catalogue(directory: str | Path = TEMPLATE_DIR) -> Catalogue:
     """The group's templates, checked."""
     catalogue = read_directory(directory)
     _check(catalogue, str(directory))
     return catalogue
 
 
-def with_overrides(catalogue, estate_id, template_dir=None, templates=None):
+def with_overrides(catalogue: Catalogue, estate_id: str, template_dir: str | None = None,
+                   templates: Mapping[str, Any] | None = None) -> Catalogue:
     """``catalogue`` with an estate's own wording laid over it, checked."""
     where = f"estate {estate_id}"
     if template_dir:
@@ -52,7 +57,7 @@ def with_overrides(catalogue, estate_id, template_dir=None, templates=None):
     return catalogue
 
 
-def _check(catalogue, where):
+def _check(catalogue: Catalogue, where: str) -> None:
     problems = domain.check_templates(catalogue)
     if problems:
         raise domain.TemplateError(f"{where}: " + "; ".join(problems))

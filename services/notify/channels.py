@@ -11,13 +11,15 @@ import logging
 import smtplib
 import ssl
 import string
+from collections.abc import Iterable, Mapping
 from contextlib import closing, suppress
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, localtime, make_msgid
 from functools import cache
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
 
 import requests
 
@@ -38,7 +40,7 @@ class ChannelError(Exception):
     server); otherwise the next channel is tried at once.
     """
 
-    def __init__(self, message, retryable=False):
+    def __init__(self, message: str, retryable: bool = False) -> None:
         super().__init__(message)
         self.retryable = retryable
 
@@ -76,17 +78,17 @@ class Channel:
     does not start with them.
     """
 
-    name = None
+    name: str | None = None
     kind = "other"
     address_field = "phone"
 
-    def __init__(self, settings=None):
+    def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
         self.settings = dict(settings or {})
 
-    def check_address(self, address):
+    def check_address(self, address: str) -> None:
         """Raise ``AddressError`` if ``address`` cannot be used here."""
 
-    def send(self, address, message):
+    def send(self, address: str, message: Message) -> str | None:
         raise NotImplementedError
 
 
@@ -96,7 +98,7 @@ class ConsoleChannel(Channel):
     name = "console"
     kind = "log"
 
-    def send(self, address, message):
+    def send(self, address: str, message: Message) -> None:
         # Logs are read by many: the address is masked, like everywhere outside the delivery log.
         log.info("console message to %s: %s", mask_address(address), message.text)
 
@@ -118,7 +120,7 @@ class EmailChannel(Channel):
     address_field = "email"
     SECURITY = ("none", "starttls", "ssl")
 
-    def __init__(self, settings=None):
+    def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
         super().__init__(settings)
         self.host = self.settings.get("host") or "localhost"
         self.security = self.settings.get("security") or "none"
@@ -139,11 +141,11 @@ class EmailChannel(Channel):
             except (OSError, ssl.SSLError) as exc:
                 raise ChannelConfigError(f"email: ca_file cannot be used: {exc}") from None
 
-    def check_address(self, address):
+    def check_address(self, address: str) -> None:
         if not EMAIL_PATTERN.match(address or ""):
             raise AddressError(f"not an e-mail address: {mask_address(address)}")
 
-    def send(self, address, message):
+    def send(self, address: str, message: Message) -> None:
         self.check_address(address)
         mail = EmailMessage()
         mail["From"] = formataddr((message.sender_name, self.sender)) if message.sender_name \
@@ -183,13 +185,13 @@ class EmailChannel(Channel):
             raise ChannelError(f"SMTP server {self.host}:{self.port} unreachable: "
                                f"{type(exc).__name__}: {exc}", retryable=True) from None
 
-    def _connect(self):
+    def _connect(self) -> smtplib.SMTP:
         if self.security == "ssl":
             return smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
                                     context=self._tls_context())
         return smtplib.SMTP(self.host, self.port, timeout=self.timeout)
 
-    def _tls_context(self):
+    def _tls_context(self) -> ssl.SSLContext:
         """Certificates are always verified, host name included: the mail carries owners' data."""
         return ssl.create_default_context(cafile=self.ca_file)
 
@@ -212,7 +214,7 @@ class HttpSmsChannel(Channel):
     address_field = "phone"
     PLACEHOLDERS = frozenset({"phone", "text", "signature", "segments", "delivery_id"})
 
-    def __init__(self, settings=None):
+    def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
         super().__init__(settings)
         self.url = self.settings.get("url") or ""
         if not self.url.startswith(("http://", "https://")):
@@ -229,11 +231,11 @@ class HttpSmsChannel(Channel):
         self.success = self.settings.get("success") or None
         self.message_id_field = self.settings.get("message_id_field") or None
 
-    def check_address(self, address):
+    def check_address(self, address: str) -> None:
         if not MOBILE_PATTERN.match(address or ""):
             raise AddressError(f"not a mobile number: {mask_address(address)}")
 
-    def send(self, address, message):
+    def send(self, address: str, message: Message) -> str | None:
         self.check_address(address)
         values = {"phone": address, "text": message.text, "signature": message.sender_name,
                   "segments": sms_segments(message.text).count,
@@ -260,13 +262,13 @@ class HttpSmsChannel(Channel):
         return None
 
 
-def _text(value, limit=200):
+def _text(value: object, limit: int = 200) -> str:
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     return " ".join(str(value).split())[:limit]
 
 
-def _json(answer):
+def _json(answer: requests.Response) -> dict:
     try:
         reply = answer.json()
     except (ValueError, json.JSONDecodeError):
@@ -274,7 +276,7 @@ def _json(answer):
     return reply if isinstance(reply, dict) else {}
 
 
-def _template_names(value):
+def _template_names(value: object) -> set[str]:
     if isinstance(value, str):
         return {name for _, name, _, _ in string.Formatter().parse(value) if name}
     if isinstance(value, dict):
@@ -284,7 +286,7 @@ def _template_names(value):
     return set()
 
 
-def _fill(value, values):
+def _fill(value: Any, values: Mapping[str, Any]) -> Any:
     """The JSON body template with the message filled in."""
     if isinstance(value, str):
         whole = value.strip()
@@ -299,12 +301,13 @@ def _fill(value, values):
 
 
 @cache
-def installed_channels():
+def installed_channels() -> dict[str, EntryPoint]:
     """Channel name -> entry point, for every installed plug-in (scanned once)."""
     return {entry.name: entry for entry in entry_points(group=GROUP)}
 
 
-def load_channels(names, settings=None):
+def load_channels(names: Iterable[str], settings: Mapping[str, Any] | None = None,
+                  ) -> dict[str, Channel]:
     """The named channels, in the order given, as {name: instance}.
 
     ``settings``: {channel name: its settings}. Raises ``UnknownChannel`` naming

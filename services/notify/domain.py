@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from shared.envelope import new_event
+from shared.envelope import record_event
 from shared.links import DEFAULT_PUBLIC_BASE_URL, hide_tokens, owner_link
 from shared.masking import mask_address, mask_text
 
@@ -29,6 +29,9 @@ LINK_SEPARATORS = {"zh": ""}
 # Parameters notify fills from the recipient's contact (intake.get_contact), not from the
 # event: events never carry the owner's link token.
 CONTACT_PARAMS = ("complaint_url",)
+# Parameters every message may show, whatever its event: the estate's, from notify's copy of
+# intake's record (``Context.estate_name``; its id until the copy has it).
+ESTATE_PARAMS = ("estate_name",)
 # Free text quoted in a message (what was done, why): enough to know what it is about, no
 # more than an SMS can carry; the rest is on the page its link opens.
 EXCERPT_CHARS = 50
@@ -96,22 +99,13 @@ def parse_templates(locale, document):
 
 
 def parse_template(locale, template_id, entry):
+    """One entry of a locale's template file as a Template; a TemplateError names the
+    entry (``locale/id``) and what is wrong with it."""
     where = f"{locale}/{template_id}"
-    if not isinstance(entry, dict) or set(entry) - TEMPLATE_KEYS:
-        raise TemplateError(f"{where}: expected only {', '.join(sorted(TEMPLATE_KEYS))}")
-    if entry.get("audience") not in AUDIENCES:
-        raise TemplateError(f"{where}: audience must be one of {', '.join(AUDIENCES)}")
-    for key in ("text", "subject", "link"):
-        if key in entry and (not isinstance(entry[key], str) or not entry[key].strip()):
-            raise TemplateError(f"{where}: {key} must be non-empty text")
-    if "text" not in entry:
-        raise TemplateError(f"{where}: text is missing")
-    for key in ("mandatory", "immediate"):
-        if not isinstance(entry.get(key, False), bool):
-            raise TemplateError(f"{where}: {key} must be true or false")
+    problem = _entry_problem(entry)
+    if problem:
+        raise TemplateError(f"{where}: {problem}")
     labels = entry.get("labels") or {}
-    if not isinstance(labels, dict) or not all(isinstance(v, dict) for v in labels.values()):
-        raise TemplateError(f"{where}: labels map a parameter to {{value: text}}")
     template = Template(
         id=template_id, locale=locale, audience=entry["audience"], text=entry["text"].strip(),
         labels={name: {str(k): str(v) for k, v in values.items()}
@@ -124,6 +118,26 @@ def parse_template(locale, template_id, entry):
     except TemplateError as exc:
         raise TemplateError(f"{where}: {exc}") from None
     return template
+
+
+def _entry_problem(entry) -> str | None:
+    """What makes a template entry unusable (the first thing found), or None."""
+    if not isinstance(entry, dict) or set(entry) - TEMPLATE_KEYS:
+        return f"expected only {', '.join(sorted(TEMPLATE_KEYS))}"
+    if entry.get("audience") not in AUDIENCES:
+        return f"audience must be one of {', '.join(AUDIENCES)}"
+    for key in ("text", "subject", "link"):
+        if key in entry and (not isinstance(entry[key], str) or not entry[key].strip()):
+            return f"{key} must be non-empty text"
+    if "text" not in entry:
+        return "text is missing"
+    for key in ("mandatory", "immediate"):
+        if not isinstance(entry.get(key, False), bool):
+            return f"{key} must be true or false"
+    labels = entry.get("labels") or {}
+    if not isinstance(labels, dict) or not all(isinstance(v, dict) for v in labels.values()):
+        return "labels map a parameter to {value: text}"
+    return None
 
 
 def override_templates(catalogue, overrides, where):
@@ -194,6 +208,7 @@ class Context:
     survey_base_url: str = "https://survey.example.com/s/"
     reminder_lead: timedelta = timedelta(hours=24)
     public_base_url: str = DEFAULT_PUBLIC_BASE_URL   # the gateway's owner pages
+    estate_name: str = NOT_AVAILABLE                 # as its owners and staff call it
 
     def survey_link(self, token):
         return self.survey_base_url.rstrip("/") + "/" + token
@@ -216,6 +231,21 @@ class Context:
     def revisit_console_link(self, revisit_id):
         """Where the visitor books the visit and records it (the console's revisit page)."""
         return self.console_link("revisits", revisit_id)
+
+    def followup_console_link(self, followup_id):
+        """Where the department records its measures and its answer to the owner."""
+        return self.console_link("revisits", "followups", followup_id)
+
+
+def message_params(notification, data, context):
+    """What ``notification``'s message about an event (``data``) is written from: what the
+    event supplies (``build``) and the estate's own."""
+    return {**notification.build(data, context), **estate_params(context)}
+
+
+def estate_params(context):
+    """``ESTATE_PARAMS``: what every message of the estate may show, whoever asked for it."""
+    return {"estate_name": context.estate_name}
 
 
 def with_contact_params(params, contact, context):
@@ -325,8 +355,27 @@ def complaint_overdue_params(data, context):
             "console_url": context.complaint_console_link(data["complaint_id"])}
 
 
+def complaint_deadline_approaching_params(data, context):
+    """The deadline, the time left (hours and minutes, as the warning was sent) and what
+    the complaint is about, with the console page to act on."""
+    hours_left, minutes_left = divmod(max(data["minutes_left"], 0), 60)
+    return {"complaint_id": data["complaint_id"], "deadline": data["deadline"],
+            "due_at": local_time(data["due_at"], context.zone),
+            "hours_left": hours_left, "minutes_left": minutes_left,
+            "summary": excerpt(data.get("summary"), limit=SUMMARY_CHARS),
+            "console_url": context.complaint_console_link(data["complaint_id"])}
+
+
 def complaint_escalated_params(data, context):
     return {"complaint_id": data["complaint_id"], "level": data["level"], "role": data["role"],
+            "console_url": context.complaint_console_link(data["complaint_id"])}
+
+
+def instruction_params(data, context):
+    """The manager's instruction, for whoever has the complaint, with the page to act from."""
+    return {"complaint_id": data["complaint_id"], "role": data["role"],
+            "instruction": excerpt(data.get("instruction")),
+            "summary": excerpt(data.get("summary"), limit=SUMMARY_CHARS),
             "console_url": context.complaint_console_link(data["complaint_id"])}
 
 
@@ -440,6 +489,26 @@ def rectification_overdue_params(data, context):
             "due_date": local_date(data["due_at"], context.zone)}
 
 
+def followup_params(data, context):
+    """A follow-up of an unsatisfied revisit, for the department or the leadership."""
+    return {"followup_id": data["followup_id"], "kind": data["kind"],
+            "department": data["department"],
+            "summary": excerpt(data.get("summary"), limit=SUMMARY_CHARS),
+            "due_date": local_date(data["answer_due_at"], context.zone),
+            "console_url": context.followup_console_link(data["followup_id"])}
+
+
+def followup_answered_params(data, context):
+    return {"kind": data["kind"], "answer": excerpt(data.get("answer"))}
+
+
+def survey_cadence_params(data, context):
+    """The period that passed without a closed survey round, and the console page that
+    opens a round."""
+    return {"period": data["period"], "cadence": data["cadence"],
+            "console_url": context.console_link("surveys", "new")}
+
+
 def reminder_time(data, context):
     return data["at"] - context.reminder_lead
 
@@ -478,11 +547,32 @@ NOTIFICATIONS = {
         complaint_overdue_params, ref=_complaint_id,
         recipients=_roles("supervisor", "manager"),
         requires=("complaint_id",)),),
+    # before the deadline, not only after it: whoever has the complaint (the assignee, else
+    # its department), else the supervisors who answer for the service centre
+    "complaint_deadline_approaching": (Notification(
+        "complaint_deadline_approaching", "staff",
+        ("complaint_id", "deadline", "due_at", "hours_left", "minutes_left", "summary",
+         "console_url"),
+        complaint_deadline_approaching_params, ref=_complaint_id,
+        recipients=_directory(lambda d: ("staff", d["assignee_id"]),
+                              lambda d: ("department", d["department"]),
+                              lambda d: ("role", "supervisor")),
+        requires=("complaint_id", "deadline", "due_at")),),
     "complaint_escalated": (Notification(
         "complaint_escalated", "manager", ("complaint_id", "level", "role", "console_url"),
         complaint_escalated_params, ref=_complaint_id,
         recipients=_directory(lambda d: ("role", d["role"]), lambda d: ("role", "manager")),
         requires=("complaint_id",)),),
+    # 「待经理做出明确指示后,妥善处理」: whoever has the complaint (the assignee, else its
+    # department, else the supervisors) hears what the manager decided
+    "complaint_instruction_recorded": (Notification(
+        "complaint_instruction_recorded", "staff",
+        ("complaint_id", "role", "instruction", "summary", "console_url"),
+        instruction_params, ref=_complaint_id,
+        recipients=_directory(lambda d: ("staff", d["assignee_id"]),
+                              lambda d: ("department", d["department"]),
+                              lambda d: ("role", "supervisor")),
+        requires=("complaint_id", "instruction")),),
     # 「收到客户对服务仍存在缺陷的再次投诉时,服务中心应在24小时内安排特殊措施」: the
     # supervisors and the managers both, at once (staff have no quiet hours)
     "complaint_repeated": (Notification(
@@ -536,6 +626,26 @@ NOTIFICATIONS = {
         revisit_overdue_params, ref=lambda d: d["revisit_id"],
         recipients=_roles("manager", "company_manager"),
         requires=("source_id", "deadline", "due_at")),),
+    # 「向相关部门反馈」: the department (else the manager) gets the owner's words and the date
+    # the owner must hear back by
+    "revisit_followup_opened": (Notification(
+        "revisit_followup_opened", "department",
+        ("followup_id", "kind", "department", "summary", "due_date", "console_url"),
+        followup_params, ref=lambda d: d["followup_id"],
+        recipients=_directory(lambda d: ("department", d["department"]),
+                              lambda d: ("role", "manager")),
+        requires=("department", "summary", "due_date")),),
+    # 「一个月内向业主反馈」 missed: up the ladder, as a late revisit goes
+    "revisit_followup_overdue": (Notification(
+        "revisit_followup_overdue", "manager",
+        ("followup_id", "kind", "department", "summary", "due_date", "console_url"),
+        followup_params, ref=lambda d: d["followup_id"],
+        recipients=_roles("manager", "company_manager"),
+        requires=("followup_id", "department", "due_date")),),
+    "revisit_followup_answered": (Notification(
+        "revisit_followup_answered", "owner", ("kind", "answer"), followup_answered_params,
+        ref=lambda d: d["followup_id"], recipients=_contact("household_id"),
+        requires=("answer",)),),
     "revisit_booked": (
         Notification(
             "revisit_booked", "owner", ("revisit_id", "at", "method"), appointment_params,
@@ -580,6 +690,12 @@ NOTIFICATIONS = {
         "rectification_done", "owner", ("category", "action"), rectification_done_params,
         ref=lambda d: d["rectification_id"], recipients=_households,
         requires=("category", "action")),),
+    # 「每半年进行一次业主/用户意见调查」 not kept: the estate manager and headquarters
+    "survey_cadence_missed": (Notification(
+        "survey_cadence_missed", "manager", ("period", "cadence", "console_url"),
+        survey_cadence_params, ref=lambda d: d["period"],
+        recipients=_roles("manager", "hq_analyst", together=True),
+        requires=("period", "cadence")),),
     "rectification_overdue": (Notification(
         "rectification_overdue", "department",
         ("rectification_id", "category", "department", "due_date"),
@@ -616,11 +732,12 @@ def _template_problems(locale, templates, event_type, notification):
     problems = []
     if template.audience != notification.audience:
         problems.append(f"{where}: audience must be {notification.audience}")
-    unknown = sorted(template.params - set(notification.supplies))
+    supplied = {*notification.supplies, *ESTATE_PARAMS}
+    unknown = sorted(template.params - supplied)
     if unknown:
         problems.append(f"{where}: uses {', '.join(unknown)}, which {event_type} does not supply")
     owners_only = set(CONTACT_PARAMS) if notification.audience == "owner" else set()
-    unknown = sorted(template.link_params - set(notification.supplies) - owners_only)
+    unknown = sorted(template.link_params - supplied - owners_only)
     if unknown:
         problems.append(f"{where}: its link uses {', '.join(unknown)}, which neither "
                         f"{event_type} nor the contact supplies"
@@ -668,7 +785,7 @@ def staff_matching(directory, kind, value):
 def staff_for(directory, recipients):
     """The members of an estate's staff directory ``recipients`` name, each once: those of
     the first alternative that finds anyone, or of all of them when ``together``."""
-    found = {}
+    found: dict = {}
     for kind, value in recipients.alternatives:
         members = staff_matching(directory, kind, value)
         for member in members:
@@ -898,15 +1015,15 @@ def sent(delivery, channel, address, attempts, now):
     """The changes that mark ``delivery`` sent, and its ``notification_sent`` event."""
     changes = {"status": "sent", "channel": channel, "address": address, "attempts": attempts,
                "sent_at": now, "updated_at": now, "reason": None, "claim": None}
-    return changes, [_event(dict(delivery, **changes), "notification_sent", now)]
+    return changes, [_event("notification_sent", dict(delivery, **changes), {}, now)]
 
 
 def failed(delivery, attempts, error, now):
     """The changes that mark ``delivery`` failed, and its ``notification_failed`` event."""
     changes = {"status": "failed", "attempts": attempts, "error": redact(error),
                "failed_at": now, "updated_at": now, "reason": None, "claim": None}
-    return changes, [_event(dict(delivery, **changes), "notification_failed", now,
-                            error=changes["error"])]
+    return changes, [_event("notification_failed", dict(delivery, **changes),
+                            {"error": changes["error"]}, now)]
 
 
 def suppressed(reason, now, attempts=None):
@@ -934,12 +1051,11 @@ def redact(text):
     return mask_text(str(text))[:1000]
 
 
-def _event(delivery, event_type, now, **extra):
-    payload = {key: delivery[key] for key in ("channel", "template", "recipient", "ref")}
+def _event(event_type, delivery, data, now):
+    told = {key: delivery[key] for key in ("channel", "template", "recipient", "ref")}
     # a delivery ends sent or failed once: its id derives from the delivery's
-    return new_event(event_type, SOURCE, delivery["estate_id"],
-                     dict(payload, delivery_id=delivery["_id"], **extra), now,
-                     key=delivery["_id"])
+    return record_event(event_type, SOURCE, delivery, "delivery_id", dict(told, **data), now,
+                        key=delivery["_id"])
 
 
 # preferences --------------------------------------------------------------------------

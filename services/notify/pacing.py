@@ -2,6 +2,7 @@
 every send through that channel in this instance (``rate_per_second`` in the channel's
 ``NOTIFY_CHANNEL_SETTINGS``; none: unlimited, as the console is)."""
 import time
+from collections.abc import Callable
 
 
 class TokenBucket:
@@ -11,14 +12,15 @@ class TokenBucket:
     workers sending at once each get their own moment, one after another.
     """
 
-    def __init__(self, rate, burst=None, clock=None):
+    def __init__(self, rate: float, burst: float | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
         self.rate = float(rate)
         self.capacity = float(burst or max(1.0, self.rate))
         self.tokens = self.capacity
         self.clock = clock or monotonic
         self.at = self.clock()
 
-    def reserve(self):
+    def reserve(self) -> float:
         """Seconds to wait before sending one message (0: at once); its place is taken."""
         now = self.clock()
         self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate) - 1
@@ -26,10 +28,10 @@ class TokenBucket:
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
 
 
-def monotonic():
+def monotonic() -> float:
     return time.monotonic()
 
 
-def pause(seconds):
+def pause(seconds: float) -> None:
     """Wait (a green thread yields to the others under nameko)."""
     time.sleep(seconds)

@@ -6,20 +6,24 @@ end of that claim, so a dead worker's deliveries come back). Under a sparse inde
 query for what is due never looks at the history (sent, failed, suppressed).
 """
 import logging
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from kombu import Connection, Producer
 from kombu.pools import connections
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.standalone.events import get_event_exchange
 from pymongo import ASCENDING, DESCENDING, IndexModel
-from pymongo.errors import DuplicateKeyError
+from pymongo.database import Database
 
 from services.notify.domain import DUE_AT, EPOCH
+from shared.envelope import Envelope
+from shared.leases import claim_many
 from shared.messaging import EventPublisher
+from shared.once import insert_once
 from shared.paging import find_page
-from shared.store import OUTBOX, OUTBOX_LEASE, Repository, estate_scope
+from shared.store import OUTBOX, OUTBOX_LEASE, Document, Repository, estate_scope
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +49,13 @@ class NotifyRepository(Repository):
     }
     outbox_collections = ("deliveries",)
 
-    def __init__(self, db, publisher=None, **kwargs):
+    def __init__(self, db: Database[Document], publisher: EventPublisher | None = None,
+                 **kwargs: Any) -> None:
         if type(publisher) is EventPublisher:   # the dispatcher's batches: one confirm each
             publisher = BatchEventPublisher(publisher.config)
         super().__init__(db, publisher, **kwargs)
 
-    def create_indexes(self):
+    def create_indexes(self) -> None:
         super().create_indexes()
         # deliveries queued before ``due_at`` existed get theirs (once: then none lacks it)
         for delivery in self.db.deliveries.find(
@@ -62,49 +67,41 @@ class NotifyRepository(Repository):
 
     # deliveries ------------------------------------------------------------------
 
-    def find_delivery(self, delivery_id):
+    def find_delivery(self, delivery_id: str) -> Document | None:
         return self.db.deliveries.find_one({"_id": delivery_id})
 
-    def add_delivery(self, delivery, events=()):
+    def add_delivery(self, delivery: Mapping[str, Any],
+                     events: Sequence[Envelope] = ()) -> Document | None:
         """Insert a new delivery; None if one with this id exists (a redelivered event)."""
         delivery = {key: value for key, value in delivery.items() if key != DUE_AT}
         if delivery["status"] == "queued":
             delivery[DUE_AT] = _due(delivery)
-        try:
-            return self.insert_with_events("deliveries", delivery, events)
-        except DuplicateKeyError:
-            return None
+        return insert_once(self.insert_with_events, "deliveries", delivery, events)
 
-    def claim_due(self, now, claim, lease, limit):
+    def claim_due(self, now: datetime, claim: str, lease: timedelta, limit: int) -> list[Document]:
         """Take up to ``limit`` queued deliveries that are due and that no worker holds,
         for ``lease``: the list, those due longest ago first.
 
-        One query finds candidates, unsorted (a sort would make the embedded store match
-        and copy every queued delivery; MongoDB walks the ``due_at`` index, in its
-        order; the embedded store gives them in the order they were stored, oldest
-        logged first), one update takes
-        them by id, each on condition that it is still due (atomic per delivery: of two
-        instances' dispatchers, only one gets each), and one read gets those this
-        ``claim`` (unique) holds. Taking one moves its ``due_at`` to the end of the
-        lease, so a worker that dies while sending lets it go again then.
+        ``shared.leases.claim_many``, by ``due_at`` (candidates unsorted: a sort would make
+        the embedded store match and copy every queued delivery; MongoDB walks the
+        ``due_at`` index, in its order; the embedded store gives them in the order they
+        were stored, oldest logged first), ``claim`` (unique) marking those taken.
+        Taking one moves its ``due_at`` to the end of the lease, so a worker that dies
+        while sending lets it go again then.
         """
-        found = [delivery["_id"] for delivery in
-                 self.db.deliveries.find({DUE_AT: {"$lte": now}}, {"_id": 1}).limit(limit)]
-        if not found:
-            return []
-        self.db.deliveries.update_many(
-            {"_id": {"$in": found}, DUE_AT: {"$lte": now}, "status": "queued"},
-            {"$set": {"claim": claim, "claimed_until": now + lease, DUE_AT: now + lease}})
-        taken = self.db.deliveries.find({"_id": {"$in": found}, "claim": claim})
+        taken = claim_many(self.db.deliveries, {"status": "queued"}, DUE_AT, now, lease, limit,
+                           {"claim": claim}, {"claimed_until": now + lease})
         return sorted(taken, key=lambda delivery: delivery["next_attempt_at"])
 
-    def save_claimed(self, delivery_id, claim, changes, events=(), release=True):
+    def save_claimed(self, delivery_id: str, claim: str, changes: Mapping[str, Any],
+                     events: Sequence[Envelope] = (), release: bool = True) -> Document | None:
         """Write the outcome of a claimed delivery (and its events) if this worker still holds it."""
         return self.update_with_events(
             "deliveries", {"_id": delivery_id, "claim": claim, "status": "queued"},
             _outcome_update(changes, release), events)
 
-    def save_outcome(self, delivery_id, claim, changes, events=()):
+    def save_outcome(self, delivery_id: str, claim: str, changes: Mapping[str, Any],
+                     events: Sequence[Envelope] = ()) -> bool:
         """Write a claimed delivery's outcome with its events held in its outbox, not yet
         published (``publish_held`` sends a batch's together); False if the claim was
         lost (another worker has the delivery). A crash before the publish leaves the
@@ -116,7 +113,7 @@ class NotifyRepository(Repository):
         return bool(self.db.deliveries.update_one(
             {"_id": delivery_id, "claim": claim, "status": "queued"}, update).matched_count)
 
-    def publish_held(self, held):
+    def publish_held(self, held: Mapping[str, Sequence[Envelope]]) -> None:
         """{delivery id: events held in its outbox}: all published with one wait for the
         broker's confirms, then those outboxes emptied in one write. Those the broker did
         not confirm stay for the relay.
@@ -141,9 +138,10 @@ class NotifyRepository(Repository):
             {"_id": {"$in": list(held)}},
             {"$set": {OUTBOX: []}, "$unset": {OUTBOX_LEASE: ""}})
 
-    def cancel_pending(self, ref, template, reason, now, keep=None):
+    def cancel_pending(self, ref: str, template: str, reason: str, now: datetime,
+                       keep: str | None = None) -> int:
         """Suppress the queued, unclaimed deliveries of ``template`` for ``ref`` (but ``keep``)."""
-        query = {"ref": ref, "template": template, "status": "queued",
+        query: dict[str, Any] = {"ref": ref, "template": template, "status": "queued",
                  "claimed_until": {"$lte": now}}
         if keep:
             query["_id"] = {"$ne": keep}
@@ -152,7 +150,7 @@ class NotifyRepository(Repository):
                     "$unset": {DUE_AT: ""}}
         ).modified_count
 
-    def list_deliveries(self, filters):
+    def list_deliveries(self, filters: Mapping[str, Any]) -> tuple[list[Document], str | None]:
         """Deliveries newest first, a page at a time: (deliveries, next cursor)."""
         query = {key: value for key, value in filters.items() if key not in NOT_EQUALITY}
         query.update(estate_scope(filters))
@@ -161,7 +159,7 @@ class NotifyRepository(Repository):
 
     # daily quotas ------------------------------------------------------------------
 
-    def take_quota(self, key, limit):
+    def take_quota(self, key: str, limit: int) -> bool:
         """Count one message against ``key`` (one recipient, channel and day); False
         once ``limit`` is reached.
 
@@ -169,48 +167,45 @@ class NotifyRepository(Repository):
         workers cannot both take the last message of the day. Counters are
         garbage a few days later (the key names its day): the store drops them.
         """
-        try:
-            self.db.quotas.insert_one({"_id": key, "used": 0,
-                                       "expires_at": datetime.now(UTC) + QUOTA_KEPT})
-        except DuplicateKeyError:
-            pass   # today's counter exists already
+        insert_once(self.db.quotas.insert_one,   # (none if today's counter exists already)
+                    {"_id": key, "used": 0, "expires_at": datetime.now(UTC) + QUOTA_KEPT})
         taken = self.db.quotas.find_one_and_update(
             {"_id": key, "used": {"$lt": limit}}, {"$inc": {"used": 1}})
         return taken is not None
 
-    def give_back_quota(self, key):
+    def give_back_quota(self, key: str) -> None:
         """The message counted did not go: it does not use up the day's quota."""
         self.db.quotas.update_one({"_id": key, "used": {"$gt": 0}}, {"$inc": {"used": -1}})
 
     # preferences -----------------------------------------------------------------
 
-    def get_preferences(self, household_id):
+    def get_preferences(self, household_id: str) -> Document | None:
         return self.db.preferences.find_one({"_id": household_id})
 
-    def preferences_of(self, household_ids):
+    def preferences_of(self, household_ids: Iterable[str]) -> dict:
         """{household id: preferences} of those that set any, in one query."""
         return {preferences["_id"]: preferences for preferences in
                 self.db.preferences.find({"_id": {"$in": list(household_ids)}})}
 
-    def save_preferences(self, preferences):
+    def save_preferences(self, preferences: Document) -> Document:
         self.db.preferences.replace_one({"_id": preferences["_id"]}, preferences, upsert=True)
         return preferences
 
 
-def _due(delivery):
+def _due(delivery: Mapping[str, Any]) -> datetime:
     """When a queued delivery is next for a worker: its next attempt, or the end of the
     claim a worker holds on it, whichever is later."""
     return max(delivery["next_attempt_at"], delivery.get("claimed_until") or EPOCH)
 
 
-def _outcome_update(changes, release):
+def _outcome_update(changes: Mapping[str, Any], release: bool) -> dict[str, Any]:
     """The update that writes a claimed delivery's outcome, ``due_at`` kept right: gone
     once it left the queue; released, its next attempt (a queued outcome carries one;
     without, it stays due at the end of the claim)."""
     changes = dict(changes)
     if release:
         changes.update(claim=None, claimed_until=EPOCH)
-    update = {"$set": changes}
+    update: dict[str, Any] = {"$set": changes}
     if changes.get("status", "queued") != "queued":
         update["$unset"] = {DUE_AT: ""}
     elif release and "next_attempt_at" in changes:
@@ -225,7 +220,7 @@ class BatchEventPublisher(EventPublisher):
 
     CONFIRM_TIMEOUT = 30   # seconds the broker has to confirm a batch
 
-    def publish_batch(self, envelopes):
+    def publish_batch(self, envelopes: Sequence[Envelope]) -> None:
         """Publish ``envelopes`` (persistent); raises unless the broker confirmed all."""
         if not envelopes:
             return
@@ -237,14 +232,16 @@ class BatchEventPublisher(EventPublisher):
             finally:
                 channel.close()
 
-    def _publish_confirmed(self, connection, channel, envelopes):
-        pending, refused = set(range(1, len(envelopes) + 1)), []
+    def _publish_confirmed(self, connection: Any, channel: Any,
+                           envelopes: Sequence[Envelope]) -> None:
+        pending = set(range(1, len(envelopes) + 1))
+        refused: list[int] = []
 
-        def acked(delivery_tag, multiple):
+        def acked(delivery_tag: int, multiple: bool) -> None:
             pending.difference_update(
                 [tag for tag in pending if tag <= delivery_tag] if multiple else [delivery_tag])
 
-        def nacked(delivery_tag, multiple):
+        def nacked(delivery_tag: int, multiple: bool) -> None:
             refused.append(delivery_tag)
             acked(delivery_tag, multiple)
 

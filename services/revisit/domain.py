@@ -12,11 +12,14 @@ Where the policy allows it the owner may answer it online (「回访可以通过
 is recorded as a call would be, with method ``online`` (``record_online``).
 """
 import re
-from datetime import timedelta
+from collections import Counter
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any
 
-from services.revisit.policies import zone
+from services.revisit.policies import RevisitPolicy, Visit, zone
 from services.revisit.sampling import month_of
-from shared.envelope import new_event
+from shared.envelope import Changed, Envelope, record_event
 from shared.errors import InvalidInput, InvalidTransition
 from shared.expected_state import already_done
 from shared.links import new_token
@@ -29,8 +32,9 @@ RECORDABLE = frozenset(OPEN)
 BOOKABLE = frozenset(OPEN)       # a booked visit may be moved to another time
 
 
-def new_revisit(revisit_id, estate_id, kind, source_id, household_id, visit, source_at, now,
-                **details):
+def new_revisit(revisit_id: str, estate_id: str, kind: str, source_id: str,
+                household_id: str | None, visit: Visit, source_at: datetime, now: datetime,
+                **details: Any) -> dict:
     """A scheduled revisit for ``visit`` (a ``policies.Visit``), not yet announced."""
     return {
         "_id": revisit_id,
@@ -60,15 +64,18 @@ def new_revisit(revisit_id, estate_id, kind, source_id, household_id, visit, sou
     }
 
 
-def schedule(revisit, policy, now, token=new_token):
+def schedule(revisit: dict, policy: RevisitPolicy, now: datetime,
+             token: Callable[[], str] = new_token) -> Changed:
     """The revisit and, if its window has opened, its ``revisit_scheduled`` event
     (otherwise the timer announces it when the window opens, see ``announce``).
 
     Where the policy lets the owner answer online, the revisit gets its link's token now:
     the announcement, whenever it goes, carries it.
     """
-    # the month its statistics count it in, in the estate's time zone (``stats``)
-    revisit = dict(revisit, stats_month=month_of(revisit["source_at"], policy.timezone))
+    # the month its statistics count it in, in the estate's time zone (``stats``), and
+    # the month's plan it is listed in (``plans.monthly_plan``)
+    revisit = dict(revisit, stats_month=month_of(revisit["source_at"], policy.timezone),
+                   plan_month=plan_month(revisit, policy))
     if policy.answerable_online(revisit):
         # set only when minted: the unique index is sparse, and would count None as a value
         revisit = dict(revisit, online_token=token())
@@ -80,12 +87,13 @@ def schedule(revisit, policy, now, token=new_token):
 
 # -- complaints ------------------------------------------------------------------------
 
-def complaint_revisit_id(complaint_id, closing_no):
+def complaint_revisit_id(complaint_id: str, closing_no: int) -> str:
     """One revisit per closing: redelivered events map to the same revisit."""
     return f"rv-{complaint_id}-{closing_no}"
 
 
-def schedule_complaint_revisit(closed, estate_id, policy, now):
+def schedule_complaint_revisit(closed: dict, estate_id: str, policy: RevisitPolicy,
+                               now: datetime, key_customer: bool = False) -> Changed:
     """The revisit owed for a ``complaint_closed`` payload, and its event.
 
     「客服组负责人或项目经理对重大投诉进行回访,一般采取上门回访方式」: major complaints
@@ -94,13 +102,13 @@ def schedule_complaint_revisit(closed, estate_id, policy, now):
     revisit = new_revisit(
         complaint_revisit_id(closed["complaint_id"], closed["closing_no"]), estate_id,
         "complaint", closed["complaint_id"], closed["household_id"],
-        policy.complaint_visit(closed), closed["closed_at"], now,
-        category=closed["category"], severity=closed["severity"],
-        closing_no=closed["closing_no"])
+        policy.for_household(policy.complaint_visit(closed), key_customer),
+        closed["closed_at"], now, category=closed["category"], severity=closed["severity"],
+        closing_no=closed["closing_no"], key_customer=key_customer)
     return schedule(revisit, policy, now)
 
 
-def superseded_by_reopening(revisit, reopened):
+def superseded_by_reopening(revisit: dict, reopened: dict) -> bool:
     """An open revisit of a closing the complaint was reopened after: nobody should ask the
     owner about an answer that is being reworked; the next closing brings its own."""
     return (revisit["kind"] == "complaint" and revisit["status"] in OPEN
@@ -108,7 +116,7 @@ def superseded_by_reopening(revisit, reopened):
             and revisit["closing_no"] <= reopened["reopen_no"])
 
 
-def cancel(revisit, reason, now):
+def cancel(revisit: dict, reason: str, now: datetime) -> dict:
     if revisit["status"] not in OPEN:
         raise InvalidTransition("revisit", revisit["_id"], revisit["status"], "cancel")
     return dict(revisit, status="cancelled", cancelled_at=now, cancel_reason=reason)
@@ -116,28 +124,32 @@ def cancel(revisit, reason, now):
 
 # -- work orders -----------------------------------------------------------------------
 
-def work_order_revisit_id(work_order_id, stage, number=1):
+def work_order_revisit_id(work_order_id: str, stage: str, number: int = 1) -> str:
     suffix = f"{stage}-{number}" if stage == "observation" else stage
     return f"rv-{work_order_id}-{suffix}"
 
 
-def schedule_work_order_revisits(order, estate_id, reason, policy, now, decided_at=None):
+def schedule_work_order_revisits(order: dict, estate_id: str, reason: str,
+                                 policy: RevisitPolicy, now: datetime,
+                                 decided_at: datetime | None = None,
+                                 key_customer: bool = False) -> list[Changed]:
     """The revisits (with their events) of a work order selected for follow-up.
 
     ``order`` is a ``work_order_completed`` payload; ``reason`` why it was selected
     (``sampling.Decision.reason``, or ``top_up``).
     """
-    scheduled = []
+    scheduled: list[Changed] = []
     for visit in policy.work_order_visits(order, decided_at):
         scheduled.append(schedule(new_revisit(
             work_order_revisit_id(order["work_order_id"], visit.stage), estate_id,
-            order["kind"], order["work_order_id"], order["household_id"], visit,
-            order["completed_at"], now, reason=reason, important=bool(order.get("important")),
+            order["kind"], order["work_order_id"], order["household_id"],
+            policy.for_household(visit, key_customer), order["completed_at"], now,
+            reason=reason, important=bool(order.get("important")), key_customer=key_customer,
             observation_no=1 if visit.stage == "observation" else None), policy, now))
     return scheduled
 
 
-def next_observation(revisit, policy, now):
+def next_observation(revisit: dict, policy: RevisitPolicy, now: datetime) -> Changed | None:
     """「应随时观察效果,专人定期仔细检查」: an important repair is observed again until an
     observation confirms it holds (``resolved``); None once confirmed or at the limit."""
     if revisit.get("stage") != "observation" or revisit["status"] != "done":
@@ -148,22 +160,25 @@ def next_observation(revisit, policy, now):
     visit = policy.observation(number, now)
     if visit is None:
         return None
+    visit = policy.for_household(visit, revisit.get("key_customer", False))
     follow_up = new_revisit(
         work_order_revisit_id(revisit["source_id"], "observation", number), revisit["estate_id"],
         revisit["kind"], revisit["source_id"], revisit["household_id"], visit,
         revisit["source_at"], now, reason=revisit["reason"], important=True,
-        observation_no=number)
+        observation_no=number, key_customer=revisit.get("key_customer", False))
     return schedule(follow_up, policy, now)
 
 
 # -- routine visits ----------------------------------------------------------------------
 
-def routine_revisit_id(year, household_id, number=1):
+def routine_revisit_id(year: int, household_id: str, number: int = 1) -> str:
     base = f"rv-routine-{year}-{household_id}"
     return base if number == 1 else f"{base}-{number}"
 
 
-def plan_routine(estate_id, year, households, planned, policy, now):
+def plan_routine(estate_id: str, year: int, households: Iterable[dict], planned: list[dict],
+                 policy: RevisitPolicy, now: datetime,
+                 ) -> tuple[list[Changed], list[str], dict]:
     """Fit every occupied household into one month of ``year`` (「年回访率100%」).
 
     ``households`` are the occupied ones (intake's ``list_households``), ``planned`` the
@@ -188,35 +203,26 @@ def plan_routine(estate_id, year, households, planned, policy, now):
     newcomers = sorted((household for household_id, household in occupied.items()
                         if household_id not in kept), key=_address_order)
 
-    load = {month: 0 for month in open_months}
-    for revisit in kept.values():
-        if revisit["month"] in load:
-            load[revisit["month"]] += 1
-    added = {month: 0 for month in open_months}
-    for _ in newcomers:
-        month = min(open_months, key=lambda m: (load[m], m))
-        load[month] += 1
-        added[month] += 1
-
-    earlier = {}
-    for revisit in planned:
-        earlier[revisit["household_id"]] = earlier.get(revisit["household_id"], 0) + 1
-    scheduled, queue = [], iter(newcomers)
+    added = _spread(len(newcomers), [revisit["month"] for revisit in kept.values()],
+                    open_months)
+    earlier = Counter(revisit["household_id"] for revisit in planned)
+    scheduled: list[Changed] = []
+    queue = iter(newcomers)
     for month in open_months:
         visit = policy.routine_visit(year, month)
         for _ in range(added[month]):
             household = next(queue)
             number = earlier.get(household["id"], 0) + 1
+            key_customer = bool(household.get("key_customer"))
             scheduled.append(schedule(new_revisit(
                 routine_revisit_id(year, household["id"], number), estate_id, "routine",
-                household["id"], household["id"], visit, visit.not_before, now,
-                year=year, month=month, building=household.get("building"),
-                unit=household.get("unit"), room=household.get("room")), policy, now))
+                household["id"], household["id"], policy.for_household(visit, key_customer),
+                visit.not_before, now, year=year, month=month, key_customer=key_customer,
+                building=household.get("building"), unit=household.get("unit"),
+                room=household.get("room")), policy, now))
 
-    by_month = {f"{year:04d}-{month:02d}": 0 for month in range(1, 13)}
-    for revisit in [*kept.values(), *(revisit for revisit, _ in scheduled)]:
-        if revisit["household_id"] in occupied:
-            by_month[f"{year:04d}-{revisit['month']:02d}"] += 1
+    by_month = _visits_by_month(year, [*kept.values(), *(revisit for revisit, _ in scheduled)],
+                                occupied)
     summary = {
         "estate_id": estate_id, "year": year,
         "households": len(occupied),
@@ -228,20 +234,53 @@ def plan_routine(estate_id, year, households, planned, policy, now):
     return scheduled, to_cancel, summary
 
 
-def _address_order(household):
+def _spread(newcomers: int, kept_months: list[int], open_months: list[int]) -> dict[int, int]:
+    """How many of ``newcomers`` each open month takes: each goes to the month with the
+    fewest visits (the earliest of equals), so the months stay even."""
+    load = {month: 0 for month in open_months}
+    for month in kept_months:
+        if month in load:
+            load[month] += 1
+    added = dict.fromkeys(open_months, 0)
+    for _ in range(newcomers):
+        month = min(open_months, key=lambda m: (load[m], m))
+        load[month] += 1
+        added[month] += 1
+    return added
+
+
+def _visits_by_month(year: int, revisits: list[dict], occupied: dict) -> dict[str, int]:
+    """{"YYYY-MM": visits} of the year's twelve months, households still occupied only."""
+    by_month = {f"{year:04d}-{month:02d}": 0 for month in range(1, 13)}
+    for revisit in revisits:
+        if revisit["household_id"] in occupied:
+            by_month[f"{year:04d}-{revisit['month']:02d}"] += 1
+    return by_month
+
+
+def plan_month(revisit: dict, policy: RevisitPolicy) -> str:
+    """The month's plan (「每月应制定回访计划」) a revisit is listed in: a routine visit's
+    planned month, any other's due month, in the estate's time zone."""
+    if revisit["kind"] == "routine":
+        return f"{revisit['year']:04d}-{revisit['month']:02d}"
+    return month_of(revisit["due_at"], policy.timezone)
+
+
+def _address_order(household: dict) -> list[tuple[int, int, str]]:
     """Building, unit, room in natural order (2 before 10), so a month visits neighbours."""
     return [_natural(household.get(part) or "") for part in ("building", "unit", "room")] + [
         household["id"]]
 
 
-def _natural(text):
+def _natural(text: str) -> list[tuple[int, int, str]]:
     return [(0, int(piece), "") if piece.isdigit() else (1, 0, piece)
             for piece in re.findall(r"\d+|\D+", str(text))]
 
 
 # -- appointments ------------------------------------------------------------------------
 
-def book(revisit, appointment, policy, now, booked_by=None, expected_status=None):
+def book(revisit: dict, appointment: dict, policy: RevisitPolicy, now: datetime,
+         booked_by: str | None = None, expected_status: str | None = None) -> Changed | None:
     """An on-site appointment the owner agreed to (consent checked by the input schema).
 
     「采取上门回访的应提前与业主进行预约,获得同意后方可上门,并不能影响业主的正常生活」:
@@ -270,12 +309,12 @@ def book(revisit, appointment, policy, now, booked_by=None, expected_status=None
     revisit = dict(revisit, status="booked", method="onsite", appointment_at=at,
                    owner_quiet_hours=list(appointment.get("quiet_hours") or []),
                    booked_by=booked_by)
-    return revisit, [_event("revisit_booked", revisit, now, {
+    return revisit, [_event("revisit_booked", revisit, {
         "household_id": revisit["household_id"], "at": at, "method": "onsite",
-    })]
+    }, now)]
 
 
-def quiet_hours_at(moment, quiet_hours, zone_name):
+def quiet_hours_at(moment: datetime, quiet_hours: Iterable[str], zone_name: str) -> str | None:
     """The quiet-hours range ("22:00-08:00", local) ``moment`` falls in, or None."""
     clock = moment.astimezone(zone(zone_name)).time().replace(tzinfo=None)
     return next((hours for hours in quiet_hours if quiet_hours_contain(hours, clock)), None)
@@ -283,7 +322,8 @@ def quiet_hours_at(moment, quiet_hours, zone_name):
 
 # -- outcomes ----------------------------------------------------------------------------
 
-def record(revisit, outcome, policy, now, expected_status=None):
+def record(revisit: dict, outcome: dict, policy: RevisitPolicy, now: datetime,
+           expected_status: str | None = None) -> Changed | None:
     """Record one contact attempt; the changed revisit and its events, or None when
     ``expected_status`` shows this visitor's record already made it ``done`` (a retry).
 
@@ -325,26 +365,27 @@ def record(revisit, outcome, policy, now, expected_status=None):
     else:
         revisit.update(status="done", outcome=attempt, completed_at=now)
     # a revisit is done once: its id names the change
-    events = [_event("revisit_completed", revisit, now, {
+    events = [_event("revisit_completed", revisit, {
         "kind": revisit["kind"], "source_id": revisit["source_id"],
         "reached": outcome["reached"], "satisfaction": outcome["satisfaction"],
-        "resolved": outcome["resolved"], "completed_at": now,
-    }, key=revisit["_id"])]
+        "resolved": outcome["resolved"], "completed_at": now, "method": outcome["method"],
+        "visitor_id": outcome["visitor_id"], "comments": outcome["comments"],
+    }, now, key=revisit["_id"])]
     if is_unsatisfied(outcome):
-        events.append(_event("revisit_unsatisfied", revisit, now, {
+        events.append(_event("revisit_unsatisfied", revisit, {
             "kind": revisit["kind"], "source_id": revisit["source_id"],
             "satisfaction": outcome["satisfaction"], "resolved": outcome["resolved"],
             "comments": outcome["comments"],
-        }, key=revisit["_id"]))
+        }, now, key=revisit["_id"]))
     return revisit, events
 
 
-def visit_opens(revisit, policy):
+def visit_opens(revisit: dict, policy: RevisitPolicy) -> datetime:
     """The earliest an on-site visit booked for ``revisit`` can be recorded as made."""
     return revisit["appointment_at"] - timedelta(minutes=policy.onsite_early_minutes)
 
 
-def is_new_try(attempts, attempt, gap):
+def is_new_try(attempts: list[dict], attempt: dict, gap: timedelta) -> bool:
     """An unanswered call right after another on the same channel is the same try: the
     owner is tried again at another time or on another channel."""
     return not any(
@@ -353,13 +394,13 @@ def is_new_try(attempts, attempt, gap):
         for earlier in attempts)
 
 
-def is_unsatisfied(outcome):
+def is_unsatisfied(outcome: dict) -> bool:
     return outcome["reached"] and (
         outcome["satisfaction"] in UNSATISFIED_LEVELS or outcome["resolved"] is False
     )
 
 
-def record_reply(revisit, reply, now):
+def record_reply(revisit: dict, reply: dict, now: datetime) -> dict:
     """The answer promised during a visit was given."""
     if revisit.get("promised_reply_at") is None:
         raise InvalidTransition("revisit", revisit["_id"], "not awaiting a reply", "record a reply")
@@ -381,16 +422,16 @@ LINK_REFUSALS = {
 }
 
 
-def refuse_link(reason):
+def refuse_link(reason: str) -> InvalidInput:
     return InvalidInput({"token": [reason]})
 
 
-def link_sent(revisit):
+def link_sent(revisit: dict) -> bool:
     """Whether the owner can hold the link: it went out with the announcement."""
     return bool(revisit.get("online_token")) and revisit.get("announced", False)
 
 
-def online_state(revisit, policy, now):
+def online_state(revisit: dict, policy: RevisitPolicy, now: datetime) -> str:
     """Where the link stands: ``open`` to answer, ``answered`` (by the owner, online),
     ``closed`` (made by staff, or cancelled) or ``expired``."""
     if revisit["status"] == "done":
@@ -401,7 +442,7 @@ def online_state(revisit, policy, now):
     return "open" if now < policy.online_until(revisit) else "expired"
 
 
-def online_view(revisit, policy, now):
+def online_view(revisit: dict, policy: RevisitPolicy, now: datetime) -> dict:
     """What the owner sees: what the revisit is about, until when, whether it still takes
     an answer; for a complaint its number and category. Nothing about staff."""
     view = {"kind": revisit["kind"], "due_at": revisit["due_at"],
@@ -414,7 +455,7 @@ def online_view(revisit, policy, now):
     return view
 
 
-def online_outcome(answer):
+def online_outcome(answer: dict) -> dict:
     """The owner's answer as the record a call makes (``record_revisit``'s input): reached,
     by the owner themselves (no staff), method ``online``."""
     return {"visitor_id": None, "method": ONLINE_METHOD, "reached": True,
@@ -423,7 +464,8 @@ def online_outcome(answer):
             "promised_reply_at": None}
 
 
-def record_online(revisit, answer, policy, now):
+def record_online(revisit: dict, answer: dict, policy: RevisitPolicy,
+                  now: datetime) -> Changed | None:
     """Record the owner's answer as ``record`` records a call: the same events, so an
     unsatisfied or unresolved answer reopens the complaint. Once only."""
     state = online_state(revisit, policy, now)
@@ -432,7 +474,7 @@ def record_online(revisit, answer, policy, now):
     return record(revisit, online_outcome(answer), policy, now)
 
 
-def staff_view(revisit):
+def staff_view(revisit: dict) -> dict:
     """A revisit as staff read it: whether the owner may answer it online, not the token
     (with it anyone could answer in the owner's name)."""
     view = {key: value for key, value in revisit.items() if key != "online_token"}
@@ -440,7 +482,7 @@ def staff_view(revisit):
     return view
 
 
-def listed_view(revisit):
+def listed_view(revisit: dict) -> dict:
     """A revisit as a list shows it: ``staff_view`` without the signatures' images (each
     attempt says ``signed`` instead); ``get_revisit`` gives them."""
     view = staff_view(revisit)
@@ -450,7 +492,7 @@ def listed_view(revisit):
     return view
 
 
-def _unsigned(attempt):
+def _unsigned(attempt: dict) -> dict:
     unsigned = {key: value for key, value in attempt.items() if key != "signature_png"}
     unsigned["signed"] = bool(attempt.get("signature_png"))
     return unsigned
@@ -460,39 +502,39 @@ def _unsigned(attempt):
 # Each gives the change and its events; the repository applies them only while the
 # revisit still needs them, so of several instances exactly one does it, once.
 
-def announce(revisit, now):
+def announce(revisit: dict, now: datetime) -> Changed:
     """The window of a revisit planned ahead has opened: tell the owner and the staff."""
     return {"announced": True}, [_scheduled_event(revisit, now)]
 
 
-def mark_overdue(revisit, now):
-    return {"status": "overdue", "overdue_at": now}, [_event("revisit_overdue", revisit, now, {
+def mark_overdue(revisit: dict, now: datetime) -> Changed:
+    return {"status": "overdue", "overdue_at": now}, [_event("revisit_overdue", revisit, {
         "kind": revisit["kind"], "source_id": revisit["source_id"],
-        "due_at": revisit["due_at"], "deadline": "revisit"}, key=f"{revisit['_id']}/revisit")]
+        "due_at": revisit["due_at"], "deadline": "revisit"}, now, key=f"{revisit['_id']}/revisit")]
 
 
-def mark_reply_overdue(revisit, now):
+def mark_reply_overdue(revisit: dict, now: datetime) -> Changed:
     """The reply promised during the visit was not given in time."""
     promised = revisit["promised_reply_at"]
-    return {"reply_overdue_at": now}, [_event("revisit_overdue", revisit, now, {
+    return {"reply_overdue_at": now}, [_event("revisit_overdue", revisit, {
         "kind": revisit["kind"], "source_id": revisit["source_id"],
-        "due_at": promised, "deadline": "promised_reply"},
+        "due_at": promised, "deadline": "promised_reply"}, now,
         key=f"{revisit['_id']}/promised_reply/{promised.isoformat()}")]
 
 
 # -- helpers -------------------------------------------------------------------------------
 
-def _scheduled_event(revisit, now):
+def _scheduled_event(revisit: dict, now: datetime) -> Envelope:
     payload = {key: revisit[key] for key in ("kind", "source_id", "household_id", "due_at",
                                              "assigned_role", "method")}
     if revisit.get("online_token"):
         payload["token"] = revisit["online_token"]   # notify links the message to /r/<token>
     # announced once per revisit (at once, or by the timer): the same id however often built
-    return _event("revisit_scheduled", revisit, now, payload, key=revisit["_id"])
+    return _event("revisit_scheduled", revisit, payload, now, key=revisit["_id"])
 
 
-def _event(event_type, revisit, now, payload, key=None):
+def _event(event_type: str, revisit: dict, data: dict, now: datetime,
+           key: str | None = None) -> Envelope:
     """``key``: the change the event announces, when it happens once (its id derives)."""
-    return new_event(event_type, SOURCE, revisit["estate_id"],
-                     dict(payload, revisit_id=revisit["_id"]), now, key=key)
+    return record_event(event_type, SOURCE, revisit, "revisit_id", data, now, key=key)
 

@@ -12,12 +12,13 @@ group) and names it in config; no core file changes. Two ship here: ``default``
 (the group's rules) and ``in_home_repairs_30`` (the "30 % of in-home repairs" text).
 """
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from fractions import Fraction
 from functools import cache
 from importlib.metadata import entry_points
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.clock import to_millis
@@ -28,6 +29,15 @@ GROUP = "huifang.revisit_policies"
 DEFAULT = "default"
 # Work-order kinds revisited by sample; community activities and other services are all revisited.
 SAMPLED_KINDS = ("repair", "special_service", "assistance")
+# Who may visit a key customer (重点客户): 客服负责人 (supervisor) or 项目经理 (manager).
+KEY_CUSTOMER_ROLES = ("supervisor", "manager")
+# 「将回访结果整理成报告,向相关部门反馈问题和建议」: the department an unsatisfied revisit of
+# each kind is followed up by (complaints are intake's: reopened, not followed up here).
+# Names as intake's routing table has them; a policy lists only the kinds it changes.
+FOLLOWUP_DEPARTMENTS = {
+    "repair": "工程部", "special_service": "工程部", "assistance": "客服中心",
+    "community_activity": "客服中心", "other_service": "客服中心", "routine": "客服中心",
+}
 
 
 class PolicyError(Exception):
@@ -45,21 +55,21 @@ class Visit(NamedTuple):
 
 
 @cache
-def zone(name):
+def zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
-def end_of_local_day(moment, zone_name, days_after=0):
+def end_of_local_day(moment: datetime, zone_name: str, days_after: int = 0) -> datetime:
     """Midnight (UTC) ending the local day ``days_after`` days after ``moment``'s."""
     day = moment.astimezone(zone(zone_name)).date() + timedelta(days=days_after + 1)
     return local_midnight(day, zone_name)
 
 
-def local_midnight(day, zone_name):
+def local_midnight(day: date, zone_name: str) -> datetime:
     return datetime.combine(day, time(), zone(zone_name)).astimezone(UTC)
 
 
-def volume_table_quota(orders):
+def volume_table_quota(orders: int) -> int:
     """Work orders of a kind to revisit in a month of ``orders``; fractions round up.
 
     「派工单在20张以上的,按固定值5张回访」 (sic: read as under 20, or all if fewer)
@@ -76,7 +86,7 @@ def volume_table_quota(orders):
     return 20
 
 
-def share_of(orders, share):
+def share_of(orders: int, share: Fraction | float | str) -> int:
     """``share`` of ``orders``, rounded up, without float error (30 % of 10 is 3, not 4)."""
     return math.ceil(orders * Fraction(share))
 
@@ -85,11 +95,15 @@ def share_of(orders, share):
 class RevisitPolicy:
     """The default policy: the group's rules, each beside the text it comes from."""
 
+    # The zone visits are due and booked in until the estate's record gives its own.
     timezone: str = "Asia/Shanghai"
     # 「投诉事件应在处理完毕后三天内进行回访」 (another text: 「三至五日内」)
     complaint_revisit_days: int = 3
     # 「客服组负责人或项目经理对重大投诉进行回访,一般采取上门回访方式」
     major_complaint_role: str = "supervisor"
+    # 「一般客户的回访由客服助理负责,重点客户的回访由客服负责人或项目经理负责」: every visit
+    # of a key customer (重点客户) goes to this rung (supervisor or manager), never to staff.
+    key_customer_role: str = "supervisor"
     # Not reached: tried again at other times or on other channels before counting as
     # unreachable; a try within ``retry_after_hours`` of the last on the same channel is
     # not a new try.
@@ -131,13 +145,24 @@ class RevisitPolicy:
     # The link takes an answer until this many days after the visit was due (a late answer
     # still counts), unless staff made the visit or it was cancelled first.
     online_grace_days: int = 7
+    # 「物业服务中心应将业主的意见和建议进行分类整理,并于一个月内向业主反馈」: an unsatisfied
+    # or unresolved revisit's follow-up is answered to the owner within this many days.
+    followup_answer_days: int = 30
+    # kind -> department, over ``FOLLOWUP_DEPARTMENTS``; kept as sorted (kind, department)
+    # pairs, so the policy stays hashable (sampling remembers quotas per policy)
+    followup_departments: tuple = ()
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
+        given: Any = self.followup_departments   # a tuple of pairs, or a dict from config
+        given = dict(given.items() if isinstance(given, dict) else given or ())
+        unknown_kinds = sorted(set(given) - set(FOLLOWUP_DEPARTMENTS))
+        object.__setattr__(self, "followup_departments",
+                           tuple(sorted({**FOLLOWUP_DEPARTMENTS, **given}.items())))
         for name in ("quiet_hours", "online_kinds", "online_complaint_severities"):
             value = getattr(self, name) or ()
             # config may give one value bare: "complaint", not a list of its letters
             object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
-        problems = {}
+        problems: dict[str, str] = {}
         try:
             zone(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -154,6 +179,8 @@ class RevisitPolicy:
             problems["max_attempts"] = "must be at least 1"
         if self.major_complaint_role not in ROLES:
             problems["major_complaint_role"] = f"must be one of {', '.join(ROLES)}"
+        if self.key_customer_role not in KEY_CUSTOMER_ROLES:
+            problems["key_customer_role"] = f"must be one of {', '.join(KEY_CUSTOMER_ROLES)}"
         for name, known in (("online_kinds", REVISIT_KINDS),
                             ("online_complaint_severities", SEVERITIES)):
             unknown = [value for value in getattr(self, name) if value not in known]
@@ -164,34 +191,46 @@ class RevisitPolicy:
                 normalize_quiet_hours(hours)
             except ValueError as exc:
                 problems["quiet_hours"] = f"{hours!r}: {exc}"
+        if unknown_kinds:
+            problems["followup_departments"] = (
+                f"unknown {', '.join(map(str, unknown_kinds))}; "
+                f"known: {', '.join(FOLLOWUP_DEPARTMENTS)}")
+        elif not all(isinstance(name, str) and name.strip()
+                     for _, name in self.followup_departments):
+            problems["followup_departments"] = "each department must be a name"
         if problems:
             raise PolicyError("; ".join(f"{key}: {why}" for key, why in problems.items()))
 
     # -- sampling ---------------------------------------------------------------------
 
-    def quota(self, kind, orders):
+    def quota(self, kind: str, orders: int) -> int:
         """How many of a month's ``orders`` of ``kind`` must be revisited."""
         if kind in SAMPLED_KINDS:
             return volume_table_quota(orders)
         return orders
 
-    def in_population(self, order):
+    def in_population(self, order: dict) -> bool:
         """Whether an order counts toward its month's volume: a revisit asks an owner, so
         orders without a household (common areas) are not sampled."""
         return order.get("household_id") is not None
 
     # -- timing -----------------------------------------------------------------------
 
-    def complaint_visit(self, closed):
+    def complaint_visit(self, closed: dict) -> Visit:
+        """A major complaint's visit goes to ``major_complaint_role``, on site; so does the
+        call after a closing the owner signed off ``unsatisfied``: the staff member who
+        closed it does not ask again how it went, a supervisor does."""
         major = closed["severity"] == "major"
+        unsatisfied = closed.get("owner_signoff") == "unsatisfied"
         return Visit(
             "complaint", closed["closed_at"],
             closed["closed_at"] + timedelta(days=self.complaint_revisit_days),
-            self.major_complaint_role if major else "staff",
+            self.major_complaint_role if major or unsatisfied else "staff",
             "onsite" if major else "phone",
         )
 
-    def work_order_visits(self, order, decided_at=None):
+    def work_order_visits(self, order: dict, decided_at: datetime | None = None,
+                          ) -> list[Visit]:
         """The visits a selected work order gets (a ``WorkOrderCompleted`` payload).
 
         Counted from completion; a visit decided later (a month-end top-up) from
@@ -201,15 +240,17 @@ class RevisitPolicy:
         start = max(done, decided_at or done)
         kind = order["kind"]
         if kind == "repair" and order.get("important"):
-            return [self.observation(1, start)]
+            first = self.observation(1, start)
+            assert first is not None    # the first observation is always due
+            return [first]
         if kind == "repair":
             due = end_of_local_day(start, self.timezone, self.repair_revisit_days)
             return [Visit("after_repair", start, due, "staff", "phone")]
-        if kind == "special_service" and _contract(order):
-            contract_start, contract_end = _contract(order)
+        if kind == "special_service" and (contract := _contract(order)):
+            contract_start, contract_end = contract
             middle = to_millis(contract_start + (contract_end - contract_start) / 2)
             window = timedelta(days=self.special_service_window_days)
-            visits = []
+            visits: list[Visit] = []
             if middle >= start:   # completed after mid-contract: that moment has passed
                 visits.append(Visit("mid_contract", middle, middle + window, "staff", "phone"))
             end = max(contract_end, start)
@@ -222,7 +263,7 @@ class RevisitPolicy:
         }[kind]
         return [Visit("after_service", start, start + timedelta(days=days), "staff", "phone")]
 
-    def observation(self, number, after):
+    def observation(self, number: int, after: datetime) -> Visit | None:
         """Observation ``number`` of an important repair, on site, from ``after``."""
         if number > self.important_max_observations:
             return None
@@ -235,19 +276,26 @@ class RevisitPolicy:
                      end_of_local_day(not_before, self.timezone, self.repair_revisit_days),
                      "staff", "onsite")
 
-    def routine_visit(self, year, month):
+    def routine_visit(self, year: int, month: int) -> Visit:
         """「例行回访应根据制订的回访计划进行实施,以达到年回访率100%的目标」: one a year
         per occupied household, in its planned month, by phone (or on site when booked)."""
         first = local_midnight(date(year, month, 1), self.timezone)
         following = date(year + month // 12, month % 12 + 1, 1)
         return Visit("routine", first, local_midnight(following, self.timezone), "staff", "phone")
 
-    def retry_gap(self):
+    def for_household(self, visit: Visit, key_customer: bool) -> Visit:
+        """``visit`` as a key customer gets it: a visit meant for staff goes to
+        ``key_customer_role`` (one meant for a supervisor or manager stays theirs)."""
+        if key_customer and visit.assigned_role == "staff":
+            return visit._replace(assigned_role=self.key_customer_role)
+        return visit
+
+    def retry_gap(self) -> timedelta:
         return timedelta(hours=self.retry_after_hours)
 
     # -- answered online ----------------------------------------------------------------
 
-    def answerable_online(self, revisit):
+    def answerable_online(self, revisit: dict) -> bool:
         """May the owner answer ``revisit`` through a link? Only someone at home can, and
         never a visit made on site."""
         if revisit.get("household_id") is None or revisit["method"] == "onsite":
@@ -257,9 +305,18 @@ class RevisitPolicy:
         return (revisit["kind"] != "complaint"
                 or revisit.get("severity") in self.online_complaint_severities)
 
-    def online_until(self, revisit):
+    def online_until(self, revisit: dict) -> datetime:
         """When the link of ``revisit`` stops taking answers."""
         return revisit["due_at"] + timedelta(days=self.online_grace_days)
+
+    # -- follow-ups of unsatisfied revisits ----------------------------------------------
+
+    def followup_department(self, kind: str) -> str:
+        """The department that follows up an unsatisfied revisit of ``kind``."""
+        return dict(self.followup_departments)[kind]
+
+    def followup_answer_due(self, opened_at: datetime) -> datetime:
+        return opened_at + timedelta(days=self.followup_answer_days)
 
 
 @dataclass(frozen=True)
@@ -269,18 +326,18 @@ class InHomeRepairShare(RevisitPolicy):
 
     repair_share: float = 0.3
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         super().__post_init__()
         if not 0 < Fraction(str(self.repair_share)) <= 1:
             raise PolicyError("repair_share: must be more than 0 and at most 1")
 
-    def quota(self, kind, orders):
+    def quota(self, kind: str, orders: int) -> int:
         if kind == "repair":
             return share_of(orders, Fraction(str(self.repair_share)))
         return super().quota(kind, orders)
 
 
-def _contract(order):
+def _contract(order: dict) -> tuple[datetime, datetime] | None:
     start, end = order.get("contract_start"), order.get("contract_end")
     if start is None or end is None or end <= start:
         return None
@@ -289,10 +346,10 @@ def _contract(order):
 
 # -- choosing policies ---------------------------------------------------------------
 
-_classes = {}
+_classes: dict[str, type[RevisitPolicy]] = {}
 
 
-def policy_class(name):
+def policy_class(name: str) -> type[RevisitPolicy]:
     """The installed policy class ``name``; entry points are scanned again for a new name,
     so a plug-in installed while the process runs is found too."""
     if name not in _classes:
@@ -308,7 +365,8 @@ def policy_class(name):
     return _classes[name]
 
 
-def build_policy(name, values, inherited=None, where="REVISIT_POLICY"):
+def build_policy(name: str, values: Mapping[str, Any], inherited: Mapping[str, Any] | None = None,
+                 where: str = "REVISIT_POLICY") -> RevisitPolicy:
     """Policy ``name`` with ``values``; ``inherited`` values apply where the class has them."""
     policy_cls = policy_class(name)
     accepted = {item.name for item in fields(policy_cls)}
@@ -326,11 +384,12 @@ def build_policy(name, values, inherited=None, where="REVISIT_POLICY"):
 class PolicyBook:
     """Which policy each estate follows, built once from config (errors stop the start)."""
 
-    def __init__(self, config):
+    def __init__(self, config: Mapping[str, Any]) -> None:
         base = dict(config.get("REVISIT_POLICY") or {})
-        self.default_name = base.pop("policy", DEFAULT)
+        self.default_name: str = base.pop("policy", DEFAULT)
         self.default = build_policy(self.default_name, base)
-        self.names, self.estates = {}, {}
+        self.names: dict[str, str] = {}
+        self.estates: dict[str, RevisitPolicy] = {}
         for estate_id, values in (config.get("REVISIT_ESTATE_POLICIES") or {}).items():
             values = dict(values or {})
             name = values.pop("policy", self.default_name)
@@ -338,13 +397,13 @@ class PolicyBook:
             self.estates[estate_id] = build_policy(
                 name, values, inherited=base, where=f"REVISIT_ESTATE_POLICIES.{estate_id}")
 
-    def for_estate(self, estate_id):
+    def for_estate(self, estate_id: str) -> RevisitPolicy:
         return self.estates.get(estate_id, self.default)
 
-    def name_for(self, estate_id):
+    def name_for(self, estate_id: str) -> str:
         return self.names.get(estate_id, self.default_name)
 
-    def describe(self, estate_id):
+    def describe(self, estate_id: str) -> dict:
         policy = self.for_estate(estate_id)
         return {"estate_id": estate_id, "policy": self.name_for(estate_id),
                 "class": f"{type(policy).__module__}:{type(policy).__qualname__}",

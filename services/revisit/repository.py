@@ -1,57 +1,72 @@
-"""revisit's data: the revisits, the work orders sampling decided on, closed months, and
-the statistics' counters per estate × month (``revisit_counters``).
+"""revisit's data: the revisits, the work orders sampling decided on, closed months, the
+follow-ups of unsatisfied revisits, and the statistics' counters per estate × month
+(``revisit_counters``).
 
-How a change reaches the counters once (no multi-document transactions on the embedded
-store), as survey's tallies are kept:
-
-1. the revisit (or work order) is written with what its change does to its counters
-   (``stats.difference`` of its contribution before and after) in ``stats_pending``,
-   and its new contribution in ``stats_counted``, in the same write;
-2. the counter document gets the ``$inc`` and the change's id in ``in_flight`` in one
-   write, matching only if the id is not there yet;
-3. the change leaves the document's ``stats_pending``;
-4. its id leaves ``in_flight``.
-
-A crash leaves a document with ``stats_unsettled``: after its writer's grace the relay
-(``settle_counts``) redoes 2-4 for each change left, skipping 2 if the id is still in
-``in_flight`` (it leaves only after step 3). ``recount`` checks the counters against
-the raw documents; ``replace_counters`` repairs them.
+A revisit's (or work order's, or follow-up's) change reaches the counters once as a
+complaint's reaches intake's (``shared.counters.MonthCounters``: the change pending on
+the document, taken once by the counter under its id, a relay settling what a crash
+left). ``recount`` checks the counters against the raw documents; ``replace_counters``
+repairs them.
 """
-from datetime import UTC, datetime, timedelta
-from typing import ClassVar
+import builtins
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
 
 from pymongo import ASCENDING, IndexModel, ReturnDocument
-from pymongo.errors import DuplicateKeyError
 
 from services.revisit import stats
 from services.revisit.domain import OPEN
+from services.revisit.followups import UNANSWERED
+from services.revisit.stats import Bucket, Counts
+from shared.counters import (
+    COUNTED,
+    PENDING,
+    SETTLE_AFTER,
+    UNSETTLED,
+    UNSETTLED_INDEX,
+    MonthCounters,
+)
+from shared.envelope import Changed, Envelope
+from shared.estates import ZONE_INDEXES
+from shared.leases import claim
+from shared.once import insert_once
 from shared.paging import find_page
-from shared.store import ConcurrentUpdate, Repository, estate_scope
+from shared.store import ConcurrentUpdate, Document, estate_scope
 
 # the order of list_revisits: by due time (paging adds ``_id`` last); indexes below serve it
+# (The class below has a method ``list``, which hides the builtin in its annotations.)
+Documents = list[Document]
+Events = list[Envelope]
+
 BY_DUE_TIME = [("due_at", ASCENDING), ("_id", ASCENDING)]
 # filters that are not plain equality on a stored field
-NOT_EQUALITY = ("due_before", "estate_id", "estate_ids", "limit", "cursor")
+NOT_EQUALITY = ("due_before", "done_from", "done_before", "reply_due_before", "estate_id",
+                "estate_ids", "limit", "cursor")
 # what the statistics read of each revisit
 STATS_FIELDS = ("estate_id", "kind", "status", "source_id", "source_at", "due_at",
                 "completed_at", "outcome", "promised_reply_at", "reply_given_at",
                 "reply_overdue_at", "overdue_at", "stats_month")
 
+# what the statistics read of each follow-up
+FOLLOWUP_STATS_FIELDS = {"estate_id": 1, "stats_month": 1, "status": 1, "answer_due_at": 1,
+                         "answered_at": 1}
+
 COUNTERS = "revisit_counters"
-# the counters' bookkeeping on each revisit and work order (never shown: shared.rpc)
-COUNTED = "stats_counted"          # its contribution as the counters hold it: [[path, n]]
-PENDING = "stats_pending"          # changes it still owes the counters, each applied once
-UNSETTLED = "stats_unsettled"      # True while it owes any: what the relay looks for
-SETTLE_AFTER = "stats_settle_after"   # left to its writer until then, then to the relay
-COUNTED_COLLECTIONS = ("revisits", "work_orders")
-# counter document fields that are not counts
-COUNTER_INFO = ("_id", "estate_id", "month", "in_flight")
+# what carries the counters' bookkeeping (shared.counters; never shown: shared.rpc)
+COUNTED_COLLECTIONS = ("revisits", "work_orders", "followups")
+# what each counted collection's document adds to its estate-month
+CONTRIBUTIONS = {"revisits": stats.contribution, "work_orders": stats.order_contribution,
+                 "followups": stats.followup_contribution}
+# the order of list_followups: the answer due soonest first (paging adds ``_id`` last)
+BY_ANSWER_DUE = [("answer_due_at", ASCENDING), ("_id", ASCENDING)]
+FOLLOWUP_NOT_EQUALITY = ("estate_id", "estate_ids", "overdue", "limit", "cursor")
 # what the statistics read of them (not ``done_sources``, which only ``revisited`` needs)
 COUNTS_READ = {"_id": 0, "estate_id": 1, "month": 1, "kinds": 1, "replies": 1, "orders": 1,
-               "revisited": 1, "awaiting": 1}
+               "revisited": 1, "awaiting": 1, "followups": 1}
 
 
-class RevisitRepository(Repository):
+class RevisitRepository(MonthCounters):
     indexes: ClassVar[dict] = {
         "revisits": [
             IndexModel([("estate_id", ASCENDING), ("kind", ASCENDING), ("due_at", ASCENDING)]),
@@ -60,42 +75,63 @@ class RevisitRepository(Repository):
             IndexModel([("status", ASCENDING), ("due_at", ASCENDING)]),
             IndexModel(BY_DUE_TIME),
             IndexModel([("estate_id", ASCENDING), *BY_DUE_TIME]),
+            IndexModel([("estate_id", ASCENDING), ("completed_at", ASCENDING)]),
             IndexModel([("announced", ASCENDING), ("not_before", ASCENDING)]),
             IndexModel([("promised_reply_at", ASCENDING)], sparse=True),
             IndexModel([("estate_id", ASCENDING), ("kind", ASCENDING), ("year", ASCENDING)],
                        sparse=True),
             # the owner's link: one revisit per token; only revisits offered online have one
             IndexModel([("online_token", ASCENDING)], unique=True, sparse=True),
-            IndexModel([(UNSETTLED, ASCENDING), (SETTLE_AFTER, ASCENDING)], sparse=True),
+            # the month's plan (``plans.monthly_plan``); a household's open visits
+            IndexModel([("estate_id", ASCENDING), ("plan_month", ASCENDING)], sparse=True),
+            IndexModel([("household_id", ASCENDING), ("status", ASCENDING)]),
+            UNSETTLED_INDEX,
         ],
         "work_orders": [
             IndexModel([("estate_id", ASCENDING), ("kind", ASCENDING), ("month", ASCENDING),
                         ("in_population", ASCENDING), ("selected", ASCENDING)]),
             IndexModel([("estate_id", ASCENDING), ("month", ASCENDING)]),
             IndexModel([("month", ASCENDING)]),
-            IndexModel([(UNSETTLED, ASCENDING), (SETTLE_AFTER, ASCENDING)], sparse=True),
+            UNSETTLED_INDEX,
+        ],
+        "followups": [
+            IndexModel(BY_ANSWER_DUE),
+            IndexModel([("estate_id", ASCENDING), *BY_ANSWER_DUE]),
+            IndexModel([("estate_id", ASCENDING), ("department", ASCENDING), *BY_ANSWER_DUE]),
+            IndexModel([("status", ASCENDING), ("answer_due_at", ASCENDING)]),
+            IndexModel([("revisit_id", ASCENDING)]),
+            IndexModel([("stats_month", ASCENDING), ("estate_id", ASCENDING)]),
+            UNSETTLED_INDEX,
         ],
         "sampling_months": [IndexModel([("pending", ASCENDING)])],
+        # each estate's routine plan of a year (``_id`` estate:year), claimed by one timer
+        "routine_plans": [],
+        # the key-customer flag of each household, as intake last announced it
+        "households": [],
         COUNTERS: [IndexModel([("month", ASCENDING), ("estate_id", ASCENDING)]),
                    IndexModel([("estate_id", ASCENDING), ("month", ASCENDING)])],
+        # the statistics across estates recount those of another zone (``estates_elsewhere``)
+        **ZONE_INDEXES,
     }
-    outbox_collections = ("revisits",)
+    outbox_collections = ("revisits", "followups")
+    counters_collection = COUNTERS
+    counted_collections = COUNTED_COLLECTIONS
 
     # -- revisits -----------------------------------------------------------------------
 
-    def schedule(self, revisit, events, publish=True):
+    def schedule(self, revisit: Document, events: Events, publish: bool = True) -> bool:
         """Insert a revisit whose id derives from its source; False if it exists already.
         ``publish=False``: its events, and its counts, wait in it (``save_recorded``)."""
         revisit, change = self._counted(revisit, stats.contribution(revisit), "scheduled")
-        try:
-            self.insert_with_events("revisits", revisit, events, publish=publish)
-        except DuplicateKeyError:
+        if insert_once(self.insert_with_events, "revisits", revisit, events,
+                       publish=publish) is None:
             return False
         if publish:
             self._settle("revisits", revisit["_id"], [change])
         return True
 
-    def save_recorded(self, revisit, events, follow_up=None):
+    def save_recorded(self, revisit: Document, events: Events,
+                      follow_up: Changed | None = None) -> Document:
         """Save a recorded revisit and the next observation it calls for (``follow_up``:
         revisit and events, or None), both or neither: the observation is inserted first,
         its events held; should the record not be saved (changed meanwhile) it is deleted
@@ -105,53 +141,68 @@ class RevisitRepository(Repository):
         try:
             saved = self.save(revisit, events)
         except BaseException:
-            if held:
+            if held and follow_up is not None:
                 self.db.revisits.delete_one({"_id": follow_up[0]["_id"]})
             raise
-        if held:
+        if held and follow_up is not None:
             self.flush("revisits", follow_up[0]["_id"], follow_up[1])
             self._settle("revisits", follow_up[0]["_id"],
-                         self.db.revisits.find_one({"_id": follow_up[0]["_id"]})[PENDING])
+                         self.db.revisits.find_one(  # type: ignore[index]  # just inserted
+                             {"_id": follow_up[0]["_id"]})[PENDING])
         return saved
 
-    def get(self, revisit_id):
+    def get(self, revisit_id: str) -> Document:
         return self.fetch("revisits", revisit_id, "revisit")
 
-    def save(self, revisit, events):
+    def save(self, revisit: Document, events: Events) -> Document:
         """Save a changed revisit (optimistic lock) with what the change does to its
         counters, then apply that."""
-        revisit = {key: value for key, value in revisit.items()
-                   if key not in (PENDING, UNSETTLED, SETTLE_AFTER)}
-        before = dict(revisit.pop(COUNTED, None) or [])
-        counted, change = self._counted(revisit, stats.contribution(revisit),
-                                        revisit.get("version", 0) + 1, before)
-        if not change["inc"]:   # a booking, an attempt not reached: no counter changes
-            return self.save_versioned("revisits", dict(revisit, **{COUNTED: counted[COUNTED]}),
-                                       events)
-        del counted[PENDING]
-        saved = self.save_versioned("revisits", counted, events, push={PENDING: change})
-        self._settle("revisits", saved["_id"], [change])
-        return saved
+        return self._save_counted("revisits", revisit, events)
 
-    def list(self, filters):
+    def _save_counted(self, collection: str, document: Document,
+                      events: Events) -> Document:
+        """Save a changed document of a counted collection (optimistic lock) with what the
+        change does to its counters, then apply that."""
+        document, before = self._uncounted(document)
+        counted, change = self._counted(document, CONTRIBUTIONS[collection](document),
+                                        document.get("version", 0) + 1, before)
+        if not change["inc"]:   # a booking, an attempt not reached: no counter changes
+            return self.save_versioned(
+                collection, dict(document, **{COUNTED: counted[COUNTED]}), events)
+        return self._save_pending(collection, counted, change, events)
+
+    def list(self, filters: Mapping[str, Any]) -> tuple[Documents, str | None]:
         """Revisits by due time, a page at a time: (revisits, next cursor)."""
         query = {key: value for key, value in filters.items() if key not in NOT_EQUALITY}
         query.update(estate_scope(filters))
         if "due_before" in filters:
             query["due_at"] = {"$lt": filters["due_before"]}
+        if "reply_due_before" in filters:
+            query.update(promised_reply_at={"$ne": None, "$lt": filters["reply_due_before"]},
+                         reply_given_at=None)
+        done = {operator: filters[name] for name, operator in
+                (("done_from", "$gte"), ("done_before", "$lt")) if name in filters}
+        if done:
+            query["completed_at"] = done
         return find_page(self.db.revisits, query, BY_DUE_TIME, filters["limit"],
                          filters.get("cursor"))
 
-    def find_by_online_token(self, token):
+    def find_by_online_token(self, token: str) -> Document | None:
         return self.db.revisits.find_one({"online_token": token})
 
-    def open_complaint_revisits(self, complaint_id):
+    def open_complaint_revisits(self, complaint_id: str) -> Documents:
         return list(self.db.revisits.find(
             {"source_id": complaint_id, "kind": "complaint", "status": {"$in": list(OPEN)}}))
 
-    def cancel(self, revisit, changes):
+    def cancel(self, revisit: Document, changes: Mapping[str, Any]) -> Document | None:
         """Cancel ``revisit`` if it is still open (whoever gets there first does it): None
-        if it is not. Read again on each try, for what the counters hold of it."""
+        if it is not."""
+        return self.change_while_open(revisit, changes)
+
+    def change_while_open(self, revisit: Document,
+                          changes: Mapping[str, Any]) -> Document | None:
+        """Apply ``changes`` to ``revisit`` if it is still open: None if it is not. Read
+        again on each try, for what the counters hold of it."""
         while True:
             current = self.db.revisits.find_one({"_id": revisit["_id"],
                                                  "status": {"$in": list(OPEN)}})
@@ -162,40 +213,90 @@ class RevisitRepository(Repository):
             except ConcurrentUpdate:
                 continue    # changed meanwhile: still open?
 
-    def routine_revisits(self, estate_id, year):
+    def routine_revisits(self, estate_id: str, year: int) -> Documents:
         return list(self.db.revisits.find({"estate_id": estate_id, "kind": "routine",
                                            "year": year}))
 
+    # -- follow-ups of unsatisfied revisits ---------------------------------------------
+
+    def open_followup(self, followup: Document, events: Events) -> bool:
+        """Insert a follow-up whose id derives from its revisit, with its event and its
+        counts; False if it was opened already."""
+        followup, change = self._counted(followup, stats.followup_contribution(followup),
+                                         "opened")
+        if insert_once(self.insert_with_events, "followups", followup, events) is None:
+            return False
+        self._settle("followups", followup["_id"], [change])
+        return True
+
+    def get_followup(self, followup_id: str) -> Document:
+        return self.fetch("followups", followup_id, "follow-up")
+
+    def save_followup(self, followup: Document, events: Events) -> Document:
+        return self._save_counted("followups", followup, events)
+
+    def list_followups(self, filters: Mapping[str, Any],
+                       now: datetime) -> tuple[Documents, str | None]:
+        """Follow-ups by their answer's due time, a page at a time: (follow-ups, cursor)."""
+        query = {key: value for key, value in filters.items()
+                 if key not in FOLLOWUP_NOT_EQUALITY}
+        query.update(estate_scope(filters))
+        late = {"status": {"$in": list(UNANSWERED)}, "answer_due_at": {"$lt": now}}
+        if filters.get("overdue") is True:
+            query = {"$and": [query, late]}
+        elif filters.get("overdue") is False:
+            query = {"$and": [query, {"$nor": [late]}]}
+        return find_page(self.db.followups, query, BY_ANSWER_DUE, filters["limit"],
+                         filters.get("cursor"))
+
+    def followups_overdue(self, now: datetime, limit: int = 200) -> Documents:
+        return list(self.db.followups.find(
+            {"status": {"$in": list(UNANSWERED)}, "answer_due_at": {"$lt": now},
+             "overdue_at": None}).limit(limit))
+
+    def claim_followup_overdue(self, followup: Document, changes: Mapping[str, Any],
+                               events: Events) -> Document | None:
+        """Flag it overdue and queue its event, once: only while still unanswered and
+        unflagged (of several instances one wins)."""
+        return self.update_with_events(
+            "followups", {"_id": followup["_id"], "status": {"$in": list(UNANSWERED)},
+                          "overdue_at": None},
+            {"$set": changes, "$inc": {"version": 1}}, events)
+
     # -- the timer: claims that only one instance can win ----------------------------
 
-    def to_announce(self, now, limit=200):
+    def to_announce(self, now: datetime, limit: int = 200) -> Documents:
         return list(self.db.revisits.find(
             {"announced": False, "status": {"$in": list(OPEN)}, "not_before": {"$lte": now}}
         ).limit(limit))
 
-    def claim_announcement(self, revisit, changes, events):
+    def claim_announcement(self, revisit: Document, changes: Mapping[str, Any],
+                           events: Events) -> Document | None:
         return self._claim(revisit, {"announced": False, "status": {"$in": list(OPEN)}},
                            changes, events)
 
-    def overdue(self, now, limit=200):
+    def overdue(self, now: datetime, limit: int = 200) -> Documents:
         return list(self.db.revisits.find(
             {"status": {"$in": ["scheduled", "booked"]}, "due_at": {"$lt": now},
              "overdue_at": None}).limit(limit))
 
-    def claim_overdue(self, revisit, changes, events):
+    def claim_overdue(self, revisit: Document, changes: Mapping[str, Any],
+                      events: Events) -> Document | None:
         return self._claim(revisit, {"status": {"$in": ["scheduled", "booked"]},
                                      "overdue_at": None}, changes, events)
 
-    def replies_overdue(self, now, limit=200):
+    def replies_overdue(self, now: datetime, limit: int = 200) -> Documents:
         return list(self.db.revisits.find(
             {"promised_reply_at": {"$ne": None, "$lt": now}, "reply_given_at": None,
              "reply_overdue_at": None}).limit(limit))
 
-    def claim_reply_overdue(self, revisit, changes, events):
+    def claim_reply_overdue(self, revisit: Document, changes: Mapping[str, Any],
+                            events: Events) -> Document | None:
         return self._claim(revisit, {"reply_given_at": None, "reply_overdue_at": None},
                            changes, events)
 
-    def _claim(self, revisit, still, changes, events):
+    def _claim(self, revisit: Document, still: Mapping[str, Any], changes: Mapping[str, Any],
+               events: Events) -> Document | None:
         """Apply ``changes`` and queue ``events`` in one write, only while ``still`` holds."""
         return self.update_with_events(
             "revisits", {"_id": revisit["_id"], **still},
@@ -203,10 +304,11 @@ class RevisitRepository(Repository):
 
     # -- work orders and their months ----------------------------------------------------
 
-    def work_order(self, work_order_id):
+    def work_order(self, work_order_id: str) -> Document | None:
         return self.db.work_orders.find_one({"_id": work_order_id})
 
-    def month_so_far(self, estate_id, kind, month, history_months):
+    def month_so_far(self, estate_id: str, kind: str, month: str,
+                     history_months: Iterable[str]) -> tuple[int, int, tuple[int, ...]]:
         """(decided orders, selected, earlier months' populations) for the sampler."""
         query = {"estate_id": estate_id, "kind": kind, "month": month, "in_population": True}
         orders = self.db.work_orders.count_documents(query)
@@ -216,7 +318,7 @@ class RevisitRepository(Repository):
             for earlier in history_months)
         return orders, selected, history
 
-    def add_work_order(self, order):
+    def add_work_order(self, order: Document) -> Document | None:
         """Record a decided order; the decision already stored if it was decided before.
 
         Its month is marked as having news first: a crash in between leaves at worst a
@@ -228,18 +330,16 @@ class RevisitRepository(Repository):
              "$inc": {"decided": 1}},
             upsert=True)
         order, change = self._counted(order, stats.order_contribution(order), "decided")
-        try:
-            self.db.work_orders.insert_one(order)
-        except DuplicateKeyError:
+        if insert_once(self.db.work_orders.insert_one, order) is None:
             return self.work_order(order["_id"])
         self._settle("work_orders", order["_id"], [change])
         return order
 
-    def month_orders(self, estate_id, month):
+    def month_orders(self, estate_id: str, month: str) -> Documents:
         return list(self.db.work_orders.find({"estate_id": estate_id, "month": month})
                     .sort("_id", ASCENDING))
 
-    def select_for_top_up(self, work_order_id, now):
+    def select_for_top_up(self, work_order_id: str, now: datetime) -> Document | None:
         """Select an order not selected yet (once), with what that does to its counters."""
         order = self.work_order(work_order_id)
         if order is None or order["selected"]:
@@ -256,7 +356,8 @@ class RevisitRepository(Repository):
             self._settle("work_orders", work_order_id, [change])
         return selected
 
-    def record_month_closed(self, estate_id, month, report, now, claimed=None):
+    def record_month_closed(self, estate_id: str, month: str, report: dict, now: datetime,
+                            claimed: Document | None = None) -> None:
         """Keep the closing's report. With the ``claimed`` month (``claim_month_closing``),
         the month stops being pending unless an order was decided since the claim."""
         month_id = _month_id(estate_id, month)
@@ -270,115 +371,52 @@ class RevisitRepository(Repository):
                 {"_id": month_id, "decided": claimed["decided"]},
                 {"$set": {"pending": False}, "$unset": {"closing_until": ""}})
 
-    def pending_months(self):
+    def pending_months(self) -> builtins.list[tuple[str, str]]:
         """(estate, month) of every month with orders its last closing has not seen."""
         return [(month["estate_id"], month["month"]) for month in self.db.sampling_months.find(
             {"pending": True}, {"estate_id": 1, "month": 1}).sort("_id", ASCENDING)]
 
-    def claim_month_closing(self, estate_id, month, now, lease):
+    def claim_month_closing(self, estate_id: str, month: str, now: datetime,
+                            lease: timedelta) -> Document | None:
         """The month, held for ``lease`` by this instance, or None if another holds it or
         it has no news; a crash mid-closing lets the lease lapse and the month comes again."""
-        return self.db.sampling_months.find_one_and_update(
-            {"_id": _month_id(estate_id, month), "pending": True,
-             "$or": [{"closing_until": None}, {"closing_until": {"$lte": now}}]},
-            {"$set": {"closing_until": now + lease}},
-            return_document=ReturnDocument.AFTER)
+        return claim(self.db.sampling_months, {"_id": _month_id(estate_id, month),
+                                               "pending": True},
+                     "closing_until", now, lease, free_when_missing=True,
+                     return_document=ReturnDocument.AFTER)
 
     # -- statistics' counters ------------------------------------------------------------
 
-    def _counted(self, document, contribution, change_name, before=None):
-        """``document`` to write with its new ``contribution`` and the change to its counters
-        pending (a change that changes no counter is still recorded: it is settled as one)."""
-        change = {
-            "id": f"{document['_id']}@{change_name}",
-            "counter": _month_id(document["estate_id"], _counted_month(document)),
-            "estate_id": document["estate_id"], "month": _counted_month(document),
-            "inc": sorted(stats.difference(before or {}, contribution).items()),
-        }
-        return dict(document, **{COUNTED: sorted(contribution.items()), PENDING: [change],
-                                 UNSETTLED: True,
-                                 SETTLE_AFTER: datetime.now(UTC) + self.outbox_grace}), change
+    def counted_month(self, document: Mapping[str, Any]) -> str | None:
+        """A revisit's or follow-up's ``stats_month``, a work order's ``month``."""
+        return document.get("stats_month", document.get("month"))
 
-    def _settle(self, collection, document_id, changes):
-        """Steps 2-4 for the ``changes`` a write left pending on its document."""
-        for change in changes:
-            self._apply(change)
-            self._forget(collection, document_id, change)
-
-    def _apply(self, change):
-        """Step 2: the change's ``$inc``, once: its id joins ``in_flight`` in the same write.
-        A work order's first visit made adds one to ``revisited`` (a condition on its
-        ``done_sources`` count in that write)."""
-        counters = self.db[COUNTERS]
-        try:
-            counters.update_one({"_id": change["counter"]}, {"$setOnInsert": {
-                "estate_id": change["estate_id"], "month": change["month"], "in_flight": []}},
-                upsert=True)
-        except DuplicateKeyError:
-            pass    # another writer made it at the same moment
-        inc = dict(change["inc"])
-        once = {"_id": change["counter"], "in_flight": {"$ne": change["id"]}}
-        push = {"$push": {"in_flight": change["id"]}}
-        for path, step in inc.items():   # a revisit visits one work order: at most one
+    def _conditional_counts(self, inc: Counts) -> Iterator[tuple[dict, Counts]]:
+        """A work order's first visit made adds one to ``revisited``, its last one undone
+        takes it back (a condition on its ``done_sources`` count in the same write). A
+        revisit visits one work order: at most one."""
+        for path, step in inc.items():
             if path.startswith(stats.DONE_SOURCES + "."):
-                # its first visit made, or its last one undone
                 first = {path: {"$in": [None, 0]}} if step > 0 else {path: 1}
-                revisited = {**inc, stats.revisited_path(path): step}
-                if counters.update_one({**once, **first}, {"$inc": revisited, **push}) \
-                        .matched_count:
-                    return
-        if inc:
-            counters.update_one(once, {"$inc": inc, **push})
-        else:
-            counters.update_one(once, push)
+                yield first, {stats.revisited_path(path): step}
 
-    def _forget(self, collection, document_id, change):
-        """Steps 3 and 4; the flag goes once nothing is pending (checked in its write)."""
-        self.db[collection].update_one({"_id": document_id},
-                                       {"$pull": {PENDING: {"id": change["id"]}}})
-        self.db[collection].update_one({"_id": document_id, PENDING: {"$size": 0}},
-                                       {"$unset": {UNSETTLED: "", SETTLE_AFTER: ""}})
-        self.db[COUNTERS].update_one({"_id": change["counter"]},
-                                     {"$pull": {"in_flight": change["id"]}})
-
-    def settle_counts(self, lease=timedelta(seconds=30), limit=500, now=None):
-        """The relay: what crashed writers (or relays) left pending, once their grace (or
-        lease) has passed, each document claimed for ``lease`` so two instances do not
-        both settle it. ``now``: the clock of the pass (tests move it on)."""
-        settled, now = 0, now or datetime.now(UTC)
-        for collection in COUNTED_COLLECTIONS:
-            while settled < limit:
-                document = self.db[collection].find_one_and_update(
-                    {UNSETTLED: True, SETTLE_AFTER: {"$lte": now}},
-                    {"$set": {SETTLE_AFTER: now + lease}}, projection={PENDING: 1})
-                if document is None:
-                    break
-                for change in document.get(PENDING, []):
-                    if self.db[COUNTERS].find_one({"_id": change["counter"],
-                                                   "in_flight": change["id"]}) is None:
-                        self._apply(change)
-                    self._forget(collection, document["_id"], change)
-                self.db[collection].update_one({"_id": document["_id"], PENDING: {"$size": 0}},
-                                               {"$unset": {UNSETTLED: "", SETTLE_AFTER: ""}})
-                settled += 1
-        return settled
-
-    def counters(self, estate_id, months):
+    def counters(self, estate_id: str | None, months: Iterable[str]) -> builtins.list[Bucket]:
         """The counters of ``months`` (of one estate, or all): [(estate, month, counts)]."""
-        query = {"month": {"$in": list(months)}}
+        query: dict[str, Any] = {"month": {"$in": list(months)}}
         if estate_id:
             query["estate_id"] = estate_id
         return [(document.pop("estate_id"), document.pop("month"), document)
                 for document in self.db[COUNTERS].find(query, COUNTS_READ)]
 
-    def overdue_now(self, estate_id, since, until, now):
+    def overdue_now(self, estate_id: str | None, since: datetime, until: datetime,
+                    now: datetime) -> dict[tuple[str, str], int]:
         """{(estate, kind): open revisits past their due time} of the revisits that follow
         a source in [since, until): what depends on the moment of asking, not kept."""
         query = {"status": {"$in": list(OPEN)}, "due_at": {"$lt": now},
                  "source_at": {"$gte": since, "$lt": until}}
         if estate_id:
             query["estate_id"] = estate_id
-        late = {}
+        late: dict[tuple[str, str], int] = {}
         for revisit in self.db.revisits.find(query, {"estate_id": 1, "kind": 1}):
             key = (revisit["estate_id"], revisit["kind"])
             late[key] = late.get(key, 0) + 1
@@ -386,7 +424,8 @@ class RevisitRepository(Repository):
 
     # -- the check and repair tool -----------------------------------------------------
 
-    def recount(self, month_of):
+    def recount(self, month_of: Callable[[Document], str],
+                ) -> tuple[dict[tuple, Counts], dict[tuple[str, str | None], Counts]]:
         """Every estate-month's counters again from the raw revisits and work orders:
         {(estate, month): counts}, and the kept ones alike. A revisit stored before it had
         a ``stats_month`` is counted in ``month_of(revisit)``."""
@@ -394,53 +433,101 @@ class RevisitRepository(Repository):
             (dict(revisit, stats_month=revisit.get("stats_month") or month_of(revisit))
              for revisit in self.db.revisits.find({}, {field: 1 for field in STATS_FIELDS})),
             self.db.work_orders.find({}, {"estate_id": 1, "kind": 1, "month": 1,
-                                          "in_population": 1, "selected": 1, "reason": 1}))
-        kept = {(document["estate_id"], document["month"]): stats.flat(
-                    {key: value for key, value in document.items() if key not in COUNTER_INFO})
-                for document in self.db[COUNTERS].find({}, {"in_flight": 0})}
-        return recounted, kept
+                                          "in_population": 1, "selected": 1, "reason": 1}),
+            self.db.followups.find({}, FOLLOWUP_STATS_FIELDS))
+        return recounted, self.kept_counts()
 
-    def replace_counters(self, recounted, month_of):
+    def replace_counters(self, recounted: dict[tuple[str, str | None], Counts],
+                         month_of: Callable[[Document], str]) -> None:
         """Repair: the counters become the recount, each document counted as it is now
         (nothing left pending; a revisit without ``stats_month`` gets ``month_of``'s).
         Run it while nothing writes revisits."""
-        for collection, contribution in (("revisits", stats.contribution),
-                                         ("work_orders", stats.order_contribution)):
+        for collection, contribution in CONTRIBUTIONS.items():
             for document in self.db[collection].find({}):
                 counted = [list(pair) for pair in sorted(contribution(document).items())]
                 month = {} if collection != "revisits" or document.get("stats_month") else {
                     "stats_month": month_of(document)}
                 if document.get(COUNTED) != counted or document.get(PENDING) or month:
-                    self.db[collection].update_one({"_id": document["_id"]}, {
-                        "$set": {COUNTED: counted, PENDING: [], **month},
-                        "$unset": {UNSETTLED: "", SETTLE_AFTER: ""}})
+                    self._counted_as_is(collection, document["_id"], counted, month)
         self.db[COUNTERS].delete_many({})
-        for (estate_id, month), counts in recounted.items():
-            self.db[COUNTERS].insert_one({"_id": _month_id(estate_id, month),
-                                          "estate_id": estate_id, "month": month,
-                                          "in_flight": [], **stats.nested(counts)})
+        self.store_counters(recounted)
 
     # -- statistics (the raw documents) ------------------------------------------------
 
-    def revisits_for_stats(self, estate_id, since, until):
-        query = {"source_at": {"$gte": since, "$lt": until}}
+    def revisits_for_stats(self, estate_id: str | None, since: datetime,
+                           until: datetime) -> Documents:
+        query: dict[str, Any] = {"source_at": {"$gte": since, "$lt": until}}
         if estate_id:
             query["estate_id"] = estate_id
         return list(self.db.revisits.find(query, {field: 1 for field in STATS_FIELDS}))
 
-    def work_orders_for_stats(self, estate_id, months):
-        query = {"month": {"$in": list(months)}}
+    def followups_for_stats(self, estate_id: str | None, months: Iterable[str]) -> Documents:
+        query: dict[str, Any] = {"stats_month": {"$in": list(months)}}
+        if estate_id:
+            query["estate_id"] = estate_id
+        return list(self.db.followups.find(query, FOLLOWUP_STATS_FIELDS))
+
+    def work_orders_for_stats(self, estate_id: str | None, months: Iterable[str]) -> Documents:
+        query: dict[str, Any] = {"month": {"$in": list(months)}}
         if estate_id:
             query["estate_id"] = estate_id
         return list(self.db.work_orders.find(
             query, {"estate_id": 1, "kind": 1, "month": 1, "in_population": 1, "selected": 1,
                     "reason": 1}))
 
+    # -- routine plans, key customers, the month's plan (services/revisit/plans.py) ---
 
-def _month_id(estate_id, month):
+    def routine_plans_made(self, years: Mapping[str, int]) -> set[str]:
+        """Of ``years`` ({estate: year}), the estates whose plan of that year is made."""
+        ids = [_month_id(estate_id, year) for estate_id, year in years.items()]
+        return {plan["estate_id"] for plan in self.db.routine_plans.find(
+            {"_id": {"$in": ids}, "planned": True}, {"estate_id": 1})}
+
+    def claim_routine_plan(self, estate_id: str, year: int, now: datetime,
+                           lease: timedelta) -> Document | None:
+        """The estate's plan of ``year``, held for ``lease`` by this instance; None if it
+        is made or another instance holds it (a crash lets the lease lapse)."""
+        plan_id = _month_id(estate_id, year)
+        insert_once(self.db.routine_plans.insert_one,
+                    {"_id": plan_id, "estate_id": estate_id, "year": year, "planned": False})
+        return claim(self.db.routine_plans, {"_id": plan_id, "planned": False},
+                     "planning_until", now, lease, free_when_missing=True)
+
+    def record_routine_plan(self, estate_id: str, year: int, summary: dict,
+                            now: datetime) -> None:
+        """The plan of ``year`` is made (by the timer or ``plan_routine_revisits``)."""
+        self.db.routine_plans.update_one(
+            {"_id": _month_id(estate_id, year)},
+            {"$set": {"estate_id": estate_id, "year": year, "planned": True,
+                      "planned_at": now, "summary": summary},
+             "$unset": {"planning_until": ""}}, upsert=True)
+
+    def record_key_customer(self, household_id: str, estate_id: str, flag: bool,
+                            changed_at: datetime) -> bool:
+        """Keep the household's flag unless a later change is kept already (events of two
+        changes may arrive in either order): False when that later one is."""
+        fields = {"estate_id": estate_id, "key_customer": flag, "changed_at": changed_at}
+        if self.db.households.find_one_and_update(
+                {"_id": household_id, "changed_at": {"$lte": changed_at}},
+                {"$set": fields}) is not None:
+            return True
+        return insert_once(self.db.households.insert_one,
+                           {"_id": household_id, **fields}) is not None
+
+    def is_key_customer(self, household_id: str | None) -> bool:
+        if household_id is None:
+            return False
+        household = self.db.households.find_one({"_id": household_id}, {"key_customer": 1})
+        return bool(household and household.get("key_customer"))
+
+    def open_household_revisits(self, household_id: str) -> Documents:
+        return list(self.db.revisits.find({"household_id": household_id,
+                                           "status": {"$in": list(OPEN)}}))
+
+    def plan_month_revisits(self, estate_id: str, month: str) -> Documents:
+        """The revisits listed in an estate's plan of ``month`` (``domain.plan_month``)."""
+        return list(self.db.revisits.find({"estate_id": estate_id, "plan_month": month}))
+
+
+def _month_id(estate_id: str, month: str | int) -> str:
     return f"{estate_id}:{month}"
-
-
-def _counted_month(document):
-    """The month a revisit (``stats_month``) or a work order (``month``) is counted in."""
-    return document.get("stats_month", document.get("month"))

@@ -13,11 +13,12 @@ and order id with the policy's seed: fair, and the same on every replay.
 """
 import hashlib
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 
-from services.revisit.policies import SAMPLED_KINDS, local_midnight, zone
+from services.revisit.policies import SAMPLED_KINDS, RevisitPolicy, local_midnight, zone
 from shared.schemas.vocabulary import WORK_ORDER_KINDS
 
 ORDER_FIELDS = ("work_order_id", "kind", "household_id", "important", "completed_at",
@@ -43,18 +44,18 @@ class Decision:
     target: float | None = None     # the revisits it aims at (``sample_goal``)
 
 
-def month_of(moment, zone_name):
+def month_of(moment: datetime, zone_name: str) -> str:
     return moment.astimezone(zone(zone_name)).strftime("%Y-%m")
 
 
-def month_bounds(month, zone_name):
+def month_bounds(month: str, zone_name: str) -> tuple[datetime, datetime]:
     """Start and end (UTC) of a ``YYYY-MM`` month in local time."""
     year, number = (int(part) for part in month.split("-"))
     following = date(year + number // 12, number % 12 + 1, 1)
     return local_midnight(date(year, number, 1), zone_name), local_midnight(following, zone_name)
 
 
-def previous_months(month, count):
+def previous_months(month: str, count: int) -> list[str]:
     """The ``count`` months before ``month``, oldest first."""
     year, number = (int(part) for part in month.split("-"))
     months = []
@@ -64,14 +65,14 @@ def previous_months(month, count):
     return months[::-1]
 
 
-def elapsed_share(moment, month, zone_name):
+def elapsed_share(moment: datetime, month: str, zone_name: str) -> float:
     """How much of the month has passed at ``moment`` (at least one day's worth)."""
     start, end = month_bounds(month, zone_name)
     length = end - start
     return min(max(moment - start, timedelta(days=1)) / length, 1.0)
 
 
-def forecast_volume(seen, history, elapsed):
+def forecast_volume(seen: int, history: Iterable[int], elapsed: float) -> float:
     """The month's expected population (not rounded): this month's orders so far plus
     what recent months (else this month's pace) bring in the rest of the month.
 
@@ -88,7 +89,7 @@ def forecast_volume(seen, history, elapsed):
     return max(float(seen), expected)
 
 
-def sample_goal(policy, kind, seen, forecast):
+def sample_goal(policy: RevisitPolicy, kind: str, seen: int, forecast: float) -> float:
     """How many of the month's orders to aim at while its volume is still a forecast.
 
     The table has steps (50 orders need 15 revisits, 51 only 8; 100 need 15, 101 need 20).
@@ -105,25 +106,25 @@ def sample_goal(policy, kind, seen, forecast):
 
 
 @lru_cache(maxsize=65536)
-def quota(policy, kind, volume):
+def quota(policy: RevisitPolicy, kind: str, volume: int) -> int:
     """``policy.quota``, remembered: the goal asks it for many volumes, again and again."""
     return policy.quota(kind, volume)
 
 
-def most_required(policy, kind, low, high):
+def most_required(policy: RevisitPolicy, kind: str, low: int, high: int) -> int:
     """The largest quota for any volume from ``low`` to ``high``."""
     return max(quota(policy, kind, volume) for volume in range(low, high + 1))
 
 
 @lru_cache(maxsize=65536)
-def expected_required(policy, kind, seen, forecast):
+def expected_required(policy: RevisitPolicy, kind: str, seen: int, forecast: float) -> float:
     """The quota averaged over the volumes the month may end at: from ``seen`` on, about
     ``forecast``, uncertain by ``forecast_spread`` × √(orders still expected)."""
     spread = policy.forecast_spread * math.sqrt(forecast - seen)
     if spread == 0:
         return float(quota(policy, kind, max(seen, math.floor(forecast))))
 
-    def below(volume):      # the chance the month ends under ``volume`` (normal, binned)
+    def below(volume: int) -> float:      # the chance the month ends under ``volume`` (normal, binned)
         return 0.5 * (1 + math.erf((volume - 0.5 - forecast) / (spread * math.sqrt(2))))
 
     # Beyond 4 spreads the chance is below 1 in 30,000: the end bins take those tails.
@@ -134,13 +135,13 @@ def expected_required(policy, kind, seen, forecast):
                for i, volume in enumerate(range(first, last + 1)))
 
 
-def draw(policy, estate_id, kind, month, order_id):
+def draw(policy: RevisitPolicy, estate_id: str, kind: str, month: str, order_id: str) -> float:
     """A uniform number in [0, 1) fixed by the seed, estate, month, kind and order."""
     key = f"{policy.sampling_seed}|{estate_id}|{month}|{kind}|{order_id}".encode()
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2.0**64
 
 
-def decide(order, estate_id, so_far, policy):
+def decide(order: dict, estate_id: str, so_far: MonthSoFar, policy: RevisitPolicy) -> Decision:
     """Whether a just-completed work order (``WorkOrderCompleted`` payload) is revisited."""
     kind = order["kind"]
     in_population = policy.in_population(order)
@@ -163,7 +164,8 @@ def decide(order, estate_id, so_far, policy):
                     round(probability, 6), round(forecast, 1), round(goal, 2))
 
 
-def top_up(candidates, shortfall, policy, estate_id, kind, month):
+def top_up(candidates: Iterable[str], shortfall: int, policy: RevisitPolicy, estate_id: str,
+           kind: str, month: str) -> list[str]:
     """The ``shortfall`` orders (ids) of ``candidates`` to add at month end: ranked by
     their seeded draw, so the choice is fair and the same on every run."""
     if shortfall <= 0:
@@ -172,7 +174,8 @@ def top_up(candidates, shortfall, policy, estate_id, kind, month):
     return ranked[:shortfall]
 
 
-def close_month(orders, estate_id, month, policy):
+def close_month(orders: Iterable[dict], estate_id: str, month: str, policy: RevisitPolicy,
+                ) -> tuple[list[str], dict[str, dict]]:
     """The month's top-ups and its report per work-order kind, from its decided orders.
 
     Returns (ids of the orders to add, {kind: {orders, required, sampled, ...}}).
@@ -199,7 +202,8 @@ def close_month(orders, estate_id, month, policy):
     return chosen, report
 
 
-def decided_work_order(order, estate_id, month, decision, now):
+def decided_work_order(order: dict, estate_id: str, month: str, decision: Decision,
+                       now: datetime) -> dict:
     """What is kept of a completed work order: enough to count its month and revisit it."""
     return {
         "_id": order["work_order_id"],
@@ -216,11 +220,11 @@ def decided_work_order(order, estate_id, month, decision, now):
     }
 
 
-def order_payload(record):
+def order_payload(record: dict) -> dict:
     """The ``work_order_completed`` payload back from a stored decision."""
     return {key: record["_id"] if key == "work_order_id" else record.get(key)
             for key in ORDER_FIELDS}
 
 
-def is_month_over(month, now, zone_name):
+def is_month_over(month: str, now: datetime, zone_name: str) -> bool:
     return month_bounds(month, zone_name)[1] <= now

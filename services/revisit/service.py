@@ -1,19 +1,23 @@
 """revisit: schedules, samples, plans, books, records and measures follow-up visits.
 Entrypoints only."""
+import base64
 import logging
 from datetime import timedelta
 from functools import partial
 
-from services.revisit import domain, sampling, stats
-from services.revisit.dependencies import Policies
+from services.revisit import domain, followups, plans, sampling, stats
+from services.revisit.dependencies import zoned_by_estate_copies
+from services.revisit.policies import PolicyBook
 from services.revisit.repository import RevisitRepository
 from shared import paging
 from shared.actor import CallerProvider
 from shared.dependencies import ClockProvider, Store
 from shared.errors import Forbidden, InvalidInput
+from shared.estates import Estates
 from shared.idempotency import idempotent
 from shared.messaging import handles
 from shared.periods import period_bounds, period_months
+from shared.policies import EstatePolicies
 from shared.rpc import RpcProxy, not_found_as, ping, rpc, to_json
 from shared.schemas import revisit as schemas
 from shared.schemas.base import load, require_id, require_token
@@ -24,6 +28,9 @@ log = logging.getLogger(__name__)
 
 # how long one instance holds a month it closes; a crash lets another take it after this
 MONTH_CLOSING_LEASE = timedelta(minutes=10)
+# estates whose routine plan of the year one pass of the timer makes, each held this long
+ROUTINE_PLAN_BATCH = 50
+ROUTINE_PLAN_LEASE = timedelta(minutes=10)
 # an owner's online answer read and written again when the revisit changed meanwhile
 ONLINE_ANSWER_TRIES = 3
 
@@ -34,17 +41,28 @@ class RevisitService:
 
     store = Store(RevisitRepository)
     clock = ClockProvider()
-    policies = Policies()
+    policies = EstatePolicies(PolicyBook, view=zoned_by_estate_copies)
     intake = RpcProxy("intake")
+    estates = Estates()
     caller = CallerProvider()
 
     # events ---------------------------------------------------------------------------
+
+    @handles("intake", "estate_registered")
+    def keep_estate_copy(self, event):
+        """Estates' names and zones as intake's records say (shared/estates.py)."""
+        self.estates.learn(event)
+
+    @handles("intake", "estate_updated")
+    def keep_estate_copy_updated(self, event):
+        self.estates.learn(event)
 
     @handles("intake", "complaint_closed")
     def schedule_complaint_revisit(self, event):
         revisit, events = domain.schedule_complaint_revisit(
             event["data"], event["estate_id"], self._policy(event["estate_id"]),
-            self.clock.now())
+            self.clock.now(), key_customer=self.store.is_key_customer(
+                event["data"]["household_id"]))
         self.store.schedule(revisit, events)
 
     @handles("intake", "complaint_reopened")
@@ -75,8 +93,48 @@ class RevisitService:
                 sampling.decided_work_order(order, estate_id, month, decision, now))
         if decided["selected"]:
             for revisit, events in domain.schedule_work_order_revisits(
-                    order, estate_id, decided["reason"], policy, now):
+                    order, estate_id, decided["reason"], policy, now,
+                    key_customer=self.store.is_key_customer(order["household_id"])):
                 self.store.schedule(revisit, events)
+
+    @handles("intake", "household_moved_in")
+    def plan_moved_in_household(self, event):
+        """「年回访率100%(按照已办理入住户数统计)」: a household that moved in gets its
+        routine visit in this year's plan, once."""
+        moved_in, estate_id, now = event["data"], event["estate_id"], self.clock.now()
+        policy = self._policy(estate_id)
+        household = plans.moved_in_household(moved_in)
+        household["key_customer"] = (household["key_customer"]
+                                     or self.store.is_key_customer(household["id"]))
+        planned = self.store.routine_revisits(estate_id, plans.year_to_plan(now, policy))
+        for revisit, events in plans.plan_move_in(estate_id, household, planned, policy, now):
+            self.store.schedule(revisit, events)
+
+    @handles("intake", "household_key_customer_set")
+    def reassign_key_customer_visits(self, event):
+        """「重点客户的回访由客服负责人或项目经理负责」: the household's open visits go to
+        that rung (or back to staff when the flag is lifted); an older change arriving
+        after a newer one changes nothing."""
+        flagged = event["data"]
+        if not self.store.record_key_customer(flagged["household_id"], event["estate_id"],
+                                              flagged["key_customer"], flagged["changed_at"]):
+            return
+        policy = self._policy(event["estate_id"])
+        for revisit in self.store.open_household_revisits(flagged["household_id"]):
+            changes = plans.key_customer_changes(revisit, flagged["key_customer"], policy)
+            if changes:
+                self.store.change_while_open(revisit, changes)
+
+    @handles("revisit", "revisit_unsatisfied")
+    def open_followup(self, event):
+        """「向相关部门反馈」: an unsatisfied or unresolved work-order or routine revisit (made
+        by staff or answered online) opens one follow-up for its department. From the
+        event, so the follow-up cannot be lost between the record and its opening; once,
+        its id deriving from the revisit's."""
+        revisit = self.store.get(event["data"]["revisit_id"])
+        if followups.needs_followup(revisit):
+            self.store.open_followup(*followups.open_followup(
+                revisit, self._policy(revisit["estate_id"]), self.clock.now()))
 
     @timer_from_config("REVISIT_TIMER_INTERVAL", 60)
     def watch_deadlines(self):
@@ -89,7 +147,27 @@ class RevisitService:
             self.store.claim_overdue(revisit, *domain.mark_overdue(revisit, now))
         for revisit in self.store.replies_overdue(now):
             self.store.claim_reply_overdue(revisit, *domain.mark_reply_overdue(revisit, now))
+        for followup in self.store.followups_overdue(now):
+            self.store.claim_followup_overdue(followup, *followups.mark_overdue(followup, now))
         self.store.settle_counts()   # what a crashed writer left of the statistics' counters
+
+    @timer_from_config("REVISIT_ROUTINE_PLAN_SECONDS", 3600)
+    def plan_routine_years(self):
+        """「年回访率100%」: once a year has begun in an estate's time zone, plan its routine
+        visits if nobody did (``plan_routine_revisits`` by hand counts), up to
+        ``ROUTINE_PLAN_BATCH`` estates a pass. Each estate is claimed for
+        ``ROUTINE_PLAN_LEASE``, so of several instances one plans it."""
+        now = self.clock.now()
+        estate_ids = self.intake.list_estate_ids()
+        years = {estate_id: plans.year_to_plan(now, self._policy(estate_id))
+                 for estate_id in estate_ids}
+        made = self.store.routine_plans_made(years)
+        waiting = [estate_id for estate_id in estate_ids if estate_id not in made]
+        for estate_id in waiting[:ROUTINE_PLAN_BATCH]:
+            year = years[estate_id]
+            if self.store.claim_routine_plan(estate_id, year, now, ROUTINE_PLAN_LEASE):
+                summary = self._plan_routine(estate_id, year, now)
+                log.info("routine revisits of %s planned for %s: %s", estate_id, year, summary)
 
     @timer_from_config("REVISIT_MONTH_CLOSING_SECONDS", 3600)
     def close_finished_months(self):
@@ -162,6 +240,38 @@ class RevisitService:
         return to_json(domain.staff_view(self.store.save(revisit, [])))
 
     @rpc
+    def list_followups(self, filters=None, paged=False):
+        """The follow-ups of unsatisfied revisits, the answer due soonest first."""
+        filters = paging.load_filters(schemas.FollowupFilters(), filters, paged)
+        now = self.clock.now()
+        found, next_cursor = self.store.list_followups(filters, now)
+        return paging.answer([to_json(followups.view(followup, now)) for followup in found],
+                             next_cursor, paged)
+
+    @rpc
+    def get_followup(self, followup_id):
+        require_id(followup_id, "id")
+        return to_json(followups.view(self.store.get_followup(followup_id), self.clock.now()))
+
+    @rpc
+    @idempotent
+    def record_followup_measures(self, followup_id, data, expected_status=None):
+        require_id(followup_id, "id")
+        data = self.caller.load(schemas.RecordFollowupMeasures(), data)
+        followup = self._followup_step(followup_id, followups.record_measures, data,
+                                       expected_status)
+        return to_json(followups.view(followup, self.clock.now()))
+
+    @rpc
+    @idempotent
+    def answer_followup(self, followup_id, data, expected_status=None):
+        require_id(followup_id, "id")
+        data = self.caller.load(schemas.AnswerFollowup(), data)
+        answered = self._followup_step(followup_id, followups.answer, data, expected_status)
+        self._settle_promised_reply(answered, data)
+        return to_json(followups.view(answered, self.clock.now()))
+
+    @rpc
     def online_revisit(self, token):
         """What the owner's link shows (``domain.online_view``); nothing about staff."""
         revisit = self._online(token)
@@ -210,7 +320,8 @@ class RevisitService:
             if order["_id"] in chosen or order.get("reason") == "top_up":
                 for revisit, events in domain.schedule_work_order_revisits(
                         sampling.order_payload(order), estate_id, "top_up", policy, now,
-                        decided_at=now):
+                        decided_at=now,
+                        key_customer=self.store.is_key_customer(order.get("household_id"))):
                     self.store.schedule(revisit, events)
         self.store.record_month_closed(estate_id, month, report, now, claimed)
         return report
@@ -219,20 +330,22 @@ class RevisitService:
     @idempotent
     def plan_routine_revisits(self, estate_id, year):
         query = load(schemas.PlanRoutineRevisits(), {"estate_id": estate_id, "year": year})
-        estate_id, year, now = query["estate_id"], query["year"], self.clock.now()
-        with not_found_as("estate", estate_id):
-            households = self.intake.list_households(estate_id, {"occupied": True})
-        scheduled, to_cancel, summary = domain.plan_routine(
-            estate_id, year, households, self.store.routine_revisits(estate_id, year),
-            self._policy(estate_id), now)
-        for revisit, events in scheduled:
-            self.store.schedule(revisit, events)
-        for revisit in self.store.routine_revisits(estate_id, year):
-            if revisit["_id"] in to_cancel:
-                cancelled = domain.cancel(revisit, "household no longer occupied", now)
-                self.store.cancel(revisit, {key: cancelled[key] for key in (
-                    "status", "cancelled_at", "cancel_reason")})
-        return summary
+        return self._plan_routine(query["estate_id"], query["year"], self.clock.now())
+
+    @rpc
+    def monthly_revisit_plan(self, estate_id, month):
+        """「物业服务中心每月应制定回访计划」: the month's routine, complaint and work-order
+        visits of an estate (``plans.monthly_plan``)."""
+        return to_json(self._monthly_plan(estate_id, month))
+
+    @rpc
+    def export_monthly_plan(self, estate_id, month):
+        """The month's plan as an .xlsx workbook (bytes, base64)."""
+        plan = self._monthly_plan(estate_id, month)
+        estate = self.intake.get_estate(plan["estate_id"])
+        workbook = plans.plan_workbook(plan, estate.get("name") or plan["estate_id"],
+                                       self._policy(plan["estate_id"]).timezone)
+        return base64.b64encode(workbook).decode("ascii")
 
     @rpc
     def revisit_stats(self, estate_id, period):
@@ -245,10 +358,14 @@ class RevisitService:
         since, until = period_bounds(period, policy.timezone)
         buckets = self._stats_counters(estate_id, period_months(period), policy, since, until)
         late = self.store.overdue_now(estate_id, since, until, now)
-        result = to_json({"estate_id": estate_id, "period": period, "from": since,
+        names = self.estates.describe(estate_id) if estate_id else {}
+        result = to_json({"estate_id": estate_id, **names, "period": period, "from": since,
                           "until": until, **stats.figures(buckets, late, self._quota_for, now)})
         if estate_id is None:   # numbers and names only: JSON as they are
-            result["estates"] = stats.figures_by_estate(buckets, late, self._quota_for, now)
+            estates = stats.figures_by_estate(buckets, late, self._quota_for, now)
+            self.estates.names(estates)   # one read of the copies for all of them
+            result["estates"] = {estate: {**self.estates.describe(estate), **figures}
+                                 for estate, figures in estates.items()}
         return result
 
     @rpc
@@ -271,8 +388,53 @@ class RevisitService:
 
     # helpers --------------------------------------------------------------------------
 
+    def _followup_step(self, followup_id, step, data, expected_status):
+        """The follow-up after ``step``, or as it is when this is a retry of a step made."""
+        followup = self.store.get_followup(followup_id)
+        moved = None if already_applied(followup) else step(followup, data, self.clock.now(),
+                                                            expected_status)
+        return followup if moved is None else self.store.save_followup(*moved)
+
+    def _settle_promised_reply(self, followup, data):
+        """A reply promised to the owner during the visit (``record_reply``) is given by the
+        department's answer: one answer, one mechanism. Also on a retry, so a crash between
+        the two writes is made good by the caller's retry."""
+        revisit = self.store.get(followup["revisit_id"])
+        if followup["status"] == "answered" and followups.awaits_reply(revisit):
+            replied = domain.record_reply(revisit, {
+                "staff_id": data["staff_id"], "reply": data["answer"],
+                "replied_at": followup["answered_at"]}, self.clock.now())
+            try:
+                self.store.save(replied, [])
+            except ConcurrentUpdate:
+                pass   # answered meanwhile by record_reply: that answer stands
+
     def _policy(self, estate_id):
         return self.policies.for_estate(estate_id)
+
+    def _plan_routine(self, estate_id, year, now):
+        """Plan (or top up) an estate's routine visits of ``year``, and keep that it is made."""
+        with not_found_as("estate", estate_id):
+            households = self.intake.list_households(estate_id, {"occupied": True})
+        scheduled, to_cancel, summary = domain.plan_routine(
+            estate_id, year, households, self.store.routine_revisits(estate_id, year),
+            self._policy(estate_id), now)
+        for revisit, events in scheduled:
+            self.store.schedule(revisit, events)
+        for revisit in self.store.routine_revisits(estate_id, year):
+            if revisit["_id"] in to_cancel:
+                cancelled = domain.cancel(revisit, "household no longer occupied", now)
+                self.store.cancel(revisit, {key: cancelled[key] for key in (
+                    "status", "cancelled_at", "cancel_reason")})
+        self.store.record_routine_plan(estate_id, year, summary, now)
+        return summary
+
+    def _monthly_plan(self, estate_id, month):
+        query = load(schemas.MonthlyRevisitPlan(), {"estate_id": estate_id, "month": month})
+        self._require_estate(query["estate_id"])
+        return plans.monthly_plan(query["estate_id"], query["month"],
+                                  self.store.plan_month_revisits(query["estate_id"],
+                                                                 query["month"]))
 
     def _stats_month(self, revisit):
         """The month a revisit stored before counters existed is counted in."""
@@ -283,16 +445,15 @@ class RevisitService:
 
     def _stats_counters(self, estate_id, months, policy, since, until):
         """The period's estate-month counters. Each estate's months are its own time
-        zone's: across estates (the default's months) one configured with another zone is
-        recounted from its documents instead."""
-        elsewhere = set() if estate_id else {
-            estate for estate, its_policy in self.policies.estates.items()
-            if its_policy.timezone != policy.timezone}
+        zone's: across estates (the default's months) one whose record puts it in another
+        zone is recounted from its documents instead."""
+        elsewhere = set() if estate_id else self.policies.estates_elsewhere(policy.timezone)
         buckets = [bucket for bucket in self.store.counters(estate_id, months)
                    if bucket[0] not in elsewhere]
         for estate in sorted(elsewhere):
             recounted = stats.recount(self.store.revisits_for_stats(estate, since, until),
-                                      self.store.work_orders_for_stats(estate, months))
+                                      self.store.work_orders_for_stats(estate, months),
+                                      self.store.followups_for_stats(estate, months))
             buckets += [(estate, month, stats.nested(counts))
                         for (_, month), counts in recounted.items()]
         return buckets

@@ -12,12 +12,17 @@ The figures come from counters kept per estate × month (the repository's
 the repository applies the difference a change makes to it. What depends on the
 moment of asking — a visit overdue now — is counted apart, from the open revisits
 (``overdue``); a promised reply overdue now from the promised times the counters keep
-of replies still owed. ``recount`` gives the same counters from the raw documents
+of replies still owed. Follow-ups of unsatisfied revisits (``followups``) count in their revisit's month:
+opened, answered, answered on time, and overdue now as promised replies are.
+``recount`` gives the same counters from the raw documents
 (the ``check`` command compares them); ``revisit_stats`` measures raw documents.
 """
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
+from shared.counts import difference, flat, nested  # noqa: F401 (the counters' arithmetic)
+from shared.rates import rate
 from shared.schemas.vocabulary import REVISIT_KINDS, UNSATISFIED_LEVELS, WORK_ORDER_KINDS
 
 SATISFIED_LEVELS = ("very_satisfied", "satisfied")
@@ -28,20 +33,17 @@ OWED_IN_FULL = ("routine", "complaint")
 DONE_SOURCES = "done_sources"
 
 Counts = dict[str, int]                     # counter path ("kinds.repair.done") -> count
-Bucket = tuple[str, str | None, Counts]     # (estate, month, its counts)
+Bucket = tuple[str, str | None, dict[str, Any]]   # (estate, month, its counters, nested)
 QuotaFor = Callable[[str], Callable[[str, int], int]]
 
+MaybeTime = TypeVar("MaybeTime", datetime, None)   # a time, or None given back as None
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND, MICROSECOND = timedelta(milliseconds=1), timedelta(microseconds=1)
 
 
-def rate(part, whole):
-    return round(part / whole, 4) if whole else None
-
-
 # -- what one document adds to its estate-month ------------------------------------------
 
-def contribution(revisit) -> Counts:
+def contribution(revisit: dict) -> Counts:
     """What ``revisit`` adds to its estate-month's counters, {counter path: 1}.
 
     Times are compared as the store keeps them (to the millisecond), so the counters
@@ -65,7 +67,8 @@ def contribution(revisit) -> Counts:
         f"kinds.{kind}.unsatisfied": satisfaction in UNSATISFIED_LEVELS,
         "replies.promised": owed and bool(promised),
         "replies.given": owed and bool(promised) and bool(given),
-        "replies.given_on_time": owed and bool(promised) and bool(given) and given <= promised,
+        "replies.given_on_time": (owed and promised is not None and given is not None
+                                  and given <= promised),
     }
     counts = {path: 1 for path, flag in flags.items() if flag}
     if owed and promised and not given:
@@ -82,7 +85,7 @@ def revisited_path(source_path: str) -> str:
     return "revisited." + source_path.split(".")[1]
 
 
-def order_contribution(order) -> Counts:
+def order_contribution(order: dict) -> Counts:
     """What a decided work order adds to its estate-month's counters."""
     kind = order["kind"]
     flags = {
@@ -94,25 +97,40 @@ def order_contribution(order) -> Counts:
     return {path: 1 for path, flag in flags.items() if flag}
 
 
-def difference(old: Counts, new: Counts) -> Counts:
-    """``new - old``, without the counters it leaves as they are."""
-    changed = {path: new.get(path, 0) - old.get(path, 0) for path in old.keys() | new.keys()}
-    return {path: change for path, change in changed.items() if change}
+def followup_contribution(followup: dict) -> Counts:
+    """What a follow-up of an unsatisfied revisit adds to its estate-month's counters
+    (its revisit's month): opened, answered, answered on time, and while unanswered a
+    counter named by its due time, overdue once that has passed (as promised replies)."""
+    due, answered = _ms(followup["answer_due_at"]), _ms(followup.get("answered_at"))
+    flags = {
+        "followups.opened": True,
+        "followups.answered": followup["status"] == "answered",
+        "followups.answered_on_time": followup["status"] == "answered" and answered <= due,
+    }
+    counts = {path: 1 for path, flag in flags.items() if flag}
+    if followup["status"] != "answered":
+        counts[awaited_followup(followup["_id"], due)] = 1
+    return counts
 
 
-def awaited_reply(revisit_id, promised) -> str:
+def awaited_followup(followup_id: str, due: datetime) -> str:
+    """The counter of a follow-up not answered yet, named by when its answer is due."""
+    return f"followups.awaiting.{(due - EPOCH) // MILLISECOND}_{field_name(followup_id)}"
+
+
+def awaited_reply(revisit_id: str, promised: datetime) -> str:
     """The counter of a reply promised and not given yet, named by when it is due: it is
     overdue once that time has passed."""
     return f"awaiting.{(promised - EPOCH) // MILLISECOND}_{field_name(revisit_id)}"
 
 
-def field_name(text) -> str:
+def field_name(text: object) -> str:
     """``text`` as one part of a counter path (MongoDB field names take no ``.``, no
     leading ``$``)."""
     return str(text).replace("%", "%25").replace(".", "%2E").replace("$", "%24")
 
 
-def add(total: Counts, counts: Counts, sign=1) -> Counts:
+def add(total: Counts, counts: Counts, sign: int = 1) -> Counts:
     for path, count in counts.items():
         total[path] = total.get(path, 0) + sign * count
     return total
@@ -120,16 +138,20 @@ def add(total: Counts, counts: Counts, sign=1) -> Counts:
 
 # -- the recount -------------------------------------------------------------------------
 
-def recount(revisits: Iterable[dict], orders: Iterable[dict]) -> dict[tuple, Counts]:
+def recount(revisits: Iterable[dict], orders: Iterable[dict],
+            followups: Iterable[dict] = ()) -> dict[tuple, Counts]:
     """The counters of every estate-month from the raw documents: {(estate, month): counts}
-    (revisits by ``stats_month``, orders by ``month``), zeros left out."""
-    buckets = {}
+    (revisits and follow-ups by ``stats_month``, orders by ``month``), zeros left out."""
+    buckets: dict[tuple, Counts] = {}
     for revisit in revisits:
         add(buckets.setdefault((revisit["estate_id"], revisit.get("stats_month")), {}),
             contribution(revisit))
     for order in orders:
         add(buckets.setdefault((order["estate_id"], order["month"]), {}),
             order_contribution(order))
+    for followup in followups:
+        add(buckets.setdefault((followup["estate_id"], followup["stats_month"]), {}),
+            followup_contribution(followup))
     for counts in buckets.values():
         sources = [path for path in counts if path.startswith(DONE_SOURCES + ".")]
         for path in sources:
@@ -140,17 +162,18 @@ def recount(revisits: Iterable[dict], orders: Iterable[dict]) -> dict[tuple, Cou
 # -- figures -----------------------------------------------------------------------------
 # Counters as the store keeps them: nested ({"kinds": {"repair": {"done": 3}}, ...}).
 
-def revisit_stats(revisits, work_orders, quota_for: QuotaFor, now):
-    """Statistics of raw ``revisits`` and sampled ``work_orders`` (already cut to the
-    period): the recount, measured as the counters are."""
-    buckets = [(estate, month, nested(counts)) for (estate, month), counts in
-               recount(revisits, work_orders).items()]
+def revisit_stats(revisits: list[dict], work_orders: Iterable[dict], quota_for: QuotaFor,
+                  now: datetime, followups: Iterable[dict] = ()) -> dict:
+    """Statistics of raw ``revisits``, sampled ``work_orders`` and ``followups`` (already
+    cut to the period): the recount, measured as the counters are."""
+    buckets: list[Bucket] = [(estate, month, nested(counts)) for (estate, month), counts in
+               recount(revisits, work_orders, followups).items()]
     return figures(buckets, overdue(revisits, now), quota_for, now)
 
 
-def overdue(revisits, now) -> dict[tuple, int]:
+def overdue(revisits: Iterable[dict], now: datetime) -> dict[tuple, int]:
     """{(estate, kind): revisits still open past their due time} at ``now``."""
-    late = {}
+    late: dict[tuple, int] = {}
     for revisit in revisits:
         if revisit["status"] in OPEN and revisit["due_at"] < now:
             key = (revisit["estate_id"], revisit["kind"])
@@ -158,7 +181,8 @@ def overdue(revisits, now) -> dict[tuple, int]:
     return late
 
 
-def figures(buckets: Iterable[Bucket], late: dict[tuple, int], quota_for: QuotaFor, now):
+def figures(buckets: Iterable[Bucket], late: dict[tuple, int], quota_for: QuotaFor,
+            now: datetime) -> dict:
     """The statistics from estate-month counters and {(estate, kind): overdue now}."""
     buckets = list(buckets)
     totals = buckets[0][2] if len(buckets) == 1 else merged(counts for _, _, counts in buckets)
@@ -179,9 +203,10 @@ def figures(buckets: Iterable[Bucket], late: dict[tuple, int], quota_for: QuotaF
 
 
 def figures_by_estate(buckets: Iterable[Bucket], late: dict[tuple, int], quota_for: QuotaFor,
-                      now):
+                      now: datetime) -> dict[str, dict]:
     """{estate: its statistics}, for every estate with counters in ``buckets``."""
-    by_estate, late_by_estate = {}, {}
+    by_estate: dict[str, list[Bucket]] = {}
+    late_by_estate: dict[str, dict[tuple, int]] = {}
     for bucket in buckets:
         if _any_count(bucket[2]):
             by_estate.setdefault(bucket[0], []).append(bucket)
@@ -192,7 +217,7 @@ def figures_by_estate(buckets: Iterable[Bucket], late: dict[tuple, int], quota_f
             for estate_id in sorted(by_estate)}
 
 
-def _required(buckets, quota_for):
+def _required(buckets: Iterable[Bucket], quota_for: QuotaFor) -> dict[str, int]:
     """Per work-order kind: what the quota required of each estate's months."""
     required = dict.fromkeys(WORK_ORDER_KINDS, 0)
     for estate_id, _, counts in buckets:
@@ -203,7 +228,7 @@ def _required(buckets, quota_for):
     return required
 
 
-def _kind_figures(counts, overdue_now):
+def _kind_figures(counts: dict, overdue_now: int) -> dict:
     done, on_time = counts.get("done", 0), counts.get("on_time", 0)
     return {
         "owed": counts.get("owed", 0),
@@ -218,7 +243,7 @@ def _kind_figures(counts, overdue_now):
     }
 
 
-def _sampling_figures(counts, required, revisited):
+def _sampling_figures(counts: dict, required: int, revisited: int) -> dict:
     """Orders, what the quota required of each estate's months, what was selected, and how
     many selected orders had a visit done (the revisit rate against the requirement)."""
     return {
@@ -231,11 +256,11 @@ def _sampling_figures(counts, required, revisited):
     }
 
 
-def _overall(totals, kinds, now):
-    def total(name):
+def _overall(totals: dict, kinds: dict[str, dict], now: datetime) -> dict:
+    def total(name: str) -> int:
         return sum(figures_of_kind[name] for figures_of_kind in kinds.values())
 
-    def summed(name):
+    def summed(name: str) -> int:
         return sum(counts.get(name, 0) for counts in totals.get("kinds", {}).values())
 
     complaints, replies = kinds["complaint"], totals.get("replies", {})
@@ -256,53 +281,42 @@ def _overall(totals, kinds, now):
             "given_on_time": replies.get("given_on_time", 0),
             "overdue": replies_overdue(totals.get("awaiting", {}), now),
         },
+        "followups": _followup_figures(totals.get("followups", {}), now),
         "kinds": kinds,
     }
 
 
-def replies_overdue(awaiting: dict[str, int], now) -> int:
+def _followup_figures(counts: dict, now: datetime) -> dict:
+    """「一个月内向业主反馈」: follow-ups opened, answered (on time), unanswered past due."""
+    answered, on_time = counts.get("answered", 0), counts.get("answered_on_time", 0)
+    return {
+        "opened": counts.get("opened", 0),
+        "answered": answered,
+        "answered_on_time": on_time,
+        "on_time_rate": rate(on_time, answered),
+        "overdue": replies_overdue(counts.get("awaiting", {}), now),
+    }
+
+
+def replies_overdue(awaiting: dict[str, int], now: datetime) -> int:
     """Replies promised and not given (``awaiting`` {"<ms>_<revisit>": n}) whose promised
-    time has passed at ``now``."""
+    time has passed at ``now`` (follow-ups not answered, by their answer's due time, alike)."""
     now_us = (now - EPOCH) // MICROSECOND
     return sum(count for key, count in awaiting.items()
                if count and int(key.split("_", 1)[0]) * 1000 < now_us)
 
 
-# -- counters as the store keeps them ---------------------------------------------------
-
-def nested(counts: Counts) -> dict:
-    """{path: n} as the nested fields ``$inc`` with those paths makes."""
-    fields = {}
-    for path, count in counts.items():
-        *parents, name = path.split(".")
-        level = fields
-        for parent in parents:
-            level = level.setdefault(parent, {})
-        level[name] = count
-    return fields
-
-
-def flat(fields: dict, prefix="") -> Counts:
-    """Nested counters as {path: n}, zeros left out."""
-    counts = {}
-    for key, value in fields.items():
-        path = f"{prefix}.{key}" if prefix else key
-        if isinstance(value, dict):
-            counts.update(flat(value, path))
-        elif value:
-            counts[path] = value
-    return counts
-
+# -- counters as the store keeps them (``nested``, ``flat``: shared.counts) -------------
 
 def merged(many: Iterable[dict]) -> dict:
     """Nested counters added up."""
-    total = {}
+    total: dict = {}
     for fields in many:
         _merge(total, fields)
     return total
 
 
-def _merge(total, fields):
+def _merge(total: dict, fields: dict) -> None:
     for key, value in fields.items():
         if isinstance(value, dict):
             _merge(total.setdefault(key, {}), value)
@@ -310,17 +324,17 @@ def _merge(total, fields):
             total[key] = total.get(key, 0) + value
 
 
-def _any_count(fields):
+def _any_count(fields: dict) -> bool:
     return any(_any_count(value) if isinstance(value, dict) else value
                for value in fields.values())
 
 
-def _on_time(revisit):
+def _on_time(revisit: dict) -> bool:
     completed = _ms(revisit["completed_at"])
     return completed is not None and completed <= _ms(revisit["due_at"])
 
 
-def _ms(moment):
+def _ms(moment: MaybeTime) -> MaybeTime:
     """``moment`` as the store keeps it: to the millisecond (None stays None)."""
     if moment is None:
         return None

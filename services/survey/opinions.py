@@ -15,6 +15,7 @@ Pure Python: no nameko, no store.
 """
 import logging
 import re
+from collections.abc import Iterable, Mapping, Sequence
 
 import jieba
 
@@ -58,9 +59,9 @@ BARE_WORD_RANK = 1_000_000
 NOT_A_WORD = re.compile(r"[\W_]+")
 
 
-def terms_of(text):
+def terms_of(text: str) -> list[str]:
     """The distinct meaningful words of one comment, in the order they first appear."""
-    seen = []
+    seen: list[str] = []
     for token in jieba.lcut(text):
         word = token.strip().lower()
         if len(word) >= MIN_TERM_LENGTH and TERM.match(word) and word not in STOP_WORDS \
@@ -69,19 +70,19 @@ def terms_of(text):
     return seen
 
 
-def terms_by_topic(comments):
+def terms_by_topic(comments: Mapping[str, str]) -> dict[str, list[str]]:
     """{category or "general": [words]} of one questionnaire's comments."""
     return {topic: words for topic, text in comments.items() if (words := terms_of(text))}
 
 
-def top_terms(term_counts, limit):
+def top_terms(term_counts: Mapping[str, int], limit: int) -> list[tuple[str, int]]:
     """The ``limit`` most frequent words of {word: comments mentioning it}, ties by word."""
     ranked = sorted(((word, count) for word, count in term_counts.items() if count > 0),
                     key=lambda item: (-item[1], item[0]))
     return ranked[:limit]
 
 
-def quote(text):
+def quote(text: str) -> str:
     """A comment as it may be shown to staff and on the notice board: phone numbers and
     e-mail addresses masked (an owner may write one in), whitespace tidied, long ones
     shortened."""
@@ -89,24 +90,26 @@ def quote(text):
     return text if len(text) <= QUOTE_LENGTH else text[:QUOTE_LENGTH - 1] + "…"
 
 
-def quote_entry(text, word):
+def quote_entry(text: str, word: str) -> dict[str, str]:
     """A comment as a candidate quote for ``word``: its text and where it ranks (shorter
     first, the word alone last, then by text)."""
     bare = NOT_A_WORD.sub("", text).lower() == word
     return {"order": f"{len(text) + (BARE_WORD_RANK if bare else 0):07d} {text}", "text": text}
 
 
-def quote_candidates(comments, terms):
+def quote_candidates(comments: Mapping[str, str], terms: Mapping[str, list[str]],
+                     ) -> list[tuple[str, str, dict[str, str]]]:
     """(topic, word, entry) for each word of each comment of one questionnaire."""
     return [(topic, word, quote_entry(comments[topic], word))
             for topic, words in terms.items() if comments.get(topic) for word in words]
 
 
-def _order(entry):
+def _order(entry: Mapping[str, str]) -> str:
     return entry["order"]
 
 
-def keep_quote(kept, entry, limit=QUOTES_PER_TERM):
+def keep_quote(kept: Sequence[dict[str, str]], entry: dict[str, str],
+               limit: int = QUOTES_PER_TERM) -> list[dict[str, str]]:
     """The kept quotes of a word once ``entry`` is offered: the ``limit`` best distinct
     comments (what the store's guarded $push … $sort … $slice leaves)."""
     if any(item["text"] == entry["text"] for item in kept):
@@ -114,16 +117,18 @@ def keep_quote(kept, entry, limit=QUOTES_PER_TERM):
     return sorted([*kept, entry], key=_order)[:limit]
 
 
-def improves(kept, entry, limit=QUOTES_PER_TERM):
+def improves(kept: Sequence[dict[str, str]], entry: dict[str, str],
+             limit: int = QUOTES_PER_TERM) -> bool:
     """Whether offering ``entry`` changes the kept quotes (else the store is not written)."""
     return keep_quote(kept, entry, limit) != list(kept)
 
 
-def best_quotes(kept, word, limit=QUOTES_PER_TERM):
+def best_quotes(kept: Iterable[str | dict[str, str]], word: str,
+                limit: int = QUOTES_PER_TERM) -> list[str]:
     """The texts to quote for ``word`` from quotes kept per estate (or older tallies'
     plain texts), best first, each once."""
     entries = [quote_entry(item, word) if isinstance(item, str) else item for item in kept]
-    chosen = []
+    chosen: list[str] = []
     for entry in sorted(entries, key=_order):
         if entry["text"] not in chosen:
             chosen.append(entry["text"])

@@ -6,21 +6,40 @@ from datetime import timedelta
 
 from nameko.dependency_providers import Config
 
-from services.survey import domain, workbook
+from services.survey import (
+    answering,
+    cadence,
+    invitations,
+    planning,
+    ranking,
+    rectifications,
+    reports,
+    rounds,
+    tallies,
+    templates,
+    workbook,
+)
 from services.survey.repository import DRAFT, SurveyRepository
+from services.survey.round_work import RoundWork
 from shared import paging
 from shared.actor import CallerProvider
 from shared.dependencies import ClockProvider, Store
 from shared.errors import InvalidInput, NotFound
+from shared.estates import Estates
 from shared.idempotency import derived_id, idempotent
-from shared.rpc import RpcProxy, not_found_as, ping, rpc, to_json
+from shared.messaging import handles
+from shared.policies import EstatePolicies
+from shared.rpc import RpcProxy, ping, rpc, to_json
 from shared.schemas import survey as schemas
 from shared.schemas.base import load, require_id
+from shared.schemas.intake import MAX_ESTATES_CHECKED
 from shared.store import ConcurrentUpdate, already_applied
 from shared.timers import timer_from_config
 
 log = logging.getLogger(__name__)
 
+# estates whose last survey period one pass of the cadence timer decides
+CADENCE_BATCH = 500
 
 class SurveyService:
     name = "survey"
@@ -30,6 +49,8 @@ class SurveyService:
     clock = ClockProvider()
     config = Config()
     intake = RpcProxy("intake")
+    estates = Estates()
+    policies = EstatePolicies(rounds.SurveyPolicies.from_config)
     caller = CallerProvider()
 
     # templates ----------------------------------------------------------------
@@ -43,8 +64,8 @@ class SurveyService:
             latest = self._latest_template(data["template_id"], required=False)
             if latest is not None and already_applied(latest):
                 return to_json(latest)   # this request's version, kept by an earlier run
-            template = domain.new_template_version(data, latest, self.clock.now(),
-                                                   created_by=self.caller.actor_id)
+            template = templates.new_template_version(data, latest, self.clock.now(),
+                                                      created_by=self.caller.actor_id)
             if self.store.add_template(template):
                 return to_json(template)
         raise InvalidInput({"template_id": ["changed by someone else meanwhile; try again"]})
@@ -65,7 +86,7 @@ class SurveyService:
 
     @rpc
     def list_templates(self):
-        self._latest_template(domain.DEFAULT_TEMPLATE_ID)
+        self._latest_template(templates.DEFAULT_TEMPLATE_ID)
         return to_json(self.store.list_templates())
 
     # rounds ---------------------------------------------------------------------
@@ -78,20 +99,20 @@ class SurveyService:
         ``request_id``, the round that call made."""
         data = load(schemas.CreateRound(), data)
         if data["request_id"] and (earlier := self.store.round_for_request(data["request_id"])):
-            return to_json(domain.replay(earlier, data))
-        round_id = derived_id("rnd") or domain.new_round_id()
+            return to_json(planning.replay(earlier, data))
+        round_id = derived_id("rnd") or rounds.new_round_id()
         made = self.store.find_round(round_id)
         if made is not None:   # this request's first run made it, then died before answering
             return to_json(made)
         now = self.clock.now()
-        domain.check_schedule(data, now)
+        planning.check_schedule(data, now)
         self._check_estates(data)   # before the template: it may seed the default
         template = self._latest_template(data["template_id"], field="template_id")
-        round_ = domain.plan_round(round_id, data, template, self._policy(), now,
-                                   created_by=self.caller.actor_id)
+        round_ = planning.plan_round(round_id, data, template, self._policy(), now,
+                                     created_by=self.caller.actor_id)
         if not self.store.create_round(round_):
             # a retry that ran alongside the first call: that call's round is the answer
-            return to_json(domain.replay(self.store.round_for_request(data["request_id"]), data))
+            return to_json(planning.replay(self.store.round_for_request(data["request_id"]), data))
         return to_json(round_)
 
     @rpc
@@ -101,8 +122,8 @@ class SurveyService:
     @rpc
     def list_rounds(self, filters=None, paged=False):
         filters = paging.load_filters(schemas.RoundFilters(), filters, paged)
-        rounds, next_cursor = self.store.list_rounds(filters)
-        return paging.answer(to_json(rounds), next_cursor, paged)
+        found, next_cursor = self.store.list_rounds(filters)
+        return paging.answer(to_json(found), next_cursor, paged)
 
     @rpc
     def list_invitations(self, round_id, estate_id=None, filters=None, paged=False):
@@ -114,9 +135,9 @@ class SurveyService:
         if estate_id is not None and filters.setdefault("estate_id", estate_id) != estate_id:
             raise InvalidInput({"estate_id": ["given twice, differently"]})
         if "estate_id" in filters:
-            domain.check_estate(round_, filters["estate_id"])
-        invitations, next_cursor = self.store.list_invitations(round_["_id"], filters)
-        return paging.answer(to_json(invitations), next_cursor, paged)
+            rounds.check_estate(round_, filters["estate_id"])
+        found, next_cursor = self.store.list_invitations(round_["_id"], filters)
+        return paging.answer(to_json(found), next_cursor, paged)
 
     @rpc
     @idempotent
@@ -133,18 +154,17 @@ class SurveyService:
     def get_questionnaire(self, token):
         """What the owner's form shows for an invitation: the questions, nothing about who."""
         invitation, round_ = self._invitation(token)
-        reason = domain.why_not_answerable(round_, invitation, self.clock.now())
-        categories = domain.questionnaire(round_, invitation["estate_id"])
+        reason = answering.why_not_answerable(round_, invitation, self.clock.now())
+        categories = rounds.questionnaire(round_, invitation["estate_id"])
         return to_json({
             "round_id": round_["_id"], "title": round_["title"], "estate_id": invitation["estate_id"],
             "opens_at": round_["opens_at"], "closes_at": round_["closes_at"],
             "anonymous": round_["anonymous"], "answerable": reason is None, "reason": reason,
-            "state": domain.answer_state(round_, invitation, self.clock.now()),
+            "state": answering.answer_state(round_, invitation, self.clock.now()),
             "draft": invitation.get(DRAFT) if reason is None else None,
             "categories": [dict(zip(("key", "label_zh", "label_en"),
-                                    (key, *domain.label(round_, key)))) for key in categories],
-            "scale": {"5": "非常满意", "4": "满意", "3": "一般", "2": "不满意", "1": "非常不满意",
-                      "null": "不适用"},
+                                    (key, *templates.label(round_, key)))) for key in categories],
+            "scale": templates.SCALE_LABELS,
         })
 
     @rpc
@@ -152,11 +172,11 @@ class SurveyService:
     def save_draft(self, token, data):
         """Keep what the owner has filled in so far; a reload of the form shows it again."""
         invitation, round_ = self._invitation(token)
-        reason = domain.why_not_answerable(round_, invitation, self.clock.now())
+        reason = answering.why_not_answerable(round_, invitation, self.clock.now())
         if reason:
-            raise domain.refuse_token(reason)
+            raise answering.refuse_token(reason)
         draft = load(schemas.DraftResponse(
-            domain.questionnaire(round_, invitation["estate_id"])), data)
+            rounds.questionnaire(round_, invitation["estate_id"])), data)
         self.store.save_draft(invitation["_id"], draft)
         return {"saved": True}
 
@@ -167,31 +187,41 @@ class SurveyService:
         if already_applied(invitation):   # this request's answers, kept by an earlier run
             return {"accepted": True}
         now = self.clock.now()
-        reason = domain.why_not_answerable(round_, invitation, now)
+        reason = answering.why_not_answerable(round_, invitation, now)
         if reason:
-            raise domain.refuse_token(reason)
+            raise answering.refuse_token(reason)
         data = load(schemas.SubmitResponse(
-            domain.questionnaire(round_, invitation["estate_id"])), data)
-        response = domain.response(round_, invitation, data, now, self._grace())
+            rounds.questionnaire(round_, invitation["estate_id"])), data)
+        response = answering.response(round_, invitation, data, now, self._grace())
         if self.store.claim_invitation(invitation["_id"], now, response) is None:
             # Someone else got there first: a concurrent submission, or the round closed.
             latest = self.store.find_invitation(token)
-            raise domain.refuse_token(
-                domain.why_not_answerable(round_, latest, now) or domain.USED_TOKEN)
-        self.store.store_response(invitation["_id"], response, domain.tally_update(response))
+            raise answering.refuse_token(
+                answering.why_not_answerable(round_, latest, now) or answering.USED_TOKEN)
+        self.store.store_response(invitation["_id"], response, tallies.tally_update(response))
         return {"accepted": True}
 
     # the report, ranking and statistics -------------------------------------------
 
+    @handles("intake", "estate_registered")
+    def keep_estate_copy(self, event):
+        """Estates' names and zones as intake's records say (shared/estates.py)."""
+        self.estates.learn(event)
+
+    @handles("intake", "estate_updated")
+    def keep_estate_copy_updated(self, event):
+        self.estates.learn(event)
+
     @rpc
     def round_report(self, round_id, estate_id=None):
-        return to_json(self._report(self._round(round_id), estate_id))
+        """The round's report, each estate named (``estate_name`` beside ``estate_id``)."""
+        return self.estates.named(to_json(self._report(self._round(round_id), estate_id)))
 
     @rpc
     def estate_ranking(self, round_id):
         round_ = self._round(round_id)
-        return to_json(domain.estate_ranking(round_, self.store.tallies(round_["_id"]),
-                                             self._policy().min_ranked_returns))
+        return self.estates.named(to_json(ranking.estate_ranking(
+            round_, self.store.tallies(round_["_id"]), self._policy().min_ranked_returns)))
 
     @rpc
     @idempotent
@@ -202,7 +232,7 @@ class SurveyService:
         round_ = self._round(round_id)
         recounted = self.store.recount(round_["_id"])
         stored = {tally["estate_id"]: tally for tally in self.store.tallies(round_["_id"])}
-        found = domain.differences(stored, recounted)
+        found = tallies.differences(stored, recounted)
         repaired = False
         if found and options["repair"]:
             if round_["status"] != "closed":
@@ -217,9 +247,10 @@ class SurveyService:
         """The report as an .xlsx workbook, base64-encoded."""
         round_ = self._round(round_id)
         report = self._report(round_, estate_id)
-        ranking = domain.estate_ranking(round_, self.store.tallies(round_["_id"]),
-                                        self._policy().min_ranked_returns)
-        content = workbook.build(report, ranking, timezone=self._policy().timezone)
+        standings = ranking.estate_ranking(round_, self.store.tallies(round_["_id"]),
+                                           self._policy().min_ranked_returns)
+        names = self.estates.names(report["estate_ids"])
+        content = workbook.build(report, standings, names, timezone=self._policy().timezone)
         return base64.b64encode(content).decode("ascii")
 
     @rpc
@@ -230,11 +261,11 @@ class SurveyService:
         round_ = self._round(round_id)
         if already_applied(round_):   # published by this request's earlier run
             return to_json(round_)
-        reports = {estate_id: self._report(round_, estate_id)
-                   for estate_id in data["estate_ids"] or round_["estate_ids"]
-                   if estate_id in round_["estate_ids"]}
-        return to_json(self._save(*domain.publish(round_, reports, data, self.clock.now(),
-                                                  by=self.caller.actor_id)))
+        estate_reports = {estate_id: self._report(round_, estate_id)
+                          for estate_id in data["estate_ids"] or round_["estate_ids"]
+                          if estate_id in round_["estate_ids"]}
+        return to_json(self._save(*reports.publish(round_, estate_reports, data, self.clock.now(),
+                                                   by=self.caller.actor_id)))
 
     # rectification ----------------------------------------------------------------
 
@@ -244,20 +275,20 @@ class SurveyService:
         data = load(schemas.AddRectification(), data)
         round_ = self._round(round_id)
         now = self.clock.now()
-        rectification_id = derived_id("rect") or domain.new_rectification_id()
+        rectification_id = derived_id("rect") or rectifications.new_rectification_id()
         made = self.store.find_rectification(rectification_id)
         if made is not None:   # this request's first run made it, then died before answering
-            return to_json(domain.rectification_view(made, round_, now))
-        rectification, events = domain.new_rectification(
+            return to_json(rectifications.rectification_view(made, round_, now))
+        rectification, events = rectifications.new_rectification(
             rectification_id, round_, data, now, by=self.caller.actor_id)
         saved = self.store.add_rectification(rectification, events)
-        return to_json(domain.rectification_view(saved, round_, now))
+        return to_json(rectifications.rectification_view(saved, round_, now))
 
     @rpc
     def get_rectification(self, rectification_id):
         require_id(rectification_id, "id")
         rectification = self.store.get_rectification(rectification_id)
-        return to_json(domain.rectification_view(
+        return to_json(rectifications.rectification_view(
             rectification, self.store.get_round(rectification["round_id"]), self.clock.now()))
 
     @rpc
@@ -267,23 +298,24 @@ class SurveyService:
         data = self.caller.load(schemas.UpdateRectification(), data)
         rectification = self.store.get_rectification(rectification_id)
         now = self.clock.now()
-        updated = None if already_applied(rectification) else domain.update_rectification(
+        updated = None if already_applied(rectification) else rectifications.update_rectification(
             rectification, data, now, expected_status)
         saved = rectification if updated is None else self.store.save_rectification(*updated)
-        return to_json(domain.rectification_view(
+        return to_json(rectifications.rectification_view(
             saved, self.store.get_round(saved["round_id"]), now))
 
     @rpc
     def list_rectifications(self, filters=None, paged=False):
         filters = paging.load_filters(schemas.RectificationFilters(), filters, paged)
         now = self.clock.now()
-        rounds = {}
+        rounds_by_id = {}
         found = []
         items, next_cursor = self.store.list_rectifications(filters, now)
         for item in items:
-            if item["round_id"] not in rounds:
-                rounds[item["round_id"]] = self.store.get_round(item["round_id"])
-            found.append(domain.rectification_view(item, rounds[item["round_id"]], now))
+            if item["round_id"] not in rounds_by_id:
+                rounds_by_id[item["round_id"]] = self.store.get_round(item["round_id"])
+            found.append(rectifications.rectification_view(
+                item, rounds_by_id[item["round_id"]], now))
         return paging.answer(to_json(found), next_cursor, paged)
 
     # timers: every instance runs them; each piece of work is claimed atomically ------
@@ -294,20 +326,14 @@ class SurveyService:
         open, a batch at a time. Each round is claimed with a lease its worker renews every
         batch; once the lease lapses (that worker died) another instance takes the round
         over where its ``progress`` says."""
-        policy = self._policy()
-        lease = timedelta(seconds=policy.round_work_lease_seconds)
-        while (round_ := self.store.claim_round_work(self.clock.now(), lease)) is not None:
-            if round_["status"] == "creating":
-                round_ = self._write_invitations(round_, policy.round_batch_size, lease)
-            if round_ is not None and round_["status"] == "open":
-                self._issue_invitations(round_, lease)
+        RoundWork(self.store, self.intake, self.clock, self._policy()).run()
 
     @timer_from_config("SURVEY_SCHEDULE_SECONDS", 30)
     def run_schedule(self):
         """Open and close rounds on time, and expire the invitations of closed rounds."""
         now = self.clock.now()
         for round_ in self.store.rounds_in("scheduled", now, "opens_at"):
-            self._try_save(*domain.open_round(round_, now))
+            self._try_save(*rounds.open_round(round_, now))
         for round_ in self.store.rounds_in("open"):
             if round_["closes_at"] <= now:
                 try:
@@ -324,7 +350,7 @@ class SurveyService:
             if now >= round_["closes_at"]:
                 continue
             for invitation in self.store.reminders_due(round_["_id"], now):
-                self.store.claim_reminder(invitation, *domain.remind(round_, invitation, now))
+                self.store.claim_reminder(invitation, *invitations.remind(round_, invitation, now))
 
     @timer_from_config("SURVEY_SCHEDULE_SECONDS", 30)
     def complete_interrupted_responses(self):
@@ -334,11 +360,11 @@ class SurveyService:
         for invitation in self.store.interrupted_claims(now, grace):
             response = invitation["pending_response"]["response"]
             self.store.store_response(invitation["_id"], response,
-                                      domain.tally_update(response))
+                                      tallies.tally_update(response))
             log.warning("response to invitation %s completed after an interruption",
                         invitation["_id"])
         for response in self.store.uncounted_responses(now, grace):
-            self.store.finish_counting(response, domain.tally_update(response))
+            self.store.finish_counting(response, tallies.tally_update(response))
             log.warning("response %s counted after an interruption", response["_id"])
 
     @timer_from_config("SURVEY_SCHEDULE_SECONDS", 30)
@@ -347,7 +373,33 @@ class SurveyService:
         now = self.clock.now()
         for rectification in self.store.overdue_rectifications(now):
             self.store.claim_overdue(rectification,
-                                     *domain.rectification_overdue(rectification, now))
+                                     *rectifications.rectification_overdue(rectification, now))
+
+    @timer_from_config("SURVEY_CADENCE_SECONDS", 3600)
+    def watch_survey_cadence(self):
+        """Decide each estate's last ended survey period once (``cadence.verdict``): a
+        missed one is told (``survey_cadence_missed``) once, whatever the number of
+        instances; up to ``CADENCE_BATCH`` estates a pass, the rest on the next."""
+        now, periods = self.clock.now(), {}
+        for estate_id in self.intake.list_estate_ids():
+            kept = self.policies.for_estate(estate_id).cadence
+            periods[estate_id] = (kept, *cadence.last_ended_period(
+                now, kept, self.estates.zone(estate_id)))
+        decided = self.store.cadence_decided(
+            cadence.check_id(estate_id, period[1]) for estate_id, period in periods.items())
+        waiting = [(estate_id, period) for estate_id, period in periods.items()
+                   if cadence.check_id(estate_id, period[1]) not in decided]
+        for estate_id, (kept, name, start, end) in waiting[:CADENCE_BATCH]:
+            verdict = cadence.verdict(self.store.rounds_closing_since(estate_id, start),
+                                      start, end)
+            if verdict == cadence.PENDING:
+                continue     # a round of the period is still open: decided once it closes
+            events = [cadence.missed_event(estate_id, name, kept, start, end, now)
+                      ] if verdict == cadence.MISSED else []
+            self.store.record_cadence({
+                "_id": cadence.check_id(estate_id, name), "estate_id": estate_id,
+                "period": name, "cadence": kept, "verdict": verdict, "decided_at": now},
+                events)
 
     # helpers ------------------------------------------------------------------
 
@@ -357,26 +409,26 @@ class SurveyService:
     def _invitation(self, token):
         invitation = self.store.find_invitation(schemas.require_token(token))
         if invitation is None:
-            raise domain.refuse_token(domain.UNKNOWN_TOKEN)
+            raise answering.refuse_token(answering.UNKNOWN_TOKEN)
         return invitation, self.store.get_round(invitation["round_id"])
 
     def _check_estates(self, data):
-        """Each estate known to intake, with someone to invite (one household asked for):
-        else refused on ``estate_ids``, before anything is written."""
-        empty = []
-        for estate_id in data["estate_ids"]:
-            with not_found_as("estate", estate_id, field="estate_ids"):
-                page = self.intake.list_households(
-                    estate_id, dict(domain.household_filters(data), limit=1), paged=True)
-            if not page["items"]:
-                empty.append(estate_id)
-        domain.check_households(data, empty)
+        """Each estate known to intake, with someone to invite: else refused on
+        ``estate_ids``, before anything is written. intake answers for up to
+        ``MAX_ESTATES_CHECKED`` estates a call (one call for most rounds), not one each."""
+        ids, unknown, empty = data["estate_ids"], [], []
+        for start in range(0, len(ids), MAX_ESTATES_CHECKED):
+            found = self.intake.estates_with_households(
+                ids[start:start + MAX_ESTATES_CHECKED], planning.household_filters(data))
+            unknown += found["unknown"]
+            empty += found["without_households"]
+        planning.check_estates(data, unknown, empty)
 
     def _latest_template(self, template_id, required=True, field=None):
         template = self.store.latest_template(template_id)
-        if template is None and template_id == domain.DEFAULT_TEMPLATE_ID:
+        if template is None and template_id == templates.DEFAULT_TEMPLATE_ID:
             # the built-in template lives in code; stored on first use like any other
-            self.store.seed_template(domain.default_template(self.clock.now()))
+            self.store.seed_template(templates.default_template(self.clock.now()))
             template = self.store.latest_template(template_id)
         if template is None and required:
             if field:
@@ -384,66 +436,8 @@ class SurveyService:
             raise NotFound("template", template_id)
         return template
 
-    def _write_invitations(self, round_, batch_size, lease):
-        """Read the round's households from intake and write their invitations, a batch at a
-        time from where its progress stands, then open it (or schedule it). The round as
-        saved; None if another worker took it over or it was abandoned."""
-        self.store.add_tallies([domain.empty_tally(round_, estate_id)
-                                for estate_id in round_["estate_ids"]])
-        while (place := domain.reading(round_)) is not None:
-            estate_id, cursor = place
-            try:
-                households, cursor = self._read_households(round_, estate_id, cursor,
-                                                           batch_size)
-            except NotFound:
-                return self._abandon(round_, f"estate {estate_id} is no longer known to intake")
-            invitations, round_ = domain.read_households(round_, estate_id, households,
-                                                         cursor, batch_size)
-            self.store.write_invitations(invitations)
-            round_ = self.store.save_work(round_, [], "creating", self.clock.now() + lease)
-            if round_ is None:
-                return None
-        now = self.clock.now()
-        ready, events = domain.finish_writing(round_, now)
-        # a scheduled round is let go: the schedule opens it, then any instance issues it
-        return self.store.save_work(ready, events, "creating",
-                                    now + lease if ready["status"] == "open" else now)
-
-    def _read_households(self, round_, estate_id, cursor, batch_size):
-        """(households, intake's cursor after them): a page, or the whole estate for a
-        sample (``domain.reads_whole_estates``)."""
-        filters = dict(domain.household_filters(round_), limit=batch_size)
-        households = []
-        while True:
-            with not_found_as("estate", estate_id):
-                page = self.intake.list_households(
-                    estate_id, dict(filters, cursor=cursor), paged=True)
-            households += page["items"]
-            cursor = page["next_cursor"]
-            if cursor is None or not domain.reads_whole_estates(round_):
-                return households, cursor
-
-    def _issue_invitations(self, round_, lease):
-        """Issue an open round's invitations a batch at a time from where its progress
-        stands, each with its ``survey_invitation_issued``."""
-        while not round_["progress"]["done"]:
-            key = domain.batch_key(round_["_id"], round_["progress"]["issued_batches"])
-            now = self.clock.now()
-            changes, events, round_ = domain.issue_batch(
-                round_, self.store.invitation_batch(key), now)
-            self.store.issue_invitations(key, changes, events)
-            round_ = self.store.save_work(round_, [], "open", now + lease)
-            if round_ is None:
-                return
-
-    def _abandon(self, round_, reason):
-        if self.store.save_work(domain.abandon(round_, self.clock.now()), [], "creating",
-                                self.clock.now()):
-            self.store.discard_round_data(round_["_id"])
-            log.warning("survey round %s abandoned: %s", round_["_id"], reason)
-
     def _close(self, round_, now, closed_by=None, expected_status=None):
-        closed = domain.close(round_, self.store.returned_by_estate(round_["_id"]), now,
+        closed = rounds.close(round_, self.store.returned_by_estate(round_["_id"]), now,
                               closed_by, expected_status)
         if closed is None:   # a retry of a closing made: the round as it is
             return round_
@@ -453,13 +447,13 @@ class SurveyService:
 
     def _report(self, round_, estate_id=None):
         if estate_id is not None:
-            domain.check_estate(round_, require_id(estate_id, "estate_id"))
-        rectifications = [
-            domain.rectification_view(item, round_, self.clock.now())
+            rounds.check_estate(round_, require_id(estate_id, "estate_id"))
+        plan = [
+            rectifications.rectification_view(item, round_, self.clock.now())
             for item in self.store.list_rectifications(
                 {"round_id": round_["_id"], **({"estate_id": estate_id} if estate_id else {})})[0]]
-        return domain.report(round_, self.store.tallies(round_["_id"], estate_id),
-                             rectifications, estate_id)
+        return reports.report(round_, self.store.tallies(round_["_id"], estate_id), plan,
+                              estate_id)
 
     def _save(self, round_, events):
         return self.store.save_round(round_, events)
@@ -472,7 +466,7 @@ class SurveyService:
             return None
 
     def _policy(self):
-        return domain.SurveyPolicy(**(self.config.get("SURVEY_POLICY") or {}))
+        return self.policies.for_estate(None)
 
     def _grace(self):
         return timedelta(seconds=self._policy().response_grace_seconds)
