@@ -1,18 +1,27 @@
-"""Test helpers: the services as real processes; the event listener lives in scripts/events.py."""
+"""Test helpers: the services as real processes, an outside consumer of their events, a
+caller that retries what the broker cut off (the benchmarks use them too)."""
+import itertools
+import logging
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
+import eventlet
 import pymongo
+from kombu import Connection, Consumer, Queue, binding
+from nameko.exceptions import RemoteError
+from nameko.standalone.events import get_event_exchange
+from nameko.standalone.rpc import ClusterRpcProxy
 
-from scripts.events import EventListener, wait_until  # noqa: F401 (the tests use both)
 from scripts.healthcheck import is_serving
 from shared.embedded import new_client as new_embedded_client
 from shared.schemas.vocabulary import SERVICES
 
 ROOT = Path(__file__).resolve().parents[1]
+log = logging.getLogger(__name__)
 
 
 def embedded(repository_class):
@@ -30,6 +39,28 @@ def embedded(repository_class):
     repository = repository_class(database)
     repository.create_indexes()
     return repository
+
+
+def estates_answered_by_households(intake):
+    """A stand-in intake (a ``Mock``) whose ``estates_with_households`` answers from its
+    own ``list_households``, as it stands when asked: an estate it raises ``NotFound`` for
+    is unknown, one with no household on the first page has none."""
+    def estates_with_households(estate_ids, filters=None):
+        unknown, empty = [], []
+        for estate_id in estate_ids:
+            try:
+                page = intake.list_households(estate_id, dict(filters or {}, limit=1),
+                                              paged=True)
+            except RemoteError as error:
+                if error.exc_type != "NotFound":
+                    raise
+                unknown.append(estate_id)
+                continue
+            if not page["items"]:
+                empty.append(estate_id)
+        return {"unknown": unknown, "without_households": empty}
+    intake.estates_with_households.side_effect = estates_with_households
+    return intake
 
 
 def prepared(survey, round_):
@@ -101,6 +132,116 @@ def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+# -- the broker as an outside consumer and a retrying caller see it ----------------------
+
+class EventListener:
+    """Binds a private queue to every ``<service>.events`` exchange and records what arrives."""
+
+    def __init__(self, amqp_uri, sources=SERVICES):
+        self.events = []
+        self.connection = Connection(amqp_uri)
+        channel = self.connection.channel()
+        exchanges = [get_event_exchange(source, {})(channel) for source in sources]
+        for exchange in exchanges:
+            exchange.declare()
+        queue = Queue(f"test-listener-{uuid.uuid4().hex[:8]}", exclusive=True, auto_delete=True,
+                      bindings=[binding(exchange, routing_key="#") for exchange in exchanges])
+        self.consumer = Consumer(channel, [queue], callbacks=[self._record], accept=["json"])
+        self.consumer.consume()
+        self.running = True
+        self.thread = eventlet.spawn(self._drain)
+
+    def _record(self, body, message):
+        self.events.append(body)
+        message.ack()
+
+    def _drain(self):
+        while self.running:
+            try:
+                self.connection.drain_events(timeout=0.1)
+            except TimeoutError:
+                pass
+
+    def of_type(self, event_type, **data):
+        return [event for event in self.events if event["type"] == event_type
+                and all(event["data"].get(key) == value for key, value in data.items())]
+
+    def wait_for(self, event_type, timeout=15, count=1, **data):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.of_type(event_type, **data)
+            if len(found) >= count:
+                return found[count - 1]
+            eventlet.sleep(0.05)
+        seen = [event["type"] for event in self.events]
+        raise AssertionError(f"no {event_type} {data or ''} within {timeout}s; saw {seen}")
+
+    def close(self):
+        self.running = False
+        self.thread.wait()
+        self.connection.release()
+
+
+def wait_until(condition, timeout=15, interval=0.05, message="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        eventlet.sleep(interval)
+    raise AssertionError(f"{message} not met within {timeout}s")
+
+
+def close_connections_of(rabbit_manager, vhost):
+    """Close every client connection of ``vhost`` (services, proxies, this test's own):
+    what a broker does to them when it restarts or a network drops. Through the management
+    API, only this vhost's (``rabbitmqctl close_all_connections`` would cut every other user
+    of the shared broker too)."""
+    closed = 0
+    for connection in rabbit_manager.get_connections():
+        if connection.get("vhost") == vhost:
+            try:
+                rabbit_manager.delete_connection(connection["name"])
+            except Exception as error:   # noqa: BLE001 - gone meanwhile
+                log.info("connection %s: %s", connection["name"], error)
+                continue
+            closed += 1
+    return closed
+
+
+class RetryingIntakeClient:
+    """A caller of intake that retries what the broker cut off, with the same request_id: a
+    standalone proxy of its own, made again after each failure."""
+
+    def __init__(self, config):
+        self.config, self.runner, self.retries = config, None, 0
+
+    def call(self, method, *args, **kwargs):
+        for attempt in itertools.count(1):
+            try:
+                if self.runner is None:
+                    self.runner = ClusterRpcProxy(self.config, timeout=3)
+                    self.proxy = self.runner.start()
+                return getattr(self.proxy.intake, method)(*args, **kwargs)
+            except RemoteError as error:
+                if error.exc_type != "ConcurrentUpdate":   # the first try still runs
+                    raise
+            except Exception as error:   # noqa: BLE001 - a timeout, a dropped connection
+                log.info("%s failed (%s); retrying", method, type(error).__name__)
+                self.stop()
+            assert attempt < 40, f"{method} never got through"
+            self.retries += 1
+            eventlet.sleep(0.2)
+
+    def stop(self):
+        if self.runner is not None:
+            try:
+                self.runner.stop()
+            except Exception as error:   # noqa: BLE001 - its connection is gone already
+                log.info("proxy stopped with %s", type(error).__name__)
+            self.runner = None
 
 
 class GatewayClient:

@@ -27,12 +27,14 @@ from services.revisit.policies import PolicyBook
 from services.revisit.repository import RevisitRepository
 from services.revisit.service import RevisitService
 from services.survey.repository import SurveyRepository
+from services.survey.rounds import SurveyPolicies
 from services.survey.service import SurveyService
 from shared.actor import Caller
 from shared.clock import FrozenClock
 from shared.config import load_config
 from shared.envelope import parse_event
 from shared.errors import HuifangError
+from shared.estates import EstateCopies
 from tests.helpers import embedded, prepared
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)     # Monday 10:00 in Shanghai
@@ -128,7 +130,10 @@ class World:
                                  self.notify.announce_closing],
             "complaint_reopened": [self.revisit.cancel_superseded_revisits],
             "work_order_completed": [self.revisit.follow_up_work_order],
-            "revisit_unsatisfied": [self.intake.reopen_after_unsatisfied_revisit],
+            "household_moved_in": [self.revisit.plan_moved_in_household],
+            "household_key_customer_set": [self.revisit.reassign_key_customer_visits],
+            "revisit_unsatisfied": [self.intake.reopen_after_unsatisfied_revisit,
+                                    self.revisit.open_followup],
             "revisit_scheduled": [self.notify.announce_revisit],
             "complaint_escalated": [self.notify.alert_escalated_complaint],
             "survey_report_published": [self.notify.announce_survey_report],
@@ -153,21 +158,29 @@ def build(clock=None):
     revisit = worker_factory(RevisitService, store=embedded(RevisitRepository), clock=clock,
                              policies=PolicyBook(config), caller=NOBODY,
                              intake=RemoteService(intake))
-    survey = worker_factory(SurveyService, store=embedded(SurveyRepository), clock=clock,
+    survey_store = embedded(SurveyRepository)
+    survey = worker_factory(SurveyService, store=survey_store, clock=clock,
                             config={"SURVEY_POLICY": {"min_ranked_returns": 1}}, caller=NOBODY,
-                            intake=RemoteService(intake))
+                            policies=SurveyPolicies.from_config(
+                                {"SURVEY_POLICY": {"min_ranked_returns": 1}}),
+                            intake=RemoteService(intake),
+                            estates=EstateCopies(survey_store.db, intake.get_estate,
+                                                 "Asia/Shanghai"))
     settings = NotifySettings({"NOTIFY_CHANNELS": ["console"], "NOTIFY_QUIET_HOURS": "",
                                "NOTIFY_STAFF": [{"id": "sup-1", "name": "李主管",
                                                  "roles": ["supervisor"],
-                                                 "phone": "13900000001"}]})
+                                                 "phone": "13900000001"},
+                                                {"id": "mgr-1", "name": "张经理",
+                                                 "roles": ["manager"],
+                                                 "phone": "13900000002"}]})
     notify = worker_factory(NotifyService, store=embedded(NotifyRepository), clock=clock,
                             settings=settings, caller=NOBODY,
                             intake=RemoteService(intake, NOTIFY))
     world = World(clock, intake, revisit, survey, notify)
     ids = world.ids
 
-    intake.import_households("e-1", HOUSEHOLDS)
-    intake.import_households("e-2", [dict(HOUSEHOLDS[0], household_id="h-21")])
+    intake.import_households("e-1", HOUSEHOLDS, estate={"name": "测试小区"})
+    intake.import_households("e-2", [dict(HOUSEHOLDS[0], household_id="h-21")], estate={"name": "测试小区"})
 
     def complaint(*steps, **changes):
         found = intake.register_complaint(dict(COMPLAINT, **changes))["id"]
@@ -198,18 +211,33 @@ def build(clock=None):
                                 household_id="h-2")
     intake.assign_complaint(ids["referred"], {"department": "客服中心",
                                               "external_unit": "自来水公司"})
+    ids["escalated"] = complaint("acknowledge_complaint", category="fees",
+                                 household_id="h-2")   # awaits the manager's instruction
+    intake.escalate_complaint(ids["escalated"], {"staff_id": "s-1", "reason": "超出权限",
+                                                 "role": "manager"})
     ids["owner_token"] = intake.store.db.complaints.find_one(
         {"_id": ids["closed"]})["owner_token"]
     ids["work_order"] = intake.register_work_order(ORDER)["id"]
     done = intake.register_work_order(dict(ORDER, content="水龙头漏水"))["id"]
     intake.complete_work_order(done, {"staff_id": "s-2"})
     ids["completed_work_order"] = done
+    # an important repair is always revisited (others are sampled): the follow-up's visit
+    repaired = intake.register_work_order(dict(ORDER, content="屋面渗水", important=True))["id"]
+    intake.complete_work_order(repaired, {"staff_id": "s-2"})
 
     world.hand_on()   # closings and completed work reach revisit, as they would
     revisits = list(revisit.store.db.revisits.find())
     ids["revisit"] = next(r["_id"] for r in revisits if r["kind"] == "complaint")
     ids["online_token"] = next(r["online_token"] for r in revisits
                                if r.get("online_token") and r.get("announced"))
+    repair = next(r["_id"] for r in revisits if r["source_id"] == repaired)
+    revisit.record_revisit(repair, {"visitor_id": "s-1", "method": "phone", "reached": True,
+                                    "satisfaction": "unsatisfied", "resolved": False,
+                                    "comments": "雨后仍渗水"})
+    world.hand_on()   # the unsatisfied repair opens a follow-up; its measures are recorded
+    ids["followup"] = revisit.list_followups({"revisit_id": repair})[0]["id"]
+    revisit.record_followup_measures(ids["followup"], {
+        "staff_id": "s-2", "measures": "更换防水层", "responsible": "王工"})
 
     template = survey.save_template({"template_id": "tpl-1", "title": "物业服务满意度",
                                      "categories": ["cleaning", "greening", "repair_service"]})

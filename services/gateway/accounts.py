@@ -3,23 +3,29 @@
 Who a request comes from is decided here: a bearer token (API clients) or the
 session cookie (browsers, with the CSRF token on every state-changing request); the
 token must verify, be unrevoked, and belong to an enabled user whose token version it
-carries. The user is read on every request, so a change of roles or estates applies at
-once. The authenticated ``Actor`` goes into the worker's context data, which nameko
-passes along every RPC the request makes.
+carries. Every request reads its user (kept a second: ``GatewayRepository.find_actor``),
+so a change of roles or estates, a logout or a disable applies at once through this
+gateway, within a second through another instance of it. The authenticated ``Actor``
+goes into the worker's context data, which nameko passes along every RPC the request makes.
 """
 import logging
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import eventlet
 from marshmallow import ValidationError
+from werkzeug.wrappers import Request
 
 from services.gateway import identity
 from services.gateway.problems import Problem
-from services.gateway.repository import USER_FIELDS, UsernameTaken
+from services.gateway.repository import USER_FIELDS, GatewayRepository, UsernameTaken
 from shared.actor import ACTOR_CONTEXT_KEY, Actor
+from shared.clock import Clock
 from shared.errors import InvalidInput, NotFound
+from shared.paging import Page
 from shared.rpc import to_json
 from shared.schemas import gateway as schemas
 from shared.schemas.base import load
@@ -49,7 +55,8 @@ def _unauthorized(detail: str) -> Problem:
 
 
 class Accounts:
-    def __init__(self, repository, settings: AccountSettings, clock, worker_ctx=None):
+    def __init__(self, repository: GatewayRepository, settings: AccountSettings, clock: Clock,
+                 worker_ctx: Any = None) -> None:
         self.repository, self.settings, self.clock = repository, settings, clock
         self.worker_ctx = worker_ctx
 
@@ -72,7 +79,7 @@ class Accounts:
 
     # logins -----------------------------------------------------------------------
 
-    def login(self, data, address: str) -> tuple[dict, identity.TokenClaims]:
+    def login(self, data: Any, address: str) -> tuple[dict, identity.TokenClaims]:
         data = load(schemas.Login(), data)
         keys = (f"user:{data['username']}", f"addr:{address}")
         now = self.clock.now()
@@ -94,7 +101,7 @@ class Accounts:
                 "expires_in": int(self.settings.token_lifetime.total_seconds()),
                 "user": self._summary(user)}, claims
 
-    def _check_throttle(self, keys, now: datetime) -> int:
+    def _check_throttle(self, keys: Iterable[str], now: datetime) -> int:
         throttle, worst = self.settings.throttle, 0
         for key in keys:
             counter = self.repository.login_failures(key, now - throttle.window)
@@ -108,7 +115,7 @@ class Accounts:
             worst = max(worst, counter["failures"])
         return worst
 
-    def _count_failure(self, keys, now: datetime) -> None:
+    def _count_failure(self, keys: Iterable[str], now: datetime) -> None:
         throttle = self.settings.throttle
         for key in keys:
             failures = self.repository.count_login_failure(key, now, throttle.window)
@@ -122,7 +129,7 @@ class Accounts:
 
     # every request ----------------------------------------------------------------
 
-    def authenticate(self, request) -> tuple[Actor, identity.TokenClaims]:
+    def authenticate(self, request: Request) -> tuple[Actor, identity.TokenClaims]:
         """The person behind the request, put into the worker's context data; else 401."""
         token, from_cookie = self._token_of(request)
         try:
@@ -143,7 +150,7 @@ class Accounts:
             self.worker_ctx.data[ACTOR_CONTEXT_KEY] = actor.to_context()
         return actor, claims
 
-    def _token_of(self, request) -> tuple[str, bool]:
+    def _token_of(self, request: Request) -> tuple[str, bool]:
         header = request.headers.get("Authorization", "")
         if header:
             scheme, _, token = header.partition(" ")
@@ -161,7 +168,7 @@ class Accounts:
 
     # users ------------------------------------------------------------------------
 
-    def create_user(self, data, created_by: str | None) -> dict:
+    def create_user(self, data: Any, created_by: str | None) -> dict:
         data = load(schemas.NewUser(), data)
         try:
             return user_view(self._add(data, created_by))
@@ -190,7 +197,7 @@ class Accounts:
             raise NotFound("user", username)
         return user_view(user)
 
-    def list_users(self, filters) -> dict:
+    def list_users(self, filters: Any) -> Page:
         filters = load(schemas.UserFilters(), filters)
         users = self.repository.list_users(filters["limit"] + 1, filters["cursor"])
         page = users[:filters["limit"]]
@@ -198,7 +205,7 @@ class Accounts:
         return {"items": [user_view(user) for user in page],
                 "next_cursor": page[-1]["username"] if more else None}
 
-    def update_user(self, user_id: str, data, updated_by: str | None) -> dict:
+    def update_user(self, user_id: str, data: Any, updated_by: str | None) -> dict:
         changes = load(schemas.UserChanges(), data)
         user = self.repository.find_user(user_id)
         if user is None:
@@ -214,9 +221,12 @@ class Accounts:
         if "password" in changes:
             changes["password_hash"] = identity.hash_password(changes.pop("password"))
         changes.update(updated_at=self.clock.now(), updated_by=updated_by)
-        return user_view(self.repository.update_user(user_id, changes, revoke_tokens=revoke))
+        updated = self.repository.update_user(user_id, changes, revoke_tokens=revoke)
+        if updated is None:     # deleted since it was read
+            raise NotFound("user", user_id)
+        return user_view(updated)
 
-    def change_password(self, actor: Actor, data) -> None:
+    def change_password(self, actor: Actor, data: Any) -> None:
         data = load(schemas.PasswordChange(), data)
         user = self.repository.find_user(actor.id)
         if user is None or not identity.verify_password(user["password_hash"],

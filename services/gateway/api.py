@@ -32,7 +32,7 @@ from services.gateway.permissions import allowed
 from services.gateway.problems import Problem, invalid, not_found
 from shared.actor import Actor
 from shared.schemas import intake, notify, revisit, survey
-from shared.schemas.base import ID_PATTERN, Id, Period
+from shared.schemas.base import ID_PATTERN, Id, OneOf, Period
 from shared.schemas.base import Schema as BaseSchema
 
 PREFIX = "/api/v1"
@@ -156,11 +156,21 @@ class TemplateVersionQuery(BaseSchema):
 
 class HouseholdImport(BaseSchema):
     rows = fields.List(fields.Nested(intake.HouseholdRow), required=True)
+    estate = fields.Nested(intake.NewEstate)   # required for a new estate: its name, ...
+
+
+class ComplaintStatsQuery(StatsPeriodQuery):
+    group_by = OneOf(intake.ESTATE_GROUPINGS)    # the group's figures: by region or company
+
+
+class EstateRevisionQuery(BaseSchema):
+    expected_revision = fields.Integer()          # the revision read: a change meanwhile is 409
 
 
 _COMPLAINT = OfRecord("intake.get_complaint", "complaint_id")
 _WORK_ORDER = OfRecord("intake.get_work_order", "work_order_id")
 _REVISIT = OfRecord("revisit.get_revisit", "revisit_id")
+_FOLLOWUP = OfRecord("revisit.get_followup", "followup_id")
 _ROUND = OfRecord("survey.get_round", "round_id", field="estate_ids")
 _ROUND_PART = OfRecord("survey.get_round", "round_id", field="estate_ids", by_part=True)
 _RECTIFICATION = OfRecord("survey.get_rectification", "rectification_id")
@@ -175,8 +185,23 @@ def _complaint_action(action, rpc, schema, summary):
 
 OPERATIONS: tuple[Operation, ...] = (
     # households
+    # estates
+    Operation("estates.list", "GET", "/estates", "intake.list_estates", _filters,
+              "Estates (names, company, region, time zone)", Listing(),
+              query=intake.EstateFilters, paged=True, tag="estates", result="page"),
+    Operation("estates.get", "GET", "/estates/{estate_id}", "intake.get_estate",
+              _id("estate_id"), "One estate's record", InPath(), tag="estates"),
+    Operation("estates.register", "POST", "/estates", "intake.register_estate",
+              lambda c: (c.body,), "Register an estate", InBody(), body=intake.RegisterEstate,
+              status=201, tag="estates"),
+    Operation("estates.update", "PATCH", "/estates/{estate_id}", "intake.update_estate",
+              lambda c: (c.path["estate_id"], c.body, c.query.get("expected_revision")),
+              "Rename an estate, move it, change its time zone or policy overrides",
+              InPath(), body=intake.UpdateEstate, query=EstateRevisionQuery, tag="estates"),
+    # households
     Operation("households.import", "POST", "/estates/{estate_id}/households",
-              "intake.import_households", lambda c: (c.path["estate_id"], c.body.get("rows")),
+              "intake.import_households",
+              lambda c: (c.path["estate_id"], c.body.get("rows"), c.body.get("estate")),
               "Import or update an estate's households and their contacts", InPath(),
               body=HouseholdImport, tag="households"),
     Operation("households.list", "GET", "/estates/{estate_id}/households",
@@ -186,6 +211,12 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("households.get", "GET", "/households/{household_id}", "intake.get_household",
               _id("household_id"), "One household, contacts masked",
               OfRecord("intake.get_household", "household_id"), tag="households"),
+    Operation("households.key_customer", "POST", "/households/{household_id}/key-customer",
+              "intake.set_key_customer",
+              lambda c: (c.path["household_id"], c.body.get("key_customer")),
+              "Flag a household as a key customer (重点客户), or lift the flag",
+              OfRecord("intake.get_household", "household_id"), body=intake.KeyCustomer,
+              tag="households"),
     Operation("categories.list", "GET", "/estates/{estate_id}/categories",
               "intake.list_categories", lambda c: (c.path["estate_id"],),
               "Complaint categories and the department each is routed to", InPath(),
@@ -215,6 +246,8 @@ OPERATIONS: tuple[Operation, ...] = (
                       "Uphold or overturn the outcome under review"),
     _complaint_action("escalate", "escalate_complaint", intake.EscalateComplaint,
                       "Escalate to the next rung, or straight to a named one"),
+    _complaint_action("instruct", "record_instruction", intake.RecordInstruction,
+                      "The manager's instruction on a complaint escalated to them"),
     _complaint_action("special-measures", "record_special_measures",
                       intake.RecordSpecialMeasures,
                       "Record the special measures a repeat complaint needs"),
@@ -258,6 +291,21 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("revisits.reply", "POST", "/revisits/{revisit_id}/reply",
               "revisit.record_reply", _id_body("revisit_id"), "Give the reply promised",
               _REVISIT, body=revisit.RecordReply, tag="revisits"),
+    # follow-ups of unsatisfied revisits 「向相关部门反馈…一个月内向业主反馈」
+    Operation("followups.list", "GET", "/followups", "revisit.list_followups", _filters,
+              "Follow-ups of unsatisfied revisits, the answer due soonest first", Listing(),
+              query=revisit.FollowupFilters, paged=True, tag="revisits", result="page"),
+    Operation("followups.get", "GET", "/followups/{followup_id}", "revisit.get_followup",
+              _id("followup_id"), "A follow-up with the owner's words, measures and answer",
+              _FOLLOWUP, tag="revisits"),
+    Operation("followups.measures", "POST", "/followups/{followup_id}/measures",
+              "revisit.record_followup_measures", _id_body("followup_id"),
+              "Record improvement measures and who carries them out", _FOLLOWUP,
+              body=revisit.RecordFollowupMeasures, tag="revisits", expects_status=True),
+    Operation("followups.answer", "POST", "/followups/{followup_id}/answer",
+              "revisit.answer_followup", _id_body("followup_id"),
+              "Record the answer given to the owner (the owner is told)", _FOLLOWUP,
+              body=revisit.AnswerFollowup, tag="revisits", expects_status=True),
     Operation("revisits.close_sampling_month", "POST",
               "/estates/{estate_id}/sampling/{month}/close", "revisit.close_sampling_month",
               lambda c: (c.path["estate_id"], c.path["month"]),
@@ -268,6 +316,16 @@ OPERATIONS: tuple[Operation, ...] = (
               lambda c: (c.path["estate_id"], _year(c.path["year"])),
               "Plan the year's routine revisits of every occupied household", InPath(),
               params=revisit.PlanRoutineRevisits, tag="revisits"),
+    Operation("revisits.monthly_plan", "GET", "/revisits/plans/{estate_id}/{month}",
+              "revisit.monthly_revisit_plan", lambda c: (c.path["estate_id"], c.path["month"]),
+              "The month's revisit plan: routine, complaint and work-order visits", InPath(),
+              params=revisit.MonthlyRevisitPlan, tag="revisits"),
+    Operation("revisits.monthly_plan_export", "GET",
+              "/revisits/plans/{estate_id}/{month}/export", "revisit.export_monthly_plan",
+              lambda c: (c.path["estate_id"], c.path["month"]),
+              "The month's revisit plan as a workbook (.xlsx)", InPath(),
+              params=revisit.MonthlyRevisitPlan, tag="revisits", download=XLSX,
+              result="file", permission="revisits.monthly_plan"),
     Operation("revisits.policy", "GET", "/estates/{estate_id}/revisit-policy",
               "revisit.get_policy", lambda c: (c.path["estate_id"],),
               "The revisit policy the estate follows", InPath(), tag="revisits"),
@@ -275,7 +333,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("stats.complaints", "GET", "/stats/complaints", "intake.complaint_stats",
               lambda c: (c.query.get("estate_id"), c.query.get("period")),
               "Complaint figures of an estate, or of the group without estate_id",
-              Figures("intake.group_complaint_stats"), query=StatsPeriodQuery,
+              Figures("intake.group_complaint_stats"), query=ComplaintStatsQuery,
               tag="statistics", permission="stats.estate"),
     Operation("stats.revisits", "GET", "/stats/revisits", "revisit.revisit_stats",
               lambda c: (c.query.get("estate_id"), c.query.get("period")),
@@ -432,7 +490,7 @@ def execute(operation: Operation, request: Request, path_values: dict, actor: Ac
     if operation.download:
         return Response(base64.b64decode(result), mimetype=operation.download, headers={
             "Content-Disposition":
-                f'attachment; filename="{call.path.get("round_id", "report")}.xlsx"'})
+                f'attachment; filename="{"-".join(call.path.values()) or "report"}.xlsx"'})
     if operation.paged:
         result = _visible_page(result, actor)
     return json_response(result, operation.status)
@@ -529,7 +587,8 @@ def _figures(operation: Operation, call: Call, actor: Actor, services: Services)
                                "name your estate with ?estate_id=")
         group_rpc = operation.scope.group_rpc
         if group_rpc:
-            return json_response(services.call(group_rpc, call.query.get("period")))
+            grouping = {"group_by": call.query["group_by"]} if "group_by" in call.query else {}
+            return json_response(services.call(group_rpc, call.query.get("period"), **grouping))
     elif not actor.covers(estate_id):
         raise not_found()
     return json_response(services.call(operation.rpc, *operation.args(call)))

@@ -25,7 +25,7 @@ import functools
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -70,6 +70,9 @@ IDEMPOTENCY_KEY = "Idempotency-Key"
 # An action form carries the state its page showed, the API's ?expected_status=: acting on
 # a complaint a colleague has moved on meanwhile is 409, said on the page.
 EXPECTED_STATUS = "expected_status"
+# The estates one ``GET /estates`` names (intake's ``list_estates``: ``estate_ids`` and
+# ``limit`` at most this many).
+ESTATES_PER_CALL = 1000
 
 
 # the request's context -----------------------------------------------------------------
@@ -86,6 +89,7 @@ class ConsoleContext:
     actor: Actor | None = None
     claims: TokenClaims | None = None
     _user: dict | None = field(default=None, repr=False)
+    _estate_names: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def locale(self) -> str:
@@ -126,11 +130,52 @@ class ConsoleContext:
         """May this person read the group's figures (the headquarters dashboard)?"""
         return allowed(self.actor.roles, "stats.group") and self.actor.group_wide
 
+    @property
+    def manages_users(self) -> bool:
+        """May this person manage staff accounts (as ``/api/v1/users`` lets them)?"""
+        return allowed(self.actor.roles, "users.manage")
+
+    @property
+    def reads_estates(self) -> bool:
+        """The estates' records pages: who may change them, and the group's roles (read)."""
+        return allowed(self.actor.roles, "estates.register") or (
+            self.actor.group_wide and allowed(self.actor.roles, "estates.list"))
+
+    def name_estates(self, estate_ids: Iterable[str | None]) -> None:
+        """Learn the names of the estates a page shows (its rows' and its filter's), for
+        ``estate_name``: one ``GET /estates`` for all of them, not one call per row. An
+        estate intake does not know, or this person may not read, keeps its id; so does
+        what is no id at all (typed into a form: the form says what is wrong with it)."""
+        wanted = [estate for estate in dict.fromkeys(estate_ids)
+                  if estate and estate not in self._estate_names]
+        if wanted and self.may("GET", "/estates"):
+            for start in range(0, len(wanted), ESTATES_PER_CALL):
+                some = wanted[start:start + ESTATES_PER_CALL]
+                try:
+                    found = self.call("GET", "/estates",
+                                      {"estate_ids": some, "limit": str(len(some))})["items"]
+                except Problem as problem:
+                    if problem.status != 422:
+                        raise
+                    continue
+                self._estate_names.update({estate["id"]: estate["name"] for estate in found})
+        self._estate_names.update({estate: estate for estate in wanted
+                                   if estate not in self._estate_names})
+
+    def know_estate_names(self, names: dict[str, str | None]) -> None:
+        """Names a page's answers carry already (statistics, reports): no call for them."""
+        self._estate_names.update({estate: name for estate, name in names.items() if name})
+
+    def estate_name(self, estate_id: str | None) -> str:
+        """An estate as its people name it (learnt by ``name_estates``), else its id."""
+        return self._estate_names.get(estate_id, estate_id) if estate_id else ""
+
     def render(self, template: str, status: int = 200, **context) -> Response:
         words = pages.catalogue(self.locale)
         return pages.render(
             template, self.locale, status, user=self.user, may=self.may,
-            sees_group=self.sees_group,
+            sees_group=self.sees_group, manages_users=self.manages_users,
+            reads_estates=self.reads_estates, estate_name=self.estate_name,
             csrf_token=self.accounts.csrf_token(self.claims), new_key=new_request_key,
             known=lambda key: key in words, **context)
 
@@ -247,7 +292,9 @@ class TimeLeft:
     params: dict
 
 
-def time_left(due: str | None, now: datetime) -> TimeLeft | None:
+def time_left(due: str | None, now: datetime, warn_from: str | None = None) -> TimeLeft | None:
+    """``soon`` from ``warn_from`` on when given (the estate's warning time of the deadline,
+    intake's ``next_warn_at``: 即将到期), else within ``SOON_HOURS``."""
     if not due:
         return None
     delta = datetime.fromisoformat(due) - now
@@ -261,7 +308,8 @@ def time_left(due: str | None, now: datetime) -> TimeLeft | None:
         unit, params = "hours", {"hours": hours, "minutes": minutes}
     else:
         unit, params = "minutes", {"minutes": minutes}
-    soon = not overdue and delta.total_seconds() < SOON_HOURS * 3600
+    soon = not overdue and (datetime.fromisoformat(warn_from) <= now if warn_from
+                            else delta.total_seconds() < SOON_HOURS * 3600)
     return TimeLeft(overdue, soon, f"console_{'overdue' if overdue else 'left'}_{unit}", params)
 
 
@@ -284,10 +332,13 @@ def worklist(ctx: ConsoleContext) -> Response:
         page = ctx.call("GET", "/complaints", {**filters, "open": "true", "order": "due",
                                                "limit": str(PAGE_SIZE)})
         cursor, notice = None, "console_worklist_reset"
-    rows = [(complaint, time_left(complaint.get("next_due_at"), ctx.now))
+    rows = [(complaint, time_left(complaint.get("next_due_at"), ctx.now,
+                                  complaint.get("next_warn_at")))
             for complaint in page["items"]]
     next_url = (f"{HOME}?{urlencode({**filters, 'cursor': page['next_cursor']})}"
                 if page["next_cursor"] else None)
+    ctx.name_estates([*(complaint["estate_id"] for complaint in page["items"]),
+                      *ctx.actor.estates])
     return ctx.render(
         "console/worklist.html", rows=rows, filters=filters, statuses=OPEN_STATUSES,
         estates=ctx.actor.estates, group_wide=ctx.actor.group_wide, next_url=next_url,
@@ -334,6 +385,8 @@ FORMS = (
     ActionForm("external-status", ("external_status",), (
         Field("status", "select", True, EXTERNAL_STATUSES), Field("note", required=True),
         Field("reference", "text"))),
+    # 「待经理做出明确指示」: offered to the managers while intake says the complaint awaits it
+    ActionForm("instruct", ("instruct",), (Field("instruction", required=True),)),
     ActionForm("escalate", ("escalate",), (Field("reason", required=True),), primary=False),
     ActionForm("flag-malicious", ("flag_malicious",), (
         Field("reason", required=True), Field("malicious", "flag")), primary=False),
@@ -435,12 +488,14 @@ def _complaint_view(ctx, complaint, done=None, failed=None, values=None, errors=
     offered = set(complaint.get("allowed_actions", ()))
     forms = [form for form in FORMS if offered & set(form.offered_by)
              and ctx.may("POST", complaint_path(complaint["id"], form.name))]
+    ctx.name_estates([complaint["estate_id"]])
     return ctx.render(
         "console/complaint.html", status, complaint=complaint, forms=forms, done=done,
         failed=failed, values=values or {}, errors=errors or {}, conflict=conflict,
-        left=time_left(complaint.get("next_due_at"), ctx.now),
-        names=staff_names(ctx, complaint.get("history", ())),
-        household=_household(ctx, complaint.get("household_id")),
+        left=time_left(complaint.get("next_due_at"), ctx.now, complaint.get("next_warn_at")),
+        names=staff_names(ctx, [*complaint.get("history", ()), *(
+            {"by": line.get("visitor_id")} for line in complaint.get("revisits", ()))]),
+        household=household_of(ctx, complaint.get("household_id")),
         revisits=_revisits(ctx, complaint["id"]), machine_notes=MACHINE_NOTES,
         action_url=lambda action: console_url(complaint["id"]) + f"/{action}")
 
@@ -467,7 +522,7 @@ def _revisits(ctx: ConsoleContext, complaint_id: str) -> list[dict] | None:
                                          "limit": str(PAGE_SIZE)})["items"]
 
 
-def _household(ctx: ConsoleContext, household_id: str | None) -> dict | None:
+def household_of(ctx: ConsoleContext, household_id: str | None) -> dict | None:
     """The complaint's household (contacts masked), if this person may read households."""
     if not household_id or not ctx.may("GET", f"/households/{household_id}"):
         return None
@@ -557,6 +612,7 @@ def find_households(ctx: ConsoleContext, values: dict) -> tuple[list[dict], dict
 
 
 def _register_form(ctx, values, errors=None, households=None, status=200) -> Response:
+    ctx.name_estates([*ctx.actor.estates, values["estate_id"].strip()])
     return ctx.render(
         "console/new.html", status, values=values, errors=errors or {},
         households=households, estates=ctx.actor.estates,

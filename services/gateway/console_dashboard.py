@@ -12,13 +12,21 @@ across its estates for one month (default: last month, in the service centre's z
   ``static/dashboard.js``) is drawn from the table of numbers under it, so the chart and
   the table cannot disagree; the table is one click away (``<details>``), and open — the
   whole view — without JavaScript.
+* The estates' table is a page of ``ESTATES_SHOWN`` estates ordered by the figure chosen,
+  the worst first (or the best), with links to page through them all; the overdue chart
+  the ``OVERDUE_SHOWN`` estates with the most overdue work. However many estates the
+  group has, the page holds a few dozen rows (at 10,000 estates the whole table made a
+  7 MB page that took seconds to render: ``make bench --only dashboard``).
 * The league table is the survey's ranking: estates by the lower bound of the 95 %
   Wilson interval of their satisfaction rate, and those under the survey policy's
   minimum of returned questionnaires (``min_ranked_returns``) listed apart, never
   ranked — so an estate with five questionnaires cannot top it.
 """
+import heapq
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from werkzeug.wrappers import Response
 
@@ -36,6 +44,37 @@ GROUP_RATES = (("complaints", "first_reply_on_time_rate"), ("complaints", "reply
 ESTATE_COMPLAINT_FIGURES = ("counted", "first_reply_on_time_rate", "reply_on_time_rate",
                             "repeat_rate", "reopened_rate", "overdue_now")
 ESTATE_REVISIT_FIGURES = ("revisit_rate", "satisfaction_rate", "overdue")
+ESTATES_SHOWN = 50         # the estates' table: a page of this many
+OVERDUE_SHOWN = 20         # the overdue chart: the estates with the most overdue work
+# The figures where more is better (the worst of them is the lowest); of every other
+# figure of an estate's line the worst is the highest.
+MORE_IS_BETTER = ("first_reply_on_time_rate", "reply_on_time_rate", "revisit_rate",
+                  "satisfaction_rate")
+DEFAULT_ORDER_BY = "reply_on_time_rate"     # 答复及时率: the worst first
+
+
+@dataclass(frozen=True)
+class EstateTable:
+    """Which page of the estates' table is shown: ordered by ``by``, the worst first
+    unless ``best_first``, page ``page`` (from 1)."""
+    by: str = DEFAULT_ORDER_BY
+    best_first: bool = False
+    page: int = 1
+
+    @classmethod
+    def asked(cls, args) -> "EstateTable":
+        """The table a query asks for; what is not one of its choices, the default."""
+        by = args.get("by", "")
+        page = args.get("page", "")
+        return cls(by if by in ESTATE_COMPLAINT_FIGURES + ESTATE_REVISIT_FIGURES
+                   else DEFAULT_ORDER_BY, args.get("order") == "best",
+                   int(page) if page.isascii() and page.isdigit() and 0 < int(page) < 10**6
+                   else 1)
+
+    def query(self, **changes) -> dict:
+        table = {"by": self.by, "order": "best" if self.best_first else "worst",
+                 "page": self.page, **changes}
+        return {key: str(value) for key, value in table.items()}
 
 
 def last_month(now: datetime) -> str:
@@ -52,8 +91,10 @@ def dashboard(ctx: ConsoleContext) -> Response:
     complaints = ctx.call("GET", "/stats/complaints", {"period": month})
     revisits = ctx.call("GET", "/stats/revisits", {"period": month})
     rounds, chosen, ranking = _ranking(ctx, ctx.request.args.get("round_id"))
+    ctx.know_estate_names(names_carried(complaints, revisits, ranking))
     return ctx.render("console/dashboard.html", **page_context(
-        month, bool(asked) and asked != month, complaints, revisits, rounds, chosen, ranking))
+        month, bool(asked) and asked != month, complaints, revisits, rounds, chosen, ranking,
+        EstateTable.asked(ctx.request.args)))
 
 
 def shown(value: Any, column: str) -> str:
@@ -70,21 +111,76 @@ def cells(figures: dict, columns) -> list[tuple[str, str, str]]:
              shown(figures.get(column), column)) for column in columns]
 
 
-def estate_rows(complaints: dict, revisits: dict) -> list[tuple[str, list]]:
-    """Each estate's line: its complaint figures, then its revisit figures (the template
-    would spend a millisecond an estate building these cells itself)."""
+def names_carried(complaints: dict, revisits: dict, ranking: dict | None) -> dict[str, str]:
+    """{estate id: name} from the figures themselves (intake's ``name``, revisit's and
+    survey's ``estate_name``): the page names its estates without asking intake."""
+    ranked = (ranking or {}).get("ranked", []) + (ranking or {}).get("too_few", [])
+    found = [*((estate, figures.get("estate_name"))
+               for estate, figures in revisits.get("estates", {}).items()),
+             *((entry["estate_id"], entry.get("estate_name")) for entry in ranked),
+             *((estate, figures.get("name")) for estate, figures in complaints["estates"].items())]
+    return {estate: name for estate, name in found if name}
+
+
+def estate_rows(complaints: dict, revisits: dict, estates) -> list[tuple[str, list]]:
+    """Each of ``estates``' line: its complaint figures, then its revisit figures."""
     by_complaints, by_revisits = complaints["estates"], revisits.get("estates", {})
     return [(estate, cells(by_complaints.get(estate, {}), ESTATE_COMPLAINT_FIGURES)
              + cells(by_revisits.get(estate, {}), ESTATE_REVISIT_FIGURES))
-            for estate in sorted(set(by_complaints) | set(by_revisits))]
+            for estate in estates]
+
+
+def ordered_estates(complaints: dict, revisits: dict, by: str,
+                    best_first: bool = False) -> list[str]:
+    """Every estate of the figures, by the figure ``by``: the worst first (or the best),
+    those without it (nothing counted) last; equals by estate id."""
+    figures = (revisits.get("estates", {}) if by in ESTATE_REVISIT_FIGURES
+               else complaints["estates"])
+    estates = set(complaints["estates"]) | set(revisits.get("estates", {}))
+    known = [(value, estate) for estate in estates
+             if (value := figures.get(estate, {}).get(by)) is not None]
+    highest_first = (by in MORE_IS_BETTER) == best_first
+    known.sort(key=lambda pair: (-pair[0] if highest_first else pair[0], pair[1]))
+    return [estate for _, estate in known] + sorted(
+        estate for estate in estates if figures.get(estate, {}).get(by) is None)
+
+
+def most_overdue(complaints: dict, revisits: dict, count: int = OVERDUE_SHOWN) -> list[str]:
+    """The ``count`` estates with the most overdue complaints and revisits together."""
+    by_complaints, by_revisits = complaints["estates"], revisits.get("estates", {})
+
+    def overdue(estate: str) -> int:
+        return ((by_complaints.get(estate, {}).get("overdue_now") or 0)
+                + (by_revisits.get(estate, {}).get("overdue") or 0))
+    return heapq.nsmallest(count, set(by_complaints) | set(by_revisits),
+                           key=lambda estate: (-overdue(estate), estate))
 
 
 def page_context(month: str, month_refused: bool, complaints: dict, revisits: dict,
-                 rounds: list, chosen: dict | None, ranking: dict | None) -> dict:
+                 rounds: list, chosen: dict | None, ranking: dict | None,
+                 table: EstateTable | None = None) -> dict:
     """What the dashboard's template shows, from the statistics RPCs' answers as they are."""
+    table = table or EstateTable()
+    ordered = ordered_estates(complaints, revisits, table.by, table.best_first)
+    pages = max(1, -(-len(ordered) // ESTATES_SHOWN))
+    page = min(table.page, pages)
+    first = (page - 1) * ESTATES_SHOWN
+
+    def link(**changes) -> str:
+        return "/console/dashboard?" + urlencode({
+            "month": month, **({"round_id": chosen["id"]} if chosen else {}),
+            **table.query(**changes)})
     return {
         "month": month, "month_refused": month_refused, "complaints": complaints,
-        "revisits": revisits, "estate_rows": estate_rows(complaints, revisits),
+        "revisits": revisits,
+        "estate_rows": estate_rows(complaints, revisits, ordered[first:first + ESTATES_SHOWN]),
+        "overdue_rows": estate_rows(complaints, revisits, most_overdue(complaints, revisits)),
+        "estate_table": {"by": table.by, "best_first": table.best_first, "page": page,
+                         "pages": pages, "count": len(ordered), "first": first + 1,
+                         "last": min(first + ESTATES_SHOWN, len(ordered)),
+                         "next_url": link(page=page + 1) if page < pages else None,
+                         "previous_url": link(page=page - 1) if page > 1 else None},
+        "estate_figures": ESTATE_COMPLAINT_FIGURES + ESTATE_REVISIT_FIGURES,
         "group_rates": [(name, (complaints["total"] if source == "complaints" else revisits)[name])
                         for source, name in GROUP_RATES],
         "estate_complaint_figures": ESTATE_COMPLAINT_FIGURES,

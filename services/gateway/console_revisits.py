@@ -13,7 +13,11 @@
   consent, a time outside the quiet hours — the revisit service refuses the rest, said on
   the page by the field) and to record the outcome. On site the owner signs on the screen
   (``static/signature.js`` fills ``signature_png``); without JavaScript the typed name
-  ``signed_by`` is the signature.
+  ``signed_by`` is the signature. A visit that could not answer the owner at once
+  promised a reply by a time (「不能当即答复，应告知预约时间答复」): until it is given, the
+  page has a form to record it (``POST /revisits/{id}/reply``), marked overdue once the
+  time is past. The revisit list cannot be asked for the replies due (it has no such
+  filter), so the worklist has no part of them.
 * As for complaints (``console.py``): every read and action is an operation of
   ``api.OPERATIONS``, each form with its own request key and the state its page showed.
 """
@@ -24,7 +28,7 @@ from urllib.parse import quote, urlencode
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Response
 
-from services.gateway import console
+from services.gateway import console, console_followups
 from services.gateway.console import (
     EXPECTED_STATUS,
     PAGE_SIZE,
@@ -56,14 +60,17 @@ SIGNATURE_PREFIX = "data:image/png;base64,"
 @dataclass(frozen=True)
 class Part:
     """A part of the worklist: the revisit list's filters, and how many days after today
-    (local) its revisits fall due at the latest (None: whenever)."""
+    (local) its revisits fall due at the latest (None: whenever) — by their visit's due
+    time, or (``replies``) by the reply promised to the owner and not yet given."""
     name: str
-    status: str
+    status: str | None
     days: int | None = None
+    replies: bool = False
 
 
 PARTS = (Part("overdue", "overdue"), Part("today", "scheduled", 0), Part("booked", "booked"),
-         Part("upcoming", "scheduled", UPCOMING_DAYS))
+         Part("upcoming", "scheduled", UPCOMING_DAYS),
+         Part("replies", None, UPCOMING_DAYS, replies=True))
 PARTS_BY_NAME = {part.name: part for part in PARTS}
 
 
@@ -116,6 +123,8 @@ def worklist(ctx: ConsoleContext) -> Response:
         return redirect(f"{HOME}?notice=reset", code=303)
     if args.get("notice") == "reset":
         notice = "console_rv_reset"
+    ctx.name_estates([*(revisit["estate_id"] for _, rows in parts for revisit, _ in rows),
+                      *ctx.actor.estates, filters.get("estate_id")])
     return ctx.render(
         "console/revisits.html", parts=parts, part=part, filters=filters, roles=ROLES,
         all_roles=ALL_ROLES, estates=ctx.actor.estates, group_wide=ctx.actor.group_wide,
@@ -125,13 +134,15 @@ def worklist(ctx: ConsoleContext) -> Response:
 
 def _rows(ctx: ConsoleContext, part: Part, query: dict, cursor: str | None = None):
     """A part's revisits (with the time left to each one's due time) and the next cursor."""
-    asked = {**query, "status": part.status, "limit": str(PAGE_SIZE)}
+    asked = {**query, "limit": str(PAGE_SIZE), **({"status": part.status} if part.status else {})}
     if part.days is not None:
-        asked["due_before"] = end_of_local_day(ctx.now, part.days).isoformat()
+        until = end_of_local_day(ctx.now, part.days).isoformat()
+        asked["reply_due_before" if part.replies else "due_before"] = until
     if cursor:
         asked["cursor"] = cursor
     page = ctx.call("GET", "/revisits", asked)
-    return ([(revisit, time_left(revisit.get("due_at"), ctx.now)) for revisit in page["items"]],
+    due = "promised_reply_at" if part.replies else "due_at"
+    return ([(revisit, time_left(revisit.get(due), ctx.now)) for revisit in page["items"]],
             page["next_cursor"])
 
 
@@ -164,8 +175,9 @@ def sampling_status(ctx: ConsoleContext, filters: dict) -> list[tuple[str, dict]
 BOOK_FIELDS = ("at", "owner_consent")
 RECORD_FIELDS = ("method", "reached", "satisfaction", "resolved", "comments", "signed_by",
                  "signature_png", "promised_reply_at")
-FORMS = {"book": BOOK_FIELDS, "record": RECORD_FIELDS}
-DONE = ("book", "record")
+REPLY_FIELDS = ("reply", "replied_at")
+FORMS = {"book": BOOK_FIELDS, "record": RECORD_FIELDS, "reply": REPLY_FIELDS}
+DONE = ("book", "record", "reply")
 
 
 @signed_in
@@ -181,7 +193,7 @@ def act(ctx: ConsoleContext, revisit_id: str, action: str) -> Response:
         raise Problem(404, "no such action")
     posted = ctx.request.form
     values = {name: posted.get(name, "") for name in FORMS[action]}
-    body = book_body(values) if action == "book" else record_body(values)
+    body = {"book": book_body, "record": record_body, "reply": reply_body}[action](values)
     seen = posted.get(EXPECTED_STATUS)
     try:
         ctx.call("POST", f"/revisits/{revisit_id}/{action}", body=body,
@@ -225,6 +237,19 @@ def record_body(values: dict) -> dict:
     return body
 
 
+def reply_body(values: dict) -> dict:
+    """The API body of the promised reply's form: when it was given, if not now."""
+    body = {"reply": values.get("reply", "")}
+    if values.get("replied_at", "").strip():
+        body["replied_at"] = local_moment(values["replied_at"])
+    return body
+
+
+def awaits_reply(revisit: dict) -> bool:
+    """Did the visit promise the owner a reply not given yet?"""
+    return bool(revisit.get("promised_reply_at")) and not revisit.get("reply_given_at")
+
+
 def _revisit(ctx: ConsoleContext, revisit_id: str) -> dict:
     try:
         return ctx.call("GET", f"/revisits/{revisit_id}")
@@ -243,12 +268,18 @@ def _view(ctx, revisit, done=None, failed=None, values=None, errors=None, confli
         revisit["status"] != "booked" else ("record", "book")
     forms = [name for name in order if is_open and ctx.may("POST", f"{path}/{name}")
              and (name != "book" or revisit.get("household_id"))]
+    if awaits_reply(revisit) and ctx.may("POST", f"{path}/reply"):
+        forms.append("reply")
+    ctx.name_estates([revisit["estate_id"]])
     return ctx.render(
         "console/revisit.html", status, revisit=revisit, forms=forms, done=done,
         failed=failed, values=values or {}, errors=errors or {}, conflict=conflict,
         left=time_left(revisit.get("due_at"), ctx.now) if is_open else None,
-        household=console._household(ctx, revisit.get("household_id")),
-        work_order=_work_order(ctx, revisit), names=console.staff_names(ctx, [
+        reply_left=time_left(revisit["promised_reply_at"], ctx.now)
+        if awaits_reply(revisit) else None,
+        household=console.household_of(ctx, revisit.get("household_id")),
+        work_order=_work_order(ctx, revisit), followup=console_followups.followup_of(ctx, revisit),
+        names=console.staff_names(ctx, [
             {"by": attempt.get("visitor_id")} for attempt in revisit.get("attempts", ())]),
         methods=REVISIT_METHODS, levels=SATISFACTION_LEVELS, signature_prefix=SIGNATURE_PREFIX,
         action_url=lambda action: f"{revisit_url(revisit['id'])}/{action}")

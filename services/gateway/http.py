@@ -9,8 +9,10 @@
   (read no further than the limit), not JSON is 415, malformed is 400, not an object 422.
 """
 import json
+import logging
 
 from nameko.exceptions import RemoteError
+from nameko.web import server as webserver
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -44,6 +46,13 @@ class _ProblemWsgiApp(WsgiApp):
 class GatewayServer(WebServer):
     def get_wsgi_app(self):
         return _ProblemWsgiApp(self)
+
+    def get_wsgi_server(self, sock, wsgi_app, **kwargs):
+        server = super().get_wsgi_server(sock, wsgi_app, **kwargs)
+        # eventlet formats an access line for every request before its logger may drop it:
+        # only when nameko's logger would write it (it is at WARNING in config.yaml)
+        server.log_output = logging.getLogger(webserver.__name__).isEnabledFor(logging.INFO)
+        return server
 
 
 class HttpEntrypoint(HttpRequestHandler):

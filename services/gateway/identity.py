@@ -116,7 +116,9 @@ def csrf_token(secret: str, token_id: str) -> str:
 
 
 def csrf_matches(secret: str, token_id: str, offered: str | None) -> bool:
-    return bool(offered) and hmac.compare_digest(csrf_token(secret, token_id), offered)
+    if not offered:
+        return False
+    return hmac.compare_digest(csrf_token(secret, token_id), offered)
 
 
 @dataclass(frozen=True)

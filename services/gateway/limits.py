@@ -3,6 +3,10 @@ complaint form): fixed windows counted in the gateway's store, so every instance
 gateway counts together."""
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from services.gateway.repository import GatewayRepository
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,8 @@ COMPLAINTS_PER_PHONE = RateLimit(5, timedelta(days=1))
 COMPLAINTS_PER_ADDRESS = RateLimit(30, timedelta(hours=1))
 
 
-def allow(repository, kind: str, key: str, limit: RateLimit, now: datetime) -> bool:
+def allow(repository: "GatewayRepository", kind: str, key: str, limit: RateLimit,
+          now: datetime) -> bool:
     """Count one use of ``key``; False once it is over ``limit`` in the current window."""
     number, ends = limit.window(now)
     return repository.count_hit(f"{kind}:{key}:{number}", ends) <= limit.hits

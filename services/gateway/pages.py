@@ -119,3 +119,11 @@ def local_time(moment: str | None, zone: str = DISPLAY_ZONE) -> str:
 
 
 _environment.filters["local_time"] = local_time
+
+
+def percent(value: float | None) -> str:
+    """A rate (0.8571) as printed: 85.71%; no rate (nothing to count) as —."""
+    return "—" if value is None else f"{value * 100:.2f}%"
+
+
+_environment.filters["percent"] = percent

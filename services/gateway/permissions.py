@@ -4,6 +4,8 @@
 No action here returns a full phone number or e-mail address: those leave intake only
 for notify (``intake.get_contact``), so no role can be granted them over HTTP.
 """
+from collections.abc import Iterable
+
 from shared.schemas.vocabulary import USER_ROLES
 
 CS, SUP, EM, CM, DEP, HQ, ADM = USER_ROLES
@@ -15,10 +17,16 @@ EVERYONE = set(USER_ROLES)
 GROUP = {CM, HQ, ADM}                   # who may look across every estate of the group
 
 PERMISSIONS: dict[str, set[str]] = {
+    # estates: each user sees their own; headquarters' administrators keep the records
+    "estates.list": EVERYONE,
+    "estates.get": EVERYONE,
+    "estates.register": {ADM},
+    "estates.update": {ADM},
     # households and contacts (masked)
     "households.import": SUPERVISORS,
     "households.list": DESK,
     "households.get": DESK,
+    "households.key_customer": SUPERVISORS,      # 重点客户: supervisor or above
     "categories.list": EVERYONE,
     # complaints 「客服助理接待…客服主管跟进…」
     "complaints.register": DESK,
@@ -32,6 +40,8 @@ PERMISSIONS: dict[str, set[str]] = {
     "complaints.review": DESK,                   # asked for on the owner's behalf
     "complaints.decide_review": MANAGERS,        # 复核: the estate manager decides
     "complaints.escalate": DESK | {DEP},
+    # 「待经理做出明确指示」: the managers a complaint is escalated to (intake checks the rung)
+    "complaints.instruct": {EM, CM},
     "complaints.special_measures": SUPERVISORS,  # repeat complaints: 24-hour special measures
     "complaints.external_status": DESK | {DEP},
     "complaints.flag_malicious": SUPERVISORS,    # 恶意投诉: supervisor or above
@@ -47,8 +57,15 @@ PERMISSIONS: dict[str, set[str]] = {
     "revisits.book": DESK,
     "revisits.record": DESK,
     "revisits.reply": DESK | {DEP},
+    # follow-ups of unsatisfied revisits: the responsible department records its measures
+    # and answers; the service centre may pass the answer on (「服务中心…向业主反馈」)
+    "followups.list": DESK | {DEP, HQ},
+    "followups.get": DESK | {DEP, HQ},
+    "followups.measures": SUPERVISORS | {DEP},
+    "followups.answer": DESK | {DEP},
     "revisits.close_sampling_month": SUPERVISORS,
     "revisits.plan_routine": SUPERVISORS,
+    "revisits.monthly_plan": DESK | {HQ},        # 「每月应制定回访计划」, and its workbook
     "revisits.policy": SUPERVISORS | {HQ},
     # statistics: one estate's, and the whole group's
     "stats.estate": SUPERVISORS | {HQ},
@@ -79,6 +96,6 @@ PERMISSIONS: dict[str, set[str]] = {
 }
 
 
-def allowed(roles, action: str) -> bool:
+def allowed(roles: Iterable[str], action: str) -> bool:
     """May someone with ``roles`` take ``action``? Unknown actions are allowed to nobody."""
     return bool(PERMISSIONS.get(action, set()) & set(roles))

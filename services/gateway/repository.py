@@ -1,10 +1,11 @@
 """The gateway's data: staff accounts (with their revoked tokens) and failed-login counters."""
+import time
 from datetime import datetime, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pymongo import ASCENDING, IndexModel, ReturnDocument
-from pymongo.errors import DuplicateKeyError
 
+from shared.once import insert_once
 from shared.store import Repository
 
 # What a user record shows to an administrator; never the password hash.
@@ -12,6 +13,11 @@ USER_FIELDS = ("username", "display_name", "roles", "estates", "disabled", "crea
                "updated_at", "created_by")
 # What every request reads of its user: who they are, and whether the token still holds.
 ACTOR_FIELDS = ("roles", "estates", "disabled", "token_version", "revoked_tokens")
+# How long requests may go on a user's record read by an earlier one (a store read costs
+# more than the rest of authenticating). A change made through this gateway instance drops
+# it at once; one made through another instance applies within this time.
+ACTOR_CACHE_SECONDS = 1.0
+ACTOR_CACHE_SIZE = 4096
 
 
 class UsernameTaken(Exception):
@@ -25,24 +31,44 @@ class GatewayRepository(Repository):
         "rate_counters": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)],
     }
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._actors: dict[str, tuple[float, dict | None]] = {}   # user id: (until, record)
+        self._user_changes = 0
+
     # users --------------------------------------------------------------------
 
     def has_users(self) -> bool:
         return self.db.users.count_documents({}, limit=1) > 0
 
     def add_user(self, user: dict) -> dict:
-        try:
-            self.db.users.insert_one(user)
-        except DuplicateKeyError:
-            raise UsernameTaken(user["username"]) from None
+        if insert_once(self.db.users.insert_one, user) is None:
+            raise UsernameTaken(user["username"])
         return user
 
     def find_user(self, user_id: str) -> dict | None:
         return self.db.users.find_one({"_id": user_id})
 
     def find_actor(self, user_id: str) -> dict | None:
-        """What a request needs of its user (``ACTOR_FIELDS``), read on every request."""
-        return self.db.users.find_one({"_id": user_id}, dict.fromkeys(ACTOR_FIELDS, 1))
+        """What a request needs of its user (``ACTOR_FIELDS``), at most
+        ``ACTOR_CACHE_SECONDS`` old. Shared between requests: read it, never change it."""
+        now = time.monotonic()
+        kept = self._actors.get(user_id)
+        if kept is not None and kept[0] > now:
+            return kept[1]
+        changes = self._user_changes
+        actor = self.db.users.find_one({"_id": user_id}, dict.fromkeys(ACTOR_FIELDS, 1))
+        # a user changed while the store answered may have been read as they were before
+        if self._user_changes == changes:
+            if len(self._actors) >= ACTOR_CACHE_SIZE:
+                self._actors.clear()
+            self._actors[user_id] = (now + ACTOR_CACHE_SECONDS, actor)
+        return actor
+
+    def _user_changed(self, user_id: str) -> None:
+        """Requests from now on read the user anew (``find_actor``)."""
+        self._user_changes += 1
+        self._actors.pop(user_id, None)
 
     def find_username(self, username: str) -> dict | None:
         return self.db.users.find_one({"username": username})
@@ -55,12 +81,15 @@ class GatewayRepository(Repository):
         update: dict = {"$set": changes}
         if revoke_tokens:
             update["$inc"] = {"token_version": 1}
-        return self.db.users.find_one_and_update(
-            {"_id": user_id}, update, return_document=ReturnDocument.AFTER)
+        try:
+            return self.db.users.find_one_and_update(
+                {"_id": user_id}, update, return_document=ReturnDocument.AFTER)
+        finally:
+            self._user_changed(user_id)
 
     # tokens -------------------------------------------------------------------
     # A logged-out token stays in its user's ``revoked_tokens`` until it would have expired:
-    # the user is read on every request anyway, so checking costs no lookup of its own.
+    # every request reads its user anyway (``find_actor``): checking costs no lookup of its own.
 
     def revoke_token(self, user_id: str, token_id: str, expires_at: datetime,
                      now: datetime) -> None:
@@ -70,7 +99,10 @@ class GatewayRepository(Repository):
                    if until <= now and token != token_id]
         if expired:     # tokens past their expiry need no revocation any more
             update["$unset"] = {f"revoked_tokens.{token}": "" for token in expired}
-        self.db.users.update_one({"_id": user_id}, update)
+        try:
+            self.db.users.update_one({"_id": user_id}, update)
+        finally:
+            self._user_changed(user_id)
 
     # failed logins ------------------------------------------------------------
 

@@ -13,8 +13,12 @@ from nameko.dependency_providers import Config
 from services.gateway import (
     api,
     console,
+    console_admin,
     console_dashboard,
+    console_followups,
+    console_records,
     console_revisits,
+    console_surveys,
     docs,
     owner,
     owner_complaint,
@@ -221,6 +225,18 @@ class GatewayService:
     def console_revisits(self, request):
         return console_revisits.worklist(self._console(request))
 
+    @http("GET", "/console/revisits/followups/")
+    def console_followups(self, request):
+        return console_followups.worklist(self._console(request))
+
+    @http("GET", "/console/revisits/followups/<string:followup_id>")
+    def console_followup(self, request, followup_id):
+        return console_followups.followup_page(self._console(request), followup_id)
+
+    @http("POST", "/console/revisits/followups/<string:followup_id>/<string:action>")
+    def console_followup_act(self, request, followup_id, action):
+        return console_followups.act(self._console(request), followup_id, action)
+
     @http("GET", "/console/revisits/<string:revisit_id>")
     def console_revisit(self, request, revisit_id):
         return console_revisits.revisit_page(self._console(request), revisit_id)
@@ -232,6 +248,91 @@ class GatewayService:
     @http("GET", "/console/dashboard")
     def console_dashboard(self, request):
         return console_dashboard.dashboard(self._console(request))
+
+    @http("GET", "/console/surveys/")
+    def console_surveys(self, request):
+        return console_surveys.rounds_page(self._console(request))
+
+    @http("GET", "/console/surveys/new")
+    def console_new_round(self, request):
+        return console_surveys.new_round(self._console(request))
+
+    @http("POST", "/console/surveys/new")
+    def console_create_round(self, request):
+        return console_surveys.create_round(self._console(request))
+
+    @http("GET", "/console/surveys/<string:round_id>")
+    def console_round(self, request, round_id):
+        return console_surveys.round_page(self._console(request), round_id)
+
+    @http("GET", "/console/surveys/<string:round_id>/live")
+    def console_round_live(self, request, round_id):
+        return console_surveys.live(self._console(request), round_id)
+
+    @http("POST", "/console/surveys/<string:round_id>/<string:action>")
+    def console_round_act(self, request, round_id, action):
+        return console_surveys.act(self._console(request), round_id, action)
+
+    @http("POST", "/console/surveys/<string:round_id>/rectifications/<string:rectification_id>")
+    def console_rectification_update(self, request, round_id, rectification_id):
+        return console_surveys.update_rectification(self._console(request), round_id,
+                                                    rectification_id)
+
+    @http("GET", "/console/records/")
+    def console_records(self, request):
+        return console_records.index(self._console(request))
+
+    @http("GET", "/console/records/complaints")
+    def console_complaint_record_lookup(self, request):
+        return console_records.complaint_lookup(self._console(request))
+
+    @http("GET", "/console/records/complaints/<string:complaint_id>")
+    def console_complaint_record(self, request, complaint_id):
+        return console_records.complaint_record(self._console(request), complaint_id)
+
+    @http("GET", "/console/records/revisits")
+    def console_revisit_book(self, request):
+        return console_records.revisit_book(self._console(request))
+
+    @http("GET", "/console/records/surveys")
+    def console_survey_notice(self, request):
+        return console_records.survey_notice(self._console(request))
+
+    @http("GET", "/console/records/complaint-report")
+    def console_complaint_report(self, request):
+        return console_records.complaint_report(self._console(request))
+
+    @http("GET", "/console/admin/users")
+    def console_users(self, request):
+        return console_admin.users_page(self._console(request))
+
+    @http("POST", "/console/admin/users")
+    def console_create_user(self, request):
+        return console_admin.create_user(self._console(request))
+
+    @http("GET", "/console/admin/users/<string:user_id>")
+    def console_user(self, request, user_id):
+        return console_admin.user_page(self._console(request), user_id)
+
+    @http("POST", "/console/admin/users/<string:user_id>/<string:action>")
+    def console_change_user(self, request, user_id, action):
+        return console_admin.change_user(self._console(request), user_id, action)
+
+    @http("GET", "/console/admin/estates")
+    def console_estates(self, request):
+        return console_admin.estates_page(self._console(request))
+
+    @http("POST", "/console/admin/estates")
+    def console_register_estate(self, request):
+        return console_admin.register_estate(self._console(request))
+
+    @http("GET", "/console/admin/estates/<string:estate_id>")
+    def console_estate(self, request, estate_id):
+        return console_admin.estate_page(self._console(request), estate_id)
+
+    @http("POST", "/console/admin/estates/<string:estate_id>")
+    def console_update_estate(self, request, estate_id):
+        return console_admin.update_estate(self._console(request), estate_id)
 
     @http("GET", "/static/<path:name>")
     def static(self, request, name):

@@ -6,11 +6,12 @@ import re
 
 import pytest
 
-from scripts.events import wait_until
+from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.browser]
 
 ESTATE, HOUSEHOLD = "br-complaints", "br-c-1"
+ESTATE_NAME = "锦绣江南"
 LINK = r"https?://[^\s]+/{page}/[A-Za-z0-9_-]{{16,}}"
 
 
@@ -20,7 +21,8 @@ def clerk(gateway):
     rows = [{"household_id": HOUSEHOLD, "building": "5", "unit": "2", "room": "1203",
              "occupied": True, "contacts": [{"name": "李娜", "phone": "13712345678"}]}]
     imported = gateway.request("POST", f"/api/v1/estates/{ESTATE}/households",
-                               token=gateway.admin, json={"rows": rows})
+                               token=gateway.admin,
+                               json={"rows": rows, "estate": {"name": ESTATE_NAME}})
     assert imported.status_code == 200, imported.text
     return gateway.user("clerk.browser", ["cs_staff"], [ESTATE])
 

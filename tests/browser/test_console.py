@@ -14,7 +14,7 @@ from tests.browser.conftest import PHONE, SCREENSHOTS
 
 pytestmark = [pytest.mark.broker, pytest.mark.browser]
 
-ESTATE = "br-desk"
+ESTATE, ESTATE_NAME = "br-desk", "阳光花园"
 PASSWORD = "password-of-the-desk"
 DESK = {"width": 1366, "height": 900}
 
@@ -33,7 +33,8 @@ def clerk(gateway):
              "occupied": True, "contacts": [{"name": name, "phone": phone}]}
             for room, name, phone in (("502", "陈业主", "13812345678"),
                                       ("602", "周业主", "13987654321"))]
-    api(gateway, "POST", f"/estates/{ESTATE}/households", gateway.admin, json={"rows": rows})
+    api(gateway, "POST", f"/estates/{ESTATE}/households", gateway.admin,
+        json={"rows": rows, "estate": {"name": ESTATE_NAME}})
     user = api(gateway, "POST", "/users", gateway.admin, json={
         "username": "desk.clerk", "password": PASSWORD, "roles": ["cs_staff"],
         "estates": [ESTATE], "display_name": "王芳"})

@@ -19,7 +19,7 @@ from tests.helpers import ROOT
 
 pytestmark = [pytest.mark.broker, pytest.mark.browser]
 
-ESTATE = "br-revisit"
+ESTATE, ESTATE_NAME = "br-revisit", "翠湖花园"
 PASSWORD = "password-of-the-revisits"
 ECHARTS = ROOT / "services" / "gateway" / "static" / "vendor" / "echarts" / "echarts.min.js"
 
@@ -38,7 +38,8 @@ def people(gateway):
              "occupied": True, "contacts": [{"name": name, "phone": phone}]}
             for room, name, phone in (("301", "孙业主", "13611112222"),
                                       ("302", "钱业主", "13633334444"))]
-    api(gateway, "POST", f"/estates/{ESTATE}/households", gateway.admin, json={"rows": rows})
+    api(gateway, "POST", f"/estates/{ESTATE}/households", gateway.admin,
+        json={"rows": rows, "estate": {"name": ESTATE_NAME}})
     found = {}
     for username, role, estates, name in (("rv.desk", "cs_staff", [ESTATE], "王芳"),
                                           ("rv.head", "hq_analyst", [], "总部分析")):

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scripts.events import wait_until
+from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.browser]
 
@@ -26,7 +26,8 @@ def survey_links(gateway, estate, count=1, **round_fields):
     """A round for ``count`` new households of ``estate``; the link each invitation
     message carries (from notify's delivery log), and the round."""
     imported = gateway.request("POST", f"/api/v1/estates/{estate}/households",
-                               token=gateway.admin, json={"rows": households(estate, count)})
+                               token=gateway.admin, json={"rows": households(estate, count),
+                                                         "estate": {"name": "碧水湾小区"}})
     assert imported.status_code == 200, imported.text
     now = datetime.now(UTC)
     created = gateway.request("POST", "/api/v1/survey/rounds", token=gateway.admin, json={

@@ -42,8 +42,13 @@ from shared.dlq import list_dead_letters
 from shared.envelope import parse_event
 from shared.errors import InvalidInput
 from shared.schemas.vocabulary import SERVICES
-from tests.helpers import ROOT, ServiceProcesses, wait_until
-from tests.integration.test_exactly_once import Client, close_connections_of
+from tests.helpers import (
+    ROOT,
+    RetryingIntakeClient,
+    ServiceProcesses,
+    close_connections_of,
+    wait_until,
+)
 
 log = logging.getLogger(__name__)
 
@@ -142,13 +147,13 @@ class LoopDriver:
 
     def import_households(self) -> None:
         """The estate's owners (again after a killed intake lost them: reference data)."""
-        client = Client(self.config)
+        client = RetryingIntakeClient(self.config)
         try:
             client.call("import_households", self.estate, [
                 {"household_id": self.household(n), "building": str(n // 100), "unit": "1",
                  "room": str(n), "occupied": True,
                  "contacts": [{"name": "业主", "phone": f"1380000{n:04d}"}]}
-                for n in range(self.size)])
+                for n in range(self.size)], estate={"name": "故障演练小区"})
         finally:
             client.stop()
 
@@ -184,7 +189,7 @@ class LoopDriver:
             eventlet.sleep(0.02)
 
     def _client(self, index: int) -> None:
-        client = Client(self.config)
+        client = RetryingIntakeClient(self.config)
         try:
             for slot in self.slots[index::CLIENTS]:
                 self._drive(client, slot)
@@ -192,7 +197,7 @@ class LoopDriver:
             self.retries += client.retries
             client.stop()
 
-    def _drive(self, client: Client, slot: Slot) -> None:
+    def _drive(self, client: RetryingIntakeClient, slot: Slot) -> None:
         self._wait_for_due_faults(slot)
         slot.started_at = time.time()
         n, tag = slot.number, self.tag

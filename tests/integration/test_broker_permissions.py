@@ -75,7 +75,8 @@ def test_calls_and_events_pass_between_the_services(deployment):
                                  json={"rows": [{"household_id": "perm-h-1", "building": "1",
                                                  "unit": "1", "room": "101", "occupied": True,
                                                  "contacts": [{"name": "王芳",
-                                                               "phone": "13912345678"}]}]})
+                                                               "phone": "13912345678"}]}],
+                                       "estate": {"name": "金色家园"}})
     assert households.status_code == 200, households.text
     complaint = gateway.request("POST", "/api/v1/complaints", token=gateway.admin, json={
         "estate_id": "perm-1", "household_id": "perm-h-1", "channel": "hotline",

@@ -18,6 +18,7 @@ from services.gateway.pages import local_time
 pytestmark = pytest.mark.broker
 
 EAST, WEST = "cs-east", "cs-west"
+NAMES = {EAST: "东湖花园", WEST: "西山雅苑"}
 PASSWORD = "password-of-console-tests"
 CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
 ROW = re.compile(r'<tr id="row-([\w-]+)"')
@@ -49,7 +50,7 @@ def staff(gateway):
     a supervisor of the west one (usernames and ids)."""
     for estate in (EAST, WEST):
         api(gateway, "POST", f"/estates/{estate}/households", gateway.admin,
-            json={"rows": households(estate, 3)})
+            json={"rows": households(estate, 3), "estate": {"name": NAMES[estate]}})
     people = {}
     for username, role, estate, name in (("clerk.east", "cs_staff", EAST, "王芳"),
                                          ("sup.east", "supervisor", EAST, "李主管"),
@@ -215,6 +216,9 @@ def test_the_worklist_shows_my_estates_open_complaints_by_deadline(gateway, staf
     assert "is-overdue" in row and "已超" in row and "逾期" in row
     assert late["content"] in row and "卫生" in row and "首次回复" in row
     assert local_time(late["first_response_due"]) in row
+    # the estate by its name, on the row and in the estate filter (its id only as the value)
+    assert f'<span class="estate">{NAMES[EAST]}</span>' in row
+    assert f'<option value="{EAST}" >{NAMES[EAST]}</option>' in text
     # a fresh one: its first-reply deadline and the time left
     fresh = complaints["fresh"][0]
     assert fresh["id"] in ids
@@ -242,6 +246,7 @@ def test_another_estates_complaint_is_not_found(gateway, staff, complaints):
     session = signed_in(gateway, "sup.east")
     mine = page(session, gateway, f"/console/complaints/{complaints['late']['id']}").text
     assert complaints["late"]["content"] in mine
+    assert f'<dd id="estate">{NAMES[EAST]}</dd>' in mine
     other = page(session, gateway, f"/console/complaints/{complaints['west']['id']}", 404).text
     unknown = page(session, gateway, "/console/complaints/cmp-0000000000000000", 404).text
     assert complaints["west"]["content"] not in other

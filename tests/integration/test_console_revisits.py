@@ -23,6 +23,7 @@ from tests.integration.test_console import api, csrf, hidden, page, post, signed
 pytestmark = pytest.mark.broker
 
 EAST, WEST = "rv-east", "rv-west"
+NAMES = {EAST: "东城名苑", WEST: "西湖春晓"}
 PASSWORD = "password-of-console-tests"
 ZONE = ZoneInfo("Asia/Shanghai")
 CELL = re.compile(r'<td data-column="(\w+)" data-value="([^"]*)">')
@@ -53,7 +54,7 @@ def households(estate, count):
 def staff(gateway):
     for estate in (EAST, WEST):
         api(gateway, "POST", f"/estates/{estate}/households", gateway.admin,
-            json={"rows": households(estate, 4)})
+            json={"rows": households(estate, 4), "estate": {"name": NAMES[estate]}})
     people = {}
     for username, role, estates, name in (
             ("rv.clerk", "cs_staff", [EAST], "王芳"), ("rv.sup.east", "supervisor", [EAST], "李主管"),
@@ -122,6 +123,10 @@ def test_the_revisit_worklist_shows_my_estates_revisits_for_my_rung(gateway, sta
     part = text[text.index('id="part-upcoming"'):]
     assert f'id="revisit-{revisits["phone"]["id"]}"' in part
     assert f'href="/console/revisits/{revisits["phone"]["id"]}"' in text
+    # the estate by its name, on the row and in the estate filter
+    row = text[text.index(f'id="revisit-{revisits["phone"]["id"]}"'):].split("</tr>")[0]
+    assert f'<span class="estate">{NAMES[EAST]}</span>' in row
+    assert f'<option value="{EAST}" >{NAMES[EAST]}</option>' in text
     # a major complaint is visited on site by a supervisor: not on the clerk's list...
     assert revisits["onsite"]["assigned_role"] in ("supervisor", "manager")
     assert f'id="revisit-{revisits["onsite"]["id"]}"' not in text
@@ -150,6 +155,7 @@ def test_the_sampling_status_is_the_revisit_statistics_of_the_month(gateway, sta
     figures = api(gateway, "GET", "/stats/revisits", staff["rv.sup.east"]["token"],
                   params={"estate_id": EAST, "period": month})
     table = text[text.index(f'id="sampling-{EAST}"'):].split("</table>")[0]
+    assert f"<caption>{NAMES[EAST]}</caption>" in table
     row = table[table.index("维修回访"):].split("</tr>")[0]
     repair = figures["kinds"]["repair"]
     assert re.findall(r"<td>([^<]*)</td>", row)[:3] == [
@@ -180,6 +186,7 @@ def test_the_revisit_and_its_complaint_link_to_each_other(gateway, staff, revisi
     text = page(session, gateway, revisit_path).text
     complaint_id = revisits["phone_complaint"]["id"]
     assert f'href="/console/complaints/{complaint_id}" id="source-link"' in text
+    assert f'<dd id="estate">{NAMES[EAST]}</dd>' in text
     assert "5栋 2单元 101" in text and "139****0000" in text
     assert 'id="form-record"' in text and 'id="form-book"' in text
     assert '<script src="/static/signature.js" defer></script>' in text
@@ -276,12 +283,14 @@ def test_every_revisit_form_needs_the_csrf_token(gateway, staff, revisits):
 
 # the headquarters dashboard ----------------------------------------------------------------
 
-def cells(text, table_id):
-    """{row header: {column: data-value}} of one table of the dashboard."""
+def cells(text, table_id, row_id=None):
+    """{row header (with ``row_id``, the row's id after that prefix): {column: data-value}}
+    of one table of the dashboard."""
     table = text[text.index(f'id="{table_id}"'):].split("</table>")[0]
     rows = {}
     for row in table.split("<tr")[2:]:
-        header = re.search(r'<th scope="row">([^<]*)</th>', row)
+        header = re.search(f' id="{row_id}([^"]*)"' if row_id else r'<th scope="row">([^<]*)</th>',
+                           row)
         rows[html.unescape(header.group(1)) if header else row] = dict(CELL.findall(row))
     return rows
 
@@ -323,8 +332,12 @@ def test_the_dashboards_numbers_are_the_statistics_rpcs(gateway, staff, revisits
     assert set(group) == set(expected)
     assert all(same(group[name]["value"], value) for name, value in expected.items())
 
-    estates = cells(text, "table-estates")
+    estates = cells(text, "table-estates", row_id="estate-")
     assert {EAST, WEST} <= set(estates)
+    # each row under the estate's name, as the figures carry it
+    for estate in (EAST, WEST):
+        assert complaints["estates"][estate]["name"] == NAMES[estate]
+        assert f'<tr id="estate-{estate}"><th scope="row">{NAMES[estate]}</th>' in text
     assert set(estates) == set(complaints["estates"]) | set(visits["estates"])
     for estate, shown in estates.items():
         its = complaints["estates"].get(estate, {})

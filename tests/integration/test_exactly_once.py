@@ -4,10 +4,8 @@ drains its backlog and while its timer announces. Counted afterwards: one compla
 request, no doubled history line, one ``complaint_closed`` per closing, one event id per
 announced revisit.
 
-Connections are closed through the management API, only those of this test's vhost (the
-node's ``rabbitmqctl close_all_connections`` would cut every other user of the shared
-broker too)."""
-import itertools
+Connections are closed through the management API, only those of this test's vhost
+(``tests.helpers.close_connections_of``)."""
 import logging
 import time
 from collections import defaultdict
@@ -16,8 +14,6 @@ from datetime import UTC, datetime, timedelta
 import eventlet
 import pytest
 from kombu import Connection, Exchange, Queue
-from nameko.exceptions import RemoteError
-from nameko.standalone.rpc import ClusterRpcProxy
 
 from services.intake.service import IntakeService
 from services.revisit.service import RevisitService
@@ -26,7 +22,7 @@ from shared.dependencies import ClockProvider, Store, declare_topology
 from shared.envelope import new_event
 from shared.idempotency import RequestLog
 from shared.messaging import EventPublisher
-from tests.helpers import wait_until
+from tests.helpers import RetryingIntakeClient, close_connections_of, wait_until
 
 pytestmark = pytest.mark.broker
 log = logging.getLogger(__name__)
@@ -45,21 +41,6 @@ STEPS = (  # (rpc, data, the state the caller saw, the state it leads to)
 )
 HISTORY = ["register", "acknowledge", "assign", "resolve", "close"]
 CLOSED_AT = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
-
-
-def close_connections_of(rabbit_manager, vhost):
-    """Close every client connection of ``vhost`` (services, proxies, this test's own):
-    what a broker does to them when it restarts or a network drops."""
-    closed = 0
-    for connection in rabbit_manager.get_connections():
-        if connection.get("vhost") == vhost:
-            try:
-                rabbit_manager.delete_connection(connection["name"])
-            except Exception as error:   # noqa: BLE001 - gone meanwhile
-                log.info("connection %s: %s", connection["name"], error)
-                continue
-            closed += 1
-    return closed
 
 
 def count_repeats(monkeypatch):
@@ -82,39 +63,6 @@ def count_repeats(monkeypatch):
     monkeypatch.setattr(RequestLog, "_claim_or_wait", counted_claim)
     monkeypatch.setattr(RequestLog, "_take_over", counted_take_over)
     return repeats
-
-
-class Client:
-    """A caller that retries what the broker cut off, with the same request_id: a
-    standalone proxy of its own, made again after each failure."""
-
-    def __init__(self, config):
-        self.config, self.runner, self.retries = config, None, 0
-
-    def call(self, method, *args, **kwargs):
-        for attempt in itertools.count(1):
-            try:
-                if self.runner is None:
-                    self.runner = ClusterRpcProxy(self.config, timeout=3)
-                    self.proxy = self.runner.start()
-                return getattr(self.proxy.intake, method)(*args, **kwargs)
-            except RemoteError as error:
-                if error.exc_type != "ConcurrentUpdate":   # the first try still runs
-                    raise
-            except Exception as error:   # noqa: BLE001 - a timeout, a dropped connection
-                log.info("%s failed (%s); retrying", method, type(error).__name__)
-                self.stop()
-            assert attempt < 40, f"{method} never got through"
-            self.retries += 1
-            eventlet.sleep(0.2)
-
-    def stop(self):
-        if self.runner is not None:
-            try:
-                self.runner.stop()
-            except Exception as error:   # noqa: BLE001 - its connection is gone already
-                log.info("proxy stopped with %s", type(error).__name__)
-            self.runner = None
 
 
 def audit_queue(config, name, routing_keys):
@@ -149,17 +97,17 @@ def test_closing_every_connection_mid_stream_does_nothing_twice(
     intake = container_factory(IntakeService, service_config)
     intake.start()
     store = next(d for d in intake.dependencies if isinstance(d, Store)).repository
-    setup = Client(service_config)
+    setup = RetryingIntakeClient(service_config)
     setup.call("import_households", ESTATE, [
         {"household_id": f"hx-{n}", "building": "1", "unit": "1", "room": str(100 + n),
          "occupied": True, "contacts": [{"name": "王芳", "phone": "13812345678"}]}
-        for n in range(COMPLAINTS)], request_id="import-1")
+        for n in range(COMPLAINTS)], estate={"name": "测试小区"}, request_id="import-1")
     setup.stop()
 
     made = {}           # request -> complaint id
 
     def work(clients_index):
-        client = Client(service_config)
+        client = RetryingIntakeClient(service_config)
         for n in range(clients_index, COMPLAINTS, CLIENTS):
             complaint = client.call("register_complaint", {
                 "estate_id": ESTATE, "household_id": f"hx-{n}", "channel": "hotline",

@@ -10,6 +10,7 @@ pytestmark = pytest.mark.broker
 PHONE = "13912345678"
 EMAIL = "wang.fang@example.com"
 PROBLEM = "application/problem+json"
+NAMES = {"gw-east": "东湖花园", "gw-west": "西溪诚园", "gw-page": "南山公寓"}
 
 
 def _households(*ids):
@@ -29,7 +30,9 @@ def estates(gateway):
     """Two estates with a household each, and a front-desk clerk of each."""
     for estate, household in (("gw-east", "gw-e-1"), ("gw-west", "gw-w-1")):
         response = gateway.request("POST", f"/api/v1/estates/{estate}/households",
-                                   token=gateway.admin, json={"rows": _households(household)})
+                                   token=gateway.admin, json={
+                                       "rows": _households(household),
+                                       "estate": {"name": NAMES[estate]}})
         assert response.status_code == 200, response.text
     return {"east": gateway.user("clerk.east", ["cs_staff"], ["gw-east"]),
             "west": gateway.user("clerk.west", ["cs_staff"], ["gw-west"])}
@@ -155,7 +158,7 @@ def test_a_body_over_the_limit_is_refused_unread(gateway, estates):
 def test_lists_page_with_an_opaque_cursor_in_a_stable_order(gateway, estates):
     east = estates["east"]
     gateway.request("POST", "/api/v1/estates/gw-page/households", token=gateway.admin,
-                    json={"rows": _households("gw-p-1")})
+                    json={"rows": _households("gw-p-1"), "estate": {"name": NAMES["gw-page"]}})
     token = gateway.user("clerk.page", ["cs_staff"], ["gw-page"])
     made = {gateway.request("POST", "/api/v1/complaints", token=token,
                             json=_complaint("gw-page", "gw-p-1", f"第{n}件")).json()["id"]

@@ -15,7 +15,8 @@ def admin(gateway):
                                token=gateway.admin, json={"rows": [
                                    {"household_id": HOUSEHOLD, "building": "1", "unit": "1",
                                     "room": "101", "occupied": True,
-                                    "contacts": [{"name": "王芳", "phone": "13912345678"}]}]})
+                                    "contacts": [{"name": "王芳", "phone": "13912345678"}]}],
+                                   "estate": {"name": "香樟苑"}})
     assert response.status_code == 200, response.text
     return gateway.admin
 

@@ -56,7 +56,8 @@ def _records(gateway, token) -> dict:
 
     call("POST", f"/api/v1/estates/{ESTATE}/households", {"rows": [
         {"household_id": HOUSEHOLD, "building": "1", "unit": "1", "room": "101",
-         "occupied": True, "contacts": [{"name": "王芳", "phone": "13912345678"}]}]})
+         "occupied": True, "contacts": [{"name": "王芳", "phone": "13912345678"}]}],
+        "estate": {"name": "绿城桂花园"}})
     complaint = {"estate_id": ESTATE, "household_id": HOUSEHOLD, "channel": "hotline",
                  "category": "cleaning", "content": "楼道没有打扫"}
     open_one = call("POST", "/api/v1/complaints", complaint, 201)["id"]
@@ -79,7 +80,7 @@ def _records(gateway, token) -> dict:
         "department": "环境部", "due_at": (now + timedelta(days=30)).isoformat()}, 201)["id"]
 
     def scheduled_revisit():                  # the closing's revisit comes by an event
-        items = call("GET", f"/api/v1/revisits?estate_id={ESTATE}")["items"]
+        items = call("GET", f"/api/v1/revisits?estate_id={ESTATE}&source_id={closed}")["items"]
         return items[0]["id"] if items else None
 
     revisit = wait_until(scheduled_revisit, timeout=30, interval=0.2,

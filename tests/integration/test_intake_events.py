@@ -39,7 +39,7 @@ def intake(service_config, container_factory):
     container = container_factory(IntakeService, service_config)
     container.start()
     with ServiceRpcProxy("intake", service_config) as rpc:
-        rpc.import_households("estate-1", HOUSEHOLDS)
+        rpc.import_households("estate-1", HOUSEHOLDS, estate={"name": "测试小区"})
         yield rpc
 
 
@@ -79,7 +79,7 @@ def test_unsatisfied_revisit_reopens_with_fresh_deadlines(
     container = container_factory(IntakeService, service_config)
     container.start()
     with ServiceRpcProxy("intake", service_config) as intake:
-        intake.import_households("estate-1", HOUSEHOLDS)
+        intake.import_households("estate-1", HOUSEHOLDS, estate={"name": "测试小区"})
         cid = intake.register_complaint(complaint())["id"]
         for step, data in (("acknowledge_complaint", {"staff_id": "s-1"}),
                            ("assign_complaint", {}),
@@ -110,7 +110,7 @@ def test_two_instances_send_each_overdue_alert_and_escalation_once(
 
     ten_days_ago = (datetime.now(UTC) - timedelta(days=10)).isoformat()
     with ServiceRpcProxy("intake", service_config) as intake:
-        intake.import_households("estate-1", HOUSEHOLDS)
+        intake.import_households("estate-1", HOUSEHOLDS, estate={"name": "测试小区"})
         ids = [intake.register_complaint(complaint(category=category, received_at=ten_days_ago))
                ["id"] for category in ("cleaning", "noise", "parking", "greening")]
         major = intake.register_complaint(complaint(category="fees", severity="major",
@@ -148,10 +148,26 @@ def test_owner_list_import_command_through_rpc(intake, service_config, tmp_path)
     households = intake.list_households("estate-1")
     assert [len(h["contacts"]) for h in households] == [2, 0]
 
-    # the service's own refusal is reported by line, and nothing is written
+    # a new estate needs its name
     out = io.StringIO()
     assert importer.main(["estate-2", str(path)], out=out, config=service_config) == 2
+    assert "file: estate.name: required for a new estate" in out.getvalue()
+
+    # the service's own refusal is reported by line, and nothing is written
+    out = io.StringIO()
+    assert importer.main(["estate-2", str(path), "--name", "西溪花园", "--company", "华东物业"],
+                         out=out, config=service_config) == 2
     assert "line 2: household_id: belongs to estate estate-1" in out.getvalue()
     with pytest.raises(RemoteError) as unknown:   # not even the estate became known
         intake.list_households("estate-2")
     assert unknown.value.exc_type == "NotFound"
+
+    # a new estate's list, with its name: the estate is registered with it
+    workbook = Workbook()
+    workbook.active.append(["户号", "楼栋", "单元", "房号", "入住", "姓名", "电话"])
+    workbook.active.append(["h-3", "2", "1", "101", "是", "赵敏", 13700002222])
+    workbook.save(path)
+    assert importer.main(["estate-3", str(path), "--name", "西溪花园", "--region", "杭州片区"],
+                         out=io.StringIO(), config=service_config) == 0
+    estate = intake.get_estate("estate-3")
+    assert (estate["name"], estate["region"], estate["company"]) == ("西溪花园", "杭州片区", None)

@@ -167,7 +167,7 @@ def test_an_assignment_made_in_intake_reaches_the_department_and_the_owner(
     container_factory(IntakeService, notify_config).start()   # the real publisher
     container_factory(NotifyService, notify_config).start()
     with ServiceRpcProxy("intake", notify_config) as intake:
-        intake.import_households(ESTATE, HOUSEHOLDS)
+        intake.import_households(ESTATE, HOUSEHOLDS, estate={"name": "测试小区"})
         complaint = intake.register_complaint({
             "estate_id": ESTATE, "household_id": "h-1", "channel": "hotline",
             "category": "cleaning", "content": "楼道垃圾三天没人清理，电话13812345678"})
@@ -189,3 +189,34 @@ def test_an_assignment_made_in_intake_reaches_the_department_and_the_owner(
     [owner] = by_template["complaint_routed"]
     assert owner["recipient"] == "h-1" and "已交由工程部处理" in owner["text"]
     assert "/c/" in owner["text"]                 # the owner's own page
+
+
+def test_two_instances_each_warn_of_an_approaching_deadline_once(
+        notify_config, container_factory, listener):
+    # the answer is due 3 days after receipt and warned 3 days before: at once
+    config = {**notify_config, "OVERDUE_SCAN_SECONDS": 0.05, "COMPLAINT_POLICY": {
+        **notify_config["COMPLAINT_POLICY"], "warn_before": {"reply": "3d"}}}
+    for service in (IntakeService, IntakeService, NotifyService, NotifyService):
+        container_factory(service, config).start()
+    with ServiceRpcProxy("intake", config) as intake:
+        intake.import_households(ESTATE, HOUSEHOLDS, estate={"name": "测试小区"})
+        complaint = intake.register_complaint({
+            "estate_id": ESTATE, "household_id": "h-1", "channel": "hotline",
+            "category": "cleaning", "content": "楼道垃圾三天没人清理"})
+
+    # no one of 环境部 in the directory: the supervisors (sup-1, and mgr-2 who is one too)
+    wait_until(lambda: len(listener.of_type("notification_sent",
+                                            template="complaint_deadline_approaching")) >= 2,
+               timeout=15, message="the supervisors warned")
+    eventlet.sleep(1)    # both timers and both dispatchers kept running meanwhile
+    [warning] = listener.of_type("complaint_deadline_approaching")
+    assert (warning["data"]["complaint_id"], warning["data"]["deadline"]) == (
+        complaint["id"], "reply")
+    told = deliveries(config, template="complaint_deadline_approaching")
+    assert sorted(d["recipient"] for d in told) == ["mgr-2", "sup-1"]
+    assert {d["status"] for d in told} == {"sent"}
+    assert {d["source_event"] for d in told} == {warning["id"]}
+    assert len(listener.of_type("notification_sent",
+                                template="complaint_deadline_approaching")) == 2
+    assert "楼道垃圾三天没人清理" in told[0]["text"] and "即将到期" in told[0]["text"]
+    assert f"/console/complaints/{complaint['id']}" in told[0]["text"]

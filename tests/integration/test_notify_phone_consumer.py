@@ -48,7 +48,7 @@ def intake(service_config, container_factory):
     config = {**service_config, "CONTACT_CALLERS": ["notify", "standalone_rpc_proxy"]}
     container_factory(IntakeService, config).start()
     with ServiceRpcProxy("intake", service_config, timeout=15) as rpc:
-        rpc.import_households("estate-1", HOUSEHOLDS)
+        rpc.import_households("estate-1", HOUSEHOLDS, estate={"name": "测试小区"})
         yield rpc
 
 

@@ -11,6 +11,7 @@ from tests.helpers import wait_until
 pytestmark = pytest.mark.broker
 
 ESTATE, HOUSEHOLD = "oc-east", "oc-e-1"
+ESTATE_NAME = "东方明珠花园"
 PHONE = "13812345678"
 LINK = re.compile(r"(http://127\.0\.0\.1:\d+)(/c/[A-Za-z0-9_-]{22,})$")
 NONCE = re.compile(r'name="nonce" value="([0-9a-f]+)"')
@@ -23,7 +24,8 @@ def clerk(gateway):
     rows = [{"household_id": HOUSEHOLD, "building": "3", "unit": "1", "room": "502",
              "occupied": True, "contacts": [{"name": "王芳", "phone": PHONE}]}]
     response = gateway.request("POST", f"/api/v1/estates/{ESTATE}/households",
-                               token=gateway.admin, json={"rows": rows})
+                               token=gateway.admin,
+                               json={"rows": rows, "estate": {"name": ESTATE_NAME}})
     assert response.status_code == 200, response.text
     return gateway.user("clerk.oc", ["cs_staff"], [ESTATE])
 

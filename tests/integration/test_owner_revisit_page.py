@@ -7,11 +7,12 @@ import secrets
 
 import pytest
 
-from scripts.events import wait_until
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.broker
 
 ESTATE, HOUSEHOLD = "rv-online", "rvo-1"
+ESTATE_NAME = "滨江花园"
 ONLINE_LINK = re.compile(r"https?://\S+/r/([A-Za-z0-9_-]{16,64})")
 NONCE = re.compile(r'name="nonce" value="([0-9a-f]+)"')
 
@@ -21,7 +22,8 @@ def clerk(gateway):
     rows = [{"household_id": HOUSEHOLD, "building": "3", "unit": "1", "room": "502",
              "occupied": True, "contacts": [{"name": "王芳", "phone": "13912340502"}]}]
     imported = gateway.request("POST", f"/api/v1/estates/{ESTATE}/households",
-                               token=gateway.admin, json={"rows": rows})
+                               token=gateway.admin,
+                               json={"rows": rows, "estate": {"name": ESTATE_NAME}})
     assert imported.status_code == 200, imported.text
     return gateway.user("clerk.online", ["cs_staff"], [ESTATE])
 

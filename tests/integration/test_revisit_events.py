@@ -151,7 +151,7 @@ def test_an_unsatisfied_owner_reopens_the_complaint_and_the_next_closing_is_revi
             ServiceRpcProxy("revisit", service_config) as visits:
         desk.import_households("estate-1", [{
             "household_id": "h-1", "building": "1", "unit": "2", "room": "301",
-            "occupied": True, "contacts": [{"name": "王芳", "phone": "13812345678"}]}])
+            "occupied": True, "contacts": [{"name": "王芳", "phone": "13812345678"}]}], estate={"name": "测试小区"})
         complaint = desk.register_complaint({
             "estate_id": "estate-1", "household_id": "h-1", "channel": "hotline",
             "category": "cleaning", "content": "楼道垃圾三天没人清"})

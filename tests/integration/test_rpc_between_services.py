@@ -45,7 +45,7 @@ class Caller:
 
     @rpc
     def waiting_for(self):
-        return len(self.sleepy.reply_listener._reply_events)
+        return len(self.sleepy.reply_listener.waiting)
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ def test_the_person_acting_travels_in_the_context_data_and_history_names_them(
     with ServiceRpcProxy("intake", service_config, timeout=15) as intake:
         intake.import_households("estate-1", [{
             "household_id": "h-1", "building": "1", "unit": "2", "room": "301",
-            "occupied": True, "contacts": [{"name": "王芳", "phone": "13812345678"}]}])
+            "occupied": True, "contacts": [{"name": "王芳", "phone": "13812345678"}]}], estate={"name": "测试小区"})
     person = Actor("u-cs", ("cs_staff",), ("estate-1",))
     with ClusterRpcProxy(service_config, timeout=15,
                          context_data={ACTOR_CONTEXT_KEY: person.to_context()}) as rpc:

@@ -42,7 +42,7 @@ def running(service_config, container_factory, clock):
                 for n in range(rooms)] + [
                 {"household_id": f"{estate_id}-vacant", "building": "2", "unit": "1",
                  "room": "901", "occupied": False,
-                 "contacts": [{"name": "业主", "phone": "13800000001"}]}])
+                 "contacts": [{"name": "业主", "phone": "13800000001"}]}], estate={"name": "测试小区"})
         yield rpc
 
 

@@ -34,7 +34,7 @@ def test_a_complaint_goes_round_the_whole_loop(running, service_config, listener
              "occupied": True, "contacts": [{"name": "王芳", "phone": OWNER_PHONE}]},
             {"household_id": "h-702", "building": "7", "unit": "2", "room": "302",
              "occupied": True, "contacts": [{"name": "李雷", "phone": "13900001111"}]},
-        ]) == {"imported": 2, "updated": 0, "failed": []}
+        ], estate={"name": "测试小区"}) == {"imported": 2, "updated": 0, "failed": []}
 
         complaint = rpc.intake.register_complaint({
             "estate_id": "estate-7", "household_id": "h-701", "channel": "hotline",
@@ -124,7 +124,7 @@ def test_a_complaint_goes_round_the_whole_loop(running, service_config, listener
 
 def test_bad_input_over_rpc_names_the_field_and_writes_nothing(running, service_config):
     with ClusterRpcProxy(service_config, timeout=30) as rpc:
-        rpc.intake.import_households("estate-8", [])
+        rpc.intake.import_households("estate-8", [], estate={"name": "测试小区"})
         with pytest.raises(RemoteError) as error:
             rpc.intake.register_complaint({
                 "estate_id": "estate-8", "channel": "carrier pigeon", "category": "noise",

@@ -61,7 +61,7 @@ def test_a_complaints_whole_life_sends_exactly_the_expected_messages(
         rpc.intake.import_households("estate-9", [
             {"household_id": "h-901", "building": "9", "unit": "1", "room": "501",
              "occupied": True, "contacts": [{"name": "王芳", "phone": OWNER_PHONE,
-                                             "email": OWNER_EMAIL}]}])
+                                             "email": OWNER_EMAIL}]}], estate={"name": "翠苑小区"})
         cid = rpc.intake.register_complaint({
             "estate_id": "estate-9", "household_id": "h-901", "channel": "hotline",
             "category": "water_supply", "content": "9栋1单元晚上停水"})["id"]
@@ -74,6 +74,9 @@ def test_a_complaints_whole_life_sends_exactly_the_expected_messages(
         [assigned] = delivered(rpc, "complaint_assigned")
         assert assigned["recipient"] == "eng-3" and assigned["address"] == "139****0003"
         assert f"/console/complaints/{cid}" in assigned["text"]
+        # staff may answer for several estates: the estate's name, from notify's copy of
+        # intake's record (its announcement came with the import)
+        assert f"翠苑小区：投诉 {cid}" in assigned["text"]
         [routed] = delivered(rpc, "complaint_routed")    # the owner: who has it, until when
         assert "已交由工程部处理" in routed["text"] and "/c/" in routed["text"]
 

@@ -47,7 +47,7 @@ def test_a_round_from_invitation_to_exported_report(
     now = datetime.now(UTC)
     with ClusterRpcProxy(service_config, timeout=30) as rpc:
         for estate_id, count in ESTATES.items():
-            rpc.intake.import_households(estate_id, households(estate_id, count))
+            rpc.intake.import_households(estate_id, households(estate_id, count), estate={"name": "测试小区"})
 
         round_ = rpc.survey.create_round({
             "title": "2026年上半年业主满意度调查", "estate_ids": list(ESTATES),

@@ -6,9 +6,10 @@ for the id of nothing an RPC is about) and writes nothing: every document of eve
 is the same before and after. No other exception gets out.
 
 The services run as service tests build them (``tests/world.py``: ``worker_factory``, the
-embedded store, intake reached as over RPC). ``ping`` and ``list_templates`` take no input
-here; over the broker any argument to them is refused like every call that does not fit
-its method (``tests/integration/test_rpc_malformed_requests.py``).
+embedded store, intake reached as over RPC). ``ping``, ``list_templates`` and
+``list_estate_ids`` take no input here; over the broker any argument to them is refused
+like every call that does not fit its method
+(``tests/integration/test_rpc_malformed_requests.py``).
 """
 from dataclasses import dataclass
 from datetime import timedelta
@@ -128,6 +129,7 @@ class Arg:
     schema: Any = None
     refs: tuple = ()
     optional: bool = False
+    most: int = intake.MAX_CONTACT_REFS   # ``ids``: how many one call takes
 
 
 def arg_strategy(arg: Arg):
@@ -157,9 +159,9 @@ def arg_strategy(arg: Arg):
     if arg.kind == "ids":
         return refused(st.one_of(
             st.sampled_from(["h-1", 12, {"$in": ["h-1"]}, True, None, [], [None],
-                             ["h-1"] * (intake.MAX_CONTACT_REFS + 1)]),
+                             ["h-1"] * (arg.most + 1)]),
             bad_id.map(lambda bad: [*arg.value, bad])))
-    if arg.kind == "paged":
+    if arg.kind in ("paged", "flag"):
         return refused(st.sampled_from(["yes", 1, 0, None, [], {"$ne": 1}, "\ud800"]))
     if arg.kind in ("period", "month"):
         shapes = ["2026-13", "2026-00", "26", "1899", "2100", "2026-1", "2026-Q5", "2026-H3",
@@ -221,9 +223,19 @@ def calls(world):
         Call("intake", "import_households", (Arg("new-id", "e-1"), Arg("rows", [row]))),
         Call("intake", "list_households", (estate, filters(intake.HouseholdFilters()), paged)),
         Call("intake", "get_estate", (estate,)),
+        Call("intake", "register_estate", (data(intake.RegisterEstate(), {
+            "estate_id": "e-new", "name": "新城花园", "company": "华东物业"}),)),
+        Call("intake", "update_estate", (estate, data(intake.UpdateEstate(), {
+            "name": "阳光花园", "region": "杭州片区"}))),
+        Call("intake", "list_estates", (filters(intake.EstateFilters()), paged)),
+        Call("intake", "migrate_estates", (Arg("version", 1000),)),
         Call("intake", "get_household", (Arg("id", "h-1"),)),
+        Call("intake", "set_key_customer", (Arg("id", "h-1"), Arg("flag", True))),
         Call("intake", "get_contact", (Arg("id", ids["registered"]),), NOTIFY),
         Call("intake", "get_contacts", (Arg("ids", [ids["registered"], "h-1"]),), NOTIFY),
+        Call("intake", "estates_with_households", (
+            Arg("ids", ["e-1", "e-2"], most=intake.MAX_ESTATES_CHECKED),
+            data(intake.HouseholdsThatCount(), {"occupied": True}))),
         Call("intake", "list_categories", (Arg("id", "e-1", optional=True),)),
         Call("intake", "register_complaint", (data(intake.RegisterComplaint(), complaint,
                                                    "estate_id", "household_id"),)),
@@ -252,6 +264,9 @@ def calls(world):
         Call("intake", "flag_malicious", (Arg("id", ids["registered"]), data(
             intake.FlagMalicious(), {"flagged_by": "s-9", "role": "supervisor",
                                      "reason": "恶意"}))),
+        Call("intake", "record_instruction", (Arg("id", ids["escalated"]), data(
+            intake.RecordInstruction(), {"staff_id": "m-1", "role": "manager",
+                                         "instruction": "先行垫付维修"}))),
         Call("intake", "get_complaint", (Arg("id", ids["registered"]),)),
         Call("intake", "list_complaints", (filters(intake.ComplaintFilters(),
                                                    {"estate_id": "e-1"}), paged)),
@@ -285,11 +300,21 @@ def calls(world):
                                       "satisfaction": "satisfied", "resolved": True}))),
         Call("revisit", "record_reply", (Arg("id", ids["revisit"]), data(
             revisit.RecordReply(), {"staff_id": "s-1", "reply": "已答复"}))),
+        Call("revisit", "list_followups", (filters(revisit.FollowupFilters(),
+                                                   {"estate_id": "e-1"}), paged)),
+        Call("revisit", "get_followup", (Arg("id", ids["followup"]),)),
+        Call("revisit", "record_followup_measures", (Arg("id", ids["followup"]), data(
+            revisit.RecordFollowupMeasures(), {"staff_id": "s-2", "measures": "更换线路",
+                                               "responsible": "王工"}))),
+        Call("revisit", "answer_followup", (Arg("id", ids["followup"]), data(
+            revisit.AnswerFollowup(), {"staff_id": "s-2", "answer": "已更换灯座"}))),
         Call("revisit", "online_revisit", (Arg("token", ids["online_token"]),)),
         Call("revisit", "record_online_revisit", (Arg("token", ids["online_token"]), data(
             revisit.OnlineAnswer(), {"satisfaction": "satisfied", "resolved": True}))),
         Call("revisit", "close_sampling_month", (estate, Arg("month", "2026-10"))),
         Call("revisit", "plan_routine_revisits", (estate, Arg("year", 2026))),
+        Call("revisit", "monthly_revisit_plan", (estate, Arg("month", "2026-11"))),
+        Call("revisit", "export_monthly_plan", (estate, Arg("month", "2026-11"))),
         Call("revisit", "revisit_stats", (Arg("id", "e-1", optional=True),
                                           Arg("period", "2026-11"))),
         Call("revisit", "check_statistics", (data(revisit.CheckStatistics(),
@@ -356,7 +381,8 @@ def rpcs(world):
 def documented_rpcs():
     from tests.unit.test_contract_docs import documented_rpcs as documented
     return sorted(f"{service}.{name}" for service, names in documented().items()
-                  for name in names if name not in ("ping", "list_templates"))
+                  for name in names if name not in ("ping", "list_templates",
+                                                     "list_estate_ids"))
 
 
 def test_every_rpc_of_the_reference_is_in_the_suite(rpcs):

@@ -5,7 +5,7 @@ from unittest import mock
 import pytest
 
 from shared.consumer import BrokerSafeQueueConsumer
-from shared.rpc import _RpcConsumer
+from shared.rpc import _ReplyListener, _RpcConsumer
 
 
 def message_whose_socket_is_gone(error):
@@ -44,3 +44,24 @@ def test_a_reply_lost_with_the_connection_leaves_the_request_to_be_redelivered(c
         assert consumer.handle_result(message, "the result", None) == ("the result", None)
     assert not message.ack.called               # unacked: the broker hands it out again
     assert "reply lost with the broker connection" in caplog.text
+
+
+def test_a_reply_goes_to_its_caller_from_the_consumer_and_requests_get_a_worker():
+    """An RPC reply is only acked and handed on: run in the consumer itself, with no thread
+    (and no wait for one) of its own; anything else keeps nameko's thread per message."""
+    consumer = BrokerSafeQueueConsumer()
+    consumer.container = mock.Mock()
+    listener = _ReplyListener()
+    listener.queue_consumer = consumer
+    waiting = listener.get_reply_event("corr-1")
+    reply = mock.Mock(properties={"correlation_id": "corr-1"})
+
+    consumer.handle_message(listener, {"result": 1, "error": None}, reply)
+
+    assert waiting.ready() and waiting.wait() == {"result": 1, "error": None}
+    assert reply.ack.called
+    assert not consumer.container.spawn_managed_thread.called
+
+    request = mock.Mock(delivery_info={"routing_key": "intake.get_complaint"})
+    consumer.handle_message(_RpcConsumer(), {"args": [], "kwargs": {}}, request)
+    assert consumer.container.spawn_managed_thread.called

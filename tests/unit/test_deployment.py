@@ -20,11 +20,12 @@ SECRETS = {"GATEWAY_SECRET": "s" * 40, "HUIFANG_ADMIN_PASSWORD": "first-admin-pa
            **{f"RABBITMQ_{name.upper()}_PASSWORD": f"pw-of-{name}" for name in APPLICATION}}
 
 
-def _config(**environment):
+def _config(*files, **environment):
     # the variables alone (an .env beside the file counts only for what they leave unset)
     clean = {key: value for key, value in os.environ.items()
              if key not in SECRETS and not key.startswith("RABBITMQ_")}
-    return subprocess.run([str(COMPOSE), "config", "--format", "json"], cwd=ROOT,
+    chosen = [arg for file in files for arg in ("-f", str(file))]
+    return subprocess.run([str(COMPOSE), *chosen, "config", "--format", "json"], cwd=ROOT,
                           env={**clean, **environment}, capture_output=True, text=True,
                           check=False)
 
@@ -72,6 +73,26 @@ def test_the_gateway_is_the_only_published_port_and_healthy_on_healthz(compose):
     assert probe[:2] == ["CMD", "python"] and "http://127.0.0.1:8000/healthz" in probe[-1]
     for name in ("rabbitmq", "mongo"):
         assert "expose" not in compose[name]
+
+
+def test_every_back_end_service_scales_to_several_replicas(tmp_path):
+    """`docker compose up --scale intake=3`: competing consumers of one broker and one
+    MongoDB. compose refuses replicas of a service with a container_name (checked here
+    with an override asking three of each); a host port binds once: the gateway's alone."""
+    scaled = tmp_path / "scaled.yml"
+    scaled.write_text("services:\n" + "".join(
+        f"  {name}: {{deploy: {{replicas: 3}}}}\n" for name in SERVICES))
+    result = _config(ROOT / "docker-compose.yml", scaled, **SECRETS)
+    # (this compose binary exits 0 all the same: nothing on stdout is the failure)
+    assert result.stdout, result.stderr
+    services = json.loads(result.stdout)["services"]
+    for name in SERVICES:
+        assert services[name]["deploy"]["replicas"] == 3
+        assert "container_name" not in services[name] and not services[name].get("ports")
+    named = tmp_path / "named.yml"      # the check's own check: a fixed name is refused
+    named.write_text("services:\n  intake: {deploy: {replicas: 3}, container_name: intake}\n")
+    refused = _config(ROOT / "docker-compose.yml", named, **SECRETS)
+    assert not refused.stdout and "container name must be unique" in refused.stderr
 
 
 @pytest.mark.parametrize("variable", sorted(SECRETS))

@@ -80,3 +80,40 @@ def test_the_check_sees_a_page_of_another_project(tmp_path):
                     "not https://example.com/guide/INSTALL.md\n")
     files = [page]
     assert missing_pages(page, files, root=tmp_path) == [(1, "CONTRACT.md")]
+
+
+# The team's handbook outside the repository: its files, its sections ("§4"), its folder.
+OUTSIDE_HANDBOOK = re.compile(r"DESIGN\.md|CONTRACT\.md|\.\./shared/|§ ?[0-9]")
+SOURCE_SUFFIXES = {".py", ".yml", ".yaml", ".toml", ".sh", ".cfg", ".ini", ".html", ".js",
+                   ".json", ".conf", ".txt"}
+
+
+def source_files():
+    """The repository's own code and configuration (tracked or new), vendored files left out."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard",
+                             "-z"], cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    return sorted(
+        path for name in listed.split("\0") if name
+        if (path := ROOT / name).is_file() and "vendor" not in path.parts
+        and (path.suffix in SOURCE_SUFFIXES or path.name in ("Dockerfile", "Makefile")))
+
+
+def handbook_pointers(path):
+    """(line number, what) for each pointer of ``path`` into the handbook outside."""
+    return [(number, match.group()) for number, line in
+            enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1)
+            for match in OUTSIDE_HANDBOOK.finditer(line)]
+
+
+def test_no_comment_or_docstring_points_to_the_handbook_outside_the_repository():
+    files = source_files()
+    assert ROOT / "shared" / "envelope.py" in files and ROOT / "Makefile" in files
+    pointers = {str(path.relative_to(ROOT)): found for path in files
+                if path != Path(__file__) and (found := handbook_pointers(path))}
+    assert pointers == {}, f"say it here instead of pointing outside: {pointers}"
+
+
+def test_the_check_sees_a_pointer_to_the_handbook(tmp_path):
+    code = tmp_path / "code.py"
+    code.write_text('# see DESIGN.md §4 and ../shared/seed\nCHARS = "ÄÖÑÜ§¿"\n')
+    assert handbook_pointers(code) == [(1, "DESIGN.md"), (1, "§4"), (1, "../shared/")]

@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from shared.envelope import new_event, parse_event
+from shared.envelope import new_event, parse_event, similar_events
 from shared.errors import InvalidInput
 
 NOW = datetime(2026, 10, 9, 2, 30, tzinfo=UTC)
@@ -67,3 +67,62 @@ def test_times_are_stored_in_utc_whatever_offset_they_came_with():
     event = new_event("complaint_closed", "intake", "e",
                       dict(CLOSED, closed_at=NOW.astimezone(shanghai)), NOW)
     assert parse_event(event)["data"]["closed_at"].utcoffset() == timedelta(0)
+
+
+# many events of one kind in a row (notify's dispatcher) -----------------------------------
+
+SENT = {"delivery_id": "d-1", "channel": "console", "template": "rectification_done",
+        "recipient": "h-1", "ref": "rect-1"}
+
+
+def sent_events(count, at=NOW):
+    return [new_event("notification_sent", "notify", "e-1",
+                      dict(SENT, delivery_id=f"d-{n}", recipient=f"h-{n}"), at + timedelta(
+                          seconds=n), key=f"d-{n}") for n in range(count)]
+
+
+def test_similar_events_are_the_events_built_one_by_one():
+    with similar_events():
+        alike = sent_events(3)
+    assert alike == sent_events(3)
+    assert [parse_event(event)["time"] for event in alike] == \
+        [NOW + timedelta(seconds=n) for n in range(3)]
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"delivery_id": "not an id"}, "data.delivery_id"),
+    ({"recipient": "h-\x00"}, "data.recipient"),
+    ({"ref": "r\ud800"}, "data.ref"),
+])
+def test_a_similar_event_with_a_bad_value_is_refused_naming_it(change, field):
+    with similar_events():
+        new_event("notification_sent", "notify", "e-1", SENT, NOW)
+        with pytest.raises(InvalidInput) as refused:
+            new_event("notification_sent", "notify", "e-1", dict(SENT, **change), NOW)
+    assert list(refused.value.errors) == [field]
+
+
+def test_a_similar_event_at_a_time_out_of_range_is_refused():
+    with similar_events():
+        new_event("notification_sent", "notify", "e-1", SENT, NOW)
+        with pytest.raises(InvalidInput) as refused:
+            new_event("notification_sent", "notify", "e-1", SENT, NOW.replace(year=2150))
+    assert list(refused.value.errors) == ["time"]
+
+
+def test_a_payload_with_a_whole_payload_rule_is_checked_in_full_each_time(monkeypatch):
+    from marshmallow import ValidationError, validates_schema
+
+    from shared.schemas.events import EVENTS, NotificationSent
+
+    class NotToItself(NotificationSent):
+        @validates_schema
+        def not_to_itself(self, data, **kwargs):
+            if data["recipient"] == data["delivery_id"]:
+                raise ValidationError("a delivery is not its own recipient", "recipient")
+
+    monkeypatch.setitem(EVENTS, "notification_sent", ("notify", NotToItself))
+    with similar_events():
+        new_event("notification_sent", "notify", "e-1", SENT, NOW)
+        with pytest.raises(InvalidInput, match="its own recipient"):
+            new_event("notification_sent", "notify", "e-1", dict(SENT, recipient="d-1"), NOW)

@@ -6,7 +6,7 @@ from services.intake import domain as intake
 from services.intake.policy import Policies
 from services.revisit import domain as revisit
 from services.revisit.policies import PolicyBook
-from services.survey import domain as survey
+from services.survey import invitations
 from shared.config import load_config
 from shared.envelope import new_event
 
@@ -82,10 +82,10 @@ def test_reminders_keep_their_ids_and_each_has_its_own():
     invitation = {"_id": "inv-1", "estate_id": "e-1", "round_id": "rnd-1", "household_id": "h-1",
                   "token": "t" * 22, "expires_at": NOW + timedelta(days=14),
                   "reminders_sent": 0, "issued_at": NOW}
-    _, [first] = survey.remind(round_, invitation, NOW)
-    _, [again] = survey.remind(round_, invitation, NOW + timedelta(minutes=1))
-    _, [second] = survey.remind(round_, dict(invitation, reminders_sent=1), NOW)
+    _, [first] = invitations.remind(round_, invitation, NOW)
+    _, [again] = invitations.remind(round_, invitation, NOW + timedelta(minutes=1))
+    _, [second] = invitations.remind(round_, dict(invitation, reminders_sent=1), NOW)
     assert first["id"] == again["id"] != second["id"]
-    _, [issued] = survey.issue(round_, invitation, NOW)
-    _, [reissued] = survey.issue(round_, invitation, NOW + timedelta(minutes=1))
+    _, [issued] = invitations.issue(round_, invitation, NOW)
+    _, [reissued] = invitations.issue(round_, invitation, NOW + timedelta(minutes=1))
     assert issued["id"] == reissued["id"]

@@ -120,6 +120,26 @@ def world():
         "at": (NOW + timedelta(days=1)).replace(hour=2).isoformat(), "owner_consent": True})
     world.hand_on()
 
+    # an estate registered and renamed by staff who typed a number into it
+    intake.register_estate({"estate_id": "e-9", "name": "新城 " + short(1, 40),
+                            "company": short(2, 60), "region": short(3, 60)})
+    intake.update_estate("e-9", {"name": "新城 " + short(4, 40), "region": short(5, 60)})
+
+    # the manager's instruction; a repair revisit found unsatisfied, followed up, answered
+    intake.record_instruction(world.ids["escalated"], {
+        "staff_id": "m-1", "role": "manager", "instruction": typed(2)})
+    repair = revisit.list_revisits({"source_id": order})[0]["id"]
+    revisit.record_revisit(repair, {
+        "visitor_id": "s-1", "method": "phone", "reached": True,
+        "satisfaction": "unsatisfied", "resolved": False, "comments": typed(3)})
+    world.hand_on()
+    followup = revisit.list_followups({"revisit_id": repair})[0]["id"]
+    revisit.record_followup_measures(followup, {"staff_id": "s-2", "measures": typed(4),
+                                                "responsible": short(4)})
+    revisit.answer_followup(followup, {"staff_id": "s-2", "answer": typed(5)})
+    revisit.answer_followup(world.ids["followup"], {"staff_id": "s-2", "answer": typed(6)})
+    world.hand_on()
+
     # survey: a round about an event, a rectification, a report published
     round_ = prepared(survey, survey.create_round({
         "title": short(0, 200), "kind": "event", "occasion": typed(1, 200),
@@ -152,7 +172,9 @@ def test_the_rpcs_published_what_they_announce(world):
     assert {"complaint_reopened", "complaint_escalated", "complaint_assigned",
             "complaint_referral_updated", "revisit_unsatisfied", "survey_round_opened",
             "survey_invitation_issued", "rectification_created", "rectification_done",
-            "survey_report_published", "notification_sent", "work_order_completed"} <= types
+            "survey_report_published", "notification_sent", "work_order_completed",
+            "complaint_instruction_recorded", "revisit_followup_opened",
+            "revisit_followup_answered", "estate_registered", "estate_updated"} <= types
 
 
 def test_no_event_carries_a_phone_number_or_an_e_mail_address(world):

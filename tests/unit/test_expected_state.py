@@ -13,6 +13,7 @@ from services.revisit.policies import PolicyBook
 from services.revisit.repository import RevisitRepository
 from services.revisit.service import RevisitService
 from services.survey.repository import SurveyRepository
+from services.survey.rounds import SurveyPolicies
 from services.survey.service import SurveyService
 from shared.actor import Caller
 from shared.clock import FrozenClock
@@ -20,7 +21,7 @@ from shared.config import load_config
 from shared.envelope import new_event, parse_event
 from shared.errors import InvalidInput, InvalidTransition
 from shared.expected_state import already_done
-from tests.helpers import embedded, prepared
+from tests.helpers import embedded, estates_answered_by_households, prepared
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 STATES = ("open", "closed")
@@ -69,7 +70,7 @@ def intake():
                              clock=FrozenClock(NOW), config=config,
                              policies=Policies.from_config(config), caller=Caller(None, None),
                              contact_callers=("notify",))
-    service.import_households("e-1", [HOUSEHOLD])
+    service.import_households("e-1", [HOUSEHOLD], estate={"name": "测试小区"})
     return service
 
 
@@ -162,13 +163,13 @@ def test_a_retried_revisit_record_answers_the_done_revisit():
 
 @pytest.fixture
 def survey():
-    intake = Mock()
+    intake = estates_answered_by_households(Mock())
     intake.list_households.return_value = {"items": [
         {"id": "h1", "estate_id": "e1", "building": "3", "unit": "1", "room": "501",
          "occupied": True, "contacts": []}], "next_cursor": None}
     return worker_factory(SurveyService, store=embedded(SurveyRepository),
                           clock=FrozenClock(NOW), intake=intake, config={},
-                          caller=Caller(None, None))
+                          policies=SurveyPolicies.from_config({}), caller=Caller(None, None))
 
 
 def new_round(survey):

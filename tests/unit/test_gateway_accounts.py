@@ -6,7 +6,7 @@ import pytest
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from services.gateway import identity
+from services.gateway import identity, repository
 from services.gateway.accounts import SESSION_COOKIE, Accounts, AccountSettings
 from services.gateway.problems import Problem
 from services.gateway.repository import GatewayRepository
@@ -184,3 +184,36 @@ def test_the_user_list_pages_by_username_and_hides_hashes(accounts):
     names = [user["username"] for user in first["items"] + second["items"]]
     assert names == ["admin", "bob", "carol", "dave"] and second["next_cursor"] is None
     assert all("password_hash" not in user for user in first["items"])
+
+
+# the user's record kept between requests (GatewayRepository.find_actor) --------------
+
+def test_a_logout_applies_at_once_though_the_user_was_just_read(accounts):
+    token, claims = _login(accounts, "admin", "first-admin-password")
+    assert accounts.authenticate(_request(token))      # the record is kept from here
+    accounts.logout(claims)
+    assert _status(lambda: accounts.authenticate(_request(token))) == 401
+
+
+def test_fewer_rights_apply_at_once_though_the_user_was_just_read(accounts):
+    user = accounts.create_user({"username": "desk", "password": "desk-password",
+                                 "roles": ["cs_staff"], "estates": ["e1"]}, None)
+    token, _ = _login(accounts, "desk", "desk-password")
+    assert accounts.authenticate(_request(token))
+    accounts.update_user(user["id"], {"disabled": True}, "u-admin")
+    assert _status(lambda: accounts.authenticate(_request(token))) == 401
+
+
+def test_a_change_made_elsewhere_applies_within_the_cache_time(accounts, monkeypatch):
+    """Another gateway instance's change reaches this one's store, not its memory: it
+    applies once the record kept here is ``ACTOR_CACHE_SECONDS`` old."""
+    now = [1000.0]
+    monkeypatch.setattr(repository.time, "monotonic", lambda: now[0])
+    token, claims = _login(accounts, "admin", "first-admin-password")
+    assert accounts.authenticate(_request(token))
+    accounts.repository.db.users.update_one(        # as the other instance's logout writes it
+        {"_id": claims.user_id}, {"$set": {f"revoked_tokens.{claims.token_id}": claims.expires_at}})
+    now[0] += repository.ACTOR_CACHE_SECONDS / 2
+    assert accounts.authenticate(_request(token))
+    now[0] += repository.ACTOR_CACHE_SECONDS / 2
+    assert _status(lambda: accounts.authenticate(_request(token))) == 401

@@ -23,6 +23,7 @@ NOW = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)     # Tuesday 10:00 in Shanghai
 CLAIMS = TokenClaims("u-clerk", "jti-1", 0, NOW + timedelta(hours=1))
 USERS = {"u-clerk": {"id": "u-clerk", "username": "clerk", "display_name": "王芳",
                      "roles": ["cs_staff"], "estates": ["e-1"]}}
+ESTATES = {"e-1": "阳光花园", "e-2": "碧水湾"}     # intake's records: id -> name
 
 
 def complaint(**fields):
@@ -49,11 +50,18 @@ class FakeIntake:
     def __init__(self, *complaints):
         self.complaints = {item["id"]: item for item in complaints}
         self.calls, self.changes, self.error = [], [], None
+        self.estate_lists = []
 
     def get_complaint(self, complaint_id):
         if complaint_id not in self.complaints:
             raise RemoteError("NotFound", f"no complaint {complaint_id}")
         return self.complaints[complaint_id]
+
+    def list_estates(self, filters, paged=False):
+        self.estate_lists.append(filters)
+        return {"items": [{"id": estate, "estate_id": estate, "name": ESTATES[estate]}
+                          for estate in filters["estate_ids"] if estate in ESTATES],
+                "next_cursor": None}
 
     def list_complaints(self, filters, paged=False):
         self.calls.append(("list_complaints", filters))
@@ -144,6 +152,16 @@ def test_the_time_left_is_plain_clock_time_to_intakes_deadline(due, overdue, soo
     assert console.time_left(None, NOW) is None
 
 
+def test_a_deadline_is_approaching_from_the_estates_warning_time():
+    due = (NOW + timedelta(days=2)).isoformat()
+    assert console.time_left(due, NOW, (NOW - timedelta(minutes=1)).isoformat()).soon
+    assert not console.time_left(due, NOW, (NOW + timedelta(minutes=1)).isoformat()).soon
+    # an hour left but warned of only 30 minutes before: not yet
+    soon_due = (NOW + timedelta(hours=1)).isoformat()
+    assert not console.time_left(soon_due, NOW, (NOW + timedelta(minutes=30)).isoformat()).soon
+    assert not console.time_left(NOW.isoformat(), NOW, NOW.isoformat()).soon   # overdue
+
+
 def test_an_action_forms_body_leaves_blanks_to_the_service():
     assign = console.FORMS_BY_NAME["assign"]
     assert console.action_body(assign, {"department": " ", "external_unit": "电梯公司",
@@ -158,7 +176,8 @@ def test_an_action_forms_body_leaves_blanks_to_the_service():
 
 def test_every_form_is_an_api_operation_offered_by_an_action_intake_knows():
     complaint_actions = set(domain.TRANSITIONS) | {"escalate", "special_measures",
-                                                   "external_status", "flag_malicious"}
+                                                   "external_status", "instruct",
+                                                   "flag_malicious"}
     for form in console.FORMS:
         operation, _ = api.match("POST", f"{api.PREFIX}/complaints/cmp-1/{form.name}")
         assert operation.method == "POST" and operation.name.startswith("complaints.")
@@ -200,6 +219,24 @@ def test_the_worklist_asks_intake_for_the_open_complaints_by_deadline(language):
     assert 'id="row-cmp-late" class="item is-overdue"' in html and "cmp-west" not in html
     assert ("已超 1 天 6 小时" if language == "zh-CN" else "1 d 6 h late") in html
     assert 'id="next-page"' in html and "cursor=next-one" in html
+
+
+def test_pages_name_their_estates_with_one_question_to_intake():
+    rows = [complaint(id=f"cmp-{n}") for n in range(3)]
+    intake = FakeIntake(*rows, complaint(id="cmp-gone", estate_id="e-unknown"))
+    ctx = context(intake)
+    ctx.accounts.actor = Actor("u-clerk", ("cs_staff",), ("e-1", "e-unknown"))
+    html = console.worklist(ctx).get_data(as_text=True)
+    # the rows and the estate filter: names, one list_estates for all of them
+    assert intake.estate_lists == [{"estate_ids": ["e-1", "e-unknown"], "limit": 2}]
+    assert html.count('<span class="estate">阳光花园</span>') == 3
+    assert '<option value="e-1" >阳光花园</option>' in html
+    # an estate intake has no record of keeps its id
+    assert '<span class="estate">e-unknown</span>' in html
+    assert '<option value="e-unknown" >e-unknown</option>' in html
+
+    page = console.complaint_page(context(FakeIntake(complaint())), "cmp-1")
+    assert '<dd id="estate">阳光花园</dd>' in page.get_data(as_text=True)
 
 
 def test_the_complaint_page_offers_what_the_state_allows_and_the_role_permits():
@@ -320,3 +357,17 @@ def test_the_front_desk_form_and_its_refusals():
     response = console.register(other)
     assert response.status_code == 403 and 'id="estate_id-error"' in response.get_data(
         as_text=True)
+
+
+def test_a_typed_estate_that_is_no_id_keeps_the_form_and_is_shown_as_typed():
+    """The front desk's estate typed by a group-wide user: naming it never fails the page."""
+    intake = FakeIntake()
+
+    def refused(filters, paged=False):       # intake: 东湖 花园 is no estate id
+        raise RemoteError("InvalidInput", json.dumps({"estate_ids": {"1": ["not a valid id"]}}))
+    intake.list_estates = refused
+    ctx = context(intake, path="/console/complaints/new",
+                  query_string="estate_id=东湖 花园&building=")
+    response = console.new_complaint(ctx)
+    assert response.status_code == 200
+    assert "东湖 花园" in response.get_data(as_text=True)

@@ -26,7 +26,7 @@ from shared.idempotency import (
     purge_expired,
 )
 from shared.store import ConcurrentUpdate, Repository
-from tests.helpers import embedded
+from tests.helpers import embedded, estates_answered_by_households
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 HOUSEHOLD = {"household_id": "h-1", "building": "3", "unit": "1", "room": "502",
@@ -46,7 +46,7 @@ def service():
                              clock=FrozenClock(NOW), config=config,
                              policies=Policies.from_config(config), caller=Caller(None, None),
                              contact_callers=("notify",))
-    service.import_households("e-1", [HOUSEHOLD])
+    service.import_households("e-1", [HOUSEHOLD], estate={"name": "测试小区"})
     return service
 
 
@@ -275,15 +275,16 @@ def test_a_crash_while_creating_a_survey_round_leaves_one_round(monkeypatch):
     from unittest.mock import Mock
 
     from services.survey.repository import SurveyRepository
+    from services.survey.rounds import SurveyPolicies
     from services.survey.service import SurveyService
 
-    intake = Mock()
+    intake = estates_answered_by_households(Mock())
     intake.list_households.return_value = {"items": [{
         "id": "h1", "estate_id": "e1", "building": "3", "unit": "1", "room": "501",
         "occupied": True, "contacts": []}], "next_cursor": None}
     survey = worker_factory(SurveyService, store=embedded(SurveyRepository),
                             clock=FrozenClock(NOW), intake=intake, config={},
-                            caller=Caller(None, None))
+                            policies=SurveyPolicies.from_config({}), caller=Caller(None, None))
     asked = {"title": "2026 下半年", "estate_ids": ["e1"], "opens_at": NOW.isoformat(),
              "closes_at": "2026-12-15T18:00:00+08:00"}
     crash_once_after(monkeypatch, SurveyRepository, "create_round")
@@ -380,12 +381,15 @@ def test_passwords_never_enter_the_fingerprint():
 # which RPCs ------------------------------------------------------------------------------
 
 READS = {   # what changes nothing, so takes no request_id (docs/rpc.md)
-    "intake": {"ping", "list_households", "get_household", "get_estate", "get_contact",
+    "intake": {"ping", "list_households", "get_household", "get_estate", "list_estates",
+               "list_estate_ids", "estates_with_households",
+               "get_contact",
                "get_contacts",
                "list_categories", "get_complaint", "list_complaints", "complaint_stats",
                "group_complaint_stats", "owner_view", "get_work_order", "list_work_orders"},
     "revisit": {"ping", "list_revisits", "get_revisit", "online_revisit", "revisit_stats",
-                "get_policy"},
+                "get_policy", "list_followups", "get_followup", "monthly_revisit_plan",
+                "export_monthly_plan"},
     "survey": {"ping", "get_template", "list_templates", "get_round", "list_rounds",
                "list_invitations", "get_questionnaire", "round_report", "estate_ranking",
                "export_report", "get_rectification", "list_rectifications"},

@@ -20,7 +20,7 @@ from tests.unit.test_intake_service import (
 @pytest.fixture
 def service():
     service = make_service(embedded(IntakeRepository), FrozenClock(NOW))
-    service.import_households("e-1", [HOUSEHOLD])
+    service.import_households("e-1", [HOUSEHOLD], estate={"name": "测试小区"})
     return service
 
 
@@ -29,7 +29,7 @@ AGENT = Actor("u-cs", ("cs_staff",), ("e-1",))
 
 def test_a_batch_answers_every_ref_as_get_contact_does_and_unknown_ones_as_missing(service):
     service.import_households("e-1", [dict(HOUSEHOLD, household_id="h-2", contacts=[
-        {"name": "李雷", "phone": "13900000002"}])])
+        {"name": "李雷", "phone": "13900000002"}])], estate={"name": "测试小区"})
     complaint = service.register_complaint(COMPLAINT)
     order = service.register_work_order(ORDER)
     service.caller = FROM_NOTIFY

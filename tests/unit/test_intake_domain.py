@@ -15,6 +15,8 @@ from shared.schemas.intake import COMPLAINT_STATUSES
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)   # Monday 10:00 in Shanghai
 POLICY = Policies().for_estate("e-1")
+# An estate that answers on working days (reply_day_kind: working) rather than 「3日」.
+WORKING_REPLY = Policies(group={"reply_day_kind": "working"}).for_estate("e-1")
 # what each action's RPC supplies besides the actor
 DETAILS = {
     "acknowledge": {"note": "已致歉"},
@@ -30,6 +32,12 @@ DETAILS = {
 
 def local(text):
     return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI)
+
+
+def warn_at(complaint, kind):
+    """When the open deadline of ``kind`` is announced as approaching."""
+    return next(deadline["warn_at"] for deadline in domain.open_deadlines(complaint)
+                if deadline["kind"] == kind)
 
 
 def registered(earlier=(), policy=POLICY, now=NOW, **overrides):
@@ -64,14 +72,16 @@ def test_the_filter_vocabulary_is_the_state_machine():
 
 # registration and deadlines ----------------------------------------------------------
 
-def test_registration_sets_deadlines_from_working_days_and_announces_it():
+def test_registration_sets_deadlines_and_announces_it():
     complaint, [event] = registered()
     assert complaint["status"] == "registered"
     assert complaint["first_response_due"] == datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
     assert complaint["reply_due"] == datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
     assert complaint["routed_department"] == "环境部"
     assert complaint["next_due"] == "first_response"
-    assert complaint["alert_due_at"] == complaint["first_response_due"]
+    # the timer looks next 2 working hours before the first reply is due, to warn
+    assert complaint["alert_due_at"] == complaint["first_response_due"] - timedelta(hours=2)
+    assert complaint["next_warn_at"] == complaint["alert_due_at"]
     assert event["type"] == "complaint_registered"
     assert event["data"]["reply_due"] == "2026-11-26T02:00:00+00:00"
     assert complaint["history"][0]["action"] == "register"
@@ -94,7 +104,9 @@ def test_registration_sets_deadlines_from_working_days_and_announces_it():
     ("2026-12-30T16:00", "2026-12-31T16:00", "2027-01-05T16:00"),
 ])
 def test_deadlines_on_the_chinese_calendar(received, first_due, reply_due):
-    complaint, _ = registered(received_at=local(received).astimezone(UTC), now=local(received))
+    # the first reply always, the answer where the estate counts it in working days
+    complaint, _ = registered(received_at=local(received).astimezone(UTC), now=local(received),
+                              policy=WORKING_REPLY)
     assert complaint["first_response_due"] == local(first_due)
     assert complaint["reply_due"] == local(reply_due)
 
@@ -115,11 +127,32 @@ def test_an_estate_with_shorter_deadlines():
     assert complaint["reply_due"] == datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
 
 
+@pytest.mark.parametrize("received, reply_due", [
+    # 「一般投诉应在3日内回复」: three days on, weekends and holidays included
+    ("2026-11-20T15:00", "2026-11-23T15:00"),       # Friday: due Monday
+    ("2026-09-30T10:00", "2026-10-03T10:00"),       # into the golden week
+    ("2026-11-21T10:00", "2026-11-24T10:00"),       # received on a Saturday
+    ("2026-12-30T16:00", "2027-01-02T16:00"),
+])
+def test_the_answer_is_due_three_calendar_days_on_by_default(received, reply_due):
+    complaint, _ = registered(received_at=local(received).astimezone(UTC), now=local(received))
+    assert complaint["reply_due"] == local(reply_due)
+
+
+def test_an_estate_counts_the_answer_in_working_days_by_either_spelling():
+    for values in ({"reply_day_kind": "working"}, {"reply_working_days": 3}):
+        policy = Policies(estates={"e-1": values}).for_estate("e-1")
+        complaint, _ = registered(policy=policy, received_at=local("2026-11-20T15:00"),
+                                  now=local("2026-11-20T15:00"))
+        assert complaint["reply_due"] == local("2026-11-25T15:00"), values
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2026, 12, 31, 23, 59)))
 def test_deadlines_over_a_year_land_on_working_days_n_working_days_on(naive):
     received = naive.replace(tzinfo=SHANGHAI)
-    complaint, _ = registered(received_at=received.astimezone(UTC), now=received)
+    complaint, _ = registered(received_at=received.astimezone(UTC), now=received,
+                              policy=WORKING_REPLY)
     calendar = POLICY.calendar
     for key, days in (("first_response_due", 1), ("reply_due", 3)):
         due = complaint[key].astimezone(SHANGHAI)
@@ -140,7 +173,8 @@ def test_deadlines_over_a_year_land_on_working_days_n_working_days_on(naive):
 @given(st.integers(min_value=2000, max_value=2099), st.times())
 def test_a_deadline_set_on_30_december_works_in_any_year(year, moment):
     received = datetime.combine(datetime(year, 12, 30).date(), moment, SHANGHAI)
-    complaint, _ = registered(received_at=received.astimezone(UTC), now=received)
+    complaint, _ = registered(received_at=received.astimezone(UTC), now=received,
+                              policy=WORKING_REPLY)
     calendar = POLICY.calendar
     for key in ("first_response_due", "reply_due"):
         due = complaint[key].astimezone(SHANGHAI)
@@ -389,9 +423,12 @@ def alerts(complaint, at, policy=POLICY):
                         else e["data"]["deadline"]) for e in events]
 
 
-def test_nothing_is_alerted_before_a_deadline():
+def test_nothing_is_alerted_before_a_deadline_but_its_warning():
     complaint, _ = registered()
-    assert alerts(complaint, complaint["first_response_due"] - timedelta(seconds=1))[1] == []
+    warning = warn_at(complaint, "first_response")
+    assert alerts(complaint, warning - timedelta(seconds=1))[1] == []
+    complaint, sent = alerts(complaint, complaint["first_response_due"] - timedelta(seconds=1))
+    assert sent == [("complaint_deadline_approaching", "first_response")]
 
 
 def test_overdue_then_the_ladder_each_rung_once():
@@ -436,7 +473,7 @@ def test_major_complaints_start_with_the_estate_manager():
     complaint, sent = alerts(complaint, first_due)
     assert sent == [("complaint_overdue", "first_response"), ("complaint_escalated", "manager")]
     complaint, sent = alerts(complaint, first_due + timedelta(hours=47))
-    assert sent == []
+    assert sent == [("complaint_deadline_approaching", "reply")]    # half a day before
     assert alerts(complaint, first_due + timedelta(hours=48))[1] == [   # 72 h - 24 h
         ("complaint_overdue", "reply"), ("complaint_escalated", "company_manager")]
 
@@ -461,7 +498,7 @@ def test_a_met_deadline_stops_the_climb():
     complaint, _ = alerts(complaint, first_due)
     complaint, _ = domain.apply(complaint, "acknowledge", "s-1", first_due + timedelta(hours=1),
                                 POLICY, note="迟到的致歉")
-    assert complaint["alert_due_at"] == complaint["reply_due"]
+    assert complaint["alert_due_at"] == warn_at(complaint, "reply")
     assert alerts(complaint, first_due + timedelta(hours=30))[1] == []
 
 
@@ -475,11 +512,14 @@ def test_reopened_complaint_has_no_stale_alerts_and_a_fresh_ladder():
     complaint, _ = domain.apply(complaint, "reopen", "revisit", reopen_at, POLICY,
                                 reason="仍未解决", source="revisit")
     assert alerts(complaint, reopen_at)[1] == []
-    assert complaint["alert_due_at"] == complaint["first_response_due"] > reopen_at
+    # Friday + 3 days: the answer is due with the first reply, on Monday, and warned first
+    assert complaint["alert_due_at"] == warn_at(complaint, "reply") > reopen_at
     complaint, events = domain.check_deadlines(complaint, complaint["first_response_due"], POLICY)
-    assert [(e["type"], e["data"].get("reopen_no")) for e in events] == [
-        ("complaint_overdue", 1), ("complaint_escalated", 1)]
-    assert events[1]["data"]["level"] == 1
+    assert [(e["type"], e["data"].get("deadline"), e["data"].get("reopen_no"))
+            for e in events] == [
+        ("complaint_overdue", "first_response", 1), ("complaint_overdue", "reply", 1),
+        ("complaint_escalated", "first_response", 1)]   # warnings the timer missed: not sent
+    assert events[2]["data"]["level"] == 1
 
 
 def test_manual_escalation_takes_one_rung_and_counts_for_the_round():
@@ -549,6 +589,130 @@ def test_overdue_repeat_without_special_measures_is_alerted():
 
 
 # outside units and malicious flags ------------------------------------------------------------
+
+# warnings before a deadline ----------------------------------------------------------------
+
+def test_each_deadline_is_warned_once_before_it_falls_due():
+    complaint, _ = registered()    # Monday 10:00: first reply Tuesday 10:00, answer Thursday
+    assert warn_at(complaint, "first_response") == local("2026-11-24T08:00")   # 2 working h
+    assert warn_at(complaint, "reply") == local("2026-11-25T22:00")   # half a (calendar) day
+    complaint, events = domain.check_deadlines(complaint, local("2026-11-24T08:30"), POLICY)
+    [event] = events
+    assert event["type"] == "complaint_deadline_approaching"
+    assert event["data"] == {
+        "complaint_id": "cmp-1", "deadline": "first_response",
+        "due_at": "2026-11-24T02:00:00+00:00", "minutes_left": 90, "reopen_no": 0,
+        "summary": "垃圾未清理", "department": "环境部", "assignee_id": None}
+    assert complaint["history"][-1]["action"] == "deadline_approaching"
+    assert alerts(complaint, local("2026-11-24T09:59"))[1] == []      # once
+    assert complaint["alert_due_at"] == complaint["first_response_due"]
+    complaint, sent = alerts(complaint, local("2026-11-25T22:00"))
+    assert sent == [("complaint_overdue", "first_response"),
+                    ("complaint_deadline_approaching", "reply"),
+                    ("complaint_escalated", "supervisor"), ("complaint_escalated", "manager")]
+
+
+def test_a_warning_counts_working_hours_over_the_weekend():
+    # Thursday 01:00 + one working day: due Friday 01:00; 4 working hours before it is
+    # Thursday 21:00. Saturday's complaint is due at the end of Monday: warned Monday 22:00.
+    four_hours = Policies(group={"warn_before": {"first_response": "4h"}}).for_estate("e-1")
+    thursday = local("2026-11-19T01:00")
+    complaint, _ = registered(policy=four_hours, received_at=thursday, now=thursday)
+    assert warn_at(complaint, "first_response") == local("2026-11-19T21:00")
+    saturday = local("2026-11-21T10:00")
+    complaint, _ = registered(received_at=saturday, now=saturday)
+    assert complaint["first_response_due"] == local("2026-11-24T00:00")
+    assert warn_at(complaint, "first_response") == local("2026-11-23T22:00")
+    # Friday 22:00 + one working day: Monday 22:00; 0.5d is 12 working hours before it,
+    # 1d (24) reaches back over the weekend to Friday 22:00: warned at the next pass
+    friday = local("2026-11-20T22:00")
+    for lead, warned in (("0.5d", "2026-11-23T10:00"), ("1d", "2026-11-20T22:00")):
+        policy = Policies(group={"warn_before": {"first_response": lead}}).for_estate("e-1")
+        complaint, _ = registered(policy=policy, received_at=friday, now=friday)
+        assert warn_at(complaint, "first_response") == local(warned), lead
+
+
+def test_a_working_day_answer_is_warned_in_working_hours():
+    complaint, _ = registered(policy=WORKING_REPLY, received_at=local("2026-11-19T10:00"),
+                              now=local("2026-11-19T10:00"))      # Thursday: due Tuesday 10:00
+    assert complaint["reply_due"] == local("2026-11-24T10:00")
+    assert warn_at(complaint, "reply") == local("2026-11-23T22:00")   # the weekend skipped
+
+
+def test_a_warning_the_timer_reaches_after_the_deadline_is_not_sent():
+    complaint, _ = registered()
+    _, sent = alerts(complaint, complaint["first_response_due"] + timedelta(minutes=1))
+    assert ("complaint_deadline_approaching", "first_response") not in sent
+    assert ("complaint_overdue", "first_response") in sent
+
+
+def test_a_met_deadline_is_not_warned():
+    complaint, _ = registered()
+    complaint, _ = domain.apply(complaint, "acknowledge", "s-1", NOW, POLICY, note="已致歉")
+    assert complaint["alert_due_at"] == warn_at(complaint, "reply")
+    _, sent = alerts(complaint, complaint["first_response_due"] - timedelta(minutes=30))
+    assert sent == []
+
+
+def test_a_deadline_set_anew_is_warned_anew():
+    complaint = in_state("assigned")
+    complaint, [warning] = domain.check_deadlines(complaint, local("2026-11-25T23:00"), POLICY)
+    assert warning["data"]["deadline"] == "reply" and warning["data"]["reopen_no"] == 0
+    for action in ("resolve", "close", "reopen"):
+        complaint, _ = domain.apply(complaint, action, "s-1", local("2026-11-25T23:30"), POLICY,
+                                    **DETAILS[action])
+    due = complaint["first_response_due"]
+    complaint, [warning] = domain.check_deadlines(complaint, due - timedelta(hours=1), POLICY)
+    assert (warning["data"]["deadline"], warning["data"]["reopen_no"]) == ("first_response", 1)
+    # a promised reply time is a deadline of its own, warned when the estate asks for it
+    promising = Policies(group={"warn_before": {"promised_reply": "1h"}}).for_estate("e-1")
+    complaint = in_state("acknowledged")
+    complaint, _ = domain.apply(complaint, "assign", "s-1", NOW, promising, department="环境部",
+                                reply_promised_at=NOW + timedelta(hours=5))
+    assert warn_at(complaint, "promised_reply") == NOW + timedelta(hours=4)
+    complaint, _ = domain.apply(complaint, "assign", "s-1", NOW, promising, department="环境部",
+                                reply_promised_at=NOW + timedelta(hours=8))
+    assert warn_at(complaint, "promised_reply") == NOW + timedelta(hours=7)
+
+
+def test_an_estate_without_warnings_and_one_with_its_own():
+    quiet = Policies(estates={"e-1": {"warn_before": {}}}).for_estate("e-1")
+    complaint, _ = registered(policy=quiet)
+    assert complaint["alert_due_at"] == complaint["first_response_due"]
+    assert alerts(complaint, complaint["first_response_due"] - timedelta(minutes=1), quiet)[1] == []
+    own = Policies(estates={"e-1": {"warn_before": {"reply": "1d", "first_response": "0h"}}}
+                   ).for_estate("e-1")
+    complaint, _ = registered(policy=own)
+    assert warn_at(complaint, "first_response") is None
+    assert warn_at(complaint, "reply") == complaint["reply_due"] - timedelta(days=1)
+
+
+def test_a_deadline_stored_before_warnings_gets_its_warning_at_the_next_change():
+    complaint, _ = registered()
+    for deadline in complaint["deadlines"]:
+        del deadline["warn_at"], deadline["warned_at"]
+    assert alerts(complaint, local("2026-11-24T08:30"))[1] == []   # not known yet: not sent
+    complaint, _ = domain.escalate(complaint, "s-1", "业主催办", NOW, POLICY)
+    assert warn_at(complaint, "first_response") == local("2026-11-24T08:00")
+
+
+# company-level complaints ---------------------------------------------------------------------
+
+def test_a_complaint_made_to_the_company_is_handled_as_any_other():
+    company = Policies(estates={"hq-east": {"routing": {"cleaning": "品质管理部"}}}
+                       ).for_estate("hq-east")
+    complaint, [event] = registered(policy=company, estate_id="hq-east", level="company",
+                                    household_id=None,
+                                    reporter={"name": "王先生", "phone": "13800138000"})
+    assert complaint["level"] == "company" and event["data"]["level"] == "company"
+    assert complaint["routed_department"] == "品质管理部"
+    assert [deadline["kind"] for deadline in complaint["deadlines"]] == ["first_response", "reply"]
+    for action in ("acknowledge", "assign", "resolve", "close"):
+        complaint, events = domain.apply(complaint, action, "cm-1", NOW, company,
+                                         **DETAILS[action])
+    assert events[0]["type"] == "complaint_closed"   # what schedules its revisit
+    assert registered()[0]["level"] == "estate"
+
 
 def test_an_outside_unit_matter_keeps_its_own_status():
     assigned, [event] = domain.apply(in_state("acknowledged"), "assign", "s-1", NOW, POLICY,

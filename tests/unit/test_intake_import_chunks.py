@@ -42,8 +42,8 @@ def stored_meanwhile(service, monkeypatch, *numbers):
 
 
 def test_a_list_longer_than_a_chunk_is_imported_whole(service):
-    service.import_households("e-1", [row(n) for n in range(5)])
-    answer = service.import_households("e-1", [row(n, building="9") for n in range(25)])
+    service.import_households("e-1", [row(n) for n in range(5)], estate={"name": "测试小区"})
+    answer = service.import_households("e-1", [row(n, building="9") for n in range(25)], estate={"name": "测试小区"})
     assert answer == {"imported": 20, "updated": 5, "failed": []}
     assert stored_ids(service) == list(range(25))
     assert {h["building"] for h in service.store.db.households.find()} == {"9"}
@@ -51,9 +51,9 @@ def test_a_list_longer_than_a_chunk_is_imported_whole(service):
 
 
 def test_a_chunk_that_cannot_be_stored_is_undone_alone_and_reported(service, monkeypatch):
-    service.import_households("e-1", [row(12)])
+    service.import_households("e-1", [row(12)], estate={"name": "测试小区"})
     stored_meanwhile(service, monkeypatch, 15)
-    answer = service.import_households("e-1", [row(n, building="9") for n in range(25)])
+    answer = service.import_households("e-1", [row(n, building="9") for n in range(25)], estate={"name": "测试小区"})
     assert answer["imported"] == 15 and answer["updated"] == 0
     [failed] = answer["failed"]
     assert failed == {"rows": [10, 19], "error": "DuplicateKeyError: stored meanwhile: h-15"}
@@ -63,20 +63,20 @@ def test_a_chunk_that_cannot_be_stored_is_undone_alone_and_reported(service, mon
     assert service.store.find_household("h-15")["building"] == "other"
     # sent again, the chunk is imported
     monkeypatch.undo()
-    assert service.import_households("e-1", [row(n) for n in range(10, 20)])["failed"] == []
+    assert service.import_households("e-1", [row(n) for n in range(10, 20)], estate={"name": "测试小区"})["failed"] == []
     assert stored_ids(service) == list(range(25))
 
 
 def test_the_estate_becomes_known_with_the_first_chunk_stored(service, monkeypatch):
     stored_meanwhile(service, monkeypatch, 3)
-    answer = service.import_households("e-2", [row(n) for n in range(15)])
+    answer = service.import_households("e-2", [row(n) for n in range(15)], estate={"name": "测试小区"})
     assert answer["failed"][0]["rows"] == [0, 9] and answer["imported"] == 5
     assert service.store.estate_exists("e-2")
 
 
 def test_no_chunk_stored_leaves_the_estate_unknown(service, monkeypatch):
     stored_meanwhile(service, monkeypatch, 3, 13)
-    answer = service.import_households("e-2", [row(n) for n in range(15)])
+    answer = service.import_households("e-2", [row(n) for n in range(15)], estate={"name": "测试小区"})
     assert [failed["rows"] for failed in answer["failed"]] == [[0, 9], [10, 14]]
     assert answer["imported"] == 0
     assert not service.store.estate_exists("e-2")
@@ -94,7 +94,7 @@ def as_over_rpc(service):
     """The service's import as the command's ``call`` gets it: a refusal as its errors."""
     def call(estate_id, rows):
         try:
-            return service.import_households(estate_id, rows)
+            return service.import_households(estate_id, rows, estate={"name": "测试小区"})
         except InvalidInput as refusal:
             return {"errors": refusal.errors}
     return call
@@ -119,7 +119,7 @@ def test_the_command_shows_its_progress_and_what_it_imported(service):
 
 
 def test_a_refused_chunk_is_reported_by_line_and_the_others_imported(service):
-    service.import_households("e-9", [row(14)])
+    service.import_households("e-9", [row(14)], estate={"name": "测试小区"})
     code, out = send(as_over_rpc(service), [row(n) for n in range(25)])
     assert code == 2
     assert "owners.xlsx: 15 households imported, 0 updated (15 contacts)" in out
@@ -152,7 +152,7 @@ def test_a_call_that_fails_stops_the_command_with_the_lines_not_sent(service):
 
 
 def test_one_refused_chunk_alone_is_nothing_imported(service):
-    service.import_households("e-9", [row(3)])
+    service.import_households("e-9", [row(3)], estate={"name": "测试小区"})
     code, out = send(as_over_rpc(service), [row(n) for n in range(5)])
     assert code == 2
     assert out.splitlines() == ["owners.xlsx: nothing imported, intake refused:",

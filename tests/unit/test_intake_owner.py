@@ -236,7 +236,7 @@ def service(clock):
                              config=config, policies=Policies.from_config(config),
                              caller=Caller(None, None),
                              contact_callers=tuple(config["CONTACT_CALLERS"]))
-    service.import_households("e-1", [HOUSEHOLD])
+    service.import_households("e-1", [HOUSEHOLD], estate={"name": "测试小区"})
     return service
 
 

@@ -9,11 +9,14 @@ import pytest
 import yaml
 
 from services.intake import domain
-from services.intake.dependencies import EstatePolicies, read_holiday_table
-from services.intake.policy import DEFAULT_ROUTING, Policies, holiday_overrides
+from services.intake.dependencies import complaint_policies, read_holiday_table
+from services.intake.policy import DEFAULT_ROUTING, ComplaintPolicy, Policies, holiday_overrides
 from shared.config import load_config
 from shared.errors import InvalidInput
-from shared.schemas.vocabulary import COMPLAINT_CATEGORIES
+from shared.policies import EstatePolicies
+from shared.schemas.base import load
+from shared.schemas.intake import ComplaintPolicyConfig
+from shared.schemas.vocabulary import COMPLAINT_CATEGORIES, COMPLAINT_DEADLINES
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLE_2026 = ROOT / "services" / "intake" / "holiday_tables" / "cn-2026.yaml"
@@ -31,11 +34,43 @@ TABLE_2027 = {
 def test_the_shipped_config_is_a_valid_policy_and_matches_the_defaults():
     config = load_config()
     policy = Policies.from_config(config).for_estate("any")
-    assert (policy.first_response_working_days, policy.reply_working_days) == (1, 3)
+    assert (policy.first_response_working_days, policy.reply_days, policy.reply_day_kind) == (
+        1, 3, "calendar")
+    assert dict(policy.warn_before) == {"first_response": "2h", "reply": "0.5d"}
+    assert policy == ComplaintPolicy(calendar=policy.calendar)   # the defaults, written out
     assert [level.role for level in policy.escalation_levels] == [
         "supervisor", "manager", "company_manager"]
     assert policy.escalation_levels[1].after == timedelta(hours=24)
     assert policy.special_measures_within == timedelta(hours=24)
+
+
+def test_the_older_reply_working_days_mean_working_reply_days_at_any_level():
+    policies = Policies(group={"reply_working_days": 4},
+                        estates={"e-9": {"reply_day_kind": "calendar"},
+                                 "e-8": {"reply_working_days": 2}})
+    assert (policies.for_estate("e-1").reply_days,
+            policies.for_estate("e-1").reply_day_kind) == (4, "working")
+    assert (policies.for_estate("e-9").reply_days,
+            policies.for_estate("e-9").reply_day_kind) == (4, "calendar")
+    assert (policies.for_estate("e-8").reply_days,
+            policies.for_estate("e-8").reply_day_kind) == (2, "working")
+
+
+def test_a_loaded_policy_loads_again_unchanged():
+    # an estate record keeps its policy as loaded; the console sends it back on an edit
+    loaded = load(ComplaintPolicyConfig(), {"reply_working_days": 2,
+                                            "warn_before": {"reply": "0.5d"}})
+    assert loaded == {"reply_days": 2, "reply_day_kind": "working",
+                      "warn_before": {"reply": "0.5d"}}
+    assert load(ComplaintPolicyConfig(), loaded) == loaded
+
+
+def test_which_deadlines_count_working_days():
+    calendar_reply = Policies().for_estate("e-1")
+    working_reply = Policies(group={"reply_day_kind": "working"}).for_estate("e-1")
+    assert [kind for kind in COMPLAINT_DEADLINES if calendar_reply.counts_working_days(kind)] \
+        == ["first_response", "review"]
+    assert working_reply.counts_working_days("reply")
 
 
 def test_every_category_is_routed():
@@ -44,11 +79,11 @@ def test_every_category_is_routed():
 
 def test_an_estate_overrides_the_group_key_by_key_and_routing_category_by_category():
     policies = Policies(
-        group={"reply_working_days": 4, "routing": {"parking": "车管部"}},
+        group={"reply_days": 4, "routing": {"parking": "车管部"}},
         estates={"e-9": {"first_response_working_days": 2, "routing": {"noise": "安保部"}}})
     estate, other = policies.for_estate("e-9"), policies.for_estate("e-1")
-    assert (estate.first_response_working_days, estate.reply_working_days) == (2, 4)
-    assert (other.first_response_working_days, other.reply_working_days) == (1, 4)
+    assert (estate.first_response_working_days, estate.reply_days) == (2, 4)
+    assert (other.first_response_working_days, other.reply_days) == (1, 4)
     assert estate.department_for("noise") == "安保部"
     assert estate.department_for("parking") == "车管部"      # the group's
     assert estate.department_for("fees") == "财务部"         # the default table
@@ -64,6 +99,12 @@ def test_an_estate_overrides_the_group_key_by_key_and_routing_category_by_catego
                             {"role": "b", "after_hours": 1}]}, "escalation_levels"),
     ({"major_escalation_from": "ceo"}, "major_escalation_from"),
     ({"reply_working_days": "3"}, "reply_working_days"),
+    ({"reply_day_kind": "lunar"}, "reply_day_kind"),
+    ({"reply_working_days": 3, "reply_days": 3}, "reply_working_days"),   # two spellings
+    ({"warn_before": {"reply": "2 hours"}}, "warn_before"),
+    ({"warn_before": {"reply": 2}}, "warn_before"),
+    ({"warn_before": {"visit": "2h"}}, "warn_before"),
+    ({"warn_before": {"reply": "31d"}}, "warn_before"),
 ])
 def test_bad_configuration_fails_at_start_naming_the_key(group, field):
     with pytest.raises(InvalidInput) as error:
@@ -137,7 +178,7 @@ def test_a_bad_table_is_refused_naming_the_entry(change, field):
 def test_the_service_builds_policies_from_its_config_once_with_tables_from_files(tmp_path):
     path = tmp_path / "cn-2027.yaml"
     path.write_text(yaml.safe_dump(TABLE_2027, allow_unicode=True), encoding="utf-8")
-    provider = EstatePolicies()
+    provider = EstatePolicies(complaint_policies)
     provider.container = SimpleNamespace(config=load_config(
         HOLIDAY_TABLES=[str(TABLE_2026), str(path)],
         ESTATE_POLICIES={"e-7": {"timezone": "Asia/Urumqi"}}))

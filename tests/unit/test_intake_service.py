@@ -43,7 +43,7 @@ def clock():
 @pytest.fixture
 def service(clock):
     service = make_service(embedded(IntakeRepository), clock)
-    service.import_households("e-1", [HOUSEHOLD])
+    service.import_households("e-1", [HOUSEHOLD], estate={"name": "测试小区"})
     return service
 
 
@@ -74,7 +74,7 @@ ALL_STEPS = ("acknowledge_complaint", "assign_complaint", "resolve_complaint", "
 
 def test_import_then_reimport_updates(service):
     moved = dict(HOUSEHOLD, occupied=False, contacts=[])
-    assert service.import_households("e-1", [moved, dict(HOUSEHOLD, household_id="h-2")]) \
+    assert service.import_households("e-1", [moved, dict(HOUSEHOLD, household_id="h-2")], estate={"name": "测试小区"}) \
         == {"imported": 1, "updated": 1, "failed": []}
     assert service.list_households("e-1", {"occupied": False})[0]["id"] == "h-1"
     [household] = service.list_households("e-1", {"building": "3", "occupied": True})
@@ -86,7 +86,7 @@ def test_several_contacts_the_primary_one_is_used(service):
         {"name": "王芳", "phone": "13812345678"},
         {"name": "李雷", "phone": "021-64301234", "email": "li@example.com",
          "preferred_channel": "email", "primary": True},
-    ])])
+    ])], estate={"name": "测试小区"})
     [household] = service.list_households("e-1")
     assert [c["phone"] for c in household["contacts"]] == ["138****5678", "021****1234"]
     service.caller = FROM_NOTIFY
@@ -122,13 +122,13 @@ def test_get_contact_is_the_only_place_with_the_full_number(service):
 ])
 def test_bad_household_rows_import_nothing(service, rows, field):
     with pytest.raises(InvalidInput) as error:
-        service.import_households("e-1", rows)
+        service.import_households("e-1", rows, estate={"name": "测试小区"})
     assert field in error.value.errors
     assert service.store.find_household("h-9") is None
 
 
 def test_an_estate_can_be_made_known_before_its_owner_list_arrives(service):
-    assert service.import_households("e-2", []) == {"imported": 0, "updated": 0, "failed": []}
+    assert service.import_households("e-2", [], estate={"name": "测试小区"}) == {"imported": 0, "updated": 0, "failed": []}
     assert service.register_complaint(dict(
         COMPLAINT, estate_id="e-2", household_id=None,
         reporter={"name": "路人", "phone": "13900001111"}))["status"] == "registered"
@@ -136,7 +136,7 @@ def test_an_estate_can_be_made_known_before_its_owner_list_arrives(service):
 
 def test_a_household_of_another_estate_is_not_taken_over(service):
     with pytest.raises(InvalidInput) as error:
-        service.import_households("e-2", [dict(HOUSEHOLD, building="9")])
+        service.import_households("e-2", [dict(HOUSEHOLD, building="9")], estate={"name": "测试小区"})
     assert error.value.errors == {"rows.0.household_id": ["belongs to estate e-1"]}
     assert service.store.find_household("h-1")["building"] == "3"
     assert not service.store.estate_exists("e-2")
@@ -165,7 +165,7 @@ def test_complaint_lifecycle_records_who_did_what(service):
 def test_assign_without_department_follows_the_estates_routing(clock):
     service = make_service(embedded(IntakeRepository), clock,
                            ESTATE_POLICIES={"e-1": {"routing": {"noise": "安保部"}}})
-    service.import_households("e-1", [HOUSEHOLD])
+    service.import_households("e-1", [HOUSEHOLD], estate={"name": "测试小区"})
     categories = {c["category"]: c["department"] for c in service.list_categories("e-1")}
     assert categories["noise"] == "安保部" and categories["fees"] == "财务部"
     complaint = service.register_complaint(COMPLAINT)
@@ -392,6 +392,48 @@ def test_two_timers_reading_the_same_complaint_alert_once(service, clock):
     assert len(events_of(service.store.find_complaint(cid), "complaint_overdue")) == 1
 
 
+def test_the_timer_warns_before_a_deadline_once_and_two_instances_once(service, clock):
+    cid = service.register_complaint(COMPLAINT)["id"]      # first reply due Tuesday 10:00
+    clock.advance(timedelta(hours=22, minutes=30))          # Tuesday 08:30: 90 minutes left
+    stale = service.store.find_complaint(cid)
+    service.send_deadline_alerts()
+    service.send_deadline_alerts()                          # a second pass sends nothing more
+    [warning] = events_of(service.store.find_complaint(cid), "complaint_deadline_approaching")
+    assert (warning["data"]["deadline"], warning["data"]["minutes_left"]) == (
+        "first_response", 90)
+    # an instance that read the complaint before the first one wrote
+    from services.intake import domain
+    changed, events = domain.check_deadlines(stale, clock.now(),
+                                             service.policies.for_estate("e-1"))
+    assert [event["type"] for event in events] == ["complaint_deadline_approaching"]
+    with pytest.raises(ConcurrentUpdate):
+        service.store.save_complaint(changed, events)
+    assert service.get_complaint(cid)["next_warn_at"] == "2026-11-24T00:00:00+00:00"
+
+
+# company-level complaints -------------------------------------------------------------------
+
+def test_a_complaint_made_to_the_company_is_registered_at_its_own_estate(service):
+    service.import_households("hq-east", [], estate={
+        "name": "华东物业公司本部", "company": "华东物业公司"})
+    made = service.register_complaint({
+        "estate_id": "hq-east", "level": "company", "channel": "visit", "category": "fees",
+        "content": "物业费多收", "reporter": {"name": "王先生", "phone": "13800138000"}})
+    assert (made["level"], made["estate_id"], made["household_id"]) == (
+        "company", "hq-east", None)
+    assert made["reporter"]["phone"] != "13800138000"        # masked, as any complaint's
+    [registered] = events_of(service.store.find_complaint(made["id"]), "complaint_registered")
+    assert registered["data"]["level"] == "company"
+    work_through(service, made["id"], *ALL_STEPS)             # handled as any complaint
+    with pytest.raises(InvalidInput) as refused:
+        service.register_complaint(dict(COMPLAINT, estate_id="hq-east", level="company"))
+    assert "household_id" in refused.value.errors
+    with pytest.raises(InvalidInput) as refused:
+        service.register_complaint(dict(COMPLAINT, level="region"))
+    assert "level" in refused.value.errors
+    assert service.register_complaint(COMPLAINT)["level"] == "estate"
+
+
 def test_manual_escalation(service):
     cid = service.register_complaint(COMPLAINT)["id"]
     escalated = service.escalate_complaint(cid, {"staff_id": "s-1", "reason": "超出权限"})
@@ -470,7 +512,7 @@ def test_a_late_redelivery_does_not_reopen_the_next_closing(service):
 # statistics ------------------------------------------------------------------------------
 
 def test_complaint_stats_per_estate_and_for_headquarters(service, clock):
-    service.import_households("e-2", [dict(HOUSEHOLD, household_id="h-21")])
+    service.import_households("e-2", [dict(HOUSEHOLD, household_id="h-21")], estate={"name": "测试小区"})
     cid = service.register_complaint(COMPLAINT)["id"]
     work_through(service, cid, *ALL_STEPS)
     service.register_complaint(dict(COMPLAINT, channel="hotline", category="parking"))
@@ -510,8 +552,10 @@ def test_an_unknown_estate_is_not_found(service, call):
 
 
 def test_an_estate_is_known_once_its_owner_list_was_imported(service, clock):
-    assert service.get_estate("e-1") == {"id": "e-1", "created_at": clock.now().isoformat()}
-    service.import_households("e-empty", [])
+    estate = service.get_estate("e-1")
+    assert (estate["id"], estate["name"], estate["created_at"]) == (
+        "e-1", "测试小区", clock.now().isoformat())
+    service.import_households("e-empty", [], estate={"name": "测试小区"})
     assert service.list_households("e-empty") == []
     assert service.get_estate("e-empty")["id"] == "e-empty"
 
@@ -685,7 +729,7 @@ def test_full_contacts_go_only_to_the_listed_services_and_never_to_a_person(serv
 def test_contact_callers_come_from_config_checked_at_start_up(clock):
     service = make_service(embedded(IntakeRepository), clock,
                            CONTACT_CALLERS=["notify", "standalone_rpc_proxy"])
-    service.import_households("e-1", [HOUSEHOLD])
+    service.import_households("e-1", [HOUSEHOLD], estate={"name": "测试小区"})
     service.caller = Caller(None, "standalone_rpc_proxy")
     assert service.get_contact("h-1")["phone"] == "13812345678"
     assert contact_callers({}) == ("notify",)

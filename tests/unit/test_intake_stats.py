@@ -101,3 +101,16 @@ def test_a_changes_difference_leaves_out_what_it_does_not_change():
         f"next_due.{stats._millis(complaint()['first_response_due'])}": -1,
         f"next_due.{stats._millis(complaint()['reply_due'])}": 1}
     assert stats.difference(after, after) == {}
+
+
+def test_closings_the_owner_signed_off_unsatisfied_are_counted_apart():
+    now = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    base = {"estate_id": "e-1", "category": "cleaning", "channel": "hotline",
+            "severity": "normal", "deadlines": [], "status": "closed"}
+    complaints = [dict(base, owner_signoff="unsatisfied"), dict(base, owner_signoff="satisfied"),
+                  dict(base, status="reopened", owner_signoff="unsatisfied")]
+    assert stats.complaint_figures(complaints, now)["closed_unsatisfied"] == 1
+    counts = Counter()
+    for complaint in complaints:
+        stats.add(counts, stats.contribution(complaint))
+    assert stats.figures(dict(counts), now)["closed_unsatisfied"] == 1

@@ -35,7 +35,7 @@ def new_service():
     repository.outbox_grace = timedelta(0)    # the relay may take what is left at once
     service = make_service(repository, FrozenClock(NOW))
     for number, estate_id in enumerate(ESTATES):
-        service.import_households(estate_id, [dict(HOUSEHOLD, household_id=f"h-{number}")])
+        service.import_households(estate_id, [dict(HOUSEHOLD, household_id=f"h-{number}")], estate={"name": "测试小区"})
     return service
 
 
@@ -44,7 +44,8 @@ def scanned(service, estate_id, period):
     now = service.clock.now()
     start, end = period_bounds(period, service.policies.for_estate(estate_id).timezone)
     complaints = service.store.complaints_received(estate_id, start, end, stats.FIELDS)
-    return {"estate_id": estate_id, "period": period, "from": start.isoformat(),
+    names = {key: service.get_estate(estate_id)[key] for key in ("name", "company", "region")}
+    return {"estate_id": estate_id, **names, "period": period, "from": start.isoformat(),
             "until": end.isoformat(), **stats.complaint_figures(complaints, now)}, complaints
 
 
@@ -63,6 +64,9 @@ def assert_counters_hold(service):
         group = service.group_complaint_stats(period)
         assert group["estates"] == estates
         assert group["total"] == stats.complaint_figures(everything, service.clock.now())
+        # the group's monthly totals alone: the same total, no estate read
+        assert service.group_complaint_stats(period, per_estate=False) == {
+            "period": period, "group_by": "estate", "total": group["total"]}
 
 
 # -- a random day at the complaint desk ---------------------------------------------------
@@ -78,7 +82,7 @@ STEP_DATA = {
     "record_special_measures": {"staff_id": "s-1", "measures": "专人跟进"},
 }
 MOVES = (*STEP_DATA, "promise_reply", "refer_out", "uphold_review", "overturn_review",
-         "flag", "unflag", "external_update")
+         "flag", "unflag", "external_update", "close_unsatisfied")
 
 register = st.tuples(
     st.just("register"), st.sampled_from(ESTATES),
@@ -109,6 +113,9 @@ def move_complaint(service, complaint_id, name):
     elif name == "promise_reply":
         service.assign_complaint(complaint_id, {
             "reply_promised_at": (service.clock.now() + timedelta(days=2)).isoformat()})
+    elif name == "close_unsatisfied":     # counted apart (issue 12)
+        service.close_complaint(complaint_id, {"closed_by": "s-1",
+                                               "owner_signoff": "unsatisfied"})
     elif name == "refer_out":
         service.assign_complaint(complaint_id, {"external_unit": "自来水公司"})
     elif name in ("uphold_review", "overturn_review"):
@@ -224,13 +231,33 @@ def test_a_change_settled_twice_counts_once(service):
     service.store.db.complaints.update_one({"_id": cid}, {"$set": {PENDING: [{
         "id": f"{cid}@0", "counter": f"e-1:{stored['stats_month']}", "estate_id": "e-1",
         "month": stored["stats_month"], "inc": [["received", 1]]}]}})
-    counter = service.store.db[COUNTERS].find_one({"_id": f"e-1:{stored['stats_month']}"})
-    service.store.db[COUNTERS].update_one({"_id": counter["_id"]},
-                                          {"$push": {"in_flight": f"{cid}@0"}})
+    for estate in ("e-1", "*"):     # the estate's counter and the group's total
+        service.store.db[COUNTERS].update_one({"_id": f"{estate}:{stored['stats_month']}"},
+                                              {"$push": {"in_flight": f"{cid}@0"}})
     # the relay finds the change's $inc already made (its id still in flight): not again
     service.store.db.complaints.update_one({"_id": cid}, {"$set": {
         "stats_unsettled": True, "stats_settle_after": datetime.now(UTC)}})
     assert service.store.settle_counts() == 1
+    assert service.complaint_stats("e-1", "2026-11")["received"] == 1
+    assert service.group_complaint_stats("2026-11", per_estate=False)["total"]["received"] == 1
+    assert_counters_hold(service)
+
+
+def test_a_crash_between_the_estates_counter_and_the_groups_total(service):
+    """The writer died after the estate's $inc, before the group's: the relay makes the
+    group's alone, once."""
+    cid = register(service)
+    month = service.store.find_complaint(cid)["stats_month"]
+    change = {"id": f"{cid}@0", "counter": f"e-1:{month}", "estate_id": "e-1",
+              "month": month, "inc": [["received", 1]]}
+    service.store.db.complaints.update_one({"_id": cid}, {"$set": {
+        PENDING: [change], "stats_unsettled": True, "stats_settle_after": datetime.now(UTC)}})
+    service.store.db[COUNTERS].update_one({"_id": f"e-1:{month}"},
+                                          {"$push": {"in_flight": change["id"]}})
+    service.store.db[COUNTERS].update_one({"_id": f"*:{month}"}, {"$inc": {"received": -1}})
+    assert service.store.settle_counts() == 1
+    assert service.store.settle_counts() == 0
+    assert service.group_complaint_stats("2026-11", per_estate=False)["total"]["received"] == 1
     assert service.complaint_stats("e-1", "2026-11")["received"] == 1
     assert_counters_hold(service)
 
@@ -296,11 +323,13 @@ def test_a_month_keeps_as_many_deadline_times_as_it_has_open_work(service):
         for step in ("acknowledge_complaint", "assign_complaint", "resolve_complaint",
                      "close_complaint"):
             getattr(service, step)(cid, STEP_DATA[step])
-    [document] = counters(service).values()
-    # the deadline times of the open work are gone with it, and the statuses passed through
-    assert (document["first_reply_due"], document["reply_due"], document["next_due"]) == (
-        {}, {}, {})
-    assert document["by_status"] == {"closed": 3}
+    kept = counters(service)
+    assert sorted(kept) == ["*:2026-11", "e-1:2026-11"]     # the estate's, the group's total
+    for document in kept.values():
+        # the deadline times of the open work are gone with it, and the statuses passed through
+        assert (document["first_reply_due"], document["reply_due"], document["next_due"]) == (
+            {}, {}, {})
+        assert document["by_status"] == {"closed": 3}
     assert_counters_hold(service)
 
 

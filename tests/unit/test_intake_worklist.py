@@ -80,8 +80,8 @@ def clock():
 @pytest.fixture
 def service(clock):
     service = make_service(embedded(IntakeRepository), clock)
-    service.import_households("e-1", [HOUSEHOLD])
-    service.import_households("e-2", [dict(HOUSEHOLD, household_id="h-2")])
+    service.import_households("e-1", [HOUSEHOLD], estate={"name": "测试小区"})
+    service.import_households("e-2", [dict(HOUSEHOLD, household_id="h-2")], estate={"name": "测试小区"})
     return service
 
 

@@ -89,17 +89,17 @@ def test_an_import_that_fails_halfway_leaves_nothing_behind(world):
     # the new ones are stored (one insert_many), then the existing one's update fails
     with mock.patch.object(households, "update_one", failing_on(households, 1)), \
             pytest.raises(OSError):
-        intake.import_households("e-1", [changed, *rows])
+        intake.import_households("e-1", [changed, *rows], estate={"name": "测试小区"})
     assert list(households.find()) == before
     # every household stored, then the estate's registration fails
     estates = intake.store.db.estates
-    with mock.patch.object(estates, "update_one", failing_on(estates, 1)), \
+    with mock.patch.object(estates, "insert_one", failing_on(estates, 1)), \
             pytest.raises(OSError):
-        intake.import_households("e-new", rows)
+        intake.import_households("e-new", rows, estate={"name": "测试小区"})
     assert list(households.find()) == before
     with pytest.raises(NotFound):                    # nor did the estate become known
         intake.get_estate("e-new")
-    assert intake.import_households("e-new", rows) == {"imported": 3, "updated": 0, "failed": []}
+    assert intake.import_households("e-new", rows, estate={"name": "测试小区"}) == {"imported": 3, "updated": 0, "failed": []}
     assert intake.get_estate("e-new")["id"] == "e-new"
 
 
@@ -167,7 +167,8 @@ def test_a_round_for_an_unknown_estate_is_refused_before_anything_is_written(wor
         survey.create_round({"title": "调查", "estate_ids": ["e-1", "e-none", "e-gone"],
                              "opens_at": NOW.isoformat(),
                              "closes_at": (NOW + timedelta(days=7)).isoformat()})
-    assert refused.value.errors == {"estate_ids": ["unknown estate: e-none"]}
+    assert refused.value.errors == {"estate_ids": ["unknown estate: e-none",   # each named
+                                                   "unknown estate: e-gone"]}
     assert world.same(before, world.snapshot())
 
 

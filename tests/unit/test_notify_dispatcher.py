@@ -77,14 +77,14 @@ def test_two_dispatchers_sending_batches_together_send_each_notice_once(
     second = make_service()
     first.settings.dispatch_batch = second.settings.dispatch_batch = 100   # five batches
     interleaved = []
-    attempt = first._attempt
+    attempt = first.deliveries.attempt
 
     def attempt_then_let_the_other_run(delivery):
         if not interleaved:           # the other instance runs a whole tick meanwhile
             interleaved.append(True)
             second.dispatch_due()
         return attempt(delivery)
-    monkeypatch.setattr(first, "_attempt", attempt_then_let_the_other_run)
+    monkeypatch.setattr(first.deliveries, "attempt", attempt_then_let_the_other_run)
     first.dispatch_due()
 
     assert interleaved and statuses(repository) == ["sent"] * 450

@@ -15,7 +15,8 @@ from shared.schemas.events import EVENTS
 
 NOW = datetime(2026, 10, 9, 2, 30, tzinfo=UTC)   # 10:30 in Shanghai
 CATALOGUE = load_catalogue()
-CONTEXT = domain.Context(zone="Asia/Shanghai", survey_base_url="https://wy.example.cn/s/")
+CONTEXT = domain.Context(zone="Asia/Shanghai", survey_base_url="https://wy.example.cn/s/",
+                         estate_name="阳光花园")
 
 # What each event's payload carries, as its publisher sends it.
 EVENT_DATA = {
@@ -68,6 +69,17 @@ EVENT_DATA = {
         "due_at": datetime(2026, 10, 14, 2, 30, tzinfo=UTC),
     },
     "complaint_escalated": {"complaint_id": "cmp-1", "level": 2, "role": "manager"},
+    "complaint_instruction_recorded": {
+        "complaint_id": "cmp-1", "instruction": "今天派工程部更换垃圾桶，联系13800138000",
+        "instructed_by": "mgr-1", "role": "manager", "escalated_to": "manager",
+        "instructed_at": datetime(2026, 10, 9, 2, 30, tzinfo=UTC),
+        "summary": "楼道垃圾三天没人清理", "department": "环境部", "assignee_id": "s-7"},
+    "complaint_deadline_approaching": {
+        "complaint_id": "cmp-1", "deadline": "first_response",
+        "due_at": datetime(2026, 10, 14, 2, 30, tzinfo=UTC), "minutes_left": 135,
+        "summary": "楼道垃圾三天没人清理，电话13800138000", "department": "环境部",
+        "assignee_id": None,
+    },
     "complaint_closed": {
         "complaint_id": "cmp-1", "household_id": "h-1", "category": "cleaning",
         "severity": "normal", "closed_at": NOW, "owner_signoff": "satisfied", "closing_no": 1,
@@ -91,9 +103,31 @@ EVENT_DATA = {
     },
     "survey_report_published": {"round_id": "rnd-1", "satisfaction_rate": 0.8734,
                                 "rectifications": 3},
+    "survey_cadence_missed": {
+        "period": "2026-H1", "cadence": "half_yearly",
+        "period_start": datetime(2025, 12, 31, 16, 0, tzinfo=UTC),
+        "period_end": datetime(2026, 6, 30, 16, 0, tzinfo=UTC),
+    },
     "rectification_overdue": {
         "rectification_id": "rect-1", "round_id": "rnd-1", "category": "greening",
         "department": "绿化部", "due_at": datetime(2026, 10, 8, 9, 0, tzinfo=UTC),
+    },
+    "revisit_followup_opened": {
+        "followup_id": "fu-rv-wo-1-after_repair", "revisit_id": "rv-wo-1-after_repair",
+        "kind": "repair", "source_id": "wo-1", "household_id": "h-1", "department": "工程部",
+        "answer_due_at": datetime(2026, 11, 8, 2, 30, tzinfo=UTC), "status": "open",
+        "summary": "修完还是漏水，电话 13812345678",
+    },
+    "revisit_followup_overdue": {
+        "followup_id": "fu-rv-wo-1-after_repair", "revisit_id": "rv-wo-1-after_repair",
+        "kind": "repair", "source_id": "wo-1", "household_id": "h-1", "department": "工程部",
+        "answer_due_at": datetime(2026, 11, 8, 2, 30, tzinfo=UTC), "status": "measures_recorded",
+    },
+    "revisit_followup_answered": {
+        "followup_id": "fu-rv-wo-1-after_repair", "revisit_id": "rv-wo-1-after_repair",
+        "kind": "repair", "source_id": "wo-1", "household_id": "h-1", "department": "工程部",
+        "answer_due_at": datetime(2026, 11, 8, 2, 30, tzinfo=UTC), "status": "answered",
+        "answer": "已更换屋面防水层，雨后复查无渗漏", "answered_at": NOW, "on_time": True,
     },
 }
 
@@ -106,7 +140,7 @@ def parsed(event_type):
 
 def rendered(event_type, locale="zh", index=0, signature="阳光花园物业"):
     notification = domain.NOTIFICATIONS[event_type][index]
-    params = notification.build(parsed(event_type), CONTEXT)
+    params = domain.message_params(notification, parsed(event_type), CONTEXT)
     return domain.render(CATALOGUE[locale][notification.template], params, signature)
 
 
@@ -132,8 +166,8 @@ def test_every_event_notify_handles_has_sample_data_here():
     for index in range(len(notifications))])
 def test_every_template_renders_from_what_its_event_supplies(locale, event_type, index):
     notification = domain.NOTIFICATIONS[event_type][index]
-    params = notification.build(parsed(event_type), CONTEXT)
-    assert set(params) == set(notification.supplies)
+    params = domain.message_params(notification, parsed(event_type), CONTEXT)
+    assert set(params) == {*notification.supplies, *domain.ESTATE_PARAMS}
     message = rendered(event_type, locale, index)
     assert "{" not in message.text and "None" not in message.text
     assert "{" not in message.subject
@@ -180,6 +214,15 @@ def test_complaint_acknowledgement_apologises_first_and_shows_number_and_local_d
     ("rectification_done", 0, ["绿化方面的整改已完成：补种中心花园枯死的草坪"], ["on greening"]),
     ("complaint_overdue", 0, ["答复期限 2026-10-14 10:30", "督办"], ["reply deadline"]),
     ("complaint_escalated", 0, ["第 2 级", "项目经理"], ["level 2", "estate manager"]),
+    # the instruction reaches whoever has the complaint; a number in it stays masked
+    ("complaint_instruction_recorded", 0,
+     ["投诉 cmp-1", "楼道垃圾三天没人清理", "项目经理指示：今天派工程部更换垃圾桶", "138****8000",
+      "/console/complaints/cmp-1"], ["the estate manager instructs", "/console/complaints/cmp-1"]),
+    ("complaint_deadline_approaching", 0,
+     ["投诉 cmp-1", "楼道垃圾三天没人清理", "首次回复期限 2026-10-14 10:30 即将到期",
+      "还剩约 2 小时 15 分钟", "/console/complaints/cmp-1"],
+     ["first-reply deadline", "2026-10-14 10:30", "about 2 h 15 min left",
+      "/console/complaints/cmp-1"]),
     ("complaint_closed", 0, ["cmp-1", "2026-10-09 10:30", "处理完毕"], ["handled and closed"]),
     ("revisit_scheduled", 0, ["2026-10-16", "上门"], ["home visit"]),
     ("revisit_booked", 0, ["2026-10-11 14:00", "上门回访"], ["booked for 2026-10-11 14:00"]),
@@ -196,10 +239,27 @@ def test_each_message_says_what_it_is_for_in_local_time_and_words(event_type, in
     assert all(part in en_text for part in en), en_text
 
 
+@pytest.mark.parametrize("event_type, index, zh, en", [
+    # staff may answer for several estates: each message to them says which
+    ("complaint_assigned", 0, "【阳光花园物业】阳光花园：投诉 cmp-1", "阳光花园: Complaint cmp-1"),
+    ("complaint_overdue", 0, "阳光花园：投诉 cmp-1", "阳光花园: The reply deadline"),
+    ("revisit_scheduled", 2, "阳光花园：请于 2026-10-16 前", "阳光花园: Please visit"),
+    ("rectification_created", 0, "阳光花园：整改任务 rect-1", "阳光花园: Corrective action rect-1"),
+    ("survey_round_closed", 0, "阳光花园：满意度调查", "阳光花园: Survey"),
+    # owners read their estate's name where a message speaks of the estate
+    ("rectification_done", 0, "阳光花园绿化方面的整改已完成", "on greening at 阳光花园"),
+    ("survey_report_published", 0, "详见阳光花园公示栏", "notice board of 阳光花园"),
+    ("survey_invitation_issued", 0, "参加阳光花园业主满意度调查", "the 阳光花园 owner satisfaction"),
+])
+def test_messages_name_the_estate(event_type, index, zh, en):
+    assert zh in rendered(event_type, "zh", index).text
+    assert en in rendered(event_type, "en", index).text
+
+
 def test_a_report_without_answers_says_so_in_words():
     data = dict(parsed("survey_report_published"), satisfaction_rate=None)
     notification = domain.NOTIFICATIONS["survey_report_published"][0]
-    params = notification.build(data, CONTEXT)
+    params = domain.message_params(notification, data, CONTEXT)
     assert "暂无数据" in domain.render(CATALOGUE["zh"]["survey_report_published"], params, "x").text
     assert "not available" in domain.render(
         CATALOGUE["en"]["survey_report_published"], params, "x").text
@@ -224,7 +284,7 @@ def test_a_revisit_the_owner_may_answer_online_gets_the_message_with_its_link():
     assert online.recipients(data).alternatives == (("contact", "h-1"),)
     for locale, words in (("zh", "如未回复"), ("en", "If we hear nothing")):
         text = domain.render(CATALOGUE[locale]["revisit_online"],
-                             online.build(data, CONTEXT), "x").text
+                             domain.message_params(online, data, CONTEXT), "x").text
         assert "http://127.0.0.1:8000/r/rv-token-abcdefghijk " in text, text
         assert words in text and "2026-10-16" in text
 
@@ -235,7 +295,7 @@ def test_a_revisit_without_a_token_gets_the_message_without_a_link():
     assert online.recipients(data) is None
     assert plain.recipients(data).alternatives == (("contact", "h-1"),)
     assert "/r/" not in domain.render(CATALOGUE["zh"]["revisit_scheduled"],
-                                      plain.build(data, CONTEXT), "x").text
+                                      domain.message_params(plain, data, CONTEXT), "x").text
 
 
 def test_email_subject_is_rendered_too():
@@ -527,6 +587,16 @@ def test_a_repeat_complaint_goes_to_every_supervisor_and_manager_once_each():
     assert staff_ids(recipients, DIRECTORY) == ["sup-1", "mgr-1", "mgr-2"]
 
 
+def test_an_approaching_deadline_goes_to_whoever_has_the_complaint():
+    assert staff_ids(recipients_of("complaint_deadline_approaching", department="工程部",
+                                   assignee_id="sup-1"), DIRECTORY) == ["sup-1"]
+    assert staff_ids(recipients_of("complaint_deadline_approaching", department="工程部"),
+                     DIRECTORY) == ["eng-3"]
+    # no one in the department's directory: the supervisors who answer for the desk
+    assert staff_ids(recipients_of("complaint_deadline_approaching"), DIRECTORY) == [
+        "sup-1", "mgr-1"]
+
+
 def test_without_together_the_first_alternative_that_finds_anyone_wins():
     overdue = recipients_of("complaint_overdue")
     assert not overdue.together
@@ -553,7 +623,7 @@ def test_staff_notices_without_a_console_page_go_without_a_link():
         assert "console_url" not in notification.supplies
         assert all(CATALOGUE[locale][template_id].link is None for locale in ("zh", "en"))
         text = domain.render(CATALOGUE["zh"][template_id],
-                             notification.build(parsed(event_type), CONTEXT), "x").text
+                             domain.message_params(notification, parsed(event_type), CONTEXT), "x").text
         assert "http" not in text
 
 
@@ -578,7 +648,7 @@ def test_a_closed_round_goes_to_the_estate_manager_and_the_company_manager():
 
 def test_a_round_closed_with_nobody_invited_says_so_in_words():
     _, closed = notification_of("survey_round_closed")
-    params = closed.build(dict(parsed("survey_round_closed"), response_rate=None), CONTEXT)
+    params = domain.message_params(closed, dict(parsed("survey_round_closed"), response_rate=None), CONTEXT)
     assert "回收率 暂无数据" in domain.render(
         CATALOGUE["zh"]["survey_round_closed"], params, "x").text
 
@@ -600,7 +670,7 @@ def test_owners_hear_of_their_complaint_with_its_page_and_within_quiet_hours(tem
         assert template.audience == "owner" and not template.immediate
         assert template.link_params == {"complaint_url"}
         contact = {"owner_url_token": "tok-owner-abcdef"}
-        params = domain.with_contact_params(notification.build(parsed(event_type), CONTEXT),
+        params = domain.with_contact_params(domain.message_params(notification, parsed(event_type), CONTEXT),
                                             contact, CONTEXT)
         assert domain.render(template, params, "x").text.endswith(
             "http://127.0.0.1:8000/c/tok-owner-abcdef")
@@ -628,7 +698,7 @@ def test_an_event_published_before_it_carried_a_detail_still_makes_its_message(
     payload = parse_event(new_event(event_type, EVENTS[event_type][0], "e-1", data, NOW))["data"]
     notification = domain.NOTIFICATIONS[event_type][index]
     text = domain.render(CATALOGUE["zh"][notification.template],
-                         notification.build(payload, CONTEXT), "x").text
+                         domain.message_params(notification, payload, CONTEXT), "x").text
     assert all(word in text for word in words), text
 
 
@@ -643,8 +713,8 @@ def test_staff_messages_link_to_the_complaint_in_the_console():
     context = domain.Context(public_base_url="https://wy.example.cn/")
     assert context.complaint_console_link("cmp/1") == \
         "https://wy.example.cn/console/complaints/cmp%2F1"
-    text = domain.render(CATALOGUE["zh"]["complaint_escalated"], domain.NOTIFICATIONS[
-        "complaint_escalated"][0].build(parsed("complaint_escalated"), context), "x").text
+    text = domain.render(CATALOGUE["zh"]["complaint_escalated"], domain.message_params(
+        domain.NOTIFICATIONS["complaint_escalated"][0], parsed("complaint_escalated"), context), "x").text
     assert text.endswith("详情：https://wy.example.cn/console/complaints/cmp-1")
 
 
@@ -762,3 +832,18 @@ def test_preferences_merge_only_what_is_given():
     second = domain.merge_preferences(first, {"channels": ["console"]}, "h-1", NOW)
     assert second["opt_out"] is True and second["channels"] == ["console"]
     assert domain.preferences_view(second)["household_id"] == "h-1"
+
+
+def test_an_unsatisfied_revisit_reaches_its_department_with_the_answer_date_and_link():
+    text = rendered("revisit_followup_opened").text
+    assert "工程部" in text and "2026-11-08" in text and "修完还是漏水" in text
+    assert "13812345678" not in text          # the owner's words travel masked
+    assert text.endswith("/console/revisits/followups/fu-rv-wo-1-after_repair")
+    [notification] = domain.NOTIFICATIONS["revisit_followup_opened"]
+    assert notification.recipients(parsed("revisit_followup_opened")).alternatives == (
+        ("department", "工程部"), ("role", "manager"))
+    [overdue] = domain.NOTIFICATIONS["revisit_followup_overdue"]
+    assert overdue.recipients(parsed("revisit_followup_overdue")).alternatives == (
+        ("role", "manager"), ("role", "company_manager"))
+    answered = rendered("revisit_followup_answered").text
+    assert "已更换屋面防水层" in answered and "维修" in answered

@@ -12,11 +12,12 @@ from services.notify import domain
 from services.notify.catalogue import load_catalogue
 from services.notify.repository import NotifyRepository
 from services.notify.service import NotifyService
-from services.notify.settings import NotifySettings, Settings
+from services.notify.settings import NotifySettings, notify_settings
 from shared.actor import Caller
 from shared.clock import FrozenClock
 from shared.envelope import new_event, parse_event
 from shared.errors import InvalidInput
+from shared.policies import EstatePolicies
 from tests.helpers import embedded
 
 NOW = datetime(2026, 10, 9, 2, 30, tzinfo=UTC)   # 10:30 in Shanghai
@@ -40,7 +41,7 @@ COMPLAINT_EVENTS = {
 def rendered(event_type, locale, contact, context=CONTEXT):
     _, template_id, data = COMPLAINT_EVENTS[event_type]
     notification = domain.NOTIFICATIONS[event_type][0]
-    params = notification.build(parse_event(new_event(event_type, "intake", "e-1", data, NOW))
+    params = domain.message_params(notification, parse_event(new_event(event_type, "intake", "e-1", data, NOW))
                                 ["data"], context)
     return domain.render(CATALOGUE[locale][template_id],
                          domain.with_contact_params(params, contact, context), SIGNATURES[locale])
@@ -124,7 +125,7 @@ def test_the_survey_link_derives_from_the_public_base_unless_set():
     ("development", "https://huifang.example.com", False), ("", "https://wy.sunshine.cn", False)])
 def test_a_placeholder_base_outside_development_is_said_loudly(caplog, environment, base,
                                                                warned):
-    provider = Settings()
+    provider = EstatePolicies(notify_settings)
     provider.container = Mock(config={"PUBLIC_BASE_URL": base, "HUIFANG_ENV": environment})
     with caplog.at_level(logging.WARNING):
         provider.setup()

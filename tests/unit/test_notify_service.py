@@ -939,7 +939,7 @@ def test_a_failed_send_does_not_use_up_the_quota(make_service):
 def test_a_crash_between_logging_and_sending_is_recovered_by_the_dispatcher(
         service, clock, console_log, monkeypatch):
     envelope = event("complaint_registered")
-    monkeypatch.setattr(service, "_attempt", Mock(side_effect=RuntimeError("worker died")))
+    monkeypatch.setattr(service.deliveries, "attempt", Mock(side_effect=RuntimeError("worker died")))
     with pytest.raises(RuntimeError):
         handle(service, envelope)
     monkeypatch.undo()

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 import pytest
 from nameko.testing.services import worker_factory
 
+from services.intake.policy import Policies
 from services.intake.repository import IntakeRepository
 from services.intake.service import IntakeService
 from services.revisit.policies import PolicyBook
@@ -75,8 +76,9 @@ def test_a_sampling_month_is_one_with_bounds(month, valid):
 
 def test_complaint_figures_of_year_zero_are_invalid_input_not_a_crash():
     service = worker_factory(IntakeService, store=embedded(IntakeRepository),
-                             clock=FrozenClock(NOW), config={})
-    service.import_households("e-1", [])
+                             clock=FrozenClock(NOW), config={},
+                             policies=Policies.from_config(load_config()))
+    service.import_households("e-1", [], estate={"name": "测试小区"})
     for call in (lambda: service.complaint_stats("e-1", "0000"),
                  lambda: service.group_complaint_stats("9999-12")):
         with pytest.raises(InvalidInput) as refused:

@@ -54,6 +54,12 @@ def run_the_rest(world):
     intake.list_complaints({"household_id": "h-1", "category": "noise"})
     intake.list_work_orders({"estate_id": "e-1", "kind": "repair"})
     revisit.list_revisits({"estate_id": "e-1"})
+    revisit.list_revisits({"estate_id": "e-1", "status": "done",      # a month's 回访记录本
+                           "done_from": "2026-11-01T00:00:00+08:00",
+                           "done_before": "2026-12-01T00:00:00+08:00"})
+    revisit.monthly_revisit_plan("e-1", "2026-11")
+    intake.set_key_customer("h-1", True)
+    world.hand_on()
     survey.list_rounds({"estate_id": "e-1"})
     survey.list_invitations(world.ids["round"], "e-1")
     survey.list_rectifications({"estate_id": "e-1"})
@@ -62,6 +68,7 @@ def run_the_rest(world):
                   revisit.watch_deadlines, revisit.close_finished_months,
                   survey.prepare_rounds, survey.run_schedule, survey.send_reminders,
                   survey.complete_interrupted_responses, survey.flag_overdue_rectifications,
+                  revisit.plan_routine_years, survey.watch_survey_cadence,
                   notify.dispatch_due):
         timer()
     for service in world.services.values():

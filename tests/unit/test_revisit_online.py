@@ -177,8 +177,12 @@ def test_an_answer_is_the_record_a_phone_call_makes_with_method_online_by_the_ow
     assert done["outcome"] == dict(called["outcome"], method="online", visitor_id=None)
     assert (done["status"], done["completed_at"], done["outcome"]["reached"]) == (
         "done", NOW, True)
+    # the same events, except they say who answered, and how
+    by_the_owner = {"method": "online", "visitor_id": None}
     assert [(e["type"], e["data"]) for e in events] == [
-        (e["type"], e["data"]) for e in called_events]
+        (e["type"], {**e["data"], **{k: v for k, v in by_the_owner.items() if k in e["data"]}})
+        for e in called_events]
+    assert (events[0]["data"]["method"], events[0]["data"]["visitor_id"]) == ("online", None)
     assert [e["type"] for e in events] == ["revisit_completed", "revisit_unsatisfied"]
     assert events[1]["data"]["comments"] == "楼道灯还是不亮"
 

@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from nameko.testing.services import worker_factory
 
+from services.revisit.dependencies import ZonedPolicies
 from services.revisit.policies import PolicyBook
 from services.revisit.repository import RevisitRepository
 from services.revisit.service import RevisitService
@@ -13,6 +14,7 @@ from shared.clock import FrozenClock
 from shared.config import load_config
 from shared.envelope import new_event, parse_event
 from shared.errors import InvalidInput, InvalidTransition, NotFound
+from shared.estates import EstateCopies
 from tests.helpers import embedded
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)          # Monday 10:00 in Shanghai
@@ -21,8 +23,12 @@ CONFIG = load_config(REVISIT_ESTATE_POLICIES={"e-30": {"policy": "in_home_repair
 
 
 def make_service(repository, clock):
+    """The service with the embedded store; its policies zoned by its estate copies (none
+    yet: the configured zones) as ``EstatePolicies`` gives them."""
+    copies = EstateCopies(repository.db, None, "Asia/Shanghai")
     return worker_factory(RevisitService, store=repository, clock=clock,
-                          policies=PolicyBook(CONFIG), caller=Caller(None, None))
+                          policies=ZonedPolicies(PolicyBook(CONFIG), copies),
+                          caller=Caller(None, None))
 
 
 @pytest.fixture

@@ -12,13 +12,17 @@ from hypothesis import strategies as st
 from nameko.testing.services import worker_factory
 
 from services.revisit import stats
+from services.revisit.dependencies import ZonedPolicies
 from services.revisit.policies import PolicyBook
 from services.revisit.repository import COUNTERS, PENDING, UNSETTLED, RevisitRepository
 from services.revisit.service import RevisitService
 from shared.actor import Caller
 from shared.clock import FrozenClock
 from shared.config import load_config
+from shared.envelope import new_event, parse_event
+from shared.estates import EstateCopies
 from shared.periods import period_bounds, period_months
+from shared.rates import rate
 from shared.schemas.vocabulary import REVISIT_KINDS, UNSATISFIED_LEVELS, WORK_ORDER_KINDS
 from tests.helpers import embedded
 from tests.unit.test_revisit_service import (
@@ -40,7 +44,7 @@ PERIODS = ("2026-11", "2026-Q4", "2026")
 SATISFIED = ("very_satisfied", "satisfied")
 
 
-def scan_stats(revisits, work_orders, quota_for, now):
+def scan_stats(revisits, work_orders, quota_for, now, followups=()):
     """The statistics as measured by one pass over the raw documents, before counters."""
     kinds = {kind: _scan_kind([r for r in revisits if r["kind"] == kind], now)
              for kind in REVISIT_KINDS}
@@ -50,7 +54,7 @@ def scan_stats(revisits, work_orders, quota_for, now):
             [r for r in revisits if r["kind"] == kind], quota_for))
     for kind in ("routine", "complaint"):
         kinds[kind]["required"] = kinds[kind]["owed"]
-        kinds[kind]["revisit_rate"] = stats.rate(kinds[kind]["done"], kinds[kind]["owed"])
+        kinds[kind]["revisit_rate"] = rate(kinds[kind]["done"], kinds[kind]["owed"])
     owed = [r for r in revisits if r["status"] != "cancelled"]
     done = [r for r in owed if r["status"] == "done"]
     reached = [r for r in done if (r.get("outcome") or {}).get("reached")]
@@ -61,9 +65,9 @@ def scan_stats(revisits, work_orders, quota_for, now):
         "complaint_revisits_done": kinds["complaint"]["done"],
         "revisit_rate": kinds["complaint"]["revisit_rate"],
         "revisits": len(owed), "done": len(done),
-        "on_time_rate": stats.rate(sum(1 for r in done if _scan_on_time(r)), len(done)),
-        "reach_rate": stats.rate(len(reached), len(done)),
-        "satisfaction_rate": stats.rate(
+        "on_time_rate": rate(sum(1 for r in done if _scan_on_time(r)), len(done)),
+        "reach_rate": rate(len(reached), len(done)),
+        "satisfaction_rate": rate(
             sum(1 for r in rated if r["outcome"]["satisfaction"] in SATISFIED), len(rated)),
         "overdue": sum(1 for r in owed if _scan_late(r, now)),
         "promised_replies": {
@@ -74,8 +78,18 @@ def scan_stats(revisits, work_orders, quota_for, now):
             "overdue": sum(1 for r in promised if not r.get("reply_given_at")
                            and r["promised_reply_at"] < now),
         },
+        "followups": _scan_followups(followups, now),
         "kinds": kinds,
     }
+
+
+def _scan_followups(followups, now):
+    answered = [f for f in followups if f["status"] == "answered"]
+    on_time = [f for f in answered if f["answered_at"] <= f["answer_due_at"]]
+    return {"opened": len(followups), "answered": len(answered),
+            "answered_on_time": len(on_time), "on_time_rate": rate(len(on_time), len(answered)),
+            "overdue": sum(1 for f in followups
+                           if f["status"] != "answered" and f["answer_due_at"] < now)}
 
 
 def _scan_kind(revisits, now):
@@ -86,9 +100,9 @@ def _scan_kind(revisits, now):
     return {
         "owed": len(owed), "done": len(done),
         "on_time": sum(1 for r in done if _scan_on_time(r)),
-        "on_time_rate": stats.rate(sum(1 for r in done if _scan_on_time(r)), len(done)),
-        "reach_rate": stats.rate(len(reached), len(done)),
-        "satisfaction_rate": stats.rate(
+        "on_time_rate": rate(sum(1 for r in done if _scan_on_time(r)), len(done)),
+        "reach_rate": rate(len(reached), len(done)),
+        "satisfaction_rate": rate(
             sum(1 for r in rated if r["outcome"]["satisfaction"] in SATISFIED), len(rated)),
         "unsatisfied": sum(1 for r in rated if r["outcome"]["satisfaction"] in UNSATISFIED_LEVELS),
         "overdue": sum(1 for r in owed if _scan_late(r, now)),
@@ -110,7 +124,7 @@ def _scan_sampling(kind, orders, revisits, quota_for):
         "orders": sum(population.values()), "required": required,
         "sampled": sum(1 for o in selected if o.get("in_population")),
         "top_up": sum(1 for o in selected if o.get("reason") == "top_up"),
-        "revisited_orders": len(revisited), "revisit_rate": stats.rate(len(revisited), required),
+        "revisited_orders": len(revisited), "revisit_rate": rate(len(revisited), required),
     }
 
 
@@ -128,17 +142,20 @@ def scanned(service, estate_id, period, now):
     since, until = period_bounds(period, policy.timezone)
     revisits = service.store.revisits_for_stats(estate_id, since, until)
     orders = service.store.work_orders_for_stats(estate_id, period_months(period))
+    followups = service.store.followups_for_stats(estate_id, period_months(period))
 
     def quota_for(estate):
         return service.policies.for_estate(estate).quota
 
     result = {"estate_id": estate_id, "period": period, "from": since.isoformat(),
-              "until": until.isoformat(), **scan_stats(revisits, orders, quota_for, now)}
+              "until": until.isoformat(),
+              **scan_stats(revisits, orders, quota_for, now, followups)}
     if estate_id is None:
         estates = sorted({r["estate_id"] for r in revisits} | {o["estate_id"] for o in orders})
         result["estates"] = {estate: scan_stats(
             [r for r in revisits if r["estate_id"] == estate],
-            [o for o in orders if o["estate_id"] == estate], quota_for, now)
+            [o for o in orders if o["estate_id"] == estate], quota_for, now,
+            [f for f in followups if f["estate_id"] == estate])
             for estate in estates}
     return result
 
@@ -159,6 +176,7 @@ changes = st.one_of(
               st.sampled_from(["very_satisfied", "satisfied", "neutral", "unsatisfied", None]),
               st.booleans()),
     st.tuples(st.just("reply"), st.integers(0, 40)),
+    st.tuples(st.just("follow_up"), st.integers(0, 40), st.sampled_from(["measures", "answer"])),
     st.tuples(st.just("close_month"), st.sampled_from(ESTATES)),
     st.tuples(st.just("watch"),),
 )
@@ -209,6 +227,8 @@ def _change(service, clock, change):
                                            "reply_given_at": None})
         if revisit is not None:
             service.record_reply(revisit["_id"], {"staff_id": "s-1", "reply": "答复"})
+    elif name == "follow_up":
+        _follow_up(service, *args)
     elif name == "close_month":
         month = (clock.now() - timedelta(days=40)).astimezone(SHANGHAI).strftime("%Y-%m")
         service.close_sampling_month(args[0], month)
@@ -225,10 +245,26 @@ def _record(service, clock, pick, satisfaction, promise):
     if promise and satisfaction is not None:     # promised to an owner reached
         visit["promised_reply_at"] = (clock.now() + timedelta(hours=20)).isoformat()
     service.record_revisit(revisit["_id"], visit)
+    # revisit's own handler of the revisit_unsatisfied just queued opens the follow-up
+    for event in service.store.db.revisits.find_one({"_id": revisit["_id"]})["outbox"]:
+        if event["type"] == "revisit_unsatisfied":
+            service.open_followup(parse_event(event))
 
 
-def _pick(service, number, query):
-    found = list(service.store.db.revisits.find(query).sort("_id", 1))
+def _follow_up(service, pick, step):
+    """A department records measures on a follow-up, or answers the owner (measures first)."""
+    followup = _pick(service, pick, {"status": {"$ne": "answered"}}, "followups")
+    if followup is None:
+        return
+    if step == "answer" and followup["status"] == "measures_recorded":
+        service.answer_followup(followup["_id"], {"staff_id": "s-1", "answer": "已整改"})
+    else:
+        service.record_followup_measures(followup["_id"], {
+            "staff_id": "s-1", "measures": "更换配件", "responsible": "王工"})
+
+
+def _pick(service, number, query, collection="revisits"):
+    found = list(service.store.db[collection].find(query).sort("_id", 1))
     return found[number % len(found)] if found else None
 
 
@@ -254,6 +290,7 @@ def test_counters_equal_a_recount_and_the_scan_after_any_changes(steps, asked_af
     # the relay, once the leases of crashed relays have lapsed: what crashed writers left
     repository.settle_counts(now=datetime.now(UTC) + timedelta(minutes=1))
     assert repository.db.revisits.count_documents({UNSETTLED: True}) == 0
+    assert repository.db.followups.count_documents({UNSETTLED: True}) == 0
     assert service.check_statistics() == {"consistent": True, "differences": [],
                                           "repaired": False}
     assert all(not counter["in_flight"] for counter in repository.db[COUNTERS].find())
@@ -366,19 +403,33 @@ def test_a_change_is_counted_once_when_the_relay_finishes_it(world):
     assert service.check_statistics()["consistent"] is True
 
 
-def test_across_estates_an_estate_in_another_time_zone_is_counted_in_the_asked_ones():
-    """Its counters are its own months; across estates the months are the default
+@pytest.mark.parametrize("zone_from", ["record", "config"])
+def test_across_estates_an_estate_in_another_time_zone_is_counted_in_the_asked_ones(zone_from):
+    """Its counters are its own months (its record's zone, from revisit's copy; the
+    configured one until the copy comes); across estates the months are the default
     zone's, so it is recounted from its documents."""
-    config = load_config(REVISIT_ESTATE_POLICIES={"e-ny": {"timezone": "America/New_York"}})
     repository = embedded(RevisitRepository)
+    copies = EstateCopies(repository.db, None, "Asia/Shanghai")
+    configured = {"e-ny": {"timezone": "America/New_York"}} if zone_from == "config" else {}
+    if zone_from == "record":
+        copies.learn(parse_event(new_event("estate_registered", "intake", "e-ny", {
+            "name": "纽约花园", "company": None, "region": None, "timezone": "America/New_York",
+            "revision": 0}, START, key="e-ny@0")))
     clock = FrozenClock(datetime(2026, 11, 1, 2, 0, tzinfo=UTC))   # 31 Oct in New York
-    service = worker_factory(RevisitService, store=repository, clock=clock,
-                             policies=PolicyBook(config), caller=Caller(None, None))
+    service = worker_factory(
+        RevisitService, store=repository, clock=clock, estates=copies, caller=Caller(None, None),
+        policies=ZonedPolicies(PolicyBook(load_config(REVISIT_ESTATE_POLICIES=configured)),
+                               copies))
     service.schedule_complaint_revisit(closed_event(closed_at=clock.now(), estate="e-ny"))
     assert service.revisit_stats("e-ny", "2026-10")["complaints_closed"] == 1
     across = service.revisit_stats(None, "2026-11")
     assert across["complaints_closed"] == 1 and set(across["estates"]) == {"e-ny"}
-    assert across == scanned(service, None, "2026-11", clock.now())
+    named = {"record": "纽约花园", "config": "e-ny"}[zone_from]   # the record's name, else its id
+    figures = {key: value for key, value in across["estates"]["e-ny"].items()
+               if key not in ("estate_name", "company", "region")}
+    assert across["estates"]["e-ny"]["estate_name"] == named
+    assert {**across, "estates": {"e-ny": figures}} == scanned(service, None, "2026-11",
+                                                               clock.now())
 
 
 def test_a_change_applied_twice_counts_once(world):

@@ -8,7 +8,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
-from services.survey import domain, opinions, workbook
+from services.survey import (
+    answering,
+    formulas,
+    invitations,
+    opinions,
+    planning,
+    ranking,
+    rectifications,
+    reports,
+    rounds,
+    sampling,
+    tallies,
+    templates,
+    workbook,
+)
+from services.survey.repository import increments
 from shared.envelope import event_id, parse_event
 from shared.errors import InvalidInput, InvalidTransition
 from shared.schemas.base import ID_PATTERN, load
@@ -19,7 +34,7 @@ NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 OPENS = NOW
 CLOSES = NOW + timedelta(days=14)
 TEMPLATE = ["cleaning", "order", "greening"]
-POLICY = domain.SurveyPolicy()
+POLICY = rounds.SurveyPolicy()
 
 
 def round_data(**changes):
@@ -40,13 +55,13 @@ def households(*ids, building="3"):
 def plan(data, occupied, round_id="rnd-1", batch_size=1000):
     """plan_round, then each estate's households read whole as the background work reads
     them: (the round with its invitations written, the invitations, its tallies)."""
-    round_ = domain.plan_round(round_id, data, domain.default_template(NOW), POLICY, NOW)
-    invitations = []
+    round_ = planning.plan_round(round_id, data, templates.default_template(NOW), POLICY, NOW)
+    invites = []
     for estate_id in data["estate_ids"]:
-        written, round_ = domain.read_households(round_, estate_id, occupied[estate_id], None,
+        written, round_ = invitations.read_households(round_, estate_id, occupied[estate_id], None,
                                                  batch_size)
-        invitations += written
-    return round_, invitations, [domain.empty_tally(round_, estate_id)
+        invites += written
+    return round_, invites, [tallies.empty_tally(round_, estate_id)
                                  for estate_id in round_["estate_ids"]]
 
 
@@ -59,18 +74,18 @@ def planned(**changes):
 
 
 def opened(**changes):
-    round_, invitations, _ = planned(**changes)
-    round_, events = domain.finish_writing(round_, NOW)
-    issued = [domain.issue(round_, invitation, NOW) for invitation in invitations]
-    invitations = [dict(invitation, **changes) for invitation, (changes, _) in
-                   zip(invitations, issued, strict=True)]
-    return round_, events, invitations, [events for _, events in issued]
+    round_, invites, _ = planned(**changes)
+    round_, events = invitations.finish_writing(round_, NOW)
+    issued = [invitations.issue(round_, invitation, NOW) for invitation in invites]
+    invites = [dict(invitation, **changes) for invitation, (changes, _) in
+                   zip(invites, issued, strict=True)]
+    return round_, events, invites, [events for _, events in issued]
 
 
 def tally_of(*questionnaires):
     tally = {}
     for answers in questionnaires:
-        apply(tally, domain.tally_increment({"answers": answers}))
+        apply(tally, tallies.tally_counts({"answers": answers}))
     return tally
 
 # formulas --------------------------------------------------------------------------
@@ -79,7 +94,7 @@ def tally_of(*questionnaires):
     (6, 9, 0.6667), (6, 7, 0.8571), (3, 3, 1.0), (0, 5, 0.0), (0, 0, None),
 ])
 def test_satisfaction_rate_is_answers_of_4_or_5_over_answers_given(satisfied, answered, rate):
-    assert domain.satisfaction_rate(satisfied, answered) == rate
+    assert formulas.satisfaction_rate(satisfied, answered) == rate
 
 
 @pytest.mark.parametrize("answers, expected", [
@@ -90,20 +105,32 @@ def test_satisfaction_rate_is_answers_of_4_or_5_over_answers_given(satisfied, an
     ([], None),
 ])
 def test_score_is_mean_answer_times_twenty(answers, expected):
-    assert domain.score(sum(answers), len(answers)) == expected
+    assert formulas.score(sum(answers), len(answers)) == expected
 
 
 def test_response_rate_is_returned_over_invited():
-    assert domain.response_rate(3, 4) == 0.75
-    assert domain.response_rate(2, 3) == 0.6667
-    assert domain.response_rate(0, 0) is None
+    assert formulas.response_rate(3, 4) == 0.75
+    assert formulas.response_rate(2, 3) == 0.6667
+    assert formulas.response_rate(0, 0) is None
 
 
 def test_one_questionnaire_increments_its_tally_per_category_and_word():
     response = {"answers": {"cleaning": 5, "order": 3, "greening": None},
                 "comments": {"cleaning": "垃圾桶满了", "general": "停车位太少"},
                 "terms": {"cleaning": ["垃圾桶"], "general": ["停车位"]}}
-    assert domain.tally_increment(response) == {
+    assert tallies.tally_counts(response) == {
+        ("returned",): 1,
+        ("categories", "cleaning", "answered"): 1, ("categories", "cleaning", "satisfied"): 1,
+        ("categories", "cleaning", "score_sum"): 5,
+        ("categories", "cleaning", "distribution", "5"): 1,
+        ("categories", "order", "answered"): 1, ("categories", "order", "satisfied"): 0,
+        ("categories", "order", "score_sum"): 3, ("categories", "order", "distribution", "3"): 1,
+        ("categories", "greening", "not_applicable"): 1,
+        ("comments", "cleaning"): 1, ("comments", "general"): 1,
+        ("terms", "cleaning", "垃圾桶"): 1, ("terms", "general", "停车位"): 1,
+    }
+    # the store writes them as one $inc on the tally's dotted field paths
+    assert increments(tallies.tally_counts(response)) == {
         "returned": 1,
         "categories.cleaning.answered": 1, "categories.cleaning.satisfied": 1,
         "categories.cleaning.score_sum": 5, "categories.cleaning.distribution.5": 1,
@@ -115,9 +142,9 @@ def test_one_questionnaire_increments_its_tally_per_category_and_word():
     }
 
 
-def apply(tally, increment):
+def apply(tally, counts):
     """What MongoDB's $inc does to a tally document, for tests without a store."""
-    for path, amount in increment.items():
+    for path, amount in counts.items():
         node, leaf = _node(tally, path)
         node[leaf] = node.get(leaf, 0) + amount
     return tally
@@ -126,7 +153,7 @@ def apply(tally, increment):
 def apply_update(tally, update):
     """What the store does with a tally_update: the $inc, then each offered quote kept if
     it is among its word's best distinct ones (the store's test checks MongoDB agrees)."""
-    apply(tally, update["increment"])
+    apply(tally, update["counts"])
     for topic, word, entry in update["quotes"]:
         node = tally.setdefault("examples", {}).setdefault(topic, {})
         node[word] = opinions.keep_quote(node.get(word, []), entry)
@@ -134,7 +161,7 @@ def apply_update(tally, update):
 
 
 def _node(tally, path):
-    *parents, leaf = path.split(".")
+    *parents, leaf = path
     node = tally
     for key in parents:
         node = node.setdefault(key, {})
@@ -153,7 +180,7 @@ def test_report_pools_every_category_answer_and_leaves_na_out():
     round_, _, _, _ = opened()
     round_["invited"] = {"e1": 4, "e2": 2}
 
-    report = domain.report(round_, [with_estate(e1, "e1"), with_estate(e2, "e2")])
+    report = reports.report(round_, [with_estate(e1, "e1"), with_estate(e2, "e2")])
 
     assert (report["invited"], report["returned"], report["response_rate"]) == (6, 4, 0.6667)
     # 9 answers given, 6 of them 4 or 5; sum 32 -> 32 / 9 * 20 = 71.1
@@ -181,14 +208,14 @@ def test_report_pools_every_category_answer_and_leaves_na_out():
 def test_report_of_one_estate_counts_its_invitations_only():
     round_, _, _, _ = opened()
     e2 = with_estate(tally_of({"cleaning": 1, "order": 5, "greening": 4}), "e2")
-    report = domain.report(round_, [e2], estate_id="e2")
+    report = reports.report(round_, [e2], estate_id="e2")
     assert (report["estate_id"], report["invited"], report["returned"]) == ("e2", 1, 1)
     assert (report["satisfaction_rate"], report["score"]) == (0.6667, 66.7)   # 10 / 3 * 20
 
 
 def test_rates_are_none_when_nothing_was_answered():
     round_, _, _, _ = opened()
-    report = domain.report(round_, [])
+    report = reports.report(round_, [])
     assert report["returned"] == 0 and report["response_rate"] == 0.0
     assert report["satisfaction_rate"] is None and report["score"] is None
     assert all(view["rate"] is None and view["score"] is None
@@ -199,7 +226,7 @@ def test_rates_are_none_when_nothing_was_answered():
                                 st.one_of(st.none(), st.integers(1, 5))), max_size=30))
 def test_tallied_report_matches_counting_the_answers_directly(questionnaires):
     round_, _, _, _ = opened()
-    report = domain.report(round_, [with_estate(tally_of(*questionnaires), "e1")])
+    report = reports.report(round_, [with_estate(tally_of(*questionnaires), "e1")])
     given_answers = [value for answers in questionnaires for value in answers.values()
                      if value is not None]
     happy = sum(1 for value in given_answers if value >= 4)
@@ -234,10 +261,10 @@ def test_common_opinions_give_top_words_per_category_with_counts_and_quotes():
     ]
     tally = {"estate_id": "e1"}
     for text in comments:
-        apply_update(tally, domain.tally_update({
+        apply_update(tally, tallies.tally_update({
             "answers": {}, "comments": text, "terms": opinions.terms_by_topic(text)}))
 
-    report = domain.report(round_, [tally])
+    report = reports.report(round_, [tally])
 
     by_topic = {entry["category"]: entry for entry in report["opinions"]}
     assert list(by_topic) == ["cleaning", "general"]          # template order, general last
@@ -250,7 +277,7 @@ def test_common_opinions_give_top_words_per_category_with_counts_and_quotes():
     assert general["label_zh"] == "总体意见" and general["comments"] == 3
     assert general["terms"][0] == {"term": "停车位", "count": 2, "quotes": [
         "停车位太少，晚上回来没地方停", "停车位不够，请规划停车场 138****5678"]}
-    assert len(general["terms"]) <= domain.TOP_TERMS
+    assert len(general["terms"]) <= reports.TOP_TERMS
 
 
 def kept_quotes(texts, word):
@@ -280,23 +307,23 @@ def test_the_kept_quotes_do_not_depend_on_the_order_comments_arrive(texts):
 
 def test_a_report_of_all_estates_quotes_the_best_of_what_each_estate_kept():
     round_, _, _, _ = opened()
-    tallies = []
+    estate_tallies = []
     for estate_id, texts in (("e1", ["楼道垃圾没人清理，味道很大", "垃圾太多"]),
                              ("e2", ["垃圾桶旁边的垃圾没人收", "垃圾没人清"])):
         tally = {"estate_id": estate_id}
         for text in texts:
             comments = {"cleaning": text}
-            apply_update(tally, domain.tally_update({
+            apply_update(tally, tallies.tally_update({
                 "answers": {}, "comments": comments,
                 "terms": opinions.terms_by_topic(comments)}))
         assert len(tally["examples"]["cleaning"]["垃圾"]) <= opinions.QUOTES_PER_TERM
-        tallies.append(tally)
+        estate_tallies.append(tally)
 
-    (cleaning,) = domain.report(round_, tallies)["opinions"]
+    (cleaning,) = reports.report(round_, estate_tallies)["opinions"]
     rubbish = next(term for term in cleaning["terms"] if term["term"] == "垃圾")
     assert rubbish == {"term": "垃圾", "count": 4, "quotes": ["垃圾太多", "垃圾没人清"]}
     # tallies written before quotes were ranked hold plain texts: still quoted, best first
-    (old,) = domain.report(round_, [dict(tallies[0], examples={"cleaning": {
+    (old,) = reports.report(round_, [dict(estate_tallies[0], examples={"cleaning": {
         "垃圾": ["楼道垃圾没人清理，味道很大", "垃圾太多"]}})], estate_id="e1")["opinions"]
     assert next(t for t in old["terms"] if t["term"] == "垃圾")["quotes"] == [
         "垃圾太多", "楼道垃圾没人清理，味道很大"]
@@ -312,10 +339,10 @@ def test_a_long_quote_is_shortened_and_phone_numbers_masked():
 # categories and templates ----------------------------------------------------------
 
 def test_the_nine_default_categories_have_their_policy_labels():
-    assert tuple(domain.CATEGORY_LABELS) == SURVEY_CATEGORIES
-    assert [zh for zh, _ in domain.CATEGORY_LABELS.values()] == [
+    assert tuple(templates.CATEGORY_LABELS) == SURVEY_CATEGORIES
+    assert [zh for zh, _ in templates.CATEGORY_LABELS.values()] == [
         "供电", "供水", "消防治安", "秩序", "卫生", "绿化", "公共设施", "维修服务", "服务态度"]
-    template = domain.default_template(NOW)
+    template = templates.default_template(NOW)
     assert (template["_id"], template["template_version"]) == ("default:v1", 1)
     assert [entry["key"] for entry in template["categories"]] == list(SURVEY_CATEGORIES)
 
@@ -324,12 +351,12 @@ def test_a_new_template_version_keeps_the_old_one_and_resolves_known_keys():
     data = load(SaveTemplate(), {"template_id": "default", "title": "九项加停车", "categories": [
         *SURVEY_CATEGORIES, "parking",
         {"key": "elevator", "label_zh": "电梯运行", "label_en": "Lifts"}]})
-    second = domain.new_template_version(data, domain.default_template(NOW), NOW)
+    second = templates.new_template_version(data, templates.default_template(NOW), NOW)
     assert (second["_id"], second["template_version"]) == ("default:v2", 2)
     assert second["categories"][-2:] == [
         {"key": "parking", "label_zh": "停车管理", "label_en": "Parking"},
         {"key": "elevator", "label_zh": "电梯运行", "label_en": "Lifts"}]
-    fresh = domain.new_template_version(dict(data, template_id="villa"), None, NOW)
+    fresh = templates.new_template_version(dict(data, template_id="villa"), None, NOW)
     assert fresh["_id"] == "villa:v1"
 
 
@@ -340,7 +367,7 @@ def test_a_new_template_version_keeps_the_old_one_and_resolves_known_keys():
 def test_a_template_with_an_unknown_or_repeated_category_is_refused(categories, field):
     data = load(SaveTemplate(), {"template_id": "t", "title": "t", "categories": categories})
     with pytest.raises(InvalidInput) as error:
-        domain.new_template_version(data, None, NOW)
+        templates.new_template_version(data, None, NOW)
     assert list(error.value.errors) == [field]
 
 
@@ -360,20 +387,20 @@ def test_a_round_defaults_to_the_template_half_yearly_and_anonymous():
 
 
 def test_rounds_and_estates_may_add_categories():
-    round_, _, tallies = planned(
+    round_, _, estate_tallies = planned(
         add_categories=["parking"],
         estate_categories={"e2": [{"key": "lifts", "label_zh": "电梯", "label_en": "Lifts"},
                                   "fees"]})
     assert round_["categories"] == ["cleaning", "order", "greening", "parking"]
-    assert domain.questionnaire(round_, "e1") == ["cleaning", "order", "greening", "parking"]
-    assert domain.questionnaire(round_, "e2")[-2:] == ["lifts", "fees"]
-    assert domain.label(round_, "lifts") == ("电梯", "Lifts")
-    assert domain.label(round_, "parking") == ("停车管理", "Parking")
-    assert set(tallies[1]["categories"]) == {"cleaning", "order", "greening", "parking",
+    assert rounds.questionnaire(round_, "e1") == ["cleaning", "order", "greening", "parking"]
+    assert rounds.questionnaire(round_, "e2")[-2:] == ["lifts", "fees"]
+    assert templates.label(round_, "lifts") == ("电梯", "Lifts")
+    assert templates.label(round_, "parking") == ("停车管理", "Parking")
+    assert set(estate_tallies[1]["categories"]) == {"cleaning", "order", "greening", "parking",
                                              "lifts", "fees"}
-    report = domain.report(round_, [])
+    report = reports.report(round_, [])
     assert list(report["categories"])[-3:] == ["parking", "lifts", "fees"]
-    assert list(domain.report(round_, [], estate_id="e1")["categories"]) == [
+    assert list(reports.report(round_, [], estate_id="e1")["categories"]) == [
         "cleaning", "order", "greening", "parking"]
 
 
@@ -472,21 +499,21 @@ def test_comments_are_checked_too(data, field):
 
 def test_allocation_is_proportional_by_largest_remainder():
     # 30 % of 10, 10 and 3: exact 3, 3, 0.9; total ⌈6.9⌉ = 7; the 0.9 gets the spare one
-    assert domain.allocate({"1": 10, "2": 10, "3": 3}, 0.3) == {"1": 3, "2": 3, "3": 1}
+    assert sampling.allocate({"1": 10, "2": 10, "3": 3}, 0.3) == {"1": 3, "2": 3, "3": 1}
     # 20 % of 12, 8, 5 = 2.4, 1.6, 1.0 -> total 5: 2, 2, 1
-    assert domain.allocate({"A": 12, "B": 8, "C": 5}, 0.2) == {"A": 2, "B": 2, "C": 1}
+    assert sampling.allocate({"A": 12, "B": 8, "C": 5}, 0.2) == {"A": 2, "B": 2, "C": 1}
 
 
 def test_every_building_is_represented_even_a_small_one():
     # 10 % of 1 and 99: exact 0.1 and 9.9 -> 0 and 10, but building A still gets one
-    assert domain.allocate({"A": 1, "B": 99}, 0.1) == {"A": 1, "B": 10}
+    assert sampling.allocate({"A": 1, "B": 99}, 0.1) == {"A": 1, "B": 10}
 
 
 @given(st.dictionaries(st.text("ABCDEFG", min_size=1, max_size=2), st.integers(1, 400),
                        min_size=1, max_size=12),
        st.floats(0.01, 1.0))
 def test_each_stratum_gets_its_exact_share_rounded_down_or_up(sizes, rate):
-    quota = domain.allocate(sizes, rate)
+    quota = sampling.allocate(sizes, rate)
     for name, size in sizes.items():
         exact = rate * size
         assert 1 <= quota[name] <= size
@@ -508,10 +535,10 @@ def estate_households():
 
 def test_a_stratified_sample_invites_each_building_proportionally():
     sample = {"mode": "stratified", "rate": 0.2, "by": "building", "seed": 7}
-    chosen = domain.choose_households(estate_households(), sample)
+    chosen = sampling.choose_households(estate_households(), sample)
     per_building = {b: sum(1 for h in chosen if h["building"] == b) for b in "123"}
     assert per_building == {"1": 8, "2": 4, "3": 1}
-    by_unit = domain.choose_households(estate_households(), dict(sample, by="unit"))
+    by_unit = sampling.choose_households(estate_households(), dict(sample, by="unit"))
     per_unit = {}
     for household in by_unit:
         key = (household["building"], household["unit"])
@@ -523,55 +550,55 @@ def test_a_stratified_sample_invites_each_building_proportionally():
 def test_the_same_seed_draws_the_same_sample_whatever_the_order():
     sample = {"mode": "stratified", "rate": 0.3, "by": "building", "seed": 2026}
     rows = estate_households()
-    first = [h["id"] for h in domain.choose_households(rows, sample)]
-    again = [h["id"] for h in domain.choose_households(list(reversed(rows)), sample)]
-    other = [h["id"] for h in domain.choose_households(rows, dict(sample, seed=2027))]
+    first = [h["id"] for h in sampling.choose_households(rows, sample)]
+    again = [h["id"] for h in sampling.choose_households(list(reversed(rows)), sample)]
+    other = [h["id"] for h in sampling.choose_households(rows, dict(sample, seed=2027))]
     assert first == again and first != other
     assert len(first) == len(other) == 20        # 12 + 6 + 1.5 -> 12, 6, 2
 
 
 def test_a_stratified_round_records_its_seed_and_invites_the_sample():
     rows = estate_households()
-    round_, invitations, _ = plan(round_data(estate_ids=["e1"], sample={
+    round_, invites, _ = plan(round_data(estate_ids=["e1"], sample={
         "mode": "stratified", "rate": 0.2, "by": "building"}), {"e1": rows}, "rnd-s")
-    assert round_["sample"]["seed"] == domain.seed_from("rnd-s")
+    assert round_["sample"]["seed"] == sampling.seed_from("rnd-s")
     assert (round_["households"], round_["invited"]) == ({"e1": 65}, {"e1": 13})
-    assert len(invitations) == 13
+    assert len(invites) == 13
 
 
 # rounds, invitations and tokens -----------------------------------------------------
 
 def test_planning_stores_everything_but_announces_nothing():
-    round_, invitations, tallies = planned()
+    round_, invites, estate_tallies = planned()
     assert round_["status"] == "creating" and round_["invited"] == {"e1": 3, "e2": 1}
-    assert [i["household_id"] for i in invitations] == ["h1", "h2", "h3", "h4"]
-    assert {i["status"] for i in invitations} == {"pending"}
-    assert len({i["token"] for i in invitations}) == 4
-    assert [t["_id"] for t in tallies] == ["rnd-1:e1", "rnd-1:e2"]
-    assert tallies[0]["categories"]["cleaning"] == domain.empty_counts()
+    assert [i["household_id"] for i in invites] == ["h1", "h2", "h3", "h4"]
+    assert {i["status"] for i in invites} == {"pending"}
+    assert len({i["token"] for i in invites}) == 4
+    assert [t["_id"] for t in estate_tallies] == ["rnd-1:e1", "rnd-1:e2"]
+    assert estate_tallies[0]["categories"]["cleaning"] == tallies.empty_counts()
 
 
 def test_activating_opens_the_round_per_estate_or_waits_for_opens_at():
     round_, _, _ = planned()
-    opened_round, events = domain.finish_writing(round_, NOW)
+    opened_round, events = invitations.finish_writing(round_, NOW)
     assert opened_round["status"] == "open"
     assert [(e["type"], e["estate_id"], e["data"]["invited"]) for e in events] == [
         ("survey_round_opened", "e1", 3), ("survey_round_opened", "e2", 1)]
     assert parse_event(events[0])["data"]["categories"] == TEMPLATE
     later, _, _ = planned(opens_at=NOW + timedelta(days=1))
-    waiting, events = domain.finish_writing(later, NOW)
+    waiting, events = invitations.finish_writing(later, NOW)
     assert (waiting["status"], events) == ("scheduled", [])
-    now_open, events = domain.open_round(waiting, NOW + timedelta(days=1))
+    now_open, events = rounds.open_round(waiting, NOW + timedelta(days=1))
     assert now_open["status"] == "open" and len(events) == 2
     with pytest.raises(InvalidTransition):
-        domain.finish_writing(now_open, NOW)
+        invitations.finish_writing(now_open, NOW)
 
 
 def test_issuing_sends_each_invitation_with_its_token_and_first_reminder_time():
-    _, _, invitations, events = opened()
-    assert {i["status"] for i in invitations} == {"issued"}
-    assert all(i["next_reminder_at"] == NOW + timedelta(days=3) for i in invitations)
-    for invitation, (event,) in zip(invitations, events, strict=True):
+    _, _, invites, events = opened()
+    assert {i["status"] for i in invites} == {"issued"}
+    assert all(i["next_reminder_at"] == NOW + timedelta(days=3) for i in invites)
+    for invitation, (event,) in zip(invites, events, strict=True):
         parsed = parse_event(event)
         assert parsed["type"] == "survey_invitation_issued"
         assert parsed["data"]["token"] == invitation["token"]
@@ -580,76 +607,76 @@ def test_issuing_sends_each_invitation_with_its_token_and_first_reminder_time():
 
 
 def test_a_round_is_written_a_page_at_a_time_in_numbered_batches_from_its_progress():
-    round_ = domain.plan_round("rnd-1", round_data(), domain.default_template(NOW), POLICY, NOW)
+    round_ = planning.plan_round("rnd-1", round_data(), templates.default_template(NOW), POLICY, NOW)
     assert round_["status"] == "creating" and round_["invited"] == {"e1": 0, "e2": 0}
-    assert domain.reading(round_) == ("e1", None)
+    assert invitations.reading(round_) == ("e1", None)
 
-    page, round_ = domain.read_households(round_, "e1", households("h1", "h2"), "c1", 2)
+    page, round_ = invitations.read_households(round_, "e1", households("h1", "h2"), "c1", 2)
     assert [(i["household_id"], i["issue_batch"]) for i in page] == [
         ("h1", "rnd-1/0"), ("h2", "rnd-1/0")]
-    assert domain.reading(round_) == ("e1", "c1")
+    assert invitations.reading(round_) == ("e1", "c1")
     # the same page read again (a worker died before saving its progress): the same
     # invitations, batch and counts
-    again, same = domain.read_households(dict(round_, progress=domain.new_progress(NOW)),
+    again, same = invitations.read_households(dict(round_, progress=invitations.new_progress(NOW)),
                                          "e1", households("h1", "h2"), "c1", 2)
     assert [i["_id"] for i in again] == [i["_id"] for i in page]
     assert same["progress"]["invited"] == round_["progress"]["invited"] == 2
-    page, round_ = domain.read_households(round_, "e1", households("h3"), None, 2)
+    page, round_ = invitations.read_households(round_, "e1", households("h3"), None, 2)
     assert [i["issue_batch"] for i in page] == ["rnd-1/1"]
-    assert domain.reading(round_) == ("e2", None)
-    _, round_ = domain.read_households(round_, "e2", households("h4", "h5", "h6"), None, 2)
-    assert domain.reading(round_) is None
+    assert invitations.reading(round_) == ("e2", None)
+    _, round_ = invitations.read_households(round_, "e2", households("h4", "h5", "h6"), None, 2)
+    assert invitations.reading(round_) is None
     assert (round_["households"], round_["invited"]) == ({"e1": 3, "e2": 3}, {"e1": 3, "e2": 3})
     assert {key: round_["progress"][key] for key in (
         "households_seen", "invited", "batches", "issued", "done")} == {
         "households_seen": 6, "invited": 6, "batches": 4, "issued": 0, "done": False}
 
-    opened_round, events = domain.finish_writing(round_, NOW)
+    opened_round, events = invitations.finish_writing(round_, NOW)
     assert opened_round["status"] == "open" and len(events) == 2
     assert opened_round["progress"]["done"] is False          # its invitations: issued next
 
 
 def test_a_batch_issued_again_announces_what_it_sent_with_the_same_event_ids():
-    round_, invitations, _ = planned(estate_ids=["e1"])       # one batch of three
-    round_, _ = domain.finish_writing(round_, NOW)
-    changes, events, after = domain.issue_batch(round_, invitations, NOW)
+    round_, invites, _ = planned(estate_ids=["e1"])       # one batch of three
+    round_, _ = invitations.finish_writing(round_, NOW)
+    changes, events, after = invitations.issue_batch(round_, invites, NOW)
     assert changes == {"status": "issued", "issued_at": NOW,
                        "next_reminder_at": NOW + timedelta(days=3)}
     assert [e["id"] for e in events] == [
-        event_id("survey", "survey_invitation_issued", i["_id"]) for i in invitations]
-    assert [parse_event(e)["data"]["token"] for e in events] == [i["token"] for i in invitations]
+        event_id("survey", "survey_invitation_issued", i["_id"]) for i in invites]
+    assert [parse_event(e)["data"]["token"] for e in events] == [i["token"] for i in invites]
     assert after["progress"]["issued"] == 3 and after["progress"]["done"] is True
 
     # done again after a crash: h1 was sent, h3 expired unsent (the round closed meanwhile)
-    sent = dict(invitations[0], status="issued", issued_at=NOW)
-    expired = dict(invitations[2], status="expired")
-    _, again, _ = domain.issue_batch(round_, [sent, invitations[1], expired],
+    sent = dict(invites[0], status="issued", issued_at=NOW)
+    expired = dict(invites[2], status="expired")
+    _, again, _ = invitations.issue_batch(round_, [sent, invites[1], expired],
                                      NOW + timedelta(minutes=5))
     assert [e["id"] for e in again] == [e["id"] for e in events[:2]]
     assert [e["data"]["household_id"] for e in again] == ["h1", "h2"]
 
 
 def test_each_event_of_a_batch_is_checked():
-    round_, invitations, _ = planned(estate_ids=["e1"])
-    bad = [invitations[0], dict(invitations[1], household_id={"$gt": ""})]
+    round_, invites, _ = planned(estate_ids=["e1"])
+    bad = [invites[0], dict(invites[1], household_id={"$gt": ""})]
     with pytest.raises(InvalidInput) as error:
-        domain.issue_batch(round_, bad, NOW)
+        invitations.issue_batch(round_, bad, NOW)
     assert list(error.value.errors) == ["data.household_id"]
 
 
 def test_reminders_come_at_the_interval_at_most_max_times_and_not_after_expiry():
-    round_, _, invitations, _ = opened(reminders={"interval_days": 5, "max": 2})
-    invitation = invitations[0]
+    round_, _, invites, _ = opened(reminders={"interval_days": 5, "max": 2})
+    invitation = invites[0]
     assert invitation["next_reminder_at"] == NOW + timedelta(days=5)
     at = NOW + timedelta(days=5)
-    changes, (event,) = domain.remind(round_, invitation, at)
+    changes, (event,) = invitations.remind(round_, invitation, at)
     assert changes["reminders_sent"] == 1 and changes["next_reminder_at"] == at + timedelta(days=5)
     assert parse_event(event)["data"]["reminder_no"] == 1
-    second, (event,) = domain.remind(round_, dict(invitation, **changes), at + timedelta(days=5))
+    second, (event,) = invitations.remind(round_, dict(invitation, **changes), at + timedelta(days=5))
     assert second["reminders_sent"] == 2 and second["next_reminder_at"] is None   # max 2
     assert parse_event(event)["data"]["reminder_no"] == 2
     # a reminder that would fall after the round closes is not planned
-    late, _ = domain.remind(dict(round_, reminders={"interval_days": 10, "max": 5}),
+    late, _ = invitations.remind(dict(round_, reminders={"interval_days": 10, "max": 5}),
                             invitation, at)
     assert late["next_reminder_at"] is None
     _, _, silent, _ = opened(reminders={"max": 0})
@@ -657,78 +684,78 @@ def test_reminders_come_at_the_interval_at_most_max_times_and_not_after_expiry()
 
 
 def test_an_estate_without_occupied_households_is_refused():
-    domain.check_households(round_data(), [])
+    planning.check_households(round_data(), [])
     with pytest.raises(InvalidInput) as error:
-        domain.check_households(round_data(), ["e2"])
+        planning.check_households(round_data(), ["e2"])
     assert error.value.errors == {"estate_ids": ["e2: no occupied households to invite"]}
 
 
 def test_a_round_that_has_already_closed_cannot_be_created():
     with pytest.raises(InvalidInput) as error:
-        domain.check_schedule(round_data(closes_at=NOW), NOW)
+        planning.check_schedule(round_data(closes_at=NOW), NOW)
     assert "closes_at" in error.value.errors
 
 
 def test_invitation_ids_are_derived_from_round_and_household():
-    first = domain.invitation_id("rnd-1", "h1")
-    assert first == domain.invitation_id("rnd-1", "h1")
-    assert first != domain.invitation_id("rnd-1", "h2") != domain.invitation_id("rnd-2", "h1")
-    assert ID_PATTERN.match(domain.invitation_id("rnd-1", "h" * 128))
+    first = invitations.invitation_id("rnd-1", "h1")
+    assert first == invitations.invitation_id("rnd-1", "h1")
+    assert first != invitations.invitation_id("rnd-1", "h2") != invitations.invitation_id("rnd-2", "h1")
+    assert ID_PATTERN.match(invitations.invitation_id("rnd-1", "h" * 128))
 
 
 def test_tokens_are_long_and_unguessable():
-    tokens = {domain.new_token() for _ in range(1000)}
+    tokens = {invitations.new_token() for _ in range(1000)}
     assert len(tokens) == 1000
     assert all(len(token) == 22 for token in tokens)     # 16 random bytes
 
 
 def test_an_invitation_is_answerable_once_while_the_round_is_open():
-    round_, _, invitations, _ = opened()
-    invitation = invitations[0]
-    assert domain.why_not_answerable(round_, invitation, NOW) is None
-    assert domain.why_not_answerable(round_, dict(invitation, status="answered"), NOW) \
-        == domain.USED_TOKEN
-    assert domain.why_not_answerable(round_, dict(invitation, status="expired"), NOW) \
-        == domain.EXPIRED_TOKEN
-    assert domain.why_not_answerable(round_, invitation, CLOSES) == domain.EXPIRED_TOKEN
-    assert domain.why_not_answerable(dict(round_, status="closed"), invitation, NOW) \
-        == domain.CLOSED_ROUND
-    assert domain.why_not_answerable(round_, dict(invitation, status="pending"), NOW) \
-        == domain.UNKNOWN_TOKEN
-    assert domain.why_not_answerable(round_, invitation, OPENS - timedelta(minutes=1)) \
+    round_, _, invites, _ = opened()
+    invitation = invites[0]
+    assert answering.why_not_answerable(round_, invitation, NOW) is None
+    assert answering.why_not_answerable(round_, dict(invitation, status="answered"), NOW) \
+        == answering.USED_TOKEN
+    assert answering.why_not_answerable(round_, dict(invitation, status="expired"), NOW) \
+        == answering.EXPIRED_TOKEN
+    assert answering.why_not_answerable(round_, invitation, CLOSES) == answering.EXPIRED_TOKEN
+    assert answering.why_not_answerable(dict(round_, status="closed"), invitation, NOW) \
+        == answering.CLOSED_ROUND
+    assert answering.why_not_answerable(round_, dict(invitation, status="pending"), NOW) \
+        == answering.UNKNOWN_TOKEN
+    assert answering.why_not_answerable(round_, invitation, OPENS - timedelta(minutes=1)) \
         .startswith("this survey opens at")
 
 
 def test_an_anonymous_response_cannot_be_traced_to_its_household():
-    round_, _, invitations, _ = opened()
+    round_, _, invites, _ = opened()
     data = {"answers": {"cleaning": 4}, "comments": {"general": "电梯经常坏"}}
-    anonymous = domain.response(round_, invitations[0], data, NOW, timedelta(seconds=60))
+    anonymous = answering.response(round_, invites[0], data, NOW, timedelta(seconds=60))
     assert "household_id" not in anonymous and "invitation_id" not in anonymous
     assert anonymous["submitted_on"] == "2026-06-01" and anonymous["estate_id"] == "e1"
     assert anonymous["terms"] == {"general": ["电梯"]}
     assert anonymous["counted"] is False
-    named = domain.response(dict(round_, anonymous=False), invitations[0], data, NOW,
+    named = answering.response(dict(round_, anonymous=False), invites[0], data, NOW,
                             timedelta(seconds=60))
     assert named["household_id"] == "h1"
 
 
 def test_closing_announces_each_estates_figures_and_happens_once():
     round_, _, _, _ = opened()
-    closed, events = domain.close(round_, {"e1": 2}, NOW)
+    closed, events = rounds.close(round_, {"e1": 2}, NOW)
     assert closed["status"] == "closed" and closed["closed_at"] == NOW
     assert [(e["estate_id"], e["data"]["invited"], e["data"]["returned"],
              e["data"]["response_rate"]) for e in events] \
         == [("e1", 3, 2, 0.6667), ("e2", 1, 0, 0.0)]
     with pytest.raises(InvalidTransition) as error:
-        domain.close(closed, {}, NOW)
+        rounds.close(closed, {}, NOW)
     assert error.value.current == "closed"
 
 
 def test_a_round_that_cannot_be_written_is_abandoned_never_opened():
     round_, _, _ = planned()
-    assert domain.abandon(round_, NOW)["status"] == "abandoned"
+    assert rounds.abandon(round_, NOW)["status"] == "abandoned"
     with pytest.raises(InvalidTransition):
-        domain.abandon(domain.finish_writing(round_, NOW)[0], NOW)
+        rounds.abandon(invitations.finish_writing(round_, NOW)[0], NOW)
 
 
 # the Wilson ranking -------------------------------------------------------------------
@@ -741,11 +768,11 @@ def test_a_round_that_cannot_be_written_is_abandoned_never_opened():
     (0.0, 10, (0.0, 0.2775)),
 ])
 def test_wilson_interval_against_hand_computed_bounds(rate, n, expected):
-    assert domain.wilson_interval(rate, n) == expected
+    assert formulas.wilson_interval(rate, n) == expected
 
 
 def test_wilson_interval_without_a_sample_is_none():
-    assert domain.wilson_interval(0.0, 0) == (None, None)
+    assert formulas.wilson_interval(0.0, 0) == (None, None)
 
 
 def one_category_tally(estate_id, satisfied, returned, key="cleaning"):
@@ -756,20 +783,20 @@ def one_category_tally(estate_id, satisfied, returned, key="cleaning"):
 
 def test_a_small_perfect_estate_does_not_win_by_luck():
     round_, _, _, _ = opened(estate_ids=["tiny", "big", "mid", "full"])
-    tallies = [one_category_tally("tiny", 3, 3),       # 100 % of 3: too few
+    estate_tallies = [one_category_tally("tiny", 3, 3),       # 100 % of 3: too few
                one_category_tally("big", 184, 200),    # 92 % of 200: lower bound 0.8740
                one_category_tally("mid", 36, 40),      # 90 % of 40: 0.7695
                one_category_tally("full", 35, 35)]     # 100 % of 35: 35 / 38.84 = 0.9011
-    ranking = domain.estate_ranking(round_, tallies, min_returned=30)
+    standings = ranking.estate_ranking(round_, estate_tallies, min_returned=30)
 
-    assert [(e["rank"], e["estate_id"], e["rate"], e["lower_bound"]) for e in ranking["ranked"]] \
+    assert [(e["rank"], e["estate_id"], e["rate"], e["lower_bound"]) for e in standings["ranked"]] \
         == [(1, "full", 1.0, 0.9011), (2, "big", 0.92, 0.874), (3, "mid", 0.9, 0.7695)]
-    assert [(e["estate_id"], e["returned"], e["rate"]) for e in ranking["too_few"]] \
+    assert [(e["estate_id"], e["returned"], e["rate"]) for e in standings["too_few"]] \
         == [("tiny", 3, 1.0)]
-    cleaning = ranking["categories"]["cleaning"]
+    cleaning = standings["categories"]["cleaning"]
     assert [e["estate_id"] for e in cleaning["ranked"]] == ["full", "big", "mid"]
     assert cleaning["label_zh"] == "卫生"
-    order = ranking["categories"]["order"]           # nobody was asked about order here
+    order = standings["categories"]["order"]           # nobody was asked about order here
     assert order["ranked"] == []
     assert {(e["estate_id"], e["answered"], e["rate"]) for e in order["too_few"]} == {
         ("tiny", 0, None), ("big", 0, None), ("mid", 0, None), ("full", 0, None)}
@@ -777,27 +804,27 @@ def test_a_small_perfect_estate_does_not_win_by_luck():
 
 def test_with_large_samples_the_bound_follows_the_rate_and_ties_share_a_rank():
     round_, _, _, _ = opened(estate_ids=["a", "b", "c"])
-    tallies = [one_category_tally("a", 900, 1000), one_category_tally("b", 850, 1000),
+    estate_tallies = [one_category_tally("a", 900, 1000), one_category_tally("b", 850, 1000),
                one_category_tally("c", 900, 1000)]
-    ranking = domain.estate_ranking(round_, tallies, min_returned=30)
-    assert [(e["rank"], e["estate_id"]) for e in ranking["ranked"]] == [
+    standings = ranking.estate_ranking(round_, estate_tallies, min_returned=30)
+    assert [(e["rank"], e["estate_id"]) for e in standings["ranked"]] == [
         (1, "a"), (1, "c"), (3, "b")]
-    assert ranking["ranked"][0]["lower_bound"] == 0.8798
-    assert ranking["too_few"] == []
+    assert standings["ranked"][0]["lower_bound"] == 0.8798
+    assert standings["too_few"] == []
 
 
 def test_the_minimum_sample_is_configurable():
     round_, _, _, _ = opened(estate_ids=["tiny", "mid"])
-    tallies = [one_category_tally("tiny", 3, 3), one_category_tally("mid", 36, 40)]
-    ranking = domain.estate_ranking(round_, tallies, min_returned=3)
-    assert [e["estate_id"] for e in ranking["ranked"]] == ["mid", "tiny"]   # 0.7695 > 0.4385
+    estate_tallies = [one_category_tally("tiny", 3, 3), one_category_tally("mid", 36, 40)]
+    standings = ranking.estate_ranking(round_, estate_tallies, min_returned=3)
+    assert [e["estate_id"] for e in standings["ranked"]] == ["mid", "tiny"]   # 0.7695 > 0.4385
 
 
 def test_overall_ranking_counts_households_not_answers():
     round_, _, _, _ = opened(estate_ids=["e1"])
     # 30 households each answering three categories, all satisfied: n is 30, not 90
     tally = dict(tally_of(*[{"cleaning": 5, "order": 4, "greening": 5}] * 30), estate_id="e1")
-    (entry,) = domain.estate_ranking(round_, [tally], 30)["ranked"]
+    (entry,) = ranking.estate_ranking(round_, [tally], 30)["ranked"]
     assert (entry["returned"], entry["answered"], entry["lower_bound"]) == (30, 90, 0.8865)
 
 
@@ -806,8 +833,8 @@ def test_overall_ranking_counts_households_not_answers():
 def test_differences_name_each_counter_that_disagrees():
     kept = {"e1": dict(tally_of({"cleaning": 5}, {"cleaning": 4}), estate_id="e1")}
     recounted = {"e1": tally_of({"cleaning": 5}, {"cleaning": 4}, {"cleaning": 1})}
-    assert domain.differences(kept, kept) == []
-    assert domain.differences(kept, recounted) == [
+    assert tallies.differences(kept, kept) == []
+    assert tallies.differences(kept, recounted) == [
         {"estate_id": "e1", "counter": "categories.cleaning.answered", "kept": 2, "recomputed": 3},
         {"estate_id": "e1", "counter": "categories.cleaning.distribution.1", "kept": 0,
          "recomputed": 1},
@@ -827,19 +854,19 @@ def rectification_data(**changes):
 
 def test_a_rectification_is_created_open_and_done_once():
     round_, _, _, _ = opened()
-    item, (created,) = domain.new_rectification("rect-1", round_, rectification_data(), NOW)
+    item, (created,) = rectifications.new_rectification("rect-1", round_, rectification_data(), NOW)
     assert item["status"] == "open" and parse_event(created)["type"] == "rectification_created"
     assert parse_event(created)["data"]["department"] == "环境部"
-    started, events = domain.update_rectification(
+    started, events = rectifications.update_rectification(
         item, {"status": "in_progress", "note": "已排班", "staff_id": "s1"}, NOW)
     assert started["status"] == "in_progress" and events == []
-    done, (event,) = domain.update_rectification(
+    done, (event,) = rectifications.update_rectification(
         started, {"status": "done", "note": "每日两次清运", "staff_id": "s1"}, NOW)
     assert done["status"] == "done" and done["done_at"] == NOW
     assert parse_event(event)["type"] == "rectification_done"
     assert [h["status"] for h in done["history"]] == ["open", "in_progress", "done"]
     with pytest.raises(InvalidTransition) as error:
-        domain.update_rectification(done, {"status": "in_progress", "note": None,
+        rectifications.update_rectification(done, {"status": "in_progress", "note": None,
                                            "staff_id": None}, NOW)
     assert error.value.current == "done"
 
@@ -852,34 +879,34 @@ def test_a_rectification_is_created_open_and_done_once():
 def test_a_bad_rectification_is_refused(change, field):
     round_, _, _, _ = opened()
     with pytest.raises(InvalidInput) as error:
-        domain.new_rectification("rect-1", round_, rectification_data(**change), NOW)
+        rectifications.new_rectification("rect-1", round_, rectification_data(**change), NOW)
     assert list(error.value.errors) == [field]
 
 
 def test_overdue_means_past_the_deadline_and_not_done():
     round_, _, _, _ = opened()
-    item, _ = domain.new_rectification("rect-1", round_, rectification_data(), NOW)
+    item, _ = rectifications.new_rectification("rect-1", round_, rectification_data(), NOW)
     due = item["due_at"]
-    assert not domain.is_overdue(item, due - timedelta(seconds=1))
-    assert domain.is_overdue(item, due)
-    assert not domain.is_overdue(dict(item, status="done"), due)
-    changes, (event,) = domain.rectification_overdue(item, due)
+    assert not rectifications.is_overdue(item, due - timedelta(seconds=1))
+    assert rectifications.is_overdue(item, due)
+    assert not rectifications.is_overdue(dict(item, status="done"), due)
+    changes, (event,) = rectifications.rectification_overdue(item, due)
     assert changes == {"overdue_at": due}
     assert parse_event(event)["type"] == "rectification_overdue"
 
 
 def test_publishing_needs_a_closed_round_and_counts_editions():
     round_, _, _, _ = opened()
-    reports = {estate_id: domain.report(round_, [], ["x"] if estate_id == "e1" else [],
+    estate_reports = {estate_id: reports.report(round_, [], ["x"] if estate_id == "e1" else [],
                                         estate_id) for estate_id in ("e1", "e2")}
     with pytest.raises(InvalidTransition):
-        domain.publish(round_, reports, {"estate_ids": None, "note": None}, NOW)
-    closed, _ = domain.close(round_, {}, NOW)
-    published, events = domain.publish(closed, reports, {"estate_ids": None, "note": "欢迎监督"},
+        reports.publish(round_, estate_reports, {"estate_ids": None, "note": None}, NOW)
+    closed, _ = rounds.close(round_, {}, NOW)
+    published, events = reports.publish(closed, estate_reports, {"estate_ids": None, "note": "欢迎监督"},
                                        NOW)
     assert [(e["estate_id"], e["data"]["rectifications"], e["data"]["edition"])
             for e in map(parse_event, events)] == [("e1", 1, 1), ("e2", 0, 1)]
-    again, (event,) = domain.publish(published, reports, {"estate_ids": ["e2"], "note": None},
+    again, (event,) = reports.publish(published, estate_reports, {"estate_ids": ["e2"], "note": None},
                                      NOW)
     assert parse_event(event)["data"]["edition"] == 2
     assert again["published"]["e1"]["edition"] == 1
@@ -890,11 +917,11 @@ def test_publishing_needs_a_closed_round_and_counts_editions():
 def test_the_workbook_has_every_sheet_with_chinese_headings_and_percentages():
     round_, _, _, _ = opened()
     e1 = dict(tally_of({"cleaning": 5, "order": 4}, {"cleaning": 2, "order": 5}), estate_id="e1")
-    item, _ = domain.new_rectification("rect-1", round_, rectification_data(), NOW)
-    report = domain.report(round_, [e1], [domain.rectification_view(item, round_, NOW)])
-    ranking = domain.estate_ranking(round_, [e1], 1)
+    item, _ = rectifications.new_rectification("rect-1", round_, rectification_data(), NOW)
+    report = reports.report(round_, [e1], [rectifications.rectification_view(item, round_, NOW)])
+    standings = ranking.estate_ranking(round_, [e1], 1)
 
-    book = load_workbook(io.BytesIO(workbook.build(report, ranking)))
+    book = load_workbook(io.BytesIO(workbook.build(report, standings)))
 
     assert book.sheetnames == ["汇总", "分项满意率", "排名", "共性意见", "整改计划"]
     summary = {row[0]: row[1] for row in book["汇总"].iter_rows(values_only=True) if row[0]}

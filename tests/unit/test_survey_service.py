@@ -6,17 +6,20 @@ from unittest.mock import Mock
 import pytest
 from nameko.testing.services import worker_factory
 
-from services.survey import domain
+from services.survey import answering, invitations, reports, tallies
 from services.survey.repository import SurveyRepository
+from services.survey.rounds import SurveyPolicies
 from services.survey.service import SurveyService
 from shared.actor import Actor, Caller
 from shared.clock import FrozenClock
 from shared.envelope import event_id, parse_event
 from shared.errors import InvalidInput, InvalidTransition, NotFound
+from shared.estates import EstateCopies
 from shared.schemas.vocabulary import SURVEY_CATEGORIES
-from tests.helpers import embedded, prepared
+from tests.helpers import embedded, estates_answered_by_households, prepared
 
 NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
+ZONE = "Asia/Shanghai"
 HOUSEHOLDS = {"e1": ["h1", "h2", "h3", "h4"], "e2": ["h5", "h6"]}
 VACANT = {"e2": ["h7"]}
 TEMPLATE = ["cleaning", "order", "greening"]
@@ -55,11 +58,13 @@ def clock():
 
 @pytest.fixture
 def service(store, clock):
-    intake = Mock()
+    intake = estates_answered_by_households(Mock())
     intake.list_households.side_effect = list_households
     return worker_factory(SurveyService, store=store, clock=clock, intake=intake,
                           config={"SURVEY_POLICY": {"min_ranked_returns": 2}},
-                          caller=Caller(None, None))
+                          policies=SurveyPolicies.from_config(
+                              {"SURVEY_POLICY": {"min_ranked_returns": 2}}),
+                          caller=Caller(None, None), estates=EstateCopies(store.db, None, ZONE))
 
 
 def create(service, **changes):
@@ -113,12 +118,12 @@ def test_create_round_answers_at_once_and_the_background_work_invites_every_hous
     service.intake.list_households.assert_any_call(
         "e2", {"occupied": True, "limit": 1000, "cursor": None}, paged=True)
 
-    invitations = service.list_invitations(round_["id"])
-    assert [i["household_id"] for i in invitations] == ["h1", "h2", "h3", "h4", "h5", "h6"]
-    assert {i["status"] for i in invitations} == {"issued"}
-    assert len({i["token"] for i in invitations}) == 6
-    assert all(i["id"] == domain.invitation_id(round_["id"], i["household_id"])
-               for i in invitations)
+    invites = service.list_invitations(round_["id"])
+    assert [i["household_id"] for i in invites] == ["h1", "h2", "h3", "h4", "h5", "h6"]
+    assert {i["status"] for i in invites} == {"issued"}
+    assert len({i["token"] for i in invites}) == 6
+    assert all(i["id"] == invitations.invitation_id(round_["id"], i["household_id"])
+               for i in invites)
     assert [i["household_id"] for i in service.list_invitations(round_["id"], "e2")] \
         == ["h5", "h6"]
 
@@ -267,6 +272,35 @@ def test_unknown_round_is_not_found(service):
             call("rnd-nope")
 
 
+def test_a_round_asks_intake_about_its_estates_a_thousand_at_a_time(service, store):
+    estate_ids = [f"e-{n:04d}" for n in range(1500)]
+    service.intake.estates_with_households.side_effect = lambda ids, filters=None: {
+        "unknown": [], "without_households": []}
+
+    create(service, estate_ids=estate_ids)
+
+    asked = service.intake.estates_with_households.call_args_list
+    assert [(list(call.args[0]), call.args[1]) for call in asked] == [
+        (estate_ids[:1000], {"occupied": True}), (estate_ids[1000:], {"occupied": True})]
+    service.intake.list_households.assert_not_called()   # households: the background's
+
+
+def test_a_round_naming_unknown_or_empty_estates_is_refused_naming_each(service, store):
+    service.intake.estates_with_households.side_effect = lambda ids, filters=None: {
+        "unknown": ["e-x", "e-y"], "without_households": ["e2"]}
+    with pytest.raises(InvalidInput) as refused:
+        create(service, estate_ids=["e1", "e-x", "e2", "e-y"])
+    assert refused.value.errors == {"estate_ids": ["unknown estate: e-x", "unknown estate: e-y"]}
+
+    service.intake.estates_with_households.side_effect = lambda ids, filters=None: {
+        "unknown": [], "without_households": ["e2"]}
+    with pytest.raises(InvalidInput) as refused:
+        create(service, occupied_only=False)
+    assert refused.value.errors == {"estate_ids": ["e2: no households to invite"]}
+    assert service.intake.estates_with_households.call_args.args[1] == {}
+    assert store.db.rounds.count_documents({}) == 0
+
+
 def test_an_estate_outside_the_round_is_refused(service):
     round_ = new_round(service, estate_ids=["e1"])
     with pytest.raises(InvalidInput) as error:
@@ -299,7 +333,7 @@ def test_a_used_token_is_refused_and_counted_once(service, store):
     with pytest.raises(InvalidInput) as error:
         service.submit_response(token, {"answers": {"cleaning": 1}})
 
-    assert error.value.errors == {"token": [domain.USED_TOKEN]}
+    assert error.value.errors == {"token": [answering.USED_TOKEN]}
     assert store.db.responses.count_documents({}) == 1
     assert service.round_report(round_["id"])["categories"]["cleaning"]["answered"] == 1
 
@@ -317,7 +351,7 @@ def test_a_concurrent_double_submission_counts_once(service, store, monkeypatch)
     with pytest.raises(InvalidInput) as error:
         service.submit_response(token, {"answers": {"cleaning": 1}})
 
-    assert error.value.errors == {"token": [domain.USED_TOKEN]}
+    assert error.value.errors == {"token": [answering.USED_TOKEN]}
     report = service.round_report(round_["id"])
     assert (report["returned"], report["categories"]["cleaning"]["score"]) == (1, 100.0)
 
@@ -374,7 +408,7 @@ def test_a_round_opens_at_its_time_and_only_then_sends_invitations(service, stor
     assert outbox_events(store, "rounds") == outbox_events(store, "invitation_batches") == []
     with pytest.raises(InvalidInput) as error:
         service.submit_response(token, {"answers": {"cleaning": 5}})
-    assert error.value.errors == {"token": [domain.UNKNOWN_TOKEN]}   # never sent to anyone
+    assert error.value.errors == {"token": [answering.UNKNOWN_TOKEN]}   # never sent to anyone
 
     clock.advance(timedelta(hours=21, minutes=59))
     service.run_schedule()
@@ -397,7 +431,7 @@ def test_an_answer_after_closes_at_is_refused_even_before_the_round_is_closed(se
     clock.advance(timedelta(days=15))
     with pytest.raises(InvalidInput) as error:
         service.submit_response(token, {"answers": {"cleaning": 5}})
-    assert error.value.errors == {"token": [domain.EXPIRED_TOKEN]}
+    assert error.value.errors == {"token": [answering.EXPIRED_TOKEN]}
 
 
 # closing ----------------------------------------------------------------------------
@@ -415,7 +449,7 @@ def test_close_round_then_submit_is_refused(service, store):
         == [("e1", 4, 0), ("e2", 2, 1)]
     with pytest.raises(InvalidInput) as error:
         service.submit_response(by_household["h1"], {"answers": {"cleaning": 5}})
-    assert error.value.errors == {"token": [domain.EXPIRED_TOKEN]}
+    assert error.value.errors == {"token": [answering.EXPIRED_TOKEN]}
     statuses = {i["household_id"]: i["status"] for i in service.list_invitations(round_["id"])}
     assert statuses == {"h1": "expired", "h2": "expired", "h3": "expired", "h4": "expired",
                         "h5": "answered", "h6": "expired"}
@@ -573,10 +607,12 @@ def test_a_round_with_an_estate_intake_no_longer_knows_is_abandoned_and_never_an
 
 def instance(store, clock, **policy):
     """A survey worker on ``store``, as another process would be (``policy``: SURVEY_POLICY)."""
-    intake = Mock()
+    intake = estates_answered_by_households(Mock())
     intake.list_households.side_effect = list_households
     return worker_factory(SurveyService, store=store, clock=clock, intake=intake,
-                          config={"SURVEY_POLICY": policy}, caller=Caller(None, None))
+                          config={"SURVEY_POLICY": policy}, caller=Caller(None, None),
+                          policies=SurveyPolicies.from_config({"SURVEY_POLICY": policy}),
+                          estates=EstateCopies(store.db, None, ZONE))
 
 
 def crash_at(monkeypatch, target, name, call, before=False):
@@ -625,15 +661,15 @@ def test_a_worker_killed_midway_is_taken_over_after_its_lease_and_nothing_is_los
         "households_seen", "invited", "issued", "batches", "issued_batches", "done")} == {
         "households_seen": 6, "invited": 6, "issued": 6, "batches": 3, "issued_batches": 3,
         "done": True}
-    invitations = second.list_invitations(answer["id"])
-    assert sorted(i["household_id"] for i in invitations) == ["h1", "h2", "h3", "h4", "h5", "h6"]
-    assert {i["status"] for i in invitations} == {"issued"}
+    invites = second.list_invitations(answer["id"])
+    assert sorted(i["household_id"] for i in invites) == ["h1", "h2", "h3", "h4", "h5", "h6"]
+    assert {i["status"] for i in invites} == {"issued"}
     issued = outbox_events(store, "invitation_batches")
     # one event per invitation, its id derived from the invitation: the same after a crash
     assert sorted(e["id"] for e in issued) == sorted(
-        event_id("survey", "survey_invitation_issued", i["id"]) for i in invitations)
+        event_id("survey", "survey_invitation_issued", i["id"]) for i in invites)
     assert sent_before <= {e["id"] for e in issued}
-    assert {e["data"]["token"] for e in issued} == {i["token"] for i in invitations}
+    assert {e["data"]["token"] for e in issued} == {i["token"] for i in invites}
     assert [e["type"] for e in outbox_events(store, "rounds")] == ["survey_round_opened"] * 2
 
 
@@ -643,9 +679,9 @@ def test_a_worker_whose_lease_was_taken_over_stops(store, clock, monkeypatch):
     answer = create(first)
     original = store.write_invitations
 
-    def stalled(invitations):
+    def stalled(invites):
         """The first worker stalls past its lease while the second takes the round."""
-        original(invitations)
+        original(invites)
         if not stalled.done:
             stalled.done = True
             clock.advance(timedelta(seconds=61))
@@ -689,7 +725,7 @@ def test_a_response_interrupted_by_a_crash_is_counted_once_by_the_relay(
                                         "comments": {"general": "电梯经常坏"}})
     with pytest.raises(InvalidInput) as error:      # the answers are kept: the token is used
         service.submit_response(token, {"answers": {"cleaning": 1}})
-    assert error.value.errors == {"token": [domain.USED_TOKEN]}
+    assert error.value.errors == {"token": [answering.USED_TOKEN]}
 
     service.complete_interrupted_responses()        # within the grace: left to its writer
     clock.advance(timedelta(seconds=61))
@@ -713,10 +749,12 @@ def test_a_response_interrupted_by_a_crash_is_counted_once_by_the_relay(
 def two_instances(store, clock):
     """Two workers of survey on the same database, as two processes would be."""
     def instance():
-        intake = Mock()
+        intake = estates_answered_by_households(Mock())
         intake.list_households.side_effect = list_households
         return worker_factory(SurveyService, store=store, clock=clock, intake=intake,
-                              config={"SURVEY_POLICY": {}}, caller=Caller(None, None))
+                              config={"SURVEY_POLICY": {}}, caller=Caller(None, None),
+                              policies=SurveyPolicies.from_config({}),
+                              estates=EstateCopies(store.db, None, ZONE))
     return instance(), instance()
 
 
@@ -831,12 +869,12 @@ def test_incremental_statistics_equal_the_aggregation_recount(service, store):
     kept = {tally["estate_id"]: tally for tally in store.tallies(round_["id"])}
     assert sum(figures["returned"] for figures in recounted.values()) == 55
     for estate_id, tally in kept.items():
-        assert domain.counters(tally) == domain.counters(recounted.get(estate_id, {}))
+        assert tallies.counters(tally) == tallies.counters(recounted.get(estate_id, {}))
     # the report from either source is the same, figure for figure
-    from_recount = domain.report(store.get_round(round_["id"]), [
+    from_recount = reports.report(store.get_round(round_["id"]), [
         dict(recounted.get(estate_id, {}), estate_id=estate_id)
         for estate_id in ("e1", "e2", "e3")])
-    from_tallies = domain.report(store.get_round(round_["id"]), store.tallies(round_["id"]))
+    from_tallies = reports.report(store.get_round(round_["id"]), store.tallies(round_["id"]))
     quoted = {quote for opinion in from_tallies["opinions"] for term in opinion["terms"]
               for quote in term["quotes"]}
     assert quoted and quoted <= set(remarks)     # quotes are kept with the counters only

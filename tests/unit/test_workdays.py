@@ -71,3 +71,32 @@ def test_deadline_lands_on_a_working_day_and_spans_exactly_n_of_them(naive, days
     )
     # a working start day itself does not count; a rest day never counts anyway
     assert counted - calendar.is_working_day(start.date()) == days
+
+
+def test_working_hours_before_a_deadline_skip_rest_days():
+    # every hour of a working day is working time; weekends and holidays are not
+    assert calendar.working_hours_before(local("2026-11-23T10:00"), 2) == local("2026-11-23T08:00")
+    assert calendar.working_hours_before(local("2026-11-23T01:00"), 2) == local("2026-11-20T23:00")
+    # the end of Monday (a deadline set on a rest day), half a working day before
+    assert calendar.working_hours_before(local("2026-11-24T00:00"), 12) == local("2026-11-23T12:00")
+    # back over the golden week (1-7 October off) to the eve of National Day
+    assert calendar.working_hours_before(local("2026-10-08T10:00"), 12) == local("2026-09-30T22:00")
+
+
+@given(st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2026, 12, 31)),
+       st.floats(min_value=0.25, max_value=72))
+def test_working_hours_before_count_exactly_that_much_working_time(naive, hours):
+    due = naive.replace(tzinfo=SHANGHAI)
+    warned = calendar.working_hours_before(due, hours)
+    assert warned < due.astimezone(UTC)
+    day, counted = warned.astimezone(SHANGHAI).date(), timedelta()
+    while day <= due.date():   # the working days' share of [warned, due], day by day
+        start = datetime.combine(day, time(), SHANGHAI)
+        overlap = min(due, start + timedelta(days=1)) - max(warned, start)
+        counted += overlap if calendar.is_working_day(day) else timedelta()
+        day += timedelta(days=1)
+    assert abs(counted - timedelta(hours=hours)) < timedelta(milliseconds=1)
+
+
+def test_calendar_days_keep_the_local_time_through_holidays():
+    assert calendar.add_days(local("2026-09-30T10:00"), 3) == local("2026-10-03T10:00")

@@ -1,0 +1,179 @@
+"""The console's follow-ups of unsatisfied revisits (回访结果处理).
+
+「向相关部门反馈问题和建议,并进行改进措施的制定和实施」 and 「于一个月内向业主反馈」: a
+work-order or routine revisit that left the owner unsatisfied, or the problem unresolved,
+opened a follow-up for the responsible department (the revisit service's
+``followups``). Its pages, beside the revisits' (``console_revisits.py``):
+
+* ``/console/revisits/followups/``: the unanswered follow-ups of the user's estates —
+  those past the answer's due time first, then those still open and those with measures
+  recorded — each part the follow-up API's list (``overdue``, ``status``, by the answer's
+  due time), its rows grouped by department. With ``part``: one part, a page at a time.
+* ``/console/revisits/followups/{id}``: the owner's words, the revisit it follows, the
+  measures recorded with the person who carries each out, the answer given, the answer's
+  due time (marked overdue once past); while it is unanswered the forms to record measures
+  and, once measures are recorded, to record the answer given to the owner.
+* As for complaints and revisits: every read and action is an operation of
+  ``api.OPERATIONS`` (permissions, estate scope, the actor in history), each form with its
+  own request key and the state its page showed; a refusal is said on the page (409, 422).
+"""
+from dataclasses import dataclass
+from itertools import groupby
+from urllib.parse import quote, urlencode
+
+from werkzeug.utils import redirect
+from werkzeug.wrappers import Response
+
+from services.gateway.console import (
+    EXPECTED_STATUS,
+    PAGE_SIZE,
+    REQUEST_KEY,
+    ConsoleContext,
+    field_errors,
+    signed_in,
+    staff_names,
+    time_left,
+)
+from services.gateway.problems import Problem
+
+HOME = "/console/revisits/followups/"
+UNANSWERED = ("open", "measures_recorded")
+# form -> (the API's action, the form's fields); offered from the states listed
+FORMS = {"measures": ("measures", "responsible"), "answer": ("answer",)}
+OFFERED_FROM = {"measures": UNANSWERED, "answer": ("measures_recorded",)}
+
+
+@dataclass(frozen=True)
+class Part:
+    """A part of the worklist: the follow-up list's filters."""
+    name: str
+    query: tuple[tuple[str, str], ...]
+
+
+PARTS = (Part("overdue", (("overdue", "true"),)),
+         Part("open", (("status", "open"), ("overdue", "false"))),
+         Part("measures_recorded", (("status", "measures_recorded"), ("overdue", "false"))))
+PARTS_BY_NAME = {part.name: part for part in PARTS}
+
+
+def followup_url(followup_id: str, **query) -> str:
+    url = f"{HOME}{quote(followup_id, safe='')}"
+    return f"{url}?{urlencode(query)}" if query else url
+
+
+# the worklist ------------------------------------------------------------------------------
+
+@signed_in
+def worklist(ctx: ConsoleContext) -> Response:
+    args = ctx.request.args
+    filters = {name: args[name].strip() for name in ("estate_id", "department")
+               if args.get(name, "").strip()}
+    part = PARTS_BY_NAME.get(args.get("part", ""))
+    parts, next_url = [], None
+    try:
+        for each in (part,) if part else PARTS:
+            rows, cursor = _rows(ctx, each, filters, args.get("cursor") if part else None)
+            parts.append((each, by_department(rows)))
+            if part and cursor:
+                next_url = f"{HOME}?{urlencode({**filters, 'part': part.name, 'cursor': cursor})}"
+    except Problem as problem:
+        if problem.status != 422:
+            raise
+        # a mangled link or filter: the overview, said so
+        return redirect(f"{HOME}?notice=reset", code=303)
+    ctx.name_estates([*(followup["estate_id"] for _, groups in parts for _, rows in groups
+                        for followup, _ in rows), *ctx.actor.estates])
+    return ctx.render(
+        "console/followups.html", parts=parts, part=part, filters=filters,
+        estates=ctx.actor.estates, group_wide=ctx.actor.group_wide, next_url=next_url,
+        notice="console_fu_reset" if args.get("notice") == "reset" else None,
+        page_size=PAGE_SIZE, followup_url=followup_url,
+        link=lambda **more: f"{HOME}?{urlencode({**filters, **more})}")
+
+
+def _rows(ctx: ConsoleContext, part: Part, filters: dict, cursor: str | None = None):
+    """A part's follow-ups (each with the time left to its answer's due time) and the next
+    cursor."""
+    asked = {**filters, **dict(part.query), "limit": str(PAGE_SIZE)}
+    if cursor:
+        asked["cursor"] = cursor
+    page = ctx.call("GET", "/followups", asked)
+    return ([(followup, time_left(followup["answer_due_at"], ctx.now))
+             for followup in page["items"]], page["next_cursor"])
+
+
+def by_department(rows: list) -> list[tuple[str, list]]:
+    """The rows grouped by department (departments by name), each group in the order the
+    list gave it (the answer due soonest first)."""
+    ordered = sorted(rows, key=lambda row: row[0]["department"])   # stable: keeps due order
+    return [(department, list(group))
+            for department, group in groupby(ordered, key=lambda row: row[0]["department"])]
+
+
+# a follow-up's page ------------------------------------------------------------------------
+
+DONE = tuple(FORMS)
+
+
+@signed_in
+def followup_page(ctx: ConsoleContext, followup_id: str) -> Response:
+    followup = _followup(ctx, followup_id)
+    done = ctx.request.args.get("done")
+    return _view(ctx, followup, done=done if done in DONE else None)
+
+
+@signed_in
+def act(ctx: ConsoleContext, followup_id: str, action: str) -> Response:
+    if action not in FORMS:
+        raise Problem(404, "no such action")
+    posted = ctx.request.form
+    values = {name: posted.get(name, "") for name in FORMS[action]}
+    body = {name: value for name, value in values.items() if value.strip()}
+    seen = posted.get(EXPECTED_STATUS)
+    try:
+        ctx.call("POST", f"/followups/{followup_id}/{action}", body=body,
+                 query={EXPECTED_STATUS: seen} if seen else None, key=posted.get(REQUEST_KEY))
+    except Problem as problem:
+        if problem.status not in (409, 422):
+            raise
+        followup = _followup(ctx, followup_id)
+        return _view(ctx, followup, failed=action, values=values,
+                     errors=field_errors(problem.errors), conflict=problem.status == 409,
+                     status=problem.status)
+    return redirect(followup_url(followup_id, done=action), code=303)
+
+
+def _followup(ctx: ConsoleContext, followup_id: str) -> dict:
+    try:
+        return ctx.call("GET", f"/followups/{quote(followup_id, safe='')}")
+    except Problem as problem:
+        if problem.status == 422:      # not even an id: unknown, like any other
+            raise Problem(404, "no such follow-up") from None
+        raise
+
+
+def _view(ctx, followup, done=None, failed=None, values=None, errors=None, conflict=False,
+          status=200) -> Response:
+    path = f"/followups/{followup['id']}"
+    forms = [name for name in FORMS if followup["status"] in OFFERED_FROM[name]
+             and ctx.may("POST", f"{path}/{name}")]
+    people = [{"by": measure.get("recorded_by")} for measure in followup.get("measures", ())]
+    people.append({"by": (followup.get("answer") or {}).get("by")})
+    ctx.name_estates([followup["estate_id"]])
+    return ctx.render(
+        "console/followup.html", status, followup=followup, forms=forms, done=done,
+        failed=failed, values=values or {}, errors=errors or {}, conflict=conflict,
+        left=time_left(followup["answer_due_at"], ctx.now)
+        if followup["status"] in UNANSWERED else None,
+        names=staff_names(ctx, people),
+        action_url=lambda action: f"{followup_url(followup['id'])}/{action}")
+
+
+def followup_of(ctx: ConsoleContext, revisit: dict) -> dict | None:
+    """The follow-up a done revisit opened (the revisit page links it), if there is one
+    and this person may read follow-ups."""
+    if revisit["status"] != "done" or revisit["kind"] == "complaint" \
+            or not ctx.may("GET", "/followups"):
+        return None
+    found = ctx.call("GET", "/followups", {"revisit_id": revisit["id"], "limit": "1"})["items"]
+    return found[0] if found else None
