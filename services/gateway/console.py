@@ -60,6 +60,7 @@ LOGIN = "/console/login"
 PAGE_SIZE = 20
 ZONE = ZoneInfo(pages.DISPLAY_ZONE)   # as pages.local_time shows times
 OPEN_STATUSES = tuple(status for status in COMPLAINT_STATUSES if status != "closed")
+WORKLIST_FLAGS = ("overdue", "repeat", "malicious")   # the worklist's tick boxes
 SOON_HOURS = 24                    # a deadline closer than this is marked on the worklist
 # What each page's error shows, by the problem's status (anything else: "failed").
 ERROR_KINDS = {403: "forbidden", 404: "not_found", 503: "unavailable", 504: "unavailable"}
@@ -316,9 +317,11 @@ def time_left(due: str | None, now: datetime, warn_from: str | None = None) -> T
 @signed_in
 def worklist(ctx: ConsoleContext) -> Response:
     args = ctx.request.args
-    filters = {name: args[name] for name in ("estate_id", "status") if args.get(name)}
-    if args.get("overdue") == "true":
-        filters["overdue"] = "true"
+    filters = {name: args[name].strip() for name in ("estate_id", "status", "department")
+               if args.get(name, "").strip()}
+    # what a supervisor or manager looks for: overdue, repeats needing special measures
+    # within 24 hours, malicious flags to review
+    filters.update({name: "true" for name in WORKLIST_FLAGS if args.get(name) == "true"})
     query = {**filters, "open": "true", "order": "due", "limit": str(PAGE_SIZE)}
     cursor, notice = args.get("cursor"), None
     try:

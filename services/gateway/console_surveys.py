@@ -30,12 +30,20 @@ from services.gateway.console import (
     field_errors,
     local_moment,
     signed_in,
+    time_left,
 )
 from services.gateway.problems import Problem
-from shared.schemas.survey import RECTIFICATION_UPDATES, ROUND_STATUSES, SAMPLE_MODES, STRATA
+from shared.schemas.survey import (
+    RECTIFICATION_STATUSES,
+    RECTIFICATION_UPDATES,
+    ROUND_STATUSES,
+    SAMPLE_MODES,
+    STRATA,
+)
 from shared.schemas.vocabulary import ROUND_KINDS
 
 HOME = "/console/surveys/"
+RECTIFICATIONS = f"{HOME}rectifications"
 LIVE_SECONDS = 10              # how often an open round's page reads its response again
 ROUND_FIELDS = ("title", "kind", "occasion", "estate_ids", "opens_at", "closes_at",
                 "template_id", "categories", "sample_mode", "sample_rate", "sample_by",
@@ -65,6 +73,31 @@ def rounds_page(ctx: ConsoleContext) -> Response:
                       filters=filters, statuses=ROUND_STATUSES, estates=ctx.actor.estates,
                       group_wide=ctx.actor.group_wide, next_url=next_url,
                       may_create=ctx.may("POST", "/survey/rounds"))
+
+
+# rectifications ------------------------------------------------------------------------------
+
+@signed_in
+def rectifications_page(ctx: ConsoleContext) -> Response:
+    """The rectifications of the user's estates — an estate manager's to chase, a
+    department's to carry out — by estate and due time, overdue marked, filtered by estate,
+    status or overdue. Each links its round, where it is moved on."""
+    args = ctx.request.args
+    filters = {name: args[name] for name in ("estate_id", "status") if args.get(name)}
+    if args.get("overdue") == "true":
+        filters["overdue"] = "true"
+    cursor = args.get("cursor")
+    page = ctx.call("GET", "/survey/rectifications", {
+        **filters, "limit": str(PAGE_SIZE), **({"cursor": cursor} if cursor else {})})
+    rows = [(item, time_left(item.get("due_at"), ctx.now) if item["status"] != "done" else None)
+            for item in page["items"]]
+    next_url = (f"{RECTIFICATIONS}?{urlencode({**filters, 'cursor': page['next_cursor']})}"
+                if page["next_cursor"] else None)
+    ctx.name_estates([*(item["estate_id"] for item in page["items"]), *ctx.actor.estates])
+    return ctx.render("console/rectifications.html", nav="surveys", rows=rows,
+                      filters=filters, statuses=RECTIFICATION_STATUSES,
+                      estates=ctx.actor.estates, group_wide=ctx.actor.group_wide,
+                      next_url=next_url)
 
 
 # a new round ---------------------------------------------------------------------------------

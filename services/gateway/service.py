@@ -253,6 +253,10 @@ class GatewayService:
     def console_surveys(self, request):
         return console_surveys.rounds_page(self._console(request))
 
+    @http("GET", "/console/surveys/rectifications")
+    def console_rectifications(self, request):
+        return console_surveys.rectifications_page(self._console(request))
+
     @http("GET", "/console/surveys/new")
     def console_new_round(self, request):
         return console_surveys.new_round(self._console(request))

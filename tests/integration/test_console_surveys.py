@@ -132,6 +132,13 @@ def test_a_supervisor_adds_a_rectification_and_moves_it_on(gateway, staff, round
          {**hidden(text, f"form-update-{item}"), "status": "in_progress", "note": "已排班"})
     assert api(gateway, "GET", f"/survey/rectifications/{item}",
                staff["sv.sup.east"]["token"])["status"] == "in_progress"
+    # the estates' rectifications across rounds, to chase or to carry out
+    listed = page(east, gateway, "/console/surveys/rectifications").text
+    assert f'id="rectification-{item}"' in listed and "楼道每日清扫两次" in listed
+    assert f'id="rectification-{item}"' not in page(
+        east, gateway, "/console/surveys/rectifications?status=done").text
+    north = signed_in(gateway, "sv.sup.north")
+    assert "楼道每日清扫两次" not in page(north, gateway, "/console/surveys/rectifications").text
 
 
 def test_another_estates_supervisor_cannot_open_the_round(gateway, staff, round_id):

@@ -221,6 +221,20 @@ def test_the_worklist_asks_intake_for_the_open_complaints_by_deadline(language):
     assert 'id="next-page"' in html and "cursor=next-one" in html
 
 
+def test_the_worklist_finds_what_a_supervisor_or_a_department_looks_for():
+    intake = FakeIntake(complaint())
+    html = console.worklist(context(intake, query_string=(
+        "department=%E7%A7%A9%E5%BA%8F%E9%83%A8&repeat=true&malicious=true&overdue=x"))
+    ).get_data(as_text=True)
+    [(_, filters)] = intake.calls
+    # a repeat's special measures, malicious flags, a department's complaints; a tick box
+    # sent with anything but "true" is no filter
+    assert (filters["department"], filters["repeat"], filters["malicious"]) == (
+        "秩序部", True, True) and "overdue" not in filters
+    assert 'id="f-repeat" name="repeat" value="true" checked' in html
+    assert 'value="秩序部"' in html
+
+
 def test_pages_name_their_estates_with_one_question_to_intake():
     rows = [complaint(id=f"cmp-{n}") for n in range(3)]
     intake = FakeIntake(*rows, complaint(id="cmp-gone", estate_id="e-unknown"))
