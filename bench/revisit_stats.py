@@ -61,6 +61,7 @@ def _filled(size):
     from nameko.testing.services import worker_factory
 
     from services.revisit import stats
+    from services.revisit.dependencies import ZonedPolicies
     from services.revisit.policies import PolicyBook
     from services.revisit.repository import COUNTED, COUNTERS, RevisitRepository
     from services.revisit.service import RevisitService
@@ -68,6 +69,7 @@ def _filled(size):
     from shared.clock import FrozenClock
     from shared.config import load_config
     from shared.embedded import new_client
+    from shared.estates import EstateCopies
 
     repository = RevisitRepository(new_client()["bench_revisit"])
     repository.create_indexes()
@@ -115,8 +117,11 @@ def _filled(size):
     repository.db[COUNTERS].insert_many([
         {"_id": f"{estate}:{month}", "estate_id": estate, "month": month, "in_flight": [],
          **stats.nested(counts)} for (estate, month), counts in stats.recount(revisits, orders).items()])
+    # the policies as EstatePolicies gives a worker them: zoned by the estate copies
+    policies = ZonedPolicies(PolicyBook(load_config()),
+                             EstateCopies(repository.db, None, "Asia/Shanghai"))
     service = worker_factory(RevisitService, store=repository, clock=FrozenClock(now),
-                             policies=PolicyBook(load_config()), caller=Caller(None, None))
+                             policies=policies, caller=Caller(None, None))
     return service, "e-0001"
 
 
