@@ -75,20 +75,23 @@ class EstateCopies:
         self._read.pop(estate_id, None)
         return True
 
-    def get(self, estate_id: str) -> dict | None:
+    def get(self, estate_id: str, ask_intake: bool = True) -> dict | None:
         """The copy of an estate's record (fetched from intake the first time), or None
-        when intake does not know the estate."""
+        when intake does not know the estate. ``ask_intake=False`` (timers, event
+        handlers: they never wait on intake) reads the copy only."""
         if estate_id in self._read:
             return self._read[estate_id]
         copy = self.collection.find_one({"_id": estate_id})
+        if copy is None and not ask_intake:
+            return None     # not remembered: an RPC of this worker may still ask intake
         if copy is None and self._fetch is not None:
             copy = self._copy_from_intake(estate_id)
         self._read[estate_id] = copy
         return copy
 
-    def zone(self, estate_id: str | None) -> str:
+    def zone(self, estate_id: str | None, ask_intake: bool = True) -> str:
         """The estate's time zone; the group's for no estate or one without a record."""
-        copy = self.get(estate_id) if estate_id else None
+        copy = self.get(estate_id, ask_intake) if estate_id else None
         return copy["timezone"] if copy else self.default_zone
 
     def in_zones_other_than(self, zone: str) -> list[str]:

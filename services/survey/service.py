@@ -384,7 +384,7 @@ class SurveyService:
         for estate_id in self.intake.list_estate_ids():
             kept = self.policies.for_estate(estate_id).cadence
             periods[estate_id] = (kept, *cadence.last_ended_period(
-                now, kept, self.estates.zone(estate_id)))
+                now, kept, self.estates.zone(estate_id, ask_intake=False)))
         decided = self.store.cadence_decided(
             cadence.check_id(estate_id, period[1]) for estate_id, period in periods.items())
         waiting = [(estate_id, period) for estate_id, period in periods.items()

@@ -86,8 +86,13 @@ def test_a_complaints_whole_life_sends_exactly_the_expected_messages(
         [resolved] = delivered(rpc, "complaint_resolved")
         assert "已处理：更换了减压阀" in resolved["text"]
         delivered(rpc, "complaint_closed")
-        [notice] = delivered(rpc, "revisit_online")    # a normal complaint: may answer online
-        revisit_id = notice["ref"]
+        [complaint_revisit] = wait_until(lambda: rpc.revisit.list_revisits({"source_id": cid}),
+                                         message="the complaint's revisit")
+        revisit_id = complaint_revisit["id"]
+        # a normal complaint: may answer online (the move-in's routine visit has its own link)
+        [notice] = wait_until(lambda: rpc.notify.list_deliveries(
+            {"template": "revisit_online", "ref": revisit_id, "status": "sent"}),
+            timeout=10, message="the complaint's revisit_online sent")
         assert "http://127.0.0.1:8000/r/" in notice["text"]
 
         clock.advance(timedelta(hours=1))
@@ -110,10 +115,11 @@ def test_a_complaints_whole_life_sends_exactly_the_expected_messages(
             "signed_by": "王芳"})
         listener.wait_for("revisit_completed", revisit_id=revisit_id)
         clock.advance(timedelta(days=2))                            # nothing else is due
-        listener.wait_for("notification_sent", count=8)
+        listener.wait_for("notification_sent", count=9)
 
         expected = [
             ("complaint_received", "h-901", "sent"),
+            ("revisit_online", "h-901", "sent"),     # moving in: this year's routine visit
             ("complaint_assigned", "eng-3", "sent"),
             ("complaint_routed", "h-901", "sent"),
             ("complaint_closed", "h-901", "sent"),
@@ -122,7 +128,7 @@ def test_a_complaints_whole_life_sends_exactly_the_expected_messages(
             ("revisit_booked", "h-901", "sent"),
             ("revisit_reminder", "h-901", "sent"),
         ]
-        wait_until(lambda: len(listener.of_type("notification_sent")) >= 8, timeout=5)
+        wait_until(lambda: len(listener.of_type("notification_sent")) >= 9, timeout=5)
         assert sent_in_order(rpc) == expected
         announced = [e["data"]["template"] for e in listener.of_type("notification_sent")]
         assert sorted(announced) == sorted(template for template, _, _ in expected)

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.broker
 
 # estate-east: 36 households in two buildings; estate-west: 12 (too few to be ranked)
 ESTATES = {"estate-east": 36, "estate-west": 12}
+NAMES = {"estate-east": "东苑", "estate-west": "西苑"}     # what the workbook shows
 
 
 def households(estate_id, count):
@@ -47,7 +48,8 @@ def test_a_round_from_invitation_to_exported_report(
     now = datetime.now(UTC)
     with ClusterRpcProxy(service_config, timeout=30) as rpc:
         for estate_id, count in ESTATES.items():
-            rpc.intake.import_households(estate_id, households(estate_id, count), estate={"name": "测试小区"})
+            rpc.intake.import_households(estate_id, households(estate_id, count),
+                                         estate={"name": NAMES[estate_id]})
 
         round_ = rpc.survey.create_round({
             "title": "2026年上半年业主满意度调查", "estate_ids": list(ESTATES),
@@ -111,9 +113,10 @@ def test_a_round_from_invitation_to_exported_report(
     assert summary["总体满意率"] == round(97 / 116, 4)
     per_category = {row[1]: row for row in book["分项满意率"].iter_rows(values_only=True)}
     assert per_category["卫生"][2:6] == (42, 34, 0, round(34 / 42, 4))
-    ranked = [row for row in book["排名"].iter_rows(values_only=True) if row[1] in ESTATES]
-    assert (ranked[0][0], ranked[0][1]) == (1, "estate-east")
-    assert ("样本不足", "estate-west") in [(row[0], row[1]) for row in ranked]
+    ranked = [row for row in book["排名"].iter_rows(values_only=True)
+              if row[1] in NAMES.values()]
+    assert (ranked[0][0], ranked[0][1]) == (1, "东苑")
+    assert ("样本不足", "西苑") in [(row[0], row[1]) for row in ranked]
     plan = [row for row in book["整改计划"].iter_rows(values_only=True) if row[0] == 1]
     assert plan[0][3:7] == ("垃圾清运改为每日两次", "环境部", plan[0][5], "整改中")
     assert plan[0][7] == "已与清运公司签约"
@@ -123,5 +126,5 @@ def test_a_round_from_invitation_to_exported_report(
     target = tmp_path / "notice-board.xlsx"
     assert cli.main(["export", rid, "--estate", "estate-east", "-o", str(target)]) == 0
     east_book = load_workbook(target)
-    assert east_book["汇总"]["A2"].value.startswith("范围：estate-east")
+    assert east_book["汇总"]["A2"].value.startswith("范围：东苑")
     assert cli.main(["check", rid]) == 0

@@ -66,6 +66,21 @@ def test_an_estate_without_a_copy_is_asked_of_intake_once():
     assert estates.name("e-2") == "明月小区二期"
 
 
+def test_timers_read_the_copy_only_and_never_wait_on_intake():
+    asked = []
+
+    def fetch(estate_id):
+        asked.append(estate_id)
+        return {"estate_id": estate_id, "name": "明月小区", "company": None, "region": None,
+                "timezone": "Asia/Urumqi", "revision": 3}
+    estates = copies(fetch)
+    assert estates.zone("e-2", ask_intake=False) == "Asia/Shanghai"   # the group's, for now
+    assert asked == []
+    assert estates.zone("e-2") == "Asia/Urumqi"       # an RPC of the same worker still asks
+    assert estates.zone("e-2", ask_intake=False) == "Asia/Urumqi"     # then the copy serves
+    assert asked == ["e-2"]
+
+
 def test_reports_get_names_beside_their_estate_ids():
     estates = copies()
     estates.learn(estate_event("estate_registered", 0, "阳光花园"))
