@@ -17,7 +17,7 @@ rankings and rectifications.
 * As for complaints and revisits (``console.py``): every read and action is an operation
   of ``api.OPERATIONS`` for this person, each form with its own request key.
 """
-from datetime import datetime
+import json
 from urllib.parse import quote, urlencode
 
 from werkzeug.utils import redirect
@@ -200,7 +200,7 @@ def live(ctx: ConsoleContext, round_id: str) -> Response:
                     estates={line["estate_id"]: {key: line.get(key) for key in (
                         "returned", "invited", "response_rate")}
                         for line in report["estates"]})
-    return Response(_json(body), mimetype="application/json",
+    return Response(json.dumps(body, ensure_ascii=False), mimetype="application/json",
                     headers={"Cache-Control": "no-store"})
 
 
@@ -270,7 +270,8 @@ def _round_view(ctx, round_, done=None, failed=None, values=None, errors=None,
         may_publish=round_["status"] == "closed" and ctx.may("POST", f"{path}/publish"),
         may_rectify=round_["status"] in ("open", "closed")
         and ctx.may("POST", f"{path}/rectifications"),
-        may_update=ctx.may("PATCH", "/survey/rectifications/x"),
+        # any rectification's path: the permission table decides by route, not by id
+        may_update=ctx.may("PATCH", "/survey/rectifications/any"),
         estates=estates, categories=_categories(round_))
 
 
@@ -304,14 +305,3 @@ def _categories(round_: dict) -> list[tuple[str, str]]:
     """(key, label) of every category the round asks, for the rectification form."""
     labels = round_.get("labels") or {}
     return [(key, labels.get(key, [key])[0]) for key in round_.get("categories") or []]
-
-
-def _json(body: dict) -> str:
-    import json
-    return json.dumps(body, ensure_ascii=False, default=_moment)
-
-
-def _moment(value):
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(type(value).__name__)
