@@ -28,9 +28,11 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
+from openpyxl import Workbook
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Response
 
+from services.gateway import pages
 from services.gateway.console import (
     MACHINE_NOTES,
     ZONE,
@@ -41,22 +43,27 @@ from services.gateway.console import (
     staff_names,
 )
 from services.gateway.problems import Problem
+from shared import sheets
 from shared.errors import InvalidInput
 from shared.schemas.vocabulary import WORK_ORDER_KINDS
 
 RECORDS = "/console/records/"
 STYLESHEET = Path(__file__).parent / "static" / "records.css"
 PDF = "application/pdf"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PAGE_LIMIT = "500"             # rows fetched per API page while a record is gathered
 WORK_ORDERS = "work_orders"    # the revisit book's ``kind``: the repair revisits alone
 
 
 @dataclass(frozen=True)
 class Record:
-    """What a record page needs: its template, the file name of its PDF, its context."""
+    """What a record page needs: its template, the file name of its PDF, its context —
+    and, for a record that is a table, its workbook (``sheet(words)``: the .xlsx bytes in
+    the page's language)."""
     template: str
     file_name: str
     context: dict
+    sheet: Callable[[dict], bytes] | None = None
 
 
 def printed(gather: Callable[..., Record]) -> Callable[..., Response]:
@@ -73,14 +80,18 @@ def printed(gather: Callable[..., Record]) -> Callable[..., Response]:
             if problem.status != 422:
                 raise
             return _choices(ctx, field_errors(problem.errors), 422)
-        as_pdf = ctx.request.args.get("format") == "pdf"
+        asked = ctx.request.args.get("format")
+        if asked == "xlsx" and record.sheet is not None:
+            return _download(record.sheet(pages.catalogue(ctx.locale)), XLSX,
+                             record.file_name.removesuffix(".pdf") + ".xlsx")
+        as_pdf = asked == "pdf"
         html = ctx.render(record.template, pdf=as_pdf, printed_at=ctx.now,
-                          pdf_url=_pdf_url(ctx), **record.context)
+                          pdf_url=_format_url(ctx, "pdf"),
+                          xlsx_url=_format_url(ctx, "xlsx") if record.sheet else None,
+                          **record.context)
         if not as_pdf:
             return html
-        return Response(to_pdf(html.get_data(as_text=True)), mimetype=PDF, headers={
-            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(record.file_name)}",
-            "Cache-Control": "no-store"})
+        return _download(to_pdf(html.get_data(as_text=True)), PDF, record.file_name)
     page.__name__ = gather.__name__
     return page
 
@@ -93,8 +104,14 @@ def to_pdf(html: str) -> bytes:
         stylesheets=[weasyprint.CSS(filename=str(STYLESHEET))])
 
 
-def _pdf_url(ctx: ConsoleContext) -> str:
-    return f"{ctx.request.path}?{urlencode({**ctx.request.args.to_dict(), 'format': 'pdf'})}"
+def _format_url(ctx: ConsoleContext, kind: str) -> str:
+    return f"{ctx.request.path}?{urlencode({**ctx.request.args.to_dict(), 'format': kind})}"
+
+
+def _download(content: bytes, mimetype: str, file_name: str) -> Response:
+    return Response(content, mimetype=mimetype, headers={
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(file_name)}",
+        "Cache-Control": "no-store"})
 
 
 # the records -------------------------------------------------------------------------------
@@ -161,9 +178,46 @@ def revisit_book(ctx: ConsoleContext) -> Record:
                   if household_id}
     visitors = staff_names(ctx, [{"by": (revisit.get("outcome") or {}).get("visitor_id")}
                                  for revisit in done])
-    return Record("records/revisit_book.html", f"{estate}-{month}-{title}.pdf", {
-        "estate": estate, "estate_id": estate_id, "month": month, "title_key": title,
-        "revisits": done, "kind": kind, "households": households, "names": visitors})
+    context = {"estate": estate, "estate_id": estate_id, "month": month, "title_key": title,
+               "revisits": done, "kind": kind, "households": households, "names": visitors}
+    return Record("records/revisit_book.html", f"{estate}-{month}-{title}.pdf", context,
+                  sheet=lambda words: revisit_book_sheet(context, words))
+
+
+def revisit_book_sheet(book: dict, words: dict) -> bytes:
+    """The 《回访记录本》 as a workbook: the page's table, a row a revisit."""
+    def said(key: str, fallback: str = "") -> str:
+        return words.get(key, fallback)
+
+    def household(revisit: dict) -> str:
+        found = book["households"].get(revisit.get("household_id"))
+        return said("console_address").format(**{
+            part: found.get(part, "") for part in ("building", "unit", "room")}) \
+            if found else revisit.get("household_id") or ""
+
+    rows = []
+    for number, revisit in enumerate(book["revisits"], start=1):
+        outcome = revisit.get("outcome") or {}
+        level = (said("records_unreached") if outcome.get("reached") is False
+                 else said(f"records_level_{outcome.get('satisfaction')}", ""))
+        rows.append((number, sheets.day(revisit["completed_at"], ZONE), household(revisit),
+                     said(f"console_rv_kind_{revisit['kind']}", revisit["kind"]),
+                     said(f"records_method_{outcome.get('method')}", ""), level,
+                     outcome.get("comments") or "",
+                     book["names"].get(outcome.get("visitor_id"), outcome.get("visitor_id") or ""),
+                     outcome.get("signed_by") or ("✓" if outcome.get("signed") else "")))
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = book["month"]
+    sheets.title(sheet, f"{book['estate']} {said(book['title_key'])}", 9)
+    sheets.line(sheet, said("records_month").format(month=book["month"]))
+    start = sheet.max_row + 2
+    sheets.table(sheet, [said(key) for key in (
+        "records_no", "records_when", "console_household", "records_kind", "records_method",
+        "records_satisfaction", "records_owner_words", "records_visitor",
+        "records_owner_signed")], rows, {2: sheets.MINUTE}, start)
+    sheets.layout(sheet, [6, 18, 16, 12, 10, 10, 40, 12, 12], heading_row=start)
+    return sheets.workbook_bytes(workbook)
 
 
 @printed

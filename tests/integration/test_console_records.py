@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import openpyxl
 import pypdf
 import pytest
 
@@ -130,6 +131,14 @@ def test_the_month_revisit_book_lists_the_revisits_recorded_that_month(gateway, 
     assert "回访记录本" in text and "保洁很及时，谢谢" in text and NAMES[EAST] in text
     assert "7栋 1单元 103" in text               # the household, by its address
     assert "回访记录本" in pdf_text(session, gateway, path)
+    # a record that is a table: also a workbook, the page's rows
+    workbook = session.get(gateway.url(path + "&format=xlsx"), timeout=60)
+    assert workbook.status_code == 200, workbook.text[:500]
+    assert workbook.headers["Content-Type"].startswith("application/vnd.openxmlformats")
+    sheet = openpyxl.load_workbook(io.BytesIO(workbook.content)).active
+    cells = [str(cell.value) for row in sheet.iter_rows() for cell in row if cell.value]
+    assert f"{NAMES[EAST]} 回访记录本" in cells and "保洁很及时，谢谢" in cells
+    assert "非常满意" in cells and "电话" in cells
     # the repair revisits bound each month: a complaint's revisit is not among them
     repairs = page(session, gateway, path + "&kind=work_orders").text
     assert "维修回访记录" in repairs and "保洁很及时" not in repairs
