@@ -40,7 +40,10 @@ def start_revisit(container_factory, config):
 
 def test_revisit_killed_mid_stream_schedules_each_revisit_exactly_once(
         service_config, container_factory, listener):
-    expected = queue_closed_complaints(service_config, 300)
+    # one worker and a backlog long enough that the kill lands mid-stream on a fast machine
+    # too (with ten workers, 300 closings were all done between two polls of the test)
+    service_config["max_workers"] = 1
+    expected = queue_closed_complaints(service_config, 1000)
     first, revisits = start_revisit(container_factory, service_config)
     wait_until(lambda: revisits.count_documents({}) >= 10, message="some revisits scheduled")
     first.kill()
@@ -48,10 +51,10 @@ def test_revisit_killed_mid_stream_schedules_each_revisit_exactly_once(
 
     # a new instance picks up the unacknowledged rest; the store survived (same process)
     start_revisit(container_factory, service_config)
-    wait_until(lambda: revisits.count_documents({}) == len(expected), timeout=30,
+    wait_until(lambda: revisits.count_documents({}) == len(expected), timeout=90,
                message="every revisit scheduled")
     wait_until(lambda: {e["data"]["revisit_id"] for e in listener.of_type("revisit_scheduled")}
-               >= expected, timeout=30, message="every revisit announced")
+               >= expected, timeout=60, message="every revisit announced")
     assert {doc["_id"] for doc in revisits.find({}, {"_id": 1})} == expected
     assert list_dead_letters(service_config, "revisit") == []
 
