@@ -53,6 +53,10 @@ class BrokerSafeQueueConsumer(QueueConsumer):
         consumers = super().get_consumers(consumer_cls, channel)
         for provider, consumer in self._consumers.items():
             consumer.on_decode_error = partial(self._undecodable, provider)
+            prefetch = getattr(provider, "prefetch_count", None)
+            if prefetch:   # an entrypoint that takes its messages several at once
+                consumer.consume = partial(_consume_prefetching, consumer, consumer.consume,
+                                           prefetch, self.prefetch_count)
         return consumers
 
     def _undecodable(self, provider: Any, message: Any, exc: Exception) -> None:
@@ -63,3 +67,14 @@ class BrokerSafeQueueConsumer(QueueConsumer):
             return
         self.container.spawn_managed_thread(partial(handle, message, exc),
                                             identifier=f"{type(provider).__name__}.undecodable")
+
+
+def _consume_prefetching(consumer: Any, consume: Any, prefetch: int, usual: int,
+                         *args: Any, **kwargs: Any) -> Any:
+    """Start ``consumer`` with its own prefetch: the broker applies a channel's prefetch to
+    the consumers started after it is set, so it is set just before, and back after."""
+    consumer.qos(prefetch_count=prefetch)
+    try:
+        return consume(*args, **kwargs)
+    finally:
+        consumer.qos(prefetch_count=usual)

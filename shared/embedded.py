@@ -70,14 +70,15 @@ computes every match of an unsorted query with a limit (``find_one`` included):
 ``_compute_window``.
 """
 import copy
+import enum
 import functools
 import itertools
 import math
 import types
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, Final, Literal
 
 import mongomock
 import mongomock.collection as mongomock_collection
@@ -85,26 +86,43 @@ from mongomock import ObjectId, helpers
 from mongomock.collection import Collection, Cursor
 from mongomock.filtering import NOTHING, filter_applies, iter_key_candidates
 from mongomock.store import CollectionStore, DatabaseStore, ServerStore
+from pymongo.collection import Collection as PymongoCollection
 
 # What mongomock compares with == and Python hashes consistently with it.
 _PLAIN = frozenset({str, int, float, bool, datetime, type(None)})
 
 
-def _plain(value):
+def _plain(value: object) -> bool:
     return type(value) in _PLAIN and not (type(value) is float and math.isnan(value))
+
+
+Key = Hashable   # a document's key in its collection's store (its ``_id``, made hashable)
+Entry = tuple[frozenset[Hashable], bool]   # what an index holds for a document: (values, loose)
+
+
+class _Held(enum.Enum):
+    HELD = "held"
+
+
+# The values of a condition any held value may meet: a range, never met by null or missing.
+HELD: Final = _Held.HELD
+Values = list[Any] | Literal[_Held.HELD]   # a condition's: plain values, or HELD
 
 
 class _HashIndex:
     """One field: each value it holds -> the store keys of the documents holding it."""
 
-    def __init__(self, field, sparse):
+    def __init__(self, field: str, sparse: bool) -> None:
         self.field, self.sparse = field, sparse
-        self.keys = {}        # value -> {store key, ...}
-        self.loose = set()    # documents holding a value not hashed: candidates of every lookup
-        self.held = {}        # store key -> (values, loose): what to take out when it changes
+        self.keys: dict[Hashable, set[Key]] = {}   # value -> {store key, ...}
+        # documents holding a value not hashed: candidates of every lookup
+        self.loose: set[Key] = set()
+        # store key -> (values, loose): what to take out when it changes
+        self.held: dict[Key, Entry] = {}
 
-    def entry(self, document):
-        values, loose = set(), False
+    def entry(self, document: Mapping[str, Any]) -> Entry:
+        values: set[Hashable] = set()
+        loose = False
         for found in iter_key_candidates(self.field, document):
             for value in found if isinstance(found, (list, tuple)) else (found,):
                 value = None if value is NOTHING else value
@@ -116,7 +134,7 @@ class _HashIndex:
             values.discard(None)
         return frozenset(values), loose
 
-    def put(self, key, document):
+    def put(self, key: Key, document: Mapping[str, Any]) -> None:
         entry = self.entry(document)
         if self.held.get(key) == entry:
             return
@@ -129,8 +147,8 @@ class _HashIndex:
         if values or loose:
             self.held[key] = entry
 
-    def remove(self, key):
-        values, _ = self.held.pop(key, ((), False))
+    def remove(self, key: Key) -> None:
+        values, _ = self.held.pop(key, (frozenset(), False))
         for value in values:
             bucket = self.keys[value]
             bucket.discard(key)
@@ -138,17 +156,17 @@ class _HashIndex:
                 del self.keys[value]
         self.loose.discard(key)
 
-    def answers(self, values):
+    def answers(self, values: Values) -> bool:
         if values is HELD:     # only a sparse index leaves out the documents lacking it
             return self.sparse
         return not (self.sparse and None in values)
 
-    def size(self, values):
+    def size(self, values: Values) -> int:
         if values is HELD:
             return len(self.held)
         return len(self.loose) + sum(len(self.keys.get(value, ())) for value in set(values))
 
-    def lookup(self, values):
+    def lookup(self, values: Values) -> set[Key]:
         if values is HELD:
             return set(self.held)
         found = set(self.loose)
@@ -160,47 +178,48 @@ class _HashIndex:
 class _IndexedCollectionStore(CollectionStore):
     """A collection's documents, with a hash index per first key of its declared indexes."""
 
-    def __init__(self, name):
+    def __init__(self, name: str) -> None:
         super().__init__(name)
-        self.hashed = {}     # field -> _HashIndex
-        self.order = {}      # store key -> when it was stored: the scan's order
+        self.hashed: dict[str, _HashIndex] = {}
+        self.order: dict[Key, int] = {}      # store key -> when it was stored: the scan's order
         self._counter = itertools.count()
 
-    def __setitem__(self, key, document):
+    def __setitem__(self, key: Key, document: dict[str, Any]) -> None:
         if key not in self._documents:   # a new key goes last, like in the OrderedDict
             self.order[key] = next(self._counter)
         super().__setitem__(key, document)
         self.reindex(key, document)
 
-    def __delitem__(self, key):
+    def __delitem__(self, key: Key) -> None:
         super().__delitem__(key)
         del self.order[key]
         for index in self.hashed.values():
             index.remove(key)
 
-    def reindex(self, key, document, touched=None):
+    def reindex(self, key: Key, document: Mapping[str, Any],
+                touched: set[str] | None = None) -> None:
         """Index ``document`` again: every index, or those on the ``touched`` top-level
         fields only (an update changes nothing else)."""
         for field, index in self.hashed.items():
             if touched is None or field.split(".", 1)[0] in touched:
                 index.put(key, document)
 
-    def drop(self):
+    def drop(self) -> None:
         super().drop()
         self.hashed, self.order = {}, {}
 
-    def create_index(self, index_name, index_dict):
+    def create_index(self, index_name: str, index_dict: dict[str, Any]) -> None:
         # Called by Collection.create_index(es) once mongomock has checked the index.
         super().create_index(index_name, index_dict)
         self._follow_declared()
 
-    def drop_index(self, index_name):
+    def drop_index(self, index_name: str) -> None:
         super().drop_index(index_name)
         self._follow_declared()
         # (Collection.drop_indexes empties ``indexes`` directly: the hash indexes then
         # stay, still kept right, answering what the scan would.)
 
-    def _follow_declared(self):
+    def _follow_declared(self) -> None:
         """One hash index per field starting a declared index; sparse if all those are."""
         sparse: dict[str, bool] = {}
         for index in self.indexes.values():
@@ -215,10 +234,10 @@ class _IndexedCollectionStore(CollectionStore):
             for key, document in self._documents.items():
                 index.put(key, document)
 
-    def candidates(self, filter):
+    def candidates(self, filter: Mapping[str, Any]) -> list[Key] | None:
         """The store keys of the documents ``filter`` may match, in the scan's order; None
         when no index can tell (the filter needs the scan)."""
-        best = None
+        best: tuple[int, str, Values] | None = None
         for field, values in _narrowing(filter):
             if field == "_id":
                 if values is HELD:
@@ -233,19 +252,17 @@ class _IndexedCollectionStore(CollectionStore):
         if best is None:
             return None
         _, field, values = best
-        if field == "_id":
+        if field == "_id" and values is not HELD:   # (always: HELD is skipped for _id above)
             keys = {value for value in values if value in self._documents}
         else:
             keys = self.hashed[field].lookup(values)
         return sorted(keys, key=self.order.__getitem__)
 
 
-# The values of a condition any held value may meet: a range, never met by null or missing.
-HELD = object()
 _RANGE = frozenset({"$gt", "$gte", "$lt", "$lte"})
 
 
-def _narrowing(filter):
+def _narrowing(filter: Mapping[str, Any]) -> Iterator[tuple[str, Values]]:
     """(field, values) for each condition of ``filter`` that only a document holding one
     of ``values`` at ``field`` can meet: plain equality or ``$in`` of plain values, at the
     top or inside ``$and``; ``HELD`` for a range, met only where the field holds a value."""
@@ -269,14 +286,14 @@ def _narrowing(filter):
 
 
 class _IndexedDatabaseStore(DatabaseStore):
-    def __getitem__(self, col_name):
+    def __getitem__(self, col_name: str) -> _IndexedCollectionStore:
         if col_name not in self._collections:
             self._collections[col_name] = _IndexedCollectionStore(col_name)
         return self._collections[col_name]
 
 
 class _IndexedServerStore(ServerStore):
-    def __getitem__(self, db_name):
+    def __getitem__(self, db_name: str) -> _IndexedDatabaseStore:
         if db_name not in self._databases:
             self._databases[db_name] = _IndexedDatabaseStore()
         return self._databases[db_name]
@@ -287,11 +304,11 @@ class _IndexedServerStore(ServerStore):
 
 _scan = Collection._iter_documents
 # (collection, query shape) of each scan while ``recording_scans`` runs; None otherwise.
-_scans: list | None = None
+_scans: list[tuple[str, str]] | None = None
 
 
 @contextmanager
-def recording_scans():
+def recording_scans() -> Iterator[list[tuple[str, str]]]:
     """The queries the indexes could not answer, on the clients of ``new_client``, while
     this runs: a list of (collection name, ``query_shape``)."""
     global _scans
@@ -302,7 +319,7 @@ def recording_scans():
         _scans = outer
 
 
-def query_shape(filter):
+def query_shape(filter: object) -> str:
     """A filter without its values: ``{"a": 1, "b": {"$lt": 2}}`` -> ``"a, b $lt"``."""
     if not isinstance(filter, Mapping):
         return "(not a filter)"
@@ -317,13 +334,13 @@ def query_shape(filter):
     return ", ".join(sorted(parts)) or "(all)"
 
 
-def _by_id(filter):
+def _by_id(filter: Mapping[str, Any]) -> list[Key] | None:
     """A plain client's store: only a filter naming one plain ``_id`` is looked up."""
     ident = filter.get("_id")
     return [ident] if _plain(ident) and ident is not None else None
 
 
-def _iter_documents(self, filter):
+def _iter_documents(self: Collection, filter: object) -> Iterator[dict[str, Any]]:
     store = self._store
     if not isinstance(filter, dict):
         return _scan(self, filter)
@@ -340,11 +357,29 @@ def _iter_documents(self, filter):
     stored = store._documents
     # a snapshot, checked lazily, like the scan (an update_many changes them one by one)
     found = [stored[key] for key in keys if key in stored]
+    if _met_by_its_index(filter, store):
+        return iter(found)
     filter = _without_met_ids(filter, keys)
     return (document for document in found if filter_applies(filter, document))
 
 
-def _without_met_ids(filter, keys):
+def _met_by_its_index(filter: dict[str, Any], store: object) -> bool:
+    """Whether every candidate meets ``filter`` already: one field's equality or ``$in``
+    of strings, answered by that field's hash index holding no value it could not hash
+    (the statistics read a month's counters across estates this way: mongomock's check
+    of each document cost as much as the rest of the read)."""
+    if len(filter) != 1 or not isinstance(store, _IndexedCollectionStore):
+        return False
+    (field, condition), = filter.items()
+    values = condition["$in"] if isinstance(condition, dict) and list(condition) == ["$in"] \
+        else [condition]
+    index = store.hashed.get(field)
+    return (field != "_id" and index is not None and not index.loose
+            and isinstance(values, (list, tuple))
+            and all(type(value) is str for value in values))
+
+
+def _without_met_ids(filter: dict[str, Any], keys: Iterable[Key]) -> dict[str, Any]:
     """``filter`` less its ``_id: {"$in": [...]}`` (of strings) when every candidate is one
     of those ids: the condition holds for each, and mongomock checks ``$in`` against the
     whole list for every document (a batch of n by id: n² steps)."""
@@ -361,7 +396,7 @@ def _without_met_ids(filter, keys):
     return {field: value for field, value in filter.items() if field != "_id"}
 
 
-def _store_key(ident):
+def _store_key(ident: object) -> Key | None:
     if isinstance(ident, dict):
         return helpers.hashdict(ident)
     try:
@@ -375,7 +410,7 @@ def _store_key(ident):
 _REPLACING = frozenset({"$set", "$unset", "$setOnInsert"})
 
 
-def _before(document, update):
+def _before(document: dict[str, Any], update: object) -> dict[str, Any]:
     """What puts ``document`` back as it was should ``update`` fail halfway: its top-level
     values, deep-copied only where the update changes one in place (a dotted path, $push)."""
     if not isinstance(update, dict):          # an aggregation pipeline
@@ -389,12 +424,12 @@ def _before(document, update):
     return before
 
 
-def _reindexing(apply):
+def _reindexing(apply: Callable[..., Any]) -> Callable[..., Any]:
     """An in-place update of a stored document, all or nothing as on MongoDB (mongomock
     applies it field by field, and a value it cannot store halfway left the fields before
     it changed: a status without its history line), then the re-index of that document."""
     @functools.wraps(apply)
-    def applied(self, document, *args, **kwargs):
+    def applied(self: Collection, document: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         store, key = self._store, _store_key(document.get("_id"))
         update = args[1] if len(args) > 1 else args[0] if args else None
         before, touched = _before(document, update), _touched(update)
@@ -412,7 +447,7 @@ def _reindexing(apply):
     return applied
 
 
-def _touched(update):
+def _touched(update: object) -> set[str] | None:
     """The top-level fields an update's operators change; None when it cannot tell (a
     pipeline, a replacement)."""
     if not isinstance(update, dict) or not update or \
@@ -439,7 +474,7 @@ Collection._apply_update_pipeline = _reindexing(  # type: ignore[method-assign]
 _compute_results = Cursor._compute_results
 
 
-def _compute_window(self, with_limit_and_skip=False):
+def _compute_window(self: Cursor, with_limit_and_skip: bool = False) -> list[Any]:
     """What ``next`` hands out from. mongomock sliced its results afresh for every
     document (n² to read n), and computed (copied) every match before applying a limit
     (survey's batches of 1000 pending invitations copied all of them, batch after batch).
@@ -460,11 +495,12 @@ def _compute_window(self, with_limit_and_skip=False):
             window = key, _compute_results(self, with_limit_and_skip=True)
         if not window[1]:     # mongomock computes an empty answer again each time
             return window[1]
-        self._window = window
+        self._window = window   # type: ignore[attr-defined]  # (ours, on mongomock's Cursor)
     return window[1]
 
 
-def _find_one(self, filter=None, *args, **kwargs):
+def _find_one(self: Collection, filter: object = None, *args: Any,
+              **kwargs: Any) -> dict[str, Any] | None:
     """The first match, found without computing the others (pymongo asks for one too)."""
     if filter is None:
         filter = {}
@@ -485,7 +521,7 @@ Collection.find_one = _find_one  # type: ignore[method-assign]
 _UNCHANGING = frozenset({str, int, float, bool, bytes, datetime, type(None), ObjectId})
 
 
-def _copy_document(value, memo=None):
+def _copy_document(value: Any, memo: dict[int, Any] | None = None) -> Any:
     """``copy.deepcopy`` for what documents hold: dicts and lists copied, values that never
     change in place shared, anything else deep-copied as before."""
     kind = type(value)
@@ -509,7 +545,7 @@ _naive_utc_any = helpers.patch_datetime_awareness_in_document
 _DATELESS = frozenset({str, int, float, bool, bytes, type(None), ObjectId})
 
 
-def _naive_utc(value):
+def _naive_utc(value: Any) -> Any:
     """mongomock's ``patch_datetime_awareness_in_document`` (every filter, update and new
     document, walked to store dates as naive UTC milliseconds), without its five type
     checks for each string and number."""
@@ -526,18 +562,20 @@ def _naive_utc(value):
 helpers.patch_datetime_awareness_in_document = _naive_utc
 
 
-def new_client():
+def new_client() -> mongomock.MongoClient:
     """An embedded store whose collections keep the indexes declared on them."""
     return mongomock.MongoClient(tz_aware=True, _store=_IndexedServerStore())
 
 
-def read_only(collection, query: dict) -> Iterator[Mapping]:
+def read_only(collection: PymongoCollection[Any], query: dict[str, Any],
+              projection: dict[str, Any] | None = None) -> Iterator[Mapping[str, Any]]:
     """What ``collection.find(query)`` finds, for a caller that only reads numbers and
     strings from it (the statistics' counters): on the embedded store the stored documents
     themselves — mongomock deep-copies each document it hands out, and turns its times to
-    aware ones (not done here: the store keeps them naive) —, elsewhere the cursor's.
-    The caller must not change what it gets."""
+    aware ones (not done here: the store keeps them naive) —, elsewhere the cursor's, with
+    ``projection`` (the embedded store hands out whole documents: the caller reads only
+    the fields it names). The caller must not change what it gets."""
     if isinstance(collection, Collection) and isinstance(collection._store,
                                                           _IndexedCollectionStore):
         return _iter_documents(collection, query)
-    return iter(collection.find(query))
+    return iter(collection.find(query, projection))

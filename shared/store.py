@@ -29,6 +29,7 @@ from pymongo.database import Database
 from shared.envelope import Envelope
 from shared.errors import NotFound
 from shared.leases import claim_each
+from shared.messaging import publish_all
 
 if TYPE_CHECKING:
     from shared.messaging import EventPublisher
@@ -163,8 +164,9 @@ class Repository:
 
     def update_with_events(self, collection: str, query: Mapping[str, Any],
                            update: Mapping[str, Mapping[str, Any]],
-                           events: Sequence[Envelope]) -> Document | None:
-        """Apply ``update`` and queue ``events`` in one write; the document after, or None."""
+                           events: Sequence[Envelope], publish: bool = True) -> Document | None:
+        """Apply ``update`` and queue ``events`` in one write; the document after, or None
+        (``publish=False``: the events held in its outbox, for ``publish_outboxes``)."""
         copied = {key: dict(value) for key, value in update.items()}
         if events:
             copied.setdefault("$push", {})[OUTBOX] = {"$each": list(events)}
@@ -172,9 +174,37 @@ class Repository:
         document = self.db[collection].find_one_and_update(
             query, copied, return_document=ReturnDocument.AFTER
         )
-        if document is not None and events:
+        if document is not None and events and publish:
             self.flush(collection, document["_id"], events)
         return document
+
+    def publish_outboxes(self, collection: str, held: Mapping[str, Sequence[Envelope]],
+                         whole: bool = False) -> None:
+        """{document id: events held in its outbox}: all published with one wait for the
+        broker's confirms (``publish_all``), then dropped from those outboxes — ``whole``
+        (each outbox holds just these: nothing else writes events to those documents) in
+        one write with their leases; otherwise each document's by id, a write each, and the
+        leases in one more where nothing else waits. If the broker did not confirm them
+        all, they all stay for the relay (each is handled once by its id)."""
+        events = [event for batch in held.values() for event in batch]
+        if not events or self.publisher is None:
+            return
+        try:
+            publish_all(self.publisher, events)
+        except Exception:
+            log.exception("%d events stay in the outbox for the relay", len(events))
+            return
+        documents = self.db[collection]
+        if whole:
+            documents.update_many({"_id": {"$in": list(held)}},
+                                  {"$set": {OUTBOX: []}, "$unset": {OUTBOX_LEASE: ""}})
+            return
+        for document_id, sent in held.items():
+            documents.update_one({"_id": document_id}, {
+                "$pull": {OUTBOX: {"id": {"$in": [event["id"] for event in sent]}}}})
+        documents.update_many(
+            {"_id": {"$in": list(held)}, OUTBOX: {"$size": 0}, OUTBOX_LEASE: {"$exists": True}},
+            {"$unset": {OUTBOX_LEASE: ""}})
 
     def save_versioned(self, collection: str, document: Mapping[str, Any],
                        events: Sequence[Envelope], handled_event: str | None = None,

@@ -1,13 +1,14 @@
 """Who a message goes to, resolved: a recipient's contact and preferences as intake and
 notify's own store know them now (events carry no addresses, only refs)."""
 import functools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from nameko.exceptions import RemoteError
 
-from services.notify import domain
+from services.notify.recipients import Recipients, StaffMember, staff_for
 from services.notify.repository import NotifyRepository
 from services.notify.settings import EstateSettings, NotifySettings, ZonedSettings
 from shared.errors import InvalidInput
@@ -22,7 +23,7 @@ CONTACT_BATCH = MAX_CONTACT_REFS   # refs one intake.get_contacts call is asked
 class Target:
     """One recipient, resolved: its id for the log, its contact, whether it is a household."""
     recipient: str
-    contact: dict | None = None
+    contact: Mapping[str, Any] | None = None
     preferences: dict | None = None
     household: bool = True
     error: str | None = None
@@ -39,8 +40,19 @@ class AddressBook:
     def __init__(self, intake: Any, store: NotifyRepository,
                  settings: NotifySettings | ZonedSettings) -> None:
         self.intake, self.store, self.settings = intake, store, settings
+        self._preloaded: dict[str, Target] = {}
 
-    def for_event(self, event: dict, recipients: domain.Recipients,
+    @contextmanager
+    def preloaded(self, refs: list[str]) -> Iterator[None]:
+        """Within, ``contact`` answers these refs from one look-up made now (``contacts``):
+        a batch of events to households, each resolved as it is handled."""
+        self._preloaded = self.contacts(refs)
+        try:
+            yield
+        finally:
+            self._preloaded = {}
+
+    def for_event(self, event: dict, recipients: Recipients,
                   estate: EstateSettings) -> Iterable[tuple[str | None, Resolve]]:
         """[(key, resolve)]: ``key`` tells apart an event's deliveries when it has several
         recipients (None when it has one); ``resolve()`` gives the Target."""
@@ -49,7 +61,7 @@ class AddressBook:
             return [(None, lambda: self.contact(value))]
         if kind == "households":
             return self.households(self._occupied_households(event["estate_id"]))
-        members = domain.staff_for(estate.staff, recipients)
+        members = staff_for(estate.staff, recipients)
         if members:
             return [(member["id"], functools.partial(staff_target, member))
                     for member in members]
@@ -76,6 +88,8 @@ class AddressBook:
                 yield household_id, functools.partial(resolve, household_id)
 
     def contact(self, ref: str) -> Target:
+        if ref in self._preloaded:
+            return self._preloaded[ref]
         contact = self._contact(ref)     # looked up now: events carry no addresses
         household_id = contact and contact.get("household_id")
         preferences = self.store.get_preferences(household_id) if household_id else None
@@ -133,6 +147,6 @@ def contact_target(ref: str, contact: dict | None, preferences: dict | None) -> 
                   preferences=preferences, contact_ref=ref)
 
 
-def staff_target(member: dict) -> Target:
+def staff_target(member: StaffMember) -> Target:
     return Target(recipient=member["id"], contact=member, household=False,
                   preferences={"channels": member.get("channels") or []})

@@ -13,26 +13,25 @@ from typing import Any
 
 import yaml
 
-from services.notify import domain
+from services.notify import message_templates, notifications
+from services.notify.message_templates import Catalogue
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
-# {locale: {template id: Template}}
-Catalogue = dict[str, dict[str, domain.Template]]
 
 
 def read_directory(directory: str | Path) -> Catalogue:
     """{locale: {template id: Template}} from every ``<locale>.yaml`` in ``directory``."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise domain.TemplateError(f"template directory {directory} does not exist")
+        raise message_templates.TemplateError(f"template directory {directory} does not exist")
     documents = {}
     for path in sorted(directory.glob("*.yaml")):
         with path.open(encoding="utf-8") as handle:
             try:
                 document = yaml.safe_load(handle) or {}
             except yaml.YAMLError as exc:
-                raise domain.TemplateError(f"{path}: not valid YAML: {exc}") from None
-        documents[path.stem] = domain.parse_templates(path.stem, document)
+                raise message_templates.TemplateError(f"{path}: not valid YAML: {exc}") from None
+        documents[path.stem] = message_templates.parse_templates(path.stem, document)
     return documents
 
 
@@ -48,16 +47,16 @@ def with_overrides(catalogue: Catalogue, estate_id: str, template_dir: str | Non
     """``catalogue`` with an estate's own wording laid over it, checked."""
     where = f"estate {estate_id}"
     if template_dir:
-        catalogue = domain.override_templates(catalogue, read_directory(template_dir), where)
+        catalogue = message_templates.override_templates(catalogue, read_directory(template_dir), where)
     if templates:
-        inline = {locale: domain.parse_templates(locale, document)
+        inline = {locale: message_templates.parse_templates(locale, document)
                   for locale, document in templates.items()}
-        catalogue = domain.override_templates(catalogue, inline, where)
+        catalogue = message_templates.override_templates(catalogue, inline, where)
     _check(catalogue, where)
     return catalogue
 
 
 def _check(catalogue: Catalogue, where: str) -> None:
-    problems = domain.check_templates(catalogue)
+    problems = notifications.check_templates(catalogue)
     if problems:
-        raise domain.TemplateError(f"{where}: " + "; ".join(problems))
+        raise message_templates.TemplateError(f"{where}: " + "; ".join(problems))

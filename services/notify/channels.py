@@ -23,7 +23,7 @@ from typing import Any
 
 import requests
 
-from services.notify.domain import sms_segments
+from services.notify.sms import sms_segments
 from shared.masking import mask_address
 from shared.schemas.base import MOBILE_PATTERN
 from shared.schemas.notify import EMAIL_PATTERN

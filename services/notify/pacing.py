@@ -1,8 +1,12 @@
 """A channel's sending rate: the provider's own limit (messages a second), honoured by
 every send through that channel in this instance (``rate_per_second`` in the channel's
-``NOTIFY_CHANNEL_SETTINGS``; none: unlimited, as the console is)."""
+``NOTIFY_CHANNEL_SETTINGS``; none: unlimited, as the console is); and the counter a
+recipient's daily limit on a channel is kept under (``NOTIFY_DAILY_LIMITS``)."""
 import time
 from collections.abc import Callable
+from datetime import datetime
+
+from services.notify.event_params import local_date
 
 
 class TokenBucket:
@@ -35,3 +39,8 @@ def monotonic() -> float:
 def pause(seconds: float) -> None:
     """Wait (a green thread yields to the others under nameko)."""
     time.sleep(seconds)
+
+
+def quota_key(recipient: str, channel: str, now: datetime, zone: str) -> str:
+    """One counter per recipient, channel and local day."""
+    return f"{recipient}|{channel}|{local_date(now, zone)}"

@@ -5,27 +5,18 @@ queued: when a worker may take it next (its next attempt; while a worker holds i
 end of that claim, so a dead worker's deliveries come back). Under a sparse index, the
 query for what is due never looks at the history (sent, failed, suppressed).
 """
-import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
-from kombu import Connection, Producer
-from kombu.pools import connections
-from nameko.constants import AMQP_URI_CONFIG_KEY
-from nameko.standalone.events import get_event_exchange
 from pymongo import ASCENDING, DESCENDING, IndexModel
-from pymongo.database import Database
 
-from services.notify.domain import DUE_AT, EPOCH
+from services.notify.delivery_log import DUE_AT, EPOCH, Delivery
 from shared.envelope import Envelope
 from shared.leases import claim_many
-from shared.messaging import EventPublisher
 from shared.once import insert_once
 from shared.paging import find_page
-from shared.store import OUTBOX, OUTBOX_LEASE, Document, Repository, estate_scope
-
-log = logging.getLogger(__name__)
+from shared.store import OUTBOX, Document, Repository, estate_scope
 
 QUOTA_KEPT = timedelta(days=3)
 # the order of list_deliveries (paging adds ``_id`` last); the indexes below serve it
@@ -48,12 +39,6 @@ class NotifyRepository(Repository):
         "quotas": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)],
     }
     outbox_collections = ("deliveries",)
-
-    def __init__(self, db: Database[Document], publisher: EventPublisher | None = None,
-                 **kwargs: Any) -> None:
-        if type(publisher) is EventPublisher:   # the dispatcher's batches: one confirm each
-            publisher = BatchEventPublisher(publisher.config)
-        super().__init__(db, publisher, **kwargs)
 
     def create_indexes(self) -> None:
         super().create_indexes()
@@ -78,7 +63,7 @@ class NotifyRepository(Repository):
             delivery[DUE_AT] = _due(delivery)
         return insert_once(self.insert_with_events, "deliveries", delivery, events)
 
-    def claim_due(self, now: datetime, claim: str, lease: timedelta, limit: int) -> list[Document]:
+    def claim_due(self, now: datetime, claim: str, lease: timedelta, limit: int) -> list[Delivery]:
         """Take up to ``limit`` queued deliveries that are due and that no worker holds,
         for ``lease``: the list, those due longest ago first.
 
@@ -91,7 +76,8 @@ class NotifyRepository(Repository):
         """
         taken = claim_many(self.db.deliveries, {"status": "queued"}, DUE_AT, now, lease, limit,
                            {"claim": claim}, {"claimed_until": now + lease})
-        return sorted(taken, key=lambda delivery: delivery["next_attempt_at"])
+        # (what ``new_delivery`` logged: the one place that writes a whole delivery)
+        return cast(list[Delivery], sorted(taken, key=lambda delivery: delivery["next_attempt_at"]))
 
     def save_claimed(self, delivery_id: str, claim: str, changes: Mapping[str, Any],
                      events: Sequence[Envelope] = (), release: bool = True) -> Document | None:
@@ -114,29 +100,10 @@ class NotifyRepository(Repository):
             {"_id": delivery_id, "claim": claim, "status": "queued"}, update).matched_count)
 
     def publish_held(self, held: Mapping[str, Sequence[Envelope]]) -> None:
-        """{delivery id: events held in its outbox}: all published with one wait for the
-        broker's confirms, then those outboxes emptied in one write. Those the broker did
-        not confirm stay for the relay.
-
-        A delivery's events are written only with the outcome that ends it
-        (``save_outcome``: sent, failed), so its outbox holds exactly these.
-        """
-        events = [event for batch in held.values() for event in batch]
-        if not events or self.publisher is None:
-            return
-        try:
-            publish_batch = getattr(self.publisher, "publish_batch", None)
-            if publish_batch is not None:
-                publish_batch(events)
-            else:   # a publisher that confirms each event (tests' stand-ins)
-                for event in events:
-                    self.publisher.publish(event)
-        except Exception:
-            log.exception("%d events stay in the outbox for the relay", len(events))
-            return
-        self.db.deliveries.update_many(
-            {"_id": {"$in": list(held)}},
-            {"$set": {OUTBOX: []}, "$unset": {OUTBOX_LEASE: ""}})
+        """{delivery id: events held in its outbox (``save_outcome``)}: published together,
+        with one wait for the broker's confirms (``publish_outboxes``). A delivery's events
+        are written only with the outcome that ends it, so its outbox holds just these."""
+        self.publish_outboxes("deliveries", held, whole=True)
 
     def cancel_pending(self, ref: str, template: str, reason: str, now: datetime,
                        keep: str | None = None) -> int:
@@ -212,49 +179,3 @@ def _outcome_update(changes: Mapping[str, Any], release: bool) -> dict[str, Any]
         changes[DUE_AT] = changes["next_attempt_at"]
     return update
 
-
-class BatchEventPublisher(EventPublisher):
-    """``EventPublisher`` that can also publish many events with one wait for the
-    broker's confirms (``publish_batch``): a channel in confirm mode, every event sent,
-    then the acks collected, instead of a round trip per event."""
-
-    CONFIRM_TIMEOUT = 30   # seconds the broker has to confirm a batch
-
-    def publish_batch(self, envelopes: Sequence[Envelope]) -> None:
-        """Publish ``envelopes`` (persistent); raises unless the broker confirmed all."""
-        if not envelopes:
-            return
-        with connections[Connection(self.config[AMQP_URI_CONFIG_KEY])].acquire(
-                block=True, timeout=self.CONFIRM_TIMEOUT) as connection:
-            channel = connection.channel()
-            try:
-                self._publish_confirmed(connection, channel, envelopes)
-            finally:
-                channel.close()
-
-    def _publish_confirmed(self, connection: Any, channel: Any,
-                           envelopes: Sequence[Envelope]) -> None:
-        pending = set(range(1, len(envelopes) + 1))
-        refused: list[int] = []
-
-        def acked(delivery_tag: int, multiple: bool) -> None:
-            pending.difference_update(
-                [tag for tag in pending if tag <= delivery_tag] if multiple else [delivery_tag])
-
-        def nacked(delivery_tag: int, multiple: bool) -> None:
-            refused.append(delivery_tag)
-            acked(delivery_tag, multiple)
-
-        channel.events["basic_ack"].add(acked)
-        channel.events["basic_nack"].add(nacked)
-        channel.confirm_select()   # delivery tags count from 1 on this channel
-        producer = Producer(channel, serializer="json")
-        for envelope in envelopes:
-            exchange = get_event_exchange(envelope["source"], self.config)
-            producer.publish(envelope, exchange=exchange, routing_key=envelope["type"],
-                             message_id=envelope["id"], delivery_mode=2,
-                             declare=[exchange], retry=False)
-        while pending and not refused:
-            connection.drain_events(timeout=self.CONFIRM_TIMEOUT)
-        if refused:
-            raise RuntimeError(f"the broker refused {len(refused)} of {len(envelopes)} events")

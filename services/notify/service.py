@@ -1,11 +1,12 @@
 """notify: tells owners and staff what happens, on plug-in channels. Entrypoints only."""
 from functools import cached_property
 
-from services.notify import domain
+from services.notify import delivery_log, event_params, message_templates
 from services.notify.address_book import AddressBook
 from services.notify.channels import AddressError
 from services.notify.delivery import Deliveries
 from services.notify.dispatch import dispatch_due
+from services.notify.preferences import merge_preferences, preferences_view
 from services.notify.repository import NotifyRepository
 from services.notify.settings import notify_settings, zoned_by_estate_copies
 from shared import paging
@@ -13,12 +14,15 @@ from shared.actor import CallerProvider
 from shared.dependencies import ClockProvider, Store
 from shared.errors import InvalidInput
 from shared.idempotency import derived_id, idempotent
-from shared.messaging import handles
+from shared.messaging import handles, handles_batch
 from shared.policies import EstatePolicies
 from shared.rpc import RpcProxy, not_found_as, ping, rpc, to_json
 from shared.schemas import notify as schemas
 from shared.schemas.base import load, require_id
 from shared.timers import timer_from_config
+
+# a round's invitations (and reminders) handled together (contacts: one intake.get_contacts)
+INVITATION_BATCH = 250
 
 
 class NotifyService:
@@ -92,7 +96,7 @@ class NotifyService:
     def confirm_appointment(self, event):
         """Confirms the appointment and schedules its reminder; a new booking replaces
         the reminder of the previous one."""
-        reminder = domain.delivery_id_for(event["id"], "revisit_reminder")
+        reminder = delivery_log.delivery_id_for(event["id"], "revisit_reminder")
         self.store.cancel_pending(event["data"]["revisit_id"], "revisit_reminder",
                                   "superseded by a new appointment", self.clock.now(),
                                   keep=reminder)
@@ -104,9 +108,12 @@ class NotifyService:
         self.store.cancel_pending(event["data"]["revisit_id"], "revisit_reminder",
                                   "the follow-up visit took place", self.clock.now())
 
-    @handles("survey", "survey_invitation_issued")
-    def invite_to_survey(self, event):
-        self._notify(event)
+    @handles_batch("survey", "survey_invitation_issued", size=INVITATION_BATCH)
+    def invite_to_survey(self, events):
+        """A round's invitations come by the thousand: a batch at a time, their households'
+        contacts in one call, the notices' events confirmed together. {event id: error} of
+        those that failed (each retried alone)."""
+        return self.deliveries.announce_all(events, self.address_book)
 
     @handles("survey", "survey_cadence_missed")
     def warn_of_missed_survey(self, event):
@@ -114,9 +121,10 @@ class NotifyService:
         headquarters hear."""
         self._notify(event)
 
-    @handles("survey", "survey_reminder_due")
-    def remind_of_survey(self, event):
-        self._notify(event)
+    @handles_batch("survey", "survey_reminder_due", size=INVITATION_BATCH)
+    def remind_of_survey(self, events):
+        """Reminders come by the thousand too: as invitations are handled."""
+        return self.deliveries.announce_all(events, self.address_book)
 
     @handles("survey", "survey_report_published")
     def announce_survey_report(self, event):
@@ -196,13 +204,13 @@ class NotifyService:
         templates = self.settings.templates(None, self.settings.estate(None).locale)
         data = load(schemas.SendNotification(
             known_channels=self.settings.all_channel_names(),
-            templates={template_id: template.params - set(domain.ESTATE_PARAMS)
+            templates={template_id: template.params - set(event_params.ESTATE_PARAMS)
                        for template_id, template in templates.items()},
         ), data)
-        delivery_id = derived_id("dlv") or domain.new_delivery_id()
+        delivery_id = derived_id("dlv") or delivery_log.new_delivery_id()
         made = self.store.find_delivery(delivery_id)
         if made is not None:   # this request's first run logged it (the dispatcher sends it)
-            return to_json(domain.public_view(made))
+            return to_json(delivery_log.public_view(made))
         channel_name, to = data["channel"], data["to"]
         if data["estate_id"] is not None:   # estates are intake's: an unknown one is refused
             with not_found_as("estate", data["estate_id"], field="estate_id"):
@@ -223,18 +231,18 @@ class NotifyService:
         estate = self.settings.estate(estate_id)
         locale = (target.preferences or {}).get("locale") or estate.locale
         template = self.settings.templates(estate_id, locale)[data["template"]]
-        params = {**data["params"], **domain.estate_params(estate.context)}
+        params = {**data["params"], **event_params.estate_params(estate.context)}
         try:
-            domain.render(template, params, "")
-        except domain.MissingParameters as exc:   # an estate's wording may need more
+            message_templates.render(template, params, "")
+        except message_templates.MissingParameters as exc:   # an estate's wording may need more
             raise InvalidInput({"params": {name: [f"required by template {template.id}"]
                                            for name in exc.missing}}) from None
-        params = domain.with_contact_params(params, target.contact, estate.context)
+        params = event_params.with_contact_params(params, target.contact, estate.context)
         target.contact = {channel.address_field: address}
         delivery = self.deliveries.deliver(
             delivery_id, estate, data["template"], params, target,
             ref=data["ref"], channel=channel_name, requested_by=self.caller.actor_id)
-        return to_json(domain.public_view(delivery))
+        return to_json(delivery_log.public_view(delivery))
 
     @rpc
     def list_deliveries(self, filters=None, paged=False):
@@ -243,7 +251,7 @@ class NotifyService:
         # a person other than an administrator reads owner links without their tokens
         actor = self.caller.actor
         show_links = actor is None or "admin" in actor.roles
-        return paging.answer([to_json(domain.public_view(delivery, show_links))
+        return paging.answer([to_json(delivery_log.public_view(delivery, show_links))
                               for delivery in deliveries], next_cursor, paged)
 
     @rpc
@@ -254,10 +262,10 @@ class NotifyService:
                                         known_locales=self.settings.locales()), data)
         with not_found_as("household", household_id):   # households are intake's
             self.intake.get_household(household_id)
-        preferences = domain.merge_preferences(
+        preferences = merge_preferences(
             self.store.get_preferences(household_id), data, household_id, self.clock.now(),
             updated_by=self.caller.actor_id)
-        return to_json(domain.preferences_view(self.store.save_preferences(preferences)))
+        return to_json(preferences_view(self.store.save_preferences(preferences)))
 
     # helpers ------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from services.notify import domain
+from services.notify import event_params, message_templates
 from services.notify.catalogue import Catalogue, load_catalogue, with_overrides
 from services.notify.channels import Channel, load_channels
 from services.notify.pacing import TokenBucket
@@ -80,7 +80,7 @@ class EstateSettings:
     zone: str
     daily_limits: dict       # channel name -> messages per recipient and local day
     staff: tuple             # the staff directory
-    context: domain.Context
+    context: event_params.Context
     retry_delays: tuple      # seconds
     claim: timedelta         # how long a worker holds a delivery it is sending
 
@@ -145,11 +145,11 @@ class NotifySettings:
                 estate_id=estate_id, channels=tuple(merged["channels"]), locale=merged["locale"],
                 signature=dict(merged["signature"]), quiet_hours=merged["quiet_hours"], zone=zone,
                 daily_limits=dict(merged["daily_limits"]), staff=tuple(merged["staff"]),
-                context=domain.Context(
+                context=event_params.Context(
                     zone=zone, survey_base_url=merged["survey_base_url"],
                     reminder_lead=timedelta(hours=merged["reminder_lead_hours"]),
                     public_base_url=self.public_base_url,
-                    estate_name=estate_id or domain.NOT_AVAILABLE),
+                    estate_name=estate_id or event_params.NOT_AVAILABLE),
                 retry_delays=tuple(self.group["retry_delays_s"]),
                 claim=timedelta(seconds=self.group["claim_seconds"]),
             )
@@ -172,7 +172,7 @@ class NotifySettings:
     def all_channel_names(self) -> list[str]:
         return sorted({name for channels in self._channels.values() for name in channels})
 
-    def templates(self, estate_id: str | None, locale: str) -> dict[str, domain.Template]:
+    def templates(self, estate_id: str | None, locale: str) -> dict[str, message_templates.Template]:
         catalogue = self.catalogues.get(estate_id) or self.catalogues[None]
         return catalogue.get(locale) or catalogue[self.estate(estate_id).locale]
 

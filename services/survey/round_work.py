@@ -1,19 +1,22 @@
 """A round's background work: its invitations written from intake's pages, then issued, a
 batch at a time. Each round is claimed with a lease its worker renews every batch; once
 the lease lapses (that worker died) another instance takes the round over where its
-``progress`` says. The steps are ``invitations``' (pure); this drives them against the
-store and intake."""
+``progress`` says. The reminders that follow go a page at a time too. The steps are
+``invitations``' (pure); this drives them against the store and intake."""
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from services.survey import invitations, planning, rounds, tallies
 from services.survey.repository import SurveyRepository
 from shared.clock import Clock
+from shared.envelope import Envelope
 from shared.errors import NotFound
 from shared.rpc import not_found_as
 
 log = logging.getLogger(__name__)
+
+REMINDER_PAGE = 1000   # invitations read for their reminders at a time
 
 
 class RoundWork:
@@ -94,3 +97,19 @@ class RoundWork:
                                 self.clock.now()):
             self.store.discard_round_data(round_["_id"])
             log.warning("survey round %s abandoned: %s", round_["_id"], reason)
+
+
+def send_reminders(store: SurveyRepository, round_: dict, now: datetime) -> None:
+    """The round's reminders due by ``now``, a page of invitations at a time, each claimed
+    once (another instance may send some of them), the page's events published with one
+    confirm; until none is left."""
+    while True:
+        due = store.reminders_due(round_["_id"], now, REMINDER_PAGE)
+        held: dict[str, list[Envelope]] = {}
+        for invitation in due:
+            changes, events = invitations.remind(round_, invitation, now)
+            if store.claim_reminder(invitation, changes, events, publish=False) is not None:
+                held[invitation["_id"]] = events
+        store.publish_outboxes("invitations", held)
+        if len(due) < REMINDER_PAGE or not held:   # (none claimed: another instance is on it)
+            return

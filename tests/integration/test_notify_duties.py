@@ -9,7 +9,6 @@ from nameko.rpc import rpc as plain_rpc
 from nameko.standalone.rpc import ServiceRpcProxy
 
 from services.intake.service import IntakeService
-from services.notify.repository import BatchEventPublisher
 from services.notify.service import NotifyService
 from shared.envelope import new_event
 from shared.messaging import EventPublisher
@@ -123,7 +122,7 @@ def test_two_instances_tell_every_household_of_a_done_rectification_once(
 
 
 def test_a_batch_of_events_is_published_with_one_confirm_wait(notify_config, listener):
-    publisher = BatchEventPublisher(notify_config)
+    publisher = EventPublisher(notify_config)
     now = datetime.now(UTC)
     events = [new_event("notification_sent", "notify", ESTATE, {
         "delivery_id": f"d-{number}", "channel": "console", "template": "rectification_done",

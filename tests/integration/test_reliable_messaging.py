@@ -13,7 +13,7 @@ from shared import topology
 from shared.dependencies import Store
 from shared.dlq import list_dead_letters, replay
 from shared.envelope import new_event
-from shared.messaging import EventPublisher, handles
+from shared.messaging import EventPublisher, handles, handles_batch
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.broker
@@ -96,6 +96,41 @@ def test_malformed_event_goes_straight_to_the_dead_letter_queue(probe, service_c
                          message="malformed event dead-lettered")
     assert Probe.calls == []           # never reached the handler
     assert "time" in letters[0]["error"]
+
+
+class BatchProbe:
+    """A batch consumer that cannot handle one event (answers it failed), counting batches."""
+
+    name = "probe"
+    batches: ClassVar[list] = []
+    poison = ""
+
+    @handles_batch("intake", "complaint_closed", size=40, wait=1.0)
+    def on_closed(self, events):
+        BatchProbe.batches.append([event["id"] for event in events])
+        return {event["id"]: RuntimeError("cannot file it") for event in events
+                if event["id"] == BatchProbe.poison}
+
+
+def test_a_batch_consumer_takes_many_at_once_and_settles_each_event_alone(
+        monkeypatch, service_config, container_factory):
+    monkeypatch.setitem(topology.SUBSCRIPTIONS, "probe", [("intake", "complaint_closed")])
+    events = [closed_event(f"cmp-{number}") for number in range(100)]
+    BatchProbe.batches, BatchProbe.poison = [], events[7]["id"]
+    container_factory(BatchProbe, service_config).start()
+    EventPublisher(service_config).publish_batch(events)
+
+    letters = wait_until(lambda: list_dead_letters(service_config, "probe"), timeout=15,
+                         message="the poison event dead-lettered")
+    eventlet_sleep(0.5)
+    handled = [event_id for batch in BatchProbe.batches for event_id in batch]
+    # batches of up to 40: more than the 10 workers' prefetch a plain consumer gets
+    assert max(len(batch) for batch in BatchProbe.batches) == 40
+    assert len(BatchProbe.batches) <= 6
+    # every other event acked after its first batch; the poison one alone tried 3 times
+    assert sorted(handled) == sorted([event["id"] for event in events] + [events[7]["id"]] * 2)
+    assert [letter["event_id"] for letter in letters] == [events[7]["id"]]
+    assert letters[0]["attempts"] == 3 and "cannot file it" in letters[0]["error"]
 
 
 def test_duplicate_delivery_schedules_one_revisit(service_config, container_factory, listener):

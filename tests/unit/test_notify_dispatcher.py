@@ -7,7 +7,7 @@ import pytest
 from mongomock.collection import Collection
 
 from services.notify import pacing
-from services.notify.domain import DUE_AT
+from services.notify.delivery_log import DUE_AT
 from services.notify.pacing import TokenBucket
 from services.notify.settings import NotifySettings, SettingsError
 from shared.clock import FrozenClock

@@ -6,7 +6,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.notify import domain
+from services.notify import (
+    channel_choice,
+    delivery_log,
+    event_params,
+    message_templates,
+    notifications,
+    pacing,
+    preferences,
+    recipients,
+    sms,
+)
 from services.notify.catalogue import load_catalogue, with_overrides
 from services.notify.channels import ConsoleChannel, Message, UnknownChannel, load_channels
 from shared.envelope import new_event, parse_event
@@ -15,7 +25,7 @@ from shared.schemas.events import EVENTS
 
 NOW = datetime(2026, 10, 9, 2, 30, tzinfo=UTC)   # 10:30 in Shanghai
 CATALOGUE = load_catalogue()
-CONTEXT = domain.Context(zone="Asia/Shanghai", survey_base_url="https://wy.example.cn/s/",
+CONTEXT = event_params.Context(zone="Asia/Shanghai", survey_base_url="https://wy.example.cn/s/",
                          estate_name="阳光花园")
 
 # What each event's payload carries, as its publisher sends it.
@@ -139,13 +149,13 @@ def parsed(event_type):
 
 
 def rendered(event_type, locale="zh", index=0, signature="阳光花园物业"):
-    notification = domain.NOTIFICATIONS[event_type][index]
-    params = domain.message_params(notification, parsed(event_type), CONTEXT)
-    return domain.render(CATALOGUE[locale][notification.template], params, signature)
+    notification = notifications.NOTIFICATIONS[event_type][index]
+    params = notifications.message_params(notification, parsed(event_type), CONTEXT)
+    return message_templates.render(CATALOGUE[locale][notification.template], params, signature)
 
 
 def template(text, labels=None, template_id="t", **flags):
-    return domain.Template(id=template_id, locale="zh", audience="owner", text=text,
+    return message_templates.Template(id=template_id, locale="zh", audience="owner", text=text,
                            labels=labels or {}, **flags)
 
 
@@ -153,21 +163,21 @@ def template(text, labels=None, template_id="t", **flags):
 
 def test_the_shipped_templates_pass_the_check():
     assert set(CATALOGUE) == {"zh", "en"}
-    assert domain.check_templates(CATALOGUE) == []
+    assert notifications.check_templates(CATALOGUE) == []
 
 
 def test_every_event_notify_handles_has_sample_data_here():
-    assert set(EVENT_DATA) == set(domain.NOTIFICATIONS)
+    assert set(EVENT_DATA) == set(notifications.NOTIFICATIONS)
 
 
 @pytest.mark.parametrize("locale", ["zh", "en"])
 @pytest.mark.parametrize("event_type, index", [
-    (event_type, index) for event_type, notifications in sorted(domain.NOTIFICATIONS.items())
+    (event_type, index) for event_type, notifications in sorted(notifications.NOTIFICATIONS.items())
     for index in range(len(notifications))])
 def test_every_template_renders_from_what_its_event_supplies(locale, event_type, index):
-    notification = domain.NOTIFICATIONS[event_type][index]
-    params = domain.message_params(notification, parsed(event_type), CONTEXT)
-    assert set(params) == {*notification.supplies, *domain.ESTATE_PARAMS}
+    notification = notifications.NOTIFICATIONS[event_type][index]
+    params = notifications.message_params(notification, parsed(event_type), CONTEXT)
+    assert set(params) == {*notification.supplies, *event_params.ESTATE_PARAMS}
     message = rendered(event_type, locale, index)
     assert "{" not in message.text and "None" not in message.text
     assert "{" not in message.subject
@@ -258,50 +268,50 @@ def test_messages_name_the_estate(event_type, index, zh, en):
 
 def test_a_report_without_answers_says_so_in_words():
     data = dict(parsed("survey_report_published"), satisfaction_rate=None)
-    notification = domain.NOTIFICATIONS["survey_report_published"][0]
-    params = domain.message_params(notification, data, CONTEXT)
-    assert "暂无数据" in domain.render(CATALOGUE["zh"]["survey_report_published"], params, "x").text
-    assert "not available" in domain.render(
+    notification = notifications.NOTIFICATIONS["survey_report_published"][0]
+    params = notifications.message_params(notification, data, CONTEXT)
+    assert "暂无数据" in message_templates.render(CATALOGUE["zh"]["survey_report_published"], params, "x").text
+    assert "not available" in message_templates.render(
         CATALOGUE["en"]["survey_report_published"], params, "x").text
 
 
 def test_survey_link_joins_base_url_and_token_with_one_slash():
-    assert domain.Context(survey_base_url="https://a.cn/s").survey_link("t1") == "https://a.cn/s/t1"
-    assert domain.Context(survey_base_url="https://a.cn/s/").survey_link("t1") == "https://a.cn/s/t1"
+    assert event_params.Context(survey_base_url="https://a.cn/s").survey_link("t1") == "https://a.cn/s/t1"
+    assert event_params.Context(survey_base_url="https://a.cn/s/").survey_link("t1") == "https://a.cn/s/t1"
 
 
 def test_a_revisit_link_is_the_public_base_then_r_then_the_token():
-    context = domain.Context(public_base_url="https://wy.example.cn/")
+    context = event_params.Context(public_base_url="https://wy.example.cn/")
     assert context.revisit_link("tok-1") == "https://wy.example.cn/r/tok-1"
-    assert domain.Context().revisit_link("tok-1") == "http://127.0.0.1:8000/r/tok-1"
+    assert event_params.Context().revisit_link("tok-1") == "http://127.0.0.1:8000/r/tok-1"
 
 
 def test_a_revisit_the_owner_may_answer_online_gets_the_message_with_its_link():
     data = dict(parsed("revisit_scheduled"), method="phone")
-    plain, online = domain.NOTIFICATIONS["revisit_scheduled"][:2]
+    plain, online = notifications.NOTIFICATIONS["revisit_scheduled"][:2]
     assert (plain.template, online.template) == ("revisit_scheduled", "revisit_online")
     assert plain.recipients(data) is None
     assert online.recipients(data).alternatives == (("contact", "h-1"),)
     for locale, words in (("zh", "如未回复"), ("en", "If we hear nothing")):
-        text = domain.render(CATALOGUE[locale]["revisit_online"],
-                             domain.message_params(online, data, CONTEXT), "x").text
+        text = message_templates.render(CATALOGUE[locale]["revisit_online"],
+                             notifications.message_params(online, data, CONTEXT), "x").text
         assert "http://127.0.0.1:8000/r/rv-token-abcdefghijk " in text, text
         assert words in text and "2026-10-16" in text
 
 
 def test_a_revisit_without_a_token_gets_the_message_without_a_link():
     data = dict(parsed("revisit_scheduled"), token=None)
-    plain, online = domain.NOTIFICATIONS["revisit_scheduled"][:2]
+    plain, online = notifications.NOTIFICATIONS["revisit_scheduled"][:2]
     assert online.recipients(data) is None
     assert plain.recipients(data).alternatives == (("contact", "h-1"),)
-    assert "/r/" not in domain.render(CATALOGUE["zh"]["revisit_scheduled"],
-                                      domain.message_params(plain, data, CONTEXT), "x").text
+    assert "/r/" not in message_templates.render(CATALOGUE["zh"]["revisit_scheduled"],
+                                      notifications.message_params(plain, data, CONTEXT), "x").text
 
 
 def test_email_subject_is_rendered_too():
     assert rendered("complaint_registered").subject == "您的投诉已登记（编号 cmp-1）"
     plain = template("hi {n}")
-    assert domain.render(plain, {"n": 1}, "物业").subject == "物业"   # no subject: the sender
+    assert message_templates.render(plain, {"n": 1}, "物业").subject == "物业"   # no subject: the sender
 
 
 @pytest.mark.parametrize("params", [
@@ -310,8 +320,8 @@ def test_email_subject_is_rendered_too():
     {"complaint_id": "cmp-1", "reply_due": "  "},
 ])
 def test_a_missing_or_blank_parameter_raises_naming_it(params):
-    with pytest.raises(domain.MissingParameters) as error:
-        domain.render(CATALOGUE["zh"]["complaint_received"], params, "物业")
+    with pytest.raises(message_templates.MissingParameters) as error:
+        message_templates.render(CATALOGUE["zh"]["complaint_received"], params, "物业")
     assert error.value.missing == ["reply_due"]
     assert "reply_due" in str(error.value)
 
@@ -320,31 +330,31 @@ def test_check_finds_a_template_using_a_parameter_its_event_does_not_supply():
     broken = {locale: dict(templates) for locale, templates in CATALOGUE.items()}
     broken["en"]["complaint_received"] = template(
         "Dear {owner_name}, {complaint_id} by {reply_due}", template_id="complaint_received")
-    problems = domain.check_templates(broken)
+    problems = notifications.check_templates(broken)
     assert len(problems) == 1
     assert "en/complaint_received" in problems[0] and "owner_name" in problems[0]
 
 
 def test_check_finds_a_template_that_leaves_out_what_the_message_is_for():
     broken = {locale: dict(templates) for locale, templates in CATALOGUE.items()}
-    broken["zh"]["survey_invitation"] = domain.Template(
+    broken["zh"]["survey_invitation"] = message_templates.Template(
         id="survey_invitation", locale="zh", audience="owner", text="请参加满意度调查")
-    assert domain.check_templates(broken) == ["zh/survey_invitation: must show survey_url"]
+    assert notifications.check_templates(broken) == ["zh/survey_invitation: must show survey_url"]
 
 
 def test_check_finds_a_template_written_for_the_wrong_audience():
     broken = {locale: dict(templates) for locale, templates in CATALOGUE.items()}
-    broken["zh"]["complaint_assigned"] = domain.Template(
+    broken["zh"]["complaint_assigned"] = message_templates.Template(
         id="complaint_assigned", locale="zh", audience="owner",
         text="{complaint_id} {summary} {reply_due}")
-    assert domain.check_templates(broken) == ["zh/complaint_assigned: audience must be staff"]
+    assert notifications.check_templates(broken) == ["zh/complaint_assigned: audience must be staff"]
 
 
 def test_check_finds_a_template_missing_in_one_locale():
     broken = {locale: dict(templates) for locale, templates in CATALOGUE.items()}
     del broken["en"]["revisit_reminder"]
     assert any(problem.startswith("en/revisit_reminder: missing")
-               for problem in domain.check_templates(broken))
+               for problem in notifications.check_templates(broken))
 
 
 @pytest.mark.parametrize("entry, problem", [
@@ -359,21 +369,21 @@ def test_check_finds_a_template_missing_in_one_locale():
     ({"audience": "owner", "text": "hi", "mandatory": "yes"}, "mandatory"),
 ])
 def test_unusable_template_entries_are_refused(entry, problem):
-    with pytest.raises(domain.TemplateError) as error:
-        domain.parse_templates("zh", {"t": entry})
+    with pytest.raises(message_templates.TemplateError) as error:
+        message_templates.parse_templates("zh", {"t": entry})
     assert problem in str(error.value) and "zh/t" in str(error.value)
 
 
 def test_a_template_file_must_be_a_mapping(tmp_path):
     (tmp_path / "zh.yaml").write_text("- just a list\n", encoding="utf-8")
-    with pytest.raises(domain.TemplateError):
+    with pytest.raises(message_templates.TemplateError):
         load_catalogue(tmp_path)
 
 
 def test_labels_turn_values_into_words_and_leave_others_alone():
     greeting = template("{method} {n}", labels={"method": {"sms": "短信"}})
-    assert domain.render(greeting, {"method": "sms", "n": 3}, "物业").text == "【物业】短信 3"
-    assert domain.render(greeting, {"method": "fax", "n": 3}, "物业").text == "【物业】fax 3"
+    assert message_templates.render(greeting, {"method": "sms", "n": 3}, "物业").text == "【物业】短信 3"
+    assert message_templates.render(greeting, {"method": "fax", "n": 3}, "物业").text == "【物业】fax 3"
 
 
 # per-estate wording --------------------------------------------------------------------
@@ -408,7 +418,7 @@ def test_an_estate_rewords_a_template_from_its_own_directory(tmp_path):
      "audience must be owner"),
 ])
 def test_an_estate_override_that_does_not_fit_is_refused_at_load(templates, problem):
-    with pytest.raises(domain.TemplateError) as error:
+    with pytest.raises(message_templates.TemplateError) as error:
         with_overrides(CATALOGUE, "e-7", templates=templates)
     assert problem in str(error.value) and "e-7" in str(error.value)
 
@@ -433,24 +443,24 @@ def test_an_estate_override_that_does_not_fit_is_refused_at_load(templates, prob
     ("中" * 66 + "😀" + "中" * 66, 3, "ucs2"),   # ... never split: 134 units, yet 3 parts
 ])
 def test_sms_segments_are_counted_like_carriers_do(text, count, encoding):
-    segments = domain.sms_segments(text)
+    segments = sms.sms_segments(text)
     assert (segments.count, segments.encoding) == (count, encoding)
 
 
 def test_the_signature_counts_towards_the_segments():
     body = "您" * 64                             # 64 characters alone fit in one SMS ...
-    assert domain.sms_segments(body).count == 1
-    signed = domain.sign(body, "阳光花园物业", "zh")   # ... 【阳光花园物业】 adds 8
-    assert len(signed) == 72 and domain.sms_segments(signed).count == 2
+    assert sms.sms_segments(body).count == 1
+    signed = message_templates.sign(body, "阳光花园物业", "zh")   # ... 【阳光花园物业】 adds 8
+    assert len(signed) == 72 and sms.sms_segments(signed).count == 2
 
 
 def test_the_shipped_acknowledgement_fits_one_chinese_sms():
-    assert domain.sms_segments(rendered("complaint_registered").text).count == 1
+    assert sms.sms_segments(rendered("complaint_registered").text).count == 1
 
 
 @given(st.text(alphabet=st.sampled_from("ab中€😀"), max_size=400))
 def test_segments_never_fewer_than_the_units_allow(text):
-    segments = domain.sms_segments(text)
+    segments = sms.sms_segments(text)
     per_part = 153 if segments.encoding == "gsm7" else 67
     single = 160 if segments.encoding == "gsm7" else 70
     if segments.units <= single:
@@ -489,10 +499,10 @@ def test_quiet_hours_within_one_day_and_none():
 
 def test_channel_order_is_preferences_then_contact_then_config_and_only_configured():
     configured = ["console", "sms", "email"]
-    assert domain.channel_order(configured) == ["console", "sms", "email"]
-    assert domain.channel_order(configured, None, {"preferred_channel": "email"}) == [
+    assert channel_choice.channel_order(configured) == ["console", "sms", "email"]
+    assert channel_choice.channel_order(configured, None, {"preferred_channel": "email"}) == [
         "email", "console", "sms"]
-    assert domain.channel_order(
+    assert channel_choice.channel_order(
         configured, {"channels": ["sms", "pigeon"]}, {"preferred_channel": "email"}
     ) == ["sms", "email", "console"]
 
@@ -500,19 +510,19 @@ def test_channel_order_is_preferences_then_contact_then_config_and_only_configur
 def test_routes_skip_channels_the_contact_has_no_address_for():
     contact = {"phone": "13812345678", "email": None}
     fields = {"email": "email", "sms": "phone", "console": "phone"}
-    assert domain.routes(["email", "sms", "console"], fields, contact) == [
+    assert channel_choice.routes(["email", "sms", "console"], fields, contact) == [
         {"channel": "sms", "address": "13812345678"},
         {"channel": "console", "address": "13812345678"}]
-    assert domain.routes(["email"], fields, contact) == []
-    assert domain.routes(["sms"], fields, None) == []
+    assert channel_choice.routes(["email"], fields, contact) == []
+    assert channel_choice.routes(["sms"], fields, None) == []
 
 
 def test_opt_out_holds_back_all_but_mandatory_notices():
     optional, mandatory = template("x"), template("x", mandatory=True)
-    assert domain.opted_out({"opt_out": True}, optional)
-    assert not domain.opted_out({"opt_out": True}, mandatory)
-    assert not domain.opted_out({"opt_out": False}, optional)
-    assert not domain.opted_out(None, optional)
+    assert channel_choice.opted_out({"opt_out": True}, optional)
+    assert not channel_choice.opted_out({"opt_out": True}, mandatory)
+    assert not channel_choice.opted_out({"opt_out": False}, optional)
+    assert not channel_choice.opted_out(None, optional)
 
 
 def test_the_shipped_mandatory_and_immediate_notices():
@@ -538,11 +548,11 @@ STAFF = [
     ("department", "保安部", []),
 ])
 def test_staff_recipients_by_id_role_or_department(kind, value, ids):
-    assert [m["id"] for m in domain.staff_matching(STAFF, kind, value)] == ids
+    assert [m["id"] for m in recipients.staff_matching(STAFF, kind, value)] == ids
 
 
 def test_assignment_goes_to_the_assignee_or_else_the_department():
-    notification = domain.NOTIFICATIONS["complaint_assigned"][0]
+    notification = notifications.NOTIFICATIONS["complaint_assigned"][0]
     assert notification.recipients(parsed("complaint_assigned")).alternatives == (
         ("staff", "eng-3"), ("department", "工程部"), ("role", "supervisor"))
     without = dict(parsed("complaint_assigned"), assignee_id=None)
@@ -553,13 +563,13 @@ def test_a_revisit_of_a_common_area_job_has_no_household_to_tell():
     for token in (None, "rv-token-abcdefghijk"):
         data = dict(parsed("revisit_scheduled"), household_id=None, token=token)
         assert all(notification.recipients(data) is None
-                   for notification in domain.NOTIFICATIONS["revisit_scheduled"])
+                   for notification in notifications.NOTIFICATIONS["revisit_scheduled"])
 
 
 # who must act: the new staff notices ------------------------------------------------------
 
 def notification_of(template_id):
-    [found] = [(event_type, n) for event_type, notifications in domain.NOTIFICATIONS.items()
+    [found] = [(event_type, n) for event_type, notifications in notifications.NOTIFICATIONS.items()
                for n in notifications if n.template == template_id]
     return found
 
@@ -569,8 +579,8 @@ def recipients_of(template_id, **changes):
     return notification.recipients(dict(parsed(event_type), **changes))
 
 
-def staff_ids(recipients, directory=STAFF):
-    return [member["id"] for member in domain.staff_for(directory, recipients)]
+def staff_ids(named, directory=STAFF):
+    return [member["id"] for member in recipients.staff_for(directory, named)]
 
 
 DIRECTORY = STAFF + [
@@ -622,8 +632,8 @@ def test_staff_notices_without_a_console_page_go_without_a_link():
         event_type, notification = notification_of(template_id)
         assert "console_url" not in notification.supplies
         assert all(CATALOGUE[locale][template_id].link is None for locale in ("zh", "en"))
-        text = domain.render(CATALOGUE["zh"][template_id],
-                             domain.message_params(notification, parsed(event_type), CONTEXT), "x").text
+        text = message_templates.render(CATALOGUE["zh"][template_id],
+                             notifications.message_params(notification, parsed(event_type), CONTEXT), "x").text
         assert "http" not in text
 
 
@@ -648,8 +658,8 @@ def test_a_closed_round_goes_to_the_estate_manager_and_the_company_manager():
 
 def test_a_round_closed_with_nobody_invited_says_so_in_words():
     _, closed = notification_of("survey_round_closed")
-    params = domain.message_params(closed, dict(parsed("survey_round_closed"), response_rate=None), CONTEXT)
-    assert "回收率 暂无数据" in domain.render(
+    params = notifications.message_params(closed, dict(parsed("survey_round_closed"), response_rate=None), CONTEXT)
+    assert "回收率 暂无数据" in message_templates.render(
         CATALOGUE["zh"]["survey_round_closed"], params, "x").text
 
 
@@ -670,9 +680,9 @@ def test_owners_hear_of_their_complaint_with_its_page_and_within_quiet_hours(tem
         assert template.audience == "owner" and not template.immediate
         assert template.link_params == {"complaint_url"}
         contact = {"owner_url_token": "tok-owner-abcdef"}
-        params = domain.with_contact_params(domain.message_params(notification, parsed(event_type), CONTEXT),
+        params = event_params.with_contact_params(notifications.message_params(notification, parsed(event_type), CONTEXT),
                                             contact, CONTEXT)
-        assert domain.render(template, params, "x").text.endswith(
+        assert message_templates.render(template, params, "x").text.endswith(
             "http://127.0.0.1:8000/c/tok-owner-abcdef")
 
 
@@ -696,34 +706,34 @@ def test_an_event_published_before_it_carried_a_detail_still_makes_its_message(
     """Events from before the payload had a summary, a deadline or what was done."""
     data = {key: value for key, value in EVENT_DATA[event_type].items() if key not in missing}
     payload = parse_event(new_event(event_type, EVENTS[event_type][0], "e-1", data, NOW))["data"]
-    notification = domain.NOTIFICATIONS[event_type][index]
-    text = domain.render(CATALOGUE["zh"][notification.template],
-                         domain.message_params(notification, payload, CONTEXT), "x").text
+    notification = notifications.NOTIFICATIONS[event_type][index]
+    text = message_templates.render(CATALOGUE["zh"][notification.template],
+                         notifications.message_params(notification, payload, CONTEXT), "x").text
     assert all(word in text for word in words), text
 
 
 def test_quoted_free_text_is_cut_short_and_kept_on_one_line():
-    assert domain.excerpt("已清理\n楼道  ") == "已清理 楼道"
-    assert domain.excerpt("修" * 80) == "修" * 49 + "…"
-    assert len(domain.excerpt("修" * 80)) == domain.EXCERPT_CHARS
-    assert domain.excerpt("  ") == domain.excerpt(None) == domain.NOT_AVAILABLE
+    assert event_params.excerpt("已清理\n楼道  ") == "已清理 楼道"
+    assert event_params.excerpt("修" * 80) == "修" * 49 + "…"
+    assert len(event_params.excerpt("修" * 80)) == event_params.EXCERPT_CHARS
+    assert event_params.excerpt("  ") == event_params.excerpt(None) == event_params.NOT_AVAILABLE
 
 
 def test_staff_messages_link_to_the_complaint_in_the_console():
-    context = domain.Context(public_base_url="https://wy.example.cn/")
+    context = event_params.Context(public_base_url="https://wy.example.cn/")
     assert context.complaint_console_link("cmp/1") == \
         "https://wy.example.cn/console/complaints/cmp%2F1"
-    text = domain.render(CATALOGUE["zh"]["complaint_escalated"], domain.message_params(
-        domain.NOTIFICATIONS["complaint_escalated"][0], parsed("complaint_escalated"), context), "x").text
+    text = message_templates.render(CATALOGUE["zh"]["complaint_escalated"], notifications.message_params(
+        notifications.NOTIFICATIONS["complaint_escalated"][0], parsed("complaint_escalated"), context), "x").text
     assert text.endswith("详情：https://wy.example.cn/console/complaints/cmp-1")
 
 
 # delivery state -----------------------------------------------------------------------
 
 def _delivery(routes=None):
-    return domain.new_delivery(
+    return delivery_log.new_delivery(
         "ev-1:complaint_received", estate_id="e-1", template=CATALOGUE["zh"]["complaint_received"],
-        rendered=domain.Rendered("【物业】...", "s"), ref="cmp-1", recipient="h-1",
+        rendered=message_templates.Rendered("【物业】...", "s"), ref="cmp-1", recipient="h-1",
         routes=routes or [{"channel": "sms_http", "address": "13812345678"},
                           {"channel": "email", "address": "zhang.san@example.com"}],
         now=NOW, source_event="ev-1")
@@ -731,14 +741,14 @@ def _delivery(routes=None):
 
 def test_a_retryable_error_backs_off_then_falls_back_to_the_next_route():
     delivery, delays = _delivery(), (30, 120)
-    busy = domain.Outcome(error="gateway answered 503", retryable=True)
-    step, delivery = domain.after_try(delivery, busy, NOW, delays)
+    busy = delivery_log.Outcome(error="gateway answered 503", retryable=True)
+    step, delivery = delivery_log.after_try(delivery, busy, NOW, delays)
     assert step == "retry" and delivery["next_attempt_at"] == NOW + timedelta(seconds=30)
-    step, delivery = domain.after_try(delivery, busy, NOW, delays)
+    step, delivery = delivery_log.after_try(delivery, busy, NOW, delays)
     assert step == "retry" and delivery["next_attempt_at"] == NOW + timedelta(seconds=120)
-    step, delivery = domain.after_try(delivery, busy, NOW, delays)
+    step, delivery = delivery_log.after_try(delivery, busy, NOW, delays)
     assert step == "next" and delivery["channel"] == "email" and delivery["tries"] == 0
-    step, delivery = domain.after_try(delivery, domain.Outcome(), NOW, delays)
+    step, delivery = delivery_log.after_try(delivery, delivery_log.Outcome(), NOW, delays)
     assert step == "sent"
     assert [(a["channel"], a["error"] is None) for a in delivery["attempts"]] == [
         ("sms_http", False), ("sms_http", False), ("sms_http", False), ("email", True)]
@@ -746,29 +756,29 @@ def test_a_retryable_error_backs_off_then_falls_back_to_the_next_route():
 
 def test_an_error_no_retry_fixes_falls_back_at_once_and_the_last_route_fails():
     delivery = _delivery()
-    refused = domain.Outcome(error="gateway refused 13812345678", retryable=False)
-    step, delivery = domain.after_try(delivery, refused, NOW, (30,))
+    refused = delivery_log.Outcome(error="gateway refused 13812345678", retryable=False)
+    step, delivery = delivery_log.after_try(delivery, refused, NOW, (30,))
     assert step == "next"
-    step, delivery = domain.after_try(delivery, refused, NOW, (30,))
+    step, delivery = delivery_log.after_try(delivery, refused, NOW, (30,))
     assert step == "exhausted"
-    changes, [event] = domain.finished(delivery, NOW)
+    changes, [event] = delivery_log.finished(delivery, NOW)
     assert changes["status"] == "failed" and changes["error"] == "gateway refused 138****5678"
     assert event["type"] == "notification_failed"
 
 
 def test_a_daily_limit_on_every_route_suppresses_without_an_event():
     delivery = _delivery([{"channel": "sms_http", "address": "13812345678"}])
-    step, delivery = domain.after_try(delivery, domain.Outcome(skipped="daily limit"), NOW, (30,))
+    step, delivery = delivery_log.after_try(delivery, delivery_log.Outcome(skipped="daily limit"), NOW, (30,))
     assert step == "exhausted"
-    changes, events = domain.finished(delivery, NOW)
+    changes, events = delivery_log.finished(delivery, NOW)
     assert changes["status"] == "suppressed" and "daily limit" in changes["reason"]
     assert events == []
 
 
 def test_sent_and_failed_events_name_the_household_never_the_address():
     delivery = _delivery()
-    _, [sent] = domain.sent(delivery, "console", "13812345678", [], NOW)
-    changes, [failed] = domain.failed(delivery, [], "gateway refused 13812345678", NOW)
+    _, [sent] = delivery_log.sent(delivery, "console", "13812345678", [], NOW)
+    changes, [failed] = delivery_log.failed(delivery, [], "gateway refused 13812345678", NOW)
     for event in (sent, failed):
         data = parse_event(event)["data"]
         assert data["recipient"] == "h-1" and data["delivery_id"] == delivery["_id"]
@@ -778,7 +788,7 @@ def test_sent_and_failed_events_name_the_household_never_the_address():
 
 
 def test_public_view_masks_every_address():
-    view = domain.public_view(_delivery())
+    view = delivery_log.public_view(_delivery())
     assert view["address"] == "138****5678"
     assert [route["address"] for route in view["routes"]] == ["138****5678", "z***@example.com"]
     assert "claim" not in view and "claimed_until" not in view
@@ -786,15 +796,15 @@ def test_public_view_masks_every_address():
 
 
 def test_redact_masks_any_number_or_email_in_text():
-    text = domain.redact("to +86 13812345678, 010-62345678 and zhang.san@example.com failed")
+    text = delivery_log.redact("to +86 13812345678, 010-62345678 and zhang.san@example.com failed")
     assert "13812345678" not in text and "62345678" not in text and "zhang.san@" not in text
     assert "z***@example.com" in text
 
 
 def test_quota_keys_count_per_local_day():
     late = shanghai(23, 59)
-    assert domain.quota_key("h-1", "sms_http", late, "Asia/Shanghai") == "h-1|sms_http|2026-10-09"
-    assert domain.quota_key("h-1", "sms_http", late + timedelta(minutes=1),
+    assert pacing.quota_key("h-1", "sms_http", late, "Asia/Shanghai") == "h-1|sms_http|2026-10-09"
+    assert pacing.quota_key("h-1", "sms_http", late + timedelta(minutes=1),
                             "Asia/Shanghai") == "h-1|sms_http|2026-10-10"
 
 
@@ -826,12 +836,12 @@ def test_an_unknown_channel_is_a_clear_error():
 # preferences ----------------------------------------------------------------------
 
 def test_preferences_merge_only_what_is_given():
-    first = domain.merge_preferences(None, {"opt_out": True}, "h-1", NOW)
+    first = preferences.merge_preferences(None, {"opt_out": True}, "h-1", NOW)
     assert first == {"_id": "h-1", "channels": [], "quiet_hours": None, "opt_out": True,
                      "locale": None, "updated_at": NOW}
-    second = domain.merge_preferences(first, {"channels": ["console"]}, "h-1", NOW)
+    second = preferences.merge_preferences(first, {"channels": ["console"]}, "h-1", NOW)
     assert second["opt_out"] is True and second["channels"] == ["console"]
-    assert domain.preferences_view(second)["household_id"] == "h-1"
+    assert preferences.preferences_view(second)["household_id"] == "h-1"
 
 
 def test_an_unsatisfied_revisit_reaches_its_department_with_the_answer_date_and_link():
@@ -839,10 +849,10 @@ def test_an_unsatisfied_revisit_reaches_its_department_with_the_answer_date_and_
     assert "工程部" in text and "2026-11-08" in text and "修完还是漏水" in text
     assert "13812345678" not in text          # the owner's words travel masked
     assert text.endswith("/console/revisits/followups/fu-rv-wo-1-after_repair")
-    [notification] = domain.NOTIFICATIONS["revisit_followup_opened"]
+    [notification] = notifications.NOTIFICATIONS["revisit_followup_opened"]
     assert notification.recipients(parsed("revisit_followup_opened")).alternatives == (
         ("department", "工程部"), ("role", "manager"))
-    [overdue] = domain.NOTIFICATIONS["revisit_followup_overdue"]
+    [overdue] = notifications.NOTIFICATIONS["revisit_followup_overdue"]
     assert overdue.recipients(parsed("revisit_followup_overdue")).alternatives == (
         ("role", "manager"), ("role", "company_manager"))
     answered = rendered("revisit_followup_answered").text

@@ -8,7 +8,7 @@ from unittest.mock import Mock
 import pytest
 from nameko.testing.services import worker_factory
 
-from services.notify import domain
+from services.notify import event_params, message_templates, notifications, sms
 from services.notify.catalogue import load_catalogue
 from services.notify.repository import NotifyRepository
 from services.notify.service import NotifyService
@@ -26,7 +26,7 @@ CONTACT = {"household_id": "h-1", "estate_id": "e-1", "name": "张三", "phone":
            "preferred_channel": "sms"}
 CATALOGUE = load_catalogue()
 SIGNATURES = {"zh": "物业服务中心", "en": "Property Service Centre"}
-CONTEXT = domain.Context(public_base_url="https://wy.example.cn")
+CONTEXT = event_params.Context(public_base_url="https://wy.example.cn")
 COMPLAINT_EVENTS = {
     "complaint_registered": ("acknowledge_complaint", "complaint_received", {
         "complaint_id": "cmp-0123456789abcdef", "household_id": "h-1", "category": "cleaning",
@@ -40,11 +40,11 @@ COMPLAINT_EVENTS = {
 
 def rendered(event_type, locale, contact, context=CONTEXT):
     _, template_id, data = COMPLAINT_EVENTS[event_type]
-    notification = domain.NOTIFICATIONS[event_type][0]
-    params = domain.message_params(notification, parse_event(new_event(event_type, "intake", "e-1", data, NOW))
+    notification = notifications.NOTIFICATIONS[event_type][0]
+    params = notifications.message_params(notification, parse_event(new_event(event_type, "intake", "e-1", data, NOW))
                                 ["data"], context)
-    return domain.render(CATALOGUE[locale][template_id],
-                         domain.with_contact_params(params, contact, context), SIGNATURES[locale])
+    return message_templates.render(CATALOGUE[locale][template_id],
+                         event_params.with_contact_params(params, contact, context), SIGNATURES[locale])
 
 
 # the message ------------------------------------------------------------------------
@@ -75,31 +75,31 @@ def test_the_apology_still_comes_first_and_the_closing_offers_a_review():
 @pytest.mark.parametrize("event_type", COMPLAINT_EVENTS)
 def test_an_sms_with_the_link_stays_two_parts(event_type, locale):
     text = rendered(event_type, locale, dict(CONTACT, owner_url_token=TOKEN)).text
-    assert domain.sms_segments(text).count <= 2, text
+    assert sms.sms_segments(text).count <= 2, text
 
 
 def test_a_link_a_caller_typed_never_goes_out():
     typed = {"complaint_id": "cmp-1", "complaint_url": "https://evil.example.net/c/x"}
-    assert domain.with_contact_params(typed, CONTACT, CONTEXT) == {"complaint_id": "cmp-1"}
-    assert domain.with_contact_params(typed, dict(CONTACT, owner_url_token=TOKEN), CONTEXT)[
+    assert event_params.with_contact_params(typed, CONTACT, CONTEXT) == {"complaint_id": "cmp-1"}
+    assert event_params.with_contact_params(typed, dict(CONTACT, owner_url_token=TOKEN), CONTEXT)[
         "complaint_url"] == f"https://wy.example.cn/c/{TOKEN}"
 
 
 def test_a_link_must_use_what_its_event_or_the_contact_supplies():
     broken = {locale: dict(templates) for locale, templates in CATALOGUE.items()}
-    broken["zh"]["complaint_closed"] = domain.parse_template("zh", "complaint_closed", {
+    broken["zh"]["complaint_closed"] = message_templates.parse_template("zh", "complaint_closed", {
         "audience": "owner", "text": "{complaint_id} {closed_at}", "link": "{survey_url}"})
-    problems = domain.check_templates(broken)
+    problems = notifications.check_templates(broken)
     assert problems == [("zh/complaint_closed: its link uses survey_url, which neither "
                          "complaint_closed nor the contact supplies")]
-    with pytest.raises(domain.TemplateError, match="link must be non-empty"):
-        domain.parse_template("zh", "t", {"audience": "owner", "text": "x", "link": " "})
+    with pytest.raises(message_templates.TemplateError, match="link must be non-empty"):
+        message_templates.parse_template("zh", "t", {"audience": "owner", "text": "x", "link": " "})
 
 
 def test_an_estates_own_wording_may_leave_the_link_out():
-    template = domain.parse_template("zh", "complaint_received", {
+    template = message_templates.parse_template("zh", "complaint_received", {
         "audience": "owner", "text": "业主您好，投诉 {complaint_id} 已登记"})
-    message = domain.render(template, {"complaint_id": "cmp-1",
+    message = message_templates.render(template, {"complaint_id": "cmp-1",
                                        "complaint_url": "https://wy.example.cn/c/x"}, "物业")
     assert message.text == "【物业】业主您好，投诉 cmp-1 已登记"
 

@@ -237,8 +237,18 @@ HANDLERS = {
 }
 
 
+# handlers that take a batch of events (``handles_batch``) and answer those that failed
+BATCHED = {"invite_to_survey", "remind_of_survey"}
+
+
 def handle(service, envelope):
-    getattr(service, HANDLERS[envelope["type"]])(envelope)
+    name = HANDLERS[envelope["type"]]
+    if name not in BATCHED:
+        getattr(service, name)(envelope)
+        return envelope
+    failed = getattr(service, name)([envelope])
+    if failed:   # as a handler of one event would have raised it
+        raise failed[envelope["id"]]
     return envelope
 
 
@@ -751,6 +761,99 @@ def test_a_survey_invitation_carries_the_link_from_the_configured_base_url(make_
     handle(service, event("survey_invitation_issued"))
     [delivery] = service.list_deliveries({"ref": "rnd-1"})
     assert "https://wy.example.cn/survey/tok-abc" in delivery["text"]
+
+
+class BatchPublisher:
+    """Records what is published, and how: each ``publish`` one confirm, a batch one."""
+
+    def __init__(self):
+        self.confirms, self.events = [], []
+
+    def publish(self, event):
+        self.publish_batch([event])
+
+    def publish_batch(self, events):
+        self.confirms.append(len(events))
+        self.events += events
+
+
+def invitations(households, when=NOW):
+    return [event("survey_invitation_issued", when, household_id=household,
+                  invitation_id=f"inv-{household}", token=f"tok-{household}")
+            for household in households]
+
+
+def test_a_batch_of_invitations_asks_intake_once_and_confirms_its_notices_together(
+        service, repository, intake, console_log):
+    repository.publisher = BatchPublisher()
+    intake.get_contact.side_effect = lambda ref: dict(CONTACT, household_id=ref,
+                                                      phone=f"13800000{ref[-3:]}")
+    batch = invitations([f"h-{n:03d}" for n in range(30)])
+
+    assert service.invite_to_survey(batch) == {}
+
+    intake.get_contacts.assert_called_once_with([f"h-{n:03d}" for n in range(30)])
+    deliveries = service.list_deliveries({"ref": "rnd-1", "limit": 100})
+    assert sorted(d["recipient"] for d in deliveries) == [f"h-{n:03d}" for n in range(30)]
+    assert {d["status"] for d in deliveries} == {"sent"}
+    assert repository.publisher.confirms == [30]     # one wait for the broker's confirms
+    assert {e["data"]["recipient"] for e in repository.publisher.events} == {
+        d["recipient"] for d in deliveries}
+    assert outbox_events(repository) == []           # nothing left for the relay
+    assert len(console_messages(console_log)) == 30
+
+
+def test_a_redelivered_batch_sends_nothing_twice_and_the_new_ones_once(
+        service, repository, intake, console_log):
+    repository.publisher = BatchPublisher()
+    intake.get_contact.side_effect = lambda ref: dict(CONTACT, household_id=ref)
+    first = invitations(["h-1", "h-2"])
+    service.invite_to_survey(first)
+    # the broker gives the first two again (their acks were lost) with a third
+    assert service.invite_to_survey(first + invitations(["h-3"])) == {}
+    assert sorted(d["recipient"] for d in service.list_deliveries({"ref": "rnd-1"})) == [
+        "h-1", "h-2", "h-3"]
+    assert len(console_messages(console_log)) == 3
+    assert repository.publisher.confirms == [2, 1]
+
+
+def test_a_batch_keeps_each_households_preferences_and_quiet_hours(service, intake, clock):
+    intake.get_contact.side_effect = lambda ref: dict(CONTACT, household_id=ref)
+    service.set_preferences("h-out", {"opt_out": True})
+    service.set_preferences("h-late", {"quiet_hours": "10:00-12:00"})   # now is 10:30
+    service.invite_to_survey(invitations(["h-out", "h-late", "h-1"]))
+    outcome = {d["recipient"]: (d["status"], d["reason"])
+               for d in service.list_deliveries({"ref": "rnd-1"})}
+    assert outcome == {"h-out": ("suppressed", "household opted out"),
+                       "h-late": ("queued", "quiet hours"), "h-1": ("sent", None)}
+
+
+def test_an_invitation_that_fails_alone_is_answered_and_the_others_go(
+        service, repository, intake, monkeypatch):
+    repository.publisher = BatchPublisher()
+    intake.get_contact.side_effect = lambda ref: dict(CONTACT, household_id=ref)
+    batch = invitations(["h-1", "h-2", "h-3"])
+    deliver = service.deliveries.deliver
+
+    def deliver_but_h2(delivery_id, estate, template_id, params, target, **kwargs):
+        if target.recipient == "h-2":
+            raise RuntimeError("store hiccup")
+        return deliver(delivery_id, estate, template_id, params, target, **kwargs)
+    monkeypatch.setattr(service.deliveries, "deliver", deliver_but_h2)
+
+    failed = service.invite_to_survey(batch)
+
+    assert list(failed) == [batch[1]["id"]] and "hiccup" in str(failed[batch[1]["id"]])
+    assert sorted(d["recipient"] for d in service.list_deliveries({"ref": "rnd-1"})) == [
+        "h-1", "h-3"]
+    assert repository.publisher.confirms == [2]
+
+
+def test_a_batch_fails_whole_when_intake_does_not_answer(service, intake):
+    intake.get_contacts.side_effect = RemoteError("RpcTimeout", "intake is down")
+    with pytest.raises(RemoteError):
+        service.invite_to_survey(invitations(["h-1", "h-2"]))
+    assert service.list_deliveries({"ref": "rnd-1"}) == []
 
 
 def test_a_published_report_reaches_every_occupied_household_through_the_dispatcher(

@@ -139,3 +139,69 @@ def test_a_pass_with_nothing_pending_looks_at_no_document(store, broker, no_scan
     broker.down = False
     assert len(store.db.complaints._store.hashed[OUTBOX_LEASE].held) == 1
     assert store.relay_outbox() == 1 and broker.taken[-1] == "late"
+
+
+class BatchBroker(Broker):
+    """A broker that takes a batch with one confirm; ``batches``: the size of each."""
+
+    def __init__(self):
+        super().__init__()
+        self.batches = []
+
+    def publish_batch(self, events):
+        if self.down:
+            raise ConnectionError("broker down")
+        self.batches.append(len(events))
+        self.taken += [event["id"] for event in events]
+
+
+def test_events_held_by_many_writes_go_with_one_confirm_and_leave_only_what_else_waits():
+    broker = BatchBroker()
+    store = Complaints(embedded.new_client()["t"], broker, outbox_grace_seconds=-1)
+    store.create_indexes()
+    for number in range(3):
+        store.insert_with_events("complaints", {"_id": f"c{number}", "status": "new"}, [])
+        store.update_with_events("complaints", {"_id": f"c{number}"},
+                                 {"$set": {"status": "done"}}, [event(f"e{number}")],
+                                 publish=False)
+    assert broker.taken == []                       # held: nothing published yet
+    broker.down = True                              # c2 also holds an event of another write
+    store.update_with_events("complaints", {"_id": "c2"}, {"$set": {"note": "x"}},
+                             [event("other")])
+    broker.down = False
+
+    store.publish_outboxes("complaints", {f"c{n}": [event(f"e{n}")] for n in range(3)})
+
+    assert broker.batches == [3] and broker.taken == ["e0", "e1", "e2"]
+    assert [stored(store, "c0")[OUTBOX], OUTBOX_LEASE in stored(store, "c0")] == [[], False]
+    assert stored(store, "c2")[OUTBOX] == [event("other")] and OUTBOX_LEASE in stored(store, "c2")
+    assert store.relay_outbox() == 1 and broker.taken[-1] == "other"
+
+
+def test_held_events_the_broker_did_not_confirm_all_stay_for_the_relay():
+    broker = BatchBroker()
+    store = Complaints(embedded.new_client()["t"], broker, outbox_grace_seconds=-1)
+    store.create_indexes()
+    store.insert_with_events("complaints", {"_id": "c1", "status": "new"}, [event("e1")],
+                             publish=False)
+    broker.down = True
+    store.publish_outboxes("complaints", {"c1": [event("e1")]})
+    assert stored(store, "c1")[OUTBOX] == [event("e1")]
+    broker.down = False
+    assert store.relay_outbox() == 1 and broker.taken == ["e1"]
+
+
+def test_whole_outboxes_held_are_emptied_in_one_write(monkeypatch):
+    broker = BatchBroker()
+    store = Complaints(embedded.new_client()["t"], broker, outbox_grace_seconds=-1)
+    store.create_indexes()
+    batch = [event(f"e{number}") for number in range(500)]
+    store.insert_with_events("complaints", {"_id": "b1", "status": "new"}, batch, publish=False)
+    writes = []
+    update_many = store.db.complaints.update_many
+    monkeypatch.setattr(store.db.complaints, "update_many",
+                        lambda *args, **kwargs: writes.append(args) or update_many(*args, **kwargs))
+    store.publish_outboxes("complaints", {"b1": batch}, whole=True)
+    assert broker.batches == [500] and len(writes) == 1
+    assert stored(store, "b1")[OUTBOX] == [] and OUTBOX_LEASE not in stored(store, "b1")
+    assert store.relay_outbox() == 0

@@ -4,12 +4,13 @@ from datetime import UTC, datetime
 
 import mongomock
 
-from services.notify import domain
+from services.notify import message_templates, notifications
 from services.notify.settings import NotifySettings, ZonedSettings
 from services.revisit.dependencies import ZonedPolicies
 from services.revisit.policies import PolicyBook
+from shared import embedded
 from shared.envelope import new_event, parse_event
-from shared.estates import COPIES, EstateCopies
+from shared.estates import COPIES, ZONE_INDEXES, EstateCopies
 
 AT = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 
@@ -112,9 +113,40 @@ def test_notify_writes_an_estates_messages_under_the_name_of_its_record():
     estate = ZonedSettings(settings, EstateCopies(estates.collection.database, None, "UTC")
                            ).estate("e-1")
     assert (estate.context.estate_name, estate.zone) == ("阳光花园", "Asia/Urumqi")
-    assigned = domain.NOTIFICATIONS["complaint_assigned"][0]
-    params = domain.message_params(assigned, {
+    assigned = notifications.NOTIFICATIONS["complaint_assigned"][0]
+    params = notifications.message_params(assigned, {
         "complaint_id": "cmp-1", "department": "工程部", "assigned_at": AT, "summary": "楼道灯坏了"},
         estate.context)
-    text = domain.render(settings.templates("e-1", "zh")["complaint_assigned"], params, "华东物业").text
+    text = message_templates.render(settings.templates("e-1", "zh")["complaint_assigned"], params, "华东物业").text
     assert text.startswith("【华东物业】阳光花园：投诉 cmp-1（楼道灯坏了）")
+
+
+def test_the_estates_in_another_zone_are_found_without_reading_every_copy():
+    """The zones in use are noted as copies are written: which estates are elsewhere is an
+    index lookup of the other zones (none when every copy is in the asked one)."""
+    db = embedded.new_client()["revisit"]
+    db[COPIES].create_indexes(ZONE_INDEXES[COPIES])
+    estates = EstateCopies(db, None, "Asia/Shanghai")
+    for number in range(20):
+        estates.learn(estate_event("estate_registered", 0, "花园", estate_id=f"e-{number}"))
+    assert estates.in_zones_other_than("Asia/Shanghai") == []   # the copies read once
+    with embedded.recording_scans() as scans:
+        assert estates.in_zones_other_than("Asia/Shanghai") == []
+        estates.learn(estate_event("estate_updated", 1, "花园", timezone="Asia/Urumqi",
+                                   estate_id="e-7"))
+        assert estates.in_zones_other_than("Asia/Shanghai") == ["e-7"]
+        assert sorted(estates.in_zones_other_than("Asia/Urumqi"))[:2] == ["e-0", "e-1"]
+    assert scans == []
+
+
+def test_copies_kept_before_their_zones_were_noted_are_read_once_for_theirs():
+    db = embedded.new_client()["revisit"]
+    db[COPIES].create_indexes(ZONE_INDEXES[COPIES])
+    db[COPIES].insert_many([{"_id": "e-1", "timezone": "Asia/Shanghai"},
+                            {"_id": "e-2", "timezone": "Asia/Urumqi"}])   # an older store
+    estates = EstateCopies(db, None, "Asia/Shanghai")
+    estates.learn(estate_event("estate_registered", 0, "新花园", estate_id="e-3"))
+    assert estates.in_zones_other_than("Asia/Shanghai") == ["e-2"]
+    with embedded.recording_scans() as scans:
+        assert EstateCopies(db, None, "UTC").in_zones_other_than("Asia/Shanghai") == ["e-2"]
+    assert scans == []
