@@ -40,6 +40,9 @@ class Actor:
     id: str
     roles: tuple[str, ...] = ()
     estates: tuple[str, ...] = ()   # empty with a group-wide role: every estate
+    # 责任部门: the department of a department's staff (the gateway confines them to it,
+    # services/gateway/permissions.py); not passed to the services, which need it not.
+    department: str | None = None
 
     @property
     def group_wide(self) -> bool:

@@ -1,13 +1,17 @@
 """Test helpers: the services as real processes, an outside consumer of their events, a
-caller that retries what the broker cut off (the benchmarks use them too)."""
+caller that retries what the broker cut off (the benchmarks use them too); records made
+through the gateway's API and the console's pages as staff meet them."""
 import itertools
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import eventlet
 import pymongo
@@ -18,6 +22,8 @@ from nameko.standalone.rpc import ClusterRpcProxy
 
 from scripts.healthcheck import is_serving
 from shared.embedded import new_client as new_embedded_client
+from shared.envelope import new_event, parse_event
+from shared.estates import EstateCopies
 from shared.schemas.vocabulary import SERVICES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,6 +67,18 @@ def estates_answered_by_households(intake):
         return {"unknown": unknown, "without_households": empty}
     intake.estates_with_households.side_effect = estates_with_households
     return intake
+
+
+def estate_copies(store, estate_ids, zone="Asia/Shanghai"):
+    """A service's copies of intake's estates (shared/estates.py) on its ``store``, each
+    learnt from an ``estate_registered`` as intake announces it; no intake to ask."""
+    copies = EstateCopies(store.db, None, zone)
+    for estate_id in estate_ids:
+        copies.learn(parse_event(new_event(
+            "estate_registered", "intake", estate_id,
+            {"name": estate_id, "company": None, "region": None, "timezone": zone,
+             "revision": 0}, datetime.now(UTC), key=f"{estate_id}@0")))
+    return copies
 
 
 def prepared(survey, round_):
@@ -278,13 +296,224 @@ class GatewayClient:
             self._admin = self.login("admin", self.ADMIN_PASSWORD)
         return self._admin
 
-    def user(self, username, roles, estates=(), password="password-of-" + "tests"):
-        """A new staff account and its token."""
+    def account(self, username, roles, estates=(), password="password-of-" + "tests",
+                **fields):
+        """A new staff account (``fields``: more of it, e.g. its ``display_name``), opened
+        by the administrator: its id and a token ({"id", "token"})."""
         response = self.request("POST", "/api/v1/users", token=self.admin, json={
             "username": username, "password": password, "roles": list(roles),
-            "estates": list(estates)})
+            "estates": list(estates), **fields})
         assert response.status_code == 201, response.text
-        return self.login(username, password)
+        return {"id": response.json()["id"], "token": self.login(username, password)}
+
+    def user(self, username, roles, estates=(), password="password-of-" + "tests"):
+        """A new staff account's token."""
+        return self.account(username, roles, estates, password)["token"]
+
+
+# -- the gateway as staff meet it: records made through the API, the console's pages ------
+
+STAFF_PASSWORD = "password-of-console-tests"
+SERVICE_ZONE = ZoneInfo("Asia/Shanghai")     # the console's times, as the staff read them
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
+
+
+def api(gateway, method, path, token, **kwargs):
+    """``/api/v1{path}`` answered 200 or 201: its JSON."""
+    response = gateway.request(method, f"/api/v1{path}", token=token, **kwargs)
+    assert response.status_code in (200, 201), response.text
+    return response.json()
+
+
+def household(household_id, building, unit, room, name, phone):
+    """One occupied household as the import takes it: its address and one contact."""
+    return {"household_id": household_id, "building": building, "unit": unit, "room": room,
+            "occupied": True, "contacts": [{"name": name, "phone": phone}]}
+
+
+def households(estate, count, building="1", unit="1", room="01", phones="1381234",
+               owner="业主"):
+    """``count`` households of ``estate``, ids ``{estate}-0`` upward: household n in room
+    ``{n + 1}{room}``, its contact ``{owner}{n}`` on ``{phones}{n:04d}``."""
+    return [household(f"{estate}-{n}", building, unit, f"{n + 1}{room}", f"{owner}{n}",
+                      f"{phones}{n:04d}") for n in range(count)]
+
+
+def households_by_room(estate, building, unit, owners):
+    """Households of ``estate`` in one stairway, ids ``{estate}-{room}``: ``owners`` rows
+    of (room, name, phone), one household each."""
+    return [household(f"{estate}-{room}", building, unit, room, name, phone)
+            for room, name, phone in owners]
+
+
+def register_estate(gateway, estate, name, rows, **record):
+    """The administrator imports ``rows`` into ``estate``, registering it as ``name``
+    (``record``: more of its record, e.g. ``company``)."""
+    response = gateway.request("POST", f"/api/v1/estates/{estate}/households",
+                               token=gateway.admin,
+                               json={"rows": rows, "estate": {"name": name, **record}})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def register_estates(gateway, names, count, **layout):
+    """Each estate of ``names`` ({estate: name}) with ``count`` households (``layout``:
+    ``households``' keywords)."""
+    for estate, name in names.items():
+        register_estate(gateway, estate, name, households(estate, count, **layout))
+
+
+def staff_accounts(gateway, accounts, password=STAFF_PASSWORD):
+    """Accounts the administrator opens, each logged in through the API: ``accounts`` rows
+    of (username, role, estates, display name or None[, more of the account, e.g. its
+    ``department``]); {username: {"id", "token"}}."""
+    people = {}
+    for username, role, estates, display_name, *more in accounts:
+        named = {"display_name": display_name} if display_name else {}
+        people[username] = gateway.account(username, [role], estates, password, **named,
+                                           **(more[0] if more else {}))
+    return people
+
+
+def register_complaint(gateway, token, estate, household, content, category="cleaning",
+                       **fields):
+    """A complaint a clerk registers by the hotline (``fields``: more of the request)."""
+    response = gateway.request("POST", "/api/v1/complaints", token=token, json={
+        "estate_id": estate, "household_id": household, "channel": "hotline",
+        "category": category, "content": content, **fields})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def close_complaint(gateway, token, complaint_id, note=None, department="环境部",
+                    resolution="已处理", signoff="satisfied"):
+    """Work a complaint to its close through the API: acknowledged (with ``note``),
+    assigned (to ``department``, if any), resolved, closed with the owner's ``signoff``."""
+    for action, body in (("acknowledge", {} if note is None else {"note": note}),
+                         ("assign", {} if department is None else {"department": department}),
+                         ("resolve", {"resolution": resolution}),
+                         ("close", {"owner_signoff": signoff})):
+        response = gateway.request("POST", f"/api/v1/complaints/{complaint_id}/{action}",
+                                   token=token, json=body)
+        assert response.status_code == 200, (action, response.text)
+    return response.json()
+
+
+def closed_complaint(gateway, token, estate, household, content, category="cleaning",
+                     note=None, department="环境部", resolution="已处理", signoff="satisfied",
+                     **fields):
+    """A complaint registered and worked to its close (``register_complaint`` and
+    ``close_complaint``): the complaint as registered."""
+    made = register_complaint(gateway, token, estate, household, content, category, **fields)
+    close_complaint(gateway, token, made["id"], note, department, resolution, signoff)
+    return made
+
+
+def revisit_of(gateway, source_id, timeout=30):
+    """The revisit of a closed complaint or a finished work order, once revisit has
+    scheduled it (it learns of the closing by an event)."""
+    return wait_until(lambda: api(gateway, "GET", "/revisits", gateway.admin,
+                                  params={"source_id": source_id})["items"],
+                      timeout=timeout, interval=0.2, message=f"a revisit of {source_id}")[0]
+
+
+def complaint_with_its_revisit(gateway, complaint_id, timeout=20):
+    """The complaint once intake keeps its revisit on it (from ``revisit_completed``)."""
+    def kept():
+        found = api(gateway, "GET", f"/complaints/{complaint_id}", gateway.admin)
+        return found if found.get("revisits") else None
+    return wait_until(kept, timeout=timeout, interval=0.2,
+                      message=f"complaint {complaint_id} keeps its revisit")
+
+
+def unsatisfied_followup(gateway, token, estate, household, activity, comments,
+                         satisfaction="unsatisfied"):
+    """A community activity held (every one is revisited), its revisit answered
+    ``satisfaction`` and unresolved with the owner's ``comments``: the follow-up that
+    opened, with its work order and revisit ({"order", "revisit", "followup"})."""
+    order = api(gateway, "POST", "/work-orders", token, json={
+        "estate_id": estate, "household_id": household, "kind": "community_activity",
+        "content": activity})
+    api(gateway, "POST", f"/work-orders/{order['id']}/complete", token, json={})
+    revisit = revisit_of(gateway, order["id"])
+    api(gateway, "POST", f"/revisits/{revisit['id']}/record", token, json={
+        "method": "phone", "reached": True, "satisfaction": satisfaction, "resolved": False,
+        "comments": comments})
+    followup = wait_until(lambda: api(gateway, "GET", "/followups", token,
+                                      params={"revisit_id": revisit["id"]})["items"],
+                          timeout=30, interval=0.2, message=f"a follow-up of {revisit['id']}")
+    return {"order": order, "revisit": revisit, "followup": followup[0]}
+
+
+def prepared_survey_round(gateway, token, title, estate_ids, days=7):
+    """A survey round open from a minute ago for ``days``, once prepared in the
+    background (no longer ``creating``): the round as created."""
+    now = datetime.now(UTC)
+    created = api(gateway, "POST", "/survey/rounds", token, json={
+        "title": title, "estate_ids": list(estate_ids),
+        "opens_at": (now - timedelta(minutes=1)).isoformat(),
+        "closes_at": (now + timedelta(days=days)).isoformat()})
+    wait_until(lambda: api(gateway, "GET", f"/survey/rounds/{created['id']}",
+                           token)["status"] != "creating",
+               timeout=30, interval=0.2, message=f"round {created['id']} prepared")
+    return created
+
+
+def console_login(gateway, username, password=STAFF_PASSWORD, next_url=None, session=None):
+    """The console's login form sent (by a new HTTP session, or ``session``): the session
+    and the answer."""
+    import requests
+
+    session = session or requests.Session()
+    form = {"username": username, "password": password,
+            **({"next": next_url} if next_url else {})}
+    response = session.post(gateway.url("/console/login"), data=form, allow_redirects=False,
+                            timeout=30)
+    return session, response
+
+
+def signed_in(gateway, username, password=STAFF_PASSWORD):
+    """An HTTP session logged in to the console as ``username``."""
+    session, response = console_login(gateway, username, password)
+    assert response.status_code == 303, response.text
+    return session
+
+
+def page(session, gateway, path, status=200, **kwargs):
+    """A console page answered ``status``; any page but a redirect is HTML under the
+    console's CSP (scripts and styles from this site only)."""
+    response = session.get(gateway.url(path), allow_redirects=False, timeout=30, **kwargs)
+    assert response.status_code == status, response.text[:2000]
+    if status != 303:
+        assert response.headers["Content-Type"].startswith("text/html")
+        policy = response.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in policy and "style-src 'self'" in policy
+        assert "unsafe-inline" not in policy
+    return response
+
+
+def post(session, gateway, path, data, status=303):
+    """A console form sent, answered ``status`` (a redirect unless said)."""
+    response = session.post(gateway.url(path), data=data, allow_redirects=False, timeout=30)
+    assert response.status_code == status, response.text[:2000]
+    return response
+
+
+def csrf(text):
+    """The CSRF token of a console page."""
+    return CSRF_FIELD.search(text).group(1)
+
+
+def hidden(text, form_id):
+    """The hidden fields of one form on the page (its CSRF token, its own request key, the
+    state the page showed)."""
+    form = text[text.index(f'id="{form_id}"'):].split("</form>")[0]
+    return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form))
+
+
+def local_input(moment):
+    """A moment as a ``datetime-local`` input holds it: the service centre's wall clock."""
+    return moment.astimezone(SERVICE_ZONE).strftime("%Y-%m-%dT%H:%M")
 
 
 class PrivateRabbit:

@@ -10,7 +10,7 @@ goes into the worker's context data, which nameko passes along every RPC the req
 """
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,6 +32,15 @@ from shared.schemas.base import load
 
 log = logging.getLogger(__name__)
 
+# The departments intake's routing names in some estates (all of the group's: none given):
+# what a department user's ``department`` must be one of (``known_departments``).
+Departments = Callable[[list[str]], list[str]]
+
+
+def no_departments(estates: list[str]) -> list[str]:
+    """Where nobody asked intake (a caller that sets no departments): none known."""
+    return []
+
 SESSION_COOKIE = "huifang_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -48,6 +57,28 @@ class AccountSettings:
 
 def user_view(user: dict) -> dict:
     return to_json({"_id": user["_id"], **{key: user.get(key) for key in USER_FIELDS}})
+
+
+def known_departments(services: Any) -> Departments:
+    """``Departments`` asked of intake (``intake.list_departments``) through ``services``
+    (``api.Services``)."""
+    return lambda estates: services.call("intake.list_departments", estates or None)
+
+
+def _check_department(user: dict, departments: Departments) -> None:
+    """A department a user's estates route complaints to (as intake's policy names them)."""
+    if not user.get("department"):
+        return
+    known = departments(list(user.get("estates") or []))
+    if user["department"] not in known:
+        raise InvalidInput({"department": [
+            f"not a department of the user's estates: one of {', '.join(known)}" if known
+            else "no department is known for the user's estates"]})
+
+
+def _actor_of(user: dict) -> Actor:
+    return Actor(user["_id"], tuple(user.get("roles", ())), tuple(user.get("estates", ())),
+                 user.get("department"))
 
 
 def _unauthorized(detail: str) -> Problem:
@@ -145,10 +176,22 @@ class Accounts:
             offered = request.headers.get(CSRF_HEADER) or request.form.get("csrf_token")
             if not identity.csrf_matches(self.settings.secret, claims.token_id, offered):
                 raise Problem(403, "the CSRF token is missing or wrong")
-        actor = Actor(user["_id"], tuple(user.get("roles", ())), tuple(user.get("estates", ())))
+        actor = _actor_of(user)
         if self.worker_ctx is not None:
             self.worker_ctx.data[ACTOR_CONTEXT_KEY] = actor.to_context()
         return actor, claims
+
+    def act_as(self, user_id: str) -> Actor | None:
+        """Work started by a person and carried on without them (``console_jobs``): that
+        person with their roles and estates as they are now, put into the worker's context
+        data like a request's; None if they are no user any more, or disabled."""
+        user = self.repository.find_actor(user_id)
+        if user is None or user.get("disabled"):
+            return None
+        actor = _actor_of(user)
+        if self.worker_ctx is not None:
+            self.worker_ctx.data[ACTOR_CONTEXT_KEY] = actor.to_context()
+        return actor
 
     def _token_of(self, request: Request) -> tuple[str, bool]:
         header = request.headers.get("Authorization", "")
@@ -168,8 +211,10 @@ class Accounts:
 
     # users ------------------------------------------------------------------------
 
-    def create_user(self, data: Any, created_by: str | None) -> dict:
+    def create_user(self, data: Any, created_by: str | None,
+                    departments: Departments = no_departments) -> dict:
         data = load(schemas.NewUser(), data)
+        _check_department(data, departments)
         try:
             return user_view(self._add(data, created_by))
         except UsernameTaken:
@@ -181,7 +226,7 @@ class Accounts:
             "_id": f"u-{uuid.uuid4().hex[:12]}", "username": data["username"],
             "display_name": data.get("display_name") or data["username"],
             "roles": sorted(set(data["roles"])), "estates": sorted(set(data["estates"])),
-            "disabled": False, "password_hash": identity.hash_password(data["password"]),
+            "department": data.get("department"), "disabled": False, "password_hash": identity.hash_password(data["password"]),
             "token_version": 0, "created_at": now, "updated_at": now, "created_by": created_by,
         })
 
@@ -190,6 +235,15 @@ class Accounts:
         if user is None:
             raise NotFound("user", user_id)
         return user_view(user)
+
+    def display_names(self, user_ids: Iterable[str]) -> dict[str, str]:
+        """``{id: name as colleagues know them}`` of those ids that are users, one read
+        for all (a page's history lines, a month's visitors)."""
+        wanted = sorted(set(user_ids))
+        if not wanted:
+            return {}
+        return {user["_id"]: user.get("display_name") or user["username"] for user in
+                self.repository.find_users(wanted, ("username", "display_name"))}
 
     def find_by_username(self, username: str) -> dict:
         user = self.repository.find_username(username)
@@ -205,19 +259,24 @@ class Accounts:
         return {"items": [user_view(user) for user in page],
                 "next_cursor": page[-1]["username"] if more else None}
 
-    def update_user(self, user_id: str, data: Any, updated_by: str | None) -> dict:
+    def update_user(self, user_id: str, data: Any, updated_by: str | None,
+                    departments: Departments = no_departments) -> dict:
         changes = load(schemas.UserChanges(), data)
         user = self.repository.find_user(user_id)
         if user is None:
             raise NotFound("user", user_id)
         merged = {**user, **changes}
+        touches_scope = bool(changes.keys() & {"roles", "estates", "department"})
         try:
             schemas.check_scope(merged)
+            if touches_scope:   # an account from before departments may still be disabled
+                schemas.check_department(merged)
         except ValidationError as exc:
             raise InvalidInput(exc.normalized_messages()) from None
+        if touches_scope:
+            _check_department(merged, departments)
         # new password, disabling or fewer rights: tokens issued before stop working
-        revoke = ("password" in changes or changes.get("disabled") is True
-                  or "roles" in changes or "estates" in changes)
+        revoke = "password" in changes or changes.get("disabled") is True or touches_scope
         if "password" in changes:
             changes["password_hash"] = identity.hash_password(changes.pop("password"))
         changes.update(updated_at=self.clock.now(), updated_by=updated_by)
@@ -240,4 +299,4 @@ class Accounts:
     def _summary(user: dict) -> dict:
         return {"id": user["_id"], "username": user["username"],
                 "display_name": user.get("display_name"), "roles": user.get("roles", []),
-                "estates": user.get("estates", [])}
+                "estates": user.get("estates", []), "department": user.get("department")}

@@ -1,12 +1,16 @@
 """Staff accounts from the command line, through the gateway's RPC.
 
     huifang-users add USERNAME --role R [--role R ...] [--estate E ...] [--name NAME]
-                  [--password-stdin]
+                  [--department D] [--password-stdin]
     huifang-users list
     huifang-users disable USERNAME | enable USERNAME
     huifang-users reset-password USERNAME [--password-stdin]
-    huifang-users set-roles USERNAME R [R ...]
+    huifang-users set-roles USERNAME R [R ...] [--department D]
     huifang-users set-estates USERNAME [E ...]     (none: every estate, group-wide roles only)
+    huifang-users set-department USERNAME [D]      (a department role's: 工程部 …; none: clear)
+
+A ``department`` (责任部门) user needs their department, one the estates' complaint
+routing names (intake's policy): they see and act on that department's work only.
 
 A password is asked twice on the terminal, or read as one line from standard input
 with --password-stdin (for scripts); never from the command line, where other users
@@ -87,10 +91,12 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--estate", dest="estates", action="append", default=[],
                      help="repeatable; none: every estate (group-wide roles only)")
     add.add_argument("--name", dest="display_name", default=None, help="the name shown")
+    _department_option(add)
     _password_option(add)
     add.set_defaults(run=_add, prepare=lambda args: {
         "username": args.username, "password": _password(args), "roles": args.roles,
-        "estates": args.estates, "display_name": args.display_name})
+        "estates": args.estates, "display_name": args.display_name,
+        "department": args.department})
 
     listing = sub.add_parser("list", help="every user, by username")
     listing.set_defaults(run=_list, prepare=lambda args: None)
@@ -108,13 +114,26 @@ def _parser() -> argparse.ArgumentParser:
     roles = sub.add_parser("set-roles", help="replace a user's roles")
     roles.add_argument("username")
     roles.add_argument("roles", nargs="+", choices=USER_ROLES)
-    roles.set_defaults(run=_update, prepare=lambda args: {"roles": args.roles})
+    _department_option(roles)
+    roles.set_defaults(run=_update, prepare=lambda args: {
+        "roles": args.roles, **({"department": args.department} if args.department else {})})
 
     estates = sub.add_parser("set-estates", help="replace a user's estates")
     estates.add_argument("username")
     estates.add_argument("estates", nargs="*")
     estates.set_defaults(run=_update, prepare=lambda args: {"estates": args.estates})
+
+    department = sub.add_parser("set-department", help="set or clear a user's department")
+    department.add_argument("username")
+    department.add_argument("department", nargs="?", default=None)
+    department.set_defaults(run=_update,
+                            prepare=lambda args: {"department": args.department or None})
     return parser
+
+
+def _department_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--department", default=None,
+                        help="the department role's department (责任部门), e.g. 工程部")
 
 
 def _password_option(parser: argparse.ArgumentParser) -> None:
@@ -170,6 +189,8 @@ def _password(args, ask: Callable[[str], str] = getpass.getpass) -> str:
 
 def _describe(user: dict) -> str:
     roles = ",".join(user.get("roles") or ())
+    if user.get("department"):
+        roles += f" ({user['department']})"
     group_wide = set(user.get("roles") or ()) & set(GROUP_WIDE_ROLES)
     estates = ",".join(user.get("estates") or ()) or ("every estate" if group_wide else "-")
     state = "DISABLED" if user.get("disabled") else "enabled"

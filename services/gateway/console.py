@@ -25,7 +25,7 @@ import functools
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -38,11 +38,12 @@ from werkzeug.wrappers import Request, Response
 
 from services.gateway import api, pages, session
 from services.gateway.identity import TokenClaims
-from services.gateway.permissions import allowed
+from services.gateway.permissions import confined_department, may_action
 from services.gateway.problems import Problem, from_exception
 from shared.actor import Actor
-from shared.errors import InvalidInput, NotFound
-from shared.schemas.intake import COMPLAINT_STATUSES
+from shared.errors import InvalidInput
+from shared.schemas.base import BLANK_TEXT
+from shared.schemas.intake import COMPLAINT_STATUSES, MAX_HOUSEHOLDS_LISTED
 from shared.schemas.vocabulary import (
     CHANNELS,
     COMPLAINT_CATEGORIES,
@@ -74,6 +75,9 @@ EXPECTED_STATUS = "expected_status"
 # The estates one ``GET /estates`` names (intake's ``list_estates``: ``estate_ids`` and
 # ``limit`` at most this many).
 ESTATES_PER_CALL = 1000
+# The households one ``GET /estates/{id}/households`` finds by id (intake's
+# ``list_households``: ``household_ids`` and ``limit`` at most this many).
+HOUSEHOLDS_PER_CALL = MAX_HOUSEHOLDS_LISTED
 
 
 # the request's context -----------------------------------------------------------------
@@ -107,40 +111,36 @@ class ConsoleContext:
         """``method`` ``/api/v1<path>`` for this person, exactly as the REST API carries it
         out (``api.execute``), ``key`` as its Idempotency-Key; a ``Problem`` for every
         failure."""
-        target = api.PREFIX + path
-        operation, values = api.match(method, target)
-        request = Request(EnvironBuilder(
-            method=method, path=quote(target), query_string=query, json=body,
-            headers={IDEMPOTENCY_KEY: key} if key else None).get_environ())
-        try:
-            response = api.execute(operation, request, values, self.actor, self.services,
-                                   self.body_limit)
-        except Problem:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a service's error, as the API would answer it
-            raise from_exception(exc) from None
+        response = call_as(self.actor, self.services, self.body_limit, method, path, query,
+                           body, key)
         return json.loads(response.get_data())
 
     def may(self, method: str, path: str) -> bool:
         """Does the permission table let this person call ``method`` ``/api/v1<path>``?"""
         operation, _ = api.match(method, api.PREFIX + path)
-        return allowed(self.actor.roles, operation.action)
+        return may_action(self.actor, operation.action)
+
+    def may_action(self, action: str) -> bool:
+        """Does the permission table let this person take ``action`` (its key, e.g.
+        ``survey.rectifications.update``)? For a form offered on every record of a kind,
+        where no one record's path is at hand."""
+        return may_action(self.actor, action)
 
     @property
     def sees_group(self) -> bool:
         """May this person read the group's figures (the headquarters dashboard)?"""
-        return allowed(self.actor.roles, "stats.group") and self.actor.group_wide
+        return may_action(self.actor, "stats.group") and self.actor.group_wide
 
     @property
     def manages_users(self) -> bool:
         """May this person manage staff accounts (as ``/api/v1/users`` lets them)?"""
-        return allowed(self.actor.roles, "users.manage")
+        return may_action(self.actor, "users.manage")
 
     @property
     def reads_estates(self) -> bool:
         """The estates' records pages: who may change them, and the group's roles (read)."""
-        return allowed(self.actor.roles, "estates.register") or (
-            self.actor.group_wide and allowed(self.actor.roles, "estates.list"))
+        return may_action(self.actor, "estates.register") or (
+            self.actor.group_wide and may_action(self.actor, "estates.list"))
 
     def name_estates(self, estate_ids: Iterable[str | None]) -> None:
         """Learn the names of the estates a page shows (its rows' and its filter's), for
@@ -171,14 +171,92 @@ class ConsoleContext:
         """An estate as its people name it (learnt by ``name_estates``), else its id."""
         return self._estate_names.get(estate_id, estate_id) if estate_id else ""
 
-    def render(self, template: str, status: int = 200, **context) -> Response:
+    def send(self, method: str, path: str, body: dict | None = None,
+             expected: str | None = None) -> Any:
+        """A posted form's action, as ``call``: the form's own key (``REQUEST_KEY``) as its
+        Idempotency-Key and, with ``expected``, the state or revision its page showed (the
+        form's field of that name) as the API's query parameter of the same name."""
+        posted = self.request.form
+        seen = posted.get(expected) if expected else None
+        return self.call(method, path, query={expected: seen} if expected and seen else None,
+                         body=body, key=posted.get(REQUEST_KEY))
+
+    def act(self, send: Callable[[], Any], *, done: Callable[[Any], str | Response],
+            again: Callable[["Refusal"], Response], form: str | None = None,
+            values: dict | None = None, refused: Collection[int] = (409, 422)) -> Response:
+        """Every console form's one way to act: ``send()`` (usually ``send``), then a 303 to
+        the link ``done(answer)`` names (or the page it returns). A refusal the person can
+        answer (``refused``: 409, the record moved on meanwhile; 422, a field) shows the
+        page again — ``again(refusal)``, rendered with ``refusal=`` — with what was typed
+        and each field's error; any other failure is the error page (``signed_in``)."""
+        try:
+            answer = send()
+        except Problem as problem:
+            if problem.status not in refused:
+                raise
+            return again(Refusal(form, values or {}, field_errors(problem.errors),
+                                 problem.status))
+        shown = done(answer)
+        return redirect(shown, code=303) if isinstance(shown, str) else shown
+
+    def render(self, template: str, status: int = 200, refusal: "Refusal | None" = None,
+               **context) -> Response:
+        """A console page: ``refusal`` (from ``act``) sets its status and the form state
+        the templates' ``console/_forms.html`` macros read (``failed``, ``values``,
+        ``errors``, ``conflict``); ``context`` may still set any of them itself."""
         words = pages.catalogue(self.locale)
+        context = {**form_state(refusal), **context}
         return pages.render(
-            template, self.locale, status, user=self.user, may=self.may,
+            template, self.locale, refusal.status if refusal else status, user=self.user,
+            may=self.may,
             sees_group=self.sees_group, manages_users=self.manages_users,
             reads_estates=self.reads_estates, estate_name=self.estate_name,
+            confined_to=confined_department(self.actor),
             csrf_token=self.accounts.csrf_token(self.claims), new_key=new_request_key,
             known=lambda key: key in words, **context)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A form's action the API refused in a way the person can answer: which form
+    (``failed``), what was typed, each field's words (``field_errors``), the status."""
+    failed: str | None
+    values: dict
+    errors: dict[str, tuple[str, dict]]
+    status: int
+
+    @property
+    def conflict(self) -> bool:
+        """409: the record moved on since its page was shown."""
+        return self.status == 409
+
+
+def form_state(refusal: Refusal | None) -> dict[str, Any]:
+    """What a page's forms show: nothing failed, or the refusal's form, values, errors."""
+    if refusal is None:
+        return {"failed": None, "values": {}, "errors": {}, "conflict": False}
+    return {"failed": refusal.failed, "values": refusal.values, "errors": refusal.errors,
+            "conflict": refusal.conflict}
+
+
+def call_as(actor: Actor, services: api.Services, body_limit: int, method: str, path: str,
+            query: dict | None = None, body: dict | None = None,
+            key: str | None = None) -> Response:
+    """``method`` ``/api/v1<path>`` for ``actor``, exactly as the REST API carries it out
+    (``api.execute``), ``key`` as its Idempotency-Key: the API's response (a workbook's
+    bytes, or JSON), a ``Problem`` for every failure. The console's pages and its
+    background jobs (``console_jobs``) act through it."""
+    target = api.PREFIX + path
+    operation, values = api.match(method, target)
+    request = Request(EnvironBuilder(
+        method=method, path=quote(target), query_string=query, json=body,
+        headers={IDEMPOTENCY_KEY: key} if key else None).get_environ())
+    try:
+        return api.execute(operation, request, values, actor, services, body_limit)
+    except Problem:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a service's error, as the API would answer it
+        raise from_exception(exc) from None
 
 
 def new_request_key() -> str:
@@ -317,8 +395,10 @@ def time_left(due: str | None, now: datetime, warn_from: str | None = None) -> T
 @signed_in
 def worklist(ctx: ConsoleContext) -> Response:
     args = ctx.request.args
-    filters = {name: args[name].strip() for name in ("estate_id", "status", "department")
-               if args.get(name, "").strip()}
+    # a department's staff see their department's alone (the API fixes it): no typed filter
+    typed = ("estate_id", "status") + (("department",) if confined_department(ctx.actor) is None
+                                       else ())
+    filters = {name: args[name].strip() for name in typed if args.get(name, "").strip()}
     # what a supervisor or manager looks for: overdue, repeats needing special measures
     # within 24 hours, malicious flags to review
     filters.update({name: "true" for name in WORKLIST_FLAGS if args.get(name) == "true"})
@@ -423,20 +503,14 @@ def act(ctx: ConsoleContext, complaint_id: str, action: str) -> Response:
     form = FORMS_BY_NAME.get(action)
     if form is None:
         raise Problem(404, "no such action")
-    posted = ctx.request.form
-    values = {item.name: posted.get(item.name, "") for item in form.fields}
-    seen = posted.get(EXPECTED_STATUS)
-    try:
-        ctx.call("POST", complaint_path(complaint_id, action), body=action_body(form, values),
-                 query={EXPECTED_STATUS: seen} if seen else None, key=posted.get(REQUEST_KEY))
-    except Problem as problem:
-        if problem.status not in (409, 422):
-            raise
-        complaint = _complaint(ctx, complaint_id)
-        return _complaint_view(ctx, complaint, failed=action, values=values,
-                               errors=field_errors(problem.errors),
-                               conflict=problem.status == 409, status=problem.status)
-    return redirect(console_url(complaint_id, done=action), code=303)
+    values = {item.name: ctx.request.form.get(item.name, "") for item in form.fields}
+    return ctx.act(
+        lambda: ctx.send("POST", complaint_path(complaint_id, action),
+                         action_body(form, values), expected=EXPECTED_STATUS),
+        form=action, values=values,
+        again=lambda refusal: _complaint_view(ctx, _complaint(ctx, complaint_id),
+                                              refusal=refusal),
+        done=lambda _: console_url(complaint_id, done=action))
 
 
 def action_body(form: ActionForm, values: dict) -> dict:
@@ -471,7 +545,7 @@ def field_errors(errors: dict | None) -> dict[str, tuple[str, dict]]:
                 shown[f"{name}.{inner}"] = text
             continue
         text = "; ".join(map(str, messages)) if isinstance(messages, list) else str(messages)
-        missing = "Missing data" in text or "must not be empty" in text
+        missing = "Missing data" in text or BLANK_TEXT in text
         shown[name] = (("console_error_required", {}) if missing
                        else ("console_error_invalid", {"detail": text}))
     return shown
@@ -486,15 +560,14 @@ def _complaint(ctx: ConsoleContext, complaint_id: str) -> dict:
         raise
 
 
-def _complaint_view(ctx, complaint, done=None, failed=None, values=None, errors=None,
-                    conflict=False, status=200) -> Response:
+def _complaint_view(ctx: ConsoleContext, complaint: dict, done: str | None = None,
+                    refusal: Refusal | None = None) -> Response:
     offered = set(complaint.get("allowed_actions", ()))
     forms = [form for form in FORMS if offered & set(form.offered_by)
              and ctx.may("POST", complaint_path(complaint["id"], form.name))]
     ctx.name_estates([complaint["estate_id"]])
     return ctx.render(
-        "console/complaint.html", status, complaint=complaint, forms=forms, done=done,
-        failed=failed, values=values or {}, errors=errors or {}, conflict=conflict,
+        "console/complaint.html", refusal=refusal, complaint=complaint, forms=forms, done=done,
         left=time_left(complaint.get("next_due_at"), ctx.now, complaint.get("next_warn_at")),
         names=staff_names(ctx, [*complaint.get("history", ()), *(
             {"by": line.get("visitor_id")} for line in complaint.get("revisits", ()))]),
@@ -505,15 +578,9 @@ def _complaint_view(ctx, complaint, done=None, failed=None, values=None, errors=
 
 def staff_names(ctx: ConsoleContext, history) -> dict[str, str]:
     """Who each history line's ``by`` is, as colleagues know them (staff see names here);
-    ids that are no user (the system, the reporter) are left to the template's words."""
-    names = {}
-    for by in {line.get("by") for line in history if line.get("by")}:
-        try:
-            user = ctx.accounts.get_user(by)
-        except NotFound:
-            continue
-        names[by] = user.get("display_name") or user["username"]
-    return names
+    ids that are no user (the system, the reporter) are left to the template's words.
+    One read of the accounts for all of them."""
+    return ctx.accounts.display_names(line.get("by") for line in history if line.get("by"))
 
 
 def _revisits(ctx: ConsoleContext, complaint_id: str) -> list[dict] | None:
@@ -535,6 +602,28 @@ def household_of(ctx: ConsoleContext, household_id: str | None) -> dict | None:
         if problem.status in (403, 404):
             return None
         raise
+
+
+def households_of(ctx: ConsoleContext, estate_id: str,
+                  household_ids: Iterable[str | None]) -> dict[str, dict]:
+    """``{id: household}`` (contacts masked) of an estate's rows, if this person may read
+    its households: one ``GET /estates/{id}/households`` per ``HOUSEHOLDS_PER_CALL``
+    ids, not one call per row. An id the estate does not have is left out."""
+    wanted = sorted({household for household in household_ids if household})
+    path = f"/estates/{estate_id}/households"
+    if not wanted or not ctx.may("GET", path):
+        return {}
+    found: dict[str, dict] = {}
+    for start in range(0, len(wanted), HOUSEHOLDS_PER_CALL):
+        some = wanted[start:start + HOUSEHOLDS_PER_CALL]
+        try:
+            page = ctx.call("GET", path, {"household_ids": some, "limit": str(len(some))})
+        except Problem as problem:
+            if problem.status in (403, 404):
+                return {}
+            raise
+        found.update({household["id"]: household for household in page["items"]})
+    return found
 
 
 # registering at the front desk -------------------------------------------------------------
@@ -569,20 +658,20 @@ def new_complaint(ctx: ConsoleContext) -> Response:
 
 @signed_in
 def register(ctx: ConsoleContext) -> Response:
-    form = ctx.request.form
-    values = {name: form.get(name, "") for name in REGISTER_FIELDS}
-    try:
-        complaint = ctx.call("POST", "/complaints", body=register_body(values),
-                             key=form.get(REQUEST_KEY))
-    except Problem as problem:
-        if problem.status not in (403, 422):
-            raise
-        errors = ({"estate_id": ("console_error_estate", {})} if problem.status == 403 else
-                  {REGISTER_ERRORS.get(name, name): text
-                   for name, text in field_errors(problem.errors).items()})
-        households = find_households(ctx, values)[0] if values["building"].strip() else None
-        return _register_form(ctx, values, errors, households, status=problem.status)
-    return redirect(console_url(complaint["id"], done="register"), code=303)
+    values = {name: ctx.request.form.get(name, "") for name in REGISTER_FIELDS}
+    return ctx.act(lambda: ctx.send("POST", "/complaints", register_body(values)),
+                   values=values, refused=(403, 422),
+                   again=lambda refusal: _register_again(ctx, refusal),
+                   done=lambda complaint: console_url(complaint["id"], done="register"))
+
+
+def _register_again(ctx: ConsoleContext, refusal: Refusal) -> Response:
+    """The front desk's form refused: 403 is an estate not theirs, said on the estate."""
+    errors = ({"estate_id": ("console_error_estate", {})} if refusal.status == 403 else
+              {REGISTER_ERRORS.get(name, name): text for name, text in refusal.errors.items()})
+    values = refusal.values
+    households = find_households(ctx, values)[0] if values["building"].strip() else None
+    return _register_form(ctx, values, errors, households, status=refusal.status)
 
 
 def register_body(values: dict) -> dict:
@@ -620,4 +709,4 @@ def _register_form(ctx, values, errors=None, households=None, status=200) -> Res
         "console/new.html", status, values=values, errors=errors or {},
         households=households, estates=ctx.actor.estates,
         channels=CHANNELS, categories=COMPLAINT_CATEGORIES, severities=SEVERITIES,
-        may_search=ctx.may("GET", "/estates/estate/households"))
+        may_search=ctx.may_action("households.list"))

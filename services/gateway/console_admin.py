@@ -2,7 +2,8 @@
 
 * ``/console/admin/users``: the accounts, a page at a time by username, and the form to
   open one (username, display name, roles as boxes from the role vocabulary, estates one
-  per line, a password typed or left blank to have one generated).
+  per line, a department's department — the group's routing offered, the accounts check
+  it against the estates' — a password typed or left blank to have one generated).
   ``/console/admin/users/{id}``: one account, with a form each to change its display name,
   roles and estates, to disable or enable it, and to reset its password (typed, or left
   blank to have one generated). A generated password is shown once, on the page that
@@ -22,15 +23,14 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from werkzeug.utils import redirect
 from werkzeug.wrappers import Response
 
 from services.gateway import identity
+from services.gateway.accounts import known_departments
 from services.gateway.console import (
     PAGE_SIZE,
-    REQUEST_KEY,
     ConsoleContext,
-    field_errors,
+    Refusal,
     signed_in,
 )
 from services.gateway.problems import Problem, from_exception, invalid
@@ -38,8 +38,9 @@ from shared.schemas.vocabulary import USER_ROLES
 
 USERS = "/console/admin/users"
 ESTATES = "/console/admin/estates"
-USER_FIELDS = ("username", "display_name", "roles", "estates", "password")
-USER_FORMS = {"profile": ("display_name", "roles", "estates"), "status": ("disabled",),
+USER_FIELDS = ("username", "display_name", "roles", "estates", "department", "password")
+USER_FORMS = {"profile": ("display_name", "roles", "estates", "department"),
+              "status": ("disabled",),
               "password": ("password",)}
 ESTATE_FIELDS = ("estate_id", "name", "company", "region", "timezone", "policy")
 ESTATE_FILTERS = ("company", "region")
@@ -85,7 +86,7 @@ def _accounts(use_case: Callable[..., Any], *args) -> Any:
 @signed_in
 def users_page(ctx: ConsoleContext) -> Response:
     _manager_only(ctx)
-    return _users_view(ctx, {})
+    return _users_view(ctx)
 
 
 @signed_in
@@ -96,28 +97,29 @@ def create_user(ctx: ConsoleContext) -> Response:
     values["roles"] = posted.getlist("roles")
     password = values["password"] or identity.generate_password()
     body = {**user_body(values), "username": values["username"].strip(), "password": password}
-    try:
-        made = _accounts(ctx.accounts.create_user, body, ctx.actor.id)
-    except Problem as problem:
-        if problem.status != 422:
-            raise
-        return _users_view(ctx, {**values, "password": ""}, field_errors(problem.errors), 422)
-    return _user_view(ctx, made, done="create",
-                      generated=None if values["password"] else password)
+    return ctx.act(
+        lambda: _accounts(ctx.accounts.create_user, body, ctx.actor.id,
+                          known_departments(ctx.services)),
+        values={**values, "password": ""}, refused=(422,),
+        again=lambda refusal: _users_view(ctx, refusal),
+        # the generated password shown here, once: a redirect would carry it in the link
+        done=lambda made: _user_view(ctx, made, done="create",
+                                     generated=None if values["password"] else password))
 
 
 def user_body(values: dict) -> dict:
     """The accounts' body of the profile fields posted: roles ticked, estates one per line,
-    a blank display name left out (the username stands for it)."""
+    the department chosen (blank: none), a blank display name left out (the username stands
+    for it)."""
     body: dict = {"roles": list(values.get("roles") or []),
-                  "estates": lines(values.get("estates", ""))}
+                  "estates": lines(values.get("estates", "")),
+                  "department": values.get("department", "").strip() or None}
     if values.get("display_name", "").strip():
         body["display_name"] = values["display_name"].strip()
     return body
 
 
-def _users_view(ctx: ConsoleContext, values: dict, errors: dict | None = None,
-                status: int = 200) -> Response:
+def _users_view(ctx: ConsoleContext, refusal: Refusal | None = None) -> Response:
     cursor = ctx.request.args.get("cursor")
     try:
         page = _accounts(ctx.accounts.list_users,
@@ -128,9 +130,10 @@ def _users_view(ctx: ConsoleContext, values: dict, errors: dict | None = None,
         page = _accounts(ctx.accounts.list_users, {"limit": PAGE_SIZE})
     next_url = (f"{USERS}?{urlencode({'cursor': page['next_cursor']})}"
                 if page["next_cursor"] else None)
-    return ctx.render("console/admin_users.html", status, nav="users", users=page["items"],
-                      next_url=next_url, first_url=USERS if cursor else None, values=values,
-                      errors=errors or {}, roles=USER_ROLES, user_url=user_url)
+    return ctx.render("console/admin_users.html", refusal=refusal, nav="users",
+                      users=page["items"], next_url=next_url,
+                      first_url=USERS if cursor else None, roles=USER_ROLES, user_url=user_url,
+                      departments=_departments(ctx))
 
 
 @signed_in
@@ -158,26 +161,27 @@ def change_user(ctx: ConsoleContext, user_id: str, action: str) -> Response:
     else:
         generated = None if values["password"] else identity.generate_password()
         body = {"password": values["password"] or generated}
-    try:
-        changed = _accounts(ctx.accounts.update_user, user_id, body, ctx.actor.id)
-    except Problem as problem:
-        if problem.status != 422:
-            raise
-        return _user_view(ctx, user, failed=action, values={**values, "password": ""},
-                          errors=field_errors(problem.errors), status=422)
-    if generated:    # shown here, once: a redirect would have to carry it in the link
-        return _user_view(ctx, changed, done=action, generated=generated)
-    return redirect(user_url(user_id, done=action), code=303)
+    return ctx.act(
+        lambda: _accounts(ctx.accounts.update_user, user_id, body, ctx.actor.id,
+                          known_departments(ctx.services)),
+        form=action, values={**values, "password": ""}, refused=(422,),
+        again=lambda refusal: _user_view(ctx, user, refusal=refusal),
+        # a generated password shown here, once: a redirect would carry it in the link
+        done=lambda changed: _user_view(ctx, changed, done=action, generated=generated)
+        if generated else user_url(user_id, done=action))
 
 
 def _user_view(ctx: ConsoleContext, user: dict, done: str | None = None,
-               generated: str | None = None, failed: str | None = None,
-               values: dict | None = None, errors: dict | None = None,
-               status: int = 200) -> Response:
-    return ctx.render("console/admin_user.html", status, nav="users", account=user, done=done,
-                      generated=generated, failed=failed, values=values or {},
-                      errors=errors or {}, roles=USER_ROLES,
+               generated: str | None = None, refusal: Refusal | None = None) -> Response:
+    return ctx.render("console/admin_user.html", refusal=refusal, nav="users", account=user,
+                      done=done, generated=generated, roles=USER_ROLES,
+                      departments=_departments(ctx),
                       action_url=lambda action: f"{user_url(user['id'])}/{action}")
+
+
+def _departments(ctx: ConsoleContext) -> list[str]:
+    """The group's departments (intake's routing), offered for a department's account."""
+    return known_departments(ctx.services)([])
 
 
 # estates ------------------------------------------------------------------------------------
@@ -190,22 +194,19 @@ def _estate_reader(ctx: ConsoleContext) -> None:
 @signed_in
 def estates_page(ctx: ConsoleContext) -> Response:
     _estate_reader(ctx)
-    return _estates_view(ctx, {})
+    return _estates_view(ctx)
 
 
 @signed_in
 def register_estate(ctx: ConsoleContext) -> Response:
     _estate_reader(ctx)
-    posted = ctx.request.form
-    values = {name: posted.get(name, "") for name in ESTATE_FIELDS}
-    try:
-        body = {"estate_id": values["estate_id"].strip(), **estate_body(values)}
-        made = ctx.call("POST", "/estates", body=body, key=posted.get(REQUEST_KEY))
-    except Problem as problem:
-        if problem.status != 422:
-            raise
-        return _estates_view(ctx, values, field_errors(problem.errors), 422)
-    return redirect(estate_url(made["id"], done="register"), code=303)
+    values = {name: ctx.request.form.get(name, "") for name in ESTATE_FIELDS}
+    return ctx.act(
+        lambda: ctx.send("POST", "/estates",
+                         {"estate_id": values["estate_id"].strip(), **estate_body(values)}),
+        values=values, refused=(422,),
+        again=lambda refusal: _estates_view(ctx, refusal),
+        done=lambda made: estate_url(made["id"], done="register"))
 
 
 def estate_body(values: dict) -> dict:
@@ -223,8 +224,7 @@ def estate_body(values: dict) -> dict:
     return body
 
 
-def _estates_view(ctx: ConsoleContext, values: dict, errors: dict | None = None,
-                  status: int = 200) -> Response:
+def _estates_view(ctx: ConsoleContext, refusal: Refusal | None = None) -> Response:
     args = ctx.request.args
     filters = {name: args[name].strip() for name in ESTATE_FILTERS if args.get(name, "").strip()}
     cursor, notice = args.get("cursor"), None
@@ -241,11 +241,12 @@ def _estates_view(ctx: ConsoleContext, values: dict, errors: dict | None = None,
     next_url = (f"{ESTATES}?{urlencode({**filters, 'cursor': page['next_cursor']})}"
                 if page["next_cursor"] else None)
     return ctx.render(
-        "console/admin_estates.html", status, nav="estates", estates_shown=page["items"],
+        "console/admin_estates.html", refusal=refusal, nav="estates",
+        estates_shown=page["items"],
         filters=filters, next_url=next_url, notice=notice,
         first_url=f"{ESTATES}?{urlencode(filters)}" if cursor else None,
-        may_register=ctx.may("POST", "/estates"), values=values, errors=errors or {},
-        zones=ZONE_SUGGESTIONS, estate_url=estate_url)
+        may_register=ctx.may("POST", "/estates"), zones=ZONE_SUGGESTIONS,
+        estate_url=estate_url)
 
 
 @signed_in
@@ -259,20 +260,14 @@ def estate_page(ctx: ConsoleContext, estate_id: str) -> Response:
 @signed_in
 def update_estate(ctx: ConsoleContext, estate_id: str) -> Response:
     _estate_reader(ctx)
-    posted = ctx.request.form
-    values = {name: posted.get(name, "") for name in ESTATE_FIELDS if name != "estate_id"}
-    seen = posted.get(EXPECTED_REVISION, "")
-    try:
-        ctx.call("PATCH", f"/estates/{estate_id}", body=estate_body(values),
-                 query={EXPECTED_REVISION: seen} if seen else None, key=posted.get(REQUEST_KEY))
-    except Problem as problem:
-        if problem.status not in (409, 422):
-            raise
-        conflict = problem.status == 409     # changed meanwhile: the record as it is now
-        return _estate_view(ctx, _estate(ctx, estate_id), values=None if conflict else values,
-                            errors=field_errors(problem.errors), conflict=conflict,
-                            status=problem.status)
-    return redirect(estate_url(estate_id, done="update"), code=303)
+    values = {name: ctx.request.form.get(name, "") for name in ESTATE_FIELDS
+              if name != "estate_id"}
+    return ctx.act(
+        lambda: ctx.send("PATCH", f"/estates/{estate_id}", estate_body(values),
+                         expected=EXPECTED_REVISION),
+        form="estate", values=values,
+        again=lambda refusal: _estate_view(ctx, _estate(ctx, estate_id), refusal=refusal),
+        done=lambda _: estate_url(estate_id, done="update"))
 
 
 def _estate(ctx: ConsoleContext, estate_id: str) -> dict:
@@ -297,11 +292,11 @@ def estate_values(estate: dict) -> dict:
 
 
 def _estate_view(ctx: ConsoleContext, estate: dict, done: str | None = None,
-                 values: dict | None = None, errors: dict | None = None,
-                 conflict: bool = False, status: int = 200) -> Response:
+                 refusal: Refusal | None = None) -> Response:
+    # changed meanwhile (409): the form holds the record as it is now, not what was typed
+    typed = refusal is not None and not refusal.conflict
     return ctx.render(
-        "console/admin_estate.html", status, nav="estates", estate=estate, done=done,
-        values=values or estate_values(estate), errors=errors or {}, conflict=conflict,
-        failed=bool(errors) or conflict, zones=ZONE_SUGGESTIONS,
+        "console/admin_estate.html", refusal=refusal, nav="estates", estate=estate, done=done,
+        values=refusal.values if typed else estate_values(estate), zones=ZONE_SUGGESTIONS,
         policy=policy_text(estate.get("policy")),
         may_update=ctx.may("PATCH", f"/estates/{estate['id']}"))

@@ -7,7 +7,9 @@ across its estates for one month (default: last month, in the service centre's z
   month — intake's ``group_complaint_stats`` (``GET /stats/complaints``), revisit's
   ``revisit_stats`` across estates (``GET /stats/revisits``) and, for the league table, the
   survey ranking of a round (``GET /survey/rounds/{id}/ranking``). Nothing is computed
-  here but the page's order of rows: each number shown is one the RPC gave.
+  here but the page's order of rows: each number shown is one the RPC gave. Both
+  statistics are asked with every estate's row (not ``per_estate=false``): the estates'
+  table orders all of them by the figure chosen and the overdue chart picks from all.
 * Each chart (Apache ECharts, ``static/vendor/echarts``, from ``make assets``; drawn by
   ``static/dashboard.js``) is drawn from the table of numbers under it, so the chart and
   the table cannot disagree; the table is one click away (``<details>``), and open — the
@@ -191,7 +193,7 @@ def page_context(month: str, month_refused: bool, complaints: dict, revisits: di
 def _ranking(ctx: ConsoleContext, round_id: str | None):
     """The newest rounds, the one chosen (default: the newest closed one, else the newest)
     and its ranking; nothing for a role that may not read rankings."""
-    if not (ctx.may("GET", "/survey/rounds") and ctx.may("GET", "/survey/rounds/r/ranking")):
+    if not (ctx.may("GET", "/survey/rounds") and ctx.may_action("survey.rounds.ranking")):
         return [], None, None
     rounds = ctx.call("GET", "/survey/rounds", {"limit": str(ROUNDS_SHOWN)})["items"]
     by_id = {round_["id"]: round_ for round_ in rounds}

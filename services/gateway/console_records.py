@@ -14,7 +14,7 @@ the machine's CJK font) to file or bind:
 * ``/console/records/surveys?round_id=&estate_id=``: the survey's result for the notice
   board with its rectification plan (「公示于小区公示栏」).
 * ``/console/records/complaint-report?estate_id=&period=``: the periodic complaint
-  statistics published to owners (第十六条).
+  statistics published to owners (第十六条); ``?format=xlsx`` as a workbook too.
 * ``/console/records/``: a form for each record; a record asked for with a missing or
   wrong choice comes back to it, the field said.
 
@@ -39,6 +39,7 @@ from services.gateway.console import (
     ConsoleContext,
     field_errors,
     household_of,
+    households_of,
     signed_in,
     staff_names,
 )
@@ -173,9 +174,7 @@ def revisit_book(ctx: ConsoleContext) -> Record:
     done.sort(key=lambda revisit: revisit["completed_at"])
     title = "records_repair_book" if kind else "records_revisit_book"
     estate = estate_name(ctx, estate_id)
-    households = {household_id: household_of(ctx, household_id)
-                  for household_id in {revisit.get("household_id") for revisit in done}
-                  if household_id}
+    households = households_of(ctx, estate_id, (revisit.get("household_id") for revisit in done))
     visitors = staff_names(ctx, [{"by": (revisit.get("outcome") or {}).get("visitor_id")}
                                  for revisit in done])
     context = {"estate": estate, "estate_id": estate_id, "month": month, "title_key": title,
@@ -238,8 +237,40 @@ def complaint_report(ctx: ConsoleContext) -> Record:
     period = _required(ctx, "period")
     figures = _read(ctx, "/stats/complaints", {"estate_id": estate_id, "period": period})
     estate = estate_name(ctx, estate_id)
-    return Record("records/complaint_report.html", f"{estate}-{period}-投诉统计.pdf",
-                  {"figures": figures, "estate": estate, "period": period})
+    context = {"figures": figures, "estate": estate, "period": period}
+    return Record("records/complaint_report.html", f"{estate}-{period}-投诉统计.pdf", context,
+                  sheet=lambda words: complaint_report_sheet(context, words))
+
+
+def complaint_report_sheet(report: dict, words: dict) -> bytes:
+    """The owners' complaint statistics as a workbook: the page's figures, then its table
+    of complaints by category."""
+    def said(key: str, fallback: str = "") -> str:
+        return words.get(key, fallback)
+
+    figures = report["figures"]
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = report["period"][:31]
+    sheets.title(sheet, f"{report['estate']} {said('records_report_title')}", 3)
+    sheets.line(sheet, said("records_period").format(period=report["period"]))
+    start = sheet.max_row + 2
+    rates = ("first_reply_on_time_rate", "reply_on_time_rate", "closed_rate")
+    rows = [(said(key), figures.get(name)) for key, name in (
+        ("records_received", "counted"), ("records_closed", "closed"),
+        ("records_closed_rate", "closed_rate"), ("records_first_reply_on_time", rates[0]),
+        ("records_reply_on_time", rates[1]), ("records_repeats", "repeats"),
+        ("records_reopened", "reopened"))]
+    sheets.table(sheet, [said("records_figure"), said("records_count_col")], rows,
+                 {2: [sheets.PERCENT if name in rates else None for name in (
+                     "counted", "closed", "closed_rate", *rates[:2], "repeats", "reopened")]},
+                 start)
+    sheets.line(sheet, said("records_by_category"), bold=True, gap=1)
+    categories = [(said(f"category_{category}", category), count)
+                  for category, count in (figures.get("by_category") or {}).items() if count]
+    sheets.table(sheet, [said("records_category"), said("records_count_col")], categories, {})
+    sheets.layout(sheet, [28, 14, 14], heading_row=start, landscape=False)
+    return sheets.workbook_bytes(workbook)
 
 
 # reading -------------------------------------------------------------------------------------

@@ -32,10 +32,9 @@ from services.gateway import console, console_followups
 from services.gateway.console import (
     EXPECTED_STATUS,
     PAGE_SIZE,
-    REQUEST_KEY,
     ZONE,
     ConsoleContext,
-    field_errors,
+    Refusal,
     local_moment,
     signed_in,
     time_left,
@@ -148,25 +147,30 @@ def _rows(ctx: ConsoleContext, part: Part, query: dict, cursor: str | None = Non
 
 def sampling_status(ctx: ConsoleContext, filters: dict) -> list[tuple[str, dict]]:
     """This month's work-order sampling of each of the user's estates (or the one chosen):
-    per kind the orders, what the quota requires and how many were revisited
-    (``revisit_stats``) — for those who may read an estate's statistics."""
+    per kind the orders, what the quota requires and how many were revisited — the rows
+    of ``revisit_stats`` for those estates, in one call (``?estate_ids=``) — for those who
+    may read an estate's statistics."""
     if not ctx.may("GET", "/stats/revisits"):
         return []
     chosen = filters.get("estate_id")
     estates = [chosen] if chosen else ([] if ctx.actor.group_wide else
                                        list(ctx.actor.estates[:SAMPLING_ESTATES]))
+    if not estates:
+        return []
     month = ctx.now.astimezone(ZONE).strftime("%Y-%m")
+    try:
+        rows = ctx.call("GET", "/stats/revisits", {"estate_ids": estates, "period": month})
+    except Problem as problem:
+        if problem.status not in (403, 404, 422):
+            raise
+        return []                  # an estate chosen that is not theirs
     found = []
-    for estate in estates:
-        try:
-            figures = ctx.call("GET", "/stats/revisits", {"estate_id": estate, "period": month})
-        except Problem as problem:
-            if problem.status not in (403, 404, 422):
-                raise
-            continue               # not an estate of theirs, or one revisit does not know yet
-        found.append((estate, {"month": month, "kinds": {
-            kind: figures["kinds"][kind] for kind in WORK_ORDER_KINDS
-            if "required" in figures["kinds"].get(kind, {})}}))
+    for estate in estates:     # in the user's order; one intake does not know has no row
+        figures = rows["estates"].get(estate)
+        if figures is not None:
+            found.append((estate, {"month": month, "kinds": {
+                kind: figures["kinds"][kind] for kind in WORK_ORDER_KINDS
+                if "required" in figures["kinds"].get(kind, {})}}))
     return found
 
 
@@ -191,21 +195,14 @@ def revisit_page(ctx: ConsoleContext, revisit_id: str) -> Response:
 def act(ctx: ConsoleContext, revisit_id: str, action: str) -> Response:
     if action not in FORMS:
         raise Problem(404, "no such action")
-    posted = ctx.request.form
-    values = {name: posted.get(name, "") for name in FORMS[action]}
+    values = {name: ctx.request.form.get(name, "") for name in FORMS[action]}
     body = {"book": book_body, "record": record_body, "reply": reply_body}[action](values)
-    seen = posted.get(EXPECTED_STATUS)
-    try:
-        ctx.call("POST", f"/revisits/{revisit_id}/{action}", body=body,
-                 query={EXPECTED_STATUS: seen} if seen else None, key=posted.get(REQUEST_KEY))
-    except Problem as problem:
-        if problem.status not in (409, 422):
-            raise
-        revisit = _revisit(ctx, revisit_id)
-        return _view(ctx, revisit, failed=action, values=values,
-                     errors=field_errors(problem.errors), conflict=problem.status == 409,
-                     status=problem.status)
-    return redirect(revisit_url(revisit_id, done=action), code=303)
+    return ctx.act(
+        lambda: ctx.send("POST", f"/revisits/{revisit_id}/{action}", body,
+                         expected=EXPECTED_STATUS),
+        form=action, values=values,
+        again=lambda refusal: _view(ctx, _revisit(ctx, revisit_id), refusal=refusal),
+        done=lambda _: revisit_url(revisit_id, done=action))
 
 
 def book_body(values: dict) -> dict:
@@ -259,8 +256,8 @@ def _revisit(ctx: ConsoleContext, revisit_id: str) -> dict:
         raise
 
 
-def _view(ctx, revisit, done=None, failed=None, values=None, errors=None, conflict=False,
-          status=200) -> Response:
+def _view(ctx: ConsoleContext, revisit: dict, done: str | None = None,
+          refusal: Refusal | None = None) -> Response:
     path = f"/revisits/{revisit['id']}"
     is_open = revisit["status"] in OPEN
     # an on-site visit is booked before it is made; any other, recorded first
@@ -272,8 +269,7 @@ def _view(ctx, revisit, done=None, failed=None, values=None, errors=None, confli
         forms.append("reply")
     ctx.name_estates([revisit["estate_id"]])
     return ctx.render(
-        "console/revisit.html", status, revisit=revisit, forms=forms, done=done,
-        failed=failed, values=values or {}, errors=errors or {}, conflict=conflict,
+        "console/revisit.html", refusal=refusal, revisit=revisit, forms=forms, done=done,
         left=time_left(revisit.get("due_at"), ctx.now) if is_open else None,
         reply_left=time_left(revisit["promised_reply_at"], ctx.now)
         if awaits_reply(revisit) else None,

@@ -20,14 +20,12 @@ rankings and rectifications.
 import json
 from urllib.parse import quote, urlencode
 
-from werkzeug.utils import redirect
 from werkzeug.wrappers import Response
 
 from services.gateway.console import (
     PAGE_SIZE,
-    REQUEST_KEY,
     ConsoleContext,
-    field_errors,
+    Refusal,
     local_moment,
     signed_in,
     time_left,
@@ -104,7 +102,7 @@ def rectifications_page(ctx: ConsoleContext) -> Response:
 
 @signed_in
 def new_round(ctx: ConsoleContext) -> Response:
-    return _round_form(ctx, {})
+    return _round_form(ctx)
 
 
 @signed_in
@@ -113,14 +111,10 @@ def create_round(ctx: ConsoleContext) -> Response:
     values = {name: posted.get(name, "") for name in ROUND_FIELDS}
     values["estate_ids"] = posted.getlist("estate_ids")
     values["categories"] = posted.getlist("categories")
-    try:
-        made = ctx.call("POST", "/survey/rounds", body=round_body(values),
-                        key=posted.get(REQUEST_KEY))
-    except Problem as problem:
-        if problem.status != 422:
-            raise
-        return _round_form(ctx, values, field_errors(problem.errors), 422)
-    return redirect(round_url(made["id"], done="create"), code=303)
+    return ctx.act(lambda: ctx.send("POST", "/survey/rounds", round_body(values)),
+                   values=values, refused=(422,),
+                   again=lambda refusal: _round_form(ctx, refusal),
+                   done=lambda made: round_url(made["id"], done="create"))
 
 
 def round_body(values: dict) -> dict:
@@ -168,13 +162,12 @@ def _number(text: str | None, scale: float = 1, whole: bool = False):
     return int(value) if whole and value.is_integer() else value * scale
 
 
-def _round_form(ctx: ConsoleContext, values: dict, errors: dict | None = None,
-                status: int = 200) -> Response:
+def _round_form(ctx: ConsoleContext, refusal: Refusal | None = None) -> Response:
     questionnaire = ctx.call("GET", "/survey/templates/default")
     templates = ctx.call("GET", "/survey/templates")
     ctx.name_estates(ctx.actor.estates)
-    return ctx.render("console/survey_new.html", status, nav="surveys", values=values,
-                      errors=errors or {}, kinds=ROUND_KINDS, modes=SAMPLE_MODES, strata=STRATA,
+    return ctx.render("console/survey_new.html", refusal=refusal, nav="surveys",
+                      kinds=ROUND_KINDS, modes=SAMPLE_MODES, strata=STRATA,
                       questionnaire=questionnaire, templates=templates, estates=ctx.actor.estates,
                       group_wide=ctx.actor.group_wide)
 
@@ -221,16 +214,11 @@ def act(ctx: ConsoleContext, round_id: str, action: str) -> Response:
                 if values[name].strip()}
         if "due_at" in body:
             body["due_at"] = local_moment(body["due_at"])
-    try:
-        ctx.call("POST", f"/survey/rounds/{quote(round_id, safe='')}/{action}", body=body,
-                 key=posted.get(REQUEST_KEY))
-    except Problem as problem:
-        if problem.status not in (409, 422):
-            raise
-        return _round_view(ctx, _round(ctx, round_id), failed=action, values=values,
-                           errors=field_errors(problem.errors),
-                           conflict=problem.status == 409, status=problem.status)
-    return redirect(round_url(round_id, done=action), code=303)
+    return ctx.act(
+        lambda: ctx.send("POST", f"/survey/rounds/{quote(round_id, safe='')}/{action}", body),
+        form=action, values=values,
+        again=lambda refusal: _round_view(ctx, _round(ctx, round_id), refusal=refusal),
+        done=lambda _: round_url(round_id, done=action))
 
 
 @signed_in
@@ -239,20 +227,16 @@ def update_rectification(ctx: ConsoleContext, round_id: str, rectification_id: s
     body = {"status": posted.get("status", "")}
     if posted.get("note", "").strip():
         body["note"] = posted["note"].strip()
-    try:
-        ctx.call("PATCH", f"/survey/rectifications/{quote(rectification_id, safe='')}",
-                 body=body, key=posted.get(REQUEST_KEY))
-    except Problem as problem:
-        if problem.status not in (409, 422):
-            raise
-        return _round_view(ctx, _round(ctx, round_id), failed=f"update-{rectification_id}",
-                           errors=field_errors(problem.errors),
-                           conflict=problem.status == 409, status=problem.status)
-    return redirect(round_url(round_id, done="update"), code=303)
+    return ctx.act(
+        lambda: ctx.send("PATCH", f"/survey/rectifications/{quote(rectification_id, safe='')}",
+                         body),
+        form=f"update-{rectification_id}",
+        again=lambda refusal: _round_view(ctx, _round(ctx, round_id), refusal=refusal),
+        done=lambda _: round_url(round_id, done="update"))
 
 
-def _round_view(ctx, round_, done=None, failed=None, values=None, errors=None,
-                conflict=False, status=200) -> Response:
+def _round_view(ctx: ConsoleContext, round_: dict, done: str | None = None,
+                refusal: Refusal | None = None) -> Response:
     report = _report(ctx, round_)
     ranking = (ctx.call("GET", f"/survey/rounds/{quote(round_['id'], safe='')}/ranking")
                if report and ctx.may("GET", f"/survey/rounds/{round_['id']}/ranking") else None)
@@ -262,16 +246,16 @@ def _round_view(ctx, round_, done=None, failed=None, values=None, errors=None,
     estates = [estate for estate in round_["estate_ids"] if ctx.actor.covers(estate)]
     ctx.name_estates([*estates, *(item["estate_id"] for item in rectifications)])
     return ctx.render(
-        "console/survey_round.html", status, nav="surveys", round=round_, report=report,
-        ranking=ranking, rectifications=rectifications, progress=_progress(round_),
-        done=done, failed=failed, values=values or {}, errors=errors or {},
-        conflict=conflict, live_seconds=LIVE_SECONDS, updates=RECTIFICATION_UPDATES,
+        "console/survey_round.html", refusal=refusal, nav="surveys", round=round_,
+        report=report, ranking=ranking, rectifications=rectifications,
+        progress=_progress(round_), done=done, live_seconds=LIVE_SECONDS,
+        updates=RECTIFICATION_UPDATES,
         may_close=round_["status"] == "open" and ctx.may("POST", f"{path}/close"),
         may_publish=round_["status"] == "closed" and ctx.may("POST", f"{path}/publish"),
         may_rectify=round_["status"] in ("open", "closed")
         and ctx.may("POST", f"{path}/rectifications"),
-        # any rectification's path: the permission table decides by route, not by id
-        may_update=ctx.may("PATCH", "/survey/rectifications/any"),
+        # offered on every rectification of the round: asked by action, not by one's route
+        may_update=ctx.may_action("survey.rectifications.update"),
         estates=estates, categories=_categories(round_))
 
 

@@ -12,7 +12,7 @@ import swagger_ui_bundle
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from eventlet.wsgi import MAX_REQUEST_LINE
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 from werkzeug.wrappers import Response
 
 from services.gateway import api
@@ -101,6 +101,7 @@ IDEMPOTENCY_HEADER = {
 }
 # Input fields whose value is a regular expression checked inside the field's own code.
 FIELD_PATTERNS = {Period: PERIOD, revisit.Month: revisit.MONTH}
+NOT_BLANK = r"\S"    # free text (``Text``) says something: not whitespace alone
 
 
 def _problem_responses(codes) -> dict:
@@ -111,7 +112,11 @@ def _problem_responses(codes) -> dict:
 
 
 def _field_pattern(self, field: fields.Field, **kwargs) -> dict:
-    """apispec attribute function: the pattern a custom field checks in its own code."""
+    """apispec attribute function: the pattern a custom field checks in its own code, and
+    free text's (``Text``: something besides whitespace)."""
+    if any(isinstance(rule, validate.Predicate) and rule.method == "strip"
+           for rule in field.validators):
+        return {"minLength": 1, "pattern": NOT_BLANK}
     pattern = next((regex for kind, regex in FIELD_PATTERNS.items()
                     if isinstance(field, kind)), None)
     return {"pattern": pattern.pattern} if pattern else {}

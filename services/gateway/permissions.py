@@ -1,11 +1,13 @@
 """Who may do what: the one table of roles × actions (the estate scope is the other half,
-``shared.actor.Actor.covers``). Roles come from the policy texts (USER_ROLES).
+``shared.actor.Actor.covers``, and a department's staff are confined to their department's
+work: ``confined_department``). Roles come from the policy texts (USER_ROLES).
 
 No action here returns a full phone number or e-mail address: those leave intake only
 for notify (``intake.get_contact``), so no role can be granted them over HTTP.
 """
 from collections.abc import Iterable
 
+from shared.actor import Actor
 from shared.schemas.vocabulary import USER_ROLES
 
 CS, SUP, EM, CM, DEP, HQ, ADM = USER_ROLES
@@ -45,18 +47,18 @@ PERMISSIONS: dict[str, set[str]] = {
     "complaints.special_measures": SUPERVISORS,  # repeat complaints: 24-hour special measures
     "complaints.external_status": DESK | {DEP},
     "complaints.flag_malicious": SUPERVISORS,    # 恶意投诉: supervisor or above
-    # work orders
-    "work_orders.register": DESK | {DEP},
-    "work_orders.list": EVERYONE,
-    "work_orders.get": EVERYONE,
-    "work_orders.complete": DESK | {DEP},
+    # work orders: no department's work (``NOT_A_DEPARTMENTS_WORK``)
+    "work_orders.register": DESK,
+    "work_orders.list": EVERYONE - {DEP},
+    "work_orders.get": EVERYONE - {DEP},
+    "work_orders.complete": DESK,
     "work_orders.cancel": DESK,
     # revisits 回访
     "revisits.list": DESK | {HQ},
     "revisits.get": DESK | {HQ},
     "revisits.book": DESK,
     "revisits.record": DESK,
-    "revisits.reply": DESK | {DEP},
+    "revisits.reply": DESK,                      # the visitor's promise (as above)
     # follow-ups of unsatisfied revisits: the responsible department records its measures
     # and answers; the service centre may pass the answer on (「服务中心…向业主反馈」)
     "followups.list": DESK | {DEP, HQ},
@@ -96,6 +98,56 @@ PERMISSIONS: dict[str, set[str]] = {
 }
 
 
+# Work that names no department, so a department's staff, who see their own department's
+# alone (``confined_department``), have none of it — and are told why (``refusal``). The
+# policy texts route a complaint to its 责任部门 by category (「物业员判断业主反映问题的责任
+# 部门」); no text says whose a work order (派工单) is, nor a visitor's promised reply, and
+# neither record names a department (see README "Departments").
+NOT_A_DEPARTMENTS_WORK = {
+    **dict.fromkeys(("work_orders.register", "work_orders.list", "work_orders.get",
+                     "work_orders.complete", "work_orders.cancel"),
+                    "work orders name no department: a department's staff see the complaints, "
+                    "follow-ups and rectifications given to their department"),
+    "revisits.reply": "a reply promised on a revisit is the service centre's to give: a "
+                      "department answers the follow-ups given to it",
+}
+
+
 def allowed(roles: Iterable[str], action: str) -> bool:
     """May someone with ``roles`` take ``action``? Unknown actions are allowed to nobody."""
     return bool(PERMISSIONS.get(action, set()) & set(roles))
+
+
+def refusal(roles: Iterable[str], action: str) -> str:
+    """Why someone with ``roles`` may not take ``action`` (a 403's words)."""
+    if set(roles) == {DEP} and action in NOT_A_DEPARTMENTS_WORK:
+        return NOT_A_DEPARTMENTS_WORK[action]
+    return "your role may not do this"
+
+
+def may_action(actor: Actor, action: str) -> bool:
+    """May ``actor`` take ``action``, asked by the table's own key — for a page that offers
+    an action on every record of a kind, with no one record's route to match. (The estate
+    scope is the record's question: ``Actor.covers``.) An action the table does not name
+    is a mistake in the asking, raised, never quietly "no"."""
+    if action not in PERMISSIONS:
+        raise KeyError(f"no such action in the permission table: {action!r}")
+    return allowed(actor.roles, action)
+
+
+# What a confined person without a department is confined to: no record names it.
+NO_DEPARTMENT = ""
+
+
+def confined_department(actor: Actor) -> str | None:
+    """The department whose work alone a person sees and acts on — the complaints assigned
+    to it, the follow-ups and rectifications it carries out — or None when not confined.
+
+    「责任部门」 staff (whose only role is ``department``) are confined to their account's
+    department; one whose account names none (made before accounts had departments) to
+    ``NO_DEPARTMENT``: none of that work until an administrator sets it. Anyone with another
+    role too works across their estates as that role does.
+    """
+    if set(actor.roles) != {DEP}:
+        return None
+    return actor.department or NO_DEPARTMENT

@@ -1,18 +1,21 @@
-"""The gateway's data: staff accounts (with their revoked tokens) and failed-login counters."""
+"""The gateway's data: staff accounts (with their revoked tokens) and failed-login counters;
+the console's jobs keep theirs through ``jobs.JobStore`` on the same database."""
 import time
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 
+from services.gateway import jobs
 from shared.once import insert_once
 from shared.store import Repository
 
 # What a user record shows to an administrator; never the password hash.
-USER_FIELDS = ("username", "display_name", "roles", "estates", "disabled", "created_at",
-               "updated_at", "created_by")
+USER_FIELDS = ("username", "display_name", "roles", "estates", "department", "disabled",
+               "created_at", "updated_at", "created_by")
 # What every request reads of its user: who they are, and whether the token still holds.
-ACTOR_FIELDS = ("roles", "estates", "disabled", "token_version", "revoked_tokens")
+ACTOR_FIELDS = ("roles", "estates", "department", "disabled", "token_version",
+                "revoked_tokens")
 # How long requests may go on a user's record read by an earlier one (a store read costs
 # more than the rest of authenticating). A change made through this gateway instance drops
 # it at once; one made through another instance applies within this time.
@@ -29,6 +32,7 @@ class GatewayRepository(Repository):
         "users": [IndexModel([("username", ASCENDING)], unique=True)],
         "login_failures": [],
         "rate_counters": [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)],
+        **jobs.INDEXES,     # the console's long imports and exports
     }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -48,6 +52,10 @@ class GatewayRepository(Repository):
 
     def find_user(self, user_id: str) -> dict | None:
         return self.db.users.find_one({"_id": user_id})
+
+    def find_users(self, user_ids: list[str], fields: tuple[str, ...]) -> list[dict]:
+        """The users of ``user_ids`` that exist (``fields`` of each), one read."""
+        return list(self.db.users.find({"_id": {"$in": user_ids}}, dict.fromkeys(fields, 1)))
 
     def find_actor(self, user_id: str) -> dict | None:
         """What a request needs of its user (``ACTOR_FIELDS``), at most

@@ -3,7 +3,8 @@
 HTTP (nameko's ``http`` entrypoint over werkzeug, as in nameko-examples' gateway):
 health, the OpenAPI document and its docs, logins, staff accounts, the REST API of
 ``api.OPERATIONS``, the owners' pages and the staff console. RPC: the same account
-operations for the ``huifang-users`` command.
+operations for the ``huifang-users`` command. A timer: the console's long imports and
+exports, a job claimed at a time (``console_jobs``).
 """
 import logging
 
@@ -16,6 +17,7 @@ from services.gateway import (
     console_admin,
     console_dashboard,
     console_followups,
+    console_jobs,
     console_records,
     console_revisits,
     console_surveys,
@@ -26,6 +28,7 @@ from services.gateway import (
     pages,
     session,
 )
+from services.gateway.accounts import known_departments
 from services.gateway.dependencies import AccountStore
 from services.gateway.http import http, json_body, json_response, max_body
 from services.gateway.permissions import allowed
@@ -33,6 +36,7 @@ from services.gateway.problems import Problem
 from shared.idempotency import idempotent
 from shared.rpc import RpcProxy, rpc
 from shared.schemas.vocabulary import SERVICES
+from shared.timers import timer_from_config
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +130,8 @@ class GatewayService:
     @http("POST", "/api/v1/users")
     def create_user_http(self, request):
         actor = self._admin(request)
-        return json_response(self.accounts.create_user(self._body(request), actor.id), 201)
+        return json_response(self.accounts.create_user(self._body(request), actor.id,
+                                                       self._departments()), 201)
 
     @http("GET", "/api/v1/users")
     def list_users_http(self, request):
@@ -141,7 +146,8 @@ class GatewayService:
     @http("PATCH", "/api/v1/users/<string:user_id>")
     def update_user_http(self, request, user_id):
         actor = self._admin(request)
-        return json_response(self.accounts.update_user(user_id, self._body(request), actor.id))
+        return json_response(self.accounts.update_user(user_id, self._body(request), actor.id,
+                                                       self._departments()))
 
     # the REST API of the services --------------------------------------------------------
 
@@ -306,6 +312,39 @@ class GatewayService:
     def console_complaint_report(self, request):
         return console_records.complaint_report(self._console(request))
 
+    @http("GET", "/console/jobs/")
+    def console_jobs_page(self, request):
+        return console_jobs.jobs_page(self._console(request))
+
+    @http("POST", "/console/jobs/import")
+    def console_import(self, request):
+        return console_jobs.upload_or_refuse(self._console(request))
+
+    @http("POST", "/console/jobs/export")
+    def console_export(self, request):
+        return console_jobs.export(self._console(request))
+
+    @http("GET", "/console/jobs/<string:job_id>")
+    def console_job(self, request, job_id):
+        return console_jobs.job_page(self._console(request), job_id)
+
+    @http("GET", "/console/jobs/<string:job_id>/progress")
+    def console_job_progress(self, request, job_id):
+        return console_jobs.progress(self._console(request), job_id)
+
+    @http("POST", "/console/jobs/<string:job_id>/start")
+    def console_job_start(self, request, job_id):
+        return console_jobs.start(self._console(request), job_id)
+
+    @http("GET", "/console/jobs/<string:job_id>/file")
+    def console_job_file(self, request, job_id):
+        return console_jobs.download(self._console(request), job_id)
+
+    # the console's jobs, claimed by one instance at a time (services/gateway/jobs.py)
+    @timer_from_config("GATEWAY_JOB_SECONDS", 1)
+    def run_console_jobs(self):
+        console_jobs.run_jobs(self.accounts, self._services())
+
     @http("GET", "/console/admin/users")
     def console_users(self, request):
         return console_admin.users_page(self._console(request))
@@ -350,7 +389,7 @@ class GatewayService:
     @rpc
     @idempotent
     def create_user(self, data):
-        return self.accounts.create_user(data, created_by=None)
+        return self.accounts.create_user(data, None, self._departments())
 
     @rpc
     def list_users(self, filters=None):
@@ -360,7 +399,7 @@ class GatewayService:
     @idempotent
     def update_user(self, username, data):
         user = self.accounts.find_by_username(username)
-        return self.accounts.update_user(user["id"], data, updated_by=None)
+        return self.accounts.update_user(user["id"], data, None, self._departments())
 
     @rpc
     def ping(self):
@@ -384,6 +423,9 @@ class GatewayService:
 
     def _services(self):
         return api.Services({name: getattr(self, name) for name in SERVICES})
+
+    def _departments(self):
+        return known_departments(self._services())
 
     def _admin(self, request):
         actor, _ = self.accounts.authenticate(request)

@@ -12,29 +12,11 @@ from datetime import date, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
+from shared.departments import DEFAULT_ROUTING, merged_routing
 from shared.errors import InvalidInput
 from shared.schemas import intake as schemas
 from shared.schemas.base import load
 from shared.workdays import DEFAULT_TIMEZONE, WorkingCalendar
-
-# 「物业员判断业主反映问题的责任部门」: the department each category goes to by default.
-DEFAULT_ROUTING = MappingProxyType({
-    "power_supply": "工程部",
-    "water_supply": "工程部",
-    "fire_security": "秩序部",
-    "order": "秩序部",
-    "cleaning": "环境部",
-    "greening": "环境部",
-    "public_facilities": "工程部",
-    "repair_service": "工程部",
-    "service_attitude": "客服中心",
-    "parking": "秩序部",
-    "noise": "秩序部",
-    "neighbours": "客服中心",
-    "fees": "财务部",
-    "other": "客服中心",
-})
-
 
 # 「所有投诉…一个工作日内做出第一次回复」 warned 2 working hours before; the answer half a day.
 DEFAULT_WARNINGS = MappingProxyType({"first_response": "2h", "reply": "0.5d"})
@@ -218,8 +200,8 @@ class Policies:
     def _build(self, estate_id: str | None, estate: Mapping[str, Any]) -> ComplaintPolicy:
         """The policy of the group's values with ``estate``'s overrides."""
         values = dict(self.group)
-        routing = {**values.get("routing", {}), **estate.get("routing", {})}
-        values.update(estate, routing=MappingProxyType({**DEFAULT_ROUTING, **routing}))
+        values.update(estate, routing=MappingProxyType(
+            merged_routing(values.get("routing"), estate.get("routing"))))
         if "escalation_levels" in values:
             values["escalation_levels"] = _ladder(values["escalation_levels"])
         for name in ("emergency_repair_keywords", "repair_categories",

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.clock import to_millis
+from shared.departments import configured_departments
 from shared.quiet_hours import normalize as normalize_quiet_hours
 from shared.schemas.vocabulary import REVISIT_KINDS, ROLES, SEVERITIES
 
@@ -33,7 +34,8 @@ SAMPLED_KINDS = ("repair", "special_service", "assistance")
 KEY_CUSTOMER_ROLES = ("supervisor", "manager")
 # 「将回访结果整理成报告,向相关部门反馈问题和建议」: the department an unsatisfied revisit of
 # each kind is followed up by (complaints are intake's: reopened, not followed up here).
-# Names as intake's routing table has them; a policy lists only the kinds it changes.
+# Names as intake's routing names them (checked at start-up: ``PolicyBook``); a policy lists
+# only the kinds it changes.
 FOLLOWUP_DEPARTMENTS = {
     "repair": "工程部", "special_service": "工程部", "assistance": "客服中心",
     "community_activity": "客服中心", "other_service": "客服中心", "routine": "客服中心",
@@ -148,8 +150,9 @@ class RevisitPolicy:
     # 「物业服务中心应将业主的意见和建议进行分类整理,并于一个月内向业主反馈」: an unsatisfied
     # or unresolved revisit's follow-up is answered to the owner within this many days.
     followup_answer_days: int = 30
-    # kind -> department, over ``FOLLOWUP_DEPARTMENTS``; kept as sorted (kind, department)
-    # pairs, so the policy stays hashable (sampling remembers quotas per policy)
+    # kind -> department, over ``FOLLOWUP_DEPARTMENTS``, each one the estate's complaint
+    # routing names (checked at start-up); kept as sorted (kind, department) pairs, so the
+    # policy stays hashable (sampling remembers quotas per policy)
     followup_departments: tuple = ()
 
     def __post_init__(self) -> None:
@@ -396,9 +399,39 @@ class PolicyBook:
             self.names[estate_id] = name
             self.estates[estate_id] = build_policy(
                 name, values, inherited=base, where=f"REVISIT_ESTATE_POLICIES.{estate_id}")
+        self._check_followup_departments(config)
+
+    def _check_followup_departments(self, config: Mapping[str, Any]) -> None:
+        """Each follow-up goes to a department intake's complaint routing names for its
+        estate (shared/departments.py), or no department account could be given it.
+        Checked here, from the config every service reads, when the service starts: an
+        event handler opening a follow-up must not wait on intake, nor refuse an owner's
+        answer. Every estate with a policy of its own (either kind) is checked, the rest
+        are the group's."""
+        estates = sorted(set(self.estates) | set(config.get("ESTATE_POLICIES") or {}))
+        for estate_id in (None, *estates):
+            policy = self.default if estate_id is None else self.for_estate(estate_id)
+            known = configured_departments(config, estate_id)
+            wrong = {kind: name for kind, name in policy.followup_departments
+                     if name not in known}
+            if wrong:
+                where = f"REVISIT_ESTATE_POLICIES.{estate_id}" if estate_id in self.estates \
+                    else "REVISIT_POLICY"
+                routed = "the group's" if estate_id is None else f"estate {estate_id}'s"
+                raise PolicyError(
+                    f"{where}: followup_departments: "
+                    f"{', '.join(f'{kind}: {name}' for kind, name in wrong.items())} - not a "
+                    f"department {routed} complaint routing names (COMPLAINT_POLICY / "
+                    f"ESTATE_POLICIES routing); one of {', '.join(known)}")
 
     def for_estate(self, estate_id: str) -> RevisitPolicy:
         return self.estates.get(estate_id, self.default)
+
+    def configured_policy(self, estate_id: str) -> RevisitPolicy:
+        """The estate's policy as configured, its record's zone not applied (the workers'
+        ``ZonedPolicies`` hands this on as it is): for what no zone changes, the sampling
+        quota, without reading the estate's copy."""
+        return self.for_estate(estate_id)
 
     def name_for(self, estate_id: str) -> str:
         return self.names.get(estate_id, self.default_name)

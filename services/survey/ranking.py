@@ -9,8 +9,10 @@ from services.survey.tallies import combine
 from services.survey.templates import label
 
 
-def estate_ranking(round_: dict, tallies: Iterable[dict], min_returned: int) -> dict:
-    """Estates by the lower bound of the 95 % Wilson interval of their satisfaction rate.
+def estate_ranking(round_: dict, tallies: Iterable[dict], min_returned: int,
+                   part: list[str] | None = None) -> dict:
+    """Estates by the lower bound of the 95 % Wilson interval of their satisfaction rate:
+    every estate of the round, or those of ``part`` among themselves (``tallies`` theirs).
 
     Overall, households are the independent units (nine answers of one household are not
     nine opinions), so the bound uses the pooled rate over the returned questionnaires;
@@ -33,7 +35,7 @@ def estate_ranking(round_: dict, tallies: Iterable[dict], min_returned: int) -> 
         **rank(overall, min_returned),
         "categories": {key: dict(rank(by_category[key], min_returned),
                                  label_zh=label(round_, key)[0], label_en=label(round_, key)[1])
-                       for key in all_categories(round_)},
+                       for key in all_categories(round_, part)},
     }
 
 

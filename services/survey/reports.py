@@ -17,11 +17,13 @@ TOP_TERMS = 5                # common opinions shown per category
 
 
 def report(round_: dict, tallies: Iterable[dict], rectifications: Iterable[dict] = (),
-           estate_id: str | None = None) -> dict:
-    """The round's report over all its estates, or over ``estate_id`` alone, from the
-    round × estate tallies alone: it costs the same for any number of responses."""
-    estate_ids = [estate_id] if estate_id else round_["estate_ids"]
-    categories = questionnaire(round_, estate_id) if estate_id else all_categories(round_)
+           estate_id: str | None = None, part: list[str] | None = None) -> dict:
+    """The round's report over all its estates, over ``part`` of them (a person's estates of
+    a group round) or over ``estate_id`` alone, from those estates' tallies (and
+    rectifications) alone: it costs the same for any number of responses."""
+    estate_ids = [estate_id] if estate_id else part or round_["estate_ids"]
+    categories = (questionnaire(round_, estate_id) if estate_id
+                  else all_categories(round_, estate_ids))
     total = combine(tallies, categories)
     answered = sum(counts["answered"] for counts in total["categories"].values())
     satisfied = sum(counts["satisfied"] for counts in total["categories"].values())

@@ -23,7 +23,6 @@ still in ``in_flight``: an id leaves it only after its response is marked
 counted). ``recount`` checks the tallies against the raw responses with a
 MongoDB aggregation pipeline and can repair them.
 """
-import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -38,7 +37,6 @@ from shared.leases import claim, claim_each
 from shared.once import insert_once
 from shared.paging import find_page
 from shared.store import (
-    OUTBOX,
     VERSION,
     Document,
     Repository,
@@ -59,8 +57,6 @@ NOT_EQUALITY = ("estate_id", "estate_ids", "limit", "cursor", "overdue")
 
 # What a round's background work changes on it (``save_work``).
 WORK_FIELDS = ("status", "households", "invited", "opened_at", "abandoned_at")
-
-log = logging.getLogger(__name__)
 
 
 class SurveyRepository(Repository):
@@ -95,6 +91,7 @@ class SurveyRepository(Repository):
         "rectifications": [
             IndexModel([("round_id", ASCENDING), *RECTIFICATION_ORDER]),
             IndexModel(RECTIFICATION_ORDER),
+            IndexModel([("department", ASCENDING), *RECTIFICATION_ORDER]),   # a department's
             IndexModel([("status", ASCENDING), ("due_at", ASCENDING)]),
         ],
     }
@@ -237,25 +234,8 @@ class SurveyRepository(Repository):
         if insert_once(self.insert_with_events, "invitation_batches", {"_id": batch_key},
                        events, publish=False) is None:
             return   # kept by a run that died before its progress: the relay sends them
-        self._publish_batch(batch_key, events)
-
-    def _publish_batch(self, batch_key: str, events: Sequence[Envelope]) -> None:
-        """``flush`` for a batch's document: one write drops what the broker took (what it
-        did not take stays for the relay)."""
-        if self.publisher is None:
-            return
-        published: list[str] = []
-        try:
-            for event in events:
-                self.publisher.publish(event)
-                published.append(event["id"])
-        except Exception:
-            log.exception("events of %s stay in the outbox for the relay", batch_key)
-        if len(published) == len(events):
-            self.db.invitation_batches.update_one({"_id": batch_key}, {"$set": {OUTBOX: []}})
-        elif published:
-            self.db.invitation_batches.update_one({"_id": batch_key}, {
-                "$pull": {OUTBOX: {"id": {"$in": published}}}})
+        # one confirm; the batch's document holds these events alone
+        self.publish_outboxes("invitation_batches", {batch_key: events}, whole=True)
 
     def discard_round_data(self, round_id: str) -> None:
         """What an abandoned round left while being created: its invitations, its tallies
@@ -287,12 +267,13 @@ class SurveyRepository(Repository):
         }).limit(limit))
 
     def claim_reminder(self, invitation: Document, changes: Mapping[str, Any],
-                       events: Sequence[Envelope]) -> Document | None:
-        """Record the next reminder with its event, if nobody sent it meanwhile."""
+                       events: Sequence[Envelope], publish: bool = True) -> Document | None:
+        """Record the next reminder with its event, if nobody sent it meanwhile
+        (``publish=False``: its event held, for ``publish_outboxes``)."""
         return self.update_with_events("invitations", {
             "_id": invitation["_id"], "status": "issued",
             "reminders_sent": invitation.get("reminders_sent", 0),
-        }, {"$set": changes}, events)
+        }, {"$set": changes}, events, publish=publish)
 
     def expire_invitations(self, round_id: str, now: datetime) -> None:
         self.db.invitations.update_many(
@@ -395,9 +376,12 @@ class SurveyRepository(Repository):
         else:
             self.count_response(response, update)
 
-    def tallies(self, round_id: str, estate_id: str | None = None) -> list[Document]:
-        return list(self.db.tallies.find(self._round_query(round_id, estate_id),
-                                         {"in_flight": 0}).sort("estate_id", ASCENDING))
+    def tallies(self, round_id: str, estate_id: str | None = None,
+                estate_ids: Sequence[str] | None = None) -> list[Document]:
+        """The round's tallies: of ``estate_id``, of ``estate_ids`` (a part), or all."""
+        query = {"round_id": round_id,
+                 **estate_scope({"estate_id": estate_id, "estate_ids": estate_ids})}
+        return list(self.db.tallies.find(query, {"in_flight": 0}).sort("estate_id", ASCENDING))
 
     def returned_by_estate(self, round_id: str) -> dict[str, int]:
         return {tally["estate_id"]: tally.get("returned", 0) for tally in self.tallies(round_id)}
@@ -512,13 +496,6 @@ class SurveyRepository(Repository):
         """Keep a period's verdict with its event (a missed one's warning) in one write,
         once: False when another instance decided it first."""
         return insert_once(self.insert_with_events, "cadence_checks", check, events)
-
-    @staticmethod
-    def _round_query(round_id: str, estate_id: str | None) -> dict[str, str]:
-        query = {"round_id": round_id}
-        if estate_id is not None:
-            query["estate_id"] = estate_id
-        return query
 
 
 def increments(counts: Mapping[tuple[str, ...], int]) -> dict[str, int]:

@@ -4,7 +4,7 @@ opening, closing and giving up. Pure Python.
 「服务中心每半年进行一次业主/用户意见调查」.
 """
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -132,8 +132,9 @@ def questionnaire(round_: dict, estate_id: str) -> list[str]:
     return round_["categories"] + round_.get("estate_categories", {}).get(estate_id, [])
 
 
-def all_categories(round_: dict) -> list[str]:
-    extra = [key for estate_id in round_["estate_ids"]
+def all_categories(round_: dict, estate_ids: Iterable[str] | None = None) -> list[str]:
+    """The categories asked in any of ``estate_ids`` (None: of every estate of the round)."""
+    extra = [key for estate_id in (round_["estate_ids"] if estate_ids is None else estate_ids)
              for key in round_.get("estate_categories", {}).get(estate_id, [])]
     return round_["categories"] + list(dict.fromkeys(extra))
 
@@ -165,6 +166,14 @@ def abandon(round_: dict, now: datetime) -> dict:
 def check_estate(round_: dict, estate_id: str) -> None:
     if estate_id not in round_["estate_ids"]:
         raise InvalidInput({"estate_id": ["not an estate of this round"]})
+
+
+def check_part(round_: dict, estate_ids: Iterable[str]) -> None:
+    """A part of the round (a person's estates of a group round): its estates only."""
+    strangers = [estate_id for estate_id in estate_ids if estate_id not in round_["estate_ids"]]
+    if strangers:
+        raise InvalidInput({"estate_ids": [
+            f"not estates of this round: {', '.join(strangers)}"]})
 
 
 def close(round_: dict, returned_by_estate: Mapping[str, int], now: datetime,

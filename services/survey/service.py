@@ -9,7 +9,6 @@ from nameko.dependency_providers import Config
 from services.survey import (
     answering,
     cadence,
-    invitations,
     planning,
     ranking,
     rectifications,
@@ -20,7 +19,7 @@ from services.survey import (
     workbook,
 )
 from services.survey.repository import DRAFT, SurveyRepository
-from services.survey.round_work import RoundWork
+from services.survey.round_work import RoundWork, send_reminders
 from shared import paging
 from shared.actor import CallerProvider
 from shared.dependencies import ClockProvider, Store
@@ -213,15 +212,19 @@ class SurveyService:
         self.estates.learn(event)
 
     @rpc
-    def round_report(self, round_id, estate_id=None):
-        """The round's report, each estate named (``estate_name`` beside ``estate_id``)."""
-        return self.estates.named(to_json(self._report(self._round(round_id), estate_id)))
+    def round_report(self, round_id, estate_id=None, estate_ids=None):
+        """The round's report — of every estate, of ``estate_ids`` (a part: a person's
+        estates of a group round) or of ``estate_id`` — each estate named (``estate_name``
+        beside ``estate_id``)."""
+        round_ = self._round(round_id)
+        return self.estates.named(to_json(self._report(round_, estate_id,
+                                                       self._part(round_, estate_ids))))
 
     @rpc
-    def estate_ranking(self, round_id):
+    def estate_ranking(self, round_id, estate_ids=None):
+        """The round's estates ranked, or those of ``estate_ids`` among themselves."""
         round_ = self._round(round_id)
-        return self.estates.named(to_json(ranking.estate_ranking(
-            round_, self.store.tallies(round_["_id"]), self._policy().min_ranked_returns)))
+        return self.estates.named(to_json(self._ranking(round_, self._part(round_, estate_ids))))
 
     @rpc
     @idempotent
@@ -243,12 +246,12 @@ class SurveyService:
                 "repaired": repaired}
 
     @rpc
-    def export_report(self, round_id, estate_id=None):
-        """The report as an .xlsx workbook, base64-encoded."""
+    def export_report(self, round_id, estate_id=None, estate_ids=None):
+        """The report (as ``round_report``) as an .xlsx workbook, base64-encoded."""
         round_ = self._round(round_id)
-        report = self._report(round_, estate_id)
-        standings = ranking.estate_ranking(round_, self.store.tallies(round_["_id"]),
-                                           self._policy().min_ranked_returns)
+        part = self._part(round_, estate_ids)
+        report = self._report(round_, estate_id, part)
+        standings = self._ranking(round_, part)
         names = self.estates.names(report["estate_ids"])
         content = workbook.build(report, standings, names, timezone=self._policy().timezone)
         return base64.b64encode(content).decode("ascii")
@@ -347,10 +350,8 @@ class SurveyService:
         interval, at most its number of times, each once whatever the number of instances."""
         now = self.clock.now()
         for round_ in self.store.rounds_in("open"):
-            if now >= round_["closes_at"]:
-                continue
-            for invitation in self.store.reminders_due(round_["_id"], now):
-                self.store.claim_reminder(invitation, *invitations.remind(round_, invitation, now))
+            if now < round_["closes_at"]:
+                send_reminders(self.store, round_, now)
 
     @timer_from_config("SURVEY_SCHEDULE_SECONDS", 30)
     def complete_interrupted_responses(self):
@@ -379,9 +380,10 @@ class SurveyService:
     def watch_survey_cadence(self):
         """Decide each estate's last ended survey period once (``cadence.verdict``): a
         missed one is told (``survey_cadence_missed``) once, whatever the number of
-        instances; up to ``CADENCE_BATCH`` estates a pass, the rest on the next."""
+        instances; up to ``CADENCE_BATCH`` estates a pass, the rest on the next. The
+        estates are the copies of intake's records: the pass never waits on intake."""
         now, periods = self.clock.now(), {}
-        for estate_id in self.intake.list_estate_ids():
+        for estate_id in self.estates.ids():     # the copies: never waits on intake
             kept = self.policies.for_estate(estate_id).cadence
             periods[estate_id] = (kept, *cadence.last_ended_period(
                 now, kept, self.estates.zone(estate_id, ask_intake=False)))
@@ -445,15 +447,29 @@ class SurveyService:
         self.store.expire_invitations(round_["_id"], now)
         return closed
 
-    def _report(self, round_, estate_id=None):
+    def _report(self, round_, estate_id=None, part=None):
         if estate_id is not None:
             rounds.check_estate(round_, require_id(estate_id, "estate_id"))
+        scope = {"estate_id": estate_id, "estate_ids": part}
         plan = [
             rectifications.rectification_view(item, round_, self.clock.now())
-            for item in self.store.list_rectifications(
-                {"round_id": round_["_id"], **({"estate_id": estate_id} if estate_id else {})})[0]]
-        return reports.report(round_, self.store.tallies(round_["_id"], estate_id), plan,
-                              estate_id)
+            for item in self.store.list_rectifications({"round_id": round_["_id"], **{
+                key: value for key, value in scope.items() if value is not None}})[0]]
+        return reports.report(round_, self.store.tallies(round_["_id"], **scope), plan,
+                              estate_id, part)
+
+    def _ranking(self, round_, part=None):
+        return ranking.estate_ranking(round_, self.store.tallies(round_["_id"], estate_ids=part),
+                                      self._policy().min_ranked_returns, part)
+
+    @staticmethod
+    def _part(round_, estate_ids):
+        """The estates of a part of the round asked for (None: the whole round)."""
+        if estate_ids is None:
+            return None
+        part = load(schemas.RoundPart(), {"estate_ids": estate_ids})["estate_ids"]
+        rounds.check_part(round_, part)
+        return part
 
     def _save(self, round_, events):
         return self.store.save_round(round_, events)

@@ -230,13 +230,23 @@ class UpdateRectification(Schema):
     staff_id = Id(load_default=None)
 
 
+MAX_ROUND_PART = 10_000        # estates of a part of a round one call names
+
+
 class RectificationFilters(ListFilters):
     round_id = Id()
     estate_id = Id()
     estate_ids = IdList()
     status = OneOf(RECTIFICATION_STATUSES)
+    department = Text(max_length=100)       # the department charged with it
     overdue = Flag()
     limit = Limit(1000)            # none: all of them
+
+
+class RoundPart(Schema):
+    """A part of a round's estates (a person's of a group round): its report and ranking."""
+    estate_ids = fields.List(Id(), required=True, validate=[
+        validate.Length(min=1, max=MAX_ROUND_PART), _unique("estate")])
 
 
 class PublishReport(Schema):

@@ -52,5 +52,7 @@ USER_ROLE_RUNGS = {
     "cs_staff": "staff", "supervisor": "supervisor", "estate_manager": "manager",
     "company_manager": "company_manager",
 }
+# 责任部门: its staff see and act on their own department's work only.
+DEPARTMENT_ROLE = "department"
 # Roles whose empty estate list means every estate of the group.
 GROUP_WIDE_ROLES = ("hq_analyst", "company_manager", "admin")

@@ -208,6 +208,15 @@ class Browser:
         self.wait_for(lambda: any(text in h.text for h in self.find_all("h1")),
                       f"the heading {text!r}", timeout)
 
+    def log_in(self, url, username, password):
+        """Open a console page without a session: the login page; log in there (the
+        console then sends the browser on to ``url``)."""
+        self.open(url)
+        self.wait_for_heading("员工登录")
+        self.type("#username", username)
+        self.type("#password", password)
+        self.click("#login-submit")
+
     @property
     def url(self):
         return self.driver.current_url
@@ -218,8 +227,9 @@ class Browser:
 
     # looking at the page --------------------------------------------------------------
 
-    def shot(self, state):
-        """The whole page (not only the screen's height) at phone width, as a PNG."""
+    def shot(self, state, screen=PHONE):
+        """The whole page (not only the screen's height) at the ``screen``'s width (a
+        phone's unless said), as a PNG."""
         import base64
 
         name = f"{self.test_name}--{state}--{self.profile}.png"
@@ -227,8 +237,8 @@ class Browser:
         size = metrics.get("cssContentSize") or metrics["contentSize"]
         picture = self.driver.execute_cdp_cmd("Page.captureScreenshot", {
             "format": "png", "captureBeyondViewport": True,
-            "clip": {"x": 0, "y": 0, "width": PHONE["width"],
-                     "height": max(size["height"], PHONE["height"]), "scale": 1}})
+            "clip": {"x": 0, "y": 0, "width": screen["width"],
+                     "height": max(size["height"], screen["height"]), "scale": 1}})
         path = SCREENSHOTS / name
         path.write_bytes(base64.b64decode(picture["data"]))
         return path

@@ -6,7 +6,13 @@ import re
 
 import pytest
 
-from tests.helpers import wait_until
+from tests.helpers import (
+    close_complaint,
+    household,
+    register_complaint,
+    register_estate,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.broker, pytest.mark.browser]
 
@@ -18,21 +24,13 @@ LINK = r"https?://[^\s]+/{page}/[A-Za-z0-9_-]{{16,}}"
 @pytest.fixture(scope="module")
 def clerk(gateway):
     """An estate with one household, and its front-desk clerk."""
-    rows = [{"household_id": HOUSEHOLD, "building": "5", "unit": "2", "room": "1203",
-             "occupied": True, "contacts": [{"name": "李娜", "phone": "13712345678"}]}]
-    imported = gateway.request("POST", f"/api/v1/estates/{ESTATE}/households",
-                               token=gateway.admin,
-                               json={"rows": rows, "estate": {"name": ESTATE_NAME}})
-    assert imported.status_code == 200, imported.text
+    register_estate(gateway, ESTATE, ESTATE_NAME,
+                    [household(HOUSEHOLD, "5", "2", "1203", "李娜", "13712345678")])
     return gateway.user("clerk.browser", ["cs_staff"], [ESTATE])
 
 
 def register(gateway, clerk, content, category="noise"):
-    created = gateway.request("POST", "/api/v1/complaints", token=clerk, json={
-        "estate_id": ESTATE, "household_id": HOUSEHOLD, "channel": "hotline",
-        "category": category, "content": content})
-    assert created.status_code == 201, created.text
-    return created.json()["id"]
+    return register_complaint(gateway, clerk, ESTATE, HOUSEHOLD, content, category)["id"]
 
 
 def act(gateway, clerk, complaint_id, action, body=None):
@@ -133,10 +131,8 @@ def test_each_step_appears_as_the_complaint_moves_and_a_review_can_be_asked(
 def test_an_unsatisfied_online_revisit_reopens_the_complaint(gateway, clerk, browser):
     complaint_id = register(gateway, clerk, "三单元楼道灯坏了一周", "public_facilities")
     complaint_link = link_in(message(gateway, complaint_id, "complaint_received")["text"], "c")
-    for action, body in (("acknowledge", {"note": "马上安排"}), ("assign", {}),
-                         ("resolve", {"resolution": "已更换灯具"}),
-                         ("close", {"owner_signoff": "none"})):
-        act(gateway, clerk, complaint_id, action, body)
+    close_complaint(gateway, clerk, complaint_id, note="马上安排", department=None,
+                    resolution="已更换灯具", signoff="none")
 
     def announced():
         listed = gateway.request("GET", "/api/v1/revisits", token=clerk,

@@ -4,13 +4,19 @@ household found by building and room, read the apology, then acknowledge, assign
 resolve and close it from its page — each step written into its history as the clerk.
 The worklist and the complaint page are screenshotted at a phone's size and a desk's,
 and checked with axe-core."""
-import base64
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.browser.conftest import PHONE, SCREENSHOTS
+from tests.browser.conftest import PHONE
+from tests.helpers import (
+    api,
+    households_by_room,
+    register_complaint,
+    register_estate,
+    staff_accounts,
+)
 
 pytestmark = [pytest.mark.broker, pytest.mark.browser]
 
@@ -19,37 +25,25 @@ PASSWORD = "password-of-the-desk"
 DESK = {"width": 1366, "height": 900}
 
 
-def api(gateway, method, path, token, **kwargs):
-    response = gateway.request(method, f"/api/v1{path}", token=token, **kwargs)
-    assert response.status_code in (200, 201), response.text
-    return response.json()
-
-
 @pytest.fixture
 def clerk(gateway):
     """An estate with households, a desk clerk, and what the worklist already holds: a
     complaint a fortnight old (overdue) and one acknowledged."""
-    rows = [{"household_id": f"{ESTATE}-{room}", "building": "3", "unit": "1", "room": room,
-             "occupied": True, "contacts": [{"name": name, "phone": phone}]}
-            for room, name, phone in (("502", "陈业主", "13812345678"),
-                                      ("602", "周业主", "13987654321"))]
-    api(gateway, "POST", f"/estates/{ESTATE}/households", gateway.admin,
-        json={"rows": rows, "estate": {"name": ESTATE_NAME}})
-    user = api(gateway, "POST", "/users", gateway.admin, json={
-        "username": "desk.clerk", "password": PASSWORD, "roles": ["cs_staff"],
-        "estates": [ESTATE], "display_name": "王芳"})
-    token = gateway.login("desk.clerk", PASSWORD)
-    api(gateway, "POST", "/complaints", token, json={
-        "estate_id": ESTATE, "household_id": f"{ESTATE}-602", "channel": "hotline",
-        "category": "water_supply", "content": "6 楼水压一直很低，洗澡时几乎没有热水",
-        "received_at": (datetime.now(UTC) - timedelta(days=14)).isoformat()})
+    register_estate(gateway, ESTATE, ESTATE_NAME, households_by_room(
+        ESTATE, "3", "1", (("502", "陈业主", "13812345678"), ("602", "周业主", "13987654321"))))
+    clerk = staff_accounts(gateway, (("desk.clerk", "cs_staff", [ESTATE], "王芳"),),
+                           PASSWORD)["desk.clerk"]
+    token = clerk["token"]
+    register_complaint(gateway, token, ESTATE, f"{ESTATE}-602",
+                       "6 楼水压一直很低，洗澡时几乎没有热水", category="water_supply",
+                       received_at=(datetime.now(UTC) - timedelta(days=14)).isoformat())
     acknowledged = api(gateway, "POST", "/complaints", token, json={
         "estate_id": ESTATE, "reporter": {"name": "过路人", "phone": "13700001111"},
         "channel": "wechat", "category": "greening", "severity": "major",
         "content": "小区东门的树枝快压到电线了，刮风时很危险"})
     api(gateway, "POST", f"/complaints/{acknowledged['id']}/acknowledge", token,
         json={"note": "已致歉，安排园林组查看"})
-    return {"id": user["id"], "token": token}
+    return clerk
 
 
 @contextmanager
@@ -71,14 +65,7 @@ def desk_check(page, state):
     with at_a_desk(page):
         page.wait_for(lambda: page.driver.execute_script("return innerWidth") == DESK["width"],
                       "the desk's width")
-        metrics = page.driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
-        size = metrics.get("cssContentSize") or metrics["contentSize"]
-        picture = page.driver.execute_cdp_cmd("Page.captureScreenshot", {
-            "format": "png", "captureBeyondViewport": True,
-            "clip": {"x": 0, "y": 0, "width": DESK["width"],
-                     "height": max(size["height"], DESK["height"]), "scale": 1}})
-        path = SCREENSHOTS / f"{page.test_name}--{state}-desk--{page.profile}.png"
-        path.write_bytes(base64.b64decode(picture["data"]))
+        path = page.shot(f"{state}-desk", DESK)
         page.assert_accessible(f"{state}-desk")
     return path
 
@@ -94,7 +81,9 @@ def act(page, action, fields=()):
     for css, text in fields:
         page.type(css, text)
     page.click(f"#submit-{action}")
-    page.wait_for(lambda: page.find_all("#done"), f"{action} done")
+    # the page of the step before says "done" too: wait for this step's own answer
+    page.wait_for(lambda: page.url.endswith(f"?done={action}") and page.find_all("#done"),
+                  f"{action} done")
 
 
 def test_the_front_desk_registers_and_works_a_complaint_to_its_close(gateway, clerk,

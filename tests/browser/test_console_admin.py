@@ -5,29 +5,19 @@ registers an estate, refused JSON said on the field first, and changes its recor
 state is screenshotted and checked with axe-core."""
 import pytest
 
-from tests.browser.test_console import api, desk_check
-from tests.helpers import GatewayClient
+from tests.browser.test_console import desk_check
+from tests.helpers import GatewayClient, households_by_room, register_estate
 
 pytestmark = [pytest.mark.broker, pytest.mark.browser]
 
 ESTATE = "br-admin"
 
 
-def log_in_as_admin(page, gateway, path):
-    page.open(gateway.url(path))
-    page.wait_for_heading("员工登录")
-    page.type("#username", "admin")
-    page.type("#password", GatewayClient.ADMIN_PASSWORD)
-    page.click("#login-submit")
-
-
 def test_the_administrator_opens_an_account_and_registers_an_estate(gateway, browser_nojs):
     page = browser_nojs
-    api(gateway, "POST", f"/estates/{ESTATE}/households", gateway.admin, json={
-        "rows": [{"household_id": f"{ESTATE}-1", "building": "1", "unit": "1", "room": "101",
-                  "occupied": True, "contacts": [{"name": "业主", "phone": "13500001111"}]}],
-        "estate": {"name": "翠湖苑", "company": "华南物业"}})
-    log_in_as_admin(page, gateway, "/console/admin/users")
+    register_estate(gateway, ESTATE, "翠湖苑", households_by_room(
+        ESTATE, "1", "1", (("101", "业主", "13500001111"),)), company="华南物业")
+    page.log_in(gateway.url("/console/admin/users"), "admin", GatewayClient.ADMIN_PASSWORD)
     page.wait_for_heading("账号管理")
     assert page.find_all("#user-admin")
     page.check("users")

@@ -2,49 +2,30 @@
 supervisor goes from the revisit worklist to the follow-ups, opens the one a community
 activity's revisit opened, and records the measures with the person responsible. Every
 state is screenshotted and checked with axe-core."""
-import time
-
 import pytest
 
-from tests.browser.test_console import api, desk_check
+from tests.browser.test_console import desk_check
 from tests.browser.test_console_revisits import PASSWORD, console_errors, log_in
+from tests.helpers import (
+    households_by_room,
+    register_estate,
+    staff_accounts,
+    unsatisfied_followup,
+)
 
 pytestmark = [pytest.mark.broker, pytest.mark.browser]
 
 ESTATE = "br-followup"
 
 
-def eventually(read, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = read()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError("not within the time allowed")
-
-
 @pytest.fixture(scope="module")
 def followup(gateway):
-    api(gateway, "POST", f"/estates/{ESTATE}/households", gateway.admin, json={
-        "rows": [{"household_id": f"{ESTATE}-1", "building": "2", "unit": "1", "room": "601",
-                  "occupied": True, "contacts": [{"name": "吴业主", "phone": "13655556666"}]}],
-        "estate": {"name": "锦绣苑"}})
-    api(gateway, "POST", "/users", gateway.admin, json={
-        "username": "fu.head", "password": PASSWORD, "roles": ["supervisor"],
-        "estates": [ESTATE], "display_name": "孙主管"})
-    token = gateway.login("fu.head", PASSWORD)
-    order = api(gateway, "POST", "/work-orders", token, json={
-        "estate_id": ESTATE, "household_id": f"{ESTATE}-1", "kind": "community_activity",
-        "content": "重阳节敬老活动"})
-    api(gateway, "POST", f"/work-orders/{order['id']}/complete", token, json={})
-    revisit = eventually(lambda: api(gateway, "GET", "/revisits", token,
-                                     params={"source_id": order["id"]})["items"])[0]
-    api(gateway, "POST", f"/revisits/{revisit['id']}/record", token, json={
-        "method": "phone", "reached": True, "satisfaction": "very_unsatisfied",
-        "resolved": False, "comments": "活动通知太晚，老人没赶上"})
-    return eventually(lambda: api(gateway, "GET", "/followups", token,
-                                  params={"revisit_id": revisit["id"]})["items"])[0]
+    register_estate(gateway, ESTATE, "锦绣苑", households_by_room(
+        ESTATE, "2", "1", (("601", "吴业主", "13655556666"),)))
+    token = staff_accounts(gateway, (("fu.head", "supervisor", [ESTATE], "孙主管"),),
+                           PASSWORD)["fu.head"]["token"]
+    return unsatisfied_followup(gateway, token, ESTATE, f"{ESTATE}-601", "重阳节敬老活动",
+                                "活动通知太晚，老人没赶上", "very_unsatisfied")["followup"]
 
 
 def test_measures_are_recorded_on_the_follow_up_page(gateway, followup, browser):

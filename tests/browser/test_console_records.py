@@ -2,11 +2,17 @@
 《投诉意见处理表》 from its page and the month's 《回访记录本》 from the records' forms.
 Each page is screenshotted at a phone's size and a desk's and checked with axe-core; the
 print stylesheet hides the toolbar when printed."""
-import time
-
 import pytest
 
-from tests.browser.test_console import api, desk_check
+from tests.browser.test_console import desk_check
+from tests.helpers import (
+    api,
+    closed_complaint,
+    households_by_room,
+    register_estate,
+    revisit_of,
+    staff_accounts,
+)
 
 pytestmark = [pytest.mark.broker, pytest.mark.browser]
 
@@ -17,40 +23,24 @@ PASSWORD = "password-of-the-records"
 
 @pytest.fixture
 def supervisor(gateway):
-    rows = [{"household_id": f"{ESTATE}-1203", "building": "12", "unit": "2", "room": "1203",
-             "occupied": True, "contacts": [{"name": "吴业主", "phone": "13522223333"}]}]
-    api(gateway, "POST", f"/estates/{ESTATE}/households", gateway.admin,
-        json={"rows": rows, "estate": {"name": ESTATE_NAME}})
-    user = api(gateway, "POST", "/users", gateway.admin, json={
-        "username": "records.sup", "password": PASSWORD, "roles": ["supervisor"],
-        "estates": [ESTATE], "display_name": "刘主管"})
-    token = gateway.login("records.sup", PASSWORD)
-    made = api(gateway, "POST", "/complaints", token, json={
-        "estate_id": ESTATE, "household_id": f"{ESTATE}-1203", "channel": "visit",
-        "category": "noise", "content": "楼下商铺夜里十一点后仍在搬运货物，噪音很大"})
-    for action, body in (("acknowledge", {}), ("assign", {"department": "秩序部"}),
-                         ("resolve", {"resolution": "已约谈商铺，搬运改在晚九点前"}),
-                         ("close", {"owner_signoff": "satisfied"})):
-        api(gateway, "POST", f"/complaints/{made['id']}/{action}", token, json=body)
-    deadline = time.monotonic() + 20
-    while not (revisits := api(gateway, "GET", "/revisits", token,
-                               params={"source_id": made["id"]})["items"]):
-        assert time.monotonic() < deadline, "no revisit was scheduled"
-        time.sleep(0.2)
-    api(gateway, "POST", f"/revisits/{revisits[0]['id']}/record", token, json={
-        "visitor_id": user["id"], "method": "phone", "reached": True,
-        "satisfaction": "satisfied", "comments": "晚上安静多了"})
+    register_estate(gateway, ESTATE, ESTATE_NAME, households_by_room(
+        ESTATE, "12", "2", (("1203", "吴业主", "13522223333"),)))
+    user = staff_accounts(gateway, (("records.sup", "supervisor", [ESTATE], "刘主管"),),
+                          PASSWORD)["records.sup"]
+    made = closed_complaint(gateway, user["token"], ESTATE, f"{ESTATE}-1203",
+                            "楼下商铺夜里十一点后仍在搬运货物，噪音很大", category="noise",
+                            department="秩序部", resolution="已约谈商铺，搬运改在晚九点前",
+                            channel="visit")
+    api(gateway, "POST", f"/revisits/{revisit_of(gateway, made['id'])['id']}/record",
+        user["token"], json={"visitor_id": user["id"], "method": "phone", "reached": True,
+                             "satisfaction": "satisfied", "comments": "晚上安静多了"})
     return made
 
 
 def test_a_supervisor_prints_the_complaint_form_and_the_revisit_book(gateway, supervisor,
                                                                       browser_nojs):
     page = browser_nojs
-    page.open(gateway.url(f"/console/complaints/{supervisor['id']}"))
-    page.wait_for_heading("员工登录")
-    page.type("#username", "records.sup")
-    page.type("#password", PASSWORD)
-    page.click("#login-submit")
+    page.log_in(gateway.url(f"/console/complaints/{supervisor['id']}"), "records.sup", PASSWORD)
     page.wait_for(lambda: page.find_all("#print-record"), "the complaint's page")
     page.click("#print-record")
     page.wait_for_heading("投诉意见处理表")

@@ -8,14 +8,21 @@ click away, are the statistics RPC's. Every state is screenshotted and checked w
 axe-core."""
 import base64
 import subprocess
-import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.browser.test_console import api, desk_check
-from tests.helpers import ROOT
+from tests.browser.test_console import desk_check
+from tests.helpers import (
+    ROOT,
+    api,
+    closed_complaint,
+    households_by_room,
+    register_estate,
+    revisit_of,
+    staff_accounts,
+)
 
 pytestmark = [pytest.mark.broker, pytest.mark.browser]
 
@@ -34,45 +41,22 @@ def echarts():
 
 @pytest.fixture(scope="module")
 def people(gateway):
-    rows = [{"household_id": f"{ESTATE}-{room}", "building": "8", "unit": "1", "room": room,
-             "occupied": True, "contacts": [{"name": name, "phone": phone}]}
-            for room, name, phone in (("301", "孙业主", "13611112222"),
-                                      ("302", "钱业主", "13633334444"))]
-    api(gateway, "POST", f"/estates/{ESTATE}/households", gateway.admin,
-        json={"rows": rows, "estate": {"name": ESTATE_NAME}})
-    found = {}
-    for username, role, estates, name in (("rv.desk", "cs_staff", [ESTATE], "王芳"),
-                                          ("rv.head", "hq_analyst", [], "总部分析")):
-        user = api(gateway, "POST", "/users", gateway.admin, json={
-            "username": username, "password": PASSWORD, "roles": [role],
-            "estates": estates, "display_name": name})
-        found[username] = {"id": user["id"], "token": gateway.login(username, PASSWORD)}
-    return found
+    register_estate(gateway, ESTATE, ESTATE_NAME, households_by_room(
+        ESTATE, "8", "1", (("301", "孙业主", "13611112222"), ("302", "钱业主", "13633334444"))))
+    return staff_accounts(gateway, (("rv.desk", "cs_staff", [ESTATE], "王芳"),
+                                    ("rv.head", "hq_analyst", [], "总部分析")), PASSWORD)
 
 
-def closed_complaint(gateway, token, household, content):
-    made = api(gateway, "POST", "/complaints", token, json={
-        "estate_id": ESTATE, "household_id": household, "channel": "hotline",
-        "category": "public_facilities", "content": content})
-    for action, body in (("acknowledge", {}), ("assign", {"department": "工程部"}),
-                         ("resolve", {"resolution": "已更换灯管"}),
-                         ("close", {"owner_signoff": "satisfied"})):
-        api(gateway, "POST", f"/complaints/{made['id']}/{action}", token, json=body)
-    deadline = time.monotonic() + 20
-    while True:
-        items = api(gateway, "GET", "/revisits", token, params={"source_id": made["id"]})["items"]
-        if items:
-            return made, items[0]
-        assert time.monotonic() < deadline, "revisit never scheduled the complaint's revisit"
-        time.sleep(0.2)
+def closed_with_revisit(gateway, token, household, content):
+    """A lamp complaint worked to its close, and its revisit once revisit has scheduled it."""
+    made = closed_complaint(gateway, token, ESTATE, household, content,
+                            category="public_facilities", department="工程部",
+                            resolution="已更换灯管")
+    return made, revisit_of(gateway, made["id"])
 
 
 def log_in(page, gateway, username, path):
-    page.open(gateway.url(path))
-    page.wait_for_heading("员工登录")
-    page.type("#username", username)
-    page.type("#password", PASSWORD)
-    page.click("#login-submit")
+    page.log_in(gateway.url(path), username, PASSWORD)
 
 
 def draw_signature(page):
@@ -105,7 +89,7 @@ def test_a_revisit_recorded_unsatisfied_with_a_signature_reopens_the_complaint(
     page = browser
     console_errors(page)
     token = people["rv.desk"]["token"]
-    complaint, revisit = closed_complaint(gateway, token, f"{ESTATE}-301",
+    complaint, revisit = closed_with_revisit(gateway, token, f"{ESTATE}-301",
                                           "8 栋 3 楼楼道灯坏了一个星期")
     log_in(page, gateway, "rv.desk", "/console/")
     page.wait_for_heading("待办投诉")
@@ -153,7 +137,7 @@ def test_a_revisit_recorded_unsatisfied_with_a_signature_reopens_the_complaint(
 def test_without_javascript_the_typed_name_signs(gateway, people, browser_nojs):
     page = browser_nojs
     token = people["rv.desk"]["token"]
-    _, revisit = closed_complaint(gateway, token, f"{ESTATE}-302", "小区门口路灯不亮")
+    _, revisit = closed_with_revisit(gateway, token, f"{ESTATE}-302", "小区门口路灯不亮")
     log_in(page, gateway, "rv.desk", f"/console/revisits/{revisit['id']}")
     page.wait_for_heading("投诉回访")
     assert not page.find("#signature-pad").is_displayed()
@@ -173,7 +157,7 @@ def test_headquarters_sees_the_charts_and_their_numbers(gateway, people, echarts
     page = browser
     console_errors(page)
     month = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
-    closed_complaint(gateway, people["rv.desk"]["token"], f"{ESTATE}-301", "看板用的投诉")
+    closed_with_revisit(gateway, people["rv.desk"]["token"], f"{ESTATE}-301", "看板用的投诉")
     log_in(page, gateway, "rv.head", f"/console/dashboard?month={month}")
     page.wait_for_heading("总部看板")
     charts = page.wait_for(lambda: int(page.driver.execute_script(

@@ -4,33 +4,34 @@ form; the round's page loads itself again once the invitations are out, draws it
 response without being reloaded. Screenshotted and checked with axe-core."""
 import re
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.browser.test_console import api, desk_check
+from tests.browser.test_console import desk_check
 from tests.browser.test_console_revisits import console_errors, echarts  # noqa: F401 - fixture
 from tests.browser.test_survey_page import THANKS, fill_all, questions, submit
-from tests.helpers import wait_until
+from tests.helpers import (
+    SERVICE_ZONE,
+    api,
+    households,
+    local_input,
+    register_estate,
+    staff_accounts,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.broker, pytest.mark.browser]
 
 ESTATE = "br-surveys"
 PASSWORD = "password-of-the-surveys"
-ZONE = ZoneInfo("Asia/Shanghai")
 
 
 @pytest.fixture
 def head(gateway):
-    rows = [{"household_id": f"{ESTATE}-{n}", "building": "2", "unit": "1",
-             "room": f"{n + 1}01", "occupied": True,
-             "contacts": [{"name": f"业主{n}", "phone": f"1355555{n:04d}"}]} for n in range(3)]
-    api(gateway, "POST", f"/estates/{ESTATE}/households", gateway.admin,
-        json={"rows": rows, "estate": {"name": "碧水湾"}})
-    api(gateway, "POST", "/users", gateway.admin, json={
-        "username": "sv.head", "password": PASSWORD, "roles": ["hq_analyst"], "estates": [],
-        "display_name": "总部分析"})
-    return gateway.login("sv.head", PASSWORD)
+    register_estate(gateway, ESTATE, "碧水湾", households(ESTATE, 3, building="2",
+                                                        phones="1355555"))
+    return staff_accounts(gateway, (("sv.head", "hq_analyst", [], "总部分析"),),
+                          PASSWORD)["sv.head"]["token"]
 
 
 def survey_link(gateway, round_id):
@@ -42,22 +43,14 @@ def survey_link(gateway, round_id):
     return re.search(r"https?://\S+/s/[\w-]+", text).group()
 
 
-def local_input(moment: datetime) -> str:
-    return moment.astimezone(ZONE).strftime("%Y-%m-%dT%H:%M")
-
-
 def test_headquarters_starts_a_round_and_watches_it_answered(gateway, head, echarts,  # noqa: F811
                                                             browser):
     page = browser
     console_errors(page)
-    page.open(gateway.url("/console/surveys/new"))
-    page.wait_for_heading("员工登录")
-    page.type("#username", "sv.head")
-    page.type("#password", PASSWORD)
-    page.click("#login-submit")
+    page.log_in(gateway.url("/console/surveys/new"), "sv.head", PASSWORD)
     page.wait_for_heading("发起调查")
     page.check("new-round")
-    now = datetime.now(ZONE)
+    now = datetime.now(SERVICE_ZONE)
     page.type("#round-title", "碧水湾专项调查：物业费调整")
     page.driver.execute_script(
         "document.getElementById('round-kind').value = 'event';"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.helpers import wait_until
+from tests.helpers import households, register_estate, wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.browser]
 
@@ -16,19 +16,10 @@ THANKS = "感谢您的参与"
 ANSWERS = ("5", "4", "5", "3", "na", "4", "2", "5", "4", "1", "5")
 
 
-def households(estate, count):
-    return [{"household_id": f"{estate}-{n}", "building": "1", "unit": "1",
-             "room": f"{n + 1:02d}01", "occupied": True,
-             "contacts": [{"name": "业主", "phone": f"1391234{n:04d}"}]} for n in range(count)]
-
-
 def survey_links(gateway, estate, count=1, **round_fields):
     """A round for ``count`` new households of ``estate``; the link each invitation
     message carries (from notify's delivery log), and the round."""
-    imported = gateway.request("POST", f"/api/v1/estates/{estate}/households",
-                               token=gateway.admin, json={"rows": households(estate, count),
-                                                         "estate": {"name": "碧水湾小区"}})
-    assert imported.status_code == 200, imported.text
+    register_estate(gateway, estate, "碧水湾小区", households(estate, count, phones="1391234"))
     now = datetime.now(UTC)
     created = gateway.request("POST", "/api/v1/survey/rounds", token=gateway.admin, json={
         "title": "2026年下半年业主满意度调查", "estate_ids": [estate],

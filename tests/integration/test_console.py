@@ -14,52 +14,43 @@ import requests
 from services.gateway.accounts import SESSION_COOKIE
 from services.gateway.console import PAGE_SIZE
 from services.gateway.pages import local_time
+from tests.helpers import (
+    STAFF_PASSWORD,
+    api,
+    closed_complaint,
+    console_login,
+    csrf,
+    hidden,
+    page,
+    post,
+    register_complaint,
+    register_estates,
+    signed_in,
+    staff_accounts,
+)
 
 pytestmark = pytest.mark.broker
 
 EAST, WEST = "cs-east", "cs-west"
 NAMES = {EAST: "东湖花园", WEST: "西山雅苑"}
-PASSWORD = "password-of-console-tests"
-CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
 ROW = re.compile(r'<tr id="row-([\w-]+)"')
 NEXT_PAGE = re.compile(r'<a href="([^"]+)" id="next-page"')
 
 
-def households(estate, count):
-    return [{"household_id": f"{estate}-{n}", "building": "3", "unit": "1",
-             "room": f"{n + 1}02", "occupied": True,
-             "contacts": [{"name": f"业主{n}", "phone": f"1381234{n:04d}"}]}
-            for n in range(count)]
-
-
-def api(gateway, method, path, token, **kwargs):
-    response = gateway.request(method, f"/api/v1{path}", token=token, **kwargs)
-    assert response.status_code in (200, 201), response.text
-    return response.json()
-
-
-def complaint(gateway, token, estate, content, **fields):
-    return api(gateway, "POST", "/complaints", token, json={
-        "estate_id": estate, "household_id": f"{estate}-0", "channel": "hotline",
-        "category": "cleaning", "content": content, **fields})
+def complaint(gateway, token, estate, content, household_id=None, **fields):
+    """A hotline complaint about the estate's first household unless said."""
+    return register_complaint(gateway, token, estate, household_id or f"{estate}-0", content,
+                              **fields)
 
 
 @pytest.fixture(scope="module")
 def staff(gateway):
     """Two estates with households; a desk clerk and a supervisor of the east estate,
     a supervisor of the west one (usernames and ids)."""
-    for estate in (EAST, WEST):
-        api(gateway, "POST", f"/estates/{estate}/households", gateway.admin,
-            json={"rows": households(estate, 3), "estate": {"name": NAMES[estate]}})
-    people = {}
-    for username, role, estate, name in (("clerk.east", "cs_staff", EAST, "王芳"),
-                                         ("sup.east", "supervisor", EAST, "李主管"),
-                                         ("sup.west", "supervisor", WEST, "赵主管")):
-        user = api(gateway, "POST", "/users", gateway.admin, json={
-            "username": username, "password": PASSWORD, "roles": [role],
-            "estates": [estate], "display_name": name})
-        people[username] = {"id": user["id"], "token": gateway.login(username, PASSWORD)}
-    return people
+    register_estates(gateway, NAMES, 3, building="3", room="02", phones="1381234")
+    return staff_accounts(gateway, (("clerk.east", "cs_staff", [EAST], "王芳"),
+                                    ("sup.east", "supervisor", [EAST], "李主管"),
+                                    ("sup.west", "supervisor", [WEST], "赵主管")))
 
 
 @pytest.fixture(scope="module")
@@ -73,11 +64,8 @@ def complaints(gateway, staff):
                                      category="greening")
     api(gateway, "POST", f"/complaints/{made['acknowledged']['id']}/acknowledge", clerk,
         json={"note": "已致歉"})
-    made["closed"] = complaint(gateway, clerk, EAST, "已经办结的投诉", category="parking")
-    for action, body in (("acknowledge", {}), ("assign", {"department": "秩序部"}),
-                         ("resolve", {"resolution": "已处理"}),
-                         ("close", {"owner_signoff": "satisfied"})):
-        api(gateway, "POST", f"/complaints/{made['closed']['id']}/{action}", clerk, json=body)
+    made["closed"] = closed_complaint(gateway, clerk, EAST, f"{EAST}-0", "已经办结的投诉",
+                                      category="parking", department="秩序部")
     made["fresh"] = [complaint(gateway, clerk, EAST, f"第{n}件：楼道灯不亮",
                                category="public_facilities", household_id=f"{EAST}-{n % 3}")
                      for n in range(PAGE_SIZE)]
@@ -87,49 +75,6 @@ def complaints(gateway, staff):
 
 def browser():
     return requests.Session()
-
-
-def login(gateway, username, password=PASSWORD, next_url=None, session=None):
-    session = session or browser()
-    form = {"username": username, "password": password, **({"next": next_url} if next_url
-                                                            else {})}
-    response = session.post(gateway.url("/console/login"), data=form, allow_redirects=False,
-                            timeout=30)
-    return session, response
-
-
-def signed_in(gateway, username):
-    session, response = login(gateway, username)
-    assert response.status_code == 303, response.text
-    return session
-
-
-def page(session, gateway, path, status=200, **kwargs):
-    response = session.get(gateway.url(path), allow_redirects=False, timeout=30, **kwargs)
-    assert response.status_code == status, response.text[:2000]
-    if status != 303:
-        assert response.headers["Content-Type"].startswith("text/html")
-        policy = response.headers["Content-Security-Policy"]
-        assert "script-src 'self'" in policy and "style-src 'self'" in policy
-        assert "unsafe-inline" not in policy
-    return response
-
-
-def csrf(text):
-    return CSRF.search(text).group(1)
-
-
-def hidden(text, form_id):
-    """The hidden fields of one form on the page (its CSRF token, its own request key, the
-    state the page showed)."""
-    form = text[text.index(f'id="{form_id}"'):].split("</form>")[0]
-    return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form))
-
-
-def post(session, gateway, path, data, status=303):
-    response = session.post(gateway.url(path), data=data, allow_redirects=False, timeout=30)
-    assert response.status_code == status, response.text[:2000]
-    return response
 
 
 # logging in -----------------------------------------------------------------------------------
@@ -151,7 +96,7 @@ def test_a_page_without_a_session_sends_to_the_login_page_and_back(gateway, staf
     assert f'name="next" value="{target}"' in form
     assert "<script" not in form and "style=" not in form
 
-    _, response = login(gateway, "clerk.east", next_url=target, session=session)
+    _, response = console_login(gateway, "clerk.east", next_url=target, session=session)
     assert response.status_code == 303 and response.headers["Location"] == target
     cookie = response.headers["Set-Cookie"]
     assert cookie.startswith(f"{SESSION_COOKIE}=") and "HttpOnly" in cookie
@@ -161,22 +106,22 @@ def test_a_page_without_a_session_sends_to_the_login_page_and_back(gateway, staf
 
 def test_a_failed_login_says_so_the_same_way_for_any_username(gateway, staff):
     answers = []
-    for username, password in (("clerk.east", "not-the-password"), ("nobody.here", PASSWORD)):
-        _, response = login(gateway, username, password)
+    for username, password in (("clerk.east", "not-the-password"), ("nobody.here", STAFF_PASSWORD)):
+        _, response = console_login(gateway, username, password)
         assert response.status_code == 422 and SESSION_COOKIE not in response.headers.get(
             "Set-Cookie", "")
         assert "用户名或密码不正确" in response.text
         assert f'value="{username}"' in response.text and password not in response.text
         answers.append(response.text.replace(username, "?"))
     assert answers[0] == answers[1]
-    _, empty = login(gateway, "clerk.east", "")
+    _, empty = console_login(gateway, "clerk.east", "")
     assert empty.status_code == 422 and "请填写用户名和密码" in empty.text
 
 
 @pytest.mark.parametrize("next_url", ["https://evil.example/console/", "//evil.example/",
                                       "/api/v1/users", "/console/logout", "/console/\\evil"])
 def test_after_logging_in_only_a_console_page_of_this_site(gateway, staff, next_url):
-    _, response = login(gateway, "clerk.east", next_url=next_url)
+    _, response = console_login(gateway, "clerk.east", next_url=next_url)
     assert response.status_code == 303 and response.headers["Location"] == "/console/"
 
 

@@ -12,34 +12,38 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.helpers import GatewayClient
-from tests.integration.test_console import api, csrf, hidden, login, page, post, signed_in
-from tests.integration.test_console_revisits import closed_complaint, households, local_input
+from tests.helpers import (
+    GatewayClient,
+    api,
+    closed_complaint,
+    console_login,
+    csrf,
+    hidden,
+    households,
+    local_input,
+    page,
+    post,
+    register_estate,
+    revisit_of,
+    signed_in,
+    staff_accounts,
+)
 
 pytestmark = pytest.mark.broker
 
 ESTATE = "ad-east"
-PASSWORD = "password-of-console-tests"
 GENERATED = re.compile(r'<code id="generated-password">([^<]+)</code>')
 
 
 @pytest.fixture(scope="module")
 def people(gateway):
-    api(gateway, "POST", f"/estates/{ESTATE}/households", gateway.admin,
-        json={"rows": households(ESTATE, 3), "estate": {"name": "东苑", "company": "华东物业"}})
-    found = {}
-    for username, role, estates in (("ad.clerk", "cs_staff", [ESTATE]),
-                                    ("ad.hq", "hq_analyst", [])):
-        user = api(gateway, "POST", "/users", gateway.admin, json={
-            "username": username, "password": PASSWORD, "roles": [role], "estates": estates})
-        found[username] = {"id": user["id"], "token": gateway.login(username, PASSWORD)}
-    return found
+    register_estate(gateway, ESTATE, "东苑", households(ESTATE, 3), company="华东物业")
+    return staff_accounts(gateway, (("ad.clerk", "cs_staff", [ESTATE], None),
+                                    ("ad.hq", "hq_analyst", [], None)))
 
 
 def as_admin(gateway):
-    session, response = login(gateway, "admin", GatewayClient.ADMIN_PASSWORD)
-    assert response.status_code == 303, response.text
-    return session
+    return signed_in(gateway, "admin", GatewayClient.ADMIN_PASSWORD)
 
 
 def usernames(gateway):
@@ -134,27 +138,27 @@ def test_an_administrator_opens_changes_disables_and_resets_an_account(gateway, 
     text = page(admin, gateway, path).text
     post(admin, gateway, f"{path}/status", hidden(text, "form-status"))
     assert api(gateway, "GET", f"/users/{made['id']}", gateway.admin)["disabled"] is True
-    assert login(gateway, "ad.new", password)[1].status_code == 422
+    assert console_login(gateway, "ad.new", password)[1].status_code == 422
     text = page(admin, gateway, f"{path}?done=status").text
     assert 'id="status">已停用' in text
     post(admin, gateway, f"{path}/status", hidden(text, "form-status"))
-    assert login(gateway, "ad.new", password)[1].status_code == 303
+    assert console_login(gateway, "ad.new", password)[1].status_code == 303
 
     # a password set by the administrator; a weak one refused on the field
     text = page(admin, gateway, path).text
     refused = post(admin, gateway, f"{path}/password",
                    {**hidden(text, "form-password"), "password": "short"}, status=422)
     assert 'id="password-password-error"' in refused.text
-    assert login(gateway, "ad.new", password)[1].status_code == 303
+    assert console_login(gateway, "ad.new", password)[1].status_code == 303
     post(admin, gateway, f"{path}/password",
          {**hidden(text, "form-password"), "password": "a-new-password-typed"})
-    assert login(gateway, "ad.new", password)[1].status_code == 422
-    assert login(gateway, "ad.new", "a-new-password-typed")[1].status_code == 303
+    assert console_login(gateway, "ad.new", password)[1].status_code == 422
+    assert console_login(gateway, "ad.new", "a-new-password-typed")[1].status_code == 303
     # or one generated, shown once
     response = post(admin, gateway, f"{path}/password",
                     {**hidden(text, "form-password"), "password": ""}, status=200)
     generated = GENERATED.search(response.text).group(1)
-    assert login(gateway, "ad.new", generated)[1].status_code == 303
+    assert console_login(gateway, "ad.new", generated)[1].status_code == 303
 
 
 def test_every_admin_form_needs_the_csrf_token(gateway, people):
@@ -229,7 +233,9 @@ def test_an_administrator_registers_and_changes_an_estate(gateway, people):
 
 def test_the_reply_a_revisit_promised_is_recorded_on_its_page(gateway, people):
     token = people["ad.clerk"]["token"]
-    _, revisit = closed_complaint(gateway, token, ESTATE, "电梯异响，要等厂家答复", f"{ESTATE}-1")
+    made = closed_complaint(gateway, token, ESTATE, f"{ESTATE}-1", "电梯异响，要等厂家答复",
+                            resolution="已清理", severity="normal")
+    revisit = revisit_of(gateway, made["id"])
     promised = datetime.now(UTC) + timedelta(seconds=4)
     api(gateway, "POST", f"/revisits/{revisit['id']}/record", token, json={
         "method": "phone", "reached": True, "satisfaction": "satisfied", "resolved": True,

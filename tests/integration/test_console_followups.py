@@ -4,71 +4,45 @@ words, its revisit linked both ways, measures with the person responsible, the a
 refusals said on the page, CSRF on every form, 404 outside one's estates), and the
 manager's instruction on an escalated complaint (who may give it, in which estates), shown
 on the complaint's page with the revisits the complaint keeps."""
-import time
-
 import pytest
 
-from tests.integration.test_console import api, csrf, hidden, page, post, signed_in
+from tests.helpers import (
+    api,
+    closed_complaint,
+    complaint_with_its_revisit,
+    csrf,
+    hidden,
+    page,
+    post,
+    register_estates,
+    revisit_of,
+    signed_in,
+    staff_accounts,
+    unsatisfied_followup,
+)
 
 pytestmark = pytest.mark.broker
 
 EAST, WEST = "fu-east", "fu-west"
 NAMES = {EAST: "东岸花园", WEST: "西岸花园"}
-PASSWORD = "password-of-console-tests"
-
-
-def households(estate):
-    return [{"household_id": f"{estate}-{n}", "building": "9", "unit": "1",
-             "room": f"{n + 1}01", "occupied": True,
-             "contacts": [{"name": f"住户{n}", "phone": f"1361234{n:04d}"}]}
-            for n in range(2)]
 
 
 @pytest.fixture(scope="module")
 def staff(gateway):
-    for estate in (EAST, WEST):
-        api(gateway, "POST", f"/estates/{estate}/households", gateway.admin,
-            json={"rows": households(estate), "estate": {"name": NAMES[estate]}})
-    people = {}
-    for username, role, estates, name in (
-            ("fu.sup.east", "supervisor", [EAST], "李主管"),
-            ("fu.sup.west", "supervisor", [WEST], "赵主管"),
-            ("fu.em.east", "estate_manager", [EAST], "陈经理"),
-            ("fu.em.west", "estate_manager", [WEST], "周经理"),
-            ("fu.dept.east", "department", [EAST], "客服中心")):
-        user = api(gateway, "POST", "/users", gateway.admin, json={
-            "username": username, "password": PASSWORD, "roles": [role], "estates": estates,
-            "display_name": name})
-        people[username] = {"id": user["id"], "token": gateway.login(username, PASSWORD)}
-    return people
-
-
-def eventually(read, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = read()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError("not within the time allowed")
+    register_estates(gateway, NAMES, 2, building="9", phones="1361234", owner="住户")
+    return staff_accounts(gateway, (("fu.sup.east", "supervisor", [EAST], "李主管"),
+                                    ("fu.sup.west", "supervisor", [WEST], "赵主管"),
+                                    ("fu.em.east", "estate_manager", [EAST], "陈经理"),
+                                    ("fu.em.west", "estate_manager", [WEST], "周经理"),
+                                    ("fu.dept.east", "department", [EAST], "客服中心",
+                                     {"department": "客服中心"})))
 
 
 @pytest.fixture(scope="module")
 def followup(gateway, staff):
     """A community activity whose revisit left the owner unsatisfied: its follow-up."""
-    token = staff["fu.sup.east"]["token"]
-    order = api(gateway, "POST", "/work-orders", token, json={
-        "estate_id": EAST, "household_id": f"{EAST}-0", "kind": "community_activity",
-        "content": "中秋游园会"})
-    api(gateway, "POST", f"/work-orders/{order['id']}/complete", token, json={})
-    revisit = eventually(lambda: api(gateway, "GET", "/revisits", token,
-                                     params={"source_id": order["id"]})["items"])[0]
-    api(gateway, "POST", f"/revisits/{revisit['id']}/record", token, json={
-        "method": "phone", "reached": True, "satisfaction": "unsatisfied", "resolved": False,
-        "comments": "游园会音响太吵，一直到晚上十点"})
-    found = eventually(lambda: api(gateway, "GET", "/followups", token,
-                                   params={"revisit_id": revisit["id"]})["items"])[0]
-    return {"order": order, "revisit": revisit, "followup": found}
+    return unsatisfied_followup(gateway, staff["fu.sup.east"]["token"], EAST, f"{EAST}-0",
+                                "中秋游园会", "游园会音响太吵，一直到晚上十点")
 
 
 # follow-ups ---------------------------------------------------------------------------------
@@ -186,19 +160,14 @@ def test_the_complaint_page_offers_the_instruction_to_the_manager_and_shows_it(
 
 def test_the_complaint_page_and_record_show_the_revisits_the_complaint_keeps(gateway, staff):
     token = staff["fu.sup.east"]["token"]
-    made = api(gateway, "POST", "/complaints", token, json={
-        "estate_id": EAST, "household_id": f"{EAST}-0", "channel": "hotline",
-        "category": "cleaning", "content": "垃圾房异味大"})
-    for action, body in (("acknowledge", {}), ("assign", {"department": "环境部"}),
-                         ("resolve", {"resolution": "已消毒"}),
-                         ("close", {"owner_signoff": "satisfied"})):
-        api(gateway, "POST", f"/complaints/{made['id']}/{action}", token, json=body)
-    revisit = eventually(lambda: api(gateway, "GET", "/revisits", token,
-                                     params={"source_id": made["id"]})["items"])[0]
+    # assigned to the department's account's own department: the one it may read
+    made = closed_complaint(gateway, token, EAST, f"{EAST}-0", "垃圾房异味大",
+                            department="客服中心", resolution="已消毒")
+    revisit = revisit_of(gateway, made["id"])
     api(gateway, "POST", f"/revisits/{revisit['id']}/record", token, json={
         "method": "phone", "reached": True, "satisfaction": "very_satisfied", "resolved": True,
         "comments": "没有异味了"})
-    eventually(lambda: api(gateway, "GET", f"/complaints/{made['id']}", token).get("revisits"))
+    complaint_with_its_revisit(gateway, made["id"])
     # the department cannot read revisits, yet sees them on the complaint and its record
     department = signed_in(gateway, "fu.dept.east")
     for path in (f"/console/complaints/{made['id']}", f"/console/records/complaints/{made['id']}"):

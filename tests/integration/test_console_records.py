@@ -5,7 +5,6 @@ notice-board result with its rectification plan, the owners' complaint statistic
 as an A4 page and as a PDF whose text is the Chinese the page shows; only within the
 person's estates; a wrong choice sent back to the form with the field said."""
 import io
-import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -13,78 +12,47 @@ import openpyxl
 import pypdf
 import pytest
 
-from tests.integration.test_console import api, page, signed_in
+from tests.helpers import (
+    api,
+    closed_complaint,
+    complaint_with_its_revisit,
+    page,
+    prepared_survey_round,
+    register_estates,
+    revisit_of,
+    signed_in,
+    staff_accounts,
+)
 
 pytestmark = pytest.mark.broker
 
 EAST, WEST = "rec-east", "rec-west"
 NAMES = {EAST: "东湖花园", WEST: "西山雅苑"}
-PASSWORD = "password-of-console-tests"
 ZONE = ZoneInfo("Asia/Shanghai")
 THIS_MONTH = datetime.now(ZONE).strftime("%Y-%m")
 
 
-def households(estate):
-    return [{"household_id": f"{estate}-{n}", "building": "7", "unit": "1",
-             "room": f"{n + 1}03", "occupied": True,
-             "contacts": [{"name": f"业户{n}", "phone": f"1371234{n:04d}"}]}
-            for n in range(2)]
-
-
 @pytest.fixture(scope="module")
 def staff(gateway):
-    for estate in (EAST, WEST):
-        api(gateway, "POST", f"/estates/{estate}/households", gateway.admin,
-            json={"rows": households(estate), "estate": {"name": NAMES[estate]}})
-    people = {}
-    for username, role, estates in (("rec.sup.east", "supervisor", [EAST]),
-                                    ("rec.sup.west", "supervisor", [WEST]),
-                                    ("rec.hq", "hq_analyst", [])):
-        user = api(gateway, "POST", "/users", gateway.admin, json={
-            "username": username, "password": PASSWORD, "roles": [role], "estates": estates,
-            "display_name": username})
-        people[username] = {"id": user["id"], "token": gateway.login(username, PASSWORD)}
-    return people
+    register_estates(gateway, NAMES, 2, building="7", room="03", phones="1371234",
+                     owner="业户")
+    return staff_accounts(gateway, (("rec.sup.east", "supervisor", [EAST], "rec.sup.east"),
+                                    ("rec.sup.west", "supervisor", [WEST], "rec.sup.west"),
+                                    ("rec.hq", "hq_analyst", [], "rec.hq")))
 
 
 @pytest.fixture(scope="module")
 def handled(gateway, staff):
     """An east complaint worked to its close and its revisit recorded by phone."""
     token = staff["rec.sup.east"]["token"]
-    made = api(gateway, "POST", "/complaints", token, json={
-        "estate_id": EAST, "household_id": f"{EAST}-0", "channel": "hotline",
-        "category": "cleaning", "content": "二号楼电梯厅垃圾堆放三天无人清理"})
-    for action, body in (("acknowledge", {}), ("assign", {"department": "环境部"}),
-                         ("resolve", {"resolution": "已安排保洁每日清运"}),
-                         ("close", {"owner_signoff": "satisfied"})):
-        api(gateway, "POST", f"/complaints/{made['id']}/{action}", token, json=body)
-    revisit = _revisit_of(gateway, made["id"])
+    made = closed_complaint(gateway, token, EAST, f"{EAST}-0", "二号楼电梯厅垃圾堆放三天无人清理",
+                            resolution="已安排保洁每日清运")
+    revisit = revisit_of(gateway, made["id"])
     api(gateway, "POST", f"/revisits/{revisit['id']}/record", token, json={
         "visitor_id": staff["rec.sup.east"]["id"], "method": "phone", "reached": True,
         "satisfaction": "very_satisfied", "comments": "保洁很及时，谢谢"})
-    _kept_on_complaint(gateway, made["id"])
+    complaint_with_its_revisit(gateway, made["id"])
     return {"complaint": made, "revisit": revisit}
-
-
-def _kept_on_complaint(gateway, complaint_id, timeout=20):
-    """Until intake keeps the revisit on the complaint (from ``revisit_completed``)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if api(gateway, "GET", f"/complaints/{complaint_id}", gateway.admin).get("revisits"):
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"complaint {complaint_id} never showed its revisit")
-
-
-def _revisit_of(gateway, complaint_id, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        items = api(gateway, "GET", "/revisits", gateway.admin,
-                    params={"source_id": complaint_id})["items"]
-        if items:
-            return items[0]
-        time.sleep(0.2)
-    raise AssertionError(f"no revisit for {complaint_id}")
 
 
 def pdf_text(session, gateway, path) -> str:
@@ -182,14 +150,7 @@ def test_the_owners_complaint_statistics_of_a_month(gateway, staff, handled):
 def test_the_survey_result_for_the_notice_board_with_its_rectification_plan(gateway, staff):
     hq = staff["rec.hq"]["token"]
     now = datetime.now(UTC)
-    created = api(gateway, "POST", "/survey/rounds", hq, json={
-        "title": "2026年下半年满意度调查", "estate_ids": [EAST],
-        "opens_at": (now - timedelta(minutes=1)).isoformat(),
-        "closes_at": (now + timedelta(days=7)).isoformat()})
-    deadline = time.monotonic() + 30
-    while api(gateway, "GET", f"/survey/rounds/{created['id']}", hq)["status"] == "creating":
-        assert time.monotonic() < deadline, "the round was never prepared"
-        time.sleep(0.2)
+    created = prepared_survey_round(gateway, hq, "2026年下半年满意度调查", [EAST])
     api(gateway, "POST", f"/survey/rounds/{created['id']}/rectifications", gateway.admin,
         json={"estate_id": EAST, "category": "cleaning", "action": "垃圾每日清运两次",
               "department": "环境部", "due_at": (now + timedelta(days=30)).isoformat()})

@@ -18,13 +18,25 @@ import pytest
 
 from services.gateway.console_dashboard import last_month
 from shared.schemas.revisit import SIGNATURE_MAX_BYTES
-from tests.integration.test_console import api, csrf, hidden, page, post, signed_in
+from tests.helpers import (
+    api,
+    closed_complaint,
+    csrf,
+    hidden,
+    local_input,
+    page,
+    post,
+    prepared_survey_round,
+    register_estates,
+    revisit_of,
+    signed_in,
+    staff_accounts,
+)
 
 pytestmark = pytest.mark.broker
 
 EAST, WEST = "rv-east", "rv-west"
 NAMES = {EAST: "东城名苑", WEST: "西湖春晓"}
-PASSWORD = "password-of-console-tests"
 ZONE = ZoneInfo("Asia/Shanghai")
 CELL = re.compile(r'<td data-column="(\w+)" data-value="([^"]*)">')
 
@@ -43,68 +55,30 @@ def png(width=4, height=2) -> bytes:
 SIGNATURE = base64.b64encode(png()).decode()
 
 
-def households(estate, count):
-    return [{"household_id": f"{estate}-{n}", "building": "5", "unit": "2",
-             "room": f"{n + 1}01", "occupied": True,
-             "contacts": [{"name": f"住户{n}", "phone": f"1391234{n:04d}"}]}
-            for n in range(count)]
-
-
 @pytest.fixture(scope="module")
 def staff(gateway):
-    for estate in (EAST, WEST):
-        api(gateway, "POST", f"/estates/{estate}/households", gateway.admin,
-            json={"rows": households(estate, 4), "estate": {"name": NAMES[estate]}})
-    people = {}
-    for username, role, estates, name in (
-            ("rv.clerk", "cs_staff", [EAST], "王芳"), ("rv.sup.east", "supervisor", [EAST], "李主管"),
-            ("rv.sup.west", "supervisor", [WEST], "赵主管"), ("rv.hq", "hq_analyst", [], "总部")):
-        user = api(gateway, "POST", "/users", gateway.admin, json={
-            "username": username, "password": PASSWORD, "roles": [role], "estates": estates,
-            "display_name": name})
-        people[username] = {"id": user["id"], "token": gateway.login(username, PASSWORD)}
-    return people
-
-
-def closed_complaint(gateway, token, estate, content, household, severity="normal"):
-    """A complaint worked to its close; its revisit, once revisit has scheduled it."""
-    made = api(gateway, "POST", "/complaints", token, json={
-        "estate_id": estate, "household_id": household, "channel": "hotline",
-        "category": "cleaning", "severity": severity, "content": content})
-    for action, body in (("acknowledge", {}), ("assign", {"department": "环境部"}),
-                         ("resolve", {"resolution": "已清理"}),
-                         ("close", {"owner_signoff": "satisfied"})):
-        api(gateway, "POST", f"/complaints/{made['id']}/{action}", token, json=body)
-    return made, revisit_of(gateway, made["id"])
-
-
-def revisit_of(gateway, complaint_id, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        items = api(gateway, "GET", "/revisits", gateway.admin,
-                    params={"source_id": complaint_id})["items"]
-        if items:
-            return items[0]
-        time.sleep(0.2)
-    raise AssertionError(f"no revisit for {complaint_id}")
+    register_estates(gateway, NAMES, 4, building="5", unit="2", phones="1391234",
+                     owner="住户")
+    return staff_accounts(gateway, (("rv.clerk", "cs_staff", [EAST], "王芳"),
+                                    ("rv.sup.east", "supervisor", [EAST], "李主管"),
+                                    ("rv.sup.west", "supervisor", [WEST], "赵主管"),
+                                    ("rv.hq", "hq_analyst", [], "总部")))
 
 
 @pytest.fixture(scope="module")
 def revisits(gateway, staff):
+    """Three complaints closed (a major one on site, one of the west estate) and the
+    revisit of each."""
     clerk, west = staff["rv.clerk"]["token"], staff["rv.sup.west"]["token"]
     made = {}
-    made["phone_complaint"], made["phone"] = closed_complaint(
-        gateway, clerk, EAST, "楼道垃圾没人清", f"{EAST}-0")
-    made["onsite_complaint"], made["onsite"] = closed_complaint(
-        gateway, clerk, EAST, "地下车库漏水严重", f"{EAST}-1", severity="major")
-    made["west_complaint"], made["west"] = closed_complaint(
-        gateway, west, WEST, "西区的投诉", f"{WEST}-0")
+    for name, token, estate, household, content, severity in (
+            ("phone", clerk, EAST, f"{EAST}-0", "楼道垃圾没人清", "normal"),
+            ("onsite", clerk, EAST, f"{EAST}-1", "地下车库漏水严重", "major"),
+            ("west", west, WEST, f"{WEST}-0", "西区的投诉", "normal")):
+        made[f"{name}_complaint"] = closed_complaint(gateway, token, estate, household, content,
+                                                     resolution="已清理", severity=severity)
+        made[name] = revisit_of(gateway, made[f"{name}_complaint"]["id"])
     return made
-
-
-def local_input(moment: datetime) -> str:
-    """A moment as a ``datetime-local`` input holds it: the service centre's wall clock."""
-    return moment.astimezone(ZONE).strftime("%Y-%m-%dT%H:%M")
 
 
 def tomorrow_at(hour: int) -> datetime:
@@ -160,6 +134,14 @@ def test_the_sampling_status_is_the_revisit_statistics_of_the_month(gateway, sta
     repair = figures["kinds"]["repair"]
     assert re.findall(r"<td>([^<]*)</td>", row)[:3] == [
         str(repair["orders"]), str(repair["required"]), str(repair["revisited_orders"])]
+    # the page asks for the rows of the supervisor's estates in one call, each as asked alone
+    rows = api(gateway, "GET", "/stats/revisits", staff["rv.sup.east"]["token"],
+               params={"estate_ids": [EAST], "period": month})["estates"]
+    assert set(rows) == {EAST} and rows[EAST]["kinds"] == figures["kinds"]
+    assert rows[EAST]["estate_name"] == NAMES[EAST]
+    refused = gateway.request("GET", "/api/v1/stats/revisits", token=staff["rv.sup.east"][
+        "token"], params={"estate_ids": [EAST, WEST], "period": month})
+    assert refused.status_code == 404      # another estate's row is never theirs to read
     # a desk clerk may not read an estate's statistics: no sampling table
     assert 'id="sampling"' not in page(signed_in(gateway, "rv.clerk"), gateway,
                                        "/console/revisits/").text
@@ -228,7 +210,9 @@ def test_booking_refuses_quiet_hours_and_a_visit_without_consent(gateway, staff,
 
 def test_the_outcome_is_recorded_with_the_owners_signature(gateway, staff):
     token = staff["rv.clerk"]["token"]
-    complaint, revisit = closed_complaint(gateway, token, EAST, "电梯按钮失灵", f"{EAST}-2")
+    complaint = closed_complaint(gateway, token, EAST, f"{EAST}-2", "电梯按钮失灵",
+                                 resolution="已清理", severity="normal")
+    revisit = revisit_of(gateway, complaint["id"])
     session = signed_in(gateway, "rv.clerk")
     path = f"/console/revisits/{revisit['id']}"
     text = page(session, gateway, path).text
@@ -368,15 +352,7 @@ def test_the_dashboards_numbers_are_the_statistics_rpcs(gateway, staff, revisits
 
 def test_the_league_table_is_the_surveys_ranking(gateway, staff):
     hq_token = staff["rv.hq"]["token"]
-    now = datetime.now(UTC)
-    created = api(gateway, "POST", "/survey/rounds", hq_token, json={
-        "title": "回访看板测试调查", "estate_ids": [EAST, WEST],
-        "opens_at": (now - timedelta(minutes=1)).isoformat(),
-        "closes_at": (now + timedelta(days=7)).isoformat()})
-    deadline = time.monotonic() + 30
-    while api(gateway, "GET", f"/survey/rounds/{created['id']}", hq_token)["status"] == "creating":
-        assert time.monotonic() < deadline, "the round was never prepared"
-        time.sleep(0.2)
+    created = prepared_survey_round(gateway, hq_token, "回访看板测试调查", [EAST, WEST])
     api(gateway, "POST", f"/survey/rounds/{created['id']}/close", hq_token)
     ranking = api(gateway, "GET", f"/survey/rounds/{created['id']}/ranking", hq_token)
     hq = signed_in(gateway, "rv.hq")

@@ -11,42 +11,39 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.integration.test_console import api, hidden, page, post, signed_in
+from tests.helpers import (
+    api,
+    hidden,
+    household,
+    local_input,
+    page,
+    post,
+    register_estate,
+    signed_in,
+    staff_accounts,
+)
 
 pytestmark = pytest.mark.broker
 
 EAST, WEST, NORTH = "sv-east", "sv-west", "sv-north"
-PASSWORD = "password-of-console-tests"
 ZONE = ZoneInfo("Asia/Shanghai")
 ROUND = re.compile(r"/console/surveys/([^?/]+)\?done=create")
 
 
-def households(estate, count):
-    return [{"household_id": f"{estate}-{n}", "building": str(1 + n % 2), "unit": "1",
-             "room": f"{n + 1}01", "occupied": True,
-             "contacts": [{"name": f"业主{n}", "phone": f"1361234{n:04d}"}]}
-            for n in range(count)]
+def households_in_two_buildings(estate, count):
+    return [household(f"{estate}-{n}", str(1 + n % 2), "1", f"{n + 1}01", f"业主{n}",
+                      f"1361234{n:04d}") for n in range(count)]
 
 
 @pytest.fixture(scope="module")
 def staff(gateway):
     for estate, count in ((EAST, 4), (WEST, 3), (NORTH, 2)):
-        api(gateway, "POST", f"/estates/{estate}/households", gateway.admin,
-            json={"rows": households(estate, count), "estate": {"name": f"{estate}小区"}})
-    people = {}
-    for username, role, estates in (("sv.hq", "hq_analyst", []),
-                                    ("sv.sup.east", "supervisor", [EAST]),
-                                    ("sv.sup.north", "supervisor", [NORTH]),
-                                    ("sv.clerk", "cs_staff", [EAST])):
-        user = api(gateway, "POST", "/users", gateway.admin, json={
-            "username": username, "password": PASSWORD, "roles": [role], "estates": estates,
-            "display_name": username})
-        people[username] = {"id": user["id"], "token": gateway.login(username, PASSWORD)}
-    return people
-
-
-def local_input(moment: datetime) -> str:
-    return moment.astimezone(ZONE).strftime("%Y-%m-%dT%H:%M")
+        register_estate(gateway, estate, f"{estate}小区",
+                        households_in_two_buildings(estate, count))
+    return staff_accounts(gateway, (("sv.hq", "hq_analyst", [], "sv.hq"),
+                                    ("sv.sup.east", "supervisor", [EAST], "sv.sup.east"),
+                                    ("sv.sup.north", "supervisor", [NORTH], "sv.sup.north"),
+                                    ("sv.clerk", "cs_staff", [EAST], "sv.clerk")))
 
 
 def round_form(hq, gateway, **fields):

@@ -5,6 +5,8 @@ import re
 
 import pytest
 
+from tests.helpers import register_estate
+
 pytestmark = pytest.mark.broker
 
 PHONE = "13912345678"
@@ -29,11 +31,7 @@ def _complaint(estate, household, content="楼道灯坏了一周"):
 def estates(gateway):
     """Two estates with a household each, and a front-desk clerk of each."""
     for estate, household in (("gw-east", "gw-e-1"), ("gw-west", "gw-w-1")):
-        response = gateway.request("POST", f"/api/v1/estates/{estate}/households",
-                                   token=gateway.admin, json={
-                                       "rows": _households(household),
-                                       "estate": {"name": NAMES[estate]}})
-        assert response.status_code == 200, response.text
+        register_estate(gateway, estate, NAMES[estate], _households(household))
     return {"east": gateway.user("clerk.east", ["cs_staff"], ["gw-east"]),
             "west": gateway.user("clerk.west", ["cs_staff"], ["gw-west"])}
 

@@ -2,6 +2,8 @@
 processes: a client repeating a request whose answer it lost changes nothing twice."""
 import pytest
 
+from tests.helpers import household, register_estate
+
 pytestmark = pytest.mark.broker
 
 ESTATE, HOUSEHOLD = "idem-east", "idem-e-1"
@@ -11,13 +13,8 @@ COMPLAINT = {"estate_id": ESTATE, "household_id": HOUSEHOLD, "channel": "hotline
 
 @pytest.fixture(scope="module")
 def admin(gateway):
-    response = gateway.request("POST", f"/api/v1/estates/{ESTATE}/households",
-                               token=gateway.admin, json={"rows": [
-                                   {"household_id": HOUSEHOLD, "building": "1", "unit": "1",
-                                    "room": "101", "occupied": True,
-                                    "contacts": [{"name": "王芳", "phone": "13912345678"}]}],
-                                   "estate": {"name": "香樟苑"}})
-    assert response.status_code == 200, response.text
+    register_estate(gateway, ESTATE, "香樟苑",
+                    [household(HOUSEHOLD, "1", "1", "101", "王芳", "13912345678")])
     return gateway.admin
 
 

@@ -26,7 +26,13 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from tests.helpers import wait_until
+from tests.helpers import (
+    closed_complaint,
+    household,
+    register_estate,
+    revisit_of,
+    wait_until,
+)
 
 pytestmark = pytest.mark.broker
 
@@ -54,18 +60,13 @@ def _records(gateway, token) -> dict:
     def call(method, path, body=None, status=200):
         return _ok(gateway.request(method, path, token=token, json=body), status)
 
-    call("POST", f"/api/v1/estates/{ESTATE}/households", {"rows": [
-        {"household_id": HOUSEHOLD, "building": "1", "unit": "1", "room": "101",
-         "occupied": True, "contacts": [{"name": "王芳", "phone": "13912345678"}]}],
-        "estate": {"name": "绿城桂花园"}})
+    register_estate(gateway, ESTATE, "绿城桂花园",
+                    [household(HOUSEHOLD, "1", "1", "101", "王芳", "13912345678")])
     complaint = {"estate_id": ESTATE, "household_id": HOUSEHOLD, "channel": "hotline",
                  "category": "cleaning", "content": "楼道没有打扫"}
     open_one = call("POST", "/api/v1/complaints", complaint, 201)["id"]
-    closed = call("POST", "/api/v1/complaints", complaint, 201)["id"]
-    for action, body in (("acknowledge", {}), ("assign", {}),
-                         ("resolve", {"resolution": "已打扫"}),
-                         ("close", {"owner_signoff": "none"})):
-        call("POST", f"/api/v1/complaints/{closed}/{action}", body)
+    closed = closed_complaint(gateway, token, ESTATE, HOUSEHOLD, "楼道没有打扫",
+                              department=None, resolution="已打扫", signoff="none")["id"]
     work_order = call("POST", "/api/v1/work-orders", {
         "estate_id": ESTATE, "household_id": HOUSEHOLD, "kind": "repair",
         "content": "水龙头漏水"}, 201)["id"]
@@ -78,13 +79,7 @@ def _records(gateway, token) -> dict:
     rectification = call("POST", f"/api/v1/survey/rounds/{round_}/rectifications", {
         "estate_id": ESTATE, "category": "cleaning", "action": "每日打扫两次",
         "department": "环境部", "due_at": (now + timedelta(days=30)).isoformat()}, 201)["id"]
-
-    def scheduled_revisit():                  # the closing's revisit comes by an event
-        items = call("GET", f"/api/v1/revisits?estate_id={ESTATE}&source_id={closed}")["items"]
-        return items[0]["id"] if items else None
-
-    revisit = wait_until(scheduled_revisit, timeout=30, interval=0.2,
-                         message="a revisit of the closed complaint")
+    revisit = revisit_of(gateway, closed)["id"]   # the closing's revisit comes by an event
     return {"estate_id": ESTATE, "household_id": HOUSEHOLD, "complaint_id": open_one,
             "work_order_id": work_order, "revisit_id": revisit, "round_id": round_,
             "rectification_id": rectification, "template_id": "default",

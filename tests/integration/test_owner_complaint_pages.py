@@ -6,7 +6,13 @@ import re
 import pytest
 import requests
 
-from tests.helpers import wait_until
+from tests.helpers import (
+    close_complaint,
+    household,
+    register_complaint,
+    register_estate,
+    wait_until,
+)
 
 pytestmark = pytest.mark.broker
 
@@ -21,12 +27,8 @@ ANY_MOBILE = re.compile(r"(?<![0-9A-Za-z])1[3-9]\d{9}(?![0-9A-Za-z])")
 @pytest.fixture(scope="module")
 def clerk(gateway):
     """An estate with one household, and its front-desk clerk."""
-    rows = [{"household_id": HOUSEHOLD, "building": "3", "unit": "1", "room": "502",
-             "occupied": True, "contacts": [{"name": "王芳", "phone": PHONE}]}]
-    response = gateway.request("POST", f"/api/v1/estates/{ESTATE}/households",
-                               token=gateway.admin,
-                               json={"rows": rows, "estate": {"name": ESTATE_NAME}})
-    assert response.status_code == 200, response.text
+    register_estate(gateway, ESTATE, ESTATE_NAME,
+                    [household(HOUSEHOLD, "3", "1", "502", "王芳", PHONE)])
     return gateway.user("clerk.oc", ["cs_staff"], [ESTATE])
 
 
@@ -59,11 +61,8 @@ def _page(gateway, path, status=200):
 
 
 def test_the_owner_follows_the_complaint_from_the_link_in_the_message(gateway, clerk):
-    created = gateway.request("POST", "/api/v1/complaints", token=clerk, json={
-        "estate_id": ESTATE, "household_id": HOUSEHOLD, "channel": "hotline",
-        "category": "noise", "content": "楼上装修到晚上十点"})
-    assert created.status_code == 201, created.text
-    complaint = created.json()
+    complaint = register_complaint(gateway, clerk, ESTATE, HOUSEHOLD, "楼上装修到晚上十点",
+                                   category="noise")
     apology = _delivery(gateway, complaint["id"], "complaint_received")["text"]
     assert apology.startswith("【物业服务中心】非常抱歉")
     base, path = LINK.search(apology).groups()
@@ -114,14 +113,11 @@ def test_the_owner_follows_the_complaint_from_the_link_in_the_message(gateway, c
 
 
 def test_a_review_without_the_pages_nonce_changes_nothing(gateway, clerk):
-    created = gateway.request("POST", "/api/v1/complaints", token=clerk, json={
-        "estate_id": ESTATE, "household_id": HOUSEHOLD, "channel": "visit",
-        "category": "cleaning", "content": "楼道垃圾没人清"})
-    complaint = created.json()
+    complaint = register_complaint(gateway, clerk, ESTATE, HOUSEHOLD, "楼道垃圾没人清",
+                                   channel="visit")
     path = LINK.search(_delivery(gateway, complaint["id"], "complaint_received")["text"])[2]
-    for action, body in (("acknowledge", {"note": ""}), ("assign", {}),
-                         ("resolve", {"resolution": "已清理"}), ("close", {"owner_signoff": "none"})):
-        _act(gateway, clerk, complaint["id"], action, body)
+    close_complaint(gateway, clerk, complaint["id"], note="", department=None,
+                    resolution="已清理", signoff="none")
     refused = requests.post(gateway.url(f"{path}/review"), timeout=30, allow_redirects=False,
                             data={"nonce": "0" * 32, "reason": "伪造的请求"})
     assert refused.status_code == 403 and "页面已过期" in refused.text

@@ -217,3 +217,73 @@ def test_a_change_made_elsewhere_applies_within_the_cache_time(accounts, monkeyp
     assert accounts.authenticate(_request(token))
     now[0] += repository.ACTOR_CACHE_SECONDS / 2
     assert _status(lambda: accounts.authenticate(_request(token))) == 401
+
+
+def test_display_names_are_read_for_many_users_at_once(accounts):
+    for username, display_name in (("wang.fang", "王芳"), ("li.lei", None)):
+        accounts.create_user({"username": username, "password": "a-long-password-1",
+                              "roles": ["cs_staff"], "estates": ["e-1"],
+                              **({"display_name": display_name} if display_name else {})},
+                             None)
+    ids = {user["username"]: user["id"] for user in accounts.list_users({})["items"]}
+    finds = []
+    found = accounts.repository.find_users
+    accounts.repository.find_users = lambda *args: finds.append(args) or found(*args)
+    names = accounts.display_names([ids["wang.fang"], ids["li.lei"], "system",
+                                    ids["wang.fang"]])
+    assert names == {ids["wang.fang"]: "王芳", ids["li.lei"]: "li.lei"}
+    assert len(finds) == 1
+    assert accounts.display_names([]) == {}
+
+
+# 责任部门: a department's account names its department, one its estates' routing knows ----
+
+def _routing(asked):
+    """intake.list_departments as the accounts ask it: each call's estates recorded."""
+    def departments(estates):
+        asked.append(estates)
+        return ["客服中心", "工程部", "秩序部"] if estates == ["e1"] else ["客服中心"]
+    return departments
+
+
+def _department_user(**extra):
+    return {"username": "eng.e1", "password": "eng-password", "roles": ["department"],
+            "estates": ["e1"], **extra}
+
+
+def test_a_department_user_needs_a_department_its_estates_route_to(accounts):
+    asked = []
+    for data, says in ((_department_user(), "required"),                    # none named
+                       (_department_user(department="保洁部"), "one of 客服中心, 工程部"),
+                       ({**_department_user(department="工程部"), "roles": ["cs_staff"]},
+                        "only for the department role")):
+        with pytest.raises(InvalidInput) as refused:
+            accounts.create_user(data, None, _routing(asked))
+        assert list(refused.value.errors) == ["department"]
+        assert says in refused.value.errors["department"][0]
+    assert asked == [["e1"]]                   # intake asked only once the rest was valid
+    assert accounts.repository.find_username("eng.e1") is None       # nothing written
+    made = accounts.create_user(_department_user(department="工程部"), None, _routing(asked))
+    assert made["department"] == "工程部" and asked[-1] == ["e1"]
+    token, _ = _login(accounts, "eng.e1", "eng-password")
+    assert accounts.authenticate(_request(token))[0].department == "工程部"
+    # another estate's routing does not know 工程部: moving the user there is refused
+    with pytest.raises(InvalidInput) as refused:
+        accounts.update_user(made["id"], {"estates": ["e2"]}, None, _routing(asked))
+    assert "客服中心" in refused.value.errors["department"][0]
+
+
+def test_an_account_from_before_departments_can_still_be_disabled_and_then_given_one(accounts):
+    made = accounts.create_user({"username": "old.dept", "password": "old-password-1",
+                                 "roles": ["cs_staff"], "estates": ["e1"]}, None)
+    # as upgraded stores hold them: the department role, no department
+    accounts.repository.update_user(made["id"], {"roles": ["department"]}, revoke_tokens=False)
+    token, _ = _login(accounts, "old.dept", "old-password-1")
+    assert accounts.authenticate(_request(token))[0].department is None
+    assert accounts.update_user(made["id"], {"display_name": "老账号"}, None)["department"] is None
+    with pytest.raises(InvalidInput) as refused:          # roles touched: the department too
+        accounts.update_user(made["id"], {"roles": ["department"]}, None, _routing([]))
+    assert list(refused.value.errors) == ["department"]
+    changed = accounts.update_user(made["id"], {"department": "秩序部"}, None, _routing([]))
+    assert changed["department"] == "秩序部"
+    assert _status(lambda: accounts.authenticate(_request(token))) == 401   # rights changed

@@ -60,3 +60,20 @@ def test_a_user_is_shown_on_one_line():
     line = cli._describe({"username": "hq.li", "roles": ["hq_analyst"], "estates": [],
                           "disabled": True, "display_name": "李"})
     assert line.split() == ["hq.li", "DISABLED", "hq_analyst", "every", "estate", "李"]
+
+
+def test_a_departments_account_is_given_and_shown_its_department(monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO("long-password-1\n"))
+    parser = cli._parser()
+    added = parser.parse_args(["add", "eng.li", "--role", "department", "--estate", "e-1",
+                               "--department", "工程部", "--password-stdin"])
+    assert added.prepare(added)["department"] == "工程部"
+    moved = parser.parse_args(["set-department", "eng.li", "秩序部"])
+    assert moved.prepare(moved) == {"department": "秩序部"}
+    cleared = parser.parse_args(["set-department", "eng.li"])
+    assert cleared.prepare(cleared) == {"department": None}
+    roles = parser.parse_args(["set-roles", "eng.li", "department", "--department", "工程部"])
+    assert roles.prepare(roles) == {"roles": ["department"], "department": "工程部"}
+    line = cli._describe({"username": "eng.li", "roles": ["department"], "estates": ["e-1"],
+                          "department": "工程部"})
+    assert "department (工程部)" in line

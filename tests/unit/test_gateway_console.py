@@ -87,8 +87,9 @@ class FakeRevisit:
 
 
 class FakeAccounts:
-    def __init__(self, roles=("cs_staff",), signed_in=True):
-        self.actor = Actor("u-clerk", tuple(roles), ("e-1",))
+    # the department only counts for a department's staff (责任部门)
+    def __init__(self, roles=("cs_staff",), signed_in=True, department="工程部"):
+        self.actor = Actor("u-clerk", tuple(roles), ("e-1",), department)
         self.signed_in = signed_in
 
     def authenticate(self, request):
@@ -103,6 +104,9 @@ class FakeAccounts:
         if user_id not in USERS:
             raise NotFound("user", user_id)
         return USERS[user_id]
+
+    def display_names(self, user_ids):
+        return {user: USERS[user]["display_name"] for user in user_ids if user in USERS}
 
 
 def context(intake, method="GET", path="/console/", roles=("cs_staff",), signed_in=True,
@@ -233,6 +237,24 @@ def test_the_worklist_finds_what_a_supervisor_or_a_department_looks_for():
         "秩序部", True, True) and "overdue" not in filters
     assert 'id="f-repeat" name="repeat" value="true" checked' in html
     assert 'value="秩序部"' in html
+
+
+def test_a_departments_worklist_is_fixed_to_its_department_and_one_without_is_told():
+    intake = FakeIntake(complaint())
+    ctx = context(intake, query_string="department=%E7%A7%A9%E5%BA%8F%E9%83%A8",
+                  roles=("department",))
+    html = console.worklist(ctx).get_data(as_text=True)
+    [(_, filters)] = intake.calls
+    assert filters["department"] == "工程部"            # theirs, whatever the link said
+    assert 'id="f-department"' not in html and 'id="department-scope"' in html
+    assert "工程部" in html
+    # an account from before departments: nothing asked, and the page says why
+    intake = FakeIntake(complaint())
+    ctx = context(intake, roles=("department",))
+    ctx.accounts = FakeAccounts(("department",), department=None)
+    html = console.worklist(ctx).get_data(as_text=True)
+    assert intake.calls == []
+    assert 'id="department-scope"' in html and "系统管理员" in html
 
 
 def test_pages_name_their_estates_with_one_question_to_intake():

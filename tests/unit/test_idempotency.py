@@ -385,7 +385,7 @@ READS = {   # what changes nothing, so takes no request_id (docs/rpc.md)
                "list_estate_ids", "estates_with_households",
                "get_contact",
                "get_contacts",
-               "list_categories", "get_complaint", "list_complaints", "complaint_stats",
+               "list_categories", "list_departments", "get_complaint", "list_complaints", "complaint_stats",
                "group_complaint_stats", "owner_view", "get_work_order", "list_work_orders"},
     "revisit": {"ping", "list_revisits", "get_revisit", "online_revisit", "revisit_stats",
                 "get_policy", "list_followups", "get_followup", "monthly_revisit_plan",

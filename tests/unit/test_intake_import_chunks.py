@@ -8,6 +8,7 @@ import pytest
 from services.intake import importer
 from services.intake import repository as intake_repository
 from services.intake.repository import IntakeRepository
+from shared import household_lists
 from shared.clock import FrozenClock
 from shared.errors import InvalidInput
 from tests.helpers import embedded
@@ -102,7 +103,7 @@ def as_over_rpc(service):
 
 def send(call, rows, chunk=10):
     out = io.StringIO()
-    report = importer.send_in_chunks(call, "e-1", rows, lines_of(rows), out, chunk=chunk)
+    report = household_lists.send_in_chunks(call, "e-1", rows, lines_of(rows), out, chunk=chunk)
     code = importer.print_report("owners.xlsx", "e-1", rows, report, out)
     return code, out.getvalue()
 

@@ -5,6 +5,7 @@ import pytest
 from openpyxl import Workbook
 
 from services.intake import importer
+from shared import household_lists
 
 CHINESE = ["户号", "楼栋", "单元", "房号", "入住", "姓名", "电话", "邮箱", "首选渠道", "主联系人", "面积"]
 LINES = [
@@ -51,7 +52,7 @@ EXPECTED = [
     lambda tmp: write_xlsx(tmp / "owners.xlsx", CHINESE, LINES),
 ])
 def test_one_line_per_contact_makes_households_with_several_contacts(tmp_path, make):
-    rows, origins, errors = importer.prepare(make(tmp_path))
+    rows, origins, errors = household_lists.prepare(make(tmp_path))
     assert errors == {}
     assert rows == EXPECTED
     assert origins == [[2, 3], [4]]
@@ -66,11 +67,11 @@ def test_english_headers_and_a_named_sheet(tmp_path):
     sheet.append(header)
     sheet.append(["h-1", "1", "1", "101", True, "张三", 13812345678])
     workbook.save(path)
-    rows, _, errors = importer.prepare(path, sheet="list")
+    rows, _, errors = household_lists.prepare(path, sheet="list")
     assert errors == {}
     assert rows[0]["occupied"] is True and rows[0]["contacts"][0]["phone"] == "13812345678"
-    with pytest.raises(importer.SheetError, match="no sheet 'missing'"):
-        importer.prepare(path, sheet="missing")
+    with pytest.raises(household_lists.SheetError, match="no sheet 'missing'"):
+        household_lists.prepare(path, sheet="missing")
 
 
 def test_errors_name_the_spreadsheet_line(tmp_path):
@@ -80,31 +81,31 @@ def test_errors_name_the_spreadsheet_line(tmp_path):
         ["h-1", "1", "2", "101", "是", "王五", "13900001111", "", "", "", ""],     # unit differs
         ["h-3", "1", "1", "103", "否", "赵六", "13700001111", "not-mail", "", "", ""],
     ]
-    _, _, errors = importer.prepare(write_csv(tmp_path / "o.csv", CHINESE, lines))
+    _, _, errors = household_lists.prepare(write_csv(tmp_path / "o.csv", CHINESE, lines))
     assert errors == {
         3: {"occupied": ["cannot read '也许' as yes or no"]},
         4: {"unit": ["'2' differs from line 2 ('1') for the same household"]},
     }
     # once the line errors are fixed, the schema's own checks name the lines too
     lines[1][4], lines[2][2] = "是", "1"
-    _, _, errors = importer.prepare(write_csv(tmp_path / "o.csv", CHINESE, lines))
+    _, _, errors = household_lists.prepare(write_csv(tmp_path / "o.csv", CHINESE, lines))
     assert errors == {2: {"phone": ["not a valid mainland mobile or landline number"]},
                       5: {"email": ["Not a valid email address."]}}
-    assert importer.describe(errors)[0] == (
+    assert household_lists.describe(errors)[0] == (
         "line 2: phone: not a valid mainland mobile or landline number")
 
 
 def test_missing_columns_and_wrong_files(tmp_path):
-    with pytest.raises(importer.SheetError, match="occupied"):
-        importer.prepare(write_csv(tmp_path / "o.csv", CHINESE[:4], [["h-1", "1", "1", "1"]]))
+    with pytest.raises(household_lists.SheetError, match="occupied"):
+        household_lists.prepare(write_csv(tmp_path / "o.csv", CHINESE[:4], [["h-1", "1", "1", "1"]]))
     (tmp_path / "o.txt").write_text("x")
-    with pytest.raises(importer.SheetError, match="csv or .xlsx"):
-        importer.prepare(tmp_path / "o.txt")
+    with pytest.raises(household_lists.SheetError, match="csv or .xlsx"):
+        household_lists.prepare(tmp_path / "o.txt")
 
 
 def test_service_errors_are_mapped_back_to_lines():
     origins = [[2, 3], [4]]
-    assert importer.server_errors(
+    assert household_lists.server_errors(
         {"rows.1.household_id": ["belongs to estate e-9"], "estate_id": ["not a valid id"]},
         origins) == {4: {"household_id": ["belongs to estate e-9"]},
                      0: {"estate_id": ["not a valid id"]}}

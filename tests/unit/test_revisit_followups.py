@@ -4,7 +4,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.revisit import followups, stats
-from services.revisit.policies import PolicyError, RevisitPolicy, build_policy
+from services.revisit.policies import (
+    FOLLOWUP_DEPARTMENTS,
+    PolicyBook,
+    PolicyError,
+    RevisitPolicy,
+    build_policy,
+)
+from shared.departments import DEFAULT_ROUTING
 from shared.errors import InvalidInput, InvalidTransition
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
@@ -145,7 +152,7 @@ def test_statistics_count_opened_answered_on_time_and_overdue_now():
     recounted = stats.recount([], [], [on_time, late, waiting])
     [(key, counts)] = recounted.items()
     assert key == ("e-1", "2026-11")
-    figures = stats.figures([("e-1", "2026-11", stats.nested(counts))], {}, lambda e: None,
+    figures = stats.figures([("e-1", "2026-11", stats.nested(counts))], lambda e: None,
                             NOW + timedelta(days=35))["followups"]
     assert figures == {"opened": 3, "answered": 1, "answered_on_time": 1, "on_time_rate": 1.0,
                        "overdue": 1}
@@ -168,3 +175,48 @@ def test_a_closing_the_owner_signed_off_unsatisfied_is_revisited_by_a_supervisor
     visit = POLICY.complaint_visit({"closed_at": NOW, "severity": severity,
                                     "owner_signoff": signoff})
     assert (visit.assigned_role, visit.method) == (role, method)
+
+
+# the follow-up departments are the complaint routing's (shared/departments.py) ---------------
+
+def _book(revisit=None, estates=None, routing=None, estate_routing=None):
+    return PolicyBook({
+        "REVISIT_POLICY": revisit or {}, "REVISIT_ESTATE_POLICIES": estates or {},
+        "COMPLAINT_POLICY": {"routing": routing or {}},
+        "ESTATE_POLICIES": {"e-9": {"routing": estate_routing}} if estate_routing else {}})
+
+
+def test_the_default_follow_up_departments_are_routed_ones():
+    book = _book()
+    assert {book.default.followup_department(kind) for kind in FOLLOWUP_DEPARTMENTS} <= set(
+        DEFAULT_ROUTING.values())
+
+
+@pytest.mark.parametrize("config, where", [
+    # a name the routing never uses: no department account could ever be given it
+    ({"revisit": {"followup_departments": {"repair": "维修部"}}},
+     "REVISIT_POLICY: followup_departments: repair: 维修部"),
+    ({"estates": {"e-9": {"followup_departments": {"assistance": "客服部"}}}},
+     "REVISIT_ESTATE_POLICIES.e-9: followup_departments: assistance: 客服部"),
+    # the estate routes all of 工程部's categories elsewhere: the group's policy, there, no more
+    ({"estate_routing": {category: "维修部" for category, department in
+                         DEFAULT_ROUTING.items() if department == "工程部"}},
+     ("REVISIT_POLICY: followup_departments: repair: 工程部, special_service: 工程部 - not a "
+      "department estate e-9's complaint routing names")),
+])
+def test_a_follow_up_department_outside_the_routing_stops_the_start(config, where):
+    with pytest.raises(PolicyError) as stopped:
+        _book(config.get("revisit"), config.get("estates"),
+              estate_routing=config.get("estate_routing"))
+    assert str(stopped.value).startswith(where)
+    assert "one of " in str(stopped.value) and "客服中心" in str(stopped.value)
+
+
+def test_a_department_the_group_or_the_estate_routes_to_may_follow_up():
+    group = _book({"followup_departments": {"repair": "维修部"}},
+                  routing={"repair_service": "维修部"})
+    assert group.for_estate("e-1").followup_department("repair") == "维修部"
+    estate = _book(estates={"e-9": {"followup_departments": {"repair": "维修部"}}},
+                   estate_routing={"repair_service": "维修部"})
+    assert estate.for_estate("e-9").followup_department("repair") == "维修部"
+    assert estate.for_estate("e-1").followup_department("repair") == "工程部"

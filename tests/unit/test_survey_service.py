@@ -1,4 +1,5 @@
 """survey's RPCs on the embedded store: worker_factory, a frozen clock, intake mocked."""
+import base64
 import json
 from datetime import UTC, datetime, timedelta
 from unittest.mock import Mock
@@ -6,7 +7,7 @@ from unittest.mock import Mock
 import pytest
 from nameko.testing.services import worker_factory
 
-from services.survey import answering, invitations, reports, tallies
+from services.survey import answering, invitations, reports, round_work, tallies
 from services.survey.repository import SurveyRepository
 from services.survey.rounds import SurveyPolicies
 from services.survey.service import SurveyService
@@ -507,6 +508,51 @@ def test_round_report_figures_match_a_hand_count(service):
     assert (e2["satisfaction_rate"], e2["score"], e2["opinions"]) == (0.6667, 66.7, [])
 
 
+def test_a_part_of_a_round_is_reported_and_ranked_over_its_estates_alone(service):
+    """A supervisor of e1 and e2 of a round over e1, e2 and e3: the figures, opinions,
+    rectifications and ranking of their two estates, nothing of e3's."""
+    HOUSEHOLDS["e3"] = ["h8", "h9"]
+    try:
+        round_ = new_round(service, estate_ids=["e1", "e2", "e3"])
+    finally:
+        del HOUSEHOLDS["e3"]
+    by_household = tokens(service, round_["id"])
+    for household_id, score, remark in (("h1", 5, "保安很负责"), ("h2", 4, None),
+                                        ("h5", 2, None), ("h8", 1, "电梯坏了没人修"),
+                                        ("h9", 1, "电梯太旧")):
+        service.submit_response(by_household[household_id], {
+            "answers": {"cleaning": score},
+            **({"comments": {"general": remark}} if remark else {})})
+    for estate in ("e2", "e3"):
+        service.add_rectification(round_["id"], {
+            "estate_id": estate, "category": "cleaning", "action": f"{estate} 加派保洁",
+            "department": "环境部", "due_at": "2026-07-01T00:00:00+00:00"})
+
+    part = service.round_report(round_["id"], estate_ids=["e1", "e2"])
+
+    # e1 + e2: 6 invited, 3 returned; answers 5, 4, 2 -> 2 of 3 satisfied
+    assert (part["estate_ids"], part["invited"], part["returned"]) == (["e1", "e2"], 6, 3)
+    assert (part["satisfaction_rate"], part["categories"]["cleaning"]["answered"]) == (0.6667, 3)
+    assert [line["estate_id"] for line in part["estates"]] == ["e1", "e2"]
+    words = [term["term"] for opinion in part["opinions"] for term in opinion["terms"]]
+    assert "保安" in words and "电梯" not in words
+    assert [item["action"] for item in part["rectifications"]] == ["e2 加派保洁"]
+    whole = service.round_report(round_["id"])
+    assert (whole["invited"], whole["returned"], len(whole["rectifications"])) == (8, 5, 2)
+
+    ranking = service.estate_ranking(round_["id"], ["e1", "e2"])
+    ranked = [entry["estate_id"] for entry in ranking["ranked"] + ranking["too_few"]]
+    assert sorted(ranked) == ["e1", "e2"]
+    assert "e3" in [entry["estate_id"] for entry in service.estate_ranking(round_["id"])[
+        "too_few"] + service.estate_ranking(round_["id"])["ranked"]]
+    assert base64.b64decode(service.export_report(round_["id"], None, ["e1", "e2"]))[:2] == b"PK"
+
+    for asked in (["e1", "e9"], [], ["e1", "e1"], "e1"):
+        with pytest.raises(InvalidInput) as refused:
+            service.round_report(round_["id"], estate_ids=asked)
+        assert "estate_ids" in refused.value.errors
+
+
 def test_quotes_are_the_shortest_distinct_comments_and_their_number_stays_bounded(
         service, store):
     HOUSEHOLDS["e3"] = [f"h3-{n}" for n in range(12)]
@@ -673,6 +719,48 @@ def test_a_worker_killed_midway_is_taken_over_after_its_lease_and_nothing_is_los
     assert [e["type"] for e in outbox_events(store, "rounds")] == ["survey_round_opened"] * 2
 
 
+class BatchPublisher:
+    """A broker taking each batch with one confirm (``refuse``: it refuses the next batch of
+    invitations)."""
+
+    def __init__(self):
+        self.confirms, self.events, self.refuse = [], [], False
+
+    def publish(self, event):
+        self.publish_batch([event])
+
+    def publish_batch(self, events):
+        if self.refuse and events[0]["type"] == "survey_invitation_issued":
+            self.refuse = False
+            raise RuntimeError("the broker refused 1 of the batch's events")
+        self.confirms.append(len(events))
+        self.events += events
+
+
+def test_a_batch_of_invitations_is_announced_with_one_confirm_or_left_whole_to_the_relay(
+        store, clock):
+    store.publisher, store.outbox_grace = BatchPublisher(), timedelta(0)
+    store.publisher.refuse = True       # the first batch (2 invitations of e1): refused
+    answer = create(instance(store, clock, round_batch_size=2))
+    instance(store, clock, round_batch_size=2).prepare_rounds()
+
+    assert store.get_round(answer["id"])["progress"]["issued"] == 6
+    announced = [e["type"] for e in store.publisher.events]
+    assert announced.count("survey_invitation_issued") == 4
+    # one confirm a batch of 2 (e1's second, e2's), one each for the rounds' openings
+    assert sorted(store.publisher.confirms) == [1, 1, 2, 2]
+    [left] = [batch for batch in store.db.invitation_batches.find() if batch["outbox"]]
+    assert len(left["outbox"]) == 2 and "outbox_lease" in str(left)   # for the relay
+    assert all("outbox_lease" not in str(batch)
+               for batch in store.db.invitation_batches.find() if not batch["outbox"])
+
+    assert store.relay_outbox() == 2
+    invites = {i["id"] for i in instance(store, clock).list_invitations(answer["id"])}
+    assert sorted(e["id"] for e in store.publisher.events
+                  if e["type"] == "survey_invitation_issued") == sorted(
+        event_id("survey", "survey_invitation_issued", i) for i in invites)
+
+
 def test_a_worker_whose_lease_was_taken_over_stops(store, clock, monkeypatch):
     first = instance(store, clock, round_batch_size=2)
     second = instance(store, clock, round_batch_size=2)
@@ -805,6 +893,22 @@ def test_reminders_go_to_non_respondents_at_the_interval_at_most_twice_once_each
     (event,) = [e for e in outbox_events(store, "invitations")
                 if e["type"] == "survey_reminder_due" and e["data"]["reminder_no"] == 2]
     assert event["data"]["token"] == tokens(service, round_["id"])["h6"]
+
+
+def test_a_pass_sends_every_due_reminder_a_page_at_a_time_each_page_with_one_confirm(
+        service, store, clock, monkeypatch):
+    monkeypatch.setattr(round_work, "REMINDER_PAGE", 2)
+    round_ = new_round(service, estate_ids=["e1"], reminders={"interval_days": 3})
+    store.publisher = BatchPublisher()
+    clock.advance(timedelta(days=3))
+    service.send_reminders()
+    assert sorted(e["data"]["household_id"] for e in store.publisher.events) == [
+        "h1", "h2", "h3", "h4"]
+    assert store.publisher.confirms == [2, 2]        # one a page, all in one pass
+    assert all(not i.get("outbox") for i in store.db.invitations.find(
+        {"round_id": round_["id"]}))
+    service.send_reminders()                         # the next only at the next interval
+    assert len(store.publisher.events) == 4
 
 
 def test_no_reminder_after_the_round_closed(service, store, clock):

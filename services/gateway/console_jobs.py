@@ -1,0 +1,317 @@
+"""The console's long work (``/console/jobs/``): an estate's household list imported, and
+the exports that grow long at group scale, each run as a job (``jobs``) that the page
+only watches — closing it loses nothing, and a gateway restart does nothing twice.
+
+* ``/console/jobs/``: the forms, and the recent jobs this person may watch (asked of the
+  store as such: ``JobStore.recent``). The import form takes the estate and its list
+  (.csv, .xlsx: read by the ``huifang-import-households`` command's own parser,
+  ``shared.household_lists``), no larger than ``GATEWAY_MAX_BODY``
+  (a larger one: 413, said on the page). The whole list is checked first: errors by line,
+  nothing written; a right one becomes a checked job, whose page says what it holds and
+  starts it.
+* ``/console/jobs/{id}``: a job's status, rows (or workbooks) done of the total, what
+  was written, the lines refused and the ranges not stored; a refresh link, and
+  ``static/job-progress.js`` reading ``/console/jobs/{id}/progress`` (JSON) meanwhile. A
+  finished export's file: ``/console/jobs/{id}/file``, while it is kept.
+* The exports: a survey round's notice-board workbook and a month's revisit plan, of one
+  estate or of each of this person's (a zip of the workbooks).
+
+Each step is an operation of the REST API carried out for the person who started the job,
+with their roles and estates as they are when it runs (``Accounts.act_as``): a chunk of
+1,000 households is ``POST /estates/{id}/households`` with the step's own
+Idempotency-Key, so a chunk sent again after a restart is answered as the first time.
+Who may watch a job and take its file: whoever may do what it does in all its estates.
+"""
+import io
+import json
+import tempfile
+import zipfile
+from pathlib import Path
+from urllib.parse import quote
+
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.utils import redirect
+from werkzeug.wrappers import Response
+
+from services.gateway import jobs, pages
+from services.gateway.console import ZONE, ConsoleContext, call_as, signed_in
+from services.gateway.http import json_response
+from services.gateway.permissions import may_action
+from services.gateway.problems import Problem
+from shared import household_lists
+from shared.actor import Actor
+
+HOME = "/console/jobs/"
+IMPORT, SURVEY_EXPORT, PLAN_EXPORT = "households_import", "survey_export", "plan_export"
+PERMISSIONS = {IMPORT: "households.import", SURVEY_EXPORT: "survey.rounds.export",
+               PLAN_EXPORT: "revisits.monthly_plan"}
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+ZIP = "application/zip"
+LIVE_SECONDS = 1
+# A chunk in process is no upload: the list as a whole was held to GATEWAY_MAX_BODY.
+STEP_BODY_LIMIT = 64 * 1024 * 1024
+ERRORS_SHOWN = 200         # lines of errors a page lists; the count says the rest
+
+
+def job_store(ctx: ConsoleContext) -> jobs.JobStore:
+    return jobs.JobStore(ctx.accounts.repository.db)
+
+
+# the forms and the list ----------------------------------------------------------------
+
+@signed_in
+def jobs_page(ctx: ConsoleContext) -> Response:
+    return _jobs_view(ctx)
+
+
+def _jobs_view(ctx: ConsoleContext, status: int = 200, **context) -> Response:
+    visible = job_store(ctx).recent(ctx.actor, [
+        permission for permission in PERMISSIONS.values() if may_action(ctx.actor, permission)])
+    ctx.name_estates([*ctx.actor.estates, *(e for job in visible for e in job["estate_ids"])])
+    rounds = (ctx.call("GET", "/survey/rounds", {"limit": "50"})["items"]
+              if may_action(ctx.actor, PERMISSIONS[SURVEY_EXPORT]) else [])
+    context.setdefault("errors", {})
+    context.setdefault("lines", [])
+    return ctx.render("console/jobs.html", status, nav="jobs", recent=visible,
+                      estates=ctx.actor.estates, rounds=rounds,
+                      may_kind=lambda kind: may_action(ctx.actor, PERMISSIONS[kind]),
+                      this_month=ctx.now.astimezone(ZONE).strftime("%Y-%m"),
+                      limit_mb=f"{ctx.body_limit / 1024 / 1024:.1f}", **context)
+
+
+# importing households ----------------------------------------------------------------------
+
+@signed_in
+def upload(ctx: ConsoleContext) -> Response:
+    """The list checked, line by line: its errors on the form (nothing written), or a
+    checked job to start."""
+    if not may_action(ctx.actor, PERMISSIONS[IMPORT]):
+        raise Problem(403, "your role may not import households")
+    form, files = ctx.request.form, ctx.request.files
+    estate_id = form.get("estate_id", "").strip()
+    sent = files.get("file")
+    if not estate_id or not ctx.actor.covers(estate_id):
+        return _jobs_view(ctx, 422, errors={"estate_id": "console_job_error_estate"})
+    if sent is None or not sent.filename:
+        return _jobs_view(ctx, 422, errors={"file": "console_job_error_no_file"})
+    suffix = Path(sent.filename).suffix.lower()
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"list{suffix}"
+        sent.save(path)
+        try:
+            rows, origins, errors = household_lists.prepare(path, form.get("sheet") or None)
+        except (household_lists.SheetError, OSError, ValueError, KeyError) as exc:
+            why = str(exc).replace(path.name, sent.filename)
+            return _jobs_view(ctx, 422, errors={"file": "console_job_error_unreadable"},
+                              unreadable=why)
+    if errors:
+        lines = household_lists.describe(errors)
+        return _jobs_view(ctx, 422, errors={"file": "console_job_error_lines"},
+                          lines=lines[:ERRORS_SHOWN], more=max(0, len(lines) - ERRORS_SHOWN),
+                          file_name=sent.filename)
+    steps, units = [], []
+    for start in range(0, len(rows), household_lists.SEND_CHUNK):
+        part = rows[start:start + household_lists.SEND_CHUNK]
+        lines_of = origins[start:start + household_lists.SEND_CHUNK]
+        numbers = [number for found in lines_of for number in found]
+        steps.append({"estate_id": estate_id, "rows": part, "lines": lines_of,
+                      "span": [min(numbers), max(numbers)]})
+        units.append(len(part))
+    job = job_store(ctx).create(
+        IMPORT, ctx.actor, [estate_id], steps, units, ctx.now,
+        permission=PERMISSIONS[IMPORT],
+        about={"file": sent.filename,
+               "contacts": sum(len(row["contacts"]) for row in rows)})
+    return redirect(_job_url(job["_id"]), code=303)
+
+
+def too_large(ctx: ConsoleContext) -> Response:
+    """A list over ``GATEWAY_MAX_BODY``: refused before it is read (its CSRF token with
+    it), said on a page of its own with the limit and the way back."""
+    return pages.render("console/job_too_large.html", ctx.locale, 413, user=None,
+                        known=lambda key: False, csrf_token="", may=lambda *args: False,
+                        limit_mb=f"{ctx.body_limit / 1024 / 1024:.1f}")
+
+
+def upload_or_refuse(ctx: ConsoleContext) -> Response:
+    length = ctx.request.content_length
+    if length is not None and length > ctx.body_limit:
+        return too_large(ctx)
+    try:
+        return upload(ctx)
+    except RequestEntityTooLarge:     # a body without its length, read past the limit
+        return too_large(ctx)
+
+
+def import_step(actor: Actor, services, job: dict, step: dict) -> jobs.Outcome:
+    """One chunk sent (``household_lists.add_answer`` reads intake's answer, as the command's)."""
+    given = step["input"]
+    report: dict = {"imported": 0, "updated": 0, "contacts": 0, "refused": {}, "failed": []}
+    try:
+        response = call_as(actor, services, STEP_BODY_LIMIT, "POST",
+                           f"/estates/{quote(given['estate_id'], safe='')}/households",
+                           body={"rows": given["rows"]}, key=jobs.step_key(job, step))
+        answer = json.loads(response.get_data())
+    except Problem as problem:
+        if problem.status != 422:
+            raise
+        answer = {"errors": problem.errors or {"rows": [problem.detail]}}
+    household_lists.add_answer(report, answer, given["rows"], given["lines"])
+    return jobs.Outcome(
+        done=len(given["rows"]),
+        counts={name: report[name] for name in ("imported", "updated", "contacts")},
+        failed=[{"from": first, "to": last, "why": why}
+                for first, last, why in report["failed"]],
+        refused=[{"line": line, "column": column,
+                  "messages": "; ".join(map(str, messages)) if isinstance(messages, list)
+                  else str(messages)}
+                 for line, found in sorted(report["refused"].items())
+                 for column, messages in found.items()])
+
+
+# exporting -----------------------------------------------------------------------------------
+
+@signed_in
+def export(ctx: ConsoleContext) -> Response:
+    """A survey round's notice-board workbook or a month's revisit plan, of one estate or
+    of each of this person's, as a job."""
+    form = ctx.request.form
+    kind = form.get("kind", "")
+    if kind not in (SURVEY_EXPORT, PLAN_EXPORT):
+        raise Problem(404, "no such export")
+    if not may_action(ctx.actor, PERMISSIONS[kind]):
+        raise Problem(403, "your role may not export this")
+    chosen = form.get("estate_id", "").strip()
+    if kind == SURVEY_EXPORT:
+        round_id = form.get("round_id", "").strip()
+        if not round_id:
+            return _jobs_view(ctx, 422, errors={"round_id": "console_job_error_round"})
+        round_ = ctx.call("GET", f"/survey/rounds/{quote(round_id, safe='')}")
+        candidates = round_["estate_ids"]
+        about = {"round_id": round_id, "title": round_["title"]}
+    else:
+        month = form.get("month", "").strip()
+        if len(month) != 7 or month[4] != "-" or not (month[:4] + month[5:]).isdigit():
+            return _jobs_view(ctx, 422, errors={"month": "console_job_error_month"})
+        candidates = list(ctx.actor.estates)
+        about = {"month": month, "title": month}
+    field = f"{kind}-estate_id"     # said under the form sent: each has its estate field
+    if kind == SURVEY_EXPORT and chosen and chosen not in candidates:
+        return _jobs_view(ctx, 422, errors={field: "console_job_error_round_estate"})
+    estates = [estate for estate in ([chosen] if chosen else candidates)
+               if ctx.actor.covers(estate)]
+    if not estates:
+        return _jobs_view(ctx, 422, errors={field: "console_job_error_estate"})
+    ctx.name_estates(estates)
+    about["names"] = [ctx.estate_name(estate) for estate in estates]
+    steps = [{**{key: about[key] for key in ("round_id", "month") if key in about},
+              "estate_id": estate, "name": ctx.estate_name(estate),
+              "span": [ctx.estate_name(estate)] * 2} for estate in estates]
+    job = job_store(ctx).create(kind, ctx.actor, estates, steps, [1] * len(steps), ctx.now,
+                                queued=True, permission=PERMISSIONS[kind], about=about)
+    return redirect(_job_url(job["_id"]), code=303)
+
+
+def export_step(actor: Actor, services, job: dict, step: dict) -> jobs.Outcome:
+    given = step["input"]
+    estate = quote(given["estate_id"], safe="")
+    if job["kind"] == SURVEY_EXPORT:
+        path, query = f"/survey/rounds/{quote(given['round_id'], safe='')}/export", {
+            "estate_id": given["estate_id"]}
+    else:
+        path, query = f"/revisits/plans/{estate}/{given['month']}/export", None
+    response = call_as(actor, services, STEP_BODY_LIMIT, "GET", path, query)
+    return jobs.Outcome(done=1, file=response.get_data())
+
+
+def assemble(job: dict, files: list[bytes]) -> tuple[bytes, str, str] | None:
+    """An import keeps no file; an export of one estate is its workbook, of several a zip
+    of them, each named by its estate."""
+    if job["kind"] == IMPORT or not files:
+        return None
+    title = job["about"].get("title") or job["kind"]
+    if len(files) == 1:
+        return files[0], f"{title}.xlsx", XLSX
+    buffer = io.BytesIO()
+    names = job["about"].get("names") or job["estate_ids"]   # as the steps ran: in order
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for name, content in zip(names, files, strict=False):
+            bundle.writestr(f"{name}-{title}.xlsx", content)
+    return buffer.getvalue(), f"{title}.zip", ZIP
+
+
+# running (every gateway instance, on a timer) -------------------------------------------------
+
+def run_jobs(accounts, services) -> dict | None:
+    """One job claimed and worked on as its starter (``jobs.run_next``)."""
+    store = jobs.JobStore(accounts.repository.db)
+
+    def run_step(job: dict, step: dict) -> jobs.Outcome:
+        actor = accounts.act_as(job["started_by"])
+        if actor is None:
+            raise PermissionError("the person who started this job may no longer act")
+        runner = import_step if job["kind"] == IMPORT else export_step
+        return runner(actor, services, job, step)
+
+    return jobs.run_next(store, run_step, accounts.clock.now, assemble)
+
+
+# watching ------------------------------------------------------------------------------------
+
+def _job_url(job_id: str) -> str:
+    return f"{HOME}{quote(job_id, safe='')}"
+
+
+def _visible_job(ctx: ConsoleContext, job_id: str) -> dict:
+    job = job_store(ctx).get(job_id)
+    if job is None or not jobs.may_see(job, ctx.actor, may_action):
+        raise Problem(404, "no such job")
+    return job
+
+
+def progress_of(job: dict) -> dict:
+    """What the page shows of a job, as its poller reads it."""
+    counts = job.get("counts") or {}
+    return {"id": job["_id"], "kind": job["kind"], "status": job["status"],
+            "done": job["done"], "total": job["total"],
+            "percent": round(100 * job["done"] / job["total"]) if job["total"] else 100,
+            "written": counts.get("imported", 0) + counts.get("updated", 0),
+            "imported": counts.get("imported", 0), "updated": counts.get("updated", 0),
+            "contacts": counts.get("contacts", 0), "failed": job.get("failed") or [],
+            "refused": len(job.get("refused") or []), "runs": job.get("runs", 0),
+            "error": job.get("error"), "has_file": bool(job.get("has_file"))}
+
+
+@signed_in
+def job_page(ctx: ConsoleContext, job_id: str) -> Response:
+    job = _visible_job(ctx, job_id)
+    ctx.name_estates(job["estate_ids"])
+    return ctx.render("console/job.html", nav="jobs", job=job, progress=progress_of(job),
+                      live_seconds=LIVE_SECONDS, finished=job["status"] in jobs.FINISHED,
+                      refused=(job.get("refused") or [])[:ERRORS_SHOWN])
+
+
+@signed_in
+def progress(ctx: ConsoleContext, job_id: str) -> Response:
+    return json_response(progress_of(_visible_job(ctx, job_id)),
+                         headers={"Cache-Control": "no-store"})
+
+
+@signed_in
+def start(ctx: ConsoleContext, job_id: str) -> Response:
+    job = _visible_job(ctx, job_id)
+    if job["status"] == jobs.CHECKED:
+        job_store(ctx).start(job_id, ctx.now)
+    return redirect(_job_url(job_id), code=303)
+
+
+@signed_in
+def download(ctx: ConsoleContext, job_id: str) -> Response:
+    _visible_job(ctx, job_id)
+    kept = job_store(ctx).file(job_id, ctx.now)
+    if kept is None:
+        raise Problem(404, "no file: the job is not done, or its file has expired")
+    return Response(kept["content"], mimetype=kept["mimetype"], headers={
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(kept['name'])}",
+        "Cache-Control": "no-store"})
+

@@ -1,0 +1,81 @@
+"""An estate manager imports the estate's household list in a real browser: a list with a
+wrong line is refused with the line said, a right one is checked, started, and its
+progress watched to the end (the page's poller with JavaScript, the refresh link without).
+Each state screenshotted and checked with axe-core."""
+import pytest
+
+from tests.browser.test_console import api, desk_check
+
+pytestmark = [pytest.mark.broker, pytest.mark.browser]
+
+ESTATE = "br-jobs"
+ESTATE_NAME = "翠湖天地"
+PASSWORD = "password-of-the-imports"
+ROWS = 2200      # three chunks of intake's 1,000
+
+
+@pytest.fixture(scope="module")
+def manager(gateway):
+    api(gateway, "POST", f"/estates/{ESTATE}/households", gateway.admin, json={
+        "rows": [{"household_id": f"{ESTATE}-0", "building": "1", "unit": "1",
+                  "room": "101", "occupied": True, "contacts": []}],
+        "estate": {"name": ESTATE_NAME}})
+    api(gateway, "POST", "/users", gateway.admin, json={
+        "username": "jobs.em", "password": PASSWORD, "roles": ["estate_manager"],
+        "estates": [ESTATE], "display_name": "周经理"})
+    return "jobs.em"
+
+
+def owner_list(folder, name, count, bad_line=None):
+    lines = ["户号,楼栋,单元,房号,入住,姓名,电话"]
+    for n in range(count):
+        occupied = "不清楚" if n + 2 == bad_line else "是"
+        lines.append(f"{ESTATE}-{n + 1},{n // 100 + 1},1,{n % 100 + 1:02d}01,{occupied},"
+                     f"业主{n},1380000{n:04d}")
+    path = folder / name
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def choose_and_check(page, path):
+    page.wait_for(lambda: page.find_all("#import-form"), "the import form")
+    page.find("#import-file").send_keys(path)
+    page.click("#check-list")
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "nojs"])
+def test_a_manager_imports_the_household_list_and_watches_it_to_the_end(
+        gateway, manager, browser, browser_nojs, tmp_path, javascript):
+    page = browser if javascript else browser_nojs
+    page.log_in(gateway.url("/console/jobs/"), manager, PASSWORD)
+    page.wait_for_heading("导入与导出")
+    page.check("jobs")
+
+    choose_and_check(page, owner_list(tmp_path, "坏名单.csv", 40, bad_line=9))
+    page.wait_for(lambda: page.find_all("#line-errors"), "the list's errors")
+    assert "line 9: occupied" in page.text("#line-errors")
+    assert "未写入任何住户" in page.text("#import-errors")
+    page.check("bad-list")
+
+    choose_and_check(page, owner_list(tmp_path, "业主名单.csv", ROWS))
+    page.wait_for(lambda: page.find_all("#start-import"), "the checked list")
+    assert f"{ROWS} 户" in page.text("#checked")
+    page.check("checked")
+    desk_check(page, "checked")
+    page.click("#start-import")
+    page.wait_for(lambda: page.find_all("#progress-bar") or page.find_all("#all-done"),
+                  "the progress")
+    page.check("running")
+    if javascript:      # the poller moves the numbers, then loads the result
+        page.wait_for(lambda: page.find_all("#all-done"), "the end of the import", 120)
+    else:               # the refresh link, until the job says it is done
+        def refreshed():
+            if page.find_all("#all-done"):
+                return True
+            page.click("#refresh")
+            return False
+        page.wait_for(refreshed, "the end of the import", 120)
+    assert page.text("#done") == str(ROWS) and page.text("#written") == str(ROWS)
+    assert page.find("#progress-bar").get_attribute("value") == str(ROWS)
+    page.check("done")
+    desk_check(page, "done")
