@@ -42,7 +42,6 @@ def complaint_stats_times(sizes, estates=3000, open_per_estate=1):
     from shared import embedded
     from shared.actor import Caller
     from shared.clock import FrozenClock
-    from shared.counters import with_group_totals
     from shared.periods import month_of, period_bounds
 
     now = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)          # 10:00 on 1 December in Shanghai
@@ -116,7 +115,7 @@ def complaint_stats_times(sizes, estates=3000, open_per_estate=1):
                 batch = []
         if batch:
             store.db.complaints.insert_many(batch)
-        store.store_counters(with_group_totals(
+        store.store_counters(store.with_totals(     # the estates' months, years, the group's
             {key: dict(+counts) for key, counts in recounted.items()}))
         gc.collect()
         gc.freeze()    # the stored data, long-lived: out of the collector's way, as in a store
@@ -162,5 +161,6 @@ def print_complaint_stats_times(results, limit=1.15):
               + exponent_note(growth_exponent(sizes, costs), limit))
     print("  counter documents: " + ", ".join(
         f"{row['size']:,} complaints: {row['counters']:,}" for row in results)
-        + " (at most estates x months, and the group's total a month: the group's figures "
-        "read 1 a month, with every estate's row 1 an estate a month)")
+        + " estate-months (and a year document an estate, the group's total a month and a "
+        "year: the group's figures read 1 a month or 1 a year, every estate's row 1 an "
+        "estate a month or 1 an estate a year)")

@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from kombu import Connection, Queue
 from nameko.events import event_handler
 from nameko.runners import ServiceRunner
 from nameko.standalone.events import event_dispatcher
@@ -930,40 +931,57 @@ def print_import_households_times(result):
              "(0: independent of it)"))
 
 
-def survey_round_creation(households_sizes, variants=("hash indexes", "mongomock scan"),
-                          scan_up_to=1_000):
+ROUND_VARIANTS = ("hash indexes", "broker, a confirm a batch",
+                  "broker, a confirm an event (before)", "mongomock scan")
+ROUND_STAGES = ("create_round", "write", "issue", "publish")
+
+
+def survey_round_creation(households_sizes, config=None, variants=ROUND_VARIANTS,
+                          small_up_to=1_000, before_up_to=10_000):
     """A group-wide survey round end to end in process (worker_factory, intake mocked and
     paged as intake pages): create_round (answers ``creating``), then the background work
-    (``prepare_rounds``, as its timer runs it) to the end: households read page by page,
-    invitations written, the round opened, every invitation issued and its notice handed to
-    a publisher (one that only counts), over four estates. On the embedded store with the
-    hash indexes, and (up to ``scan_up_to`` households) without them. CPU seconds of this
-    process, like ``store_costs``, and wall seconds: after one small round (imports, first
-    calls), the fastest of up to three rounds a size while they take under five seconds
-    together."""
+    (``prepare_rounds``, as its timer runs it, without its cadence) to the end: households
+    read page by page, invitations written, the round opened, every invitation issued and
+    its notice published, over four estates. Variants: the embedded store with its hash
+    indexes and a publisher that only counts; the same publishing to the broker of
+    ``config`` (a batch's events with one wait for confirms, as survey does, and, up to
+    ``before_up_to`` households, one confirm an event as before); without the hash indexes
+    (up to ``small_up_to``). CPU seconds of this process, like ``store_costs``, and wall
+    seconds, in all and per stage (create_round; write: intake's pages read, invitations
+    written, the round opened; issue: batches issued, publishing included; publish: the
+    broker's part of it): after one small round (imports, first calls), the fastest of up
+    to three rounds a size while they take under five seconds together."""
     now = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
+    if config is not None:   # the events go where they go in production: to durable queues
+        with Connection(config["AMQP_URI"]) as connection:
+            topology.declare_all(connection, config)
     results = {}
     for name in variants:
-        sizes = [size for size in households_sizes
-                 if name == "hash indexes" or size <= scan_up_to]
-        prepare_round(name, 40, now)
+        if name.startswith("broker") and config is None:
+            continue
+        limit = small_up_to if name == "mongomock scan" else \
+            before_up_to if name.endswith("(before)") else None
+        sizes = [size for size in households_sizes if limit is None or size <= limit]
+        prepare_round(name, 40, now, config)
         for size in sizes:
-            runs = [prepare_round(name, size, now)]
-            while len(runs) < 3 and sum(cpu for cpu, _, _ in runs) < 5:
-                runs.append(prepare_round(name, size, now))
-            results.setdefault(name, []).append((size, *min(runs)))
+            runs = [prepare_round(name, size, now, config)]
+            while len(runs) < 3 and sum(run[0] for run in runs) < 5:
+                runs.append(prepare_round(name, size, now, config))
+            results.setdefault(name, []).append((size, *min(runs, key=lambda run: run[0])))
     return results
 
 
-def prepare_round(variant, size, now):
-    """(CPU s, wall s, seconds create_round took) of one round inviting ``size`` households
-    on a fresh store, from create_round until every invitation is issued."""
-    from unittest.mock import Mock
+def prepare_round(variant, size, now, config=None):
+    """(CPU s, wall s, seconds create_round took, confirms waited for, {stage: (CPU s,
+    wall s)}) of one round inviting ``size`` households on a fresh store, from create_round
+    until every invitation is issued."""
+    from unittest.mock import Mock, patch
 
     import mongomock
     from nameko.testing.services import worker_factory
 
     from services.survey.repository import SurveyRepository
+    from services.survey.round_work import RoundWork
     from services.survey.rounds import SurveyPolicies
     from services.survey.service import SurveyService
     from shared import embedded
@@ -971,6 +989,17 @@ def prepare_round(variant, size, now):
     from shared.clock import FrozenClock
 
     per_estate = size // 4
+    stages = {stage: [0.0, 0.0] for stage in ROUND_STAGES}
+
+    def timed(stage, function):
+        def run(*args, **kwargs):
+            cpu, wall = time.process_time(), time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                stages[stage][0] += time.process_time() - cpu
+                stages[stage][1] += time.perf_counter() - wall
+        return run
 
     def list_households(estate_id, filters, paged=False):
         start = int(filters.get("cursor") or 0)
@@ -981,48 +1010,78 @@ def prepare_round(variant, size, now):
         return {"items": items, "next_cursor": str(end) if end < per_estate else None}
 
     class CountingPublisher:
-        published = 0
+        """Counts events and confirms; hands them to the broker when given one."""
+
+        def __init__(self, broker):
+            self.broker, self.published, self.confirms = broker, 0, 0
+            if variant.endswith("(before)"):   # as survey published: a confirm an event
+                self.publish_batch = None
 
         def publish(self, event):
+            if self.broker is not None:
+                timed("publish", self.broker.publish)(event)
             self.published += 1
+            self.confirms += 1
 
-    client = (embedded.new_client() if variant == "hash indexes"
-              else mongomock.MongoClient(tz_aware=True))
-    store = SurveyRepository(client["bench_survey"], publisher=CountingPublisher())
+        def publish_batch(self, events):
+            if self.broker is not None:
+                timed("publish", self.broker.publish_batch)(events)
+            self.published += len(events)
+            self.confirms += 1
+
+    client = (mongomock.MongoClient(tz_aware=True) if variant == "mongomock scan"
+              else embedded.new_client())
+    broker = EventPublisher(config) if variant.startswith("broker") else None
+    store = SurveyRepository(client["bench_survey"], publisher=CountingPublisher(broker))
     store.create_indexes()
     service = worker_factory(SurveyService, store=store, clock=FrozenClock(now),
                              intake=estates_answered_by_households(
                                  Mock(list_households=list_households)), config={},
                              policies=SurveyPolicies.from_config({}), caller=Caller(None, None))
     started, wall = time.process_time(), time.perf_counter()
-    round_ = service.create_round({
+    round_ = timed("create_round", service.create_round)({
         "title": "bench", "estate_ids": ["e1", "e2", "e3", "e4"],
         "opens_at": "2026-06-01T08:00:00+08:00", "closes_at": "2026-06-15T18:00:00+08:00",
         "categories": ["cleaning", "order", "greening"]})
     answered = time.perf_counter() - wall
-    service.prepare_rounds()
+    with patch.object(RoundWork, "write_invitations",
+                      timed("write", RoundWork.write_invitations)), \
+            patch.object(RoundWork, "issue_invitations",
+                         timed("issue", RoundWork.issue_invitations)):
+        service.prepare_rounds()
     elapsed, wall = time.process_time() - started, time.perf_counter() - wall
     done = store.get_round(round_["id"])
     assert done["status"] == "open" and done["progress"]["issued"] == per_estate * 4
     assert store.db.invitations.count_documents({"status": "issued"}) == per_estate * 4
     # every notice published (survey_round_opened per estate, then each invitation's)
     assert store.publisher.published == per_estate * 4 + 4
-    return elapsed, wall, answered
+    if broker is not None:   # (the next round starts on empty queues)
+        with Connection(config["AMQP_URI"]) as connection:
+            for entity in topology.declarations(config):
+                if isinstance(entity, Queue):
+                    entity.bind(connection.default_channel).purge()
+    return elapsed, wall, answered, store.publisher.confirms, {
+        stage: tuple(spent) for stage, spent in stages.items()}
 
 
 def print_survey_round_creation(results, limit=1.15):
     print("survey round, create_round + background work until every invitation is issued "
-          "(in process, intake mocked, paged; CPU s / wall s; create_round's own answer):")
+          "(in process, intake mocked, paged; CPU s / wall s; create_round's own answer; "
+          "confirms waited for):")
     for name, runs in results.items():
-        sizes = [size for size, _, _, _ in runs]
-        per_household = [cpu / size for size, cpu, _, _ in runs]
-        print(f"  {name:15}" + "".join(
-            f"  {size:,}: {cpu:6.2f} / {wall:6.2f} s ({answered * 1000:.0f} ms)"
-            for size, cpu, wall, answered in runs)
-            + exponent_note(growth_exponent(sizes, per_household), limit))
-        size, _, wall, _ = runs[-1]
-        print(f"  {'':15}  {size:,} households opened and invited in {wall:.1f} s wall: "
+        sizes = [size for size, *_ in runs]
+        per_household = [cpu / size for size, cpu, *_ in runs]
+        print(f"  {name}:" + exponent_note(growth_exponent(sizes, per_household), limit))
+        for size, cpu, wall, answered, confirms, stages in runs:
+            print(f"    {size:>9,}: {cpu:7.2f} / {wall:7.2f} s ({answered * 1000:.0f} ms), "
+                  f"{confirms:,} confirms; stages CPU / wall s: " + ", ".join(
+                      f"{stage} {spent[0]:.2f} / {spent[1]:.2f}"
+                      for stage, spent in stages.items()))
+        size, _, wall, *_ = runs[-1]
+        print(f"    {size:,} households opened and invited in {wall:.1f} s wall: "
               f"{size / wall:,.0f} invitations (and notices) a second")
+    print(f"  load average {os.getloadavg()[0]:.2f} at the end (2 cores; others' load counts "
+          "in wall seconds, not in CPU seconds)")
 
 
 def main():
@@ -1088,6 +1147,18 @@ def main():
         if "gateway" in sections:
             gateway = gateway_calls(config, args.gateway_clients, args.gateway_seconds,
                                     args.gateway_rate)
+        if "notices" in sections:
+            from bench.notices import invitations_through_broker
+
+            broker_notices = [
+                (name, size, invitations_through_broker(config, size, one_at_a_time))
+                for name, sizes, one_at_a_time in (
+                    ("batches", args.notice_sizes, False),
+                    ("one event a worker (before)", args.notice_baseline_sizes, True))
+                for size in [int(size) for size in sizes.split(",") if size]]
+        if "rounds" in sections:   # (its broker variants publish on this run's vhost)
+            rounds = survey_round_creation(
+                [int(size) for size in args.round_households.split(",") if size], config)
     finally:
         api.delete_vhost(vhost)
 
@@ -1132,8 +1203,7 @@ def main():
             [int(size) for size in args.import_sizes.split(",") if size],
             [int(size) for size in args.import_stored.split(",") if size]))
     if "rounds" in sections:
-        print_survey_round_creation(survey_round_creation(
-            [int(size) for size in args.round_households.split(",") if size]))
+        print_survey_round_creation(rounds)
     if "dashboard" in sections:
         print_dashboard_render_times(dashboard_render_times(
             [int(size) for size in args.dashboard_estates.split(",") if size]))
@@ -1148,11 +1218,19 @@ def main():
         print_complaint_stats_times(complaint_stats_times(
             [int(size) for size in args.complaint_stats_sizes.split(",") if size]))
     if "notices" in sections:
-        from bench.notices import notices_times, print_notices_times
+        from bench.notices import (
+            invitation_times,
+            notices_times,
+            print_invitation_times,
+            print_invitations_through_broker,
+            print_notices_times,
+        )
 
-        print_notices_times(notices_times(
-            [int(size) for size in args.notice_sizes.split(",") if size],
-            [int(size) for size in args.notice_baseline_sizes.split(",") if size]))
+        sizes = [int(size) for size in args.notice_sizes.split(",") if size]
+        baseline_sizes = [int(size) for size in args.notice_baseline_sizes.split(",") if size]
+        print_notices_times(notices_times(sizes, baseline_sizes))
+        print_invitation_times(invitation_times(sizes, baseline_sizes))
+        print_invitations_through_broker(broker_notices)
 
 
 if __name__ == "__main__":

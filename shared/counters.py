@@ -33,7 +33,18 @@ revisit's): a record's change reaches its counter document once:
 A repository that keeps the group's totals (``keeps_group_totals``) adds each change to
 its month's group document (``GROUP``) too, in step 2 the same way, so headquarters
 reads one document a month instead of one an estate (``with_group_totals`` gives them
-again from a recount).
+again from a recount); one that keeps year totals (``keeps_year_totals``) adds it to
+the estate's (and the group's) document of the month's year as well, so a year's figures
+read one document an estate instead of twelve (``with_year_totals``; ``period_keys``
+says which documents a period reads). Paths an estate's documents keep for their own bookkeeping
+(``estate_only``: revisit's work orders with a visit done) stay out of the group's; a
+count added only where the estate's document meets a condition (``_conditional_counts``)
+is decided there, and the group's total adds what was decided: the estate's document
+notes the condition that held in ``in_flight`` beside the change's id (``<id>|<n>``), so
+the relay finds it again after a crash. Every change in the group writes its month's
+group document: on MongoDB that document is hot (one writer at a time); the writes are
+small ``$inc``s and stay so (the document holds a few hundred counters whatever the
+group's size, open deadlines aside).
 
 A crash leaves a record with ``stats_unsettled``: after its writer's grace the relay
 (``settle_counts``) redoes 2-4 for each change left, skipping 2 if the id is still in
@@ -81,11 +92,12 @@ UNSETTLED_INDEX = IndexModel([(UNSETTLED, ASCENDING), (SETTLE_AFTER, ASCENDING)]
 
 
 def add_once(counters: Collection, counter_id: str, change_id: str, inc: Counts,
-             condition: dict | None = None) -> bool:
+             condition: dict | None = None, note: str | None = None) -> bool:
     """Step 2: ``inc`` on the counter document and ``change_id`` into its ``in_flight``, in
     one write, unless the id is there already (or ``condition`` does not hold): whether
-    it was made."""
-    update: dict[str, Any] = {"$push": {IN_FLIGHT: change_id}}
+    it was made. ``note``: one more entry for ``in_flight`` in the same write."""
+    update: dict[str, Any] = {"$push": {IN_FLIGHT: change_id if note is None
+                                        else {"$each": [change_id, note]}}}
     if inc:
         update["$inc"] = inc
     query = {"_id": counter_id, IN_FLIGHT: {"$ne": change_id}, **(condition or {})}
@@ -97,9 +109,13 @@ def is_in_flight(counters: Collection, counter_id: str, change_id: str) -> bool:
     return counters.find_one({"_id": counter_id, IN_FLIGHT: change_id}) is not None
 
 
-def done_adding(counters: Collection, counter_id: str, change_id: str) -> None:
-    """Step 4: the change is recorded as counted where it came from; its id leaves."""
-    counters.update_one({"_id": counter_id}, {"$pull": {IN_FLIGHT: change_id}})
+def done_adding(counters: Collection, counter_id: str, change_id: str,
+                notes: Iterable[str] = ()) -> None:
+    """Step 4: the change is recorded as counted where it came from; its id (and the
+    ``notes`` made with it) leave."""
+    notes = list(notes)
+    counters.update_one({"_id": counter_id}, {"$pull": {
+        IN_FLIGHT: {"$in": [change_id, *notes]} if notes else change_id}})
 
 
 def counter_id(estate_id: str, month: str | None) -> str:
@@ -112,16 +128,41 @@ def counter_document(estate_id: str, month: str | None, counts: Counts) -> dict:
             IN_FLIGHT: [], **nested(counts)}
 
 
-def with_group_totals(counted: dict[tuple[str, str | None], Counts]
+def year_of(month: str) -> str:
+    """The year document's key of a month's (``2026`` of ``2026-11``)."""
+    return month[:4]
+
+
+def with_year_totals(counted: dict[tuple[str, str | None], Counts],
+                     estate_only: tuple[str, ...] = ()
+                     ) -> dict[tuple[str, str | None], Counts]:
+    """``counted`` ({(estate, month): counts}) with each estate's year summed under
+    (estate, ``year_of(month)``): what the year documents hold (``estate_only`` paths left
+    out; records filed under no month yet are in no year)."""
+    years: dict[tuple[str, str | None], Counts] = {}
+    for (estate_id, month), counts in counted.items():
+        if month is not None and len(month) > len(year_of(month)):
+            total = years.setdefault((estate_id, year_of(month)), {})
+            for path, count in counts.items():
+                if not (estate_only and path.startswith(estate_only)):
+                    total[path] = total.get(path, 0) + count
+    return {**counted, **{key: {path: count for path, count in total.items() if count}
+                          for key, total in years.items()}}
+
+
+def with_group_totals(counted: dict[tuple[str, str | None], Counts],
+                      estate_only: tuple[str, ...] = ()
                       ) -> dict[tuple[str, str | None], Counts]:
     """``counted`` ({(estate, month): counts}) with each month's sum over its estates under
-    (``GROUP``, month): what the group's total documents hold."""
+    (``GROUP``, month): what the group's total documents hold (paths starting with one
+    of ``estate_only`` left out)."""
     totals: dict[tuple[str, str | None], Counts] = {}
     for (estate_id, month), counts in counted.items():
         if estate_id != GROUP:
             total = totals.setdefault((GROUP, month), {})
             for path, count in counts.items():
-                total[path] = total.get(path, 0) + count
+                if not (estate_only and path.startswith(estate_only)):
+                    total[path] = total.get(path, 0) + count
     return {**counted, **{key: {path: count for path, count in total.items() if count}
                           for key, total in totals.items()}}
 
@@ -140,6 +181,9 @@ class MonthCounters(Repository):
     counters_collection: ClassVar[str]
     counted_collections: ClassVar[tuple[str, ...]]
     keeps_group_totals: ClassVar[bool] = False     # each month's total too (``GROUP``)
+    keeps_year_totals: ClassVar[bool] = False      # each year's too (``year_of``)
+    # counter path prefixes an estate's month documents keep and the totals do not
+    estate_only: ClassVar[tuple[str, ...]] = ()
 
     def counted_month(self, document: dict) -> str | None:
         """The month a record is counted in."""
@@ -186,29 +230,71 @@ class MonthCounters(Repository):
 
     def _targets(self, change: dict) -> list[dict]:
         """The counter documents a change adds to, each as the change for it: its
-        estate-month's, and the month's group total if kept."""
-        if not self.keeps_group_totals:
-            return [change]
-        return [change, dict(change, counter=counter_id(GROUP, change["month"]),
-                             estate_id=GROUP)]
+        estate-month's first, then the totals kept — the month's group total, the
+        estate's and the group's year — each adding what the first decided
+        (``decided_on``)."""
+        month = change["month"]
+        keys = [month, year_of(month)] if self.keeps_year_totals and month else [month]
+        estates = [change["estate_id"], GROUP] if self.keeps_group_totals else [change["estate_id"]]
+        return [change] + [dict(change, counter=counter_id(estate_id, key), estate_id=estate_id,
+                                month=key, decided_on=change["counter"])
+                           for key in keys for estate_id in estates
+                           if (estate_id, key) != (change["estate_id"], month)]
+
+    def period_keys(self, months: list[str]) -> list[str]:
+        """The counter documents a period of ``months`` reads: its year's when the
+        months are a whole year and years are kept, else its months'."""
+        years = {year_of(month) for month in months}
+        if self.keeps_year_totals and len(months) == 12 and len(years) == 1:
+            return list(years)
+        return months
 
     def _apply(self, change: dict) -> None:
         """Step 2, the counter document made first if it is new. A counter a change brings
-        back to zero is dropped (the condition is in the same write)."""
+        back to zero is dropped (the condition is in the same write). The group's total
+        adds what the estate's document decided (its note ``<id>|<n>``: the n-th
+        conditional count held there), never its ``estate_only`` paths; so do the
+        year totals."""
         counters = self.db[self.counters_collection]
         insert_once(counters.update_one, {"_id": change["counter"]}, {"$setOnInsert": {
             "estate_id": change["estate_id"], "month": change["month"], IN_FLIGHT: []}},
             upsert=True)
         inc = dict(change["inc"])
-        for condition, more in self._conditional_counts(inc):
-            if add_once(counters, change["counter"], change["id"], {**inc, **more}, condition):
-                break
-        else:
+        conditional = list(self._conditional_counts(inc))
+        if "decided_on" in change:     # a total: what the estate's month document decided
+            held = self._condition_held(change, len(conditional))
+            inc = {path: step for path, step in
+                   {**inc, **(conditional[held][1] if held is not None else {})}.items()
+                   if not (self.estate_only and path.startswith(self.estate_only))}
             if not add_once(counters, change["counter"], change["id"], inc):
                 return
+        else:
+            for number, (condition, more) in enumerate(conditional):
+                if add_once(counters, change["counter"], change["id"], {**inc, **more},
+                            condition, note=f"{change['id']}|{number}"):
+                    break
+            else:
+                if not add_once(counters, change["counter"], change["id"], inc):
+                    return
         for path, step in inc.items():
             if step < 0:
                 counters.update_one({"_id": change["counter"], path: 0}, {"$unset": {path: ""}})
+
+    def _condition_held(self, change: dict, conditions: int) -> int | None:
+        """Which of a change's ``conditions`` conditional counts held on its estate's
+        document (noted there until the change is done), if any."""
+        if not conditions:
+            return None
+        notes = {f"{change['id']}|{number}": number for number in range(conditions)}
+        estate = self.db[self.counters_collection].find_one({"_id": change["decided_on"]},
+                                                            {IN_FLIGHT: 1})
+        return next((notes[entry] for entry in (estate or {}).get(IN_FLIGHT, [])
+                     if entry in notes), None)
+
+    def _notes(self, change: dict) -> list[str]:
+        """The notes a change may leave beside its id (``_apply``)."""
+        return [f"{change['id']}|{number}"
+                for number in range(len(list(self._conditional_counts(dict(change["inc"])))))]
 
     def _conditional_counts(self, inc: Counts) -> Iterable[tuple[dict, Counts]]:
         """(condition, more counts): counts added with ``inc`` only where the counter
@@ -222,7 +308,8 @@ class MonthCounters(Repository):
                                        {"$pull": {PENDING: {"id": change["id"]}}})
         self._unflag(collection, document_id)
         for target in self._targets(change):
-            done_adding(self.db[self.counters_collection], target["counter"], change["id"])
+            done_adding(self.db[self.counters_collection], target["counter"], change["id"],
+                        self._notes(change) if "decided_on" not in target else ())
 
     def _unflag(self, collection: str, document_id: str) -> None:
         self.db[collection].update_one({"_id": document_id, PENDING: {"$size": 0}},
@@ -254,6 +341,16 @@ class MonthCounters(Repository):
                 self._unflag(collection, document["_id"])
                 settled += 1
         return settled
+
+    def with_totals(self, counted: dict[tuple[str, str | None], Counts]
+                    ) -> dict[tuple[str, str | None], Counts]:
+        """A recount ({(estate, month): counts}) with the totals this repository keeps:
+        what its counter documents hold."""
+        if self.keeps_year_totals:
+            counted = with_year_totals(counted, self.estate_only)
+        if self.keeps_group_totals:
+            counted = with_group_totals(counted, self.estate_only)
+        return counted
 
     def kept_counts(self) -> dict[tuple[str, str | None], Counts]:
         """Every counter document's counts: {(estate, month): counts} (for a recount)."""

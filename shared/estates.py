@@ -8,8 +8,9 @@ same write) and only if it is newer (``revision``), so a redelivered or late eve
 nothing. An estate the copy has not heard of yet (the service started after its events,
 or they are still on their way) is asked of intake once (``intake.get_estate``) and kept
 - by RPCs, which ask intake anyway; event handlers and timers never wait on intake
-(``ask_intake=False``: until the events come, the service's config stands in). Where there
-is no record, the group's default zone (``GROUP_TIMEZONE``) and the estate's id stand in.
+(``ask_intake=False``: until the events come, the service's config stands in); a timer
+that goes through every estate goes through the copies (``ids``). Where there is no
+record, the group's default zone (``GROUP_TIMEZONE``) and the estate's id stand in.
 
     estates = Estates()                        # in the service class, beside ``intake``
     @handles("intake", "estate_registered")
@@ -30,6 +31,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from shared.dependencies import Store
+from shared.embedded import read_only
 from shared.store import Document
 from shared.workdays import DEFAULT_TIMEZONE
 
@@ -38,12 +40,18 @@ log = logging.getLogger(__name__)
 COPIES = "estate_copies"
 # What a copy holds of an estate's record.
 FIELDS = ("name", "company", "region", "timezone")
+# What is read of a copy for several estates at once (``names``): not its events.
+COPY_READ = ("_id", *FIELDS, "revision")
 # The event ids a copy remembers (a redelivery comes long before this many changes).
 EVENTS_KEPT = 20
 GROUP_TIMEZONE_KEY = "GROUP_TIMEZONE"
 # For a service that asks which estates are in another zone (``in_zones_other_than``): its
 # repository declares this index with its own.
 ZONE_INDEXES = {COPIES: [IndexModel([("timezone", ASCENDING)])]}
+# The zones the copies are in (one document, ``IN_USE``), noted before each copy is
+# written: which estates are elsewhere is then an index lookup of the other zones, not a
+# scan of every copy (a ``$ne`` the embedded store cannot answer from an index).
+ZONES, IN_USE = "estate_zones", "in_use"
 
 
 class EstateCopies:
@@ -52,6 +60,7 @@ class EstateCopies:
     def __init__(self, db: Database[Document], fetch: Callable[[str], dict | None] | None,
                  default_zone: str) -> None:
         self.collection = db[COPIES]
+        self._zones = db[ZONES]
         self._fetch = fetch
         self.default_zone = default_zone
         self._read: dict[str, dict | None] = {}
@@ -61,6 +70,7 @@ class EstateCopies:
         it changed the copy, False for one already applied or older than the copy."""
         data, estate_id = event["data"], event["estate_id"]
         copy = {**{key: data[key] for key in FIELDS}, "revision": data["revision"]}
+        self._note_zones([copy["timezone"]])
         newer = {"_id": estate_id, "revision": {"$lt": data["revision"]},
                  "events": {"$ne": event["id"]}}
         update = {"$set": copy, "$push": {"events": {"$each": [event["id"]],
@@ -94,11 +104,40 @@ class EstateCopies:
         copy = self.get(estate_id, ask_intake) if estate_id else None
         return copy["timezone"] if copy else self.default_zone
 
+    def ids(self) -> list[str]:
+        """Every estate the service has a copy of, by id: what its timers go through
+        (never ``intake.list_estate_ids``: a timer does its pass while intake is away).
+        An estate whose events have not come yet is gone through once they have."""
+        return [copy["_id"] for copy in
+                self.collection.find({}, {"_id": 1}).sort("_id", ASCENDING)]
+
     def in_zones_other_than(self, zone: str) -> list[str]:
         """The estates whose copy puts them in a time zone other than ``zone`` (few: most
-        estates of a group share its zone), read by ``ZONE_INDEXES``."""
-        return [copy["_id"] for copy in self.collection.find({"timezone": {"$ne": zone}},
+        estates of a group share its zone): those of the other zones in use, read by
+        ``ZONE_INDEXES``; none to read when every copy is in ``zone``."""
+        others = [other for other in self.zones_in_use() if other != zone]
+        if not others:
+            return []
+        return [copy["_id"] for copy in self.collection.find({"timezone": {"$in": others}},
                                                              {"_id": 1})]
+
+    def zones_in_use(self) -> list[str | None]:
+        """Every zone a copy has been in (one a zone has since left stays listed: it finds
+        no copy). Copies written before the zones were noted are read once, to list theirs."""
+        noted = self._zones.find_one({"_id": IN_USE}) or {}
+        if noted.get("complete"):
+            return list(noted["zones"])
+        zones = self.collection.distinct("timezone")
+        self._note_zones(zones, complete=True)
+        return list(dict.fromkeys([*noted.get("zones", []), *zones]))
+
+    def _note_zones(self, zones: list[str | None], complete: bool = False) -> None:
+        """``zones`` among those in use, before a copy in one of them is written (a reader
+        that sees the copy sees its zone); ``complete``: every copy's zone is now noted."""
+        update: dict[str, Any] = {"$addToSet": {"zones": {"$each": zones}}}
+        if complete:
+            update["$set"] = {"complete": True}
+        self._zones.update_one({"_id": IN_USE}, update, upsert=True)
 
     def name(self, estate_id: str) -> str:
         """The estate's name (its id where it has no record)."""
@@ -108,9 +147,10 @@ class EstateCopies:
     def names(self, estate_ids: Iterable[str]) -> dict[str, str]:
         """{estate id: name} for several estates: one query, then intake for the unknown."""
         ids = list(dict.fromkeys(estate_ids))
-        for copy in self.collection.find({"_id": {"$in": [i for i in ids
-                                                          if i not in self._read]}}):
-            self._read[copy["_id"]] = copy
+        unread = [estate_id for estate_id in ids if estate_id not in self._read]
+        for copy in read_only(self.collection, {"_id": {"$in": unread}},
+                              dict.fromkeys(COPY_READ, 1)):   # 3,000 copies: no deep copies
+            self._read[copy["_id"]] = {key: copy[key] for key in COPY_READ if key in copy}
         return {estate_id: self.name(estate_id) for estate_id in ids}
 
     def describe(self, estate_id: str) -> dict:
@@ -144,6 +184,7 @@ class EstateCopies:
         if record is None:
             return None
         copy = {**{key: record.get(key) for key in FIELDS}, "revision": record["revision"]}
+        self._note_zones([copy["timezone"]])
         try:   # unless an event's copy (as new, or newer) came meanwhile
             self.collection.insert_one({"_id": estate_id, **copy, "events": []})
         except DuplicateKeyError:

@@ -6,6 +6,7 @@ so the other services keep a copy (shared/estates.py) instead of reading intake'
 An estate known before records existed (only its households imported) reads as one named
 by its id until renamed; ``legacy_record`` writes that record (the migration).
 """
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -82,6 +83,19 @@ def view(estate: dict, default_zone: str) -> dict:
             "policy": estate.get("policy") or {}, "named": estate.get("named", True),
             "created_at": estate["created_at"], "updated_at": estate["updated_at"],
             "revision": estate.get(VERSION, 0)}
+
+
+# what headquarters' rows show of each estate
+LABEL = ("estate_id", "name", "company", "region", "timezone")
+
+
+def label(estate: Mapping[str, Any], default_zone: str) -> dict:
+    """What headquarters' rows show of an estate (its names, the zone its periods are
+    counted in), read from its record without copying the rest (``view`` for a bare one)."""
+    if "name" not in estate:
+        return {key: value for key, value in view(dict(estate), default_zone).items()
+                if key in LABEL}
+    return {"estate_id": estate["_id"], **{key: estate[key] for key in LABEL[1:]}}
 
 
 def group_of(estate: dict, group_by: str) -> str:

@@ -1,5 +1,6 @@
 """intake's data: estates, households with contacts, complaints, work orders, and the
-complaint statistics' counters per estate × month of receipt (``complaint_counters``).
+complaint statistics' counters per estate × month of receipt (``complaint_counters``),
+with each estate's year and the group's month and year totals beside them.
 
 A complaint's change reaches the counters once as revisit's changes reach theirs
 (``shared.counters.MonthCounters``: the change pending on the complaint, taken once by
@@ -43,6 +44,8 @@ WORK_ORDER_EQUALITY = ("estate_id", "kind", "status", "household_id", "complaint
 # The order of each list (paging adds ``_id`` last); an index below serves each.
 HOUSEHOLD_ORDER = [("_id", ASCENDING)]
 ESTATE_ORDER = [("_id", ASCENDING)]
+# what headquarters' statistics read of each estate (a bare one: ``created_at`` for its view)
+ESTATE_LABEL_FIELDS = ("name", "company", "region", "timezone", "created_at")
 NEWEST_FIRST = [("received_at", DESCENDING), ("_id", DESCENDING)]   # complaints, work orders
 DUE_FIRST = [("next_due_at", ASCENDING), ("_id", ASCENDING)]        # a worklist of complaints
 # How many due complaints one pass of the deadline timer takes at a time.
@@ -102,6 +105,7 @@ class IntakeRepository(MonthCounters):
     counters_collection = COUNTERS
     counted_collections = ("complaints",)
     keeps_group_totals = True     # headquarters' figures: one document a month
+    keeps_year_totals = True      # a year's figures: one document an estate (and the group)
 
     # estates and households --------------------------------------------------
 
@@ -239,12 +243,11 @@ class IntakeRepository(MonthCounters):
         return find_page(self.db.estates, query, ESTATE_ORDER, filters.get("limit"),
                          filters.get("cursor"))
 
-    def all_estates(self) -> list[Document]:
-        """Every estate's record (headquarters' statistics name and group them), the
-        fields they need only."""
-        fields = {key: 1 for key in ("name", "company", "region", "timezone", "created_at",
-                                     "updated_at", "named", "policy", VERSION)}
-        return list(self.db.estates.find({}, fields).sort(ESTATE_ORDER))
+    def all_estates(self) -> list[Mapping[str, Any]]:
+        """Every estate's record by id, as stored: read only (headquarters' statistics
+        name and group them, ``estates.label``)."""
+        return sorted(read_only(self.db.estates, {}, dict.fromkeys(ESTATE_LABEL_FIELDS, 1)),
+                      key=lambda estate: estate["_id"])
 
     def estates_to_migrate(self, limit: int) -> list[tuple[str, datetime | None]]:
         """Up to ``limit`` estates known before records existed: (id, created_at) of each
@@ -283,9 +286,12 @@ class IntakeRepository(MonthCounters):
 
     def list_households(self, estate_id: str, filters: Mapping[str, Any],
                         ) -> tuple[list[Document], str | None]:
-        """An estate's households by id, a page at a time: (households, next cursor)."""
+        """An estate's households by id, a page at a time: (households, next cursor);
+        ``household_ids``: those of them alone (by ``_id``, one indexed read)."""
         query = {"estate_id": estate_id,
                  **{key: filters[key] for key in ("occupied", "building") if key in filters}}
+        if filters.get("household_ids"):
+            query["_id"] = {"$in": sorted(set(filters["household_ids"]))}
         return find_page(self.db.households, query, HOUSEHOLD_ORDER, filters.get("limit"),
                          filters.get("cursor"))
 
@@ -430,8 +436,8 @@ class IntakeRepository(MonthCounters):
 
     def counted(self, months: Iterable[str], estate_id: str | None = None) -> dict[str, Counter]:
         """The counters of ``months`` summed per estate (of one estate, or all; ``GROUP``:
-        the group's totals): {estate: counts}."""
-        months = list(months)
+        the group's totals): {estate: counts}. A whole year reads its year documents."""
+        months = self.period_keys(list(months))
         query = ({"_id": {"$in": [counter_id(estate_id, month) for month in months]}}
                  if estate_id is not None else {"month": {"$in": months}})
         summed: dict[str, Counter] = {}
@@ -452,8 +458,8 @@ class IntakeRepository(MonthCounters):
         """Every estate-month's counters again from the raw complaints, and the kept ones
         alike: ({(estate, month): counts}, {(estate, month): counts})."""
         fields = {key: 1 for key in (*stats.FIELDS, "stats_month")}
-        return (with_group_totals(stats.recount(self.db.complaints.find({}, fields))),
-                self.kept_counts())
+        return self.with_totals(stats.recount(self.db.complaints.find({}, fields))), \
+            self.kept_counts()
 
     def unfiled_complaints(self) -> list[tuple[str, str, datetime]]:
         """Complaints stored before the counters, without their month of receipt:

@@ -135,8 +135,8 @@ class IntakeService:
 
     @rpc
     def list_estate_ids(self):
-        """The ids of every estate intake knows: what the other services' yearly and
-        periodic timers (routine plans, survey cadence) go through."""
+        """The ids of every estate intake knows (the other services' timers go through
+        their own copies of the estates, shared/estates.py, never asking intake)."""
         return self.store.estate_ids()
 
     @rpc
@@ -262,6 +262,16 @@ class IntakeService:
         return [{"category": category, "department": policy.department_for(category),
                  "survey_category": category in SURVEY_CATEGORIES}
                 for category in COMPLAINT_CATEGORIES]
+
+    @rpc
+    def list_departments(self, estate_ids=None):
+        """The departments the complaint routing of these estates sends to (None: the
+        group's policy), by name: the names a department's staff account may carry. An
+        estate intake does not know yet routes as the config says."""
+        ids = load(schemas.DepartmentsOf(), {"estate_ids": estate_ids})["estate_ids"]
+        policies = [self.policies.for_estate(estate_id) for estate_id in ids or [None]]
+        return sorted({policy.department_for(category) for policy in policies
+                       for category in COMPLAINT_CATEGORIES})
 
     @rpc
     @idempotent
@@ -403,8 +413,9 @@ class IntakeService:
         counted = self.store.counted(months)
         figures: dict[str, dict] = {}
         groups: dict[str, tuple[dict, Counter, list]] = {}
+        zone = self._group_zone()
         for record in self.store.all_estates():
-            estate = self._estate_view(record)
+            estate = estates.label(record, zone)
             counts = counted.get(estate["estate_id"], {})
             if query["per_estate"]:
                 figures[estate["estate_id"]] = self._figures(estate["estate_id"], period,

@@ -30,7 +30,10 @@ whose time zone changes in the config keeps its complaints' months.
 
 The group's ``total`` reads its own counter document a month (``shared.counters.GROUP``,
 added to in the same settle step as the estate's); per region or company the estates'
-counters are added up (an estate may move between them: nothing to re-key).
+counters are added up (an estate may move between them: nothing to re-key). Each estate
+and the group also keep a document a year (``keeps_year_totals``), added to in the same
+step: a year's figures read one document an estate, not twelve; a quarter or half year
+adds its months.
 ``complaint_figures`` is the scan of raw
 complaints the counters replace, kept as the reference the tests hold them to;
 ``recount`` gives the counters again from the raw complaints (``check_statistics``).

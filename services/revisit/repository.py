@@ -5,8 +5,11 @@ follow-ups of unsatisfied revisits, and the statistics' counters per estate × m
 A revisit's (or work order's, or follow-up's) change reaches the counters once as a
 complaint's reaches intake's (``shared.counters.MonthCounters``: the change pending on
 the document, taken once by the counter under its id, a relay settling what a crash
-left). ``recount`` checks the counters against the raw documents; ``replace_counters``
-repairs them.
+left). Each month's group total (``shared.counters.GROUP``) is kept in the same step,
+without the work orders' ``done_sources`` (an estate's own bookkeeping); a sampling
+month's closing is counted too: the ``required`` its quota fixed then
+(``stats.closing_contribution``). ``recount`` checks the counters against the raw
+documents; ``replace_counters`` repairs them.
 """
 import builtins
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -14,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
 from services.revisit import stats
 from services.revisit.domain import OPEN
@@ -21,12 +25,15 @@ from services.revisit.followups import UNANSWERED
 from services.revisit.stats import Bucket, Counts
 from shared.counters import (
     COUNTED,
+    GROUP,
     PENDING,
     SETTLE_AFTER,
     UNSETTLED,
     UNSETTLED_INDEX,
     MonthCounters,
+    counter_id,
 )
+from shared.embedded import read_only
 from shared.envelope import Changed, Envelope
 from shared.estates import ZONE_INDEXES
 from shared.leases import claim
@@ -54,16 +61,17 @@ FOLLOWUP_STATS_FIELDS = {"estate_id": 1, "stats_month": 1, "status": 1, "answer_
 
 COUNTERS = "revisit_counters"
 # what carries the counters' bookkeeping (shared.counters; never shown: shared.rpc)
-COUNTED_COLLECTIONS = ("revisits", "work_orders", "followups")
+COUNTED_COLLECTIONS = ("revisits", "work_orders", "followups", "sampling_months")
 # what each counted collection's document adds to its estate-month
 CONTRIBUTIONS = {"revisits": stats.contribution, "work_orders": stats.order_contribution,
-                 "followups": stats.followup_contribution}
+                 "followups": stats.followup_contribution,
+                 "sampling_months": stats.closing_contribution}
 # the order of list_followups: the answer due soonest first (paging adds ``_id`` last)
 BY_ANSWER_DUE = [("answer_due_at", ASCENDING), ("_id", ASCENDING)]
 FOLLOWUP_NOT_EQUALITY = ("estate_id", "estate_ids", "overdue", "limit", "cursor")
 # what the statistics read of them (not ``done_sources``, which only ``revisited`` needs)
-COUNTS_READ = {"_id": 0, "estate_id": 1, "month": 1, "kinds": 1, "replies": 1, "orders": 1,
-               "revisited": 1, "awaiting": 1, "followups": 1}
+COUNTED_FIGURES = ("kinds", "replies", "orders", "revisited", "awaiting", "followups", "due")
+COUNTS_READ = {"_id": 0, "estate_id": 1, "month": 1, **dict.fromkeys(COUNTED_FIGURES, 1)}
 
 
 class RevisitRepository(MonthCounters):
@@ -103,7 +111,7 @@ class RevisitRepository(MonthCounters):
             IndexModel([("stats_month", ASCENDING), ("estate_id", ASCENDING)]),
             UNSETTLED_INDEX,
         ],
-        "sampling_months": [IndexModel([("pending", ASCENDING)])],
+        "sampling_months": [IndexModel([("pending", ASCENDING)]), UNSETTLED_INDEX],
         # each estate's routine plan of a year (``_id`` estate:year), claimed by one timer
         "routine_plans": [],
         # the key-customer flag of each household, as intake last announced it
@@ -116,6 +124,8 @@ class RevisitRepository(MonthCounters):
     outbox_collections = ("revisits", "followups")
     counters_collection = COUNTERS
     counted_collections = COUNTED_COLLECTIONS
+    keeps_group_totals = True     # headquarters' figures: one document a month
+    estate_only = (stats.DONE_SOURCES + ".",)
 
     # -- revisits -----------------------------------------------------------------------
 
@@ -361,11 +371,27 @@ class RevisitRepository(MonthCounters):
         """Keep the closing's report. With the ``claimed`` month (``claim_month_closing``),
         the month stops being pending unless an order was decided since the claim."""
         month_id = _month_id(estate_id, month)
-        self.db.sampling_months.update_one(
-            {"_id": month_id},
-            {"$set": {"estate_id": estate_id, "month": month, "report": report,
-                      "closed_at": now}, "$inc": {"closings": 1}},
-            upsert=True)
+        while True:     # the closing's change to the counters, with the report, in one write
+            kept = self.db.sampling_months.find_one({"_id": month_id}) or {}
+            closings = kept.get("closings", 0)
+            closed, change = self._counted(
+                {"_id": month_id, "estate_id": estate_id, "month": month, "report": report},
+                stats.closing_contribution({"report": report}), f"closing-{closings + 1}",
+                dict(kept.get(COUNTED) or []))
+            try:
+                written = self.db.sampling_months.update_one(
+                    {"_id": month_id, "closings": closings or {"$in": [None, 0]}},
+                    {"$set": {"estate_id": estate_id, "month": month, "report": report,
+                              "closed_at": now,
+                              **{key: closed[key] for key in (COUNTED, UNSETTLED,
+                                                              SETTLE_AFTER)}},
+                     "$inc": {"closings": 1}, "$push": {PENDING: change}},
+                    upsert=not kept)
+            except DuplicateKeyError:     # made meanwhile by an order's news: read it again
+                continue
+            if written.matched_count or written.upserted_id is not None:
+                break                     # (else another closing came between: again)
+        self._settle("sampling_months", month_id, [change])
         if claimed is not None:
             self.db.sampling_months.update_one(
                 {"_id": month_id, "decided": claimed["decided"]},
@@ -405,22 +431,20 @@ class RevisitRepository(MonthCounters):
         query: dict[str, Any] = {"month": {"$in": list(months)}}
         if estate_id:
             query["estate_id"] = estate_id
-        return [(document.pop("estate_id"), document.pop("month"), document)
-                for document in self.db[COUNTERS].find(query, COUNTS_READ)]
+        return [_bucket(document) for document in read_only(self.db[COUNTERS], query, COUNTS_READ)
+                if document["estate_id"] != GROUP or estate_id == GROUP]
 
-    def overdue_now(self, estate_id: str | None, since: datetime, until: datetime,
-                    now: datetime) -> dict[tuple[str, str], int]:
-        """{(estate, kind): open revisits past their due time} of the revisits that follow
-        a source in [since, until): what depends on the moment of asking, not kept."""
-        query = {"status": {"$in": list(OPEN)}, "due_at": {"$lt": now},
-                 "source_at": {"$gte": since, "$lt": until}}
-        if estate_id:
-            query["estate_id"] = estate_id
-        late: dict[tuple[str, str], int] = {}
-        for revisit in self.db.revisits.find(query, {"estate_id": 1, "kind": 1}):
-            key = (revisit["estate_id"], revisit["kind"])
-            late[key] = late.get(key, 0) + 1
-        return late
+    def group_counters(self, months: Iterable[str]) -> builtins.list[Bucket]:
+        """The group's total counters of ``months``, one document a month."""
+        return self.estates_counters([GROUP], months)
+
+    def estates_counters(self, estate_ids: Iterable[str],
+                         months: Iterable[str]) -> builtins.list[Bucket]:
+        """The counters of ``months`` of each of ``estate_ids``, read by their ids."""
+        months = list(months)
+        ids = [counter_id(estate_id, month) for estate_id in estate_ids for month in months]
+        return [_bucket(document) for document in read_only(
+            self.db[COUNTERS], {"_id": {"$in": ids}}, COUNTS_READ)]
 
     # -- the check and repair tool -----------------------------------------------------
 
@@ -434,8 +458,9 @@ class RevisitRepository(MonthCounters):
              for revisit in self.db.revisits.find({}, {field: 1 for field in STATS_FIELDS})),
             self.db.work_orders.find({}, {"estate_id": 1, "kind": 1, "month": 1,
                                           "in_population": 1, "selected": 1, "reason": 1}),
-            self.db.followups.find({}, FOLLOWUP_STATS_FIELDS))
-        return recounted, self.kept_counts()
+            self.db.followups.find({}, FOLLOWUP_STATS_FIELDS),
+            self.db.sampling_months.find({}, {"estate_id": 1, "month": 1, "report": 1}))
+        return self.with_totals(recounted), self.kept_counts()
 
     def replace_counters(self, recounted: dict[tuple[str, str | None], Counts],
                          month_of: Callable[[Document], str]) -> None:
@@ -466,6 +491,12 @@ class RevisitRepository(MonthCounters):
         if estate_id:
             query["estate_id"] = estate_id
         return list(self.db.followups.find(query, FOLLOWUP_STATS_FIELDS))
+
+    def closings_for_stats(self, estate_id: str, months: Iterable[str]) -> Documents:
+        """The estate's sampling months of ``months`` (their last closing's report)."""
+        return list(self.db.sampling_months.find(
+            {"_id": {"$in": [_month_id(estate_id, month) for month in months]}},
+            {"estate_id": 1, "month": 1, "report": 1}))
 
     def work_orders_for_stats(self, estate_id: str | None, months: Iterable[str]) -> Documents:
         query: dict[str, Any] = {"month": {"$in": list(months)}}
@@ -527,6 +558,13 @@ class RevisitRepository(MonthCounters):
     def plan_month_revisits(self, estate_id: str, month: str) -> Documents:
         """The revisits listed in an estate's plan of ``month`` (``domain.plan_month``)."""
         return list(self.db.revisits.find({"estate_id": estate_id, "plan_month": month}))
+
+
+def _bucket(document: Mapping[str, Any]) -> Bucket:
+    """A counter document as (estate, month, its counts): the counts ``COUNTS_READ``
+    names, the stored document's own (read only)."""
+    return (document["estate_id"], document["month"],
+            {key: document[key] for key in COUNTED_FIGURES if key in document})
 
 
 def _month_id(estate_id: str, month: str | int) -> str:

@@ -3,7 +3,6 @@ Entrypoints only."""
 import base64
 import logging
 from datetime import timedelta
-from functools import partial
 
 from services.revisit import domain, followups, plans, sampling, stats
 from services.revisit.dependencies import zoned_by_estate_copies
@@ -154,11 +153,12 @@ class RevisitService:
     @timer_from_config("REVISIT_ROUTINE_PLAN_SECONDS", 3600)
     def plan_routine_years(self):
         """「年回访率100%」: once a year has begun in an estate's time zone, plan its routine
-        visits if nobody did (``plan_routine_revisits`` by hand counts), up to
+        visits if nobody did (``plan_routine_revisits`` by hand counts) — every estate
+        revisit has a copy of, never asking intake which there are — up to
         ``ROUTINE_PLAN_BATCH`` estates a pass. Each estate is claimed for
         ``ROUTINE_PLAN_LEASE``, so of several instances one plans it."""
         now = self.clock.now()
-        estate_ids = self.intake.list_estate_ids()
+        estate_ids = self.estates.ids()     # the copies: never waits on intake
         years = {estate_id: plans.year_to_plan(now, self._policy(estate_id))
                  for estate_id in estate_ids}
         made = self.store.routine_plans_made(years)
@@ -348,21 +348,37 @@ class RevisitService:
         return base64.b64encode(workbook).decode("ascii")
 
     @rpc
-    def revisit_stats(self, estate_id, period):
-        """From the counters kept per estate × month (``stats``), and what is overdue now."""
-        query = load(schemas.RevisitStatsQuery(), {"estate_id": estate_id, "period": period})
+    def revisit_stats(self, estate_id, period, per_estate=None, estate_ids=None):
+        """From the counters kept per estate × month (``stats``), and what is overdue now.
+        Across estates (no ``estate_id``) the group's figures come from its total counters
+        (one document a month); with ``per_estate`` (the default) every estate's figures
+        too, from one read of the period's counters. With ``estate_ids``: those estates'
+        rows alone (``_rows_of``)."""
+        query = load(schemas.RevisitStatsQuery(), {
+            "estate_id": estate_id, "period": period,
+            **({"per_estate": per_estate} if per_estate is not None else {}),
+            **({"estate_ids": estate_ids} if estate_ids is not None else {})})
         estate_id, period, now = query["estate_id"], query["period"], self.clock.now()
+        if query["estate_ids"] is not None:
+            return self._rows_of(query["estate_ids"], period, now)
         if estate_id is not None:
             self._require_estate(estate_id)
         policy = self._policy(estate_id) if estate_id else self.policies.default
         since, until = period_bounds(period, policy.timezone)
-        buckets = self._stats_counters(estate_id, period_months(period), policy, since, until)
-        late = self.store.overdue_now(estate_id, since, until, now)
+        months = period_months(period)
+        if estate_id is None:    # the group's total counters (``stats.group_figures``)
+            elsewhere = self.policies.estates_elsewhere(policy.timezone)   # (read once)
+            figures = stats.group_figures(
+                self._group_counters(months, elsewhere, since, until), now)
+        else:
+            buckets = self._stats_counters(estate_id, months, set(), since, until)
+            figures = stats.figures(buckets, self._quota_for, now)
         names = self.estates.describe(estate_id) if estate_id else {}
         result = to_json({"estate_id": estate_id, **names, "period": period, "from": since,
-                          "until": until, **stats.figures(buckets, late, self._quota_for, now)})
-        if estate_id is None:   # numbers and names only: JSON as they are
-            estates = stats.figures_by_estate(buckets, late, self._quota_for, now)
+                          "until": until, **figures})
+        if estate_id is None and query["per_estate"]:   # numbers and names: JSON as they are
+            buckets = self._stats_counters(None, months, elsewhere, since, until)
+            estates = stats.figures_by_estate(buckets, self._quota_for, now)
             self.estates.names(estates)   # one read of the copies for all of them
             result["estates"] = {estate: {**self.estates.describe(estate), **figures}
                                  for estate, figures in estates.items()}
@@ -440,22 +456,53 @@ class RevisitService:
         """The month a revisit stored before counters existed is counted in."""
         return sampling.month_of(revisit["source_at"], self._policy(revisit["estate_id"]).timezone)
 
-    def _quota_for(self, estate_id):
-        return partial(sampling.quota, self._policy(estate_id))
+    def _rows_of(self, estate_ids, period, now):
+        """Several estates' rows in one call, each what ``revisit_stats(estate, period)``
+        gives (its months in its own zone: its counters as kept), with its names; zeros
+        for one with nothing counted, none for one intake does not know. No group figures:
+        the caller may read these estates only."""
+        self.estates.names(estate_ids)    # one read of the copies (intake for the unknown)
+        known = [estate for estate in dict.fromkeys(estate_ids) if self.estates.get(estate)]
+        buckets = {estate: [] for estate in known}
+        for bucket in self.store.estates_counters(known, period_months(period)):
+            buckets[bucket[0]].append(bucket)
+        return {"period": period, "estates": {
+            estate: {**self.estates.describe(estate),
+                     **stats.figures(buckets[estate], self._quota_for, now)}
+            for estate in known}}
 
-    def _stats_counters(self, estate_id, months, policy, since, until):
+    def _quota_for(self, estate_id):
+        """An estate's sampling quota: its configured policy's (no zone changes a quota,
+        so the rows of 3,000 estates read no copy for it)."""
+        return sampling.quota_of(self.policies.configured_policy(estate_id))
+
+    def _group_counters(self, months, elsewhere, since, until):
+        """The group's total counters of ``months`` (a document a month); an estate
+        ``elsewhere`` (its record in another zone than the group's) is taken out and
+        recounted in these months, as ``_stats_counters`` does for its row."""
+        buckets = self.store.group_counters(months)
+        for estate in sorted(elsewhere):
+            buckets += [(estate, month, stats.negated(counts))
+                        for _, month, counts in self.store.counters(estate, months)]
+            buckets += self._recounted(estate, months, since, until)
+        return buckets
+
+    def _recounted(self, estate, months, since, until):
+        """An estate's counters of the period's ``months`` recounted from its documents."""
+        recounted = stats.recount(self.store.revisits_for_stats(estate, since, until),
+                                  self.store.work_orders_for_stats(estate, months),
+                                  self.store.followups_for_stats(estate, months),
+                                  self.store.closings_for_stats(estate, months))
+        return [(estate, month, stats.nested(counts)) for (_, month), counts in recounted.items()]
+
+    def _stats_counters(self, estate_id, months, elsewhere, since, until):
         """The period's estate-month counters. Each estate's months are its own time
-        zone's: across estates (the default's months) one whose record puts it in another
-        zone is recounted from its documents instead."""
-        elsewhere = set() if estate_id else self.policies.estates_elsewhere(policy.timezone)
+        zone's: across estates (the default's months) one ``elsewhere`` (its record in
+        another zone) is recounted from its documents instead."""
         buckets = [bucket for bucket in self.store.counters(estate_id, months)
                    if bucket[0] not in elsewhere]
         for estate in sorted(elsewhere):
-            recounted = stats.recount(self.store.revisits_for_stats(estate, since, until),
-                                      self.store.work_orders_for_stats(estate, months),
-                                      self.store.followups_for_stats(estate, months))
-            buckets += [(estate, month, stats.nested(counts))
-                        for (_, month), counts in recounted.items()]
+            buckets += self._recounted(estate, months, since, until)
         return buckets
 
     def _require_estate(self, estate_id):

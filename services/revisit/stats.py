@@ -10,19 +10,31 @@ before its visit) are not owed.
 The figures come from counters kept per estate × month (the repository's
 ``revisit_counters``): each revisit and decided work order adds its ``contribution``,
 the repository applies the difference a change makes to it. What depends on the
-moment of asking — a visit overdue now — is counted apart, from the open revisits
-(``overdue``); a promised reply overdue now from the promised times the counters keep
-of replies still owed. Follow-ups of unsatisfied revisits (``followups``) count in their revisit's month:
+moment of asking — a visit overdue now, a promised reply overdue now — is counted from
+the due times the counters keep of the visits still open (``open_until``) and the
+promised times of the replies still owed (``awaited_reply``): open work, not history. Follow-ups of unsatisfied revisits (``followups``) count in their revisit's month:
 opened, answered, answered on time, and overdue now as promised replies are.
 ``recount`` gives the same counters from the raw documents
 (the ``check`` command compares them); ``revisit_stats`` measures raw documents.
+
+The group's total (``group_figures``) is one counter document a month summed over the
+estates in the same write (``shared.counters.GROUP``). Its sampled kinds' ``required``
+cannot be a sum of populations: an estate's quota is a step function of its own month's
+volume, under its own policy. So the total's ``required`` is what each estate-month's
+closing fixed (``closing_contribution``: ``close_sampling_month`` or the timer that closes
+a month once it is over, with the policy in force then; a later closing replaces it),
+and ``awaiting_closing`` says how many of the total's orders no closing has seen yet
+(a month not over, or over and not closed yet): for a period of closed months the total
+equals the estates' rows added up, for the current month it says what is not fixed yet.
+An estate's own figures measure its months against the quota of their orders so far.
 """
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, TypeVar
 
+from shared import rates
 from shared.counts import difference, flat, nested  # noqa: F401 (the counters' arithmetic)
-from shared.rates import rate
 from shared.schemas.vocabulary import REVISIT_KINDS, UNSATISFIED_LEVELS, WORK_ORDER_KINDS
 
 SATISFIED_LEVELS = ("very_satisfied", "satisfied")
@@ -31,10 +43,16 @@ OPEN = ("scheduled", "booked", "overdue")
 OWED_IN_FULL = ("routine", "complaint")
 # done visits per work order (each estate-month's counters): how ``revisited`` counts once
 DONE_SOURCES = "done_sources"
+# open visits by kind and due time (``open_until``): overdue once it has passed
+DUE = "due"
 
 Counts = dict[str, int]                     # counter path ("kinds.repair.done") -> count
 Bucket = tuple[str, str | None, dict[str, Any]]   # (estate, month, its counters, nested)
 QuotaFor = Callable[[str], Callable[[str, int], int]]
+
+# the one rate (shared/rates.py), remembered: each estate's row asks it a dozen times, of
+# the same small counts as the other 3,000 rows
+rate = lru_cache(maxsize=65536)(rates.rate)
 
 MaybeTime = TypeVar("MaybeTime", datetime, None)   # a time, or None given back as None
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -71,12 +89,24 @@ def contribution(revisit: dict) -> Counts:
                                   and given <= promised),
     }
     counts = {path: 1 for path, flag in flags.items() if flag}
+    if status in OPEN:
+        counts[open_until(revisit)] = 1
     if owed and promised and not given:
         counts[awaited_reply(revisit["_id"], promised)] = 1
     if done and kind in WORK_ORDER_KINDS:
         # a work order counts once however many of its visits were made
         counts[f"{DONE_SOURCES}.{kind}.{field_name(revisit['source_id'])}"] = 1
     return counts
+
+
+def closing_contribution(closed_month: dict) -> Counts:
+    """What a sampling month's last closing adds to its estate-month's counters: per
+    work-order kind the ``required`` its quota fixed and the orders it saw."""
+    counts: Counts = {}
+    for kind, report in (closed_month.get("report") or {}).items():
+        counts[f"orders.{kind}.required"] = report.get("required", 0)
+        counts[f"orders.{kind}.at_closing"] = report.get("orders", 0)
+    return {path: count for path, count in counts.items() if count}
 
 
 def revisited_path(source_path: str) -> str:
@@ -113,6 +143,13 @@ def followup_contribution(followup: dict) -> Counts:
     return counts
 
 
+def open_until(revisit: dict) -> str:
+    """The counter of a visit still open, named by its due time: overdue once that has
+    passed (as a promised reply), so what is overdue now is read from the counters."""
+    due = (_ms(revisit["due_at"]) - EPOCH) // MILLISECOND
+    return f"{DUE}.{revisit['kind']}.{due}_{field_name(revisit['_id'])}"
+
+
 def awaited_followup(followup_id: str, due: datetime) -> str:
     """The counter of a follow-up not answered yet, named by when its answer is due."""
     return f"followups.awaiting.{(due - EPOCH) // MILLISECOND}_{field_name(followup_id)}"
@@ -139,9 +176,10 @@ def add(total: Counts, counts: Counts, sign: int = 1) -> Counts:
 # -- the recount -------------------------------------------------------------------------
 
 def recount(revisits: Iterable[dict], orders: Iterable[dict],
-            followups: Iterable[dict] = ()) -> dict[tuple, Counts]:
+            followups: Iterable[dict] = (), closings: Iterable[dict] = ()) -> dict[tuple, Counts]:
     """The counters of every estate-month from the raw documents: {(estate, month): counts}
-    (revisits and follow-ups by ``stats_month``, orders by ``month``), zeros left out."""
+    (revisits and follow-ups by ``stats_month``, orders and sampling months' closings by
+    ``month``), zeros left out."""
     buckets: dict[tuple, Counts] = {}
     for revisit in revisits:
         add(buckets.setdefault((revisit["estate_id"], revisit.get("stats_month")), {}),
@@ -152,6 +190,10 @@ def recount(revisits: Iterable[dict], orders: Iterable[dict],
     for followup in followups:
         add(buckets.setdefault((followup["estate_id"], followup["stats_month"]), {}),
             followup_contribution(followup))
+    for closed_month in closings:
+        if closed_month.get("report"):
+            add(buckets.setdefault((closed_month["estate_id"], closed_month["month"]), {}),
+                closing_contribution(closed_month))
     for counts in buckets.values():
         sources = [path for path in counts if path.startswith(DONE_SOURCES + ".")]
         for path in sources:
@@ -168,113 +210,150 @@ def revisit_stats(revisits: list[dict], work_orders: Iterable[dict], quota_for: 
     cut to the period): the recount, measured as the counters are."""
     buckets: list[Bucket] = [(estate, month, nested(counts)) for (estate, month), counts in
                recount(revisits, work_orders, followups).items()]
-    return figures(buckets, overdue(revisits, now), quota_for, now)
+    return figures(buckets, quota_for, now)
 
 
-def overdue(revisits: Iterable[dict], now: datetime) -> dict[tuple, int]:
-    """{(estate, kind): revisits still open past their due time} at ``now``."""
-    late: dict[tuple, int] = {}
-    for revisit in revisits:
-        if revisit["status"] in OPEN and revisit["due_at"] < now:
-            key = (revisit["estate_id"], revisit["kind"])
-            late[key] = late.get(key, 0) + 1
-    return late
-
-
-def figures(buckets: Iterable[Bucket], late: dict[tuple, int], quota_for: QuotaFor,
-            now: datetime) -> dict:
-    """The statistics from estate-month counters and {(estate, kind): overdue now}."""
+def figures(buckets: Iterable[Bucket], quota_for: QuotaFor, now: datetime) -> dict:
+    """The statistics from estate-month counters, as they stand at ``now``."""
     buckets = list(buckets)
     totals = buckets[0][2] if len(buckets) == 1 else merged(counts for _, _, counts in buckets)
-    required = _required(buckets, quota_for)
-    overdue_by_kind = dict.fromkeys(REVISIT_KINDS, 0)
-    for (_, kind), count in late.items():
-        overdue_by_kind[kind] += count
-    counted, orders = totals.get("kinds", {}), totals.get("orders", {})
-    kinds = {kind: _kind_figures(counted.get(kind, {}), overdue_by_kind[kind])
-             for kind in REVISIT_KINDS}
+    return _figures_of(totals, _required(buckets, quota_for), now)
+
+
+def group_figures(months: Iterable[Bucket], now: datetime) -> dict:
+    """The group's statistics from its total counters a month (``GROUP``): each sampled
+    kind's ``required`` as the estate-months' closings fixed it, and its orders no
+    closing has seen yet (``awaiting_closing``)."""
+    totals = merged(counts for _, _, counts in months)
+    orders = totals.get("orders", {})
+    result = _figures_of(totals, {kind: orders.get(kind, {}).get("required", 0)
+                                  for kind in WORK_ORDER_KINDS}, now)
     for kind in WORK_ORDER_KINDS:
-        kinds[kind].update(_sampling_figures(orders.get(kind, {}), required[kind],
-                                             totals.get("revisited", {}).get(kind, 0)))
-    for kind in OWED_IN_FULL:
-        kinds[kind].update(required=kinds[kind]["owed"],
-                           revisit_rate=rate(kinds[kind]["done"], kinds[kind]["owed"]))
-    return _overall(totals, kinds, now)
+        counts = orders.get(kind, {})
+        result["kinds"][kind]["awaiting_closing"] = (counts.get("population", 0)
+                                                     - counts.get("at_closing", 0))
+    return result
 
 
-def figures_by_estate(buckets: Iterable[Bucket], late: dict[tuple, int], quota_for: QuotaFor,
+def _figures_of(totals: dict, required: dict[str, int], now: datetime) -> dict:
+    """The statistics from counters summed and each sampled kind's ``required``. It runs
+    once an estate for the headquarters' rows, so in one pass: a kind with nothing
+    counted, ordered or required (most rows have several) takes the figures of nothing,
+    copied; the overall figures add up the kinds' as they are made."""
+    counted, orders, due = totals.get("kinds", {}), totals.get("orders", {}), totals.get(DUE, {})
+    revisited = totals.get("revisited", {})
+    touched = {*counted, *orders, *due, *revisited}
+    kinds = {}
+    owed = done = on_time = overdue = reached = satisfied = rated = 0
+    for kind in REVISIT_KINDS:
+        if kind not in touched and not required.get(kind):
+            kinds[kind] = dict(NOTHING_OF[kind])
+            continue
+        counts = counted.get(kind, {})
+        kinds[kind] = figures_of_kind = _kind_figures(
+            counts, replies_overdue(due[kind], now) if kind in due else 0)
+        owed += figures_of_kind["owed"]
+        done += figures_of_kind["done"]
+        on_time += figures_of_kind["on_time"]
+        overdue += figures_of_kind["overdue"]
+        reached += counts.get("reached", 0)
+        satisfied += counts.get("satisfied", 0)
+        rated += counts.get("rated", 0)
+        if kind in OWED_IN_FULL:
+            figures_of_kind["required"] = figures_of_kind["owed"]
+            figures_of_kind["revisit_rate"] = rate(figures_of_kind["done"],
+                                                   figures_of_kind["owed"])
+        else:
+            _add_sampling_figures(figures_of_kind, orders.get(kind, {}), required[kind],
+                                  revisited.get(kind, 0))
+    return _overall(totals, kinds, {"owed": owed, "done": done, "on_time": on_time,
+                                    "overdue": overdue, "reached": reached,
+                                    "satisfied": satisfied, "rated": rated}, now)
+
+
+def figures_by_estate(buckets: Iterable[Bucket], quota_for: QuotaFor,
                       now: datetime) -> dict[str, dict]:
     """{estate: its statistics}, for every estate with counters in ``buckets``."""
     by_estate: dict[str, list[Bucket]] = {}
-    late_by_estate: dict[str, dict[tuple, int]] = {}
     for bucket in buckets:
         if _any_count(bucket[2]):
             by_estate.setdefault(bucket[0], []).append(bucket)
-    for (estate_id, kind), count in late.items():
-        late_by_estate.setdefault(estate_id, {})[(estate_id, kind)] = count
-    return {estate_id: figures(by_estate[estate_id], late_by_estate.get(estate_id, {}),
-                               quota_for, now)
+    return {estate_id: figures(by_estate[estate_id], quota_for, now)
             for estate_id in sorted(by_estate)}
 
 
 def _required(buckets: Iterable[Bucket], quota_for: QuotaFor) -> dict[str, int]:
-    """Per work-order kind: what the quota required of each estate's months."""
+    """Per work-order kind: what the quota required of each estate's months (each
+    estate's quota asked for once)."""
     required = dict.fromkeys(WORK_ORDER_KINDS, 0)
+    quotas: dict[str, Callable[[str, int], int]] = {}
     for estate_id, _, counts in buckets:
-        for kind, figures_of_kind in counts.get("orders", {}).items():
+        orders = counts.get("orders")
+        if not orders:
+            continue
+        if estate_id not in quotas:
+            quotas[estate_id] = quota_for(estate_id)
+        quota = quotas[estate_id]
+        for kind, figures_of_kind in orders.items():
             population = figures_of_kind.get("population", 0)
             if population and kind in required:
-                required[kind] += min(quota_for(estate_id)(kind, population), population)
+                required[kind] += min(quota(kind, population), population)
     return required
 
 
 def _kind_figures(counts: dict, overdue_now: int) -> dict:
-    done, on_time = counts.get("done", 0), counts.get("on_time", 0)
+    count = counts.get
+    done, on_time = count("done", 0), count("on_time", 0)
     return {
-        "owed": counts.get("owed", 0),
+        "owed": count("owed", 0),
         "done": done,
         "on_time": on_time,
         "on_time_rate": rate(on_time, done),
-        "reach_rate": rate(counts.get("reached", 0), done),
-        "satisfaction_rate": rate(counts.get("satisfied", 0), counts.get("rated", 0)),
-        "unsatisfied": counts.get("unsatisfied", 0),
+        "reach_rate": rate(count("reached", 0), done),
+        "satisfaction_rate": rate(count("satisfied", 0), count("rated", 0)),
+        "unsatisfied": count("unsatisfied", 0),
         "overdue": overdue_now,
-        "cancelled": counts.get("cancelled", 0),
+        "cancelled": count("cancelled", 0),
     }
 
 
-def _sampling_figures(counts: dict, required: int, revisited: int) -> dict:
+def _add_sampling_figures(figures_of_kind: dict, counts: dict, required: int,
+                          revisited: int) -> None:
     """Orders, what the quota required of each estate's months, what was selected, and how
     many selected orders had a visit done (the revisit rate against the requirement)."""
-    return {
-        "orders": counts.get("population", 0),
-        "required": required,
-        "sampled": counts.get("sampled", 0),
-        "top_up": counts.get("top_up", 0),
-        "revisited_orders": revisited,
-        "revisit_rate": rate(revisited, required),
-    }
+    figures_of_kind["orders"] = counts.get("population", 0)
+    figures_of_kind["required"] = required
+    figures_of_kind["sampled"] = counts.get("sampled", 0)
+    figures_of_kind["top_up"] = counts.get("top_up", 0)
+    figures_of_kind["revisited_orders"] = revisited
+    figures_of_kind["revisit_rate"] = rate(revisited, required)
 
 
-def _overall(totals: dict, kinds: dict[str, dict], now: datetime) -> dict:
-    def total(name: str) -> int:
-        return sum(figures_of_kind[name] for figures_of_kind in kinds.values())
+def _nothing_of(kind: str) -> dict:
+    """A kind's figures when nothing of it is counted, ordered or required."""
+    figures_of_kind = _kind_figures({}, 0)
+    if kind in OWED_IN_FULL:
+        figures_of_kind.update(required=0, revisit_rate=None)
+    else:
+        _add_sampling_figures(figures_of_kind, {}, 0, 0)
+    return figures_of_kind
 
-    def summed(name: str) -> int:
-        return sum(counts.get(name, 0) for counts in totals.get("kinds", {}).values())
 
-    complaints, replies = kinds["complaint"], totals.get("replies", {})
-    done = total("done")
+NOTHING_OF = {kind: _nothing_of(kind) for kind in REVISIT_KINDS}
+
+
+def _overall(totals: dict, kinds: dict[str, dict], summed: Counts, now: datetime) -> dict:
+    complaints, replies, done = kinds["complaint"], totals.get("replies", {}), summed["done"]
     return {
         "complaints_closed": complaints["owed"],
         "complaint_revisits_done": complaints["done"],
         "revisit_rate": complaints["revisit_rate"],
-        "revisits": total("owed"),
+        "revisits": summed["owed"],
         "done": done,
-        "on_time_rate": rate(total("on_time"), done),
-        "reach_rate": rate(summed("reached"), done),
-        "satisfaction_rate": rate(summed("satisfied"), summed("rated")),
-        "overdue": total("overdue"),
+        "on_time_rate": rate(summed["on_time"], done),
+        "reach_rate": rate(summed["reached"], done),
+        "satisfaction_rate": rate(summed["satisfied"], summed["rated"]),
+        "overdue": summed["overdue"],
         "promised_replies": {
             "promised": replies.get("promised", 0),
             "given": replies.get("given", 0),
@@ -300,7 +379,10 @@ def _followup_figures(counts: dict, now: datetime) -> dict:
 
 def replies_overdue(awaiting: dict[str, int], now: datetime) -> int:
     """Replies promised and not given (``awaiting`` {"<ms>_<revisit>": n}) whose promised
-    time has passed at ``now`` (follow-ups not answered, by their answer's due time, alike)."""
+    time has passed at ``now`` (follow-ups not answered by their answer's due time, and
+    visits still open by theirs, alike)."""
+    if not awaiting:
+        return 0
     now_us = (now - EPOCH) // MICROSECOND
     return sum(count for key, count in awaiting.items()
                if count and int(key.split("_", 1)[0]) * 1000 < now_us)
@@ -316,6 +398,12 @@ def merged(many: Iterable[dict]) -> dict:
     return total
 
 
+def negated(fields: dict) -> dict:
+    """Nested counters with every count's sign turned (``merged`` then takes them out)."""
+    return {key: negated(value) if isinstance(value, dict) else -value
+            for key, value in fields.items()}
+
+
 def _merge(total: dict, fields: dict) -> None:
     for key, value in fields.items():
         if isinstance(value, dict):
@@ -325,8 +413,10 @@ def _merge(total: dict, fields: dict) -> None:
 
 
 def _any_count(fields: dict) -> bool:
-    return any(_any_count(value) if isinstance(value, dict) else value
-               for value in fields.values())
+    for value in fields.values():   # a loop, not any(): this runs once an estate
+        if _any_count(value) if isinstance(value, dict) else value:
+            return True
+    return False
 
 
 def _on_time(revisit: dict) -> bool:

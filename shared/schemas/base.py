@@ -122,9 +122,14 @@ class EventTime(UtcDateTime):
     window = (UtcDateTime.window[0], datetime(2110, 1, 1, tzinfo=UTC))
 
 
+BLANK_TEXT = "must not be empty"   # the console shows a field refused so as "required"
+
+
 def Text(max_length: int = 2000, **kwargs: Any) -> fields.String:
-    """Free text that must say something."""
-    return fields.String(validate=validate.Length(min=1, max=max_length), **kwargs)
+    """Free text that must say something: empty or whitespace-only text is refused, also
+    where the field is optional (leave it out, or null where allowed, to say nothing)."""
+    return fields.String(validate=[validate.Length(max=max_length),
+                                   validate.Predicate("strip", error=BLANK_TEXT)], **kwargs)
 
 
 def OneOf(choices: Iterable[str], **kwargs: Any) -> fields.String:

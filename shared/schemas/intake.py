@@ -16,6 +16,7 @@ from shared.schemas.base import (
     Period,
     Phone,
     Schema,
+    Text,
     UtcDateTime,
 )
 from shared.schemas.vocabulary import (
@@ -50,12 +51,8 @@ WORK_ORDER_STATUSES = ("registered", "completed", "cancelled")
 MAX_CONTENT = 2000
 
 
-def Content(max_length: int = MAX_CONTENT, **kwargs: Any) -> fields.String:
-    """Free text that says something: blank or whitespace-only text is refused."""
-    return fields.String(validate=[
-        validate.Length(max=max_length),
-        validate.Predicate("strip", error="must not be empty"),
-    ], **kwargs)
+# Free text that says something (blank or whitespace-only refused): base.Text, the one rule.
+Content = Text
 
 
 # households ------------------------------------------------------------------
@@ -90,6 +87,11 @@ class EstatesToCheck(Schema):
     estate_ids = IdList(max_length=MAX_ESTATES_CHECKED, required=True)
 
 
+class DepartmentsOf(Schema):
+    """``list_departments``: the estates whose routing names them (none: the group's)."""
+    estate_ids = IdList(max_length=MAX_ESTATES_CHECKED, allow_none=True, load_default=None)
+
+
 class HouseholdsThatCount(Schema):
     """``estates_with_households``' filters: which households count."""
     occupied = Flag()              # none: any household
@@ -116,10 +118,15 @@ class KeyCustomer(Schema):
     key_customer = Flag(required=True)
 
 
+MAX_HOUSEHOLDS_LISTED = 1000   # list_households: a page, and the ids one call asks for
+
+
 class HouseholdFilters(ListFilters):
     occupied = Flag()
     building = fields.String(validate=validate.Length(max=50))
-    limit = Limit(1000)            # none: the whole estate
+    # these households of the estate alone (a page's rows): one call, not one per row
+    household_ids = IdList(max_length=MAX_HOUSEHOLDS_LISTED)
+    limit = Limit(MAX_HOUSEHOLDS_LISTED)   # none: the whole estate
 
 
 # complaints ------------------------------------------------------------------

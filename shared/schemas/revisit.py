@@ -91,8 +91,7 @@ class RecordRevisit(Schema):
     satisfaction = OneOf(SATISFACTION_LEVELS, allow_none=True, load_default=None)
     resolved = Flag(allow_none=True, load_default=None)
     comments = fields.String(validate=validate.Length(max=2000), load_default="")
-    signed_by = fields.String(validate=validate.Length(min=1, max=50), allow_none=True,
-                              load_default=None)
+    signed_by = Text(max_length=50, allow_none=True, load_default=None)   # the owner's name
     signature_png = SignaturePng(allow_none=True, load_default=None)
     # 「回访中对业主/用户询问、意见,不能当即答复,应告知预约时间答复」
     promised_reply_at = UtcDateTime(allow_none=True, load_default=None)
@@ -129,7 +128,7 @@ class FollowupFilters(ListFilters):
     estate_id = Id()
     estate_ids = IdList()
     status = OneOf(FOLLOWUP_STATUSES)
-    department = fields.String(validate=validate.Length(min=1, max=100))
+    department = Text(max_length=100)
     kind = OneOf(REVISIT_KINDS)
     revisit_id = Id()
     overdue = Flag()               # still unanswered past the answer's due time
@@ -140,7 +139,7 @@ class RecordFollowupMeasures(Schema):
     """「改进措施的制定和实施」, each 「落实到人」: what will be done and who carries it out."""
     staff_id = Id(required=True)
     measures = Text(required=True)
-    responsible = fields.String(required=True, validate=validate.Length(min=1, max=50))
+    responsible = Text(max_length=50, required=True)
 
 
 class AnswerFollowup(Schema):
@@ -174,9 +173,23 @@ class PlanRoutineRevisits(Schema):
     year = fields.Integer(strict=True, required=True, validate=validate.Range(min=2000, max=2099))
 
 
+# revisit_stats: the estates whose rows one call answers with ``estate_ids`` (the most a
+# user's account holds: shared/schemas/gateway.py)
+MAX_ESTATES_ASKED = 1000
+
+
 class RevisitStatsQuery(Schema):
     estate_id = Id(allow_none=True, load_default=None)   # none: across all estates
     period = Period(required=True)
+    per_estate = Flag(load_default=True)   # across estates, false: the group's figures alone
+    # these estates' rows alone, each as asked by its ``estate_id`` (no group figures)
+    estate_ids = IdList(max_length=MAX_ESTATES_ASKED, allow_none=True, load_default=None)
+
+    @validates_schema
+    def one_estate_or_several(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("estate_ids") is not None and data.get("estate_id") is not None:
+            raise ValidationError("not with estate_id: name one estate or several",
+                                  "estate_ids")
 
 
 class CheckStatistics(Schema):

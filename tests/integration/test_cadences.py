@@ -13,6 +13,8 @@ from services.intake.service import IntakeService
 from services.notify.service import NotifyService
 from services.revisit.service import RevisitService
 from services.survey.service import SurveyService
+from shared.envelope import new_event
+from shared.messaging import EventPublisher
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.broker
@@ -69,17 +71,22 @@ def test_moving_in_and_key_customers_reach_revisit_once_with_two_instances(
 
 
 class StubIntake:
-    """intake as survey and notify ask it: the estates, their households and contacts."""
+    """intake as notify asks it: contacts (which estates there are, survey knows from its
+    copies of intake's records: ``announce_estate``)."""
 
     name = "intake"
 
     @plain_rpc
-    def list_estate_ids(self):
-        return [ESTATE]
-
-    @plain_rpc
     def get_contacts(self, refs):
         return {ref: None for ref in refs}
+
+
+def announce_estate(config, estate_id=ESTATE):
+    """``estate_registered`` as intake announces it: the other services keep a copy."""
+    EventPublisher(config).publish(new_event(
+        "estate_registered", "intake", estate_id,
+        {"name": "测试小区", "company": None, "region": None, "timezone": "Asia/Shanghai",
+         "revision": 0}, datetime.now(UTC), key=f"{estate_id}@0"))
 
 
 def test_a_missed_survey_period_is_told_to_the_manager_and_headquarters_once(
@@ -89,6 +96,7 @@ def test_a_missed_survey_period_is_told_to_the_manager_and_headquarters_once(
     container_factory(StubIntake, config).start()
     for service in (NotifyService, NotifyService, SurveyService, SurveyService):
         container_factory(service, config).start()
+    announce_estate(config)
 
     missed = listener.wait_for("survey_cadence_missed", cadence="half_yearly")
     assert missed["estate_id"] == ESTATE
@@ -106,3 +114,13 @@ def test_a_missed_survey_period_is_told_to_the_manager_and_headquarters_once(
     assert "/console/surveys/new" in told[0]["text"]
     sent = listener.of_type("notification_sent", template="survey_cadence_missed")
     assert sorted(event["data"]["recipient"] for event in sent) == ["hq-1", "mgr-1"]
+
+
+def test_survey_keeps_its_cadence_while_intake_is_not_running(
+        service_config, container_factory, listener):
+    """No intake at all: the cadence timer goes through survey's copies of the estates."""
+    config = {**service_config, "SURVEY_CADENCE_SECONDS": 0.05}
+    container_factory(SurveyService, config).start()
+    announce_estate(config, "estate-alone")
+    missed = listener.wait_for("survey_cadence_missed", cadence="half_yearly")
+    assert missed["estate_id"] == "estate-alone"

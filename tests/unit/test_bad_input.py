@@ -1,6 +1,7 @@
 """No input can poison a record: every RPC of docs/rpc.md (the four services' public ones),
 given input that is wrong in one place — a wrong type, a field missing or one too many, a
-``$`` key, a control character or a lone surrogate, a huge string, a time outside
+``$`` key, a control character or a lone surrogate, a huge string, free text that says
+nothing (empty or whitespace-only), a time outside
 2000–2099, a number out of range, an id of nothing — answers ``InvalidInput`` (``NotFound``
 for the id of nothing an RPC is about) and writes nothing: every document of every store
 is the same before and after. No other exception gets out.
@@ -44,6 +45,7 @@ operators = st.sampled_from([{"$ne": None}, {"$gt": ""}, {"$where": "sleep(100)"
 ANYWHERE = st.one_of(operators, bad_text, st.lists(bad_text, min_size=1, max_size=2),
                      st.builds(lambda key, value: {key: value}, bad_text, st.just(1)))
 WRONG_FOR_TEXT = st.sampled_from([12, 1.5, True, [], ["x"], {"a": 1}])
+BLANK_TEXT = st.sampled_from(["", " ", "\t\n ", "\u3000\u3000"])
 BAD_TIMES = st.sampled_from([
     "0001-01-01T00:00:00+00:00", "9999-12-31T23:59:59+00:00", "1999-12-31T23:59:59+00:00",
     "2100-01-01T00:00:00+00:00", "2026-11-23T10:00:00", "2026-02-30T10:00:00+08:00",
@@ -85,6 +87,9 @@ def bad_for(field: fields.Field, base: Any = None) -> st.SearchStrategy:
         options.append(BAD_TIMES)
     elif isinstance(field, fields.String) and not isinstance(field, Cursor):
         options += [WRONG_FOR_TEXT, huge_text]
+        if any(isinstance(rule, validate.Predicate) and rule.method == "strip"
+               for rule in field.validators):          # free text (Text): it says nothing
+            options.append(BLANK_TEXT)
     elif isinstance(field, Cursor):
         options += [WRONG_FOR_TEXT, st.sampled_from(["garbage!", "W10", "eyJ4IjoxfQ"])]
     else:                                      # fields.Field, fields.Raw: typed in code
@@ -157,9 +162,9 @@ def arg_strategy(arg: Arg):
                                                  else [bad]),
             st.just([row, row])))                                  # a household twice
     if arg.kind == "ids":
+        shapes = ["h-1", 12, {"$in": ["h-1"]}, True, None, [], [None], ["h-1"] * (arg.most + 1)]
         return refused(st.one_of(
-            st.sampled_from(["h-1", 12, {"$in": ["h-1"]}, True, None, [], [None],
-                             ["h-1"] * (arg.most + 1)]),
+            st.sampled_from([shape for shape in shapes if shape is not None or not arg.optional]),
             bad_id.map(lambda bad: [*arg.value, bad])))
     if arg.kind in ("paged", "flag"):
         return refused(st.sampled_from(["yes", 1, 0, None, [], {"$ne": 1}, "\ud800"]))
@@ -195,6 +200,8 @@ def calls(world):
     ids = world.ids
     paged = Arg("paged", False)
     estate = Arg("id", "e-1")
+    # a person's estates of a round: its estates only, each once
+    round_part = Arg("ids", ["e-1"], most=survey.MAX_ROUND_PART, optional=True)
     categories = ("cleaning", "greening", "repair_service")
     settings_ = world.notify.settings
     templates = settings_.templates(None, settings_.estate(None).locale)
@@ -237,6 +244,8 @@ def calls(world):
             Arg("ids", ["e-1", "e-2"], most=intake.MAX_ESTATES_CHECKED),
             data(intake.HouseholdsThatCount(), {"occupied": True}))),
         Call("intake", "list_categories", (Arg("id", "e-1", optional=True),)),
+        Call("intake", "list_departments", (
+            Arg("ids", ["e-1", "e-2"], most=intake.MAX_ESTATES_CHECKED, optional=True),)),
         Call("intake", "register_complaint", (data(intake.RegisterComplaint(), complaint,
                                                    "estate_id", "household_id"),)),
         Call("intake", "acknowledge_complaint", (Arg("id", ids["registered"]), data(
@@ -340,8 +349,9 @@ def calls(world):
                                            data(survey.SubmitResponse(categories), answer))),
         Call("survey", "close_round", (Arg("id", ids["round"]),)),
         Call("survey", "round_report", (Arg("id", ids["closed_round"]),
-                                        Arg("round-estate", "e-1", optional=True))),
-        Call("survey", "estate_ranking", (Arg("id", ids["closed_round"]),)),
+                                        Arg("round-estate", "e-1", optional=True),
+                                        round_part)),
+        Call("survey", "estate_ranking", (Arg("id", ids["closed_round"]), round_part)),
         Call("survey", "check_statistics", (Arg("id", ids["closed_round"]), data(
             survey.CheckStatistics(), {"repair": False}))),
         Call("survey", "add_rectification", (Arg("id", ids["closed_round"]), data(
@@ -354,7 +364,8 @@ def calls(world):
         Call("survey", "publish_report", (Arg("id", ids["closed_round"]), data(
             survey.PublishReport(), {"note": "公示", "estate_ids": ["e-1"]}, "estate_ids"))),
         Call("survey", "export_report", (Arg("id", ids["closed_round"]),
-                                         Arg("round-estate", "e-1", optional=True))),
+                                         Arg("round-estate", "e-1", optional=True),
+                                         round_part)),
         # notify
         Call("notify", "send", (data(send_schema, {
             "channel": "console", "to": "h-1", "template": "complaint_received",

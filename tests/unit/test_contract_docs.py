@@ -13,6 +13,7 @@ from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
 from nameko.rpc import Rpc
 
 from scripts import asyncapi
+from services.notify.notifications import NOTIFICATIONS
 from shared.messaging import ReliableEventHandler
 from shared.schemas.events import EVENTS
 from shared.topology import SUBSCRIPTIONS
@@ -109,3 +110,31 @@ def test_handlers_and_topology_agree(service):
                for h in entrypoints(service, ReliableEventHandler).values()}
     assert handled == set(SUBSCRIPTIONS[service])
     assert all(EVENTS[event][0] == source for source, event in handled)
+
+
+def notify_events_table():
+    """{event type: its row's message column} from the table of what notify handles."""
+    rows, in_notify, in_table = {}, False, False
+    for line in (ROOT / "docs" / "rpc.md").read_text(encoding="utf-8").splitlines():
+        if line.startswith("## "):
+            in_notify = line == "## notify"
+        elif in_notify and line.startswith("| event | message"):
+            in_table = True
+        elif in_table and not line.startswith("|"):
+            break
+        elif in_table and line.startswith("| `"):
+            events, message = line.split(" | ")[:2]
+            for event in re.findall(r"`(\w+)`", events):
+                rows[event] = message
+    return rows
+
+
+def test_notify_events_table_lists_every_event_notify_handles_and_its_messages():
+    handled = {handler.event_type for handler in
+               entrypoints("notify", ReliableEventHandler).values()}
+    table = notify_events_table()
+    assert set(table) == handled
+    for event, message in table.items():
+        sent = {notification.template for notification in NOTIFICATIONS.get(event, ())}
+        assert sent <= set(re.findall(r"`(\w+)`", message)), (event, sent)
+        assert sent or message.startswith("none"), event

@@ -296,3 +296,13 @@ def test_an_estates_figures_carry_its_names(service):
 def test_config_policies_stay_checked_at_start_up():
     with pytest.raises(InvalidInput, match="ESTATE_POLICIES.e-9"):
         Policies.from_config(load_config(ESTATE_POLICIES={"e-9": {"reply_working_days": 0}}))
+
+
+@pytest.mark.parametrize("record", [
+    {"_id": "e-5", "name": "阳光花园", "company": "华南公司", "region": None,
+     "timezone": "Asia/Urumqi", "created_at": datetime(2026, 1, 1)},
+    {"_id": "e-6", "created_at": datetime(2026, 1, 1)}],       # a bare one, before records
+    ids=["record", "bare"])
+def test_headquarters_rows_label_an_estate_as_its_view_does(record):
+    view = estates.view(dict(record, updated_at=record["created_at"]), "Asia/Shanghai")
+    assert estates.label(record, "Asia/Shanghai") == {key: view[key] for key in estates.LABEL}

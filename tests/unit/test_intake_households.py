@@ -6,10 +6,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from nameko.testing.services import worker_factory
 
-from services.intake import households, importer
+from services.intake import households
 from services.intake.policy import Policies
 from services.intake.repository import IntakeRepository
 from services.intake.service import IntakeService
+from shared import household_lists
 from shared.actor import Caller
 from shared.clock import FrozenClock
 from shared.config import load_config
@@ -62,10 +63,10 @@ def test_the_owner_list_reads_the_key_customer_column_and_leaves_blanks_alone():
     lines = [(2, ["h-1", "3", "1", "502", "是", "王芳", "13812345678", "是"]),
              (3, ["h-2", "3", "1", "503", "是", "李雷", "13812345679", ""]),
              (4, ["h-3", "3", "1", "504", "是", "韩梅", "13812345670", "也许"])]
-    rows, _, errors = importer.households_from_lines(header, lines)
+    rows, _, errors = household_lists.households_from_lines(header, lines)
     assert [r.get("key_customer") for r in rows] == [True, None, None]
     assert errors == {4: {"key_customer": ["cannot read '也许' as yes or no"]}}
-    rows, _, errors = importer.households_from_lines(header[:-1], [
+    rows, _, errors = household_lists.households_from_lines(header[:-1], [
         (2, ["h-1", "3", "1", "502", "是", "王芳", "13812345678"])])
     assert "key_customer" not in rows[0] and not errors
 
@@ -119,3 +120,20 @@ def test_the_estates_are_listed_for_the_other_services_timers(service):
     service.import_households("e-2", [], estate={"name": "二号小区"})
     service.import_households("e-1", [row("h-1")], estate={"name": "一号小区"})
     assert service.list_estate_ids() == ["e-1", "e-2"]
+
+
+def test_a_page_of_households_is_found_by_their_ids_in_one_call(service):
+    service.import_households("e-1", [row(f"h-{n}") for n in range(5)],
+                              estate={"name": "一号小区"})
+    service.import_households("e-2", [row("h-9")], estate={"name": "二号小区"})
+    found = service.list_households("e-1", {"household_ids": ["h-3", "h-1", "h-9", "h-404"]})
+    assert [household["id"] for household in found] == ["h-1", "h-3"]   # e-1's alone, by id
+    page = service.list_households("e-1", {"household_ids": ["h-0", "h-1", "h-2"], "limit": 2},
+                                   paged=True)
+    assert [household["id"] for household in page["items"]] == ["h-0", "h-1"]
+    rest = service.list_households("e-1", {"household_ids": ["h-0", "h-1", "h-2"], "limit": 2,
+                                           "cursor": page["next_cursor"]}, paged=True)
+    assert [household["id"] for household in rest["items"]] == ["h-2"]
+    for wrong in ([], ["a b"], [f"h-{n}" for n in range(1001)], "h-1"):
+        with pytest.raises(InvalidInput, match="household_ids"):
+            service.list_households("e-1", {"household_ids": wrong})

@@ -174,6 +174,22 @@ def test_assign_without_department_follows_the_estates_routing(clock):
     assert service.assign_complaint(complaint["id"], {})["department"] == "安保部"
 
 
+def test_the_departments_are_those_the_estates_routing_names(clock):
+    """What a department's staff account may name (the gateway asks): the group's routing,
+    or that of the estates given, each estate's own overrides included."""
+    service = make_service(embedded(IntakeRepository), clock,
+                           ESTATE_POLICIES={"e-1": {"routing": {"noise": "安保部"}}})
+    service.import_households("e-1", [HOUSEHOLD], estate={"name": "测试小区"})
+    group = service.list_departments()
+    assert group == sorted(group) and {"工程部", "秩序部", "客服中心"} <= set(group)
+    assert "安保部" not in group
+    assert "安保部" in service.list_departments(["e-1"])
+    assert service.list_departments(["e-unknown"]) == group      # routed as the config says
+    with pytest.raises(InvalidInput) as refused:
+        service.list_departments("e-1")
+    assert "estate_ids" in refused.value.errors
+
+
 def test_outside_unit_matter_is_followed_not_dropped(service):
     cid = service.register_complaint(dict(COMPLAINT, category="water_supply"))["id"]
     service.acknowledge_complaint(cid, {"staff_id": "s-1"})

@@ -231,21 +231,23 @@ def test_a_change_settled_twice_counts_once(service):
     service.store.db.complaints.update_one({"_id": cid}, {"$set": {PENDING: [{
         "id": f"{cid}@0", "counter": f"e-1:{stored['stats_month']}", "estate_id": "e-1",
         "month": stored["stats_month"], "inc": [["received", 1]]}]}})
-    for estate in ("e-1", "*"):     # the estate's counter and the group's total
-        service.store.db[COUNTERS].update_one({"_id": f"{estate}:{stored['stats_month']}"},
-                                              {"$push": {"in_flight": f"{cid}@0"}})
+    for estate in ("e-1", "*"):     # the estate's counter and the group's total, month and year
+        for key in (stored["stats_month"], stored["stats_month"][:4]):
+            service.store.db[COUNTERS].update_one({"_id": f"{estate}:{key}"},
+                                                  {"$push": {"in_flight": f"{cid}@0"}})
     # the relay finds the change's $inc already made (its id still in flight): not again
     service.store.db.complaints.update_one({"_id": cid}, {"$set": {
         "stats_unsettled": True, "stats_settle_after": datetime.now(UTC)}})
     assert service.store.settle_counts() == 1
-    assert service.complaint_stats("e-1", "2026-11")["received"] == 1
-    assert service.group_complaint_stats("2026-11", per_estate=False)["total"]["received"] == 1
+    for period in ("2026-11", "2026"):
+        assert service.complaint_stats("e-1", period)["received"] == 1
+        assert service.group_complaint_stats(period, per_estate=False)["total"]["received"] == 1
     assert_counters_hold(service)
 
 
 def test_a_crash_between_the_estates_counter_and_the_groups_total(service):
-    """The writer died after the estate's $inc, before the group's: the relay makes the
-    group's alone, once."""
+    """The writer died after the estate's $inc, before the totals' (the group's month,
+    the estate's and the group's year): the relay makes those alone, once."""
     cid = register(service)
     month = service.store.find_complaint(cid)["stats_month"]
     change = {"id": f"{cid}@0", "counter": f"e-1:{month}", "estate_id": "e-1",
@@ -254,11 +256,13 @@ def test_a_crash_between_the_estates_counter_and_the_groups_total(service):
         PENDING: [change], "stats_unsettled": True, "stats_settle_after": datetime.now(UTC)}})
     service.store.db[COUNTERS].update_one({"_id": f"e-1:{month}"},
                                           {"$push": {"in_flight": change["id"]}})
-    service.store.db[COUNTERS].update_one({"_id": f"*:{month}"}, {"$inc": {"received": -1}})
+    for total in (f"*:{month}", f"e-1:{month[:4]}", f"*:{month[:4]}"):
+        service.store.db[COUNTERS].update_one({"_id": total}, {"$inc": {"received": -1}})
     assert service.store.settle_counts() == 1
     assert service.store.settle_counts() == 0
-    assert service.group_complaint_stats("2026-11", per_estate=False)["total"]["received"] == 1
-    assert service.complaint_stats("e-1", "2026-11")["received"] == 1
+    for period in ("2026-11", "2026"):
+        assert service.group_complaint_stats(period, per_estate=False)["total"]["received"] == 1
+        assert service.complaint_stats("e-1", period)["received"] == 1
     assert_counters_hold(service)
 
 
@@ -324,7 +328,8 @@ def test_a_month_keeps_as_many_deadline_times_as_it_has_open_work(service):
                      "close_complaint"):
             getattr(service, step)(cid, STEP_DATA[step])
     kept = counters(service)
-    assert sorted(kept) == ["*:2026-11", "e-1:2026-11"]     # the estate's, the group's total
+    # the estate's and the group's total, each a month and a year
+    assert sorted(kept) == ["*:2026", "*:2026-11", "e-1:2026", "e-1:2026-11"]
     for document in kept.values():
         # the deadline times of the open work are gone with it, and the statuses passed through
         assert (document["first_reply_due"], document["reply_due"], document["next_due"]) == (

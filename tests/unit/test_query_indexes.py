@@ -50,6 +50,8 @@ def run_the_rest(world):
     intake, revisit, survey, notify = (world.intake, world.revisit, world.survey,
                                        world.notify)
     intake.list_households("e-1", {"occupied": True, "building": "3"})
+    intake.list_households("e-1", {"household_ids": ["h-1", "h-2"], "limit": 2},  # a page's rows
+                           paged=True)
     intake.list_complaints({"estate_id": "e-1", "status": "assigned", "limit": 2}, paged=True)
     intake.list_complaints({"household_id": "h-1", "category": "noise"})
     intake.list_work_orders({"estate_id": "e-1", "kind": "repair"})

@@ -6,19 +6,20 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from nameko.exceptions import UnknownService
 from nameko.testing.services import worker_factory
 from openpyxl import load_workbook
 
 from services.revisit import domain, plans
 from services.revisit.policies import PolicyBook, PolicyError, RevisitPolicy
 from services.revisit.repository import RevisitRepository
-from services.revisit.service import ROUTINE_PLAN_BATCH, RevisitService
+from services.revisit.service import ROUTINE_PLAN_BATCH, ROUTINE_PLAN_LEASE, RevisitService
 from shared.actor import Caller
 from shared.clock import FrozenClock
 from shared.config import load_config
 from shared.envelope import new_event, parse_event
 from shared.errors import InvalidInput
-from tests.helpers import embedded
+from tests.helpers import embedded, estate_copies
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)          # Monday 10:00 in Shanghai
 POLICY = RevisitPolicy()
@@ -173,13 +174,11 @@ def test_the_months_plan_prints_as_a_workbook():
 # -- the entrypoints ------------------------------------------------------------------
 
 class Intake:
-    """intake as revisit calls it: estates, their occupied households."""
+    """intake as revisit calls it: its estates' occupied households. Which estates there
+    are revisit knows from its copies (``estate_copies``), never asking intake."""
 
     def __init__(self, estates):
         self.estates, self.asked = estates, []
-
-    def list_estate_ids(self):
-        return sorted(self.estates)
 
     def list_households(self, estate_id, filters=None):
         self.asked.append(estate_id)
@@ -192,6 +191,7 @@ class Intake:
 def make_service(repository, clock, intake, config=None):
     return worker_factory(RevisitService, store=repository, clock=clock, intake=intake,
                           policies=PolicyBook(config or load_config()),
+                          estates=estate_copies(repository, intake.estates),
                           caller=Caller(None, None))
 
 
@@ -238,6 +238,29 @@ def test_an_estate_another_instance_holds_is_left_to_it_until_its_lease_lapses(r
     later = NOW + timedelta(minutes=11)                      # its holder died
     make_service(repository, FrozenClock(later), intake).plan_routine_years()
     assert intake.asked == ["e-1"]
+
+
+class IntakeAway(Intake):
+    """intake not running: every call fails, as nameko's proxy fails with no intake."""
+
+    def list_households(self, estate_id, filters=None):
+        raise UnknownService("intake")
+
+    def get_estate(self, estate_id):
+        raise UnknownService("intake")
+
+
+def test_the_timer_goes_through_its_estate_copies_while_intake_is_away(repository):
+    estates = {"e-1": [household(1)], "e-2": [household(2)]}
+    make_service(repository, FrozenClock(NOW), Intake(estates)).plan_routine_years()
+    later = FrozenClock(NOW + timedelta(days=1))
+    make_service(repository, later, IntakeAway(estates)).plan_routine_years()  # all planned
+    estates["e-3"] = [household(3)]        # a new estate's copy: its plan needs intake
+    with pytest.raises(UnknownService):
+        make_service(repository, later, IntakeAway(estates)).plan_routine_years()
+    back = FrozenClock(later.now() + ROUTINE_PLAN_LEASE + timedelta(minutes=1))  # lapsed
+    make_service(repository, back, Intake(estates)).plan_routine_years()
+    assert repository.db.revisits.count_documents({"kind": "routine"}) == 3
 
 
 def test_the_timer_plans_a_batch_of_estates_a_pass(repository):

@@ -196,6 +196,11 @@ def test_a_promised_reply_is_recorded_and_answered(service, clock):
     with pytest.raises(InvalidInput) as error:
         service.record_reply(revisit["id"], {"staff_id": "s-2"})
     assert "reply" in error.value.errors
+    for blank in ("", "   ", "\n\t", "\u3000\u3000"):      # says nothing: not a reply given
+        with pytest.raises(InvalidInput) as error:
+            service.record_reply(revisit["id"], {"staff_id": "s-2", "reply": blank})
+        assert error.value.errors == {"reply": ["must not be empty"]}
+    assert service.get_revisit(revisit["id"]).get("reply_given_at") is None
     clock.advance(timedelta(days=1))
     answered = service.record_reply(revisit["id"], {"staff_id": "s-2", "reply": "明年一月"})
     assert answered["reply_given_at"] == clock.now().isoformat()

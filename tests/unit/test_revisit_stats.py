@@ -19,12 +19,14 @@ from services.revisit.service import RevisitService
 from shared.actor import Caller
 from shared.clock import FrozenClock
 from shared.config import load_config
+from shared.counters import GROUP
 from shared.envelope import new_event, parse_event
+from shared.errors import InvalidInput
 from shared.estates import EstateCopies
 from shared.periods import period_bounds, period_months
 from shared.rates import rate
 from shared.schemas.vocabulary import REVISIT_KINDS, UNSATISFIED_LEVELS, WORK_ORDER_KINDS
-from tests.helpers import embedded
+from tests.helpers import embedded, estate_copies
 from tests.unit.test_revisit_service import (
     PHONE_VISIT,
     closed_event,
@@ -151,6 +153,7 @@ def scanned(service, estate_id, period, now):
               "until": until.isoformat(),
               **scan_stats(revisits, orders, quota_for, now, followups)}
     if estate_id is None:
+        _required_as_closed(result, service, period_months(period))
         estates = sorted({r["estate_id"] for r in revisits} | {o["estate_id"] for o in orders})
         result["estates"] = {estate: scan_stats(
             [r for r in revisits if r["estate_id"] == estate],
@@ -158,6 +161,19 @@ def scanned(service, estate_id, period, now):
             [f for f in followups if f["estate_id"] == estate])
             for estate in estates}
     return result
+
+
+def _required_as_closed(result, service, months):
+    """The group's total: each sampled kind's ``required`` as the closings of the period's
+    estate-months fixed it, and the orders no closing saw (``stats.group_figures``)."""
+    closings = [closed["report"] for closed in service.store.db.sampling_months.find(
+        {"month": {"$in": months}}) if closed.get("report")]
+    for kind in WORK_ORDER_KINDS:
+        figures = result["kinds"][kind]
+        figures["required"] = sum(report[kind]["required"] for report in closings)
+        figures["revisit_rate"] = rate(figures["revisited_orders"], figures["required"])
+        figures["awaiting_closing"] = figures["orders"] - sum(report[kind]["orders"]
+                                                              for report in closings)
 
 
 # -- random sequences of changes --------------------------------------------------------------
@@ -291,6 +307,7 @@ def test_counters_equal_a_recount_and_the_scan_after_any_changes(steps, asked_af
     repository.settle_counts(now=datetime.now(UTC) + timedelta(minutes=1))
     assert repository.db.revisits.count_documents({UNSETTLED: True}) == 0
     assert repository.db.followups.count_documents({UNSETTLED: True}) == 0
+    assert repository.db.sampling_months.count_documents({UNSETTLED: True}) == 0
     assert service.check_statistics() == {"consistent": True, "differences": [],
                                           "repaired": False}
     assert all(not counter["in_flight"] for counter in repository.db[COUNTERS].find())
@@ -299,6 +316,19 @@ def test_counters_equal_a_recount_and_the_scan_after_any_changes(steps, asked_af
         for estate_id in (None, "e-1", "e-30"):
             assert service.revisit_stats(estate_id, period) == scanned(
                 service, estate_id, period, clock.now()), (estate_id, period)
+        alone = dict(scanned(service, None, period, clock.now()))
+        alone.pop("estates")    # the group's figures alone: its total counters only
+        assert service.revisit_stats(None, period, per_estate=False) == alone
+        # several estates' rows in one call: each as asked by its estate_id
+        rows = service.revisit_stats(None, period, estate_ids=["e-30", "e-1", "e-2"])
+        assert rows == {"period": period, "estates": {
+            estate_id: _row(service.revisit_stats(estate_id, period)) for estate_id in ESTATES}}
+
+
+def _row(figures):
+    """An estate's figures as its row among others' gives them: without the envelope."""
+    return {key: value for key, value in figures.items()
+            if key not in ("estate_id", "period", "from", "until")}
 
 
 # -- the pure parts -------------------------------------------------------------------------
@@ -432,6 +462,25 @@ def test_across_estates_an_estate_in_another_time_zone_is_counted_in_the_asked_o
                                                                clock.now())
 
 
+def test_several_estates_rows_are_named_and_leave_out_an_estate_intake_does_not_know():
+    repository = embedded(RevisitRepository)
+    copies = estate_copies(repository, ["e-1"])
+    clock = FrozenClock(datetime(2026, 11, 3, 2, 0, tzinfo=UTC))
+    service = worker_factory(RevisitService, store=repository, clock=clock, estates=copies,
+                             policies=ZonedPolicies(PolicyBook(load_config()), copies),
+                             caller=Caller(None, None))
+    service.schedule_complaint_revisit(closed_event(closed_at=clock.now(), estate="e-1"))
+    rows = service.revisit_stats(None, "2026-11", estate_ids=["e-1", "e-404"])["estates"]
+    assert list(rows) == ["e-1"]     # intake knows no e-404 (no copy, nothing to ask)
+    assert rows["e-1"]["estate_name"] == "e-1" and rows["e-1"]["complaints_closed"] == 1
+    with pytest.raises(InvalidInput) as refused:
+        service.revisit_stats("e-1", "2026-11", estate_ids=["e-1"])
+    assert "estate_ids" in refused.value.errors
+    with pytest.raises(InvalidInput) as refused:
+        service.revisit_stats(None, "2026-11", estate_ids=[])
+    assert "estate_ids" in refused.value.errors
+
+
 def test_a_change_applied_twice_counts_once(world):
     """Two settlers of the same change (a writer slower than its grace, and the relay):
     the second finds its id in ``in_flight`` and adds nothing."""
@@ -451,14 +500,50 @@ def test_revisits_stored_before_the_counters_are_counted_after_a_repair(world):
     service.store.db.revisits.update_many({}, {"$unset": {"stats_month": "",
                                                           "stats_counted": ""}})
     service.store.db[COUNTERS].delete_many({})
+    open_until = stats.open_until(service.store.db.revisits.find_one())   # its due time
     assert service.check_statistics()["differences"] == [{
-        "estate_id": "e-1", "month": "2026-10", "counter": "kinds.complaint.owed", "kept": 0,
-        "recomputed": 1}]
+        "estate_id": estate, "month": "2026-10", "counter": counter, "kept": 0,
+        "recomputed": 1} for estate in (GROUP, "e-1")      # the group's total too
+        for counter in (open_until, "kinds.complaint.owed")]
     assert service.check_statistics({"repair": True})["repaired"] is True
     service.record_revisit("rv-cmp-1-1", PHONE_VISIT)
     assert service.check_statistics()["consistent"] is True
-    figures = service.revisit_stats("e-1", "2026-10")
-    assert (figures["complaints_closed"], figures["complaint_revisits_done"]) == (1, 1)
+    for estate_id in ("e-1", None):
+        figures = service.revisit_stats(estate_id, "2026-10")
+        assert (figures["complaints_closed"], figures["complaint_revisits_done"]) == (1, 1)
+
+
+def test_a_store_without_group_totals_gets_them_from_a_repair(world):
+    """Upgrading a store kept before the group's totals: ``check`` names the missing
+    group counters, ``--repair`` writes them, and the group's figures count from there."""
+    service, clock = world
+    service.schedule_complaint_revisit(closed_event(closed_at=clock.now()))
+    service.store.db[COUNTERS].delete_many({"estate_id": GROUP})
+    assert service.revisit_stats(None, "2026-10")["complaints_closed"] == 0
+    assert {row["estate_id"] for row in service.check_statistics()["differences"]} == {GROUP}
+    assert service.check_statistics({"repair": True})["repaired"] is True
+    assert service.revisit_stats(None, "2026-10")["complaints_closed"] == 1
+
+
+def test_the_group_total_counts_a_work_order_revisited_once(world):
+    """Two visits done of one work order: its estate's counters count it once
+    (``done_sources``), and the group's total adds what the estate's document decided,
+    without the work orders' own bookkeeping."""
+    service, clock = world
+    service.follow_up_work_order(completed_event("wo-9", kind="repair", at=clock.now(),
+                                                 important=True))
+    first = service.store.db.revisits.find_one({"source_id": "wo-9"})
+    service.record_revisit(first["_id"], PHONE_VISIT)
+    again = dict(first, _id="rv-again", version=1)
+    again.pop("outbox", None)
+    service.store.schedule({**again, "status": "scheduled", "completed_at": None,
+                            "outcome": None}, [])
+    service.record_revisit("rv-again", PHONE_VISIT)
+    group = service.store.db[COUNTERS].find_one({"estate_id": GROUP})
+    assert group["revisited"] == {"repair": 1} and "done_sources" not in group
+    assert service.revisit_stats(None, first["stats_month"])["kinds"]["repair"][
+        "revisited_orders"] == 1
+    assert service.check_statistics()["consistent"] is True
 
 
 def test_the_check_command_reports_and_repairs_through_the_rpc(world, monkeypatch, capsys):
@@ -482,7 +567,7 @@ def test_the_check_command_reports_and_repairs_through_the_rpc(world, monkeypatc
     monkeypatch.setattr(command_line, "ServiceRpcProxy", Proxy)
     assert cli.main(["check"]) == 1
     out, err = capsys.readouterr()
-    assert '"counter": "kinds.complaint.owed"' in out and "1 difference(s)" in err
+    assert '"counter": "kinds.complaint.owed"' in out and "4 difference(s)" in err   # + group
     assert cli.main(["check", "--repair"]) == 0
     assert "repaired" in capsys.readouterr().err
     assert cli.main(["check"]) == 0

@@ -12,8 +12,7 @@ from services.survey.service import CADENCE_BATCH, SurveyService
 from shared.actor import Caller
 from shared.clock import FrozenClock
 from shared.envelope import parse_event
-from shared.estates import EstateCopies
-from tests.helpers import embedded, estates_answered_by_households, prepared
+from tests.helpers import embedded, estate_copies, estates_answered_by_households, prepared
 
 SHANGHAI = "Asia/Shanghai"
 JULY = datetime(2026, 7, 1, 1, 0, tzinfo=UTC)           # 1 July 09:00 in Shanghai
@@ -100,7 +99,8 @@ ESTATES = ["e1", "e2", "e3"]
 
 def make_service(store, now, config=None):
     intake = estates_answered_by_households(Mock())
-    intake.list_estate_ids.return_value = ESTATES
+    # the timer goes through survey's copies of the estates, never asking intake for them
+    intake.list_estate_ids.side_effect = AssertionError("a timer waited on intake")
     intake.list_households.side_effect = lambda estate_id, filters, paged=False: {
         "items": [{"id": f"{estate_id}-h1", "estate_id": estate_id, "building": "1",
                    "unit": "1", "room": "101", "occupied": True, "contacts": []}],
@@ -108,7 +108,7 @@ def make_service(store, now, config=None):
     config = {"SURVEY_ESTATE_POLICIES": {"e3": {"cadence": "yearly"}}, **(config or {})}
     return worker_factory(SurveyService, store=store, clock=FrozenClock(now), intake=intake,
                           config=config, policies=rounds.SurveyPolicies.from_config(config),
-                          estates=EstateCopies(store.db, None, "Asia/Shanghai"),
+                          estates=estate_copies(store, ESTATES),
                           caller=Caller(None, None))
 
 
@@ -160,8 +160,8 @@ def test_a_period_whose_round_is_still_open_waits_for_it(store):
 
 def test_the_timer_decides_a_batch_of_estates_a_pass(store):
     service = make_service(store, JULY)
-    service.intake.list_estate_ids.return_value = [f"e-{n:04d}" for n in
-                                                   range(CADENCE_BATCH + 5)]
+    store.db.estate_copies.delete_many({})
+    estate_copies(store, [f"e-{n:04d}" for n in range(CADENCE_BATCH + 5)])
     service.watch_survey_cadence()
     assert store.db.cadence_checks.count_documents({}) == CADENCE_BATCH
     service.watch_survey_cadence()
