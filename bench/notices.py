@@ -73,25 +73,13 @@ class StubIntake:
 def notice_round(households, one_at_a_time=False):
     """(handled CPU s, dispatched CPU s, wall s, intake calls, confirms) of one round to
     ``households``."""
-    from nameko.testing.services import worker_factory
     from pymongo import ASCENDING, IndexModel
 
-    from services.notify.repository import NotifyRepository
-    from services.notify.service import NotifyService
-    from services.notify.settings import NotifySettings
-    from shared import embedded
-    from shared.actor import Caller
-    from shared.clock import FrozenClock
     from shared.envelope import new_event, parse_event
 
-    publisher, intake = CountingPublisher(), StubIntake(households)
-    store = NotifyRepository(embedded.new_client()["bench_notify"], publisher=publisher)
-    store.create_indexes()
-    settings = NotifySettings({"NOTIFY_CHANNELS": ["console"]})
-    service = worker_factory(NotifyService, store=store, clock=FrozenClock(NOW),
-                             intake=intake, settings=settings, caller=Caller(None, None))
+    service, publisher, intake = notify_worker(households)
     if one_at_a_time:   # the index the old claim used
-        store.db.deliveries.create_indexes([IndexModel(
+        service.store.db.deliveries.create_indexes([IndexModel(
             [("status", ASCENDING), ("next_attempt_at", ASCENDING),
              ("claimed_until", ASCENDING)])])
         book = service.address_book   # each contact looked up alone, as it was
@@ -139,22 +127,30 @@ def dispatch_one_at_a_time(service):
 def invitation_round(households, batch):
     """(CPU s, wall s, intake calls, confirms) of ``households`` invitations handed to
     notify's ``invite_to_survey`` ``batch`` at a time."""
-    from datetime import timedelta
-
-    from shared.envelope import new_event, parse_event
+    from shared.envelope import parse_event
 
     service, publisher, intake = notify_worker(households)
-    events = [parse_event(new_event("survey_invitation_issued", "survey", "e-1", {
-        "round_id": "rnd-1", "invitation_id": f"inv-{number}",
-        "household_id": f"h-{number:07d}", "token": f"tok-{number:016d}",
-        "expires_at": NOW + timedelta(days=14), "title": "业主满意度调查"}, NOW,
-        key=f"inv-{number}")) for number in range(households)]
+    events = [parse_event(event) for event in invitation_events(households, NOW)]
     wall, started = time.perf_counter(), time.process_time()
     for start in range(0, households, batch):
         assert service.invite_to_survey(events[start:start + batch]) == {}
     cpu, wall = time.process_time() - started, time.perf_counter() - wall
     assert publisher.events == households
     return cpu, wall, intake.calls, publisher.confirms
+
+
+def invitation_events(count, now, run=""):
+    """``count`` survey_invitation_issued envelopes, one a household (``run``: a key suffix,
+    so that each run's events are new to notify)."""
+    from datetime import timedelta
+
+    from shared.envelope import new_event
+
+    return [new_event("survey_invitation_issued", "survey", "e-1", {
+        "round_id": "rnd-1", "invitation_id": f"inv-{number}",
+        "household_id": f"h-{number:07d}", "token": f"tok-{number:016d}",
+        "expires_at": now + timedelta(days=14), "title": "业主满意度调查"}, now,
+        key=f"inv-{number}{run}") for number in range(count)]
 
 
 def notify_worker(households):
@@ -223,7 +219,6 @@ class ContactsIntake:
 def invitations_through_broker(config, count, one_at_a_time=False):
     """(wall s, CPU s, intake calls) of notify taking ``count`` queued invitations from
     its queue until each is handled (``one_at_a_time``: a worker an event, as before)."""
-    from datetime import timedelta
     from unittest.mock import patch
 
     from kombu import Connection
@@ -232,7 +227,6 @@ def invitations_through_broker(config, count, one_at_a_time=False):
     from services.notify.delivery import Deliveries
     from services.notify.service import NotifyService
     from shared import topology
-    from shared.envelope import new_event
     from shared.messaging import BatchEventHandler, EventPublisher
     from tests.helpers import wait_until
 
@@ -241,12 +235,7 @@ def invitations_through_broker(config, count, one_at_a_time=False):
     with Connection(config["AMQP_URI"]) as connection:
         topology.declare_all(connection, config)
     publisher = EventPublisher(config)
-    now = datetime.now(UTC)
-    events = [new_event("survey_invitation_issued", "survey", "e-1", {
-        "round_id": "rnd-1", "invitation_id": f"inv-{number}",
-        "household_id": f"h-{number:07d}", "token": f"tok-{number:016d}",
-        "expires_at": now + timedelta(days=14), "title": "业主满意度调查"}, now,
-        key=f"inv-{number}-{one_at_a_time}") for number in range(count)]
+    events = invitation_events(count, datetime.now(UTC), run=f"-{one_at_a_time}")
     for start in range(0, count, 1000):
         publisher.publish_batch(events[start:start + 1000])
     handled, announce_all = [0], Deliveries.announce_all

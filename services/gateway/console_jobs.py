@@ -11,7 +11,7 @@ only watches — closing it loses nothing, and a gateway restart does nothing tw
   starts it.
 * ``/console/jobs/{id}``: a job's status, rows (or workbooks) done of the total, what
   was written, the lines refused and the ranges not stored; a refresh link, and
-  ``static/job-progress.js`` reading ``/console/jobs/{id}/progress`` (JSON) meanwhile. A
+  ``static/live.js`` reading ``/console/jobs/{id}/progress`` (JSON) meanwhile. A
   finished export's file: ``/console/jobs/{id}/file``, while it is kept.
 * The exports: a survey round's notice-board workbook and a month's revisit plan, of one
   estate or of each of this person's (a zip of the workbooks).

@@ -7,7 +7,7 @@ rankings and rectifications.
   or a sample stratified by building or unit, anonymous or not, reminders.
 * ``/console/surveys/{id}``: while invitations are written, how far that is; once open,
   the response rate of each estate, refreshed in place every few seconds
-  (``static/survey-live.js`` reads ``…/live``; without JavaScript, the page's own
+  (``static/live.js`` reads ``…/live``; without JavaScript, the page's own
   refresh link); the report — satisfaction per category drawn as ECharts charts from the
   tables beside them (``static/dashboard.js``), the owners' common opinions with their
   quotes — the ranking across estates (an estate under the minimum of questionnaires is
@@ -183,7 +183,7 @@ def round_page(ctx: ConsoleContext, round_id: str) -> Response:
 
 @signed_in
 def live(ctx: ConsoleContext, round_id: str) -> Response:
-    """An open round's response as it stands: what ``survey-live.js`` writes into the page."""
+    """An open round's response as it stands: what ``static/live.js`` writes into the page."""
     round_ = _round(ctx, round_id)
     report = _report(ctx, round_)
     body = {"status": round_["status"], "progress": _progress(round_)}

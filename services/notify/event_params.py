@@ -99,6 +99,11 @@ def _time_or_not_available(moment: datetime | None, zone: str) -> str:
     return local_time(moment, zone) if moment else NOT_AVAILABLE
 
 
+def _percent(rate: float | None) -> str:
+    """A rate (0.8571) as a message says it: 85.7%; no rate (nothing to count): n/a."""
+    return NOT_AVAILABLE if rate is None else f"{rate * 100:.1f}%"
+
+
 def complaint_received_params(data: Data, context: Context) -> Params:
     return {
         "complaint_id": data["complaint_id"],
@@ -219,16 +224,13 @@ def survey_reminder_params(data: Data, context: Context) -> Params:
 
 
 def survey_report_params(data: Data, context: Context) -> Params:
-    rate = data["satisfaction_rate"]
-    return {"satisfaction_rate": NOT_AVAILABLE if rate is None else f"{rate * 100:.1f}%",
+    return {"satisfaction_rate": _percent(data["satisfaction_rate"]),
             "rectifications": data["rectifications"]}
 
 
 def survey_round_closed_params(data: Data, context: Context) -> Params:
-    rate = data.get("response_rate")
     return {"round_id": data["round_id"], "invited": data["invited"],
-            "returned": data["returned"],
-            "response_rate": NOT_AVAILABLE if rate is None else f"{rate * 100:.1f}%"}
+            "returned": data["returned"], "response_rate": _percent(data.get("response_rate"))}
 
 
 def rectification_params(data: Data, context: Context) -> Params:

@@ -89,25 +89,28 @@ def _household_if_online(online: bool) -> RecipientsOf:
     return lambda data: household(data) if bool(data.get("token")) is online else None
 
 
-def _complaint_id(data: Data) -> str:
-    return data["complaint_id"]
+def _ref(field: str) -> Callable[[Data], str]:
+    """A notification's ``ref``: the event's own id in ``field``."""
+    return lambda data: data[field]
 
 
 # Who goes on an on-site revisit that staff must be told of (a major complaint's).
 ONSITE_VISITORS = ("supervisor", "manager")
+# 「回访逾期…上报公司领导」: who hears that a revisit is late (or the answer it promised)
+LATE_REVISIT_LADDER = by_roles("manager", "company_manager")
 
 # event type -> the notifications it triggers, in the order they are sent
 NOTIFICATIONS: dict[str, tuple[Notification, ...]] = {
     "complaint_registered": (Notification(
         "complaint_received", "owner",
         ("complaint_id", "received_at", "first_response_due", "reply_due"),
-        complaint_received_params, ref=lambda d: d["complaint_id"],
+        complaint_received_params, ref=_ref("complaint_id"),
         recipients=contact_of("complaint_id"), requires=("complaint_id", "reply_due")),),
     "complaint_assigned": (
         Notification(
             "complaint_assigned", "staff",
             ("complaint_id", "department", "assigned_at", "reply_due", "summary", "console_url"),
-            complaint_assigned_params, ref=_complaint_id,
+            complaint_assigned_params, ref=_ref("complaint_id"),
             recipients=from_directory(lambda d: ("staff", d["assignee_id"]),
                                   lambda d: ("department", d["department"]),
                                   lambda d: ("role", "supervisor")),
@@ -115,12 +118,12 @@ NOTIFICATIONS: dict[str, tuple[Notification, ...]] = {
         # 第十三条「及时向业主反馈处理进展情况」: which department, and by when it answers
         Notification(
             "complaint_routed", "owner", ("complaint_id", "department", "reply_due"),
-            complaint_routed_params, ref=_complaint_id, recipients=contact_of("complaint_id"),
+            complaint_routed_params, ref=_ref("complaint_id"), recipients=contact_of("complaint_id"),
             requires=("department", "reply_due")),
     ),
     "complaint_overdue": (Notification(
         "complaint_overdue", "supervisor", ("complaint_id", "deadline", "due_at", "console_url"),
-        complaint_overdue_params, ref=_complaint_id,
+        complaint_overdue_params, ref=_ref("complaint_id"),
         recipients=by_roles("supervisor", "manager"),
         requires=("complaint_id",)),),
     # before the deadline, not only after it: whoever has the complaint (the assignee, else
@@ -129,14 +132,14 @@ NOTIFICATIONS: dict[str, tuple[Notification, ...]] = {
         "complaint_deadline_approaching", "staff",
         ("complaint_id", "deadline", "due_at", "hours_left", "minutes_left", "summary",
          "console_url"),
-        complaint_deadline_approaching_params, ref=_complaint_id,
+        complaint_deadline_approaching_params, ref=_ref("complaint_id"),
         recipients=from_directory(lambda d: ("staff", d["assignee_id"]),
                               lambda d: ("department", d["department"]),
                               lambda d: ("role", "supervisor")),
         requires=("complaint_id", "deadline", "due_at")),),
     "complaint_escalated": (Notification(
         "complaint_escalated", "manager", ("complaint_id", "level", "role", "console_url"),
-        complaint_escalated_params, ref=_complaint_id,
+        complaint_escalated_params, ref=_ref("complaint_id"),
         recipients=from_directory(lambda d: ("role", d["role"]), lambda d: ("role", "manager")),
         requires=("complaint_id",)),),
     # 「待经理做出明确指示后,妥善处理」: whoever has the complaint (the assignee, else its
@@ -144,7 +147,7 @@ NOTIFICATIONS: dict[str, tuple[Notification, ...]] = {
     "complaint_instruction_recorded": (Notification(
         "complaint_instruction_recorded", "staff",
         ("complaint_id", "role", "instruction", "summary", "console_url"),
-        instruction_params, ref=_complaint_id,
+        instruction_params, ref=_ref("complaint_id"),
         recipients=from_directory(lambda d: ("staff", d["assignee_id"]),
                               lambda d: ("department", d["department"]),
                               lambda d: ("role", "supervisor")),
@@ -155,59 +158,59 @@ NOTIFICATIONS: dict[str, tuple[Notification, ...]] = {
         "complaint_repeated", "supervisor",
         ("complaint_id", "repeat_of", "category", "summary", "special_measures_due",
          "console_url"),
-        complaint_repeated_params, ref=_complaint_id,
+        complaint_repeated_params, ref=_ref("complaint_id"),
         recipients=by_roles("supervisor", "manager", together=True),
         requires=("complaint_id", "repeat_of", "special_measures_due")),),
     # 第十六条: what was done, before the closing and the revisit
     "complaint_resolved": (Notification(
         "complaint_resolved", "owner", ("complaint_id", "resolution"),
-        complaint_resolved_params, ref=_complaint_id, recipients=contact_of("complaint_id"),
+        complaint_resolved_params, ref=_ref("complaint_id"), recipients=contact_of("complaint_id"),
         requires=("complaint_id", "resolution")),),
     # 第十四条「申请复核」: the estate manager decides (the console's decide_review)
     "complaint_review_requested": (Notification(
         "complaint_review_requested", "manager",
         ("complaint_id", "review_no", "reason", "due_at", "console_url"),
-        review_requested_params, ref=_complaint_id,
+        review_requested_params, ref=_ref("complaint_id"),
         recipients=by_roles("manager", "supervisor"),
         requires=("complaint_id", "due_at")),),
     # the owner asked: the outcome reaches them even if they opted out of notices
     "complaint_reviewed": (Notification(
         "complaint_review_decided", "owner", ("complaint_id", "outcome", "finding"),
-        complaint_reviewed_params, ref=_complaint_id, recipients=contact_of("complaint_id"),
+        complaint_reviewed_params, ref=_ref("complaint_id"), recipients=contact_of("complaint_id"),
         requires=("complaint_id", "outcome")),),
     "complaint_closed": (Notification(
         "complaint_closed", "owner", ("complaint_id", "closed_at"),
-        complaint_closed_params, ref=lambda d: d["complaint_id"],
+        complaint_closed_params, ref=_ref("complaint_id"),
         recipients=contact_of("complaint_id"), requires=("complaint_id",)),),
     "revisit_scheduled": (
         Notification(
             "revisit_scheduled", "owner", ("revisit_id", "due_date", "method"),
-            revisit_scheduled_params, ref=lambda d: d["revisit_id"],
+            revisit_scheduled_params, ref=_ref("revisit_id"),
             recipients=_household_if_online(False), requires=("due_date",)),
         # 「回访可以通过电话、邮件、短信、在线调查等方式进行」: the owner may answer by the link
         Notification(
             "revisit_online", "owner", ("revisit_id", "due_date", "method", "revisit_url"),
-            revisit_online_params, ref=lambda d: d["revisit_id"],
+            revisit_online_params, ref=_ref("revisit_id"),
             recipients=_household_if_online(True), requires=("revisit_url",)),
         Notification(
             "revisit_onsite", "supervisor",
             ("revisit_id", "kind", "source_id", "due_date", "console_url"),
-            onsite_revisit_params, ref=lambda d: d["revisit_id"], recipients=_onsite_visitor,
+            onsite_revisit_params, ref=_ref("revisit_id"), recipients=_onsite_visitor,
             requires=("source_id", "due_date")),
     ),
     # 「回访逾期…上报公司领导」: the visit, or the reply promised during it, is late
     "revisit_overdue": (Notification(
         "revisit_overdue", "manager",
         ("revisit_id", "kind", "source_id", "deadline", "due_at", "console_url"),
-        revisit_overdue_params, ref=lambda d: d["revisit_id"],
-        recipients=by_roles("manager", "company_manager"),
+        revisit_overdue_params, ref=_ref("revisit_id"),
+        recipients=LATE_REVISIT_LADDER,
         requires=("source_id", "deadline", "due_at")),),
     # 「向相关部门反馈」: the department (else the manager) gets the owner's words and the date
     # the owner must hear back by
     "revisit_followup_opened": (Notification(
         "revisit_followup_opened", "department",
         ("followup_id", "kind", "department", "summary", "due_date", "console_url"),
-        followup_params, ref=lambda d: d["followup_id"],
+        followup_params, ref=_ref("followup_id"),
         recipients=from_directory(lambda d: ("department", d["department"]),
                               lambda d: ("role", "manager")),
         requires=("department", "summary", "due_date")),),
@@ -215,33 +218,33 @@ NOTIFICATIONS: dict[str, tuple[Notification, ...]] = {
     "revisit_followup_overdue": (Notification(
         "revisit_followup_overdue", "manager",
         ("followup_id", "kind", "department", "summary", "due_date", "console_url"),
-        followup_params, ref=lambda d: d["followup_id"],
-        recipients=by_roles("manager", "company_manager"),
+        followup_params, ref=_ref("followup_id"),
+        recipients=LATE_REVISIT_LADDER,
         requires=("followup_id", "department", "due_date")),),
     "revisit_followup_answered": (Notification(
         "revisit_followup_answered", "owner", ("kind", "answer"), followup_answered_params,
-        ref=lambda d: d["followup_id"], recipients=contact_of("household_id"),
+        ref=_ref("followup_id"), recipients=contact_of("household_id"),
         requires=("answer",)),),
     "revisit_booked": (
         Notification(
             "revisit_booked", "owner", ("revisit_id", "at", "method"), appointment_params,
-            ref=lambda d: d["revisit_id"], recipients=contact_of("household_id"), requires=("at",)),
+            ref=_ref("revisit_id"), recipients=contact_of("household_id"), requires=("at",)),
         Notification(
             "revisit_reminder", "owner", ("revisit_id", "at", "method"), appointment_params,
-            ref=lambda d: d["revisit_id"], recipients=contact_of("household_id"), requires=("at",),
+            ref=_ref("revisit_id"), recipients=contact_of("household_id"), requires=("at",),
             send_at=reminder_time, skip_when_late=True),
     ),
     "survey_invitation_issued": (Notification(
         "survey_invitation", "owner", ("survey_url", "expires_date"), survey_invitation_params,
-        ref=lambda d: d["round_id"], recipients=contact_of("household_id"),
+        ref=_ref("round_id"), recipients=contact_of("household_id"),
         requires=("survey_url",)),),
     "survey_reminder_due": (Notification(
         "survey_reminder", "owner", ("survey_url", "reminder_no"), survey_reminder_params,
-        ref=lambda d: d["round_id"], recipients=contact_of("household_id"),
+        ref=_ref("round_id"), recipients=contact_of("household_id"),
         requires=("survey_url",)),),
     "survey_report_published": (Notification(
         "survey_report_published", "owner", ("satisfaction_rate", "rectifications"),
-        survey_report_params, ref=lambda d: d["round_id"],
+        survey_report_params, ref=_ref("round_id"),
         # A report published again (a corrected edition) is not broadcast a second time.
         recipients=lambda d: Recipients((("households", None),)) if d.get("edition", 1) == 1
         else None,
@@ -250,32 +253,32 @@ NOTIFICATIONS: dict[str, tuple[Notification, ...]] = {
     "survey_round_closed": (Notification(
         "survey_round_closed", "manager",
         ("round_id", "invited", "returned", "response_rate"),
-        survey_round_closed_params, ref=lambda d: d["round_id"],
+        survey_round_closed_params, ref=_ref("round_id"),
         recipients=by_roles("manager", "company_manager", together=True),
         requires=("round_id", "response_rate")),),
     # 「责成有关部门限期解决」: the department (else the manager) gets the job and deadline
     "rectification_created": (Notification(
         "rectification_created", "department",
         ("rectification_id", "category", "department", "action", "due_date"),
-        rectification_params, ref=lambda d: d["rectification_id"],
+        rectification_params, ref=_ref("rectification_id"),
         recipients=from_directory(lambda d: ("department", d["department"]),
                               lambda d: ("role", "manager")),
         requires=("action", "due_date")),),
     # 「整改方案应向业主单位公布,接受监督」: each rectification done, to every household once
     "rectification_done": (Notification(
         "rectification_done", "owner", ("category", "action"), rectification_done_params,
-        ref=lambda d: d["rectification_id"], recipients=every_household,
+        ref=_ref("rectification_id"), recipients=every_household,
         requires=("category", "action")),),
     # 「每半年进行一次业主/用户意见调查」 not kept: the estate manager and headquarters
     "survey_cadence_missed": (Notification(
         "survey_cadence_missed", "manager", ("period", "cadence", "console_url"),
-        survey_cadence_params, ref=lambda d: d["period"],
+        survey_cadence_params, ref=_ref("period"),
         recipients=by_roles("manager", "hq_analyst", together=True),
         requires=("period", "cadence")),),
     "rectification_overdue": (Notification(
         "rectification_overdue", "department",
         ("rectification_id", "category", "department", "due_date"),
-        rectification_overdue_params, ref=lambda d: d["rectification_id"],
+        rectification_overdue_params, ref=_ref("rectification_id"),
         recipients=from_directory(lambda d: ("department", d["department"]),
                               lambda d: ("role", "manager")),
         requires=("category", "due_date")),),

@@ -113,7 +113,7 @@ def test_a_list_is_checked_then_imported_in_the_background_with_its_progress(gat
     post(session, gateway, job_url + "/start", hidden(checked, "start-form"))
     running = page(session, gateway, job_url).text
     assert 'id="refresh"' in running or 'id="all-done"' in running
-    assert 'src="/static/job-progress.js"' in running
+    assert 'src="/static/live.js"' in running
     readings = wait_done(session, gateway, job_url)
     last = readings[-1]
     assert last["status"] == "done", last

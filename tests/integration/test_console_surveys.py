@@ -101,7 +101,7 @@ def test_the_round_page_shows_its_response_as_the_report_says(gateway, staff, ro
     assert [line["estate_name"] for line in report["estates"] if line["estate_id"] == EAST] \
         == [f"{EAST}小区"]
     assert f'<tr id="estate-{EAST}"><th scope="row">{EAST}小区</th>' in text
-    assert 'data-live-seconds="10"' in text and "/static/survey-live.js" in text
+    assert 'data-live-seconds="10"' in text and "/static/live.js" in text
     live = hq.get(gateway.url(f"/console/surveys/{round_id}/live"), timeout=30).json()
     assert live["status"] == "open"
     assert (live["invited"], live["returned"]) == (report["invited"], report["returned"])
