@@ -14,7 +14,10 @@ only watches — closing it loses nothing, and a gateway restart does nothing tw
   ``static/live.js`` reading ``/console/jobs/{id}/progress`` (JSON) meanwhile. A
   finished export's file: ``/console/jobs/{id}/file``, while it is kept.
 * The exports: a survey round's notice-board workbook and a month's revisit plan, of one
-  estate or of each of this person's (a zip of the workbooks).
+  estate or of each of this person's (a zip of the workbooks). A group-wide person has no
+  estates of their own ("each" would be the whole group): they choose one, typed or picked
+  from the group's first ``ESTATES_OFFERED`` (one ``GET /estates``), for the plan; a
+  round's "each" is its own estates. A refused form is shown again as it was sent.
 
 Each step is an operation of the REST API carried out for the person who started the job,
 with their roles and estates as they are when it runs (``Accounts.act_as``): a chunk of
@@ -34,7 +37,13 @@ from werkzeug.utils import redirect
 from werkzeug.wrappers import Response
 
 from services.gateway import jobs, pages
-from services.gateway.console import ZONE, ConsoleContext, call_as, signed_in
+from services.gateway.console import (
+    ESTATES_PER_CALL,
+    ZONE,
+    ConsoleContext,
+    call_as,
+    signed_in,
+)
 from services.gateway.http import json_response
 from services.gateway.permissions import may_action
 from services.gateway.problems import Problem
@@ -51,6 +60,8 @@ LIVE_SECONDS = 1
 # A chunk in process is no upload: the list as a whole was held to GATEWAY_MAX_BODY.
 STEP_BODY_LIMIT = 64 * 1024 * 1024
 ERRORS_SHOWN = 200         # lines of errors a page lists; the count says the rest
+# A group-wide person's estates to pick from: one ``GET /estates`` (any other is typed).
+ESTATES_OFFERED = ESTATES_PER_CALL
 
 
 def job_store(ctx: ConsoleContext) -> jobs.JobStore:
@@ -74,9 +85,32 @@ def _jobs_view(ctx: ConsoleContext, status: int = 200, **context) -> Response:
     context.setdefault("lines", [])
     return ctx.render("console/jobs.html", status, nav="jobs", recent=visible,
                       estates=ctx.actor.estates, rounds=rounds,
+                      group_wide=ctx.actor.group_wide, offered=_offered_estates(ctx),
                       may_kind=lambda kind: may_action(ctx.actor, PERMISSIONS[kind]),
                       this_month=ctx.now.astimezone(ZONE).strftime("%Y-%m"),
                       limit_mb=f"{ctx.body_limit / 1024 / 1024:.1f}", **context)
+
+
+def _offered_estates(ctx: ConsoleContext) -> list[dict]:
+    """The group's estates a group-wide person may pick one from (their ids named), for
+    the plan's export; nobody else's list: they choose among their own."""
+    if not (ctx.actor.group_wide and may_action(ctx.actor, PERMISSIONS[PLAN_EXPORT])
+            and ctx.may("GET", "/estates")):
+        return []
+    found = ctx.call("GET", "/estates", {"limit": str(ESTATES_OFFERED)})["items"]
+    ctx.know_estate_names({estate["id"]: estate["name"] for estate in found})
+    return found
+
+
+def _known_estate(ctx: ConsoleContext, estate_id: str) -> bool:
+    """Does intake know the estate typed (by a group-wide person, who may name any)?"""
+    try:
+        ctx.call("GET", f"/estates/{quote(estate_id, safe='')}")
+    except Problem as problem:
+        if problem.status not in (404, 422):
+            raise
+        return False
+    return True
 
 
 # importing households ----------------------------------------------------------------------
@@ -90,10 +124,11 @@ def upload(ctx: ConsoleContext) -> Response:
     form, files = ctx.request.form, ctx.request.files
     estate_id = form.get("estate_id", "").strip()
     sent = files.get("file")
+    again = {"failed": IMPORT, "values": {"estate_id": estate_id, "sheet": form.get("sheet", "")}}
     if not estate_id or not ctx.actor.covers(estate_id):
-        return _jobs_view(ctx, 422, errors={"estate_id": "console_job_error_estate"})
+        return _jobs_view(ctx, 422, errors={"estate_id": "console_job_error_estate"}, **again)
     if sent is None or not sent.filename:
-        return _jobs_view(ctx, 422, errors={"file": "console_job_error_no_file"})
+        return _jobs_view(ctx, 422, errors={"file": "console_job_error_no_file"}, **again)
     suffix = Path(sent.filename).suffix.lower()
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"list{suffix}"
@@ -103,12 +138,12 @@ def upload(ctx: ConsoleContext) -> Response:
         except (household_lists.SheetError, OSError, ValueError, KeyError) as exc:
             why = str(exc).replace(path.name, sent.filename)
             return _jobs_view(ctx, 422, errors={"file": "console_job_error_unreadable"},
-                              unreadable=why)
+                              unreadable=why, **again)
     if errors:
         lines = household_lists.describe(errors)
         return _jobs_view(ctx, 422, errors={"file": "console_job_error_lines"},
                           lines=lines[:ERRORS_SHOWN], more=max(0, len(lines) - ERRORS_SHOWN),
-                          file_name=sent.filename)
+                          file_name=sent.filename, **again)
     steps, units = [], []
     for start in range(0, len(rows), household_lists.SEND_CHUNK):
         part = rows[start:start + household_lists.SEND_CHUNK]
@@ -174,34 +209,46 @@ def import_step(actor: Actor, services, job: dict, step: dict) -> jobs.Outcome:
 @signed_in
 def export(ctx: ConsoleContext) -> Response:
     """A survey round's notice-board workbook or a month's revisit plan, of one estate or
-    of each of this person's, as a job."""
+    of each of this person's, as a job. A group-wide person's plan is of the one estate
+    they chose: theirs are the whole group's."""
     form = ctx.request.form
     kind = form.get("kind", "")
     if kind not in (SURVEY_EXPORT, PLAN_EXPORT):
         raise Problem(404, "no such export")
     if not may_action(ctx.actor, PERMISSIONS[kind]):
         raise Problem(403, "your role may not export this")
-    chosen = form.get("estate_id", "").strip()
+    values = {name: form.get(name, "").strip() for name in ("round_id", "estate_id", "month")}
+    chosen = values["estate_id"]
+
+    def refuse(field: str, key: str) -> Response:
+        """The form shown again as it was sent, ``key``'s words under ``field``."""
+        return _jobs_view(ctx, 422, errors={field: key}, failed=kind, values=values)
+
     if kind == SURVEY_EXPORT:
-        round_id = form.get("round_id", "").strip()
+        round_id = values["round_id"]
         if not round_id:
-            return _jobs_view(ctx, 422, errors={"round_id": "console_job_error_round"})
+            return refuse("round_id", "console_job_error_round")
         round_ = ctx.call("GET", f"/survey/rounds/{quote(round_id, safe='')}")
         candidates = round_["estate_ids"]
         about = {"round_id": round_id, "title": round_["title"]}
     else:
-        month = form.get("month", "").strip()
+        month = values["month"]
         if len(month) != 7 or month[4] != "-" or not (month[:4] + month[5:]).isdigit():
-            return _jobs_view(ctx, 422, errors={"month": "console_job_error_month"})
+            return refuse("month", "console_job_error_month")
         candidates = list(ctx.actor.estates)
         about = {"month": month, "title": month}
     field = f"{kind}-estate_id"     # said under the form sent: each has its estate field
     if kind == SURVEY_EXPORT and chosen and chosen not in candidates:
-        return _jobs_view(ctx, 422, errors={field: "console_job_error_round_estate"})
+        return refuse(field, "console_job_error_round_estate")
+    if kind == PLAN_EXPORT and ctx.actor.group_wide:
+        if not chosen:
+            return refuse(field, "console_job_error_one_estate")
+        if not _known_estate(ctx, chosen):
+            return refuse(field, "console_job_error_unknown_estate")
     estates = [estate for estate in ([chosen] if chosen else candidates)
                if ctx.actor.covers(estate)]
     if not estates:
-        return _jobs_view(ctx, 422, errors={field: "console_job_error_estate"})
+        return refuse(field, "console_job_error_estate")
     ctx.name_estates(estates)
     about["names"] = [ctx.estate_name(estate) for estate in estates]
     steps = [{**{key: about[key] for key in ("round_id", "month") if key in about},

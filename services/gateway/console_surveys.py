@@ -13,7 +13,10 @@ rankings and rectifications.
   quotes — the ranking across estates (an estate under the minimum of questionnaires is
   listed apart, never ranked), the rectifications with a form to add one and to move
   each on, and the forms to close the round and publish its result on the notice board
-  (the printed sheet: ``console_records.survey_notice``).
+  (the printed sheet: ``console_records.survey_notice``). A rectification's department is
+  offered from the ones the round's estates' complaint routing names
+  (``intake.list_departments``, the list the API checks it against), its errors under
+  each field.
 * As for complaints and revisits (``console.py``): every read and action is an operation
   of ``api.OPERATIONS`` for this person, each form with its own request key.
 """
@@ -22,6 +25,7 @@ from urllib.parse import quote, urlencode
 
 from werkzeug.wrappers import Response
 
+from services.gateway.accounts import known_departments
 from services.gateway.console import (
     PAGE_SIZE,
     ConsoleContext,
@@ -245,6 +249,8 @@ def _round_view(ctx: ConsoleContext, round_: dict, done: str | None = None,
     path = f"/survey/rounds/{round_['id']}"
     estates = [estate for estate in round_["estate_ids"] if ctx.actor.covers(estate)]
     ctx.name_estates([*estates, *(item["estate_id"] for item in rectifications)])
+    may_rectify = (round_["status"] in ("open", "closed")
+                   and ctx.may("POST", f"{path}/rectifications"))
     return ctx.render(
         "console/survey_round.html", refusal=refusal, nav="surveys", round=round_,
         report=report, ranking=ranking, rectifications=rectifications,
@@ -252,8 +258,10 @@ def _round_view(ctx: ConsoleContext, round_: dict, done: str | None = None,
         updates=RECTIFICATION_UPDATES,
         may_close=round_["status"] == "open" and ctx.may("POST", f"{path}/close"),
         may_publish=round_["status"] == "closed" and ctx.may("POST", f"{path}/publish"),
-        may_rectify=round_["status"] in ("open", "closed")
-        and ctx.may("POST", f"{path}/rectifications"),
+        may_rectify=may_rectify,
+        # the ones the API accepts (``api._check_named_department``), for the form's list
+        departments=known_departments(ctx.services)(estates) if may_rectify and estates
+        else [],
         # offered on every rectification of the round: asked by action, not by one's route
         may_update=ctx.may_action("survey.rectifications.update"),
         estates=estates, categories=_categories(round_))

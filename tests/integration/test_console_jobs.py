@@ -44,6 +44,7 @@ def staff(gateway):
         ("job.em.east", "estate_manager", [EAST], "李经理"),
         ("job.em.west", "estate_manager", [WEST], None),
         ("job.cs.east", "cs_staff", [EAST], None),
+        ("job.hq", "hq_analyst", [], None),
     ])
 
 
@@ -179,6 +180,42 @@ def test_each_estates_monthly_plan_is_exported_as_a_job_and_downloaded(gateway, 
     # who may not export it cannot take it
     page(signed_in(gateway, "job.em.west"), gateway,
          response.headers["Location"] + "/file", status=404)
+
+
+def test_a_group_wide_role_exports_the_plan_of_one_estate_it_picks(gateway, staff):
+    hq = signed_in(gateway, "job.hq")
+    form = page(hq, gateway, "/console/jobs/").text
+    # any of the group's estates, picked by name; no "each" (the whole group)
+    assert re.search(r'<input type="text" id="plan-export-estate" name="estate_id"', form)
+    assert f'<option value="{EAST}">{NAMES[EAST]}</option>' in form
+    assert 'id="plan-export-form"' in form and "console_job_each_estate" not in form
+    plan_form = form[form.index('id="plan-export-form"'):]
+    assert "每个小区" not in plan_form[:plan_form.index("</form>")]
+    refused = post(hq, gateway, "/console/jobs/export", {
+        **hidden(form, "plan-export-form"), "month": "2026-03", "estate_id": ""}, status=422)
+    assert 'id="plan_export-estate_id-error"' in refused.text and "请选择一个小区" in refused.text
+    assert 'name="month" value="2026-03"' in refused.text     # what was sent, kept
+    unknown = post(hq, gateway, "/console/jobs/export", {
+        **hidden(form, "plan-export-form"), "month": "2026-03", "estate_id": "no-such-estate"},
+        status=422)
+    assert "没有这个编号的小区" in unknown.text and 'value="no-such-estate"' in unknown.text
+    started = post(hq, gateway, "/console/jobs/export", {
+        **hidden(form, "plan-export-form"), "month": "2026-03", "estate_id": WEST})
+    last = wait_done(hq, gateway, started.headers["Location"])[-1]
+    assert last["status"] == "done" and last["done"] == last["total"] == 1, last
+    workbook = hq.get(gateway.url(started.headers["Location"] + "/file"), timeout=60)
+    assert workbook.headers["Content-Type"].startswith("application/vnd.openxmlformats")
+
+
+def test_a_refused_export_keeps_what_was_chosen(gateway, staff):
+    session = signed_in(gateway, "job.em.east")
+    form = page(session, gateway, "/console/jobs/").text
+    refused = post(session, gateway, "/console/jobs/export", {
+        **hidden(form, "plan-export-form"), "month": "2026-13x", "estate_id": EAST},
+        status=422)
+    assert 'id="month-error"' in refused.text
+    assert 'name="month" value="2026-13x"' in refused.text
+    assert f'<option value="{EAST}" selected>' in refused.text
 
 
 def test_the_owners_complaint_statistics_as_a_workbook(gateway, staff):
@@ -335,3 +372,6 @@ def test_an_estate_outside_the_round_is_refused_on_the_form(gateway, answered_ro
         "estate_id": EAST}, status=422)
     assert 'id="survey_export-estate_id-error"' in refused.text
     assert "不在本次调查范围内" in refused.text
+    # the round and the estate sent stay chosen on the form shown again
+    assert f'<option value="{answered_round["id"]}" selected>' in refused.text
+    assert f'<option value="{EAST}" selected>' in refused.text

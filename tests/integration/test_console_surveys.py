@@ -1,7 +1,8 @@
 """The console's survey pages, over real HTTP to the five services running as processes:
 headquarters starts a round from the form (a wrong field said on it, nothing made), the
 round's page follows its invitations and then its response (the live reading equal to
-the report RPC), a supervisor adds a rectification and moves it on, the round is closed
+the report RPC), a supervisor adds a rectification (its department one the routing
+offers, another refused at the field) and moves it on, the round is closed
 and published from its page; another estate's supervisor cannot open it; the desk clerk
 has no survey pages."""
 import re
@@ -117,6 +118,17 @@ def test_a_supervisor_adds_a_rectification_and_moves_it_on(gateway, staff, round
             "action": "", "department": "环境部", "due_at": due}
     refused = post(east, gateway, f"{path}/rectifications", form, status=422).text
     assert 'id="rectifications-error"' in refused
+    # the departments the routing knows are offered; one it does not is refused at the field
+    offered = re.search(r'<datalist id="rect-departments">(.*?)</datalist>', text).group(1)
+    routed = api(gateway, "GET", f"/estates/{EAST}/categories", staff["sv.sup.east"]["token"])
+    assert set(re.findall(r'<option value="([^"]+)">', offered)) == {
+        category["department"] for category in routed}
+    unknown = post(east, gateway, f"{path}/rectifications",
+                   {**form, "action": "楼道每日清扫两次", "department": "不存在的部门"},
+                   status=422).text
+    assert 'id="rect-department-error"' in unknown and 'id="rect-action-error"' not in unknown
+    assert re.search(r'id="rect-department"[^>]*aria-invalid="true"', unknown)
+    assert 'value="不存在的部门"' in unknown and "楼道每日清扫两次" in unknown
     post(east, gateway, f"{path}/rectifications", {**form, "action": "楼道每日清扫两次"})
     items = api(gateway, "GET", "/survey/rectifications", staff["sv.sup.east"]["token"],
                 params={"round_id": round_id})["items"]

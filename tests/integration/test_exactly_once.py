@@ -105,10 +105,17 @@ def test_closing_every_connection_mid_stream_does_nothing_twice(
     setup.stop()
 
     made = {}           # request -> complaint id
+    # each client waits halfway until a cut has come: on a fast machine the whole stream
+    # could otherwise end before the management API lists the connections to cut
+    first_cut = eventlet.event.Event()
 
     def work(clients_index):
         client = RetryingIntakeClient(service_config)
-        for n in range(clients_index, COMPLAINTS, CLIENTS):
+        mine = range(clients_index, COMPLAINTS, CLIENTS)
+        for n in mine:
+            if n == mine[len(mine) // 2]:
+                with eventlet.Timeout(60, False):
+                    first_cut.wait()
             complaint = client.call("register_complaint", {
                 "estate_id": ESTATE, "household_id": f"hx-{n}", "channel": "hotline",
                 "category": "cleaning", "content": f"楼道垃圾 {n}"}, request_id=f"reg-{n}")
@@ -125,6 +132,8 @@ def test_closing_every_connection_mid_stream_does_nothing_twice(
     while not all(thread.dead for thread in stream):
         eventlet.sleep(0.3)
         closed.append(close_connections_of(rabbit_manager, rabbit_config["vhost"]))
+        if sum(closed) and not first_cut.ready():
+            first_cut.send()
     retries = sum(thread.wait() for thread in stream)
     # the cuts came mid-stream; whether one caught a request in flight (so that it came
     # again, redelivered or retried) depends on timing - the log line below says how many,
@@ -179,6 +188,9 @@ def test_revisit_killed_while_draining_and_announcing_announces_each_revisit_und
         service_config, container_factory, listener):
     service_config["REVISIT_TIMER_INTERVAL"] = 0.05
     service_config["OUTBOX_GRACE_SECONDS"] = 0.5
+    # one worker, so the kills land mid-stream on a fast machine too (ten drained a backlog
+    # between two polls of the test)
+    service_config["max_workers"] = 1
     clock = FrozenClock(CLOSED_AT)
     # even: announced when scheduled; odd: their window opens a day later, the timer's
     expected = queue_closings(service_config, 600, lambda n: (
