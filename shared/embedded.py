@@ -75,6 +75,7 @@ import functools
 import itertools
 import math
 import types
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -414,13 +415,13 @@ def _before(document: dict[str, Any], update: object) -> dict[str, Any]:
     """What puts ``document`` back as it was should ``update`` fail halfway: its top-level
     values, deep-copied only where the update changes one in place (a dotted path, $push)."""
     if not isinstance(update, dict):          # an aggregation pipeline
-        return copy.deepcopy(document)
+        return _copy_document(document)
     before = dict(document)
     for operator, changes in update.items():
         for path in changes if isinstance(changes, dict) else ():
             key = str(path).split(".", 1)[0]
             if key in before and (operator not in _REPLACING or "." in str(path)):
-                before[key] = copy.deepcopy(before[key])
+                before[key] = _copy_document(before[key])
     return before
 
 
@@ -527,6 +528,8 @@ def _copy_document(value: Any, memo: dict[int, Any] | None = None) -> Any:
     kind = type(value)
     if kind is dict:
         return {key: _copy_document(item) for key, item in value.items()}
+    if kind is OrderedDict:   # an upserted document as mongomock stores it (counters)
+        return OrderedDict((key, _copy_document(item)) for key, item in value.items())
     if kind is list:
         return [_copy_document(item) for item in value]
     if kind in _UNCHANGING:

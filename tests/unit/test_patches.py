@@ -110,6 +110,28 @@ def test_the_store_copies_documents_as_deepcopy_did_sharing_nothing_that_changes
     assert mongomock.collection.copy.deepcopy is embedded._copy_document   # the patch is on
 
 
+def test_an_upserted_document_is_updated_without_copy_deepcopy(monkeypatch):
+    # mongomock stores an upsert's new document as an OrderedDict (the counters' are
+    # upserted): its every later update copied it with copy.deepcopy, all its counters
+    counters = embedded.new_client()["example"]["counters"]
+    counters.update_one({"_id": "e-1:2026-11"}, {"$inc": {"open.cleaning": 1}}, upsert=True)
+    stored = counters._store._documents["e-1:2026-11"]
+    assert type(stored).__name__ == "OrderedDict"
+
+    def refused(value, memo=None):
+        raise AssertionError(f"copy.deepcopy of a {type(value).__name__}")
+
+    monkeypatch.setattr(embedded, "copy", type("NoDeepcopy", (), {"deepcopy": refused}))
+    counters.update_one({"_id": "e-1:2026-11"},
+                        {"$inc": {"open.cleaning": 1}, "$push": {"in_flight": "c-1"}})
+    assert counters.find_one() == {"_id": "e-1:2026-11", "open": {"cleaning": 2},
+                                   "in_flight": ["c-1"]}
+    copied = embedded._copy_document(stored)
+    assert copied == stored and type(copied) is type(stored)
+    copied["open"]["cleaning"] = 9
+    assert stored["open"]["cleaning"] == 2
+
+
 def test_the_store_makes_dates_naive_utc_as_mongomock_did(monkeypatch):
     document = stored_document()
     fast = embedded._naive_utc(document)
