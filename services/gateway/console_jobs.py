@@ -49,6 +49,7 @@ from services.gateway.permissions import may_action
 from services.gateway.problems import Problem
 from shared import household_lists
 from shared.actor import Actor
+from shared.schemas.revisit import MONTH
 
 HOME = "/console/jobs/"
 IMPORT, SURVEY_EXPORT, PLAN_EXPORT = "households_import", "survey_export", "plan_export"
@@ -233,7 +234,7 @@ def export(ctx: ConsoleContext) -> Response:
         about = {"round_id": round_id, "title": round_["title"]}
     else:
         month = values["month"]
-        if len(month) != 7 or month[4] != "-" or not (month[:4] + month[5:]).isdigit():
+        if not MONTH.fullmatch(month):     # the plan's own rule: a month it can export
             return refuse("month", "console_job_error_month")
         candidates = list(ctx.actor.estates)
         about = {"month": month, "title": month}
