@@ -44,7 +44,9 @@ def test_the_administrator_opens_an_account_and_registers_an_estate(gateway, bro
 
     page.click('label[for="profile-role-supervisor"]')
     page.click("#submit-profile")
-    page.wait_for(lambda: page.find_all("#done"), "the roles saved")
+    # the page before showed its own #done (the account made): wait for this form's
+    page.wait_for(lambda: page.url.endswith("?done=profile") and page.find_all("#done"),
+                  "the roles saved")
     assert "客服主管" in page.text("#roles") and "客服助理" in page.text("#roles")
     assert password not in page.text()
     page.check("user-changed")
@@ -67,7 +69,8 @@ def test_the_administrator_opens_an_account_and_registers_an_estate(gateway, bro
     assert '"reply_days": 5' in page.text("#estate-policy")
     page.type("#edit-region", "天河片区")
     page.click("#submit-estate")
-    page.wait_for(lambda: page.find_all("#done"), "the record saved")
+    page.wait_for(lambda: page.url.endswith("?done=update") and page.find_all("#done"),
+                  "the record saved")
     assert page.text("#estate-region") == "天河片区"
     page.check("estate")
     desk_check(page, "estate")
