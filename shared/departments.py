@@ -5,12 +5,20 @@
 (COMPLAINT_POLICY) and an estate's (ESTATE_POLICIES, or its record's ``policy``) over it.
 Those names are the only departments there are: a department's staff account must name one
 (the gateway asks ``intake.list_departments``), and so must any other work handed to a
-department — revisit's follow-ups (its config, checked here when it starts) and survey's
-rectifications (checked by the gateway at input) — or no account could ever be given it.
+department, or no account could ever be given it. Each service that writes such work
+refuses another name itself (``check_department``), whoever calls it: intake's
+assignments (``services/intake/domain.py``, by the estate's policy), survey's
+rectifications (asking ``intake.list_departments`` in the RPC: a person adding one, never
+an event handler) and revisit's follow-ups (its config, ``FOLLOWUP_DEPARTMENTS`` with
+``followup_departments`` over them, checked against the config's routing when it starts;
+intake refuses an estate record whose routing leaves one of them out:
+``followup_departments`` here).
 """
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from types import MappingProxyType
 from typing import Any
+
+from shared.errors import InvalidInput
 
 # category -> department, unless the group or an estate routes it elsewhere
 DEFAULT_ROUTING = MappingProxyType({
@@ -31,6 +39,22 @@ DEFAULT_ROUTING = MappingProxyType({
 })
 
 
+# 「将回访结果整理成报告,向相关部门反馈问题和建议」: the department an unsatisfied revisit of
+# each kind is followed up by (revisit's ``RevisitPolicy.followup_departments`` over them).
+FOLLOWUP_DEPARTMENTS = MappingProxyType({
+    "repair": "工程部", "special_service": "工程部", "assistance": "客服中心",
+    "community_activity": "客服中心", "other_service": "客服中心", "routine": "客服中心",
+})
+
+
+def check_department(name: str, known: Collection[str], field: str = "department") -> None:
+    """Work handed to ``name``: ``InvalidInput`` on ``field`` unless the routing names it
+    (``known``: the estate's departments), so that a department account can be given it."""
+    if name not in known:
+        raise InvalidInput({field: [
+            f"not a department of this estate's complaint routing: one of {', '.join(sorted(known))}"]})
+
+
 def merged_routing(*layers: Mapping[str, str] | None) -> dict[str, str]:
     """Category -> department: ``DEFAULT_ROUTING`` with each layer over the one before
     (the group's ``routing``, then an estate's)."""
@@ -49,3 +73,21 @@ def configured_departments(config: Mapping[str, Any], estate_id: str | None = No
     estate = ((config.get("ESTATE_POLICIES") or {}).get(estate_id) or {}).get("routing") \
         if estate_id is not None else None
     return sorted(set(merged_routing(group, estate).values()))
+
+
+def followup_departments(config: Mapping[str, Any], estate_id: str | None = None,
+                         ) -> dict[str, str]:
+    """Revisit kind -> the department config.yaml sends its follow-ups to in ``estate_id``
+    (None: the group's): ``FOLLOWUP_DEPARTMENTS`` with ``followup_departments`` of
+    REVISIT_ESTATE_POLICIES.<estate_id>, else of REVISIT_POLICY, over them (an estate's
+    replaces the group's whole, as revisit's ``build_policy`` does). What intake keeps an
+    estate record's routing naming: revisit opens follow-ups in event handlers, which
+    never wait on intake, so the names must stay routed where the record is written."""
+    estates = config.get("REVISIT_ESTATE_POLICIES") or {}
+    given = ((estates.get(estate_id) or {}).get("followup_departments")
+             if estate_id is not None else None)
+    if given is None:
+        given = (config.get("REVISIT_POLICY") or {}).get("followup_departments")
+    pairs = given.items() if isinstance(given, Mapping) else ()   # (config gives a mapping)
+    return {**FOLLOWUP_DEPARTMENTS, **{kind: name for kind, name in pairs
+                                       if isinstance(kind, str) and isinstance(name, str)}}

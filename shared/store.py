@@ -46,6 +46,8 @@ VERSION = "version"
 APPLIED_REQUESTS = "applied_requests"   # the requests that changed this document
 # Enough to outlive the lease of a request (a retry takes over only once it lapsed).
 APPLIED_REQUESTS_KEPT = 50
+# what a versioned write appends to rather than sets (``save_versioned``)
+APPENDED_ONLY = (OUTBOX, OUTBOX_LEASE, HANDLED_EVENTS, APPLIED_REQUESTS)
 # The idempotent request this worker runs (its instance, shared.idempotency), if any.
 APPLYING_REQUEST: ContextVar[str | None] = ContextVar("huifang_applying_request",
                                                        default=None)
@@ -167,16 +169,21 @@ class Repository:
                            events: Sequence[Envelope], publish: bool = True) -> Document | None:
         """Apply ``update`` and queue ``events`` in one write; the document after, or None
         (``publish=False``: the events held in its outbox, for ``publish_outboxes``)."""
-        copied = {key: dict(value) for key, value in update.items()}
-        if events:
-            copied.setdefault("$push", {})[OUTBOX] = {"$each": list(events)}
-            copied.setdefault("$set", {}).update(self._outbox_fields(events))
         document = self.db[collection].find_one_and_update(
-            query, copied, return_document=ReturnDocument.AFTER
+            query, self._with_events(update, events), return_document=ReturnDocument.AFTER
         )
         if document is not None and events and publish:
             self.flush(collection, document["_id"], events)
         return document
+
+    def _with_events(self, update: Mapping[str, Mapping[str, Any]],
+                     events: Sequence[Envelope]) -> dict[str, dict[str, Any]]:
+        """``update`` that also queues ``events`` in the document's outbox."""
+        copied = {key: dict(value) for key, value in update.items()}
+        if events:
+            copied.setdefault("$push", {})[OUTBOX] = {"$each": list(events)}
+            copied.setdefault("$set", {}).update(self._outbox_fields(events))
+        return copied
 
     def publish_outboxes(self, collection: str, held: Mapping[str, Sequence[Envelope]],
                          whole: bool = False) -> None:
@@ -209,19 +216,21 @@ class Repository:
     def save_versioned(self, collection: str, document: Mapping[str, Any],
                        events: Sequence[Envelope], handled_event: str | None = None,
                        push: Mapping[str, Any] | None = None) -> Document:
-        """Write an aggregate read earlier, if nobody changed it since (optimistic lock).
+        """Write an aggregate read earlier, if nobody changed it since (optimistic lock);
+        the aggregate as written (its version moved on), without the lists the write
+        appends to (outbox, handled events, applied requests, ``push``): read them from
+        the store if needed. (No read back: the lock says the rest is what is stored.)
 
         With ``handled_event`` the write also records that event as applied, and
         matches nothing if it already was: redelivery cannot apply it twice. ``push``
         ({field: value}): appended to those lists in the same write (fields ``document``
         does not set).
         """
-        query = {"_id": document["_id"], VERSION: document.get(VERSION, 0)}
-        update = {"$set": {
-            key: value for key, value in document.items()
-            if key not in ("_id", OUTBOX, OUTBOX_LEASE, HANDLED_EVENTS, APPLIED_REQUESTS)
-        }}
-        update["$set"][VERSION] = document.get(VERSION, 0) + 1
+        version = document.get(VERSION, 0)
+        query = {"_id": document["_id"], VERSION: version}
+        fields = {key: value for key, value in document.items() if key not in APPENDED_ONLY}
+        update = {"$set": {**fields, VERSION: version + 1}}
+        del update["$set"]["_id"]
         # the running request, if any, in the same write: the version lock keeps a retry
         # that read the document before it from applying it again
         update.update(request_marker())
@@ -230,10 +239,12 @@ class Repository:
             update.setdefault("$push", {})[HANDLED_EVENTS] = handled_event
         if push:
             update.setdefault("$push", {}).update(push)
-        saved = self.update_with_events(collection, query, update, events)
-        if saved is None:
+        written = self.db[collection].update_one(query, self._with_events(update, events))
+        if not written.matched_count:
             raise ConcurrentUpdate(f"{collection} {document['_id']!r} changed meanwhile")
-        return saved
+        if events:
+            self.flush(collection, document["_id"], events)
+        return {**fields, VERSION: version + 1}
 
     def flush(self, collection: str, document_id: str, events: Sequence[Envelope]) -> None:
         """Publish ``events`` (confirmed) and drop each from the outbox once the broker has it;

@@ -11,6 +11,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from unittest.mock import Mock
 from zoneinfo import ZoneInfo
 
 import eventlet
@@ -21,9 +22,11 @@ from nameko.standalone.events import get_event_exchange
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from scripts.healthcheck import is_serving
+from shared.departments import DEFAULT_ROUTING
 from shared.embedded import new_client as new_embedded_client
 from shared.envelope import new_event, parse_event
 from shared.estates import EstateCopies
+from shared.messaging import BatchEventHandler
 from shared.schemas.vocabulary import SERVICES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +53,9 @@ def embedded(repository_class):
 def estates_answered_by_households(intake):
     """A stand-in intake (a ``Mock``) whose ``estates_with_households`` answers from its
     own ``list_households``, as it stands when asked: an estate it raises ``NotFound`` for
-    is unknown, one with no household on the first page has none."""
+    is unknown, one with no household on the first page has none. Its ``list_departments``
+    names the default routing's departments."""
+    intake.list_departments.return_value = sorted(set(DEFAULT_ROUTING.values()))
     def estates_with_households(estate_ids, filters=None):
         unknown, empty = [], []
         for estate_id in estate_ids:
@@ -688,3 +693,35 @@ class PrivateRabbit:
             # its own session: the process group holds only this node's processes
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
+
+
+def handle_one(handler, envelope):
+    """``handler`` given one event as the broker would hand it: a batch handler
+    (``handles_batch``) a batch of one, raising what it answers failed."""
+    if not any(isinstance(entrypoint, BatchEventHandler)
+               for entrypoint in getattr(handler, "nameko_entrypoints", ())):
+        return handler(envelope)
+    failed = handler([envelope])
+    if failed:
+        raise failed[envelope["id"]]
+    return None
+
+
+def intake_with_contact(contact):
+    """A stand-in for intake as notify asks it: ``get_contact`` answers ``contact`` (a test
+    may change its return value or side effect) and ``get_contacts`` answers each ref as
+    ``get_contact`` would (NotFound: None, any other error: the whole call fails)."""
+    intake = Mock(**{"get_contact.return_value": dict(contact)})
+
+    def get_contacts(refs):
+        answer = {}
+        for ref in refs:
+            try:
+                answer[ref] = intake.get_contact(ref)
+            except RemoteError as exc:
+                if exc.exc_type != "NotFound":
+                    raise
+                answer[ref] = None
+        return answer
+    intake.get_contacts.side_effect = get_contacts
+    return intake

@@ -35,7 +35,7 @@ from shared.config import load_config
 from shared.envelope import parse_event
 from shared.errors import HuifangError
 from shared.estates import EstateCopies
-from tests.helpers import embedded, prepared
+from tests.helpers import embedded, handle_one, prepared
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)     # Monday 10:00 in Shanghai
 NOBODY = Caller(None, None)
@@ -145,7 +145,7 @@ class World:
             for _, event in fresh:
                 seen.add(event["id"])
                 for handler in handlers.get(event["type"], ()):
-                    handler(parse_event(json.loads(json.dumps(event))))
+                    handle_one(handler, parse_event(json.loads(json.dumps(event))))
 
 
 def build(clock=None):

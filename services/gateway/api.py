@@ -5,9 +5,9 @@ and path, the RPC behind it, how the RPC's arguments come from the request, how 
 estate is found (the scope) and which shared schema documents its input. The gateway
 holds no business rule: inputs are validated by the same schemas inside the service
 (its ``InvalidInput`` becomes a 422 naming the fields); here a request is only
-authenticated, checked against the permission table and the user's estates (and a
-department it hands work to against intake's routing, as the accounts' are:
-``_check_named_department``), and passed on with the user as the actor.
+authenticated, checked against the permission table and the user's estates, and passed
+on with the user as the actor. (A department named in a body is the service's to check
+against intake's routing, whoever calls it: shared/departments.py.)
 
 Every change (POST, PUT, PATCH) goes with a ``request_id`` (``shared/idempotency.py``): the
 client's ``Idempotency-Key`` header, so that a client repeating a request whose answer it
@@ -28,7 +28,6 @@ from nameko.exceptions import RemoteError
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from services.gateway.accounts import known_departments
 from services.gateway.http import json_body, json_response
 from services.gateway.permissions import (
     NO_DEPARTMENT,
@@ -137,8 +136,6 @@ class Operation:
     result: str = "object"                 # what answers: object, list, page, or file
     permission: str = ""                   # when several operations share one (statistics)
     expects_status: bool = False           # a state-machine step: ?expected_status= passed on
-    # a body field naming the department charged with the work (``_check_named_department``)
-    department_field: str = ""
 
     @property
     def action(self) -> str:
@@ -187,14 +184,17 @@ class HouseholdImport(BaseSchema):
 
 class GroupStatsQuery(StatsPeriodQuery):
     per_estate = Flag()     # the group's figures: false leaves every estate's row out (fast)
+    group_by = OneOf(intake.ESTATE_GROUPINGS)    # the group's figures: by region or company
 
 
 class RevisitStatsQuery(GroupStatsQuery):
-    estate_ids = IdList()   # these estates' rows alone, in one call (each one of yours)
+    # these estates' rows alone, in one call (each one of yours); with group_by, groups
+    # made of them (a person of some estates: of theirs, without estate_ids)
+    estate_ids = IdList()
 
 
 class ComplaintStatsQuery(GroupStatsQuery):
-    group_by = OneOf(intake.ESTATE_GROUPINGS)    # the group's figures: by region or company
+    pass
 
 
 class EstateRevisionQuery(BaseSchema):
@@ -272,9 +272,8 @@ OPERATIONS: tuple[Operation, ...] = (
               tag="complaints"),
     _complaint_action("acknowledge", "acknowledge_complaint", intake.AcknowledgeComplaint,
                       "First reply to the owner"),
-    replace(_complaint_action("assign", "assign_complaint", intake.AssignComplaint,
-                              "Route to the responsible department (or an outside unit)"),
-            department_field="department"),
+    _complaint_action("assign", "assign_complaint", intake.AssignComplaint,
+                      "Route to the responsible department (or an outside unit)"),
     _complaint_action("resolve", "resolve_complaint", intake.ResolveComplaint,
                       "Record how it was resolved"),
     _complaint_action("close", "close_complaint", intake.CloseComplaint,
@@ -378,8 +377,9 @@ OPERATIONS: tuple[Operation, ...] = (
               tag="statistics", permission="stats.estate"),
     Operation("stats.revisits", "GET", "/stats/revisits", "revisit.revisit_stats",
               lambda c: (c.query.get("estate_id"), c.query.get("period")),
-              "Revisit figures of an estate, of the group without estate_id, or the rows of "
-              "several estates with estate_ids", Figures(several=True),
+              "Revisit figures of an estate, of the group without estate_id (by company or "
+              "region with group_by), or the rows of several estates with estate_ids (and "
+              "their groups)", Figures(several=True),
               query=RevisitStatsQuery, tag="statistics", permission="stats.estate"),
     # surveys
     Operation("survey.templates.list", "GET", "/survey/templates", "survey.list_templates",
@@ -432,8 +432,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("survey.rectifications.add", "POST", "/survey/rounds/{round_id}/rectifications",
               "survey.add_rectification", _id_body("round_id"),
               "Add a rectification with its department and deadline", InBody(),
-              body=survey.AddRectification, status=201, tag="surveys",
-              department_field="department"),
+              body=survey.AddRectification, status=201, tag="surveys"),
     Operation("survey.rectifications.list", "GET", "/survey/rectifications",
               "survey.list_rectifications", _filters, "Rectifications", _DEPARTMENT_WORK,
               query=survey.RectificationFilters, paged=True, tag="surveys", result="page"),
@@ -518,10 +517,8 @@ def execute(operation: Operation, request: Request, path_values: dict, actor: Ac
         return _list(operation, call, actor, services)
     if isinstance(scope, Figures):
         return _figures(operation, call, actor, services)
-    estate = None
     if isinstance(scope, InBody):
-        estate = call.body.get(scope.field)
-        _check_new(estate, actor)
+        _check_new(call.body.get(scope.field), actor)
     elif isinstance(scope, InPath):
         if not actor.covers(call.path[scope.param]):
             raise not_found()
@@ -531,9 +528,6 @@ def execute(operation: Operation, request: Request, path_values: dict, actor: Ac
             return json_response(record)        # the check read it already
         if scope.mine:
             call = replace(call, estates=_part_of(record, scope, actor))
-        estate = record.get(scope.field)
-    if operation.department_field:
-        _check_named_department(call.body, operation.department_field, estate, services)
     try:
         result = services.call(operation.rpc, *operation.args(call), **change,
                                **({"paged": True} if operation.paged else {}))
@@ -584,21 +578,6 @@ def _check_new(estates, actor: Actor) -> None:
     if not actor.group_wide and any(isinstance(estate, str) and not actor.covers(estate)
                                     for estate in estates):
         raise Problem(403, "you may not create records in that estate")
-
-
-def _check_named_department(body: dict, field: str, estate: Any, services: Services) -> None:
-    """Work handed to a department (a complaint's assignment, a rectification) names one
-    the complaint routing of its estate names (``intake.list_departments``, the list a
-    department account is checked against too: shared/departments.py) — else no department
-    account could ever be given it. Checked here, where the name comes in, so that survey
-    never waits on intake; a 422 naming the field, and the service is not called."""
-    name = body.get(field)
-    if not isinstance(name, str) or not name.strip() or not isinstance(estate, str):
-        return      # none named (the routing decides), or no text: the service says what is wrong
-    known = known_departments(services)([estate])
-    if name not in known:
-        why = f"not a department of estate {estate} (its complaint routing): one of "
-        raise invalid({field: [why + ", ".join(known)]})
 
 
 def _check_record(operation: Operation, scope: OfRecord, call: Call, actor: Actor,
@@ -675,32 +654,42 @@ def _visible(item: dict, actor: Actor) -> bool:
 
 def _figures(operation: Operation, call: Call, actor: Actor, services: Services) -> Response:
     estate_id = call.query.get("estate_id")
+    grouping = {"group_by": call.query["group_by"]} if "group_by" in call.query else {}
     if operation.scope.several and "estate_ids" in call.query:
-        return _estates_figures(operation, call, actor, services)
+        return _estates_figures(operation, call, actor, services, call.query["estate_ids"])
     if estate_id is None:
+        if (operation.scope.several and grouping and actor.estates and not actor.group_wide
+                and allowed(actor.roles, "stats.group")):
+            # a headquarters role over some estates (a region's): groups made of theirs
+            return _estates_figures(operation, call, actor, services, list(actor.estates))
         if not allowed(actor.roles, "stats.group") or not actor.group_wide:
             raise Problem(403, "the group's figures need a headquarters role; "
                                "name your estate with ?estate_id=")
         group_rpc = operation.scope.group_rpc
         rows = {"per_estate": call.query["per_estate"]} if "per_estate" in call.query else {}
         if group_rpc:
-            grouping = {"group_by": call.query["group_by"]} if "group_by" in call.query else {}
             return json_response(services.call(group_rpc, call.query.get("period"),
                                                **grouping, **rows))
-        return json_response(services.call(operation.rpc, *operation.args(call), **rows))
+        return json_response(services.call(operation.rpc, *operation.args(call),
+                                           **grouping, **rows))
     elif not actor.covers(estate_id):
         raise not_found()
     return json_response(services.call(operation.rpc, *operation.args(call)))
 
 
-def _estates_figures(operation: Operation, call: Call, actor: Actor,
-                     services: Services) -> Response:
-    """Several estates' rows in one call (``?estate_ids=``): each estate must be the user's,
-    as ``estate_id`` must; a second guard keeps any other row from leaving."""
-    asked = call.query["estate_ids"]
+def _estates_figures(operation: Operation, call: Call, actor: Actor, services: Services,
+                     asked: list[str]) -> Response:
+    """Several estates' rows in one call (``?estate_ids=``, or the user's own estates for
+    their groups): each estate must be the user's, as ``estate_id`` must; with
+    ``group_by``, groups made of those estates alone. A second guard keeps any other row,
+    and any group with another estate in it, from leaving."""
     if not all(actor.covers(estate) for estate in asked):
         raise not_found()
-    answer = services.call(operation.rpc, *operation.args(call), estate_ids=asked)
+    grouping = {"group_by": call.query["group_by"]} if "group_by" in call.query else {}
+    answer = services.call(operation.rpc, *operation.args(call), estate_ids=asked, **grouping)
     answer["estates"] = {estate: row for estate, row in answer["estates"].items()
                          if actor.covers(estate)}
+    if "groups" in answer:
+        answer["groups"] = {key: group for key, group in answer["groups"].items()
+                            if all(actor.covers(estate) for estate in group["estate_ids"])}
     return json_response(answer)

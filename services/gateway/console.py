@@ -25,10 +25,10 @@ import functools
 import json
 import logging
 import uuid
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -390,6 +390,54 @@ def time_left(due: str | None, now: datetime, warn_from: str | None = None) -> T
     soon = not overdue and (datetime.fromisoformat(warn_from) <= now if warn_from
                             else delta.total_seconds() < SOON_HOURS * 3600)
     return TimeLeft(overdue, soon, f"console_{'overdue' if overdue else 'left'}_{unit}", params)
+
+
+class WorklistPart(Protocol):
+    """A part of a worklist: its name is its ?part=, its wording's key and its ids'."""
+    @property
+    def name(self) -> str: ...
+
+
+Rows = list[tuple[dict, TimeLeft | None]]     # an item and the time left to its deadline
+
+
+def parted_worklist(ctx: ConsoleContext, template: str, *, home: str,
+                    parts: Sequence[WorklistPart], filters: dict[str, str],
+                    rows: Callable[[Any, str | None], tuple[Rows, str | None]],
+                    reset_notice: str, **page: Any) -> Response:
+    """A worklist in parts (``console/_worklist.html``'s ``worklist_parts``): every part's
+    first page, an item shown in the first part it falls in only; or, with ``?part=``, that
+    part a page at a time (``?cursor=``). ``rows(part, cursor)`` is the page's own read of
+    the API: a part's rows and the next cursor. A filter or link the API refuses (422)
+    sends the person back to the overview, said so; ``page`` is the rest of what the
+    template shows."""
+    args = ctx.request.args
+    part = next((each for each in parts if each.name == args.get("part")), None)
+    shown: list[tuple[Any, Rows]] = []
+    next_url = None
+    try:
+        if part is None:
+            seen: set[str] = set()
+            for each in parts:
+                found = [row for row in rows(each, None)[0] if row[0]["id"] not in seen]
+                seen.update(item["id"] for item, _ in found)
+                shown.append((each, found))
+        else:
+            found, cursor = rows(part, args.get("cursor"))
+            shown.append((part, found))
+            if cursor:
+                next_url = f"{home}?{urlencode({**filters, 'part': part.name, 'cursor': cursor})}"
+    except Problem as problem:
+        if problem.status != 422:
+            raise
+        return redirect(f"{home}?notice=reset", code=303)
+    ctx.name_estates([*(item["estate_id"] for _, found in shown for item, _ in found),
+                      *ctx.actor.estates, filters.get("estate_id")])
+    return ctx.render(
+        template, parts=shown, part=part, filters=filters, estates=ctx.actor.estates,
+        group_wide=ctx.actor.group_wide, next_url=next_url, page_size=PAGE_SIZE,
+        notice=reset_notice if args.get("notice") == "reset" else None,
+        link=lambda **more: f"{home}?{urlencode({**filters, **more})}", **page)
 
 
 @signed_in

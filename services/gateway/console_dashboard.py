@@ -14,6 +14,12 @@ across its estates for one month (default: last month, in the service centre's z
   ``static/dashboard.js``) is drawn from the table of numbers under it, so the chart and
   the table cannot disagree; the table is one click away (``<details>``), and open — the
   whole view — without JavaScript.
+* The estates' table and the overdue chart show estates, or — picked in the table's form
+  (a GET form: no JavaScript) — companies or regions (``group_by``): then both statistics
+  are asked ``group_by`` without the estates' rows (``per_estate=false``), and each line
+  is a group's figures as the RPCs summed them (shared/estate_groups.py: the same key in
+  both answers, an estate with no company or region in ``(未分组)``). The charts follow,
+  drawn from the table.
 * The estates' table is a page of ``ESTATES_SHOWN`` estates ordered by the figure chosen,
   the worst first (or the best), with links to page through them all; the overdue chart
   the ``OVERDUE_SHOWN`` estates with the most overdue work. However many estates the
@@ -53,29 +59,45 @@ OVERDUE_SHOWN = 20         # the overdue chart: the estates with the most overdu
 MORE_IS_BETTER = ("first_reply_on_time_rate", "reply_on_time_rate", "revisit_rate",
                   "satisfaction_rate")
 DEFAULT_ORDER_BY = "reply_on_time_rate"     # 答复及时率: the worst first
+GROUPINGS = ("estate", "company", "region")   # the table's lines (shared/estate_groups.py)
 
 
 @dataclass(frozen=True)
 class EstateTable:
     """Which page of the estates' table is shown: ordered by ``by``, the worst first
-    unless ``best_first``, page ``page`` (from 1)."""
+    unless ``best_first``, page ``page`` (from 1); a line an estate, or a company's or
+    region's estates together (``group_by``)."""
     by: str = DEFAULT_ORDER_BY
     best_first: bool = False
     page: int = 1
+    group_by: str = "estate"
 
     @classmethod
     def asked(cls, args) -> "EstateTable":
         """The table a query asks for; what is not one of its choices, the default."""
         by = args.get("by", "")
         page = args.get("page", "")
+        group_by = args.get("group_by", "")
         return cls(by if by in ESTATE_COMPLAINT_FIGURES + ESTATE_REVISIT_FIGURES
                    else DEFAULT_ORDER_BY, args.get("order") == "best",
                    int(page) if page.isascii() and page.isdigit() and 0 < int(page) < 10**6
-                   else 1)
+                   else 1, group_by if group_by in GROUPINGS else "estate")
+
+    @property
+    def lines(self) -> str:
+        """Where the statistics' answers hold the table's lines."""
+        return "estates" if self.group_by == "estate" else "groups"
+
+    def asks(self) -> dict:
+        """What the statistics operations are asked besides the period: by estate every
+        estate's row; by group the groups alone."""
+        if self.group_by == "estate":
+            return {}
+        return {"group_by": self.group_by, "per_estate": "false"}
 
     def query(self, **changes) -> dict:
         table = {"by": self.by, "order": "best" if self.best_first else "worst",
-                 "page": self.page, **changes}
+                 "page": self.page, "group_by": self.group_by, **changes}
         return {key: str(value) for key, value in table.items()}
 
 
@@ -90,13 +112,14 @@ def dashboard(ctx: ConsoleContext) -> Response:
         raise Problem(403, "the group's figures need a headquarters role")
     asked = ctx.request.args.get("month", "")
     month = asked if MONTH.fullmatch(asked) else last_month(ctx.now)
-    complaints = ctx.call("GET", "/stats/complaints", {"period": month})
-    revisits = ctx.call("GET", "/stats/revisits", {"period": month})
+    table = EstateTable.asked(ctx.request.args)
+    complaints = ctx.call("GET", "/stats/complaints", {"period": month, **table.asks()})
+    revisits = ctx.call("GET", "/stats/revisits", {"period": month, **table.asks()})
     rounds, chosen, ranking = _ranking(ctx, ctx.request.args.get("round_id"))
     ctx.know_estate_names(names_carried(complaints, revisits, ranking))
     return ctx.render("console/dashboard.html", **page_context(
         month, bool(asked) and asked != month, complaints, revisits, rounds, chosen, ranking,
-        EstateTable.asked(ctx.request.args)))
+        table))
 
 
 def shown(value: Any, column: str) -> str:
@@ -120,25 +143,32 @@ def names_carried(complaints: dict, revisits: dict, ranking: dict | None) -> dic
     found = [*((estate, figures.get("estate_name"))
                for estate, figures in revisits.get("estates", {}).items()),
              *((entry["estate_id"], entry.get("estate_name")) for entry in ranked),
-             *((estate, figures.get("name")) for estate, figures in complaints["estates"].items())]
+             *((estate, figures.get("name"))
+               for estate, figures in complaints.get("estates", {}).items())]
     return {estate: name for estate, name in found if name}
 
 
-def estate_rows(complaints: dict, revisits: dict, estates) -> list[tuple[str, list]]:
-    """Each of ``estates``' line: its complaint figures, then its revisit figures."""
-    by_complaints, by_revisits = complaints["estates"], revisits.get("estates", {})
+def group_names(by_complaints: dict, by_revisits: dict) -> dict[str, str]:
+    """{group key: what its line is headed by}: its company, or its company and region, as
+    the figures carry them (either answer: the keys are the same)."""
+    return {key: " · ".join(filter(None, (group.get("company"), group.get("region"))))
+            for key, group in {**by_revisits, **by_complaints}.items()}
+
+
+def estate_rows(by_complaints: dict, by_revisits: dict, estates) -> list[tuple[str, list]]:
+    """Each of ``estates``' line (an estate's, or a group's): its complaint figures, then
+    its revisit figures."""
     return [(estate, cells(by_complaints.get(estate, {}), ESTATE_COMPLAINT_FIGURES)
              + cells(by_revisits.get(estate, {}), ESTATE_REVISIT_FIGURES))
             for estate in estates]
 
 
-def ordered_estates(complaints: dict, revisits: dict, by: str,
+def ordered_estates(by_complaints: dict, by_revisits: dict, by: str,
                     best_first: bool = False) -> list[str]:
-    """Every estate of the figures, by the figure ``by``: the worst first (or the best),
-    those without it (nothing counted) last; equals by estate id."""
-    figures = (revisits.get("estates", {}) if by in ESTATE_REVISIT_FIGURES
-               else complaints["estates"])
-    estates = set(complaints["estates"]) | set(revisits.get("estates", {}))
+    """Every line of the figures (estates, or groups), by the figure ``by``: the worst first
+    (or the best), those without it (nothing counted) last; equals by key."""
+    figures = by_revisits if by in ESTATE_REVISIT_FIGURES else by_complaints
+    estates = set(by_complaints) | set(by_revisits)
     known = [(value, estate) for estate in estates
              if (value := figures.get(estate, {}).get(by)) is not None]
     highest_first = (by in MORE_IS_BETTER) == best_first
@@ -147,10 +177,10 @@ def ordered_estates(complaints: dict, revisits: dict, by: str,
         estate for estate in estates if figures.get(estate, {}).get(by) is None)
 
 
-def most_overdue(complaints: dict, revisits: dict, count: int = OVERDUE_SHOWN) -> list[str]:
-    """The ``count`` estates with the most overdue complaints and revisits together."""
-    by_complaints, by_revisits = complaints["estates"], revisits.get("estates", {})
-
+def most_overdue(by_complaints: dict, by_revisits: dict,
+                 count: int = OVERDUE_SHOWN) -> list[str]:
+    """The ``count`` lines (estates, or groups) with the most overdue complaints and
+    revisits together."""
     def overdue(estate: str) -> int:
         return ((by_complaints.get(estate, {}).get("overdue_now") or 0)
                 + (by_revisits.get(estate, {}).get("overdue") or 0))
@@ -163,7 +193,9 @@ def page_context(month: str, month_refused: bool, complaints: dict, revisits: di
                  table: EstateTable | None = None) -> dict:
     """What the dashboard's template shows, from the statistics RPCs' answers as they are."""
     table = table or EstateTable()
-    ordered = ordered_estates(complaints, revisits, table.by, table.best_first)
+    by_complaints = complaints.get(table.lines, {})
+    by_revisits = revisits.get(table.lines, {})
+    ordered = ordered_estates(by_complaints, by_revisits, table.by, table.best_first)
     pages = max(1, -(-len(ordered) // ESTATES_SHOWN))
     page = min(table.page, pages)
     first = (page - 1) * ESTATES_SHOWN
@@ -175,9 +207,15 @@ def page_context(month: str, month_refused: bool, complaints: dict, revisits: di
     return {
         "month": month, "month_refused": month_refused, "complaints": complaints,
         "revisits": revisits,
-        "estate_rows": estate_rows(complaints, revisits, ordered[first:first + ESTATES_SHOWN]),
-        "overdue_rows": estate_rows(complaints, revisits, most_overdue(complaints, revisits)),
+        "estate_rows": estate_rows(by_complaints, by_revisits,
+                                   ordered[first:first + ESTATES_SHOWN]),
+        "overdue_rows": estate_rows(by_complaints, by_revisits,
+                                    most_overdue(by_complaints, by_revisits)),
+        "group_names": ({} if table.group_by == "estate"
+                        else group_names(by_complaints, by_revisits)),
+        "groupings": GROUPINGS,
         "estate_table": {"by": table.by, "best_first": table.best_first, "page": page,
+                         "group_by": table.group_by,
                          "pages": pages, "count": len(ordered), "first": first + 1,
                          "last": min(first + ESTATES_SHOWN, len(ordered)),
                          "next_url": link(page=page + 1) if page < pages else None,

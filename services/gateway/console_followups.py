@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from itertools import groupby
 from urllib.parse import quote, urlencode
 
-from werkzeug.utils import redirect
 from werkzeug.wrappers import Response
 
 from services.gateway.console import (
@@ -29,6 +28,7 @@ from services.gateway.console import (
     PAGE_SIZE,
     ConsoleContext,
     Refusal,
+    parted_worklist,
     signed_in,
     staff_names,
     time_left,
@@ -53,7 +53,6 @@ class Part:
 PARTS = (Part("overdue", (("overdue", "true"),)),
          Part("open", (("status", "open"), ("overdue", "false"))),
          Part("measures_recorded", (("status", "measures_recorded"), ("overdue", "false"))))
-PARTS_BY_NAME = {part.name: part for part in PARTS}
 
 
 def followup_url(followup_id: str, **query) -> str:
@@ -69,27 +68,11 @@ def worklist(ctx: ConsoleContext) -> Response:
     # a department's staff see their department's alone (the API fixes it): no typed filter
     typed = ("estate_id",) + (("department",) if confined_department(ctx.actor) is None else ())
     filters = {name: args[name].strip() for name in typed if args.get(name, "").strip()}
-    part = PARTS_BY_NAME.get(args.get("part", ""))
-    parts, next_url = [], None
-    try:
-        for each in (part,) if part else PARTS:
-            rows, cursor = _rows(ctx, each, filters, args.get("cursor") if part else None)
-            parts.append((each, by_department(rows)))
-            if part and cursor:
-                next_url = f"{HOME}?{urlencode({**filters, 'part': part.name, 'cursor': cursor})}"
-    except Problem as problem:
-        if problem.status != 422:
-            raise
-        # a mangled link or filter: the overview, said so
-        return redirect(f"{HOME}?notice=reset", code=303)
-    ctx.name_estates([*(followup["estate_id"] for _, groups in parts for _, rows in groups
-                        for followup, _ in rows), *ctx.actor.estates])
-    return ctx.render(
-        "console/followups.html", parts=parts, part=part, filters=filters,
-        estates=ctx.actor.estates, group_wide=ctx.actor.group_wide, next_url=next_url,
-        notice="console_fu_reset" if args.get("notice") == "reset" else None,
-        page_size=PAGE_SIZE, followup_url=followup_url,
-        link=lambda **more: f"{HOME}?{urlencode({**filters, **more})}")
+    return parted_worklist(
+        ctx, "console/followups.html", home=HOME, parts=PARTS, filters=filters,
+        rows=lambda part, cursor: _rows(ctx, part, filters, cursor),
+        reset_notice="console_fu_reset", followup_url=followup_url,
+        by_department=by_department)
 
 
 def _rows(ctx: ConsoleContext, part: Part, filters: dict, cursor: str | None = None):

@@ -15,9 +15,15 @@ only watches — closing it loses nothing, and a gateway restart does nothing tw
   finished export's file: ``/console/jobs/{id}/file``, while it is kept.
 * The exports: a survey round's notice-board workbook and a month's revisit plan, of one
   estate or of each of this person's (a zip of the workbooks). A group-wide person has no
-  estates of their own ("each" would be the whole group): they choose one, typed or picked
-  from the group's first ``ESTATES_OFFERED`` (one ``GET /estates``), for the plan; a
-  round's "each" is its own estates. A refused form is shown again as it was sent.
+  estates of their own ("each" would be the whole group): they choose one for the plan; a
+  round's "each" is the person's part of it — for them the whole round. A refused form is
+  shown again as it was sent, its error at its field.
+* Choosing an estate: one of a person's own from a list; a group-wide person (3,000 and
+  more) types it — its id or its full name — helped by a search by the name's beginning
+  (``?estate_q=``: intake's ``name_prefix``, on its name index) that fills the fields'
+  ``<datalist>`` and a short list, with no JavaScript. Whatever is typed is resolved
+  server-side (``choose_estate``). A checked import not yet started is listed for its
+  owner, with its start button.
 
 Each step is an operation of the REST API carried out for the person who started the job,
 with their roles and estates as they are when it runs (``Accounts.act_as``): a chunk of
@@ -38,7 +44,6 @@ from werkzeug.wrappers import Response
 
 from services.gateway import jobs, pages
 from services.gateway.console import (
-    ESTATES_PER_CALL,
     ZONE,
     ConsoleContext,
     call_as,
@@ -61,8 +66,10 @@ LIVE_SECONDS = 1
 # A chunk in process is no upload: the list as a whole was held to GATEWAY_MAX_BODY.
 STEP_BODY_LIMIT = 64 * 1024 * 1024
 ERRORS_SHOWN = 200         # lines of errors a page lists; the count says the rest
-# A group-wide person's estates to pick from: one ``GET /estates`` (any other is typed).
-ESTATES_OFFERED = ESTATES_PER_CALL
+# The estates a search offers a group-wide person (a longer beginning narrows them).
+ESTATE_CHOICES = 50
+# An estate typed that none of this person's is: unknown or another's, one answer.
+NO_SUCH_ESTATE = "console_job_error_unknown_estate"
 
 
 def job_store(ctx: ConsoleContext) -> jobs.JobStore:
@@ -77,41 +84,88 @@ def jobs_page(ctx: ConsoleContext) -> Response:
 
 
 def _jobs_view(ctx: ConsoleContext, status: int = 200, **context) -> Response:
-    visible = job_store(ctx).recent(ctx.actor, [
-        permission for permission in PERMISSIONS.values() if may_action(ctx.actor, permission)])
+    store, kinds = job_store(ctx), [kind for kind in PERMISSIONS if _may_kind(ctx, kind)]
+    permissions = [PERMISSIONS[kind] for kind in kinds]
+    visible = [*store.checked_of(ctx.actor, permissions, ctx.now),   # to start: first
+               *store.recent(ctx.actor, permissions)]
     ctx.name_estates([*ctx.actor.estates, *(e for job in visible for e in job["estate_ids"])])
     rounds = (ctx.call("GET", "/survey/rounds", {"limit": "50"})["items"]
-              if may_action(ctx.actor, PERMISSIONS[SURVEY_EXPORT]) else [])
+              if SURVEY_EXPORT in kinds else [])
     context.setdefault("errors", {})
     context.setdefault("lines", [])
+    values = context.setdefault("values", {})
+    chooser = ctx.actor.group_wide and bool(kinds) and ctx.may("GET", "/estates")
+    searched = ctx.request.args.get("estate_q", "").strip() if ctx.request.method == "GET" \
+        else values.get("estate_id", "")      # a refused form: the estate it named, sought
+    choices, more = _estate_choices(ctx, searched, context["errors"]) if chooser else ([], False)
     return ctx.render("console/jobs.html", status, nav="jobs", recent=visible,
-                      estates=ctx.actor.estates, rounds=rounds,
-                      group_wide=ctx.actor.group_wide, offered=_offered_estates(ctx),
-                      may_kind=lambda kind: may_action(ctx.actor, PERMISSIONS[kind]),
+                      estates=ctx.actor.estates, rounds=rounds, group_wide=ctx.actor.group_wide,
+                      chooser=chooser, estate_q=searched, choices=choices, more_choices=more,
+                      may_kind=lambda kind: kind in kinds,
                       this_month=ctx.now.astimezone(ZONE).strftime("%Y-%m"),
                       limit_mb=f"{ctx.body_limit / 1024 / 1024:.1f}", **context)
 
 
-def _offered_estates(ctx: ConsoleContext) -> list[dict]:
-    """The group's estates a group-wide person may pick one from (their ids named), for
-    the plan's export; nobody else's list: they choose among their own."""
-    if not (ctx.actor.group_wide and may_action(ctx.actor, PERMISSIONS[PLAN_EXPORT])
-            and ctx.may("GET", "/estates")):
-        return []
-    found = ctx.call("GET", "/estates", {"limit": str(ESTATES_OFFERED)})["items"]
-    ctx.know_estate_names({estate["id"]: estate["name"] for estate in found})
-    return found
+def _may_kind(ctx: ConsoleContext, kind: str) -> bool:
+    return may_action(ctx.actor, PERMISSIONS[kind])
 
 
-def _known_estate(ctx: ConsoleContext, estate_id: str) -> bool:
-    """Does intake know the estate typed (by a group-wide person, who may name any)?"""
+# choosing an estate --------------------------------------------------------------------
+
+def _estate_choices(ctx: ConsoleContext, typed: str,
+                    errors: dict) -> tuple[list[dict], bool]:
+    """The estates whose name starts with ``typed``, or whose id it is: at most
+    ``ESTATE_CHOICES`` (and whether there are more). A search intake refuses (too long)
+    is said at the search's field."""
+    if not typed:
+        return [], False
     try:
-        ctx.call("GET", f"/estates/{quote(estate_id, safe='')}")
+        found = ctx.call("GET", "/estates", {"name_prefix": typed,
+                                             "limit": str(ESTATE_CHOICES)})
+    except Problem as problem:
+        if problem.status != 422:
+            raise
+        errors.setdefault("estate_q", "console_job_error_search")
+        return [], False
+    choices = found["items"]
+    by_id = _own_estate(ctx, typed)
+    if by_id is not None and typed not in {estate["id"] for estate in choices}:
+        choices = [by_id, *choices]
+    ctx.know_estate_names({estate["id"]: estate["name"] for estate in choices})
+    return choices, found.get("next_cursor") is not None
+
+
+def choose_estate(ctx: ConsoleContext, typed: str) -> tuple[str | None, str | None]:
+    """The estate ``typed`` names for this person — its id, or the full name of exactly
+    one of their estates — else why not (a message key). Intake not knowing it and its
+    being outside their estates are one answer: a form never tells whether another's
+    estate exists, nor its name."""
+    typed = typed.strip()
+    if not typed:
+        return None, "console_job_error_estate"
+    if _own_estate(ctx, typed) is not None:
+        return typed, None
+    try:     # (``GET /estates`` answers a person's own estates alone)
+        named = ctx.call("GET", "/estates", {"name": typed, "limit": "2"})["items"]
+    except Problem as problem:
+        if problem.status != 422:      # longer than any name
+            raise
+        named = []
+    if len(named) > 1:
+        return None, "console_job_error_same_name"
+    return (named[0]["id"], None) if named else (None, NO_SUCH_ESTATE)
+
+
+def _own_estate(ctx: ConsoleContext, estate_id: str) -> dict | None:
+    """The record of ``estate_id`` if it is an estate of this person's that intake knows."""
+    if not ctx.actor.covers(estate_id):
+        return None
+    try:
+        return ctx.call("GET", f"/estates/{quote(estate_id, safe='')}")
     except Problem as problem:
         if problem.status not in (404, 422):
             raise
-        return False
-    return True
+        return None
 
 
 # importing households ----------------------------------------------------------------------
@@ -123,11 +177,12 @@ def upload(ctx: ConsoleContext) -> Response:
     if not may_action(ctx.actor, PERMISSIONS[IMPORT]):
         raise Problem(403, "your role may not import households")
     form, files = ctx.request.form, ctx.request.files
-    estate_id = form.get("estate_id", "").strip()
+    typed = form.get("estate_id", "").strip()
     sent = files.get("file")
-    again = {"failed": IMPORT, "values": {"estate_id": estate_id, "sheet": form.get("sheet", "")}}
-    if not estate_id or not ctx.actor.covers(estate_id):
-        return _jobs_view(ctx, 422, errors={"estate_id": "console_job_error_estate"}, **again)
+    again = {"failed": IMPORT, "values": {"estate_id": typed, "sheet": form.get("sheet", "")}}
+    estate_id, wrong = choose_estate(ctx, typed)
+    if estate_id is None:
+        return _jobs_view(ctx, 422, errors={"estate_id": wrong}, **again)
     if sent is None or not sent.filename:
         return _jobs_view(ctx, 422, errors={"file": "console_job_error_no_file"}, **again)
     suffix = Path(sent.filename).suffix.lower()
@@ -211,7 +266,8 @@ def import_step(actor: Actor, services, job: dict, step: dict) -> jobs.Outcome:
 def export(ctx: ConsoleContext) -> Response:
     """A survey round's notice-board workbook or a month's revisit plan, of one estate or
     of each of this person's, as a job. A group-wide person's plan is of the one estate
-    they chose: theirs are the whole group's."""
+    they chose: theirs are the whole group's. The estate chosen is checked as this
+    person's (``choose_estate``) before it is checked against the round."""
     form = ctx.request.form
     kind = form.get("kind", "")
     if kind not in (SURVEY_EXPORT, PLAN_EXPORT):
@@ -219,7 +275,6 @@ def export(ctx: ConsoleContext) -> Response:
     if not may_action(ctx.actor, PERMISSIONS[kind]):
         raise Problem(403, "your role may not export this")
     values = {name: form.get(name, "").strip() for name in ("round_id", "estate_id", "month")}
-    chosen = values["estate_id"]
 
     def refuse(field: str, key: str) -> Response:
         """The form shown again as it was sent, ``key``'s words under ``field``."""
@@ -227,9 +282,9 @@ def export(ctx: ConsoleContext) -> Response:
 
     if kind == SURVEY_EXPORT:
         round_id = values["round_id"]
-        if not round_id:
+        round_ = _round(ctx, round_id) if round_id else None
+        if round_ is None:
             return refuse("round_id", "console_job_error_round")
-        round_ = ctx.call("GET", f"/survey/rounds/{quote(round_id, safe='')}")
         candidates = round_["estate_ids"]
         about = {"round_id": round_id, "title": round_["title"]}
     else:
@@ -239,13 +294,15 @@ def export(ctx: ConsoleContext) -> Response:
         candidates = list(ctx.actor.estates)
         about = {"month": month, "title": month}
     field = f"{kind}-estate_id"     # said under the form sent: each has its estate field
+    chosen = None
+    if values["estate_id"]:
+        chosen, wrong = choose_estate(ctx, values["estate_id"])
+        if chosen is None:
+            return refuse(field, wrong or NO_SUCH_ESTATE)
+    elif kind == PLAN_EXPORT and ctx.actor.group_wide:
+        return refuse(field, "console_job_error_one_estate")
     if kind == SURVEY_EXPORT and chosen and chosen not in candidates:
         return refuse(field, "console_job_error_round_estate")
-    if kind == PLAN_EXPORT and ctx.actor.group_wide:
-        if not chosen:
-            return refuse(field, "console_job_error_one_estate")
-        if not _known_estate(ctx, chosen):
-            return refuse(field, "console_job_error_unknown_estate")
     estates = [estate for estate in ([chosen] if chosen else candidates)
                if ctx.actor.covers(estate)]
     if not estates:
@@ -258,6 +315,16 @@ def export(ctx: ConsoleContext) -> Response:
     job = job_store(ctx).create(kind, ctx.actor, estates, steps, [1] * len(steps), ctx.now,
                                 queued=True, permission=PERMISSIONS[kind], about=about)
     return redirect(_job_url(job["_id"]), code=303)
+
+
+def _round(ctx: ConsoleContext, round_id: str) -> dict | None:
+    """The survey round chosen, None if this person may see no such round."""
+    try:
+        return ctx.call("GET", f"/survey/rounds/{quote(round_id, safe='')}")
+    except Problem as problem:
+        if problem.status not in (404, 422):
+            raise
+        return None
 
 
 def export_step(actor: Actor, services, job: dict, step: dict) -> jobs.Outcome:

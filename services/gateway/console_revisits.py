@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from urllib.parse import quote, urlencode
 
-from werkzeug.utils import redirect
 from werkzeug.wrappers import Response
 
 from services.gateway import console, console_followups
@@ -36,6 +35,7 @@ from services.gateway.console import (
     ConsoleContext,
     Refusal,
     local_moment,
+    parted_worklist,
     signed_in,
     time_left,
 )
@@ -70,7 +70,6 @@ class Part:
 PARTS = (Part("overdue", "overdue"), Part("today", "scheduled", 0), Part("booked", "booked"),
          Part("upcoming", "scheduled", UPCOMING_DAYS),
          Part("replies", None, UPCOMING_DAYS, replies=True))
-PARTS_BY_NAME = {part.name: part for part in PARTS}
 
 
 def end_of_local_day(now: datetime, days_after: int = 0) -> datetime:
@@ -101,34 +100,11 @@ def worklist(ctx: ConsoleContext) -> Response:
         filters["estate_id"] = args["estate_id"]
     query = {key: value for key, value in (("estate_id", filters.get("estate_id")),
                                             ("assigned_role", role)) if value and value != ALL_ROLES}
-    part = PARTS_BY_NAME.get(args.get("part", ""))
-    parts, next_url, notice = [], None, None
-    try:
-        if part is None:
-            seen: set[str] = set()
-            for each in PARTS:
-                rows = [row for row in _rows(ctx, each, query)[0] if row[0]["id"] not in seen]
-                seen.update(revisit["id"] for revisit, _ in rows)
-                parts.append((each, rows))
-        else:
-            rows, cursor = _rows(ctx, part, query, args.get("cursor"))
-            parts.append((part, rows))
-            if cursor:
-                next_url = f"{HOME}?{urlencode({**filters, 'part': part.name, 'cursor': cursor})}"
-    except Problem as problem:
-        if problem.status != 422:
-            raise
-        # a mangled link or filter: the overview, said so
-        return redirect(f"{HOME}?notice=reset", code=303)
-    if args.get("notice") == "reset":
-        notice = "console_rv_reset"
-    ctx.name_estates([*(revisit["estate_id"] for _, rows in parts for revisit, _ in rows),
-                      *ctx.actor.estates, filters.get("estate_id")])
-    return ctx.render(
-        "console/revisits.html", parts=parts, part=part, filters=filters, roles=ROLES,
-        all_roles=ALL_ROLES, estates=ctx.actor.estates, group_wide=ctx.actor.group_wide,
-        next_url=next_url, notice=notice, sampling=sampling_status(ctx, filters),
-        revisit_url=revisit_url, link=lambda **more: f"{HOME}?{urlencode({**filters, **more})}")
+    return parted_worklist(
+        ctx, "console/revisits.html", home=HOME, parts=PARTS, filters=filters,
+        rows=lambda part, cursor: _rows(ctx, part, query, cursor),
+        reset_notice="console_rv_reset", roles=ROLES, all_roles=ALL_ROLES,
+        sampling=sampling_status(ctx, filters), revisit_url=revisit_url)
 
 
 def _rows(ctx: ConsoleContext, part: Part, query: dict, cursor: str | None = None):

@@ -15,7 +15,7 @@ rankings and rectifications.
   each on, and the forms to close the round and publish its result on the notice board
   (the printed sheet: ``console_records.survey_notice``). A rectification's department is
   offered from the ones the round's estates' complaint routing names
-  (``intake.list_departments``, the list the API checks it against), its errors under
+  (``intake.list_departments``, the list survey checks it against), its errors under
   each field.
 * As for complaints and revisits (``console.py``): every read and action is an operation
   of ``api.OPERATIONS`` for this person, each form with its own request key.
@@ -259,7 +259,7 @@ def _round_view(ctx: ConsoleContext, round_: dict, done: str | None = None,
         may_close=round_["status"] == "open" and ctx.may("POST", f"{path}/close"),
         may_publish=round_["status"] == "closed" and ctx.may("POST", f"{path}/publish"),
         may_rectify=may_rectify,
-        # the ones the API accepts (``api._check_named_department``), for the form's list
+        # the ones survey accepts (``intake.list_departments``), for the form's list
         departments=known_departments(ctx.services)(estates) if may_rectify and estates
         else [],
         # offered on every rectification of the round: asked by action, not by one's route

@@ -61,6 +61,8 @@ INDEXES: dict[str, list[IndexModel]] = {
     JOBS: [IndexModel([("status", ASCENDING), ("lease_until", ASCENDING)]),
            IndexModel([("created_at", DESCENDING)]),               # the group's newest
            IndexModel([("estate_ids", ASCENDING), ("created_at", DESCENDING)]),  # an estate's
+           IndexModel([("started_by", ASCENDING), ("status", ASCENDING),          # one's checked
+                       ("created_at", DESCENDING)]),
            IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)],
     STEPS: [IndexModel([("job_id", ASCENDING), ("n", ASCENDING)]),
             IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)],
@@ -138,8 +140,8 @@ class JobStore:
                limit: int = 20) -> list[dict]:
         """The newest jobs ``actor`` may watch (``may_see``), asked of the store as such —
         doing what they may (``permissions``), in estates they all cover — so that others'
-        jobs never crowd theirs out of ``limit``. (A checked job is not listed: the upload
-        leads to its page, which starts it.)"""
+        jobs never crowd theirs out of ``limit``. (A checked job is its starter's alone to
+        start: ``checked_of``.)"""
         query: dict[str, Any] = {"status": {"$ne": CHECKED},
                                  "permission": {"$in": list(permissions)}}
         if not actor.group_wide:
@@ -147,6 +149,17 @@ class JobStore:
             query["$and"] = [{"estate_ids": {"$in": estates}},    # one of theirs: the index
                              {"estate_ids": {"$not": {"$elemMatch": {"$nin": estates}}}}]
         return list(self.db[JOBS].find(query).sort("created_at", DESCENDING).limit(limit))
+
+    def checked_of(self, actor: Actor, permissions: Collection[str], now: datetime,
+                   limit: int = 20) -> list[dict]:
+        """The jobs ``actor`` had checked and not started, newest first, while kept (a
+        lapsed one may outlive its ``expires_at`` until the store's TTL sweep) and while
+        they may still do them (``permissions``, in estates they cover)."""
+        found = self.db[JOBS].find({"started_by": actor.id, "status": CHECKED,
+                                    "expires_at": {"$gt": now},
+                                    "permission": {"$in": list(permissions)}})
+        return [job for job in found.sort("created_at", DESCENDING).limit(limit)
+                if all(actor.covers(estate) for estate in job["estate_ids"])]
 
     def start(self, job_id: str, now: datetime) -> dict | None:
         """Queue a checked job (once: a second start finds it queued already)."""

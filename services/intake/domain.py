@@ -23,6 +23,7 @@ from typing import Any
 from services.intake import work_orders
 from services.intake.history import history_entry
 from services.intake.policy import ComplaintPolicy, EscalationLevel
+from shared.departments import check_department
 from shared.envelope import Changed, Envelope, record_event
 from shared.errors import InvalidInput, InvalidTransition
 from shared.expected_state import already_done
@@ -239,8 +240,11 @@ def _acknowledge(complaint: dict, by: str | None, now: datetime, policy: Complai
 def _assign(complaint: dict, by: str | None, now: datetime, policy: ComplaintPolicy,
             department: str | None = None, assignee_id: str | None = None,
             external_unit: str | None = None, reply_promised_at: datetime | None = None) -> Step:
-    """To the responsible department (the routing table's unless named); outside units
-    are referred and followed, not dropped; a promised reply time is a firm reply."""
+    """To the responsible department (the routing table's unless named: one the estate's
+    routing names, whoever calls); outside units are referred and followed, not dropped; a
+    promised reply time is a firm reply."""
+    if department:
+        check_department(department, policy.departments())
     department = department or policy.department_for(complaint["category"])
     complaint.update(department=department, assignee_id=assignee_id, assigned_at=now)
     note = f"to {department}" + (f" ({assignee_id})" if assignee_id else "")
@@ -481,7 +485,8 @@ def check_deadlines(complaint: dict, now: datetime, policy: ComplaintPolicy) -> 
                   f"{deadline['kind']} was due {deadline['due_at'].isoformat()}")
             events.append(_event("complaint_overdue", complaint, {
                 "deadline": deadline["kind"], "due_at": deadline["due_at"],
-                "reopen_no": complaint["reopen_no"], **_handlers(complaint)}, now))
+                "reopen_no": complaint["reopen_no"], "summary": summary(complaint),
+                **_handlers(complaint)}, now))
         elif _warning_due(deadline, now):
             deadline["warned_at"] = now
             _note(complaint, now, "system", "deadline_approaching",
@@ -554,7 +559,8 @@ def _climb(complaint: dict, level: EscalationLevel, now: datetime, by: str | Non
     return _event("complaint_escalated", complaint, {
         "level": level.level, "role": level.role, "reason": reason, "manual": deadline is None,
         "deadline": deadline and deadline["kind"], "due_at": deadline and deadline["due_at"],
-        "reopen_no": complaint["reopen_no"], **_handlers(complaint)}, now)
+        "reopen_no": complaint["reopen_no"], "summary": summary(complaint),
+        **_handlers(complaint)}, now)
 
 
 def _rung_due(complaint: dict, level: EscalationLevel, missed_at: datetime,

@@ -6,22 +6,21 @@ so the other services keep a copy (shared/estates.py) instead of reading intake'
 An estate known before records existed (only its households imported) reads as one named
 by its id until renamed; ``legacy_record`` writes that record (the migration).
 """
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
 from shared.envelope import Changed, Envelope, new_event
-from shared.errors import InvalidTransition
+from shared.errors import InvalidInput, InvalidTransition
+from shared.estate_groups import GROUPINGS, UNGROUPED, group_label, group_of  # noqa: F401
 from shared.store import VERSION
 
 # What a member of staff may change; the id never changes.
 EDITABLE = ("name", "company", "region", "timezone", "policy")
 # What the other services' copies hold (the events carry these).
 SHARED_FIELDS = ("name", "company", "region", "timezone")
-# How group statistics are grouped: an estate's own id, or one of its names up the tree.
-GROUPINGS = ("estate", "region", "company")
-# The group of estates whose record has no company or region yet.
-UNGROUPED = "(未分组)"
+# How group statistics are grouped (GROUPINGS, UNGROUPED, group_of, group_label): one
+# rule for every service's figures, shared/estate_groups.py.
 
 
 def register(estate_id: str, data: dict, default_zone: str, now: datetime
@@ -71,6 +70,36 @@ def update(estate: dict, changes: dict, now: datetime, default_zone: str,
     return updated, [_event("estate_updated", announced, now, changed=changed)]
 
 
+def reroutes(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> bool:
+    """Does the record ``after`` route complaints otherwise than ``before`` (None: a new
+    record) does? Only such a change is checked against ``check_routing``."""
+    def routing(record: Mapping[str, Any] | None) -> Mapping[str, str]:
+        return ((record or {}).get("policy") or {}).get("routing") or {}
+    return routing(after) != routing(before)
+
+
+def check_routing(departments: Collection[str], required: Mapping[str, str],
+                  field: str = "policy.routing") -> None:
+    """An estate's routing (``departments``: the ones it names) must keep every department
+    another service hands work to there by config (``required``: revisit kind -> the
+    department its follow-ups go to, ``shared.departments.followup_departments``), else
+    ``InvalidInput`` on ``field``, nothing written.
+
+    Why refuse here rather than have revisit fall back: revisit opens a follow-up in an event
+    handler, which never waits on intake and knows only the config's routing, so it cannot
+    see a record's routing; a follow-up it opened for a department no longer routed could
+    never be given to a department account. The config is the group's one file every
+    service reads, so intake reading revisit's ``followup_departments`` from it couples
+    nothing new (revisit reads intake's routing from it already, at start-up). To drop a
+    department, change ``followup_departments`` first."""
+    missing = {kind: name for kind, name in required.items() if name not in departments}
+    if missing:
+        raise InvalidInput({field: [
+            "leaves out " + ", ".join(sorted(set(missing.values()))) + ", which revisit's "
+            "follow-ups of " + ", ".join(sorted(missing)) + " go to (followup_departments of "
+            "REVISIT_POLICY / REVISIT_ESTATE_POLICIES): route a category to it"]})
+
+
 def view(estate: dict, default_zone: str) -> dict:
     """An estate as RPCs answer it; a bare estate document (households imported before
     records existed, not migrated yet) as its legacy record."""
@@ -96,27 +125,6 @@ def label(estate: Mapping[str, Any], default_zone: str) -> dict:
         return {key: value for key, value in view(dict(estate), default_zone).items()
                 if key in LABEL}
     return {"estate_id": estate["_id"], **{key: estate[key] for key in LABEL[1:]}}
-
-
-def group_of(estate: dict, group_by: str) -> str:
-    """The group an estate's figures are added to: its id, its region (within its company:
-    two companies may both have a 城东片区) or its company."""
-    if group_by == "estate":
-        return estate["estate_id"]
-    company = estate.get("company") or UNGROUPED
-    if group_by == "company":
-        return company
-    return f"{company}/{estate.get('region') or UNGROUPED}"
-
-
-def group_label(estate: dict, group_by: str) -> dict:
-    """What a group's figures show beside its key: names, not ids."""
-    if group_by == "estate":
-        return {key: estate[key] for key in ("estate_id", "name", "company", "region")}
-    label = {"company": estate.get("company") or UNGROUPED}
-    if group_by == "region":
-        label["region"] = estate.get("region") or UNGROUPED
-    return label
 
 
 def _event(event_type: str, estate: dict, now: datetime, **extra: Any) -> Envelope:

@@ -16,6 +16,7 @@ from shared.departments import DEFAULT_ROUTING, merged_routing
 from shared.errors import InvalidInput
 from shared.schemas import intake as schemas
 from shared.schemas.base import load
+from shared.schemas.vocabulary import COMPLAINT_CATEGORIES
 from shared.workdays import DEFAULT_TIMEZONE, WorkingCalendar
 
 # 「所有投诉…一个工作日内做出第一次回复」 warned 2 working hours before; the answer half a day.
@@ -100,6 +101,11 @@ class ComplaintPolicy:
 
     def department_for(self, category: str) -> str:
         return self.routing.get(category) or DEFAULT_ROUTING[category]
+
+    def departments(self) -> list[str]:
+        """The departments this routing sends some category to: the only ones work is
+        handed to (shared/departments.py)."""
+        return sorted({self.department_for(category) for category in COMPLAINT_CATEGORIES})
 
     def escalation_start(self, severity: str) -> int:
         """The first rung a complaint of this severity is escalated to."""

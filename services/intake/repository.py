@@ -36,6 +36,9 @@ from shared.paging import Order, decode_cursor, encode_cursor, find_page
 from shared.store import OUTBOX, VERSION, Document, estate_scope, request_marker
 
 HOUSEHOLD_FIELDS = ("building", "unit", "room", "occupied", "contacts")
+# what a complaint or work order gives its contact from (``get_contacts``): a record is
+# large (history, outbox, bookkeeping) and none of the rest is read there
+CONTACT_SOURCE_FIELDS = ("estate_id", "household_id", "reporter")
 # Query filters that are plain equality on a stored field.
 COMPLAINT_EQUALITY = ("estate_id", "status", "category", "channel", "severity", "household_id",
                       "department", "malicious")
@@ -44,6 +47,8 @@ WORK_ORDER_EQUALITY = ("estate_id", "kind", "status", "household_id", "complaint
 # The order of each list (paging adds ``_id`` last); an index below serves each.
 HOUSEHOLD_ORDER = [("_id", ASCENDING)]
 ESTATE_ORDER = [("_id", ASCENDING)]
+# Sorts after every name starting with a given prefix (the highest code point).
+NAME_PAST_PREFIX = chr(0x10FFFF)
 # what headquarters' statistics read of each estate (a bare one: ``created_at`` for its view)
 ESTATE_LABEL_FIELDS = ("name", "company", "region", "timezone", "created_at")
 NEWEST_FIRST = [("received_at", DESCENDING), ("_id", DESCENDING)]   # complaints, work orders
@@ -237,8 +242,14 @@ class IntakeRepository(MonthCounters):
         return self.save_versioned("estates", estate, events)
 
     def list_estates(self, filters: Mapping[str, Any]) -> tuple[list[Document], str | None]:
-        """Estates by id, a page at a time: (estates, next cursor)."""
-        query = {key: filters[key] for key in ("company", "region") if key in filters}
+        """Estates by id, a page at a time: (estates, next cursor). ``name_prefix`` is a
+        range on the ``name`` index (a chooser's search among the group's thousands)."""
+        query = {key: filters[key] for key in ("company", "region", "name") if key in filters}
+        prefix = filters.get("name_prefix")
+        if prefix is not None and "name" in query:     # both: the name, if it starts so
+            query["name"] = query["name"] if query["name"].startswith(prefix) else {"$in": []}
+        elif prefix is not None:
+            query["name"] = {"$gte": prefix, "$lt": prefix + NAME_PAST_PREFIX}
         query.update(estate_scope(filters, field="_id"))
         return find_page(self.db.estates, query, ESTATE_ORDER, filters.get("limit"),
                          filters.get("cursor"))
@@ -305,9 +316,11 @@ class IntakeRepository(MonthCounters):
         ({id: complaint}, {id: work order}, {id: household}) — the households both
         named in ``refs`` and those the complaints and work orders belong to."""
         refs = list(refs)
-        complaints = {c["_id"]: c for c in self.db.complaints.find({"_id": {"$in": refs}})}
+        complaints = {c["_id"]: c for c in self.db.complaints.find({"_id": {"$in": refs}},
+                                                                   CONTACT_SOURCE_FIELDS)}
         orders = {o["_id"]: o for o in self.db.work_orders.find(
-            {"_id": {"$in": [ref for ref in refs if ref not in complaints]}})}
+            {"_id": {"$in": [ref for ref in refs if ref not in complaints]}},
+            CONTACT_SOURCE_FIELDS)}
         household_ids = set(refs) | {source["household_id"] for source in
                                      [*complaints.values(), *orders.values()]
                                      if source.get("household_id")}

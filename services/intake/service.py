@@ -21,6 +21,7 @@ from services.intake.repository import ALERT_BATCH, IntakeRepository
 from shared import paging
 from shared.actor import CallerProvider
 from shared.counters import GROUP
+from shared.departments import followup_departments
 from shared.dependencies import ClockProvider, Store
 from shared.errors import InvalidInput, NotFound
 from shared.idempotency import derived_id, idempotent
@@ -174,7 +175,7 @@ class IntakeService:
                                      expected_revision)
             if changed is None:
                 break
-            self.policies.for_record(changed[0])   # the overrides must make a valid policy
+            self._check_policy(estate, changed[0])
             try:
                 estate = self.store.save_estate(*changed)
                 break
@@ -185,7 +186,8 @@ class IntakeService:
 
     @rpc
     def list_estates(self, filters=None, paged=False):
-        """Estates by id; filters ``company``, ``region``, ``estate_ids``."""
+        """Estates by id; filters ``company``, ``region``, ``estate_ids``, ``name`` (exactly)
+        and ``name_prefix`` (a name starting so)."""
         filters = paging.load_filters(schemas.EstateFilters(), filters, paged)
         found, next_cursor = self.store.list_estates(filters)
         return paging.answer([self._estate_view(estate) for estate in found], next_cursor,
@@ -270,8 +272,7 @@ class IntakeService:
         estate intake does not know yet routes as the config says."""
         ids = load(schemas.DepartmentsOf(), {"estate_ids": estate_ids})["estate_ids"]
         policies = [self.policies.for_estate(estate_id) for estate_id in ids or [None]]
-        return sorted({policy.department_for(category) for policy in policies
-                       for category in COMPLAINT_CATEGORIES})
+        return sorted({name for policy in policies for name in policy.departments()})
 
     @rpc
     @idempotent
@@ -704,11 +705,20 @@ class IntakeService:
         estate, events = estates.register(estate_id, data, self._group_zone(),
                                           self.clock.now())
         try:
-            self.policies.for_record(estate)   # the overrides must make a valid policy
+            self._check_policy(None, estate)
         except InvalidInput as exc:
-            raise InvalidInput({f"{field}.policy" if field else "policy":
-                                exc.errors["policy"]}) from None
+            raise InvalidInput({f"{field}.{name}" if field else name: errors
+                                for name, errors in exc.errors.items()}) from None
         return estate, events
+
+    def _check_policy(self, before, estate):
+        """The record's overrides must make a valid policy (``InvalidInput`` on ``policy``),
+        and a routing they change must keep the departments revisit's follow-ups go to
+        (on ``policy.routing``: ``estates.check_routing``)."""
+        policy = self.policies.for_record(estate)
+        if estates.reroutes(before, estate):
+            estates.check_routing(policy.departments(),
+                                  followup_departments(self.config, estate["_id"]))
 
     def _migrate(self, estate_id, created_at):
         """Write a legacy estate's record (``estates.legacy_record``): the record, or None

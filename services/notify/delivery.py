@@ -44,7 +44,10 @@ class Deliveries:
         that failed alone (the others are done); intake not answering fails them all."""
         failed: dict[str, Exception] = {}
         held: dict[str, list] = {}   # delivery id -> the events its outcome wrote
-        with address_book.preloaded(contact_refs(events)), similar_events():
+        wanted = contact_refs(events)   # {delivery id: ref}
+        logged = self.store.logged_deliveries(list(wanted))   # a redelivered event's
+        with address_book.preloaded([ref for delivery_id, ref in wanted.items()
+                                     if delivery_id not in logged]), similar_events():
             for event in events:
                 try:
                     self.announce(event, address_book, held)
@@ -249,12 +252,14 @@ def _no_address(estate: EstateSettings, channel: str | None = None) -> str:
         [channel] if channel else estate.channels)
 
 
-def contact_refs(events: list[dict]) -> list[str]:
-    """What ``intake.get_contact`` is asked for the recipients of ``events``' messages."""
-    refs = []
+def contact_refs(events: list[dict]) -> dict[str, str]:
+    """What ``intake.get_contact`` is asked for the recipients of ``events``' messages:
+    {the delivery id of the message: ref}."""
+    refs = {}
     for event in events:
         for notification in notifications.NOTIFICATIONS[event["type"]]:
             recipients = notification.recipients(event["data"])
             if recipients is not None and recipients.alternatives[0][0] == "contact":
-                refs.append(recipients.alternatives[0][1])
+                delivery_id = delivery_log.delivery_id_for(event["id"], notification.template)
+                refs[delivery_id] = recipients.alternatives[0][1]
     return refs

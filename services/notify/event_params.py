@@ -65,6 +65,11 @@ class Context:
         """Where the visitor books the visit and records it (the console's revisit page)."""
         return self.console_link("revisits", revisit_id)
 
+    def rectifications_console_link(self) -> str:
+        """The user's rectifications (a department sees its own), each linking its round,
+        where it is moved on: a department may not open the round itself."""
+        return self.console_link("surveys", "rectifications")
+
     def followup_console_link(self, followup_id: str) -> str:
         """Where the department records its measures and its answer to the owner."""
         return self.console_link("revisits", "followups", followup_id)
@@ -130,6 +135,7 @@ def complaint_routed_params(data: Data, context: Context) -> Params:
 def complaint_overdue_params(data: Data, context: Context) -> Params:
     return {"complaint_id": data["complaint_id"], "deadline": data["deadline"],
             "due_at": local_time(data["due_at"], context.zone),
+            "summary": excerpt(data.get("summary"), limit=SUMMARY_CHARS),
             "console_url": context.complaint_console_link(data["complaint_id"])}
 
 
@@ -145,7 +151,11 @@ def complaint_deadline_approaching_params(data: Data, context: Context) -> Param
 
 
 def complaint_escalated_params(data: Data, context: Context) -> Params:
+    """Who it goes up to, why (the deadline missed, or ``manual``: taken up by staff) and
+    what the complaint is about, with the console page to act on."""
     return {"complaint_id": data["complaint_id"], "level": data["level"], "role": data["role"],
+            "cause": data.get("deadline") or "manual",
+            "summary": excerpt(data.get("summary"), limit=SUMMARY_CHARS),
             "console_url": context.complaint_console_link(data["complaint_id"])}
 
 
@@ -229,14 +239,17 @@ def survey_report_params(data: Data, context: Context) -> Params:
 
 
 def survey_round_closed_params(data: Data, context: Context) -> Params:
+    """The round's response, with its console page (the report, the rectifications)."""
     return {"round_id": data["round_id"], "invited": data["invited"],
-            "returned": data["returned"], "response_rate": _percent(data.get("response_rate"))}
+            "returned": data["returned"], "response_rate": _percent(data.get("response_rate")),
+            "console_url": context.console_link("surveys", data["round_id"])}
 
 
 def rectification_params(data: Data, context: Context) -> Params:
     return {"rectification_id": data["rectification_id"], "category": data["category"],
             "department": data["department"], "action": excerpt(data.get("action")),
-            "due_date": local_date(data["due_at"], context.zone)}
+            "due_date": local_date(data["due_at"], context.zone),
+            "console_url": context.rectifications_console_link()}
 
 
 def rectification_done_params(data: Data, context: Context) -> Params:
@@ -246,7 +259,8 @@ def rectification_done_params(data: Data, context: Context) -> Params:
 def rectification_overdue_params(data: Data, context: Context) -> Params:
     return {"rectification_id": data["rectification_id"], "category": data["category"],
             "department": data["department"],
-            "due_date": local_date(data["due_at"], context.zone)}
+            "due_date": local_date(data["due_at"], context.zone),
+            "console_url": context.rectifications_console_link()}
 
 
 def followup_params(data: Data, context: Context) -> Params:

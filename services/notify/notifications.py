@@ -122,10 +122,11 @@ NOTIFICATIONS: dict[str, tuple[Notification, ...]] = {
             requires=("department", "reply_due")),
     ),
     "complaint_overdue": (Notification(
-        "complaint_overdue", "supervisor", ("complaint_id", "deadline", "due_at", "console_url"),
+        "complaint_overdue", "supervisor",
+        ("complaint_id", "deadline", "due_at", "summary", "console_url"),
         complaint_overdue_params, ref=_ref("complaint_id"),
         recipients=by_roles("supervisor", "manager"),
-        requires=("complaint_id",)),),
+        requires=("complaint_id", "summary")),),
     # before the deadline, not only after it: whoever has the complaint (the assignee, else
     # its department), else the supervisors who answer for the service centre
     "complaint_deadline_approaching": (Notification(
@@ -138,10 +139,11 @@ NOTIFICATIONS: dict[str, tuple[Notification, ...]] = {
                               lambda d: ("role", "supervisor")),
         requires=("complaint_id", "deadline", "due_at")),),
     "complaint_escalated": (Notification(
-        "complaint_escalated", "manager", ("complaint_id", "level", "role", "console_url"),
+        "complaint_escalated", "manager",
+        ("complaint_id", "level", "role", "cause", "summary", "console_url"),
         complaint_escalated_params, ref=_ref("complaint_id"),
         recipients=from_directory(lambda d: ("role", d["role"]), lambda d: ("role", "manager")),
-        requires=("complaint_id",)),),
+        requires=("complaint_id", "cause", "summary")),),
     # 「待经理做出明确指示后,妥善处理」: whoever has the complaint (the assignee, else its
     # department, else the supervisors) hears what the manager decided
     "complaint_instruction_recorded": (Notification(
@@ -252,14 +254,14 @@ NOTIFICATIONS: dict[str, tuple[Notification, ...]] = {
     # the estate manager and the company's (survey reports go up: 「上报公司」)
     "survey_round_closed": (Notification(
         "survey_round_closed", "manager",
-        ("round_id", "invited", "returned", "response_rate"),
+        ("round_id", "invited", "returned", "response_rate", "console_url"),
         survey_round_closed_params, ref=_ref("round_id"),
         recipients=by_roles("manager", "company_manager", together=True),
         requires=("round_id", "response_rate")),),
     # 「责成有关部门限期解决」: the department (else the manager) gets the job and deadline
     "rectification_created": (Notification(
         "rectification_created", "department",
-        ("rectification_id", "category", "department", "action", "due_date"),
+        ("rectification_id", "category", "department", "action", "due_date", "console_url"),
         rectification_params, ref=_ref("rectification_id"),
         recipients=from_directory(lambda d: ("department", d["department"]),
                               lambda d: ("role", "manager")),
@@ -277,7 +279,7 @@ NOTIFICATIONS: dict[str, tuple[Notification, ...]] = {
         requires=("period", "cadence")),),
     "rectification_overdue": (Notification(
         "rectification_overdue", "department",
-        ("rectification_id", "category", "department", "due_date"),
+        ("rectification_id", "category", "department", "due_date", "console_url"),
         rectification_overdue_params, ref=_ref("rectification_id"),
         recipients=from_directory(lambda d: ("department", d["department"]),
                               lambda d: ("role", "manager")),

@@ -55,6 +55,13 @@ class NotifyRepository(Repository):
     def find_delivery(self, delivery_id: str) -> Document | None:
         return self.db.deliveries.find_one({"_id": delivery_id})
 
+    def logged_deliveries(self, delivery_ids: list[str]) -> set[str]:
+        """Which of ``delivery_ids`` are logged already (one read)."""
+        if not delivery_ids:
+            return set()
+        return {delivery["_id"] for delivery in self.db.deliveries.find(
+            {"_id": {"$in": delivery_ids}}, {"_id": 1})}
+
     def add_delivery(self, delivery: Mapping[str, Any],
                      events: Sequence[Envelope] = ()) -> Document | None:
         """Insert a new delivery; None if one with this id exists (a redelivered event)."""

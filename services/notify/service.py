@@ -23,6 +23,10 @@ from shared.timers import timer_from_config
 
 # a round's invitations (and reminders) handled together (contacts: one intake.get_contacts)
 INVITATION_BATCH = 250
+# A complaint's steps and its revisit, each an owner's message: alone and at once while
+# notify keeps up; in a burst what arrives while a batch is handled goes as the next one
+# (one intake.get_contacts and one confirm a batch, not a call and a confirm a message).
+AS_THEY_COME = {"size": 100, "wait": 0, "batches_at_once": 1}
 
 
 class NotifyService:
@@ -57,14 +61,14 @@ class NotifyService:
     def keep_estate_copy_updated(self, event):
         self.settings.estates.learn(event)
 
-    @handles("intake", "complaint_registered")
-    def acknowledge_complaint(self, event):
+    @handles_batch("intake", "complaint_registered", **AS_THEY_COME)
+    def acknowledge_complaint(self, events):
         """「接到客户投诉后,应首先向业主表示歉意」: the owner hears at once, apology first."""
-        self._notify(event)
+        return self.deliveries.announce_all(events, self.address_book)
 
-    @handles("intake", "complaint_assigned")
-    def tell_assignee(self, event):
-        self._notify(event)
+    @handles_batch("intake", "complaint_assigned", **AS_THEY_COME)
+    def tell_assignee(self, events):
+        return self.deliveries.announce_all(events, self.address_book)
 
     @handles("intake", "complaint_overdue")
     def alert_overdue_complaint(self, event):
@@ -83,14 +87,14 @@ class NotifyService:
         """「待经理做出明确指示后,妥善处理」: whoever has the complaint hears the instruction."""
         self._notify(event)
 
-    @handles("intake", "complaint_closed")
-    def announce_closing(self, event):
+    @handles_batch("intake", "complaint_closed", **AS_THEY_COME)
+    def announce_closing(self, events):
         """「物业公司应将投诉处理结果及时公布」: the owner hears the outcome."""
-        self._notify(event)
+        return self.deliveries.announce_all(events, self.address_book)
 
-    @handles("revisit", "revisit_scheduled")
-    def announce_revisit(self, event):
-        self._notify(event)
+    @handles_batch("revisit", "revisit_scheduled", **AS_THEY_COME)
+    def announce_revisit(self, events):
+        return self.deliveries.announce_all(events, self.address_book)
 
     @handles("revisit", "revisit_booked")
     def confirm_appointment(self, event):
@@ -136,9 +140,9 @@ class NotifyService:
         """「24小时内安排特殊措施」: the supervisors and managers hear at once."""
         self._notify(event)
 
-    @handles("intake", "complaint_resolved")
-    def announce_resolution(self, event):
-        self._notify(event)
+    @handles_batch("intake", "complaint_resolved", **AS_THEY_COME)
+    def announce_resolution(self, events):
+        return self.deliveries.announce_all(events, self.address_book)
 
     @handles("intake", "complaint_review_requested")
     def ask_for_review_decision(self, event):

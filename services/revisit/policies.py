@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.clock import to_millis
-from shared.departments import configured_departments
+from shared.departments import FOLLOWUP_DEPARTMENTS, configured_departments
 from shared.quiet_hours import normalize as normalize_quiet_hours
 from shared.schemas.vocabulary import REVISIT_KINDS, ROLES, SEVERITIES
 
@@ -32,14 +32,11 @@ DEFAULT = "default"
 SAMPLED_KINDS = ("repair", "special_service", "assistance")
 # Who may visit a key customer (重点客户): 客服负责人 (supervisor) or 项目经理 (manager).
 KEY_CUSTOMER_ROLES = ("supervisor", "manager")
-# 「将回访结果整理成报告,向相关部门反馈问题和建议」: the department an unsatisfied revisit of
-# each kind is followed up by (complaints are intake's: reopened, not followed up here).
-# Names as intake's routing names them (checked at start-up: ``PolicyBook``); a policy lists
+# FOLLOWUP_DEPARTMENTS (shared/departments.py, where intake reads them too): the department
+# an unsatisfied revisit of each kind is followed up by (complaints are intake's: reopened,
+# not followed up here). Names as intake's routing names them (checked at start-up:
+# ``PolicyBook``; an estate record routing one away is refused by intake); a policy lists
 # only the kinds it changes.
-FOLLOWUP_DEPARTMENTS = {
-    "repair": "工程部", "special_service": "工程部", "assistance": "客服中心",
-    "community_activity": "客服中心", "other_service": "客服中心", "routine": "客服中心",
-}
 
 
 class PolicyError(Exception):

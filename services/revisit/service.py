@@ -348,19 +348,23 @@ class RevisitService:
         return base64.b64encode(workbook).decode("ascii")
 
     @rpc
-    def revisit_stats(self, estate_id, period, per_estate=None, estate_ids=None):
+    def revisit_stats(self, estate_id, period, per_estate=None, estate_ids=None,
+                      group_by=None):
         """From the counters kept per estate × month (``stats``), and what is overdue now.
         Across estates (no ``estate_id``) the group's figures come from its total counters
         (one document a month); with ``per_estate`` (the default) every estate's figures
         too, from one read of the period's counters. With ``estate_ids``: those estates'
-        rows alone (``_rows_of``)."""
+        rows alone (``_rows_of``). ``group_by`` region or company: each group's figures
+        too (``groups``), from the same read of the estates' counters (``_groups``)."""
         query = load(schemas.RevisitStatsQuery(), {
             "estate_id": estate_id, "period": period,
             **({"per_estate": per_estate} if per_estate is not None else {}),
-            **({"estate_ids": estate_ids} if estate_ids is not None else {})})
+            **({"estate_ids": estate_ids} if estate_ids is not None else {}),
+            **({"group_by": group_by} if group_by is not None else {})})
         estate_id, period, now = query["estate_id"], query["period"], self.clock.now()
+        group_by = query["group_by"]
         if query["estate_ids"] is not None:
-            return self._rows_of(query["estate_ids"], period, now)
+            return self._rows_of(query["estate_ids"], period, now, group_by)
         if estate_id is not None:
             self._require_estate(estate_id)
         policy = self._policy(estate_id) if estate_id else self.policies.default
@@ -376,12 +380,16 @@ class RevisitService:
         names = self.estates.describe(estate_id) if estate_id else {}
         result = to_json({"estate_id": estate_id, **names, "period": period, "from": since,
                           "until": until, **figures})
-        if estate_id is None and query["per_estate"]:   # numbers and names: JSON as they are
+        if estate_id is None and (query["per_estate"] or group_by != "estate"):
+            # one read of the estates' counters for the rows and the groups
             buckets = self._stats_counters(None, months, elsewhere, since, until)
+        if estate_id is None and query["per_estate"]:   # numbers and names: JSON as they are
             estates = stats.figures_by_estate(buckets, self._quota_for, now)
             self.estates.names(estates)   # one read of the copies for all of them
             result["estates"] = {estate: {**self.estates.describe(estate), **figures}
                                  for estate, figures in estates.items()}
+        if estate_id is None and group_by != "estate":
+            result.update(self._groups(buckets, self.estates.ids(), group_by, now))
         return result
 
     @rpc
@@ -456,20 +464,35 @@ class RevisitService:
         """The month a revisit stored before counters existed is counted in."""
         return sampling.month_of(revisit["source_at"], self._policy(revisit["estate_id"]).timezone)
 
-    def _rows_of(self, estate_ids, period, now):
+    def _rows_of(self, estate_ids, period, now, group_by="estate"):
         """Several estates' rows in one call, each what ``revisit_stats(estate, period)``
         gives (its months in its own zone: its counters as kept), with its names; zeros
         for one with nothing counted, none for one intake does not know. No group figures:
-        the caller may read these estates only."""
+        the caller may read these estates only; ``group_by`` region or company: groups
+        made of these estates alone."""
         self.estates.names(estate_ids)    # one read of the copies (intake for the unknown)
         known = [estate for estate in dict.fromkeys(estate_ids) if self.estates.get(estate)]
         buckets = {estate: [] for estate in known}
         for bucket in self.store.estates_counters(known, period_months(period)):
             buckets[bucket[0]].append(bucket)
-        return {"period": period, "estates": {
+        answer = {"period": period, "estates": {
             estate: {**self.estates.describe(estate),
                      **stats.figures(buckets[estate], self._quota_for, now)}
             for estate in known}}
+        if group_by != "estate":
+            answer.update(self._groups([bucket for estate in known for bucket in buckets[estate]],
+                                       known, group_by, now))
+        return answer
+
+    def _groups(self, buckets, estate_ids, group_by, now):
+        """``groups``: the figures of each company or region (``stats.figures_by_group``)
+        made of ``estate_ids`` and the estates counted in ``buckets``, named by the estates'
+        copies (one read for all)."""
+        members = list(dict.fromkeys([*estate_ids, *(bucket[0] for bucket in buckets)]))
+        self.estates.names(members)
+        return {"group_by": group_by, "groups": to_json(stats.figures_by_group(
+            buckets, {estate: self.estates.describe(estate) for estate in members}, group_by,
+            self._quota_for, now))}
 
     def _quota_for(self, estate_id):
         """An estate's sampling quota: its configured policy's (no zone changes a quota,

@@ -27,14 +27,17 @@ and ``awaiting_closing`` says how many of the total's orders no closing has seen
 (a month not over, or over and not closed yet): for a period of closed months the total
 equals the estates' rows added up, for the current month it says what is not fixed yet.
 An estate's own figures measure its months against the quota of their orders so far.
+A group of estates by company or region (``figures_by_group``) is measured as a row is:
+its estates' rows added up.
 """
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, TypeVar
 
 from shared import rates
 from shared.counts import difference, flat, nested  # noqa: F401 (the counters' arithmetic)
+from shared.estate_groups import group_label, group_of
 from shared.schemas.vocabulary import REVISIT_KINDS, UNSATISFIED_LEVELS, WORK_ORDER_KINDS
 
 SATISFIED_LEVELS = ("very_satisfied", "satisfied")
@@ -280,6 +283,32 @@ def figures_by_estate(buckets: Iterable[Bucket], quota_for: QuotaFor,
             by_estate.setdefault(bucket[0], []).append(bucket)
     return {estate_id: figures(by_estate[estate_id], quota_for, now)
             for estate_id in sorted(by_estate)}
+
+
+def figures_by_group(buckets: Iterable[Bucket], estates: Mapping[str, Mapping[str, Any]],
+                     group_by: str, quota_for: QuotaFor, now: datetime) -> dict[str, dict]:
+    """{group key: its names (``group_label``), ``estate_ids`` and statistics}, by company
+    or region (shared/estate_groups.py, as complaint statistics group). A group is measured
+    as one estate's row is, from its estates' counters together: counts summed, each
+    rate from the summed counts (never an average of rates), each estate's months against
+    its own quota; so a group is its estates' rows added up. ``estates``: {estate id: its
+    names (company, region)}, every member, those with nothing counted too; an estate
+    counted but not among them is in the ``UNGROUPED`` group."""
+    groups: dict[str, tuple[dict, list[str], list[Bucket]]] = {}
+    key_of: dict[str, str] = {}
+
+    def join(estate_id: str, names: Mapping[str, Any]) -> str:
+        key = group_of({"estate_id": estate_id, **names}, group_by)
+        groups.setdefault(key, (group_label(names, group_by), [], []))[1].append(estate_id)
+        key_of[estate_id] = key
+        return key
+    for estate_id, names in estates.items():
+        join(estate_id, names)
+    for bucket in buckets:
+        key = key_of.get(bucket[0]) or join(bucket[0], {})
+        groups[key][2].append(bucket)
+    return {key: {**label, "estate_ids": members, **figures(counted, quota_for, now)}
+            for key, (label, members, counted) in sorted(groups.items())}
 
 
 def _required(buckets: Iterable[Bucket], quota_for: QuotaFor) -> dict[str, int]:

@@ -1,10 +1,12 @@
 """Rectifications: 「对存在的问题,服务中心主任提出整改意见,责成有关部门限期解决」 — an action
 with a department and a deadline, followed to done or overdue. Pure Python."""
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 
 from services.survey.rounds import SOURCE, check_estate, questionnaire
 from services.survey.templates import label
+from shared.departments import check_department
 from shared.envelope import Changed, Envelope, new_event
 from shared.errors import InvalidInput, InvalidTransition
 from shared.expected_state import already_done
@@ -16,11 +18,13 @@ def new_rectification_id() -> str:
 
 
 def new_rectification(rectification_id: str, round_: dict, data: dict, now: datetime,
-                      by: str | None = None) -> Changed:
+                      departments: Collection[str], by: str | None = None) -> Changed:
     """「对存在的问题,服务中心主任提出整改意见,责成有关部门限期解决」: an action with a
-    department and a deadline, for one estate and category of the round; ``by`` the
-    person who set it, in its first history line."""
+    department and a deadline, for one estate and category of the round; the department
+    one of ``departments`` (the estate's complaint routing names them, as intake answers:
+    shared/departments.py); ``by`` the person who set it, in its first history line."""
     check_estate(round_, data["estate_id"])
+    check_department(data["department"], departments)
     if round_["status"] in ("creating", "abandoned"):
         raise InvalidTransition("survey round", round_["_id"], round_["status"],
                                 "add a rectification to")

@@ -73,7 +73,7 @@ class SurveyService:
     def get_template(self, template_id, version=None):
         require_id(template_id, "template_id")
         if version is None:
-            return to_json(self._latest_template(template_id))
+            return to_json(templates.offered(self._latest_template(template_id)))
         # bounded: MongoDB stores 64-bit integers, and the driver raises past them
         if not isinstance(version, int) or isinstance(version, bool) or \
                 not 1 <= version < 2**31:
@@ -81,7 +81,7 @@ class SurveyService:
         template = self.store.template_version(template_id, version)
         if template is None:
             raise NotFound("template", f"{template_id} v{version}")
-        return to_json(template)
+        return to_json(templates.offered(template))
 
     @rpc
     def list_templates(self):
@@ -282,8 +282,11 @@ class SurveyService:
         made = self.store.find_rectification(rectification_id)
         if made is not None:   # this request's first run made it, then died before answering
             return to_json(rectifications.rectification_view(made, round_, now))
+        # the estate's departments as intake routes them (its record's overrides too, which
+        # no copy here holds): one call, as a person adds a rectification, never in a handler
+        departments = self.intake.list_departments([data["estate_id"]])
         rectification, events = rectifications.new_rectification(
-            rectification_id, round_, data, now, by=self.caller.actor_id)
+            rectification_id, round_, data, now, departments, by=self.caller.actor_id)
         saved = self.store.add_rectification(rectification, events)
         return to_json(rectifications.rectification_view(saved, round_, now))
 

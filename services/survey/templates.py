@@ -95,6 +95,16 @@ def resolve_categories(items: Iterable[str | dict], template: dict | None,
     return definitions
 
 
+def offered(template: dict) -> dict:
+    """``template`` as a round is made from it: with the known categories it does not ask
+    that a round may add by key (``additional_categories``: 「投诉处理」, which the texts
+    list beside the nine, parking, fees, community activities)."""
+    asked = {entry["key"] for entry in template["categories"]}
+    return {**template, "additional_categories": [
+        _definition(key, *labels) for key, labels in KNOWN_CATEGORIES.items()
+        if key not in asked]}
+
+
 def _definition(key: str, label_zh: str, label_en: str) -> dict:
     return {"key": key, "label_zh": label_zh, "label_en": label_en}
 

@@ -6,6 +6,7 @@ from typing import Any
 from marshmallow import ValidationError, fields, post_load, validate, validates_schema
 
 from shared.errors import InvalidInput
+from shared.estate_groups import GROUPINGS
 from shared.paging import Limit, ListFilters
 from shared.schemas.base import (
     ACTOR_FIELD,
@@ -537,11 +538,13 @@ class UpdateEstate(EstateFields):
 class EstateFilters(ListFilters):
     company = Content(max_length=MAX_ESTATE_NAME)
     region = Content(max_length=MAX_ESTATE_NAME)
+    name = Content(max_length=MAX_ESTATE_NAME)           # exactly this name
+    name_prefix = Content(max_length=MAX_ESTATE_NAME)    # a name starting so (a chooser's search)
     estate_ids = IdList()
     limit = Limit(1000, default=500)
 
 
-ESTATE_GROUPINGS = ("estate", "region", "company")
+ESTATE_GROUPINGS = GROUPINGS     # by estate, region or company (shared/estate_groups.py)
 
 
 class GroupStatsQuery(StatsQuery):

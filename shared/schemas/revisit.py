@@ -7,6 +7,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
+from shared.estate_groups import GROUPINGS
 from shared.paging import Limit, ListFilters
 from shared.periods import YEAR
 from shared.schemas.base import (
@@ -184,12 +185,17 @@ class RevisitStatsQuery(Schema):
     per_estate = Flag(load_default=True)   # across estates, false: the group's figures alone
     # these estates' rows alone, each as asked by its ``estate_id`` (no group figures)
     estate_ids = IdList(max_length=MAX_ESTATES_ASKED, allow_none=True, load_default=None)
+    # across estates (or ``estate_ids``), region or company: each group's figures too
+    group_by = OneOf(GROUPINGS, load_default="estate")
 
     @validates_schema
     def one_estate_or_several(self, data: dict[str, Any], **kwargs: Any) -> None:
         if data.get("estate_ids") is not None and data.get("estate_id") is not None:
             raise ValidationError("not with estate_id: name one estate or several",
                                   "estate_ids")
+        if data.get("estate_id") is not None and data.get("group_by", "estate") != "estate":
+            raise ValidationError("not with estate_id: one estate is in one group",
+                                  "group_by")
 
 
 class CheckStatistics(Schema):

@@ -70,6 +70,19 @@ def desk_check(page, state):
     return path
 
 
+def broken_nav_labels(page):
+    """The top bar's items whose label the browser broke over more than one line (回 above
+    访): the text's line boxes, told apart by their tops."""
+    return page.driver.execute_script("""
+        return Array.from(document.querySelectorAll('.nav a')).filter(function (item) {
+            var range = document.createRange();
+            range.selectNodeContents(item);
+            var tops = Array.from(range.getClientRects()).map(function (box) {
+                return Math.round(box.top); });
+            return new Set(tops).size > 1;
+        }).map(function (item) { return item.textContent.trim(); });""")
+
+
 def choose(page, css, value):
     from selenium.webdriver.support.ui import Select
 
@@ -146,5 +159,6 @@ def test_the_front_desk_registers_and_works_a_complaint_to_its_close(gateway, cl
     page.click('.nav a[href="/console/"]')
     page.wait_for_heading("待办投诉")
     assert number not in page.text("#worklist") and len(page.find_all("#worklist tbody tr")) == 2
+    assert broken_nav_labels(page) == []
     page.check("worklist")
     desk_check(page, "worklist")

@@ -5,7 +5,7 @@ registers an estate, refused JSON said on the field first, and changes its recor
 state is screenshotted and checked with axe-core."""
 import pytest
 
-from tests.browser.test_console import desk_check
+from tests.browser.test_console import broken_nav_labels, desk_check
 from tests.helpers import GatewayClient, households_by_room, register_estate
 
 pytestmark = [pytest.mark.broker, pytest.mark.browser]
@@ -20,6 +20,8 @@ def test_the_administrator_opens_an_account_and_registers_an_estate(gateway, bro
     page.log_in(gateway.url("/console/admin/users"), "admin", GatewayClient.ADMIN_PASSWORD)
     page.wait_for_heading("账号管理")
     assert page.find_all("#user-admin")
+    # every item of the fullest top bar on a phone, each label on one line
+    assert page.find_all(".nav a") and broken_nav_labels(page) == []
     page.check("users")
     desk_check(page, "users")
 

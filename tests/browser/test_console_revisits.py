@@ -207,3 +207,12 @@ def test_without_javascript_the_dashboard_is_its_tables(gateway, people, echarts
     assert all(not chart.is_displayed() for chart in page.find_all(".chart"))
     assert page.find("#table-group").is_displayed() and page.find("#table-sampling").is_displayed()
     page.check("tables")
+    # by company, without JavaScript: the table's form is a GET form
+    from selenium.webdriver.support.ui import Select
+    Select(page.find("#estates-group-by")).select_by_value("company")
+    page.click("#estates-submit")
+    page.wait_for(lambda: "group_by=company" in page.driver.current_url, "the grouped page")
+    rows = page.wait_for(lambda: page.find_all("#table-estates tr.group-row"), "the groups")
+    # the estate has no company yet: its figures under the named ungrouped group
+    assert [row.find_element("css selector", "th").text for row in rows] == ["(未分组)"]
+    assert page.find("#table-estates").is_displayed()

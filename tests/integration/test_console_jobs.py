@@ -5,7 +5,9 @@ list over GATEWAY_MAX_BODY refused with the limit said; jobs seen only by who ma
 their work in their estates; a month's revisit plan of each estate exported as a job and
 downloaded; a survey round answered on the owners' page exported as each estate's
 notice-board workbook, its figures the report's, an estate's workbook for its manager alone;
-the owners' complaint statistics as a workbook."""
+the owners' complaint statistics as a workbook. A group-wide person (3,000 estates and
+more) chooses an estate by typing its id or name, helped by a search by the name's
+beginning; what is typed is checked by the server, unknown and another's alike."""
 import csv
 import io
 import re
@@ -16,6 +18,7 @@ import openpyxl
 import pytest
 
 from tests.helpers import (
+    STAFF_PASSWORD,
     api,
     csrf,
     hidden,
@@ -34,28 +37,34 @@ pytestmark = pytest.mark.broker
 
 EAST, WEST = "job-east", "job-west"
 NAMES = {EAST: "东湖花园", WEST: "西山雅苑"}
+# for the group-wide chooser: an estate of its own, and two of one name
+NORTH, TWINS = "job-north", {"job-twin-1": "同名雅居", "job-twin-2": "同名雅居"}
 HEADER = ["户号", "楼栋", "单元", "房号", "入住", "姓名", "电话"]
 
 
 @pytest.fixture(scope="module")
 def staff(gateway):
     register_estates(gateway, NAMES, 1)
+    register_estates(gateway, {NORTH: "北湖家园"}, 1)
+    for estate, name in TWINS.items():
+        register_estate(gateway, estate, name, households(estate, 1))
     return staff_accounts(gateway, [
         ("job.em.east", "estate_manager", [EAST], "李经理"),
         ("job.em.west", "estate_manager", [WEST], None),
         ("job.cs.east", "cs_staff", [EAST], None),
         ("job.hq", "hq_analyst", [], None),
+        ("job.cm", "company_manager", [], None),
     ])
 
 
-def owner_list(count, bad_line=None):
+def owner_list(count, bad_line=None, estate=EAST):
     """A list as estates hand it over: one line a household, Chinese headers."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(HEADER)
     for n in range(count):
         occupied = "也许" if n + 2 == bad_line else "是"
-        writer.writerow([f"{EAST}-L{n}", str(n // 100 + 1), "1", f"{n % 100 + 1:02d}01",
+        writer.writerow([f"{estate}-L{n}", str(n // 100 + 1), "1", f"{n % 100 + 1:02d}01",
                          occupied, f"业主{n}", f"1390000{n:04d}"])
     return buffer.getvalue().encode("utf-8")
 
@@ -185,9 +194,13 @@ def test_each_estates_monthly_plan_is_exported_as_a_job_and_downloaded(gateway, 
 def test_a_group_wide_role_exports_the_plan_of_one_estate_it_picks(gateway, staff):
     hq = signed_in(gateway, "job.hq")
     form = page(hq, gateway, "/console/jobs/").text
-    # any of the group's estates, picked by name; no "each" (the whole group)
+    # any of the group's estates, typed or found by name; no "each" (the whole group)
     assert re.search(r'<input type="text" id="plan-export-estate" name="estate_id"', form)
-    assert f'<option value="{EAST}">{NAMES[EAST]}</option>' in form
+    assert 'id="estate-search-form"' in form       # no list of the group's 3,000
+    assert '<datalist id="estate-choices"></datalist>' in form
+    found = page(hq, gateway, "/console/jobs/?estate_q=东湖").text
+    assert f'<option value="{EAST}">{NAMES[EAST]}</option>' in found
+    assert NAMES[WEST] not in found
     assert 'id="plan-export-form"' in form and "console_job_each_estate" not in form
     plan_form = form[form.index('id="plan-export-form"'):]
     assert "每个小区" not in plan_form[:plan_form.index("</form>")]
@@ -198,13 +211,98 @@ def test_a_group_wide_role_exports_the_plan_of_one_estate_it_picks(gateway, staf
     unknown = post(hq, gateway, "/console/jobs/export", {
         **hidden(form, "plan-export-form"), "month": "2026-03", "estate_id": "no-such-estate"},
         status=422)
-    assert "没有这个编号的小区" in unknown.text and 'value="no-such-estate"' in unknown.text
-    started = post(hq, gateway, "/console/jobs/export", {
-        **hidden(form, "plan-export-form"), "month": "2026-03", "estate_id": WEST})
+    assert "找不到您可选的这个小区" in unknown.text and 'value="no-such-estate"' in unknown.text
+    assert 'aria-invalid="true"' in unknown.text
+    started = post(hq, gateway, "/console/jobs/export", {     # picked by its name
+        **hidden(form, "plan-export-form"), "month": "2026-03", "estate_id": NAMES[WEST]})
     last = wait_done(hq, gateway, started.headers["Location"])[-1]
     assert last["status"] == "done" and last["done"] == last["total"] == 1, last
     workbook = hq.get(gateway.url(started.headers["Location"] + "/file"), timeout=60)
     assert workbook.headers["Content-Type"].startswith("application/vnd.openxmlformats")
+    sheet = openpyxl.load_workbook(io.BytesIO(workbook.content)).active
+    assert any(NAMES[WEST] in str(cell.value) for row in sheet.iter_rows() for cell in row
+               if cell.value)
+
+
+def recent_jobs(session, gateway):
+    return set(re.findall(r'<tr id="job-(\w+)"', page(session, gateway, "/console/jobs/").text))
+
+
+def test_a_group_wide_person_imports_a_list_for_an_estate_found_by_name(gateway, staff):
+    cm = signed_in(gateway, "job.cm")
+    form = page(cm, gateway, "/console/jobs/").text
+    assert re.search(r'<input type="text" id="import-estate" name="estate_id"', form)
+    found = page(cm, gateway, "/console/jobs/?estate_q=北湖").text
+    assert f'<option value="{NORTH}">北湖家园</option>' in found
+    assert 'id="estate-choice-list"' in found and NORTH in found
+    assert 'id="no-choices"' in page(cm, gateway, "/console/jobs/?estate_q=不存在").text
+    by_id = page(cm, gateway, f"/console/jobs/?estate_q={NORTH}").text
+    assert f'<option value="{NORTH}">北湖家园</option>' in by_id
+    long = page(cm, gateway, "/console/jobs/?estate_q=" + "长" * 101).text
+    assert 'id="estate_q-error"' in long
+    response = upload(cm, gateway, owner_list(3, estate=NORTH), estate="北湖家园")
+    assert response.status_code == 303, response.text[:2000]
+    job_url = response.headers["Location"]
+    checked = page(cm, gateway, job_url).text
+    assert "北湖家园" in checked
+    post(cm, gateway, job_url + "/start", hidden(checked, "start-form"))
+    last = wait_done(cm, gateway, job_url)[-1]
+    assert last["status"] == "done" and last["imported"] == 3, last
+    assert count_households(gateway, staff["job.cm"]["token"], NORTH) == 4
+    # a name two estates share is refused: its id is asked for
+    twin = upload(cm, gateway, owner_list(3, estate=NORTH), estate="同名雅居")
+    assert twin.status_code == 422 and 'id="estate_id-error"' in twin.text
+    assert "有多个小区同名" in twin.text
+
+
+def error_of(text, field):
+    return re.search(rf'<p class="field-error" id="{field}-error">([^<]*)</p>', text).group(1)
+
+
+def test_an_unknown_or_anothers_estate_is_refused_at_its_field_nothing_written(gateway, staff):
+    before = {estate: count_households(gateway, gateway.admin, estate)
+              for estate in (NORTH, WEST)}
+    cm = signed_in(gateway, "job.cm")
+    jobs_before = recent_jobs(cm, gateway)
+    unknown = upload(cm, gateway, owner_list(3, estate=NORTH), estate="南湖不存在")
+    assert unknown.status_code == 422 and 'value="南湖不存在"' in unknown.text
+    said = error_of(unknown.text, "estate_id")
+    assert "找不到您可选的这个小区" in said
+    assert recent_jobs(cm, gateway) == jobs_before
+    # a manager of one estate naming another's, by id or by name: the same words as an
+    # estate that does not exist, and not its name
+    east = signed_in(gateway, "job.em.east")
+    east_jobs = recent_jobs(east, gateway)
+    for typed in (WEST, NAMES[WEST], "no-such-estate"):
+        refused = upload(east, gateway, owner_list(3, estate=WEST), estate=typed)
+        assert refused.status_code == 422, typed
+        assert error_of(refused.text, "estate_id") == said, typed
+        if typed != NAMES[WEST]:
+            assert NAMES[WEST] not in refused.text
+    assert recent_jobs(east, gateway) == east_jobs
+    form = page(east, gateway, "/console/jobs/").text
+    other = post(east, gateway, "/console/jobs/export", {
+        **hidden(form, "plan-export-form"), "month": "2026-03", "estate_id": WEST}, status=422)
+    assert error_of(other.text, "plan_export-estate_id") == said
+    assert NAMES[WEST] not in other.text
+    assert {estate: count_households(gateway, gateway.admin, estate)
+            for estate in (NORTH, WEST)} == before
+
+
+def test_a_checked_list_not_started_is_listed_for_its_owner_with_its_start(gateway, staff):
+    east = signed_in(gateway, "job.em.east")
+    job_url = upload(east, gateway, owner_list(3)).headers["Location"]
+    job_id = job_url.rsplit("/", 1)[1]
+    listed = page(east, gateway, "/console/jobs/").text
+    row = listed[listed.index(f'<tr id="job-{job_id}"'):].split("</tr>")[0]
+    assert "已检查，待开始" in row and f'id="start-{job_id}"' in row
+    # nobody else's to start, not even a manager of the same estate
+    gateway.account("job.em.east2", ["estate_manager"], [EAST], STAFF_PASSWORD)
+    assert job_id not in recent_jobs(signed_in(gateway, "job.em.east2"), gateway)
+    post(east, gateway, job_url + "/start", hidden(listed, f"start-{job_id}"))
+    assert wait_done(east, gateway, job_url)[-1]["status"] == "done"
+    row = page(east, gateway, "/console/jobs/").text.split(f'<tr id="job-{job_id}"')[1]
+    assert "已完成" in row.split("</tr>")[0] and f'id="start-{job_id}"' not in row
 
 
 def test_a_refused_export_keeps_what_was_chosen(gateway, staff):
@@ -216,6 +314,15 @@ def test_a_refused_export_keeps_what_was_chosen(gateway, staff):
     assert 'id="month-error"' in refused.text
     assert 'name="month" value="2026-13"' in refused.text
     assert f'<option value="{EAST}" selected>' in refused.text
+    # a group-wide person's typed estate kept too
+    hq = signed_in(gateway, "job.hq")
+    form = page(hq, gateway, "/console/jobs/").text
+    refused = post(hq, gateway, "/console/jobs/export", {
+        **hidden(form, "plan-export-form"), "month": "2026-13", "estate_id": NAMES[WEST]},
+        status=422)
+    assert 'id="month-error"' in refused.text and 'name="month" value="2026-13"' in refused.text
+    plan_form = refused.text[refused.text.index('id="plan-export-form"'):].split("</form>")[0]
+    assert f'value="{NAMES[WEST]}"' in plan_form
 
 
 def test_the_owners_complaint_statistics_as_a_workbook(gateway, staff):
@@ -375,3 +482,39 @@ def test_an_estate_outside_the_round_is_refused_on_the_form(gateway, answered_ro
     # the round and the estate sent stay chosen on the form shown again
     assert f'<option value="{answered_round["id"]}" selected>' in refused.text
     assert f'<option value="{EAST}" selected>' in refused.text
+
+
+def test_the_survey_export_says_what_each_covers(gateway, answered_round):
+    mine = page(signed_in(gateway, "job.em.both"), gateway, "/console/jobs/").text
+    survey_form = mine[mine.index('id="survey-export-form"'):].split("</form>")[0]
+    assert "本轮调查中我负责的各小区" in survey_form and "全部小区" not in survey_form
+    hq = signed_in(gateway, "job.hq")
+    whole = page(hq, gateway, "/console/jobs/").text
+    survey_form = whole[whole.index('id="survey-export-form"'):].split("</form>")[0]
+    assert "本轮调查的全部小区" in survey_form and "我负责" not in survey_form
+
+
+def test_a_group_wide_persons_refused_survey_export_keeps_the_round_and_estate(
+        gateway, answered_round):
+    hq = signed_in(gateway, "job.hq")
+    form = page(hq, gateway, "/console/jobs/").text
+    round_id = answered_round["id"]
+    refused = post(hq, gateway, "/console/jobs/export", {
+        **hidden(form, "survey-export-form"), "round_id": round_id, "estate_id": NAMES[EAST]},
+        status=422)
+    assert "不在本次调查范围内" in error_of(refused.text, "survey_export-estate_id")
+    survey_form = refused.text[refused.text.index('id="survey-export-form"'):]
+    survey_form = survey_form.split("</form>")[0]
+    assert f'<option value="{round_id}" selected>' in survey_form
+    assert f'value="{NAMES[EAST]}"' in survey_form
+    # a round that is none: said at the round, not an error page
+    gone = post(hq, gateway, "/console/jobs/export", {
+        **hidden(form, "survey-export-form"), "round_id": "no-such-round", "estate_id": ""},
+        status=422)
+    assert 'id="round_id-error"' in gone.text
+    # one estate of the round, by name: that estate's workbook
+    started = post(hq, gateway, "/console/jobs/export", {
+        **hidden(form, "survey-export-form"), "round_id": round_id,
+        "estate_id": SURVEYED["job-sv-b"]})
+    last = wait_done(hq, gateway, started.headers["Location"])[-1]
+    assert last["status"] == "done" and last["total"] == 1, last

@@ -350,6 +350,71 @@ def test_the_dashboards_numbers_are_the_statistics_rpcs(gateway, staff, revisits
     assert gateway.request("GET", "/static/vendor/echarts/LICENSE").status_code == 404
 
 
+GROUP_ROW = re.compile(r'<tr class="group-row" data-group="([^"]*)">(.*?)</tr>', re.DOTALL)
+
+
+def test_the_dashboard_groups_its_tables_by_company_and_region(gateway, staff, revisits):
+    """Both statistics by region (and company): each line of the table a group's figures
+    as the RPCs answer them, each group its estates' rows added up; over the API a
+    headquarters role of some estates gets the groups of those estates alone."""
+    month = datetime.now(ZONE).strftime("%Y-%m")
+    for estate, region in ((EAST, "城东片区"), (WEST, "城西片区")):
+        api(gateway, "PATCH", f"/estates/{estate}", gateway.admin,
+            json={"company": "华东物业", "region": region})
+    token, regions = staff["rv.hq"]["token"], {"华东物业/城东片区", "华东物业/城西片区"}
+    grouped = {"period": month, "group_by": "region", "per_estate": "false"}
+    deadline = time.monotonic() + 30
+    while True:   # revisit's copies of the records follow intake's events
+        visits = api(gateway, "GET", "/stats/revisits", token, params=grouped)
+        if set(visits["groups"]) == regions:
+            break
+        assert time.monotonic() < deadline, visits["groups"]
+        time.sleep(0.2)
+    complaints = api(gateway, "GET", "/stats/complaints", token, params=grouped)
+    assert set(complaints["groups"]) == regions and "estates" not in visits
+
+    hq = signed_in(gateway, "rv.hq")
+    text = page(hq, gateway, f"/console/dashboard?month={month}&group_by=region").text
+    assert '<option value="region" selected>' in text
+    shown = {html.unescape(key): dict(CELL.findall(row)) for key, row in GROUP_ROW.findall(
+        text[text.index('id="table-estates"'):].split("</table>")[0])}
+    assert set(shown) == regions and 'id="estate-' not in text
+    for key, cells_shown in shown.items():
+        for column in ("counted", "reply_on_time_rate", "overdue_now"):
+            assert same(cells_shown[column], complaints["groups"][key][column]), (key, column)
+        for column in ("revisit_rate", "satisfaction_rate", "overdue"):
+            assert same(cells_shown[column], visits["groups"][key][column]), (key, column)
+    assert "<th scope=\"row\">华东物业 · 城东片区</th>" in text.split('id="table-overdue"')[1]
+
+    # by company: the two estates together, the rate from their summed counts
+    rows = api(gateway, "GET", "/stats/revisits", token, params={"period": month})["estates"]
+    company = api(gateway, "GET", "/stats/revisits", token,
+                  params={**grouped, "group_by": "company"})["groups"]["华东物业"]
+    closed = sum(rows[estate]["complaints_closed"] for estate in (EAST, WEST))
+    done = sum(rows[estate]["complaint_revisits_done"] for estate in (EAST, WEST))
+    assert (company["complaints_closed"], company["complaint_revisits_done"]) == (closed, done)
+    assert company["revisit_rate"] == (round(done / closed, 4) if closed else None)
+    text = page(hq, gateway, f"/console/dashboard?month={month}&group_by=company").text
+    assert '<tr class="group-row" data-group="华东物业"><th scope="row">华东物业</th>' in text
+
+    # a headquarters role over the east alone: the east's groups, nothing of the west
+    regional = staff_accounts(gateway, (("rv.region", "company_manager", [EAST], "东区经理"),))
+    regional_token = regional["rv.region"]["token"]
+    mine = api(gateway, "GET", "/stats/revisits", regional_token,
+               params={"period": month, "group_by": "region"})
+    assert set(mine["groups"]) == {"华东物业/城东片区"} and set(mine["estates"]) == {EAST}
+    assert mine["groups"]["华东物业/城东片区"]["estate_ids"] == [EAST]
+    theirs = api(gateway, "GET", "/stats/revisits", regional_token,
+                 params={"period": month, "group_by": "company"})["groups"]
+    assert theirs["华东物业"]["estate_ids"] == [EAST]
+    assert theirs["华东物业"]["complaints_closed"] == rows[EAST]["complaints_closed"]
+    for params in ({"period": month}, {"period": month, "group_by": "region",
+                                       "estate_ids": [EAST, WEST]}):
+        refused = gateway.request("GET", "/api/v1/stats/revisits", token=regional_token,
+                                  params=params)
+        assert refused.status_code in (403, 404), refused.text
+
+
 def test_the_league_table_is_the_surveys_ranking(gateway, staff):
     hq_token = staff["rv.hq"]["token"]
     created = prepared_survey_round(gateway, hq_token, "回访看板测试调查", [EAST, WEST])

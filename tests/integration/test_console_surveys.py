@@ -74,6 +74,22 @@ def round_id(gateway, staff):
     return made
 
 
+def test_the_form_offers_complaint_handling_beside_the_nine(gateway, staff):
+    """「投诉处理」: a known category the texts list beside the nine — offered, not asked
+    unless chosen."""
+    hq = signed_in(gateway, "sv.hq")
+    text = page(hq, gateway, "/console/surveys/new").text
+    offered = re.search(r'<input type="checkbox" id="round-category-complaint_handling"[^>]*>',
+                        text)
+    assert offered and "checked" not in offered.group(0) and "投诉处理" in text
+    form = round_form(hq, gateway, title="投诉处理满意度", estate_ids=NORTH,
+                      categories=["cleaning", "complaint_handling"])
+    made = ROUND.search(post(hq, gateway, "/console/surveys/new", form).headers["Location"])
+    assert made
+    round_ = api(gateway, "GET", f"/survey/rounds/{made.group(1)}", staff["sv.hq"]["token"])
+    assert round_["categories"] == ["cleaning", "complaint_handling"]
+
+
 def test_a_wrong_field_is_said_on_the_form_and_nothing_is_made(gateway, staff):
     hq = signed_in(gateway, "sv.hq")
     before = api(gateway, "GET", "/survey/rounds", staff["sv.hq"]["token"])["items"]

@@ -171,3 +171,24 @@ def test_owner_list_import_command_through_rpc(intake, service_config, tmp_path)
                          out=io.StringIO(), config=service_config) == 0
     estate = intake.get_estate("estate-3")
     assert (estate["name"], estate["region"], estate["company"]) == ("西溪花园", "杭州片区", None)
+
+
+def test_a_direct_caller_naming_an_unknown_department_is_refused_and_nothing_changes(
+        intake, listener):
+    """An outside system calls intake's RPC itself (no gateway in between): the department
+    is intake's to check, against the estate's routing; the complaint stays as it was."""
+    cid = intake.register_complaint(complaint())["id"]
+    intake.acknowledge_complaint(cid, {"staff_id": "s-1", "note": "已致歉"})
+    before = intake.get_complaint(cid)
+    with pytest.raises(RemoteError) as refused:
+        intake.assign_complaint(cid, {"department": "保洁部", "assignee_id": "s-7"},
+                                request_id="outside-1")
+    assert refused.value.exc_type == "InvalidInput"
+    assert list(json.loads(refused.value.value)) == ["department"]
+    assert intake.get_complaint(cid) == before
+    # the same request with a routed department goes through, announced once
+    assigned = intake.assign_complaint(cid, {"department": "客服中心"}, request_id="outside-2")
+    assert assigned["department"] == "客服中心"
+    event = listener.wait_for("complaint_assigned", complaint_id=cid)
+    assert event["data"]["department"] == "客服中心"
+    assert len(listener.of_type("complaint_assigned")) == 1

@@ -14,7 +14,6 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from unittest.mock import Mock
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -38,7 +37,7 @@ from services.notify.service import NotifyService
 from services.notify.settings import NotifySettings
 from shared.clock import FrozenClock
 from shared.envelope import new_event, parse_event
-from tests.helpers import embedded
+from tests.helpers import embedded, intake_with_contact
 
 NOW = datetime(2026, 10, 9, 2, 30, tzinfo=UTC)   # 10:30 in Shanghai
 PHONE = "13812345678"
@@ -405,9 +404,9 @@ def test_sms_only_goes_to_mobile_numbers(sms_gateway, address):
 @pytest.fixture
 def notify(smtp_server, sms_gateway):
     clock = FrozenClock(NOW)
-    intake = Mock(**{"get_contact.return_value": {
+    intake = intake_with_contact({
         "household_id": "h-1", "estate_id": "e-1", "name": "张三", "phone": PHONE,
-        "email": EMAIL, "preferred_channel": "sms"}})
+        "email": EMAIL, "preferred_channel": "sms"})
     repository = embedded(NotifyRepository)
     settings = NotifySettings({
         "NOTIFY_CHANNELS": ["sms_http", "email"],
@@ -433,7 +432,7 @@ def complaint_registered():
 def test_a_busy_gateway_is_retried_with_back_off_and_the_sms_goes(notify, sms_gateway,
                                                                   smtp_server):
     sms_gateway.script = [(503, {"error": "busy"}, 0), (200, {"code": "OK"}, 1)]   # then a timeout
-    notify.acknowledge_complaint(complaint_registered())
+    notify.acknowledge_complaint([complaint_registered()])
     assert notify.list_deliveries()[0]["reason"] == "retry 1 on sms_http"
     notify.clock_.advance(timedelta(seconds=30))
     notify.dispatch_due()
@@ -452,7 +451,7 @@ def test_a_busy_gateway_is_retried_with_back_off_and_the_sms_goes(notify, sms_ga
 def test_a_gateway_that_keeps_failing_falls_back_to_email_received_by_the_smtp_server(
         notify, sms_gateway, smtp_server):
     sms_gateway.script = [(503, {"error": "busy"}, 0)] * 3
-    notify.acknowledge_complaint(complaint_registered())
+    notify.acknowledge_complaint([complaint_registered()])
     for wait in (30, 120):
         notify.clock_.advance(timedelta(seconds=wait))
         notify.dispatch_due()
@@ -469,7 +468,7 @@ def test_when_both_servers_refuse_the_failure_is_recorded_and_announced(
         notify, sms_gateway, smtp_server):
     sms_gateway.script = [(400, {"error": "blocked number"}, 0)]
     smtp_server.replies = ["550 5.1.1 No such user"]
-    notify.acknowledge_complaint(complaint_registered())
+    notify.acknowledge_complaint([complaint_registered()])
 
     [delivery] = notify.list_deliveries()
     assert delivery["status"] == "failed" and "550" in delivery["error"]

@@ -1,4 +1,5 @@
 """The reliability rules (README: "Nothing lost, nothing done twice"), against the real broker."""
+import time
 from datetime import UTC, datetime
 from typing import ClassVar
 from unittest import mock
@@ -131,6 +132,60 @@ def test_a_batch_consumer_takes_many_at_once_and_settles_each_event_alone(
     assert sorted(handled) == sorted([event["id"] for event in events] + [events[7]["id"]] * 2)
     assert [letter["event_id"] for letter in letters] == [events[7]["id"]]
     assert letters[0]["attempts"] == 3 and "cannot file it" in letters[0]["error"]
+
+
+class AsTheyComeProbe:
+    """A batch consumer of one batch at a time with no wait (group commit): each batch
+    noted with whether another was running; each takes ``AsTheyComeProbe.pause``."""
+
+    name = "probe"
+    batches: ClassVar[list] = []
+    running: ClassVar[list] = []
+    pause = 0.0
+
+    @handles_batch("intake", "complaint_closed", size=25, wait=0, batches_at_once=1)
+    def on_closed(self, events):
+        AsTheyComeProbe.batches.append((time.perf_counter(), [event["id"] for event in events],
+                                        bool(AsTheyComeProbe.running)))
+        AsTheyComeProbe.running.append(1)
+        eventlet_sleep(AsTheyComeProbe.pause)
+        AsTheyComeProbe.running.pop()
+        return {}
+
+
+def test_one_batch_at_a_time_takes_a_calm_stream_at_once_and_a_burst_in_growing_batches(
+        monkeypatch, service_config, container_factory):
+    monkeypatch.setitem(topology.SUBSCRIPTIONS, "probe", [("intake", "complaint_closed")])
+    AsTheyComeProbe.batches, AsTheyComeProbe.running = [], []
+    container_factory(AsTheyComeProbe, service_config).start()
+    publisher = EventPublisher(service_config)
+
+    # calm: each event alone, handled at once (not held back to fill a batch: a wait of
+    # even a quarter second would show)
+    AsTheyComeProbe.pause = 0.0
+    sent = []
+    for number in range(5):
+        sent.append(time.perf_counter())
+        publisher.publish(closed_event(f"cmp-calm-{number}"))
+        wait_until(lambda n=number: len(AsTheyComeProbe.batches) > n, timeout=10,
+                   interval=0.005, message="the event handled")
+    assert [len(ids) for _, ids, _ in AsTheyComeProbe.batches] == [1] * 5
+    assert max(at - published for (at, _, _), published
+               in zip(AsTheyComeProbe.batches, sent)) < 0.25
+
+    # a burst while each batch takes a while: one batch runs at a time, the rest wait
+    # and go together as the next ones
+    AsTheyComeProbe.batches, AsTheyComeProbe.pause = [], 0.3
+    events = [closed_event(f"cmp-burst-{number}") for number in range(60)]
+    publisher.publish_batch(events)
+    wait_until(lambda: sum(len(ids) for _, ids, _ in AsTheyComeProbe.batches) >= 60,
+               timeout=30, message="the burst handled")
+    eventlet_sleep(0.5)
+    sizes = [len(ids) for _, ids, _ in AsTheyComeProbe.batches]
+    assert sorted(i for _, ids, _ in AsTheyComeProbe.batches for i in ids) == \
+        sorted(event["id"] for event in events)
+    assert not any(overlapping for _, _, overlapping in AsTheyComeProbe.batches)
+    assert max(sizes) == 25 and len(sizes) <= 5, sizes
 
 
 def test_duplicate_delivery_schedules_one_revisit(service_config, container_factory, listener):

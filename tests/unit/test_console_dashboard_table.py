@@ -100,3 +100,54 @@ def test_at_ten_thousand_estates_the_page_holds_a_page_of_them():
     first = overdue[0]
     assert complaints["estates"][first]["overdue_now"] + revisits["estates"][first]["overdue"] \
         == worst
+
+
+def grouped_figures() -> tuple[dict, dict]:
+    """Both statistics by region, as the RPCs answer ``group_by=region`` without the
+    estates' rows: the same keys in both, one of them the estates with no company."""
+    keys = {"华东物业/杭州片区": ("华东物业", "杭州片区"), "华东物业/宁波片区": ("华东物业", "宁波片区"),
+            "(未分组)/(未分组)": ("(未分组)", "(未分组)")}
+    complaints, revisits = {}, {}
+    for number, (key, (company, region)) in enumerate(keys.items()):
+        label = {"company": company, "region": region, "estate_ids": [f"e-{number}"]}
+        complaints[key] = {**label, "counted": 3 + number, "first_reply_on_time_rate": 0.5,
+                           "reply_on_time_rate": 1 - number / 10, "repeat_rate": 0.0,
+                           "reopened_rate": None, "overdue_now": number}
+        revisits[key] = {**label, "revisit_rate": 0.8, "satisfaction_rate": None,
+                         "overdue": 2 * number}
+    return ({"total": {"first_reply_on_time_rate": 0.5, "reply_on_time_rate": 0.9,
+                       "repeat_rate": 0.0, "reopened_rate": None, "overdue_now": 3},
+             "group_by": "region", "groups": complaints},
+            {"group_by": "region", "groups": revisits, "kinds": {}, "revisit_rate": 0.8,
+             "satisfaction_rate": None, "overdue": 6})
+
+
+def test_grouped_by_region_each_line_is_a_groups_figures_as_the_rpcs_summed_them():
+    complaints, revisits = grouped_figures()
+    table = EstateTable.asked(MultiDict({"group_by": "region"}))
+    assert table.asks() == {"group_by": "region", "per_estate": "false"}
+    assert EstateTable.asked(MultiDict({"group_by": "building"})).group_by == "estate"
+    context = page_context("2026-11", False, complaints, revisits, [], None, None, table)
+    # the worst reply on time first, each cell the group's number from its own answer
+    assert rows(context) == ["(未分组)/(未分组)", "华东物业/宁波片区", "华东物业/杭州片区"]
+    for key, cells in context["estate_rows"]:
+        for column, value, _ in cells:
+            source = (revisits if column in console_dashboard.ESTATE_REVISIT_FIGURES
+                      else complaints)["groups"][key]
+            assert value == ("" if source.get(column) is None else str(source[column]))
+    assert context["overdue_rows"][0][0] == "(未分组)/(未分组)"
+    html = pages.render(
+        "console/dashboard.html", "zh", user={"username": "hq", "display_name": "总部", "roles": []},
+        may=lambda *args: True, sees_group=True, csrf_token="x", known=lambda key: True,
+        new_key=lambda: "k", estate_name=lambda estate: estate,
+        **context).get_data(as_text=True)
+    assert '<option value="region" selected>按片区</option>' in html
+    assert '<tr class="group-row" data-group="华东物业/杭州片区"><th scope="row">华东物业 · 杭州片区</th>' in html
+    assert "(未分组) · (未分组)" in html and not ROW.findall(html)
+    assert "<caption>各片区 2026-11 的数据（其下小区合计）</caption>" in html
+    # the charts follow the table they are drawn from
+    assert 'data-table="table-estates"' in html and 'data-table="table-overdue"' in html
+    # paging keeps the grouping; by estate the lines are the estates' rows again
+    assert table.query(page=2)["group_by"] == "region"
+    by_estate = page_context("2026-11", False, *figures(3), [], None, None)
+    assert rows(by_estate) and by_estate["group_names"] == {}

@@ -66,7 +66,8 @@ def world():
 
     def to_closed(cid, n):
         intake.acknowledge_complaint(cid, {"staff_id": "s-1", "note": typed(n)})
-        intake.assign_complaint(cid, {"department": short(n, 100),
+        # (a department is one the routing names, else refused: nothing typed travels)
+        intake.assign_complaint(cid, {"department": "环境部",
                                       "external_unit": short(n + 1, 100)})
         intake.update_external_status(cid, {"staff_id": "s-1", "status": "in_progress",
                                             "note": typed(n + 2),
@@ -120,6 +121,12 @@ def world():
         "at": (NOW + timedelta(days=1)).replace(hour=2).isoformat(), "owner_consent": True})
     world.hand_on()
 
+    # a household moving in whose address columns hold what staff typed (columns swapped)
+    intake.import_households("e-1", [{"household_id": "h-pii", "building": short(2, 50),
+                                      "unit": short(3, 50), "room": short(4, 50),
+                                      "occupied": True}])
+    world.hand_on()
+
     # an estate registered and renamed by staff who typed a number into it
     intake.register_estate({"estate_id": "e-9", "name": "新城 " + short(1, 40),
                             "company": short(2, 60), "region": short(3, 60)})
@@ -149,7 +156,7 @@ def world():
                             "label_en": short(3, 80)}]}))
     rectification = survey.add_rectification(round_["id"], {
         "estate_id": "e-1", "category": "cleaning", "action": typed(4, 1000),
-        "department": short(5, 100), "due_at": (NOW + timedelta(days=30)).isoformat()})
+        "department": "环境部", "due_at": (NOW + timedelta(days=30)).isoformat()})
     survey.update_rectification(rectification["id"], {"status": "done",
                                                       "note": typed(6, 1000)})
     survey.close_round(round_["id"])
@@ -173,6 +180,7 @@ def test_the_rpcs_published_what_they_announce(world):
             "complaint_referral_updated", "revisit_unsatisfied", "survey_round_opened",
             "survey_invitation_issued", "rectification_created", "rectification_done",
             "survey_report_published", "notification_sent", "work_order_completed",
+            "household_moved_in",
             "complaint_instruction_recorded", "revisit_followup_opened",
             "revisit_followup_answered", "estate_registered", "estate_updated"} <= types
 

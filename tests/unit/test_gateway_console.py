@@ -12,7 +12,7 @@ from nameko.exceptions import RemoteError
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from services.gateway import api, console, pages
+from services.gateway import api, console, console_revisits, pages
 from services.gateway.identity import TokenClaims
 from services.gateway.problems import Problem
 from services.intake import domain
@@ -196,6 +196,65 @@ def test_both_languages_have_every_word():
         encoding="utf-8")) for locale in pages.LOCALES]
     assert set(words[0]) == set(words[1])
     assert all(key.startswith("console_") for key in words[0])
+
+
+# a worklist in parts (the revisits', the follow-ups') -----------------------------------------
+
+def revisit(revisit_id, due):
+    return {"id": revisit_id, "estate_id": "e-1", "kind": "complaint", "source_id": "cmp-1",
+            "method": "phone", "assigned_role": "staff", "status": "scheduled",
+            "due_at": due.isoformat(), "online": False}
+
+
+def parted(query_string, rows):
+    """The revisit worklist's page over ``rows(part, cursor)``, as ``parted_worklist``
+    draws it (no broker, no revisit service: the rows are the test's)."""
+    ctx = context(FakeIntake(), path=console_revisits.HOME, query_string=query_string)
+    ctx.actor, ctx.claims = FakeAccounts().actor, CLAIMS
+    return console.parted_worklist(
+        ctx, "console/revisits.html", home=console_revisits.HOME,
+        parts=console_revisits.PARTS, filters={"role": "all"}, rows=rows,
+        reset_notice="console_rv_reset", roles=(), all_roles="all", sampling=[],
+        revisit_url=console_revisits.revisit_url)
+
+
+def test_a_worklist_in_parts_shows_an_item_in_its_first_part_alone():
+    today, later = revisit("rv-today", NOW + timedelta(hours=3)), revisit(
+        "rv-later", NOW + timedelta(days=3))
+    asked = []
+
+    def rows(part, cursor):
+        asked.append((part.name, cursor))
+        found = {"today": [today], "upcoming": [today, later]}.get(part.name, [])
+        return [(item, console.time_left(item["due_at"], NOW)) for item in found], "more"
+
+    html = parted("", rows).get_data(as_text=True)
+    assert asked == [(part.name, None) for part in console_revisits.PARTS]
+    upcoming = html[html.index('id="part-upcoming"'):html.index('id="part-replies"')]
+    assert 'id="revisit-rv-later"' in upcoming and 'id="revisit-rv-today"' not in upcoming
+    assert html.count('id="revisit-rv-today"') == 1 and 'id="empty-overdue"' in html
+    assert 'class="item is-soon"' in html and 'id="next-page"' not in html
+
+
+def test_one_part_a_page_at_a_time_and_a_refused_link_back_to_the_overview():
+    def rows(part, cursor):
+        assert (part.name, cursor) == ("upcoming", "c-1")
+        return [(revisit("rv-1", NOW - timedelta(hours=1)), console.time_left(
+            (NOW - timedelta(hours=1)).isoformat(), NOW))], "c-2"
+
+    html = parted("part=upcoming&cursor=c-1", rows).get_data(as_text=True)
+    assert 'id="part-overdue"' not in html and 'id="all-parts"' in html
+    assert 'class="item is-overdue"' in html
+    assert 'href="/console/revisits/?role=all&amp;part=upcoming&amp;cursor=c-2"' in html
+
+    def refused(part, cursor):
+        raise Problem(422, "the request has invalid fields")
+
+    response = parted("part=upcoming&cursor=mangled", refused)
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/console/revisits/?notice=reset"
+    assert 'id="notice"' in parted("notice=reset", lambda part, cursor: ([], None)).get_data(
+        as_text=True)
 
 
 # pages ------------------------------------------------------------------------------------------

@@ -236,3 +236,28 @@ def test_the_jobs_list_asks_the_store_for_the_persons_jobs_only():
         assert listed(store, Actor("u-adm", ("admin",), ())) == others[::-1][:20]
     # each person's list read through the estates' index, not by a scan of the jobs
     assert [shape for collection, shape in scans if "estate_ids" in shape] == []
+
+
+def test_a_checked_job_is_listed_for_its_starter_alone_while_kept():
+    store = jobs.JobStore(new_client()["gateway"])
+    for collection, indexes in jobs.INDEXES.items():
+        store.db[collection].create_indexes(indexes)
+    allowed = [console_jobs.PERMISSIONS[console_jobs.IMPORT]]
+    now = datetime.now(UTC)      # the embedded store's TTL sweep reads the wall clock
+    checked = store.create(console_jobs.IMPORT, MANAGER, ["e-1"], [{"estate_id": "e-1"}],
+                           [1], now, permission="households.import")
+    store.create(console_jobs.IMPORT, MANAGER, ["e-1"], [{"estate_id": "e-1"}], [1], now,
+                 queued=True, permission="households.import")      # the recent list's
+    colleague = Actor("u-em2", ("estate_manager",), ("e-1",))
+    with embedded.recording_scans() as scans:
+        assert [job["_id"] for job in store.checked_of(MANAGER, allowed, now)] == \
+            [checked["_id"]]
+        assert store.checked_of(colleague, allowed, now) == []
+        assert store.checked_of(MANAGER, [], now) == []      # who may no longer import
+        # a day later it has lapsed, though the store's sweep has not taken it yet
+        assert store.checked_of(MANAGER, allowed, now + jobs.CHECKED_KEPT) == []
+        # moved to another estate: not theirs to start any more
+        assert store.checked_of(Actor(MANAGER.id, MANAGER.roles, ("e-2",)), allowed, now) == []
+    assert scans == []
+    store.start(checked["_id"], now)
+    assert store.checked_of(MANAGER, allowed, now) == []

@@ -4,6 +4,7 @@ import base64
 import json
 
 import pytest
+from nameko.exceptions import RemoteError
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
@@ -14,7 +15,7 @@ from services.gateway.permissions import (
     allowed,
     may_action,
 )
-from services.gateway.problems import Problem
+from services.gateway.problems import Problem, from_exception
 from shared.actor import Actor
 from shared.schemas.vocabulary import DEPARTMENT_ROLE, GROUP_WIDE_ROLES, USER_ROLES
 
@@ -298,61 +299,47 @@ def test_the_work_orders_and_revisit_replies_are_all_that_is_refused_so():
                     RecordingServices(OWN), 2_000_000)
 
 
-# a department named in a body: one the estate's complaint routing names ------------------------
+# a department named in a body: the service's rule (shared/departments.py), not the gateway's
 
-NAMING_A_DEPARTMENT = [op for op in api.OPERATIONS if op.department_field]
+NAMING_A_DEPARTMENT = [op for op in api.OPERATIONS
+                       if op.body is not None and "department" in op.body().fields]
 
 
-class RoutingServices(RecordingServices):
-    """Intake's routing names DEPT and OTHER_DEPT (``intake.list_departments``)."""
+class RefusingServices(RecordingServices):
+    """The services as they answer a department no routing names: ``InvalidInput`` on
+    ``department`` from the RPC that hands the work over."""
+
+    def __init__(self, estate, refused_by):
+        super().__init__(estate)
+        self.refused_by = refused_by
 
     def call(self, target, *args, **kwargs):
-        if target == "intake.list_departments":
+        if target == self.refused_by:
             self.calls.append(target)
-            self.args.append(args)
-            return sorted([DEPT, OTHER_DEPT])
+            raise RemoteError("InvalidInput", json.dumps(
+                {"department": ["not a department of this estate's complaint routing"]}))
         return super().call(target, *args, **kwargs)
 
 
-def test_every_body_that_names_a_department_is_checked():
-    named = {op.name for op in api.OPERATIONS
-             if op.body is not None and "department" in op.body().fields}
-    assert named == {op.name for op in NAMING_A_DEPARTMENT} == {
+def test_the_bodies_that_name_a_department():
+    assert {op.name for op in NAMING_A_DEPARTMENT} == {
         "complaints.assign", "survey.rectifications.add"}
 
 
-def _named(operation, department):
-    body = {"estate_id": OWN} if department is None else {"estate_id": OWN,
-                                                          "department": department}
+@pytest.mark.parametrize("operation", NAMING_A_DEPARTMENT, ids=lambda op: op.name)
+def test_a_department_is_left_to_the_service_and_its_refusal_passed_on(operation):
+    """One place per rule: the gateway asks no routing of its own; the service's refusal
+    reaches the client as a 422 naming ``department``."""
     request = Request(EnvironBuilder(
         path=api.PREFIX + operation.path.replace("{complaint_id}", "c-1").replace(
-            "{round_id}", "r-1"), method=operation.method, json=body).get_environ())
-    services = RoutingServices(OWN)
+            "{round_id}", "r-1"), method=operation.method,
+        json={"estate_id": OWN, "department": "保洁部"}).get_environ())
+    services = RefusingServices(OWN, operation.rpc)
     _, values = api.match(request.method, request.path)
-    try:
-        response = api.execute(operation, request, values,
-                               Actor("u-sup", ("supervisor",), (OWN,)), services, 2_000_000)
-    except Problem as problem:
-        return problem, services
-    return response, services
-
-
-@pytest.mark.parametrize("operation", NAMING_A_DEPARTMENT, ids=lambda op: op.name)
-def test_a_department_outside_the_routing_is_refused_naming_the_field(operation):
-    refused, services = _named(operation, "保洁部")
-    assert (refused.status, list(refused.errors)) == (422, ["department"])
-    assert DEPT in refused.errors["department"][0]          # the known ones named
-    assert operation.rpc not in services.calls, "refused, yet the service was called"
-    # asked for the estate of the work: the body's, or the complaint's record's
-    asked = services.args[services.calls.index("intake.list_departments")]
-    assert asked == ([OWN],)
-
-    done, services = _named(operation, OTHER_DEPT)
-    assert done.status_code == operation.status and services.calls[-1] == operation.rpc
-
-
-def test_an_assignment_naming_no_department_is_routed_without_asking():
-    assign = next(op for op in NAMING_A_DEPARTMENT if op.name == "complaints.assign")
-    done, services = _named(assign, None)
-    assert done.status_code == 200
+    with pytest.raises(RemoteError) as refused:
+        api.execute(operation, request, values, Actor("u-sup", ("supervisor",), (OWN,)),
+                    services, 2_000_000)
     assert "intake.list_departments" not in services.calls
+    assert services.calls[-1] == operation.rpc
+    problem = from_exception(refused.value)
+    assert (problem.status, list(problem.errors)) == (422, ["department"])

@@ -1,4 +1,5 @@
 """intake's complaint rules, without a broker or a store."""
+import copy
 from datetime import UTC, datetime, time, timedelta
 from itertools import product
 from zoneinfo import ZoneInfo
@@ -267,6 +268,36 @@ def test_assign_defaults_to_the_estates_routing_table():
     assert assigned["department"] == "环境部"
 
 
+@pytest.mark.parametrize("state", ["acknowledged", "assigned"])   # assigned: a reassignment
+def test_a_department_the_estates_routing_does_not_name_is_refused(state):
+    """Whoever calls (the gateway, an outside system over RPC): work goes only to a
+    department some category of the estate's routing names, else no account could get it."""
+    complaint = in_state(state)
+    before = copy.deepcopy(complaint)
+    for department in ("保洁部", "保洁外包组", "环境部 "):
+        with pytest.raises(InvalidInput) as refused:
+            domain.apply(complaint, "assign", "s-1", NOW, POLICY, department=department)
+        assert list(refused.value.errors) == ["department"]
+        assert "环境部" in refused.value.errors["department"][0]     # the known ones named
+    assert complaint == before                                       # nothing changed
+    # the estate's own routing names it: handed over
+    outsourced = Policies(estates={"e-1": {"routing": {"cleaning": "保洁外包组"}}}).for_estate("e-1")
+    assigned, [event] = domain.apply(complaint, "assign", "s-1", NOW, outsourced,
+                                     department="保洁外包组")
+    assert assigned["department"] == event["data"]["department"] == "保洁外包组"
+    # a department still routed for another category stays assignable
+    assigned, _ = domain.apply(complaint, "assign", "s-1", NOW, outsourced, department="财务部")
+    assert assigned["department"] == "财务部"
+
+
+def test_the_departments_are_every_one_the_routing_names():
+    outsourced = Policies(estates={"e-1": {"routing": {"cleaning": "保洁外包组",
+                                                       "greening": "保洁外包组"}}})
+    assert POLICY.departments() == ["客服中心", "工程部", "环境部", "秩序部", "财务部"]
+    assert outsourced.for_estate("e-1").departments() == [
+        "保洁外包组", "客服中心", "工程部", "秩序部", "财务部"]       # 环境部: nothing routed to it
+
+
 def test_acknowledging_meets_the_first_reply_and_resolving_the_answer():
     complaint = in_state("resolved")
     kinds = {d["kind"]: d for d in complaint["deadlines"]}
@@ -429,6 +460,16 @@ def test_nothing_is_alerted_before_a_deadline_but_its_warning():
     assert alerts(complaint, warning - timedelta(seconds=1))[1] == []
     complaint, sent = alerts(complaint, complaint["first_response_due"] - timedelta(seconds=1))
     assert sent == [("complaint_deadline_approaching", "first_response")]
+
+
+def test_the_overdue_alert_and_the_escalation_say_what_the_complaint_is_about():
+    complaint, _ = registered(content="楼道垃圾没人清理，请回电13812345678")
+    _, events = domain.check_deadlines(complaint, complaint["first_response_due"], POLICY)
+    _, [manual] = domain.escalate(complaint, "s-1", "超出权限", NOW, POLICY)
+    for event in (*events, manual):
+        assert event["data"]["summary"] == domain.summary(complaint), event["type"]
+        assert "13812345678" not in event["data"]["summary"]
+    assert [event["type"] for event in events] == ["complaint_overdue", "complaint_escalated"]
 
 
 def test_overdue_then_the_ladder_each_rung_once():

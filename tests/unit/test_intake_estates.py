@@ -113,6 +113,53 @@ def test_an_update_is_checked_like_a_registration(service):
         service.update_estate("e-404", {"name": "无"})
 
 
+# 工程部 routed away from all four of its categories: revisit's repair follow-ups go there
+WITHOUT_ENGINEERING = {"routing": {category: "维修外包组" for category in (
+    "power_supply", "water_supply", "public_facilities", "repair_service")}}
+
+
+def test_a_routing_that_drops_a_follow_up_department_is_refused_nothing_written(service):
+    """Revisit opens follow-ups (its config's ``followup_departments``) in event handlers
+    that never ask intake: the record may not route their department away."""
+    service.register_estate(SUNNY)
+    before = service.store.db.estates.find_one({"_id": "e-1"})
+    with pytest.raises(InvalidInput) as refused:
+        service.update_estate("e-1", {"policy": WITHOUT_ENGINEERING})
+    assert list(refused.value.errors) == ["policy.routing"]
+    assert "工程部" in refused.value.errors["policy.routing"][0]
+    assert "repair" in refused.value.errors["policy.routing"][0]
+    assert service.store.db.estates.find_one({"_id": "e-1"}) == before
+    # keeping one category on 工程部 is fine; so is any routing the follow-ups survive
+    kept = {"routing": {**WITHOUT_ENGINEERING["routing"], "repair_service": "工程部"}}
+    assert service.update_estate("e-1", {"policy": kept})["policy"]["routing"] == kept["routing"]
+    # an update that leaves the routing alone is not checked again
+    assert service.update_estate("e-1", {"name": "阳光花园二期"})["name"] == "阳光花园二期"
+
+
+@pytest.mark.parametrize("register", [
+    lambda service: service.register_estate(dict(SUNNY, policy=WITHOUT_ENGINEERING)),
+    lambda service: service.import_households("e-1", [HOUSEHOLD], estate={
+        "name": "阳光花园", "policy": WITHOUT_ENGINEERING}),
+])
+def test_a_new_estate_routing_a_follow_up_department_away_is_refused(service, register):
+    with pytest.raises(InvalidInput) as refused:
+        register(service)
+    assert [name.rsplit(".", 2)[-2:] for name in refused.value.errors] == [["policy", "routing"]]
+    with pytest.raises(NotFound):
+        service.get_estate("e-1")
+
+
+def test_the_follow_up_departments_are_revisits_config():
+    """Where revisit's config sends repair follow-ups elsewhere, 工程部 may go; the new
+    department must then stay routed."""
+    service = new_service(REVISIT_POLICY={"policy": "default", "followup_departments": {
+        "repair": "维修外包组", "special_service": "维修外包组"}})
+    service.register_estate(dict(SUNNY, policy=WITHOUT_ENGINEERING))
+    with pytest.raises(InvalidInput) as refused:
+        service.update_estate("e-1", {"policy": {}})
+    assert "维修外包组" in refused.value.errors["policy.routing"][0]
+
+
 def test_the_records_policy_sets_the_estates_deadlines_and_zone(service):
     service.register_estate(dict(SUNNY, policy={"reply_working_days": 1}))
     service.register_estate({"estate_id": "e-2", "name": "明月小区"})
@@ -142,6 +189,22 @@ def test_listing_filters_by_company_region_and_ids_a_page_at_a_time(service):
     with pytest.raises(InvalidInput) as refused:
         service.list_estates({"company": {"$ne": None}})
     assert "company.$ne" in refused.value.errors
+
+
+def test_listing_finds_estates_by_name_or_its_beginning(service):
+    for n, name in enumerate(["阳光花园", "阳光小区", "明月小区", "阳", "阳光花园"], 1):
+        service.register_estate({"estate_id": f"e-{n}", "name": name})
+    ids = lambda filters: [estate["id"] for estate in service.list_estates(filters)]
+    assert ids({"name_prefix": "阳光"}) == ["e-1", "e-2", "e-5"]
+    assert ids({"name_prefix": "阳"}) == ["e-1", "e-2", "e-4", "e-5"]
+    assert ids({"name_prefix": "阳光花园小"}) == [] and ids({"name_prefix": "月"}) == []
+    assert ids({"name": "阳光花园"}) == ["e-1", "e-5"] and ids({"name": "阳光"}) == []
+    assert ids({"name": "阳光小区", "name_prefix": "阳"}) == ["e-2"]
+    assert ids({"name": "阳光小区", "name_prefix": "明"}) == []
+    assert ids({"name_prefix": "阳", "estate_ids": ["e-2", "e-3"]}) == ["e-2"]
+    with pytest.raises(InvalidInput) as refused:
+        service.list_estates({"name_prefix": " "})
+    assert "name_prefix" in refused.value.errors
 
 
 # the household import ------------------------------------------------------------------

@@ -174,6 +174,25 @@ def test_assign_without_department_follows_the_estates_routing(clock):
     assert service.assign_complaint(complaint["id"], {})["department"] == "安保部"
 
 
+def test_an_assignment_to_a_department_the_routing_does_not_name_writes_nothing(clock):
+    """Whoever calls the RPC: the estate's routing (its overrides too) decides."""
+    service = make_service(embedded(IntakeRepository), clock,
+                           ESTATE_POLICIES={"e-1": {"routing": {"noise": "安保部"}}})
+    service.import_households("e-1", [HOUSEHOLD], estate={"name": "测试小区"})
+    cid = service.register_complaint(COMPLAINT)["id"]
+    service.acknowledge_complaint(cid, {"staff_id": "s-1"})
+    before = service.store.db.complaints.find_one({"_id": cid})
+    for department in ("保洁部", "维修部"):
+        with pytest.raises(InvalidInput) as refused:
+            service.assign_complaint(cid, {"department": department, "assignee_id": "s-7"})
+        assert list(refused.value.errors) == ["department"]
+    assert service.store.db.complaints.find_one({"_id": cid}) == before
+    assert service.assign_complaint(cid, {"department": "安保部"})["department"] == "安保部"
+    with pytest.raises(InvalidInput):    # reassigning is checked the same way
+        service.assign_complaint(cid, {"department": "保洁部"})
+    assert service.get_complaint(cid)["department"] == "安保部"
+
+
 def test_the_departments_are_those_the_estates_routing_names(clock):
     """What a department's staff account may name (the gateway asks): the group's routing,
     or that of the estates given, each estate's own overrides included."""

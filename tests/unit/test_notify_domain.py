@@ -627,14 +627,33 @@ def test_an_onsite_revisit_is_told_to_the_supervisor_or_manager_who_goes(method,
     assert (recipients and recipients.alternatives) == expected
 
 
-def test_staff_notices_without_a_console_page_go_without_a_link():
-    for template_id in ("survey_round_closed", "rectification_created"):
-        event_type, notification = notification_of(template_id)
-        assert "console_url" not in notification.supplies
-        assert all(CATALOGUE[locale][template_id].link is None for locale in ("zh", "en"))
-        text = message_templates.render(CATALOGUE["zh"][template_id],
-                             notifications.message_params(notification, parsed(event_type), CONTEXT), "x").text
-        assert "http" not in text
+@pytest.mark.parametrize("template_id, page", [
+    # the round's page: its report, ranking and rectifications
+    ("survey_round_closed", "/console/surveys/rnd-1"),
+    # a department may not open a round: its own list, each linking where it is moved on
+    ("rectification_created", "/console/surveys/rectifications"),
+    ("rectification_overdue", "/console/surveys/rectifications"),
+])
+def test_survey_duties_link_the_console_page_to_act_on(template_id, page):
+    event_type, notification = notification_of(template_id)
+    for locale in ("zh", "en"):
+        text = message_templates.render(CATALOGUE[locale][template_id], notifications.message_params(
+            notification, parsed(event_type), CONTEXT), "x").text
+        assert text.endswith(page), text
+
+
+@pytest.mark.parametrize("data, zh, en", [
+    ({"deadline": "reply"}, "因答复逾期已升级", "estate manager: reply overdue"),
+    ({"deadline": None, "manual": True}, "因员工上报已升级", "estate manager: raised by staff"),
+])
+def test_an_escalation_says_why_and_what_about(data, zh, en):
+    event_type, notification = notification_of("complaint_escalated")
+    event = dict(parsed(event_type), summary="楼道垃圾三天没人清理", **data)
+    for locale, expected in (("zh", zh), ("en", en)):
+        text = message_templates.render(CATALOGUE[locale]["complaint_escalated"],
+                                        notifications.message_params(notification, event, CONTEXT),
+                                        "x").text
+        assert expected in text and "楼道垃圾三天没人清理" in text, text
 
 
 def test_a_review_goes_to_the_manager_who_decides_else_a_supervisor():

@@ -18,7 +18,7 @@ from shared.clock import FrozenClock
 from shared.envelope import new_event, parse_event
 from shared.errors import InvalidInput
 from shared.policies import EstatePolicies
-from tests.helpers import embedded
+from tests.helpers import embedded, intake_with_contact
 
 NOW = datetime(2026, 10, 9, 2, 30, tzinfo=UTC)   # 10:30 in Shanghai
 TOKEN = "Zm9yLXRoZS1vd25lcl9fXw"                  # 22 characters, as intake mints them
@@ -138,7 +138,7 @@ def test_a_placeholder_base_outside_development_is_said_loudly(caplog, environme
 
 @pytest.fixture
 def intake():
-    return Mock(**{"get_contact.return_value": dict(CONTACT, owner_url_token=TOKEN)})
+    return intake_with_contact(dict(CONTACT, owner_url_token=TOKEN))
 
 
 @pytest.fixture
@@ -153,7 +153,7 @@ def service(intake):
 @pytest.mark.parametrize("event_type", COMPLAINT_EVENTS)
 def test_notify_writes_the_link_it_gets_with_the_contact(service, intake, event_type):
     handler, template_id, data = COMPLAINT_EVENTS[event_type]
-    getattr(service, handler)(parse_event(new_event(event_type, "intake", "e-1", data, NOW)))
+    getattr(service, handler)([parse_event(new_event(event_type, "intake", "e-1", data, NOW))])
     intake.get_contact.assert_called_once_with("cmp-0123456789abcdef")
     [delivery] = service.list_deliveries({"template": template_id})
     assert delivery["text"].endswith(f"https://wy.example.cn/c/{TOKEN}")

@@ -3,7 +3,6 @@ with no change to any core file."""
 import sys
 import textwrap
 from datetime import UTC, datetime, timedelta
-from unittest.mock import Mock
 
 import pytest
 from nameko.testing.services import worker_factory
@@ -14,7 +13,7 @@ from services.notify.service import NotifyService
 from services.notify.settings import NotifySettings, SettingsError
 from shared.clock import FrozenClock
 from shared.envelope import new_event, parse_event
-from tests.helpers import embedded
+from tests.helpers import embedded, intake_with_contact
 
 NOW = datetime(2026, 10, 9, 2, 30, tzinfo=UTC)
 
@@ -61,16 +60,16 @@ def test_a_channel_installed_as_its_own_distribution_is_found_and_delivers(fax_d
     assert "fax" in channels_module.installed_channels()
     settings = NotifySettings({"NOTIFY_CHANNELS": ["fax", "console"],
                                "NOTIFY_CHANNEL_SETTINGS": {"fax": {"station": "HQ-1"}}})
-    intake = Mock(**{"get_contact.return_value": {
+    intake = intake_with_contact({
         "household_id": "h-1", "estate_id": "e-1", "name": "张三", "phone": "13812345678",
-        "fax": "010-62345678", "preferred_channel": "sms"}})
+        "fax": "010-62345678", "preferred_channel": "sms"})
     service = worker_factory(NotifyService, store=embedded(NotifyRepository),
                              clock=FrozenClock(NOW), intake=intake, settings=settings)
-    service.acknowledge_complaint(parse_event(new_event("complaint_registered", "intake", "e-1", {
+    service.acknowledge_complaint([parse_event(new_event("complaint_registered", "intake", "e-1", {
         "complaint_id": "cmp-1", "household_id": "h-1", "category": "cleaning",
         "severity": "normal", "channel": "hotline", "received_at": NOW,
         "first_response_due": NOW + timedelta(days=1), "reply_due": NOW + timedelta(days=3),
-    }, NOW)))
+    }, NOW))])
 
     [delivery] = service.list_deliveries()
     assert delivery["status"] == "sent" and delivery["channel"] == "fax"

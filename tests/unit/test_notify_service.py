@@ -17,7 +17,7 @@ from shared.clock import FrozenClock
 from shared.envelope import new_event, parse_event
 from shared.errors import InvalidInput
 from shared.schemas.events import EVENTS
-from tests.helpers import embedded
+from tests.helpers import embedded, handle_one, intake_with_contact
 
 NOW = datetime(2026, 10, 9, 2, 30, tzinfo=UTC)   # 10:30 in Shanghai
 PHONE = "13812345678"
@@ -104,23 +104,7 @@ def repository():
 
 @pytest.fixture
 def intake():
-    intake = Mock(**{"get_contact.return_value": dict(CONTACT)})
-    intake.get_contacts.side_effect = lambda refs: contacts_as_get_contact_gives(intake, refs)
-    return intake
-
-
-def contacts_as_get_contact_gives(intake, refs):
-    """intake.get_contacts answering each ref as the test set get_contact up (NotFound:
-    missing, any other error: the whole call fails)."""
-    answer = {}
-    for ref in refs:
-        try:
-            answer[ref] = intake.get_contact(ref)
-        except RemoteError as exc:
-            if exc.exc_type != "NotFound":
-                raise
-            answer[ref] = None
-    return answer
+    return intake_with_contact(CONTACT)
 
 
 @pytest.fixture
@@ -237,18 +221,8 @@ HANDLERS = {
 }
 
 
-# handlers that take a batch of events (``handles_batch``) and answer those that failed
-BATCHED = {"invite_to_survey", "remind_of_survey"}
-
-
 def handle(service, envelope):
-    name = HANDLERS[envelope["type"]]
-    if name not in BATCHED:
-        getattr(service, name)(envelope)
-        return envelope
-    failed = getattr(service, name)([envelope])
-    if failed:   # as a handler of one event would have raised it
-        raise failed[envelope["id"]]
+    handle_one(getattr(service, HANDLERS[envelope["type"]]), envelope)
     return envelope
 
 
@@ -1170,7 +1144,8 @@ def test_send_renders_and_delivers_to_a_household(service, repository, intake, c
 
 def test_send_to_a_staff_member_by_id(service, intake):
     overdue = dict(SEND, to="sup-1", template="complaint_overdue", params={
-        "complaint_id": "cmp-9", "deadline": "reply", "due_at": "2026-10-12 10:30"})
+        "complaint_id": "cmp-9", "deadline": "reply", "due_at": "2026-10-12 10:30",
+        "summary": "楼道灯不亮"})
     with pytest.raises(InvalidInput) as error:     # the group-wide directory: which estate?
         service.send(overdue)
     assert list(error.value.errors) == ["estate_id"]

@@ -38,6 +38,18 @@ def test_every_installed_revisit_policys_settings_are_on_the_page():
         assert own - listed() == set(), entry.name
 
 
+def test_every_setting_of_the_policy_classes_and_notify_is_on_the_page():
+    """Not only those config.yaml gives: a setting left at its default there is one too."""
+    import dataclasses
+
+    from services.intake.policy import ComplaintPolicy
+    from services.survey.rounds import SurveyPolicy
+    own = {item.name for cls in (ComplaintPolicy, SurveyPolicy)
+           for item in dataclasses.fields(cls) if item.repr}
+    own |= set(CONFIG_KEYS.values()) - {"estates", "survey_base_url"}   # not rule numbers
+    assert own - listed() == set()
+
+
 def test_a_setting_quoting_a_policy_line_names_it_as_its_source():
     settings = {setting.name: setting for section in policy_doc.sections()
                 for setting in section.settings}

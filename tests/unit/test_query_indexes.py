@@ -55,6 +55,8 @@ def run_the_rest(world):
     intake.list_complaints({"estate_id": "e-1", "status": "assigned", "limit": 2}, paged=True)
     intake.list_complaints({"household_id": "h-1", "category": "noise"})
     intake.list_work_orders({"estate_id": "e-1", "kind": "repair"})
+    intake.list_estates({"name_prefix": "测试"})           # the console's estate chooser
+    intake.list_estates({"name": "测试小区", "limit": 2})
     revisit.list_revisits({"estate_id": "e-1"})
     revisit.list_revisits({"estate_id": "e-1", "status": "done",      # a month's 回访记录本
                            "done_from": "2026-11-01T00:00:00+08:00",

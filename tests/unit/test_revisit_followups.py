@@ -11,7 +11,7 @@ from services.revisit.policies import (
     RevisitPolicy,
     build_policy,
 )
-from shared.departments import DEFAULT_ROUTING
+from shared.departments import DEFAULT_ROUTING, followup_departments
 from shared.errors import InvalidInput, InvalidTransition
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
@@ -220,3 +220,21 @@ def test_a_department_the_group_or_the_estate_routes_to_may_follow_up():
                    estate_routing={"repair_service": "维修部"})
     assert estate.for_estate("e-9").followup_department("repair") == "维修部"
     assert estate.for_estate("e-1").followup_department("repair") == "工程部"
+
+
+@pytest.mark.parametrize("revisit, estates", [
+    (None, None),
+    ({"followup_departments": {"repair": "维修部"}}, None),
+    ({"followup_departments": {"repair": "维修部"}},
+     {"e-9": {"followup_departments": {"assistance": "维修部"}}}),    # replaces the group's
+    (None, {"e-9": {"policy": "in_home_repairs_30", "repair_share": 0.5}}),
+])
+def test_intake_reads_the_follow_up_departments_as_revisit_builds_them(revisit, estates):
+    """What intake keeps every estate record routing (``followup_departments`` read from
+    the config, shared/departments.py) is what revisit's policies send follow-ups to."""
+    config = {"REVISIT_POLICY": revisit or {}, "REVISIT_ESTATE_POLICIES": estates or {},
+              "COMPLAINT_POLICY": {"routing": {"repair_service": "维修部"}}}
+    book = PolicyBook(config)
+    for estate_id in ("e-1", "e-9"):
+        assert followup_departments(config, estate_id) == dict(
+            book.for_estate(estate_id).followup_departments)

@@ -90,6 +90,12 @@ def test_complaint_handling_is_a_known_category_a_round_may_add_by_key():
                           "label_en": "Complaint handling"}
     default = templates.default_template(JULY)
     assert "complaint_handling" not in [entry["key"] for entry in default["categories"]]
+    # offered with the default questionnaire (the console's new-round form lists it)
+    offered = templates.offered(default)
+    assert offered["categories"] == default["categories"]
+    assert definition in offered["additional_categories"]
+    assert not {entry["key"] for entry in offered["additional_categories"]} & {
+        entry["key"] for entry in default["categories"]}
 
 
 # the timer ---------------------------------------------------------------------------

@@ -846,6 +846,10 @@ def test_differences_name_each_counter_that_disagrees():
 
 # rectification ------------------------------------------------------------------------
 
+# the departments intake's routing names for the estate (``intake.list_departments``)
+ROUTED = ["客服中心", "工程部", "环境部", "秩序部", "财务部"]
+
+
 def rectification_data(**changes):
     return dict({"estate_id": "e1", "category": "cleaning", "action": "增加垃圾清运频次",
                  "department": "环境部", "due_at": NOW + timedelta(days=30),
@@ -854,7 +858,8 @@ def rectification_data(**changes):
 
 def test_a_rectification_is_created_open_and_done_once():
     round_, _, _, _ = opened()
-    item, (created,) = rectifications.new_rectification("rect-1", round_, rectification_data(), NOW)
+    item, (created,) = rectifications.new_rectification(
+        "rect-1", round_, rectification_data(), NOW, ROUTED)
     assert item["status"] == "open" and parse_event(created)["type"] == "rectification_created"
     assert parse_event(created)["data"]["department"] == "环境部"
     started, events = rectifications.update_rectification(
@@ -875,17 +880,20 @@ def test_a_rectification_is_created_open_and_done_once():
     ({"estate_id": "e9"}, "estate_id"),
     ({"category": "parking"}, "category"),                 # not asked in this round
     ({"due_at": NOW}, "due_at"),
+    ({"department": "保洁部"}, "department"),               # no category routes to it
 ])
 def test_a_bad_rectification_is_refused(change, field):
     round_, _, _, _ = opened()
     with pytest.raises(InvalidInput) as error:
-        rectifications.new_rectification("rect-1", round_, rectification_data(**change), NOW)
+        rectifications.new_rectification("rect-1", round_, rectification_data(**change),
+                                         NOW, ROUTED)
     assert list(error.value.errors) == [field]
 
 
 def test_overdue_means_past_the_deadline_and_not_done():
     round_, _, _, _ = opened()
-    item, _ = rectifications.new_rectification("rect-1", round_, rectification_data(), NOW)
+    item, _ = rectifications.new_rectification(
+        "rect-1", round_, rectification_data(), NOW, ROUTED)
     due = item["due_at"]
     assert not rectifications.is_overdue(item, due - timedelta(seconds=1))
     assert rectifications.is_overdue(item, due)
@@ -917,7 +925,8 @@ def test_publishing_needs_a_closed_round_and_counts_editions():
 def test_the_workbook_has_every_sheet_with_chinese_headings_and_percentages():
     round_, _, _, _ = opened()
     e1 = dict(tally_of({"cleaning": 5, "order": 4}, {"cleaning": 2, "order": 5}), estate_id="e1")
-    item, _ = rectifications.new_rectification("rect-1", round_, rectification_data(), NOW)
+    item, _ = rectifications.new_rectification(
+        "rect-1", round_, rectification_data(), NOW, ROUTED)
     report = reports.report(round_, [e1], [rectifications.rectification_view(item, round_, NOW)])
     standings = ranking.estate_ranking(round_, [e1], 1)
 

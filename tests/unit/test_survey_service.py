@@ -1051,6 +1051,7 @@ def test_estate_ranking_lists_small_estates_apart(service):
     ({"category": "parking"}, "category"),
     ({"due_at": "2026-05-01T00:00:00+00:00"}, "due_at"),
     ({"department": ""}, "department"),
+    ({"department": "保洁部"}, "department"),       # not one intake's routing names
     ({"due_at": "next week"}, "due_at"),
     ({"extra": 1}, "extra"),
 ])
@@ -1062,6 +1063,23 @@ def test_a_bad_rectification_is_refused_and_nothing_written(service, store, chan
             "department": "环境部", "due_at": "2026-07-01T00:00:00+00:00"}, **change))
     assert field in error.value.errors
     assert store.db.rectifications.count_documents({}) == 0
+
+
+def test_a_rectifications_department_is_one_intake_routes_the_estate_to(service, store):
+    """Asked of intake for the rectification's estate (its record's routing included)."""
+    round_ = new_round(service)
+    service.intake.list_departments.return_value = ["保洁外包组", "客服中心"]
+    added = service.add_rectification(round_["id"], {
+        "estate_id": "e2", "category": "cleaning", "action": "增加清运",
+        "department": "保洁外包组", "due_at": "2026-07-01T00:00:00+00:00"})
+    assert added["department"] == "保洁外包组"
+    service.intake.list_departments.assert_called_with(["e2"])
+    with pytest.raises(InvalidInput) as refused:
+        service.add_rectification(round_["id"], {
+            "estate_id": "e2", "category": "cleaning", "action": "增加清运",
+            "department": "环境部", "due_at": "2026-07-01T00:00:00+00:00"})
+    assert "保洁外包组" in refused.value.errors["department"][0]
+    assert store.db.rectifications.count_documents({}) == 1
 
 
 def test_publishing_the_report_with_its_plan_after_closing(service, store):
