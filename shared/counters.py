@@ -256,9 +256,6 @@ class MonthCounters(Repository):
         conditional count held there), never its ``estate_only`` paths; so do the
         year totals."""
         counters = self.db[self.counters_collection]
-        insert_once(counters.update_one, {"_id": change["counter"]}, {"$setOnInsert": {
-            "estate_id": change["estate_id"], "month": change["month"], IN_FLIGHT: []}},
-            upsert=True)
         inc = dict(change["inc"])
         conditional = list(self._conditional_counts(inc))
         if "decided_on" in change:     # a total: what the estate's month document decided
@@ -266,19 +263,34 @@ class MonthCounters(Repository):
             inc = {path: step for path, step in
                    {**inc, **(conditional[held][1] if held is not None else {})}.items()
                    if not (self.estate_only and path.startswith(self.estate_only))}
-            if not add_once(counters, change["counter"], change["id"], inc):
+            if not self._add(counters, change, inc):
                 return
         else:
             for number, (condition, more) in enumerate(conditional):
-                if add_once(counters, change["counter"], change["id"], {**inc, **more},
-                            condition, note=f"{change['id']}|{number}"):
+                if self._add(counters, change, {**inc, **more}, condition,
+                             note=f"{change['id']}|{number}"):
                     break
             else:
-                if not add_once(counters, change["counter"], change["id"], inc):
+                if not self._add(counters, change, inc):
                     return
         for path, step in inc.items():
             if step < 0:
                 counters.update_one({"_id": change["counter"], path: 0}, {"$unset": {path: ""}})
+
+    @staticmethod
+    def _add(counters: Collection, change: dict, inc: Counts, condition: dict | None = None,
+             note: str | None = None) -> bool:
+        """``add_once`` to the change's counter document, made first if it is not there
+        (tried only when the add found nothing: nearly every change meets a document
+        that exists, and the upsert is a write of its own)."""
+        if add_once(counters, change["counter"], change["id"], inc, condition, note):
+            return True
+        if counters.find_one({"_id": change["counter"]}, {"_id": 1}) is not None:
+            return False   # taken already, or its condition does not hold
+        insert_once(counters.update_one, {"_id": change["counter"]}, {"$setOnInsert": {
+            "estate_id": change["estate_id"], "month": change["month"], IN_FLIGHT: []}},
+            upsert=True)
+        return add_once(counters, change["counter"], change["id"], inc, condition, note)
 
     def _condition_held(self, change: dict, conditions: int) -> int | None:
         """Which of a change's ``conditions`` conditional counts held on its estate's
@@ -303,10 +315,15 @@ class MonthCounters(Repository):
         return ()
 
     def _forget(self, collection: str, document_id: str, change: dict) -> None:
-        """Steps 3 and 4; the flag goes once nothing is pending (checked in its write)."""
-        self.db[collection].update_one({"_id": document_id},
-                                       {"$pull": {PENDING: {"id": change["id"]}}})
-        self._unflag(collection, document_id)
+        """Steps 3 and 4; the flag goes once nothing is pending (checked in its write): in
+        one write when this change was all that was pending, as it nearly always is."""
+        records = self.db[collection]
+        if not records.update_one(
+                {"_id": document_id, PENDING: {"$size": 1}, f"{PENDING}.id": change["id"]},
+                {"$set": {PENDING: []}, "$unset": {UNSETTLED: "", SETTLE_AFTER: ""}}
+        ).matched_count:
+            records.update_one({"_id": document_id}, {"$pull": {PENDING: {"id": change["id"]}}})
+            self._unflag(collection, document_id)
         for target in self._targets(change):
             done_adding(self.db[self.counters_collection], target["counter"], change["id"],
                         self._notes(change) if "decided_on" not in target else ())

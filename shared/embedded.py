@@ -78,6 +78,7 @@ import types
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, Final, Literal
 
@@ -88,6 +89,8 @@ from mongomock.collection import Collection, Cursor
 from mongomock.filtering import NOTHING, filter_applies, iter_key_candidates
 from mongomock.store import CollectionStore, DatabaseStore, ServerStore
 from pymongo.collection import Collection as PymongoCollection
+
+from shared.documents import deep_copy
 
 # What mongomock compares with == and Python hashes consistently with it.
 _PLAIN = frozenset({str, int, float, bool, datetime, type(None)})
@@ -415,13 +418,13 @@ def _before(document: dict[str, Any], update: object) -> dict[str, Any]:
     """What puts ``document`` back as it was should ``update`` fail halfway: its top-level
     values, deep-copied only where the update changes one in place (a dotted path, $push)."""
     if not isinstance(update, dict):          # an aggregation pipeline
-        return _copy_document(document)
+        return deep_copy(document)
     before = dict(document)
     for operator, changes in update.items():
         for path in changes if isinstance(changes, dict) else ():
             key = str(path).split(".", 1)[0]
             if key in before and (operator not in _REPLACING or "." in str(path)):
-                before[key] = _copy_document(before[key])
+                before[key] = deep_copy(before[key])
     return before
 
 
@@ -518,27 +521,42 @@ Collection.find_one = _find_one  # type: ignore[method-assign]
 # read copies documents with ``copy.deepcopy``, whose memo and ``__reduce_ex__`` per
 # datetime cost more than the rest of a write (notify's deliveries: ~30 fields, 5 dates).
 
-# Values a stored document shares safely between copies: nothing changes them in place.
-_UNCHANGING = frozenset({str, int, float, bool, bytes, datetime, type(None), ObjectId})
+# The update being applied, while mongomock's ``_update`` runs: (collection, update).
+_UPDATING: ContextVar[tuple[Collection, object] | None] = ContextVar("embedded_updating",
+                                                                     default=None)
 
 
-def _copy_document(value: Any, memo: dict[int, Any] | None = None) -> Any:
-    """``copy.deepcopy`` for what documents hold: dicts and lists copied, values that never
-    change in place shared, anything else deep-copied as before."""
-    kind = type(value)
-    if kind is dict:
-        return {key: _copy_document(item) for key, item in value.items()}
-    if kind is OrderedDict:   # an upserted document as mongomock stores it (counters)
-        return OrderedDict((key, _copy_document(item)) for key, item in value.items())
-    if kind is list:
-        return [_copy_document(item) for item in value]
-    if kind in _UNCHANGING:
-        return value
-    return copy.deepcopy(value, memo)
+def _copy_or_snapshot(value: Any, memo: dict[int, Any] | None = None) -> Any:
+    """mongomock's ``copy.deepcopy``. Within an update, a stored document is snapshot
+    first — to tell whether the update changed it and to put it back when it breaks a
+    unique index — and a whole copy of a large record for that was most of a write's
+    cost: the snapshot is ``_before`` (values the update replaces whole shared, the
+    ones it changes in place copied), as faithful for both uses."""
+    updating = _UPDATING.get()
+    if updating is not None and memo is None and type(value) in (dict, OrderedDict):
+        collection, update = updating
+        store = collection._store
+        stored: dict[str, Any] = value
+        if isinstance(store, _IndexedCollectionStore) and \
+                store._documents.get(_store_key(stored.get("_id"))) is stored:
+            return _before(stored, update)
+    return deep_copy(value, memo)
 
 
+def _snapshotting(update: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(update)
+    def updated(self: Collection, spec: Any, document: Any, *args: Any, **kwargs: Any) -> Any:
+        token = _UPDATING.set((self, document))
+        try:
+            return update(self, spec, document, *args, **kwargs)
+        finally:
+            _UPDATING.reset(token)
+    return updated
+
+
+Collection._update = _snapshotting(Collection._update)  # type: ignore[method-assign]
 mongomock_collection.copy = types.SimpleNamespace(  # type: ignore[assignment]
-    copy=copy.copy, deepcopy=_copy_document)
+    copy=copy.copy, deepcopy=_copy_or_snapshot)
 # ... and every write parses the same version strings again (``packaging``), for each field.
 mongomock_collection.version = types.SimpleNamespace(  # type: ignore[assignment]
     parse=functools.cache(mongomock_collection.version.parse))

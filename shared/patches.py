@@ -5,7 +5,8 @@ when the library changes under the patch (a new version: read the patch again).
 * **logging** (the standard library), here: ``close_logging_before_greenlets_end``.
 * **mongomock** (the embedded store, a test double), in ``shared/embedded.py``: its
   collections answer from hash indexes and its cursor stops copying; its document copies
-  (``copy.deepcopy`` in ``mongomock.collection``), its walk of every write for dates
+  (``copy.deepcopy`` in ``mongomock.collection``, and the whole snapshot ``_update`` takes
+  of each document it changes), its walk of every write for dates
   (``helpers.patch_datetime_awareness_in_document``) and its version checks per field
   (``version.parse``) cost less; the module's docstring says what and why.
 

@@ -14,7 +14,6 @@ approaching, None for no warning), and ``met_at`` / ``superseded_at`` /
 deadlines of the old one are superseded, so nothing stale is ever alerted, and the
 round climbs its own escalation ladder; its new deadlines get their own warnings.
 """
-import copy
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -24,6 +23,7 @@ from services.intake import work_orders
 from services.intake.history import history_entry
 from services.intake.policy import ComplaintPolicy, EscalationLevel
 from shared.departments import check_department
+from shared.documents import deep_copy
 from shared.envelope import Changed, Envelope, record_event
 from shared.errors import InvalidInput, InvalidTransition
 from shared.expected_state import already_done
@@ -206,7 +206,7 @@ def apply(complaint: dict, action: str, by: str | None, now: datetime, policy: C
         return None
     if current not in allowed_from:
         raise InvalidTransition("complaint", complaint["_id"], current, action)
-    complaint = copy.deepcopy(complaint)
+    complaint = deep_copy(complaint)
     complaint["status"] = target
     note, events = STEPS[action](complaint, by, now, policy, **details)
     decided = {key: complaint.get(field) for key, field in HISTORY_DETAILS.get(action, {}).items()}
@@ -401,7 +401,7 @@ def take_special_measures(complaint: dict, by: str | None, measures: str, now: d
     if not complaint.get("repeat_of"):
         raise InvalidTransition("complaint", complaint["_id"], "not a repeat complaint",
                                 "take special measures for")
-    complaint = copy.deepcopy(complaint)
+    complaint = deep_copy(complaint)
     on_time = now <= complaint["special_measures_due"]
     complaint["special_measures"].append({"at": now, "by": by, "measures": measures})
     _meet(complaint, ("special_measures",), now)
@@ -419,7 +419,7 @@ def update_external_status(complaint: dict, by: str | None, data: dict, now: dat
     if not complaint.get("external"):
         raise InvalidTransition("complaint", complaint["_id"], "not referred to an outside unit",
                                 "update the outside unit of")
-    complaint = copy.deepcopy(complaint)
+    complaint = deep_copy(complaint)
     external = complaint["external"]
     external.update(status=data["status"], updated_at=now)
     if data.get("reference"):
@@ -439,7 +439,7 @@ def flag_malicious(complaint: dict, data: dict, now: datetime, policy: Complaint
         state = "already flagged malicious" if data["malicious"] else "not flagged malicious"
         raise InvalidTransition("complaint", complaint["_id"], state,
                                 "flag" if data["malicious"] else "unflag")
-    complaint = copy.deepcopy(complaint)
+    complaint = deep_copy(complaint)
     complaint["malicious"] = data["malicious"]
     complaint["malicious_flag"] = {"by": data["flagged_by"], "role": data["role"],
                                    "reason": data["reason"], "at": now,
@@ -476,7 +476,7 @@ def check_deadlines(complaint: dict, now: datetime, policy: ComplaintPolicy) -> 
     start higher (the estate manager). A timer calls this; the caller saves the
     result only if nobody changed the complaint meanwhile, so each alert goes out once.
     """
-    complaint = copy.deepcopy(complaint)
+    complaint = deep_copy(complaint)
     events: list[Envelope] = []
     for deadline in sorted(open_deadlines(complaint), key=lambda item: item["due_at"]):
         if deadline["due_at"] <= now and deadline["alerted_at"] is None:
@@ -534,7 +534,7 @@ def escalate(complaint: dict, by: str | None, reason: str, now: datetime, policy
         state = (f"already escalated to {policy.level(reached).role}" if reached else
                  f"a {complaint['severity']} complaint, escalated above {role}")
         raise InvalidTransition("complaint", complaint["_id"], state, "escalate")
-    complaint = copy.deepcopy(complaint)
+    complaint = deep_copy(complaint)
     event = _climb(complaint, ahead[0], now, by, reason, None)
     return _rescheduled(complaint, policy), [event]
 

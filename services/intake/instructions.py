@@ -7,11 +7,11 @@ manager to say what is to be done. The instruction is written into the complaint
 (``complaint_instruction_recorded``) so that whoever has the complaint — its assignee,
 else its department — acts on it.
 """
-import copy
 from datetime import datetime
 
 from services.intake import domain
 from services.intake.policy import ComplaintPolicy
+from shared.documents import deep_copy
 from shared.envelope import Changed
 from shared.errors import InvalidInput, InvalidTransition
 from shared.schemas.intake import INSTRUCTING_ROLES
@@ -32,7 +32,7 @@ def record(complaint: dict, data: dict, now: datetime, policy: ComplaintPolicy,
     if INSTRUCTING_ROLES.index(data["role"]) < INSTRUCTING_ROLES.index(escalated_to):
         whose = escalated_to.replace("_", " ")
         raise InvalidInput({"role": [f"escalated to the {whose}: the instruction is theirs"]})
-    complaint = copy.deepcopy(complaint)
+    complaint = deep_copy(complaint)
     instruction = {"at": now, "by": data["staff_id"], "role": data["role"],
                    "instruction": data["instruction"], "round": complaint["round"]}
     complaint.setdefault("instructions", []).append(instruction)

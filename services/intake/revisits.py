@@ -6,7 +6,7 @@ announced it (``revisit_completed``: the owner's words masked, as every event ca
 them). Keeping one changes nothing else: not the
 complaint's status (``revisit_unsatisfied`` reopens), not its deadlines, not its counts.
 """
-import copy
+from shared.documents import deep_copy
 
 # What the record keeps of a ``revisit_completed`` payload.
 KEPT = ("revisit_id", "completed_at", "method", "reached", "satisfaction", "resolved",
@@ -20,7 +20,7 @@ def keep_revisit(complaint: dict, completed: dict) -> dict | None:
     kept = complaint.get("revisits") or []
     if any(line["revisit_id"] == completed["revisit_id"] for line in kept):
         return None
-    complaint = copy.deepcopy(complaint)
+    complaint = deep_copy(complaint)
     line = {key: completed.get(key) for key in KEPT}
     complaint["revisits"] = sorted([*kept, line], key=lambda each: each["completed_at"])
     return complaint

@@ -1,5 +1,6 @@
 """The patches of other libraries' private parts (shared/patches.py lists them) still fit
 the libraries installed: each test here fails when a library changes under its patch."""
+import copy
 import inspect
 import logging
 import subprocess
@@ -10,8 +11,10 @@ import pytest
 from mongomock import filtering, helpers
 from mongomock.collection import Collection, Cursor
 from mongomock.store import CollectionStore, DatabaseStore, ServerStore
+from pymongo.errors import DuplicateKeyError
 
 from shared import embedded
+from shared.documents import deep_copy
 from tests.helpers import ROOT
 
 # A process as every service and test run is one: eventlet, and jieba's own log handler.
@@ -54,6 +57,9 @@ def test_mongomock_is_the_version_the_embedded_store_was_written_against():
      ["self", "existing_document", "spec", "document", "was_insert"]),
     (Collection._apply_update_pipeline.__wrapped__,
      ["self", "existing_document", "pipeline", "session"]),
+    (Collection._update.__wrapped__,                          # snapshots only what changes
+     ["self", "spec", "document", "upsert", "manipulate", "multi", "check_keys", "hint",
+      "session", "collation", "let", "array_filters", "**kwargs"]),
     (Collection._ensure_uniques, ["self", "new_data"]),       # answered from the indexes
     (CollectionStore.__init__, ["self", "name"]),
     (CollectionStore.create_index, ["self", "index_name", "index_dict"]),
@@ -83,6 +89,9 @@ def test_the_private_state_the_embedded_store_reads_is_still_there():
     assert hash(helpers.hashdict({"_id": "a"})) is not None      # a dict id's store key
     assert callable(helpers.make_datetime_timezone_aware_in_document)
     assert isinstance(Cursor._compute_results, type(embedded._compute_window))
+    # the snapshot an update takes of a stored document (its copy is ours then)
+    assert "original_document_snapshot = copy.deepcopy(existing_document)" in \
+        inspect.getsource(Collection._update.__wrapped__)
 
 
 def stored_document():
@@ -101,13 +110,45 @@ def test_the_store_copies_documents_as_deepcopy_did_sharing_nothing_that_changes
     import copy
 
     document = stored_document()
-    copied = embedded._copy_document(document)
+    copied = deep_copy(document)
     assert copied == copy.deepcopy(document)
     copied["attempts"][0]["error"] = "changed"
     copied["nested"]["deeper"]["list"][0].append(3)
     copied["pair"][1].append(None)
     assert document == stored_document() | {"oid": document["oid"]}
-    assert mongomock.collection.copy.deepcopy is embedded._copy_document   # the patch is on
+    assert mongomock.collection.copy.deepcopy is embedded._copy_or_snapshot   # the patch is on
+
+
+def test_an_update_snapshots_only_what_it_changes_in_place_and_still_undoes_whole(monkeypatch):
+    # mongomock snapshots the whole stored document before each update (to tell whether it
+    # changed, and to put it back when it breaks a unique index): only the values the
+    # update changes in place are copied for it now
+    records = embedded.new_client()["example"]["records"]
+    records.create_index("token", unique=True)
+    history = [{"at": 1, "what": "registered"}] * 50
+    records.insert_many([{"_id": "r-1", "token": "a", "history": history, "notes": ["n"],
+                          "status": "open"}, {"_id": "r-2", "token": "b"}])
+    stored = records._store._documents["r-1"]
+    history, notes = stored["history"], stored["notes"]
+    copied = []
+    monkeypatch.setattr(embedded, "deep_copy",
+                        lambda value, memo=None: copied.append(value) or copy.deepcopy(value))
+
+    result = records.update_one({"_id": "r-1"}, {"$set": {"status": "closed"},
+                                                 "$push": {"notes": "m"}})
+    assert result.modified_count == 1
+    # only the list it pushed to, never the history
+    assert any(value is notes for value in copied)
+    assert not any(value is history or value is stored for value in copied)
+    copied.clear()
+    assert records.update_one({"_id": "r-1"}, {"$set": {"status": "closed"}}).modified_count == 0
+
+    with pytest.raises(DuplicateKeyError):   # undone whole: the snapshot is faithful
+        records.update_one({"_id": "r-1"}, {"$set": {"token": "b", "status": "x"},
+                                             "$push": {"notes": "o"}})
+    assert records.find_one({"_id": "r-1"}, {"history": 0}) == {
+        "_id": "r-1", "token": "a", "notes": ["n", "m"], "status": "closed"}
+    assert records.find_one({"token": "a"})["_id"] == "r-1"
 
 
 def test_an_upserted_document_is_updated_without_copy_deepcopy(monkeypatch):
@@ -126,7 +167,7 @@ def test_an_upserted_document_is_updated_without_copy_deepcopy(monkeypatch):
                         {"$inc": {"open.cleaning": 1}, "$push": {"in_flight": "c-1"}})
     assert counters.find_one() == {"_id": "e-1:2026-11", "open": {"cleaning": 2},
                                    "in_flight": ["c-1"]}
-    copied = embedded._copy_document(stored)
+    copied = deep_copy(stored)
     assert copied == stored and type(copied) is type(stored)
     copied["open"]["cleaning"] = 9
     assert stored["open"]["cleaning"] == 2
