@@ -410,22 +410,58 @@ def _store_key(ident: object) -> Key | None:
     return ident
 
 
-# Update operators that replace a top-level value whole rather than change it in place.
-_REPLACING = frozenset({"$set", "$unset", "$setOnInsert"})
+# Update operators that put a new value at their path (the old value is left as it was)
+# and those that change the value at their path in place (a list: its items are kept).
+_REPLACING = frozenset({"$set", "$unset", "$setOnInsert", "$inc", "$mul", "$min", "$max",
+                        "$currentDate", "$rename"})
+_IN_PLACE = frozenset({"$push", "$pull", "$pullAll", "$addToSet", "$pop"})
 
 
 def _before(document: dict[str, Any], update: object) -> dict[str, Any]:
-    """What puts ``document`` back as it was should ``update`` fail halfway: its top-level
-    values, deep-copied only where the update changes one in place (a dotted path, $push)."""
+    """What puts ``document`` back as it was should ``update`` fail halfway (and tells
+    whether it changed anything): the document with copies only along the paths the
+    update writes — each dict on a path copied shallowly, a list an in-place operator
+    changes copied shallowly, anything else on a path (a list indexed into, a positional
+    ``$``) or under an operator not known here deep-copied whole. A counter document's
+    ``$inc`` of one path copies the few dicts above it, not all its counters."""
     if not isinstance(update, dict):          # an aggregation pipeline
         return deep_copy(document)
     before = dict(document)
+    copies = {id(before)}   # containers of ``before`` that are copies already
     for operator, changes in update.items():
-        for path in changes if isinstance(changes, dict) else ():
-            key = str(path).split(".", 1)[0]
-            if key in before and (operator not in _REPLACING or "." in str(path)):
-                before[key] = deep_copy(before[key])
+        if not isinstance(changes, dict):
+            continue
+        paths = [*changes, *changes.values()] if operator == "$rename" else list(changes)
+        for path in paths:
+            parts = str(path).split(".")
+            if operator in _REPLACING or operator in _IN_PLACE:
+                _copy_along(before, parts, operator in _IN_PLACE, copies)
+            elif parts[0] in before:
+                before[parts[0]] = deep_copy(before[parts[0]])
     return before
+
+
+def _copy_along(container: dict[str, Any], parts: list[str], in_place: bool,
+                copies: set[int]) -> None:
+    """``_before``'s copies along one path below ``container`` (a copy)."""
+    key, rest = parts[0], parts[1:]
+    if key not in container:
+        return   # a new field: nothing of the old document to keep
+    value = container[key]
+    if id(value) in copies:
+        if rest and type(value) in (dict, OrderedDict):
+            _copy_along(value, rest, in_place, copies)
+        return
+    if rest and type(value) in (dict, OrderedDict):
+        value = container[key] = type(value)(value)
+        copies.add(id(value))
+        _copy_along(value, rest, in_place, copies)
+    elif rest or (in_place and type(value) is not list):
+        container[key] = deep_copy(value)
+        copies.add(id(container[key]))
+    elif in_place:
+        container[key] = list(value)
+        copies.add(id(container[key]))
 
 
 def _reindexing(apply: Callable[..., Any]) -> Callable[..., Any]:

@@ -126,7 +126,7 @@ class World:
         (unsatisfied follow-ups), to notify what it handles. Each event once."""
         seen = set() if seen is None else seen
         handlers = {
-            "complaint_closed": [self.revisit.schedule_complaint_revisit,
+            "complaint_closed": [self.revisit.schedule_complaint_revisits,
                                  self.notify.announce_closing],
             "complaint_reopened": [self.revisit.cancel_superseded_revisits],
             "work_order_completed": [self.revisit.follow_up_work_order],

@@ -14,7 +14,7 @@ from shared.actor import CallerProvider
 from shared.dependencies import ClockProvider, Store
 from shared.errors import InvalidInput
 from shared.idempotency import derived_id, idempotent
-from shared.messaging import handles, handles_batch
+from shared.messaging import AS_THEY_COME, handles, handles_batch
 from shared.policies import EstatePolicies
 from shared.rpc import RpcProxy, not_found_as, ping, rpc, to_json
 from shared.schemas import notify as schemas
@@ -23,10 +23,6 @@ from shared.timers import timer_from_config
 
 # a round's invitations (and reminders) handled together (contacts: one intake.get_contacts)
 INVITATION_BATCH = 250
-# A complaint's steps and its revisit, each an owner's message: alone and at once while
-# notify keeps up; in a burst what arrives while a batch is handled goes as the next one
-# (one intake.get_contacts and one confirm a batch, not a call and a confirm a message).
-AS_THEY_COME = {"size": 100, "wait": 0, "batches_at_once": 1}
 
 
 class NotifyService:

@@ -132,13 +132,34 @@ class RevisitRepository(MonthCounters):
     def schedule(self, revisit: Document, events: Events, publish: bool = True) -> bool:
         """Insert a revisit whose id derives from its source; False if it exists already.
         ``publish=False``: its events, and its counts, wait in it (``save_recorded``)."""
+        if publish:
+            return self.schedule_all([(revisit, events)]) == [True]
+        return self._insert_scheduled(revisit, events) is not None
+
+    def schedule_all(self, scheduled: list[tuple[Document, Events]]) -> list[bool]:
+        """``schedule`` for a batch (a burst of closings): each inserted with its events
+        held, then all published with one wait for the broker's confirms and counted.
+        Whether each was new (a crash in between leaves the events to the relay and the
+        counts to ``settle_counts``)."""
+        changes = {}
+        held: dict[str, Events] = {}
+        for revisit, events in scheduled:
+            change = self._insert_scheduled(revisit, events)
+            if change is not None:
+                changes[revisit["_id"]], held[revisit["_id"]] = change, events
+        self.publish_outboxes("revisits", held)
+        for revisit_id, change in changes.items():
+            self._settle("revisits", revisit_id, [change])
+        return [revisit["_id"] in changes for revisit, _ in scheduled]
+
+    def _insert_scheduled(self, revisit: Document, events: Events) -> dict | None:
+        """A new revisit inserted, its events and its counts held in it: its change to the
+        counters, or None if it exists already."""
         revisit, change = self._counted(revisit, stats.contribution(revisit), "scheduled")
         if insert_once(self.insert_with_events, "revisits", revisit, events,
-                       publish=publish) is None:
-            return False
-        if publish:
-            self._settle("revisits", revisit["_id"], [change])
-        return True
+                       publish=False) is None:
+            return None
+        return change
 
     def save_recorded(self, revisit: Document, events: Events,
                       follow_up: Changed | None = None) -> Document:

@@ -194,7 +194,7 @@ def test_duplicate_delivery_schedules_one_revisit(service_config, container_fact
     event = closed_event("cmp-dup")
     publisher = EventPublisher(service_config)
     for _ in range(2):
-        with entrypoint_waiter(container, "schedule_complaint_revisit"):
+        with entrypoint_waiter(container, "schedule_complaint_revisits"):
             publisher.publish(event)
 
     with ServiceRpcProxy("revisit", service_config) as revisit:
@@ -215,7 +215,7 @@ def test_event_sent_before_the_consumer_ever_started_still_arrives(
     intake.stop()
 
     revisit = container_factory(RevisitService, service_config)
-    with entrypoint_waiter(revisit, "schedule_complaint_revisit", timeout=10):
+    with entrypoint_waiter(revisit, "schedule_complaint_revisits", timeout=10):
         revisit.start()
     with ServiceRpcProxy("revisit", service_config) as rpc:
         # the household's move-in also plans a routine visit: only the complaint's matters here

@@ -46,7 +46,7 @@ def revisit(service_config, container_factory):
 def test_a_closed_complaint_is_scheduled_and_a_reopening_cancels_its_visit(
         revisit, service_config, listener):
     publisher = EventPublisher(service_config)
-    with entrypoint_waiter(revisit, "schedule_complaint_revisit"):
+    with entrypoint_waiter(revisit, "schedule_complaint_revisits"):
         publisher.publish(closed_event("cmp-7"))
     scheduled = listener.wait_for("revisit_scheduled", source_id="cmp-7")
     assert (scheduled["source"], scheduled["estate_id"]) == ("revisit", "estate-1")
@@ -166,7 +166,7 @@ def test_an_unsatisfied_owner_reopens_the_complaint_and_the_next_closing_is_revi
         listener.wait_for("complaint_reopened", complaint_id=cid)
         wait_until(lambda: desk.get_complaint(cid)["status"] == "reopened",
                    message="complaint reopened by intake")
-        with entrypoint_waiter(revisit, "schedule_complaint_revisit"):
+        with entrypoint_waiter(revisit, "schedule_complaint_revisits"):
             work_it(desk, cid, acknowledge=True)
         revisits = visits.list_revisits({"source_id": cid})
         assert [(r["id"], r["status"]) for r in revisits] == [

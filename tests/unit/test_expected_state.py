@@ -21,7 +21,7 @@ from shared.config import load_config
 from shared.envelope import new_event, parse_event
 from shared.errors import InvalidInput, InvalidTransition
 from shared.expected_state import already_done
-from tests.helpers import embedded, estates_answered_by_households, prepared
+from tests.helpers import embedded, estates_answered_by_households, handle_one, prepared
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 STATES = ("open", "closed")
@@ -144,7 +144,7 @@ def test_a_retried_revisit_record_answers_the_done_revisit():
     service = worker_factory(RevisitService, store=embedded(RevisitRepository),
                              clock=FrozenClock(NOW), policies=PolicyBook(load_config()),
                              caller=Caller(None, None))
-    service.schedule_complaint_revisit(parse_event(new_event("complaint_closed", "intake", "e-1", {
+    handle_one(service.schedule_complaint_revisits, parse_event(new_event("complaint_closed", "intake", "e-1", {
         "complaint_id": "cmp-1", "household_id": "h-1", "category": "cleaning",
         "severity": "normal", "closed_at": NOW, "owner_signoff": "none", "closing_no": 1,
     }, NOW)))

@@ -121,33 +121,35 @@ def test_the_store_copies_documents_as_deepcopy_did_sharing_nothing_that_changes
 
 def test_an_update_snapshots_only_what_it_changes_in_place_and_still_undoes_whole(monkeypatch):
     # mongomock snapshots the whole stored document before each update (to tell whether it
-    # changed, and to put it back when it breaks a unique index): only the values the
-    # update changes in place are copied for it now
+    # changed, and to put it back when it breaks a unique index): only the paths the update
+    # writes are copied for it now, the dicts above a dotted path shallowly
     records = embedded.new_client()["example"]["records"]
     records.create_index("token", unique=True)
     history = [{"at": 1, "what": "registered"}] * 50
+    counts = {"cleaning": 1, "repairs": {"open": 2}, "due": {f"t-{n}": n for n in range(50)}}
     records.insert_many([{"_id": "r-1", "token": "a", "history": history, "notes": ["n"],
-                          "status": "open"}, {"_id": "r-2", "token": "b"}])
-    stored = records._store._documents["r-1"]
-    history, notes = stored["history"], stored["notes"]
-    copied = []
-    monkeypatch.setattr(embedded, "deep_copy",
-                        lambda value, memo=None: copied.append(value) or copy.deepcopy(value))
+                          "status": "open", "counts": counts}, {"_id": "r-2", "token": "b"}])
+    stored_history = records._store._documents["r-1"]["history"]
+    deep_copied = []
+    monkeypatch.setattr(embedded, "deep_copy", lambda value, memo=None:
+                        deep_copied.append(value) or copy.deepcopy(value))
 
     result = records.update_one({"_id": "r-1"}, {"$set": {"status": "closed"},
-                                                 "$push": {"notes": "m"}})
-    assert result.modified_count == 1
-    # only the list it pushed to, never the history
-    assert any(value is notes for value in copied)
-    assert not any(value is history or value is stored for value in copied)
-    copied.clear()
+                                                 "$push": {"notes": "m"},
+                                                 "$inc": {"counts.repairs.open": 1}})
+    assert result.modified_count == 1 and deep_copied == []
     assert records.update_one({"_id": "r-1"}, {"$set": {"status": "closed"}}).modified_count == 0
 
     with pytest.raises(DuplicateKeyError):   # undone whole: the snapshot is faithful
         records.update_one({"_id": "r-1"}, {"$set": {"token": "b", "status": "x"},
-                                             "$push": {"notes": "o"}})
+                                             "$push": {"notes": "o"},
+                                             "$inc": {"counts.repairs.open": 5, "counts.new": 1},
+                                             "$unset": {"counts.due.t-3": ""}})
+    assert deep_copied == []
     assert records.find_one({"_id": "r-1"}, {"history": 0}) == {
-        "_id": "r-1", "token": "a", "notes": ["n", "m"], "status": "closed"}
+        "_id": "r-1", "token": "a", "notes": ["n", "m"], "status": "closed",
+        "counts": {"cleaning": 1, "repairs": {"open": 3}, "due": counts["due"]}}
+    assert records._store._documents["r-1"]["history"] is stored_history   # never copied
     assert records.find_one({"token": "a"})["_id"] == "r-1"
 
 

@@ -8,7 +8,7 @@ from shared.actor import Actor, Caller
 from shared.clock import FrozenClock
 from shared.envelope import parse_event
 from shared.errors import InvalidInput, InvalidTransition, NotFound
-from tests.helpers import embedded
+from tests.helpers import embedded, handle_one
 from tests.unit.test_revisit_service import (
     NOW,
     PHONE_VISIT,
@@ -74,7 +74,7 @@ def test_satisfied_and_complaint_revisits_open_none(service):
     revisit_id = repair_revisit(service)
     service.record_revisit(revisit_id, PHONE_VISIT)
     assert queued(service, revisit_id, "revisit_unsatisfied") == []
-    service.schedule_complaint_revisit(closed_event())
+    handle_one(service.schedule_complaint_revisits, closed_event())
     service.record_revisit("rv-cmp-1-1", UNSATISFIED)
     [event] = queued(service, "rv-cmp-1-1", "revisit_unsatisfied")
     service.open_followup(event)          # intake reopens the complaint; nothing here

@@ -13,7 +13,7 @@ from shared.clock import FrozenClock
 from shared.errors import Forbidden, InvalidInput
 from shared.schemas import revisit as schemas
 from shared.schemas.base import load
-from tests.helpers import embedded
+from tests.helpers import embedded, handle_one
 from tests.unit.test_revisit_service import (  # one definition of the shared fixtures' data
     NOW,
     PHONE_VISIT,
@@ -230,7 +230,7 @@ def token_of(service, revisit_id="rv-cmp-1-1"):
 
 
 def test_the_link_shows_the_revisit_and_staff_never_see_the_token(service):
-    service.schedule_complaint_revisit(closed_event())
+    handle_one(service.schedule_complaint_revisits, closed_event())
     token = token_of(service)
     scheduled = service.store.db.revisits.find_one()["outbox"][0]
     assert scheduled["data"]["token"] == token
@@ -244,7 +244,7 @@ def test_the_link_shows_the_revisit_and_staff_never_see_the_token(service):
 
 
 def test_an_unsatisfied_answer_is_recorded_once_and_tells_intake(service):
-    service.schedule_complaint_revisit(closed_event())
+    handle_one(service.schedule_complaint_revisits, closed_event())
     token = token_of(service)
     shown = service.record_online_revisit(token, ANSWER)
     assert shown["state"] == "answered" and shown["answered_at"] == NOW.isoformat()
@@ -262,8 +262,8 @@ def test_an_unsatisfied_answer_is_recorded_once_and_tells_intake(service):
 
 
 def test_the_online_record_has_the_shape_of_a_phone_record(service):
-    service.schedule_complaint_revisit(closed_event(complaint_id="cmp-1"))
-    service.schedule_complaint_revisit(closed_event(complaint_id="cmp-2"))
+    handle_one(service.schedule_complaint_revisits, closed_event(complaint_id="cmp-1"))
+    handle_one(service.schedule_complaint_revisits, closed_event(complaint_id="cmp-2"))
     online = service.record_online_revisit(token_of(service), SATISFIED)
     assert online["state"] == "answered"
     by_phone = service.record_revisit("rv-cmp-2-1", dict(PHONE_VISIT, comments=""))
@@ -275,7 +275,7 @@ def test_the_online_record_has_the_shape_of_a_phone_record(service):
 
 
 def test_two_answers_at_once_one_wins(service, repository, clock):
-    service.schedule_complaint_revisit(closed_event())
+    handle_one(service.schedule_complaint_revisits, closed_event())
     token = token_of(service)
     other = make_service(repository, clock)
     save = service.store.save
@@ -295,7 +295,7 @@ def test_two_answers_at_once_one_wins(service, repository, clock):
 
 @pytest.mark.parametrize("token", ["x" * 22, "short", None, {"$ne": None}, "bad token here xx"])
 def test_an_unknown_or_malformed_link_is_refused_on_token(service, token):
-    service.schedule_complaint_revisit(closed_event())
+    handle_one(service.schedule_complaint_revisits, closed_event())
     for call in (lambda: service.online_revisit(token),
                  lambda: service.record_online_revisit(token, ANSWER)):
         with pytest.raises(InvalidInput) as refused:
@@ -326,7 +326,7 @@ def test_a_routine_link_works_once_its_month_announces_it(service, clock):
     ({"visitor_id": "s-1"}, "visitor_id"),
 ])
 def test_a_bad_answer_names_the_field_and_writes_nothing(service, change, field):
-    service.schedule_complaint_revisit(closed_event())
+    handle_one(service.schedule_complaint_revisits, closed_event())
     data = {key: value for key, value in dict(ANSWER, **change).items() if value is not None}
     with pytest.raises(InvalidInput) as refused:
         service.record_online_revisit(token_of(service), data)
@@ -336,11 +336,11 @@ def test_a_bad_answer_names_the_field_and_writes_nothing(service, change, field)
 
 def test_the_link_closes_when_staff_call_or_the_complaint_is_reopened_and_expires(
         service, clock):
-    service.schedule_complaint_revisit(closed_event(complaint_id="cmp-1"))
+    handle_one(service.schedule_complaint_revisits, closed_event(complaint_id="cmp-1"))
     service.record_revisit("rv-cmp-1-1", PHONE_VISIT)
     assert service.online_revisit(token_of(service))["state"] == "closed"
 
-    service.schedule_complaint_revisit(closed_event(complaint_id="cmp-2"))
+    handle_one(service.schedule_complaint_revisits, closed_event(complaint_id="cmp-2"))
     service.cancel_superseded_revisits(reopened_event(complaint_id="cmp-2"))
     assert service.online_revisit(token_of(service, "rv-cmp-2-1"))["state"] == "closed"
 
@@ -355,7 +355,7 @@ def test_the_link_closes_when_staff_call_or_the_complaint_is_reopened_and_expire
 
 def test_staff_cannot_answer_in_the_owners_name(repository, clock):
     service = make_service(repository, clock)
-    service.schedule_complaint_revisit(closed_event())
+    handle_one(service.schedule_complaint_revisits, closed_event())
     service.caller = Caller(Actor("clerk-1", ("cs_staff",), ("e-1",)), "gateway")
     with pytest.raises(Forbidden):
         service.record_online_revisit(token_of(service), SATISFIED)

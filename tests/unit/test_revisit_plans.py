@@ -19,7 +19,7 @@ from shared.clock import FrozenClock
 from shared.config import load_config
 from shared.envelope import new_event, parse_event
 from shared.errors import InvalidInput
-from tests.helpers import embedded, estate_copies
+from tests.helpers import embedded, estate_copies, handle_one
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)          # Monday 10:00 in Shanghai
 POLICY = RevisitPolicy()
@@ -286,7 +286,7 @@ def test_a_household_moving_in_is_added_to_this_years_plan_once(repository):
 def test_key_customers_visits_go_up_when_flagged_and_back_when_the_flag_is_lifted(repository):
     service = make_service(repository, FrozenClock(NOW), Intake({}))
     service.plan_moved_in_household(moved_in("h-1"))
-    service.schedule_complaint_revisit(parse_event(new_event(
+    handle_one(service.schedule_complaint_revisits, parse_event(new_event(
         "complaint_closed", "intake", "e-1", closed(), NOW)))
 
     def roles():

@@ -15,7 +15,7 @@ from shared.config import load_config
 from shared.envelope import new_event, parse_event
 from shared.errors import InvalidInput, InvalidTransition, NotFound
 from shared.estates import EstateCopies
-from tests.helpers import embedded
+from tests.helpers import embedded, handle_one
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)          # Monday 10:00 in Shanghai
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -97,8 +97,8 @@ def arrive(service, booked):
 
 def test_the_same_closing_delivered_twice_schedules_one_revisit(service):
     event = closed_event()
-    service.schedule_complaint_revisit(event)
-    service.schedule_complaint_revisit(event)
+    handle_one(service.schedule_complaint_revisits, event)
+    handle_one(service.schedule_complaint_revisits, event)
     [revisit] = service.list_revisits({"source_id": "cmp-1"})
     assert revisit["due_at"] == (NOW + timedelta(days=3)).isoformat()
     assert revisit["status"] == "scheduled"
@@ -106,13 +106,13 @@ def test_the_same_closing_delivered_twice_schedules_one_revisit(service):
 
 
 def test_reopening_cancels_the_open_revisit_and_the_next_closing_gets_its_own(service):
-    service.schedule_complaint_revisit(closed_event())
+    handle_one(service.schedule_complaint_revisits, closed_event())
     event = reopened_event()
     service.cancel_superseded_revisits(event)
     service.cancel_superseded_revisits(event)          # redelivered: nothing more
     [first] = service.list_revisits({"source_id": "cmp-1"})
     assert (first["status"], first["cancel_reason"]) == ("cancelled", "complaint reopened (owner)")
-    service.schedule_complaint_revisit(closed_event(closing_no=2))
+    handle_one(service.schedule_complaint_revisits, closed_event(closing_no=2))
     assert [r["status"] for r in service.list_revisits({"source_id": "cmp-1"})] == [
         "cancelled", "scheduled"]
     with pytest.raises(InvalidTransition, match="it is cancelled"):
@@ -122,7 +122,7 @@ def test_reopening_cancels_the_open_revisit_and_the_next_closing_gets_its_own(se
 # -- recording and bad input -----------------------------------------------------------------
 
 def test_on_site_record_needs_a_booking_and_the_owners_signature(service):
-    service.schedule_complaint_revisit(closed_event("major"))
+    handle_one(service.schedule_complaint_revisits, closed_event("major"))
     [revisit] = service.list_revisits({})
     with pytest.raises(InvalidInput) as error:          # nobody agreed to a visit yet
         service.record_revisit(revisit["id"], ONSITE_VISIT)
@@ -158,7 +158,7 @@ def test_on_site_record_needs_a_booking_and_the_owners_signature(service):
     ({"mood": "good"}, "mood"),
 ])
 def test_bad_outcome_names_the_field_and_writes_nothing(service, change, field):
-    service.schedule_complaint_revisit(closed_event())
+    handle_one(service.schedule_complaint_revisits, closed_event())
     [revisit] = service.list_revisits({})
     with pytest.raises(InvalidInput) as error:
         service.record_revisit(revisit["id"], dict(PHONE_VISIT, **change))
@@ -168,7 +168,7 @@ def test_bad_outcome_names_the_field_and_writes_nothing(service, change, field):
 
 
 def test_appointment_needs_consent_and_a_time_outside_quiet_hours(service):
-    service.schedule_complaint_revisit(closed_event("major"))
+    handle_one(service.schedule_complaint_revisits, closed_event("major"))
     [revisit] = service.list_revisits({})
     for data, field in [({"at": tomorrow_at(10), "owner_consent": False}, "owner_consent"),
                         ({"at": tomorrow_at(10)}, "owner_consent"),
@@ -187,7 +187,7 @@ def test_appointment_needs_consent_and_a_time_outside_quiet_hours(service):
 
 
 def test_a_promised_reply_is_recorded_and_answered(service, clock):
-    service.schedule_complaint_revisit(closed_event())
+    handle_one(service.schedule_complaint_revisits, closed_event())
     [revisit] = service.list_revisits({})
     promised = (NOW + timedelta(days=2)).isoformat()
     done = service.record_revisit(revisit["id"], dict(
@@ -407,7 +407,7 @@ def test_routine_plan_refuses_bad_input(service):
 def test_overdue_revisits_are_marked_and_told_once_even_by_two_instances(repository, clock):
     one, two = make_service(repository, clock), make_service(repository, clock)
     for number in range(3):
-        one.schedule_complaint_revisit(closed_event(complaint_id=f"cmp-{number}"))
+        handle_one(one.schedule_complaint_revisits, closed_event(complaint_id=f"cmp-{number}"))
     clock.advance(timedelta(days=3, minutes=1))
     one.watch_deadlines()
     two.watch_deadlines()
@@ -432,7 +432,7 @@ def test_planned_visits_are_announced_when_their_month_comes(service, clock):
 
 
 def test_a_promised_reply_not_given_in_time_is_told_once(service, clock):
-    service.schedule_complaint_revisit(closed_event())
+    handle_one(service.schedule_complaint_revisits, closed_event())
     service.record_revisit("rv-cmp-1-1", dict(
         PHONE_VISIT, promised_reply_at=(NOW + timedelta(days=1)).isoformat()))
     clock.advance(timedelta(days=1, minutes=1))
@@ -448,9 +448,9 @@ def test_a_promised_reply_not_given_in_time_is_told_once(service, clock):
 def test_revisit_stats_per_estate_and_across_estates(service, clock):
     closed_at = datetime(2026, 11, 10, 10, tzinfo=SHANGHAI).astimezone(UTC)
     for number in range(4):
-        service.schedule_complaint_revisit(closed_event(
+        handle_one(service.schedule_complaint_revisits, closed_event(
             complaint_id=f"cmp-{number}", closed_at=closed_at))
-    service.schedule_complaint_revisit(closed_event(complaint_id="cmp-x", closed_at=closed_at,
+    handle_one(service.schedule_complaint_revisits, closed_event(complaint_id="cmp-x", closed_at=closed_at,
                                                     estate="e-2"))
     clock.at = closed_at + timedelta(days=1)
     service.record_revisit("rv-cmp-0-1", PHONE_VISIT)                                  # on time
@@ -503,7 +503,7 @@ def test_revisit_stats_refuse_bad_input(service, estate, period, field):
 # -- who acted: the person the gateway passes along (shared/actor.py) ---------------------
 
 def test_with_an_actor_the_visit_booking_and_reply_name_the_person(service):
-    service.schedule_complaint_revisit(closed_event("major"))
+    handle_one(service.schedule_complaint_revisits, closed_event("major"))
     [revisit] = service.list_revisits({})
     service.caller = Caller(Actor("u-sup", ("supervisor",), ("e-1",)), "gateway")
     booked = book_for_tomorrow(service, revisit["id"])
@@ -517,7 +517,7 @@ def test_with_an_actor_the_visit_booking_and_reply_name_the_person(service):
 
 
 def test_without_an_actor_the_typed_visitor_stands_and_nobody_is_said_to_have_booked(service):
-    service.schedule_complaint_revisit(closed_event("major"))
+    handle_one(service.schedule_complaint_revisits, closed_event("major"))
     [revisit] = service.list_revisits({})
     service.caller = Caller(Actor("u-sup", ("supervisor",)), "gateway")
     book_for_tomorrow(service, revisit["id"])

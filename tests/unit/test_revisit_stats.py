@@ -26,7 +26,7 @@ from shared.estates import EstateCopies
 from shared.periods import period_bounds, period_months
 from shared.rates import rate
 from shared.schemas.vocabulary import REVISIT_KINDS, UNSATISFIED_LEVELS, WORK_ORDER_KINDS
-from tests.helpers import embedded, estate_copies
+from tests.helpers import embedded, estate_copies, handle_one
 from tests.unit.test_revisit_service import (
     PHONE_VISIT,
     closed_event,
@@ -223,7 +223,7 @@ def _change(service, clock, change):
     name, *args = change
     if name == "close":
         estate, complaint, closing = args
-        service.schedule_complaint_revisit(closed_event(
+        handle_one(service.schedule_complaint_revisits, closed_event(
             complaint_id=f"cmp-{estate}-{complaint}", closing_no=closing,
             closed_at=clock.now(), estate=estate))
     elif name == "complete":
@@ -402,7 +402,7 @@ def test_the_deadline_watch_changes_no_counter():
 
 def test_check_finds_counters_that_disagree_and_repairs_them(world):
     service, clock = world
-    service.schedule_complaint_revisit(closed_event(closed_at=clock.now()))
+    handle_one(service.schedule_complaint_revisits, closed_event(closed_at=clock.now()))
     service.follow_up_work_order(completed_event(at=clock.now()))
     service.record_revisit("rv-cmp-1-1", PHONE_VISIT)
     assert service.check_statistics()["consistent"] is True
@@ -450,7 +450,7 @@ def test_across_estates_an_estate_in_another_time_zone_is_counted_in_the_asked_o
         RevisitService, store=repository, clock=clock, estates=copies, caller=Caller(None, None),
         policies=ZonedPolicies(PolicyBook(load_config(REVISIT_ESTATE_POLICIES=configured)),
                                copies))
-    service.schedule_complaint_revisit(closed_event(closed_at=clock.now(), estate="e-ny"))
+    handle_one(service.schedule_complaint_revisits, closed_event(closed_at=clock.now(), estate="e-ny"))
     assert service.revisit_stats("e-ny", "2026-10")["complaints_closed"] == 1
     across = service.revisit_stats(None, "2026-11")
     assert across["complaints_closed"] == 1 and set(across["estates"]) == {"e-ny"}
@@ -469,7 +469,7 @@ def test_several_estates_rows_are_named_and_leave_out_an_estate_intake_does_not_
     service = worker_factory(RevisitService, store=repository, clock=clock, estates=copies,
                              policies=ZonedPolicies(PolicyBook(load_config()), copies),
                              caller=Caller(None, None))
-    service.schedule_complaint_revisit(closed_event(closed_at=clock.now(), estate="e-1"))
+    handle_one(service.schedule_complaint_revisits, closed_event(closed_at=clock.now(), estate="e-1"))
     rows = service.revisit_stats(None, "2026-11", estate_ids=["e-1", "e-404"])["estates"]
     assert list(rows) == ["e-1"]     # intake knows no e-404 (no copy, nothing to ask)
     assert rows["e-1"]["estate_name"] == "e-1" and rows["e-1"]["complaints_closed"] == 1
@@ -496,7 +496,7 @@ def test_revisits_stored_before_the_counters_are_counted_after_a_repair(world):
     the counters hold of them; ``check`` finds them missing, ``--repair`` counts them, and
     their later changes count from there."""
     service, clock = world
-    service.schedule_complaint_revisit(closed_event(closed_at=clock.now()))
+    handle_one(service.schedule_complaint_revisits, closed_event(closed_at=clock.now()))
     service.store.db.revisits.update_many({}, {"$unset": {"stats_month": "",
                                                           "stats_counted": ""}})
     service.store.db[COUNTERS].delete_many({})
@@ -517,7 +517,7 @@ def test_a_store_without_group_totals_gets_them_from_a_repair(world):
     """Upgrading a store kept before the group's totals: ``check`` names the missing
     group counters, ``--repair`` writes them, and the group's figures count from there."""
     service, clock = world
-    service.schedule_complaint_revisit(closed_event(closed_at=clock.now()))
+    handle_one(service.schedule_complaint_revisits, closed_event(closed_at=clock.now()))
     service.store.db[COUNTERS].delete_many({"estate_id": GROUP})
     assert service.revisit_stats(None, "2026-10")["complaints_closed"] == 0
     assert {row["estate_id"] for row in service.check_statistics()["differences"]} == {GROUP}
@@ -551,7 +551,7 @@ def test_the_check_command_reports_and_repairs_through_the_rpc(world, monkeypatc
     from shared import cli as command_line
 
     service, clock = world
-    service.schedule_complaint_revisit(closed_event(closed_at=clock.now()))
+    handle_one(service.schedule_complaint_revisits, closed_event(closed_at=clock.now()))
     service.store.db[COUNTERS].delete_many({})
 
     class Proxy:     # the service itself, as ServiceRpcProxy would reach it

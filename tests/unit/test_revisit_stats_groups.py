@@ -21,7 +21,7 @@ from shared.errors import InvalidInput
 from shared.estate_groups import UNGROUPED
 from shared.estates import EstateCopies
 from shared.rates import rate
-from tests.helpers import embedded
+from tests.helpers import embedded, handle_one
 from tests.unit.test_revisit_service import PHONE_VISIT, closed_event, complete_repairs
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -55,7 +55,7 @@ def service():
     closings = {"e-1": 4, "e-2": 1, "e-3": 2, "e-4": 1}
     for estate, count in closings.items():
         for number in range(count):
-            service.schedule_complaint_revisit(closed_event(
+            handle_one(service.schedule_complaint_revisits, closed_event(
                 complaint_id=f"cmp-{estate}-{number}", closed_at=NOVEMBER, estate=estate))
     clock.at = NOVEMBER + timedelta(days=1)
     for revisit_id, outcome in (("rv-cmp-e-1-0-1", PHONE_VISIT),
