@@ -111,8 +111,9 @@ def reliable_hop(config, count):
 # The messages on a complaint's path from close to the owner's notice: the close RPC's
 # request and reply, complaint_closed (intake -> revisit), revisit_scheduled (revisit ->
 # notify), notify's intake.get_contact request and reply, notification_sent. (The broker
-# counts 10 a complaint in all: the closing's own notice to the owner, with its contact
-# look-up and notification_sent, runs beside the path.)
+# counts fewer in a burst: notify looks up a batch's contacts in one intake.get_contacts,
+# so about 6 a complaint in all, the closing's own notice to the owner and its
+# notification_sent beside the path included; 10 when each message looked up its own.)
 PATH_MESSAGES = 7
 
 
