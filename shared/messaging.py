@@ -317,9 +317,15 @@ class BatchEventHandler(ReliableEventHandler):
             error = failed.get(envelope["id"])
             self.handle_message_processed(message, None, exc_info or (
                 None if error is None else (type(error), error, error.__traceback__)))
-        while self._waiting and self._may_start():   # what arrived while this one ran
-            self._start_batch()
+        if self._waiting:   # what arrived while this one ran: started beside this worker,
+            # not inside it (a full pool would run the next batch within this one, and so on)
+            self.container.spawn_managed_thread(self._start_waiting,
+                                                identifier=f"{self.queue.name}.batch")
         return result, exc_info
+
+    def _start_waiting(self) -> None:
+        while self._waiting and self._may_start():
+            self._start_batch()
 
 
 handles_batch = BatchEventHandler.decorator

@@ -58,7 +58,7 @@ class RevisitService:
 
     @handles_batch("intake", "complaint_closed", **AS_THEY_COME)
     def schedule_complaint_revisits(self, events):
-        """「投诉处理完毕后100%回访」: each closing's revisit; a burst's announced with one
+        """「所有投诉应100%进行回访」: each closing's revisit; a burst's announced with one
         confirm. {event id: error} of those that failed (each retried alone)."""
         failed, scheduled = {}, {}
         now = self.clock.now()
@@ -67,7 +67,7 @@ class RevisitService:
                 scheduled[event["id"]] = domain.schedule_complaint_revisit(
                     event["data"], event["estate_id"], self._policy(event["estate_id"]), now,
                     key_customer=self.store.is_key_customer(event["data"]["household_id"]))
-            except Exception as exc:
+            except Exception as exc:   # this one alone takes the retry path
                 if not isinstance(exc, EXPECTED_ERRORS):
                     log.exception("event %s: its revisit failed", event["id"])
                 failed[event["id"]] = exc

@@ -41,6 +41,27 @@ def deliveries(config, **filters):
         return notify.list_deliveries(filters)
 
 
+def told_once_by_two_instances(config, container_factory, listener, event, template, told):
+    """``event`` published four times (redelivered copies) to two notify instances: each
+    of ``told`` (recipient ids) gets one ``template`` message, sent; the deliveries."""
+    container_factory(StubIntake, config).start()
+    for _ in range(2):
+        container_factory(NotifyService, config).start()
+    publisher = EventPublisher(config)
+    for _ in range(4):    # redelivered copies, taken by both instances at once
+        publisher.publish(event)
+
+    wait_until(lambda: len(listener.of_type("notification_sent", template=template))
+               >= len(told), timeout=15, message="everyone told")
+    eventlet.sleep(1)     # every copy handled, both dispatchers ran meanwhile
+    logged = deliveries(config, template=template)
+    assert sorted(d["recipient"] for d in logged) == told
+    assert {d["status"] for d in logged} == {"sent"}
+    assert {d["source_event"] for d in logged} == {event["id"]}
+    assert len(listener.of_type("notification_sent", template=template)) == len(told)
+    return logged
+
+
 class StubIntake:
     """intake as notify asks it: contacts and the estate's occupied households."""
 

@@ -6,14 +6,14 @@ done rectification: test_notify_duties.py; the follow-ups: test_revisit_followup
 the survey cadence: test_cadences.py.)"""
 from datetime import UTC, datetime, timedelta
 
-import eventlet
 import pytest
 
-from services.notify.service import NotifyService
 from shared.envelope import new_event
-from shared.messaging import EventPublisher
-from tests.helpers import wait_until
-from tests.integration.test_notify_duties import ESTATE, STAFF, StubIntake, deliveries
+from tests.integration.test_notify_duties import (
+    ESTATE,
+    STAFF,
+    told_once_by_two_instances,
+)
 
 pytestmark = pytest.mark.broker
 
@@ -86,21 +86,8 @@ def notify_config(service_config):
 def test_two_notify_instances_tell_the_right_people_once(
         notify_config, container_factory, listener, source, event_type, data, template,
         told, shows):
-    container_factory(StubIntake, notify_config).start()
-    for _ in range(2):
-        container_factory(NotifyService, notify_config).start()
-    event = new_event(event_type, source, ESTATE, data, AT)
-    publisher = EventPublisher(notify_config)
-    for _ in range(4):    # redelivered copies, taken by both instances at once
-        publisher.publish(event)
-
-    wait_until(lambda: len(listener.of_type("notification_sent", template=template))
-               >= len(told), timeout=15, message="everyone told")
-    eventlet.sleep(1)     # every copy handled, both dispatchers ran meanwhile
-    logged = deliveries(notify_config, template=template)
-    assert sorted(d["recipient"] for d in logged) == told
-    assert {d["status"] for d in logged} == {"sent"}
-    assert {d["source_event"] for d in logged} == {event["id"]}
-    assert len(listener.of_type("notification_sent", template=template)) == len(told)
+    logged = told_once_by_two_instances(notify_config, container_factory, listener,
+                                        new_event(event_type, source, ESTATE, data, AT),
+                                        template, told)
     for text in shows:
         assert text in logged[0]["text"], logged[0]["text"]

@@ -157,7 +157,8 @@ def test_one_batch_at_a_time_takes_a_calm_stream_at_once_and_a_burst_in_growing_
         monkeypatch, service_config, container_factory):
     monkeypatch.setitem(topology.SUBSCRIPTIONS, "probe", [("intake", "complaint_closed")])
     AsTheyComeProbe.batches, AsTheyComeProbe.running = [], []
-    container_factory(AsTheyComeProbe, service_config).start()
+    # one worker: each next batch starts while the one ending still holds the pool's place
+    container_factory(AsTheyComeProbe, dict(service_config, max_workers=1)).start()
     publisher = EventPublisher(service_config)
 
     # calm: each event alone, handled at once (not held back to fill a batch: a wait of

@@ -10,12 +10,15 @@ import pytest
 from nameko.rpc import rpc as plain_rpc
 from nameko.standalone.rpc import ServiceRpcProxy
 
-from services.notify.service import NotifyService
 from services.revisit.service import RevisitService
 from shared.envelope import new_event
 from shared.messaging import EventPublisher
-from tests.helpers import wait_until
-from tests.integration.test_notify_duties import ESTATE, STAFF, StubIntake, deliveries
+from tests.integration.test_notify_duties import (
+    ESTATE,
+    STAFF,
+    StubIntake,
+    told_once_by_two_instances,
+)
 
 pytestmark = pytest.mark.broker
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -54,22 +57,8 @@ def followup_event(event_type, **data):
 ])
 def test_two_notify_instances_tell_the_right_people_of_a_follow_up_once(
         notify_config, container_factory, listener, event_type, data, template, told):
-    container_factory(StubIntake, notify_config).start()
-    for _ in range(2):
-        container_factory(NotifyService, notify_config).start()
-    event = followup_event(event_type, **data)
-    publisher = EventPublisher(notify_config)
-    for _ in range(4):    # redelivered copies, taken by both instances at once
-        publisher.publish(event)
-
-    wait_until(lambda: len(listener.of_type("notification_sent", template=template))
-               >= len(told), timeout=15, message="everyone told")
-    eventlet.sleep(1)     # every copy handled, both dispatchers ran meanwhile
-    logged = deliveries(notify_config, template=template)
-    assert sorted(d["recipient"] for d in logged) == told
-    assert {d["status"] for d in logged} == {"sent"}
-    assert {d["source_event"] for d in logged} == {event["id"]}
-    assert len(listener.of_type("notification_sent", template=template)) == len(told)
+    logged = told_once_by_two_instances(notify_config, container_factory, listener,
+                                        followup_event(event_type, **data), template, told)
     if event_type != "revisit_followup_answered":
         assert "/console/revisits/followups/fu-rv-wo-9-after_repair" in logged[0]["text"]
 
