@@ -101,7 +101,8 @@ class Listing(Scope):
 @dataclass(frozen=True)
 class Figures(Scope):
     """Statistics: with ``estate_id`` that estate's; without, the group's (``stats.group``);
-    where ``several``, with ``estate_ids`` those estates' rows, each one the user's."""
+    where ``several``, with ``estate_ids`` those estates' rows, each one the user's (of
+    ``group_rpc`` where there is one)."""
     group_rpc: str | None = None
     several: bool = False
 
@@ -185,12 +186,13 @@ class HouseholdImport(BaseSchema):
 class GroupStatsQuery(StatsPeriodQuery):
     per_estate = Flag()     # the group's figures: false leaves every estate's row out (fast)
     group_by = OneOf(intake.ESTATE_GROUPINGS)    # the group's figures: by region or company
-
-
-class RevisitStatsQuery(GroupStatsQuery):
     # these estates' rows alone, in one call (each one of yours); with group_by, groups
     # made of them (a person of some estates: of theirs, without estate_ids)
     estate_ids = IdList()
+
+
+class RevisitStatsQuery(GroupStatsQuery):
+    pass
 
 
 class ComplaintStatsQuery(GroupStatsQuery):
@@ -372,8 +374,10 @@ OPERATIONS: tuple[Operation, ...] = (
     # statistics
     Operation("stats.complaints", "GET", "/stats/complaints", "intake.complaint_stats",
               lambda c: (c.query.get("estate_id"), c.query.get("period")),
-              "Complaint figures of an estate, or of the group without estate_id",
-              Figures("intake.group_complaint_stats"), query=ComplaintStatsQuery,
+              "Complaint figures of an estate, of the group without estate_id (by company or "
+              "region with group_by), or the rows of several estates with estate_ids (their "
+              "total and groups)", Figures("intake.group_complaint_stats", several=True),
+              query=ComplaintStatsQuery,
               tag="statistics", permission="stats.estate"),
     Operation("stats.revisits", "GET", "/stats/revisits", "revisit.revisit_stats",
               lambda c: (c.query.get("estate_id"), c.query.get("period")),
@@ -686,7 +690,10 @@ def _estates_figures(operation: Operation, call: Call, actor: Actor, services: S
     if not all(actor.covers(estate) for estate in asked):
         raise not_found()
     grouping = {"group_by": call.query["group_by"]} if "group_by" in call.query else {}
-    answer = services.call(operation.rpc, *operation.args(call), estate_ids=asked, **grouping)
+    group_rpc = operation.scope.group_rpc     # where there is one, it takes estate_ids
+    target, args = ((group_rpc, (call.query.get("period"),)) if group_rpc
+                    else (operation.rpc, operation.args(call)))
+    answer = services.call(target, *args, estate_ids=asked, **grouping)
     answer["estates"] = {estate: row for estate, row in answer["estates"].items()
                          if actor.covers(estate)}
     if "groups" in answer:

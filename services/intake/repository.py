@@ -254,10 +254,11 @@ class IntakeRepository(MonthCounters):
         return find_page(self.db.estates, query, ESTATE_ORDER, filters.get("limit"),
                          filters.get("cursor"))
 
-    def all_estates(self) -> list[Mapping[str, Any]]:
-        """Every estate's record by id, as stored: read only (headquarters' statistics
-        name and group them, ``estates.label``)."""
-        return sorted(read_only(self.db.estates, {}, dict.fromkeys(ESTATE_LABEL_FIELDS, 1)),
+    def all_estates(self, estate_ids: Collection[str] | None = None) -> list[Mapping[str, Any]]:
+        """Every estate's record (or those of ``estate_ids`` there are) by id, as stored:
+        read only (headquarters' statistics name and group them, ``estates.label``)."""
+        query = {} if estate_ids is None else {"_id": {"$in": list(estate_ids)}}
+        return sorted(read_only(self.db.estates, query, dict.fromkeys(ESTATE_LABEL_FIELDS, 1)),
                       key=lambda estate: estate["_id"])
 
     def estates_to_migrate(self, limit: int) -> list[tuple[str, datetime | None]]:
@@ -447,15 +448,19 @@ class IntakeRepository(MonthCounters):
 
     # the statistics' counters ------------------------------------------------------
 
-    def counted(self, months: Iterable[str], estate_id: str | None = None) -> dict[str, Counter]:
-        """The counters of ``months`` summed per estate (of one estate, or all; ``GROUP``:
-        the group's totals): {estate: counts}. A whole year reads its year documents."""
+    def counted(self, months: Iterable[str], estate_id: str | None = None,
+                estate_ids: Collection[str] | None = None) -> dict[str, Counter]:
+        """The counters of ``months`` summed per estate (of one estate, of ``estate_ids``
+        by their documents' ids, or all; ``GROUP``: the group's totals): {estate: counts}.
+        A whole year reads its year documents."""
         months = self.period_keys(list(months))
-        query = ({"_id": {"$in": [counter_id(estate_id, month) for month in months]}}
-                 if estate_id is not None else {"month": {"$in": months}})
+        wanted = [estate_id] if estate_id is not None else estate_ids
+        query = ({"_id": {"$in": [counter_id(estate, month)
+                                  for estate in wanted for month in months]}}
+                 if wanted is not None else {"month": {"$in": months}})
         summed: dict[str, Counter] = {}
         for document in read_only(self.db[COUNTERS], query):   # counts_of copies them
-            if document["estate_id"] == GROUP and estate_id != GROUP:
+            if document["estate_id"] == GROUP and wanted is None:
                 continue
             counts = counts_of(document)
             if document["estate_id"] in summed:

@@ -397,27 +397,36 @@ class IntakeService:
         return self._figures(estate_id, period, counts, self.clock.now(), estate)
 
     @rpc
-    def group_complaint_stats(self, period, group_by=None, per_estate=None):
+    def group_complaint_stats(self, period, group_by=None, per_estate=None, estate_ids=None):
         """Headquarters: the group's figures for one period, from its monthly totals (one
         counter document a month); with ``per_estate`` (the default) every estate's figures
         too, from one read of the period's counters; ``group_by`` region or company: each
-        group's figures (``groups``), from its estates' counters added up."""
+        group's figures (``groups``), from its estates' counters added up. With
+        ``estate_ids`` (a regional user's) the estates intake knows of those alone: their
+        rows, their groups, and a ``total`` summed from their documents (the group's own
+        totals count every estate)."""
         query = load(schemas.GroupStatsQuery(), {
             "period": period, **({"group_by": group_by} if group_by else {}),
-            **({"per_estate": per_estate} if per_estate is not None else {})})
-        period, group_by = query["period"], query["group_by"]
+            **({"per_estate": per_estate} if per_estate is not None else {}),
+            **({"estate_ids": estate_ids} if estate_ids is not None else {})})
+        period, group_by, chosen = query["period"], query["group_by"], query["estate_ids"]
         now, months = self.clock.now(), period_months(period)
-        answer = {"period": period, "group_by": group_by,
-                  "total": stats.figures(self.store.counted(months, GROUP).get(GROUP, {}), now)}
-        if not query["per_estate"] and group_by == "estate":
-            return answer
-        counted = self.store.counted(months)
+        answer: dict = {"period": period, "group_by": group_by}
+        if chosen is None:
+            answer["total"] = stats.figures(self.store.counted(months, GROUP).get(GROUP, {}),
+                                            now)
+            if not query["per_estate"] and group_by == "estate":
+                return answer
+        counted = self.store.counted(months, estate_ids=chosen)
         figures: dict[str, dict] = {}
         groups: dict[str, tuple[dict, Counter, list]] = {}
+        total: Counter = Counter()
         zone = self._group_zone()
-        for record in self.store.all_estates():
+        for record in self.store.all_estates(chosen):
             estate = estates.label(record, zone)
             counts = counted.get(estate["estate_id"], {})
+            if chosen is not None:
+                stats.add(total, counts)
             if query["per_estate"]:
                 figures[estate["estate_id"]] = self._figures(estate["estate_id"], period,
                                                              counts, now, estate)
@@ -427,6 +436,8 @@ class IntakeService:
                     (estates.group_label(estate, group_by), Counter(), []))
                 stats.add(summed, counts)
                 members.append(estate["estate_id"])
+        if chosen is not None:
+            answer["total"] = stats.figures(total, now)
         if query["per_estate"]:
             answer["estates"] = figures
         if group_by != "estate":

@@ -550,3 +550,5 @@ ESTATE_GROUPINGS = GROUPINGS     # by estate, region or company (shared/estate_g
 class GroupStatsQuery(StatsQuery):
     group_by = OneOf(ESTATE_GROUPINGS, load_default="estate")
     per_estate = Flag(load_default=True)     # false: the group's figures alone (fast)
+    # these estates alone (a regional user's): rows, groups and total summed from theirs
+    estate_ids = IdList(max_length=MAX_ESTATES_CHECKED, allow_none=True, load_default=None)

@@ -1,7 +1,7 @@
-"""``GET /stats/revisits?group_by=company|region``: the group's figures by company or
-region for a group-wide role; for a headquarters role over some estates (a region's), the
-groups made of their estates alone, and no group with another estate in it — carried out
-by the gateway's real dispatcher against a stand-in revisit service."""
+"""``GET /stats/revisits?group_by=company|region`` (and ``/stats/complaints``): the
+group's figures by company or region for a group-wide role; for a headquarters role over
+some estates (a region's), the groups made of their estates alone, and no group with another
+estate in it — carried out by the gateway's real dispatcher against a stand-in service."""
 import pytest
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
@@ -73,6 +73,26 @@ def test_a_group_wide_role_sees_every_group():
     assert set(answer["groups"]) == {"华东物业/城东片区", "华东物业/城西片区"}
 
 
+def test_a_regional_users_complaint_groups_are_of_their_estates_too():
+    regional = Actor("u", ("company_manager",), (EAST_1, EAST_2))
+    answer, calls = ask(regional, "stats.complaints", group_by="region")
+    # intake's group RPC, asked for their estates alone
+    assert calls == [("intake.group_complaint_stats", ("2026-11",),
+                      {"estate_ids": [EAST_1, EAST_2], "group_by": "region"})]
+    assert set(answer["groups"]) == {"华东物业/城东片区"}
+    assert set(answer["estates"]) == {EAST_1, EAST_2}
+    # of one east estate: the east's group holds another, so it stays at the gateway
+    answer, calls = ask(Actor("u", ("hq_analyst",), (EAST_1,)), "stats.complaints",
+                        group_by="company", estate_ids=[EAST_1])
+    assert calls[0][2] == {"estate_ids": [EAST_1], "group_by": "company"}
+    assert answer["groups"] == {} and set(answer["estates"]) == {EAST_1}
+    # a group-wide role: the group's RPC as before, every group
+    answer, calls = ask(Actor("u", ("hq_analyst",), ()), "stats.complaints", group_by="region")
+    assert calls == [("intake.group_complaint_stats", ("2026-11",), {"group_by": "region"})]
+    assert set(answer["groups"]) == {"华东物业/城东片区", "华东物业/城西片区"}
+
+
+@pytest.mark.parametrize("name", ["stats.revisits", "stats.complaints"])
 @pytest.mark.parametrize("actor, query, status", [
     # a supervisor reads their estate's figures, not groups
     (Actor("u", ("supervisor",), (EAST_1,)), {"group_by": "region"}, 403),
@@ -82,8 +102,8 @@ def test_a_group_wide_role_sees_every_group():
     (Actor("u", ("company_manager",), (EAST_1,)),
      {"group_by": "region", "estate_ids": [EAST_1, WEST]}, 404),
 ])
-def test_who_may_not_read_groups_is_refused(actor, query, status):
+def test_who_may_not_read_groups_is_refused(name, actor, query, status):
     with pytest.raises(Problem) as refused:
-        ask(actor, **query)
+        ask(actor, name, **query)
     assert refused.value.status == status
 

@@ -349,6 +349,41 @@ def test_group_statistics_by_company_and_region_add_up_their_estates(service):
     assert "per_estate" in refused.value.errors
 
 
+def test_group_statistics_of_some_estates_are_made_of_those_alone(service):
+    """A regional user's groups: of the estates asked (e-2 is not), from their counters."""
+    service.register_estate(SUNNY)
+    service.register_estate(dict(SUNNY, estate_id="e-2", name="明月小区"))
+    service.register_estate(dict(SUNNY, estate_id="e-3", name="滨江花园", region="宁波片区"))
+    for number, estate_id in enumerate(("e-1", "e-2", "e-3", "e-2", "e-3")):
+        household = f"h-{number}"
+        service.import_households(estate_id, [dict(HOUSEHOLD, household_id=household)])
+        service.register_complaint(dict(COMPLAINT, estate_id=estate_id, household_id=household))
+    everyone = service.group_complaint_stats("2026-11", group_by="region")
+    for period in ("2026-11", "2026"):     # a month's documents, a year's
+        some = service.group_complaint_stats(period, group_by="region",
+                                             estate_ids=["e-3", "e-1", "e-unknown"])
+        assert set(some["estates"]) == {"e-1", "e-3"}
+        assert {key: group["estate_ids"] for key, group in some["groups"].items()} == {
+            "华东物业/杭州片区": ["e-1"], "华东物业/宁波片区": ["e-3"]}
+        for group in some["groups"].values():
+            assert group["received"] == sum(some["estates"][estate]["received"]
+                                            for estate in group["estate_ids"])
+        # the total is theirs, not the group's (e-2's two complaints left out)
+        assert some["total"]["received"] == 3 and everyone["total"]["received"] == 5
+        assert some["total"]["closed_rate"] == everyone["total"]["closed_rate"]
+    # a group whose every estate was asked: the same figures as among every estate's
+    assert service.group_complaint_stats("2026-11", group_by="region", estate_ids=["e-3"])[
+        "groups"] == {"华东物业/宁波片区": everyone["groups"]["华东物业/宁波片区"]}
+    lean = service.group_complaint_stats("2026-11", group_by="company", per_estate=False,
+                                         estate_ids=["e-1", "e-3"])
+    assert "estates" not in lean
+    assert lean["groups"]["华东物业"]["received"] == lean["total"]["received"] == 3
+    for bad in ("e-1", [], ["e 1!"], [f"e-{number}" for number in range(1001)], [None]):
+        with pytest.raises(InvalidInput) as refused:
+            service.group_complaint_stats("2026-11", estate_ids=bad)
+        assert "estate_ids" in refused.value.errors, bad
+
+
 def test_an_estates_figures_carry_its_names(service):
     service.register_estate(SUNNY)
     figures = service.complaint_stats("e-1", "2026-11")
