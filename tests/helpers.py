@@ -695,6 +695,16 @@ class PrivateRabbit:
             self.process.wait(timeout=10)
 
 
+def one_event_a_batch(container):
+    """``container``'s batch handlers (``handles_batch``) take one event at a time: a test
+    that cuts a stream of events (a kill, a broker restart) lands mid-stream that way —
+    in batches of a hundred the backlog was done before the test could look."""
+    for entrypoint in container.entrypoints:
+        if isinstance(entrypoint, BatchEventHandler):
+            entrypoint.size = entrypoint.prefetch_count = 1
+    return container
+
+
 def handle_one(handler, envelope):
     """``handler`` given one event as the broker would hand it: a batch handler
     (``handles_batch``) a batch of one, raising what it answers failed."""

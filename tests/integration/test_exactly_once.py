@@ -22,7 +22,7 @@ from shared.dependencies import ClockProvider, Store, declare_topology
 from shared.envelope import new_event
 from shared.idempotency import RequestLog
 from shared.messaging import EventPublisher
-from tests.helpers import RetryingIntakeClient, close_connections_of, wait_until
+from tests.helpers import RetryingIntakeClient, close_connections_of, one_event_a_batch, wait_until
 
 pytestmark = pytest.mark.broker
 log = logging.getLogger(__name__)
@@ -177,7 +177,7 @@ def queue_closings(config, count, closed_at):
 
 def start_revisit(container_factory, config, clock):
     """A revisit instance on ``clock`` (the test moves time: its timer announces when told)."""
-    container = container_factory(RevisitService, config)
+    container = one_event_a_batch(container_factory(RevisitService, config))
     next(d for d in container.dependencies if isinstance(d, ClockProvider)).clock = clock
     container.start()
     return container, next(d for d in container.dependencies

@@ -13,7 +13,7 @@ from shared.dependencies import Store, declare_topology
 from shared.dlq import list_dead_letters
 from shared.envelope import new_event
 from shared.messaging import EventPublisher
-from tests.helpers import wait_until
+from tests.helpers import one_event_a_batch, wait_until
 
 pytestmark = pytest.mark.broker
 
@@ -32,7 +32,7 @@ def queue_closed_complaints(config, count):
 
 
 def start_revisit(container_factory, config):
-    container = container_factory(RevisitService, config)
+    container = one_event_a_batch(container_factory(RevisitService, config))
     container.start()
     return container, next(d for d in container.dependencies
                            if isinstance(d, Store)).repository.db.revisits
