@@ -160,8 +160,13 @@ def _own_estate(ctx: ConsoleContext, estate_id: str) -> dict | None:
     """The record of ``estate_id`` if it is an estate of this person's that intake knows."""
     if not ctx.actor.covers(estate_id):
         return None
+    return _found(ctx, f"/estates/{quote(estate_id, safe='')}")
+
+
+def _found(ctx: ConsoleContext, path: str) -> dict | None:
+    """The record at ``path``, None if this person may see none there (or the id is bad)."""
     try:
-        return ctx.call("GET", f"/estates/{quote(estate_id, safe='')}")
+        return ctx.call("GET", path)
     except Problem as problem:
         if problem.status not in (404, 422):
             raise
@@ -319,12 +324,7 @@ def export(ctx: ConsoleContext) -> Response:
 
 def _round(ctx: ConsoleContext, round_id: str) -> dict | None:
     """The survey round chosen, None if this person may see no such round."""
-    try:
-        return ctx.call("GET", f"/survey/rounds/{quote(round_id, safe='')}")
-    except Problem as problem:
-        if problem.status not in (404, 422):
-            raise
-        return None
+    return _found(ctx, f"/survey/rounds/{quote(round_id, safe='')}")
 
 
 def export_step(actor: Actor, services, job: dict, step: dict) -> jobs.Outcome:

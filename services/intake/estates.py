@@ -12,15 +12,12 @@ from typing import Any
 
 from shared.envelope import Changed, Envelope, new_event
 from shared.errors import InvalidInput, InvalidTransition
-from shared.estate_groups import GROUPINGS, UNGROUPED, group_label, group_of  # noqa: F401
 from shared.store import VERSION
 
 # What a member of staff may change; the id never changes.
 EDITABLE = ("name", "company", "region", "timezone", "policy")
 # What the other services' copies hold (the events carry these).
 SHARED_FIELDS = ("name", "company", "region", "timezone")
-# How group statistics are grouped (GROUPINGS, UNGROUPED, group_of, group_label): one
-# rule for every service's figures, shared/estate_groups.py.
 
 
 def register(estate_id: str, data: dict, default_zone: str, now: datetime

@@ -18,7 +18,7 @@ from services.intake import (
 )
 from services.intake.dependencies import ContactCallers, complaint_policies, read_through_records
 from services.intake.repository import ALERT_BATCH, IntakeRepository
-from shared import paging
+from shared import estate_groups, paging
 from shared.actor import CallerProvider
 from shared.counters import GROUP
 from shared.departments import followup_departments
@@ -432,8 +432,8 @@ class IntakeService:
                                                              counts, now, estate)
             if group_by != "estate":
                 _, summed, members = groups.setdefault(
-                    estates.group_of(estate, group_by),
-                    (estates.group_label(estate, group_by), Counter(), []))
+                    estate_groups.group_of(estate, group_by),
+                    (estate_groups.group_label(estate, group_by), Counter(), []))
                 stats.add(summed, counts)
                 members.append(estate["estate_id"])
         if chosen is not None:

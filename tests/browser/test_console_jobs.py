@@ -17,28 +17,28 @@ ROWS = 2200      # three chunks of intake's 1,000
 GROUP_ESTATE, GROUP_ESTATE_NAME = "br-jobs-group", "金桂园"
 
 
+def estate_with_person(gateway, estate, estate_name, username, roles, estates, display_name):
+    """``estate`` registered with one household, and a person who may see it."""
+    api(gateway, "POST", f"/estates/{estate}/households", gateway.admin, json={
+        "rows": [{"household_id": f"{estate}-0", "building": "1", "unit": "1",
+                  "room": "101", "occupied": True, "contacts": []}],
+        "estate": {"name": estate_name}})
+    api(gateway, "POST", "/users", gateway.admin, json={
+        "username": username, "password": PASSWORD, "roles": roles, "estates": estates,
+        "display_name": display_name})
+    return username
+
+
 @pytest.fixture(scope="module")
 def manager(gateway):
-    api(gateway, "POST", f"/estates/{ESTATE}/households", gateway.admin, json={
-        "rows": [{"household_id": f"{ESTATE}-0", "building": "1", "unit": "1",
-                  "room": "101", "occupied": True, "contacts": []}],
-        "estate": {"name": ESTATE_NAME}})
-    api(gateway, "POST", "/users", gateway.admin, json={
-        "username": "jobs.em", "password": PASSWORD, "roles": ["estate_manager"],
-        "estates": [ESTATE], "display_name": "周经理"})
-    return "jobs.em"
+    return estate_with_person(gateway, ESTATE, ESTATE_NAME, "jobs.em", ["estate_manager"],
+                              [ESTATE], "周经理")
 
 
 @pytest.fixture(scope="module")
 def company_manager(gateway):
-    api(gateway, "POST", f"/estates/{GROUP_ESTATE}/households", gateway.admin, json={
-        "rows": [{"household_id": f"{GROUP_ESTATE}-0", "building": "1", "unit": "1",
-                  "room": "101", "occupied": True, "contacts": []}],
-        "estate": {"name": GROUP_ESTATE_NAME}})
-    api(gateway, "POST", "/users", gateway.admin, json={
-        "username": "jobs.cm", "password": PASSWORD, "roles": ["company_manager"],
-        "estates": [], "display_name": "吴总"})
-    return "jobs.cm"
+    return estate_with_person(gateway, GROUP_ESTATE, GROUP_ESTATE_NAME, "jobs.cm",
+                              ["company_manager"], [], "吴总")
 
 
 def owner_list(folder, name, count, bad_line=None, estate=ESTATE):

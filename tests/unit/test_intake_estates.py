@@ -12,6 +12,7 @@ from services.intake.repository import IntakeRepository
 from shared.clock import FrozenClock
 from shared.config import load_config
 from shared.errors import InvalidInput, InvalidTransition, NotFound
+from shared.estate_groups import UNGROUPED
 from shared.schemas.base import load
 from shared.schemas.intake import MAX_ESTATES_CHECKED, EstatePolicy
 from tests.helpers import embedded
@@ -335,7 +336,7 @@ def test_group_statistics_by_company_and_region_add_up_their_estates(service):
             for key, group in regions.items()} == {
         "华东物业/杭州片区": ("华东物业", "杭州片区", ["e-1", "e-2"], 3),
         "华东物业/宁波片区": ("华东物业", "宁波片区", ["e-3"], 1),
-        f"{estates.UNGROUPED}/{estates.UNGROUPED}": (estates.UNGROUPED, estates.UNGROUPED,
+        f"{UNGROUPED}/{UNGROUPED}": (UNGROUPED, UNGROUPED,
                                                      ["e-4"], 1)}
     with pytest.raises(InvalidInput) as refused:
         service.group_complaint_stats("2026-11", group_by="building")
